@@ -1,0 +1,37 @@
+# Two commands matter: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP_PY   := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP_PY) $(STAMP_NODE)
+
+$(STAMP_PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(BIN)/veil demo
+
+test: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: setup
+	@for b in bench/*.py; do echo "# $$b" >&2; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules build .veil

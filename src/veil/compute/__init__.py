@@ -1,0 +1,1 @@
+"""veil.compute"""
