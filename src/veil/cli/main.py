@@ -1,0 +1,58 @@
+"""The `veil` command: one Typer sub-app per domain, errors turned into one line each."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from veil.cli import attest, attester, devnet, gov, migrate, stake, worker
+from veil.errors import VeilError
+
+app = typer.Typer(
+    name="veil",
+    help="Confidential AI compute on an Ethereum L2, and the parachain migration toolkit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(devnet.app, name="devnet")
+app.add_typer(stake.app, name="stake")
+app.add_typer(gov.app, name="gov")
+app.add_typer(migrate.app, name="migrate")
+app.add_typer(attest.app, name="attest")
+app.add_typer(attester.app, name="attester")
+app.add_typer(worker.app, name="worker")
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one line."),
+) -> None:
+    _DEBUG[0] = debug
+
+
+_DEBUG = [False]
+
+
+def main() -> None:
+    """Entry point: a `VeilError` becomes `error: <message>` on stderr and its exit code."""
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except VeilError as error:
+        if debug:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as error:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
