@@ -28,17 +28,14 @@ app.add_typer(worker.app, name="worker")
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one line."),
 ) -> None:
-    _DEBUG[0] = debug
-
-
-_DEBUG = [False]
+    """`--debug` is read in main() before parsing; declared here so --help shows it."""
 
 
 def main() -> None:
     """Entry point: a `VeilError` becomes `error: <message>` on stderr and its exit code."""
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except VeilError as error:
         if debug:
             raise
@@ -47,12 +44,10 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except Exception as error:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
+    except typer.TyperException as error:  # usage errors: click's message and exit code 2
+        show = getattr(error, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(getattr(error, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)

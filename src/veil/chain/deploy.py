@@ -1,0 +1,137 @@
+"""Deploy the veil economy and hand every parameter to the timelock.
+
+The order matters: the timelock comes first because it is the treasury and the owner of
+everything; the deployer keeps temporary powers (timelock admin, PHA minter) only long
+enough to wire the system and fund the devnet's demo accounts, then renounces them, so
+the finished deployment has exactly one master: governance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from veil.chain.client import Chain
+from veil.chain.compile import compile_contract
+from veil.chain.deployment import ContractRecord, Deployment
+from veil.chain.units import WEI_PER_PHA
+
+DAY = 86_400
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+@dataclass
+class NetworkParameters:
+    """Governed parameters at genesis; governance may change every one of them later."""
+
+    timelock_delay: int = 2 * DAY
+    voting_delay: int = DAY
+    voting_period: int = 5 * DAY
+    proposal_threshold_pha: int = 10_000
+    quorum_numerator: int = 4
+    unlock_period: int = 21 * DAY
+    reward_rate: int = WEI_PER_PHA // 10
+    reward_reserve_pha: int = 10_000_000
+    max_open_requests: int = 16
+    treasury_share_bps: int = 1_000
+    demo_balance_pha: int = 1_000_000
+    demo_accounts: dict[str, str] = field(default_factory=dict)
+
+
+def devnet_parameters(demo_accounts: dict[str, str]) -> NetworkParameters:
+    """Short governance timings so the demo's time travel stays small."""
+    return NetworkParameters(
+        timelock_delay=DAY,
+        voting_delay=3_600,
+        voting_period=3 * DAY,
+        demo_accounts=demo_accounts,
+    )
+
+
+Progress = Callable[[str], None]
+
+
+def deploy_network(
+    chain: Chain,
+    deployer: LocalAccount,
+    network: str,
+    rpc_url: str,
+    params: NetworkParameters,
+    *,
+    guardian: str | None = None,
+    progress: Progress = lambda _msg: None,
+) -> Deployment:
+    """Deploy all contracts, wire roles, fund demo accounts, and renounce the deployer."""
+    deployment = Deployment(
+        network=network,
+        chain_id=chain.w3.eth.chain_id,
+        rpc_url=rpc_url,
+        accounts=dict(params.demo_accounts),
+        parameters={k: v for k, v in asdict(params).items() if k != "demo_accounts"},
+    )
+    chain.deployment = deployment
+    me = deployer.address
+
+    def deploy(name: str, *args: object) -> str:
+        artifact = compile_contract(name)
+        address, block = chain.deploy(deployer, artifact, *args)
+        deployment.contracts[name] = ContractRecord(
+            address=address, block=block, source_hash=artifact.source_hash, abi=artifact.abi
+        )
+        progress(f"deployed {name} at {address}")
+        return address
+
+    def send(name: str, fn: str, *args: object) -> None:
+        chain.send(deployer, getattr(chain.contract(name).functions, fn)(*args), f"{name}.{fn}")
+
+    timelock = deploy("Timelock", params.timelock_delay, [], [ZERO_ADDRESS], me)
+    pha = deploy("PHA")
+    vault = deploy("Vault", pha, me, timelock)
+    governor = deploy(
+        "Governor",
+        vault,
+        timelock,
+        params.voting_delay,
+        params.voting_period,
+        params.proposal_threshold_pha * 10 ** _vault_decimals(chain),
+        params.quorum_numerator,
+    )
+    migrator = deploy("Migrator", pha, vault, me, guardian or me, timelock)
+    registry = deploy("ComputeRegistry", vault, me, timelock)
+
+    send("Vault", "setUnlockPeriod", params.unlock_period)
+    send("Vault", "setMaxOpenRequests", params.max_open_requests)
+    send("Vault", "setTreasuryShareBps", params.treasury_share_bps)
+    send("PHA", "setMinter", migrator, True)
+
+    if params.demo_accounts or params.reward_reserve_pha:
+        send("PHA", "setMinter", me, True)
+        for name, address in params.demo_accounts.items():
+            send("PHA", "mint", address, params.demo_balance_pha * WEI_PER_PHA)
+            progress(f"funded {name} with {params.demo_balance_pha:,} PHA")
+        reserve = params.reward_reserve_pha * WEI_PER_PHA
+        send("PHA", "mint", me, reserve)
+        send("PHA", "approve", vault, reserve)
+        send("Vault", "fundRewards", reserve)
+        send("PHA", "setMinter", me, False)
+        progress(f"funded the reward reserve with {params.reward_reserve_pha:,} PHA")
+    send("Vault", "setRewardRate", params.reward_rate)
+
+    proposer = Web3.keccak(text="PROPOSER_ROLE")
+    canceller = Web3.keccak(text="CANCELLER_ROLE")
+    admin = b"\x00" * 32
+    send("Timelock", "grantRole", proposer, governor)
+    send("Timelock", "grantRole", canceller, governor)
+    for name in ("PHA", "Vault", "Migrator", "ComputeRegistry"):
+        send(name, "transfer_ownership", timelock)
+    send("Timelock", "renounceRole", admin, me)
+    progress("handed every parameter to the timelock; the deployer holds no role")
+    del registry
+    return deployment
+
+
+def _vault_decimals(chain: Chain) -> int:
+    return int(chain.contract("Vault").functions.decimals().call())
