@@ -1,0 +1,757 @@
+# pragma version ~=0.4.3
+"""
+@title veil Migrator
+@custom:contract-name Migrator
+@license MIT
+@notice Pays out the parachain snapshot on the L2: each Merkle leaf
+        (index, account id, free wei, staked wei) is paid once, to the
+        receiver that a threshold of registered attesters bound to the
+        account with an EIP-712 `Binding(bytes32 account,address receiver)`.
+        `free` is minted as PHA to the receiver; `staked` is minted to this
+        contract and deposited into the vPHA vault for the receiver in the
+        same call, so the receiver is staked from that block on.
+
+        Leaves are OpenZeppelin `StandardMerkleTree` leaves of types
+        ["uint256","bytes32","uint256","uint256"]:
+        keccak256(keccak256(abi.encode(index, account, free, staked))),
+        with sorted-pair hashing.
+
+        Rules, all enforced here:
+        - Root: the owner (the timelock) sets the root with the committed
+          totals and a deadline. The root can be replaced only until the
+          first claim; after that it is frozen, because replacing it would
+          let leaves of two trees be paid against one set of totals.
+        - Conservation: for free and for staked separately,
+          claimed + swept + remaining == committed total, all >= 0. A claim
+          debits `remaining` and reverts if it would go below zero, so a
+          root that commits smaller totals than its leaves can never mint
+          more than it committed.
+        - Attestations: a list of (v, r, s) signatures sorted by strictly
+          increasing recovered signer address. Sorting is how duplicates
+          are rejected in O(1) per signature; every signer must be a
+          registered attester, high-s (malleable) signatures are refused,
+          and at least `threshold` must be supplied (all supplied are checked).
+        - The contract does not verify the holder's sr25519/ed25519/ecdsa
+          signature (the attesters do); it publishes it in `Claimed` so
+          anyone can re-verify it later.
+        - After the deadline, claims stop. The owner may `sweep` the
+          remaining amounts once (minted to the treasury as PHA) and may
+          still honour late claims with `honourLateClaim`: before the sweep
+          it mints from `remaining` like a claim; after the sweep it pulls
+          the amount back from the treasury (which must have approved this
+          contract) and debits `swept`, so claimed + swept never exceeds the
+          committed totals.
+
+        Gas layout: remaining free, remaining staked, deadline, threshold and
+        the paused/frozen/swept flags share one storage slot, so a claim
+        reads and writes one word of state besides the root, its bitmap word
+        and the attester registry.
+"""
+
+from snekmate.auth import ownable
+from snekmate.utils import eip712_domain_separator as eip712
+from snekmate.utils import merkle_proof_verification as merkle
+
+from ..interfaces import IPHA
+from ..interfaces import IVault
+
+initializes: ownable
+initializes: eip712
+initializes: merkle
+
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    eip712.eip712Domain,
+)
+
+
+struct Signature:
+    v: uint8
+    r: bytes32
+    s: bytes32
+
+
+struct Claim:
+    index: uint256
+    account: bytes32
+    free: uint256
+    staked: uint256
+    receiver: address
+    substrateSignature: Bytes[65]
+    scheme: uint8
+    attestations: DynArray[Signature, MAX_ATTESTATIONS]
+
+
+event Claimed:
+    index: uint256
+    account: indexed(bytes32)
+    receiver: indexed(address)
+    free: uint256
+    staked: uint256
+    substrateSignature: Bytes[65]
+    scheme: uint8
+
+
+event RootSet:
+    root: indexed(bytes32)
+    totalFree: uint256
+    totalStaked: uint256
+    leafCount: uint256
+    deadline: uint256
+
+
+event AttesterSet:
+    attester: indexed(address)
+    allowed: bool
+
+
+event ThresholdSet:
+    threshold: uint256
+
+
+event GuardianSet:
+    guardian: indexed(address)
+
+
+event TreasurySet:
+    treasury: indexed(address)
+
+
+event Paused:
+    by: indexed(address)
+
+
+event Unpaused:
+    by: indexed(address)
+
+
+event Swept:
+    treasury: indexed(address)
+    free: uint256
+    staked: uint256
+
+
+event LateClaimHonoured:
+    index: uint256
+    fromTreasury: bool
+
+
+MAX_ATTESTATIONS: constant(uint256) = 16
+MAX_ATTESTERS: constant(uint256) = 64
+MAX_PROOF: constant(uint256) = 32
+MAX_BATCH: constant(uint256) = 32
+MAX_MULTIPROOF: constant(uint256) = 255
+
+BINDING_TYPEHASH: public(constant(bytes32)) = keccak256("Binding(bytes32 account,address receiver)")
+
+# secp256k1n / 2: a larger s is the malleable twin of a valid signature.
+_HALF_N: constant(uint256) = (
+    57_896_044_618_658_097_711_785_492_504_343_953_926_418_782_139_537_452_191_302_581_570_759_080_747_168
+)
+
+# Layout of `_state` (one storage word, read and written once per claim).
+_MASK_96: constant(uint256) = (1 << 96) - 1
+_MASK_128: constant(uint256) = (1 << 128) - 1
+_STAKED_SHIFT: constant(uint256) = 96
+_DEADLINE_SHIFT: constant(uint256) = 192
+_MASK_48: constant(uint256) = (1 << 48) - 1
+_THRESHOLD_SHIFT: constant(uint256) = 240
+_MASK_8: constant(uint256) = (1 << 8) - 1
+_PAUSED: constant(uint256) = 1 << 248
+_FROZEN: constant(uint256) = 1 << 249
+_SWEPT: constant(uint256) = 1 << 250
+_AMOUNTS: constant(uint256) = (1 << 192) - 1
+
+PHA: public(immutable(address))
+VAULT: public(immutable(address))
+
+root: public(bytes32)
+totalFree: public(uint256)
+totalStaked: public(uint256)
+leafCount: public(uint256)
+guardian: public(address)
+treasury: public(address)
+isAttester: public(HashMap[address, bool])
+
+_state: uint256
+_swept: uint256  # swept free (low 128 bits) and swept staked (high 128 bits)
+_claimed_words: HashMap[uint256, uint256]
+_attesters: DynArray[address, MAX_ATTESTERS]
+
+
+@deploy
+def __init__(pha: address, vault: address, owner: address, guardian: address, treasury: address):
+    """
+    @notice Deploy the migrator for one PHA token and one vPHA vault.
+    @dev Approves the vault for PHA once (an unlimited allowance the token
+         does not decrement), so each staked claim only deposits.
+    @param pha The PHA token; this contract must be appointed its minter.
+    @param vault The vPHA vault that staked amounts are deposited into.
+    @param owner The governance timelock, owner of every parameter.
+    @param guardian May pause claims (only the owner unpauses).
+    @param treasury Receives the swept unclaimed amounts.
+    """
+    assert pha != empty(address) and vault != empty(address), "Migrator: zero token or vault"
+    assert owner != empty(address), "Migrator: zero owner"
+    assert treasury != empty(address), "Migrator: zero treasury"
+    ownable.__init__()
+    ownable._transfer_ownership(owner)
+    eip712.__init__("veil Migrator", "1")
+    merkle.__init__()
+    PHA = pha
+    VAULT = vault
+    self.guardian = guardian
+    self.treasury = treasury
+    extcall IPHA(pha).approve(vault, max_value(uint256))
+
+
+# ---------------------------------------------------------------- claims
+
+
+@external
+def claim(
+    index: uint256,
+    account: bytes32,
+    free: uint256,
+    staked: uint256,
+    receiver: address,
+    proof: DynArray[bytes32, MAX_PROOF],
+    substrateSignature: Bytes[65],
+    scheme: uint8,
+    attestations: DynArray[Signature, MAX_ATTESTATIONS],
+):
+    """
+    @notice Pay one leaf to the receiver its account is bound to. Anyone may
+            submit; the funds only go to `receiver`.
+    @param index The leaf's index in the snapshot.
+    @param account The 32-byte parachain account id.
+    @param free Free balance in wei, minted as PHA to `receiver`.
+    @param staked Staked balance in wei, deposited into the vault for `receiver`.
+    @param receiver The L2 address the attesters bound `account` to.
+    @param proof The Merkle proof of the leaf against `root`.
+    @param substrateSignature The holder's signature of the binding message,
+           published in `Claimed` (not verified on chain).
+    @param scheme The signature scheme (0 ed25519, 1 sr25519, 2 ecdsa).
+    @param attestations At least `threshold` attester signatures over
+           `bindingDigest(account, receiver)`, sorted by signer address.
+    """
+    state: uint256 = self._open_state()
+    leaf: bytes32 = self._leaf(index, account, free, staked)
+    assert self._verify_single(proof, leaf), "Migrator: invalid proof"
+    word: uint256 = index >> 8
+    bits: uint256 = self._claimed_words[word]
+    bit: uint256 = 1 << (index & 255)
+    assert bits & bit == 0, "Migrator: already claimed"
+    self._claimed_words[word] = bits | bit
+    self._state = self._debit(state, free, staked) | _FROZEN
+    self._check_attestations(account, receiver, attestations, state)
+    if free != 0:
+        extcall IPHA(PHA).mint(receiver, free)
+    if staked != 0:
+        extcall IPHA(PHA).mint(self, staked)
+        extcall IVault(VAULT).deposit(staked, receiver)
+    log Claimed(
+        index=index,
+        account=account,
+        receiver=receiver,
+        free=free,
+        staked=staked,
+        substrateSignature=substrateSignature,
+        scheme=scheme,
+    )
+
+
+@external
+def claimMany(
+    claims: DynArray[Claim, MAX_BATCH],
+    proof: DynArray[bytes32, MAX_MULTIPROOF],
+    proofFlags: DynArray[bool, MAX_MULTIPROOF],
+):
+    """
+    @notice Pay many leaves with one OpenZeppelin multiproof. Each claim
+            carries its own receiver, holder signature and attestations.
+    @dev `claims` must be in the order of the multiproof's `leaves`
+         (as `StandardMerkleTree.getMultiProof` returns them). Each bitmap
+         word is written once per run of claims that share it, and the
+         staked total is minted to this contract in one call.
+    @param claims The leaves with their receivers, signatures and attestations.
+    @param proof The multiproof's sibling hashes.
+    @param proofFlags The multiproof's flags.
+    """
+    state: uint256 = self._open_state()
+    assert len(claims) != 0, "Migrator: no claims"
+    leaves: DynArray[bytes32, MAX_MULTIPROOF] = []
+    for c: Claim in claims:
+        leaves.append(self._leaf(c.index, c.account, c.free, c.staked))
+    assert merkle._multi_proof_verify(proof, proofFlags, self.root, leaves), "Migrator: invalid proof"
+
+    threshold_state: uint256 = state
+    word: uint256 = max_value(uint256)
+    bits: uint256 = 0
+    staked_sum: uint256 = 0
+    for c: Claim in claims:
+        w: uint256 = c.index >> 8
+        if w != word:
+            if word != max_value(uint256):
+                self._claimed_words[word] = bits
+            word = w
+            bits = self._claimed_words[w]
+        bit: uint256 = 1 << (c.index & 255)
+        assert bits & bit == 0, "Migrator: already claimed"
+        bits |= bit
+        state = self._debit(state, c.free, c.staked)
+        staked_sum += c.staked
+        self._check_attestations(c.account, c.receiver, c.attestations, threshold_state)
+    self._claimed_words[word] = bits
+    self._state = state | _FROZEN
+
+    if staked_sum != 0:
+        extcall IPHA(PHA).mint(self, staked_sum)
+    for c: Claim in claims:
+        if c.free != 0:
+            extcall IPHA(PHA).mint(c.receiver, c.free)
+        if c.staked != 0:
+            extcall IVault(VAULT).deposit(c.staked, c.receiver)
+        log Claimed(
+            index=c.index,
+            account=c.account,
+            receiver=c.receiver,
+            free=c.free,
+            staked=c.staked,
+            substrateSignature=c.substrateSignature,
+            scheme=c.scheme,
+        )
+
+
+@external
+def honourLateClaim(
+    index: uint256,
+    account: bytes32,
+    free: uint256,
+    staked: uint256,
+    receiver: address,
+    proof: DynArray[bytes32, MAX_PROOF],
+    substrateSignature: Bytes[65],
+    scheme: uint8,
+    attestations: DynArray[Signature, MAX_ATTESTATIONS],
+):
+    """
+    @notice Owner only, after the deadline: pay a leaf that missed the
+            claim period, with the same proof and attestation checks as
+            `claim`. Before `sweep` it mints from the remaining amounts;
+            after `sweep` it pulls `free + staked` PHA back from the
+            treasury (which must have approved this contract) and reduces
+            the swept amounts, so claimed + swept stays within the totals.
+    @dev Works while paused: governance decides when to honour.
+    @param index The leaf's index in the snapshot.
+    @param account The 32-byte parachain account id.
+    @param free Free balance in wei, paid as PHA to `receiver`.
+    @param staked Staked balance in wei, deposited into the vault for `receiver`.
+    @param receiver The L2 address the attesters bound `account` to.
+    @param proof The Merkle proof of the leaf against `root`.
+    @param substrateSignature The holder's signature, published in `Claimed`.
+    @param scheme The signature scheme (0 ed25519, 1 sr25519, 2 ecdsa).
+    @param attestations At least `threshold` attester signatures, sorted by signer.
+    """
+    ownable._check_owner()
+    state: uint256 = self._state
+    assert self.root != empty(bytes32), "Migrator: no root"
+    assert block.timestamp > (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period open"
+    leaf: bytes32 = self._leaf(index, account, free, staked)
+    assert self._verify_single(proof, leaf), "Migrator: invalid proof"
+    word: uint256 = index >> 8
+    bits: uint256 = self._claimed_words[word]
+    bit: uint256 = 1 << (index & 255)
+    assert bits & bit == 0, "Migrator: already claimed"
+    self._claimed_words[word] = bits | bit
+    self._check_attestations(account, receiver, attestations, state)
+
+    from_treasury: bool = state & _SWEPT != 0
+    if from_treasury:
+        swept: uint256 = self._swept
+        swept_free: uint256 = swept & _MASK_128
+        swept_staked: uint256 = swept >> 128
+        assert free <= swept_free and staked <= swept_staked, "Migrator: exceeds committed totals"
+        self._swept = ((swept_staked - staked) << 128) | (swept_free - free)
+        if free + staked != 0:
+            extcall IPHA(PHA).transferFrom(self.treasury, self, free + staked)
+        if free != 0:
+            extcall IPHA(PHA).transfer(receiver, free)
+    else:
+        self._state = self._debit(state, free, staked) | _FROZEN
+        if free != 0:
+            extcall IPHA(PHA).mint(receiver, free)
+        if staked != 0:
+            extcall IPHA(PHA).mint(self, staked)
+    if staked != 0:
+        extcall IVault(VAULT).deposit(staked, receiver)
+    log Claimed(
+        index=index,
+        account=account,
+        receiver=receiver,
+        free=free,
+        staked=staked,
+        substrateSignature=substrateSignature,
+        scheme=scheme,
+    )
+    log LateClaimHonoured(index=index, fromTreasury=from_treasury)
+
+
+@external
+def sweep():
+    """
+    @notice Owner only, once, after the deadline: mint every unclaimed
+            amount (remaining free + remaining staked) to the treasury as
+            PHA. Late claims can still be honoured from the treasury.
+    """
+    ownable._check_owner()
+    state: uint256 = self._state
+    assert self.root != empty(bytes32), "Migrator: no root"
+    assert block.timestamp > (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period open"
+    assert state & _SWEPT == 0, "Migrator: already swept"
+    free: uint256 = state & _MASK_96
+    staked: uint256 = (state >> _STAKED_SHIFT) & _MASK_96
+    self._swept = (staked << 128) | free
+    self._state = (state & ~_AMOUNTS) | _SWEPT | _FROZEN
+    treasury: address = self.treasury
+    if free + staked != 0:
+        extcall IPHA(PHA).mint(treasury, free + staked)
+    log Swept(treasury=treasury, free=free, staked=staked)
+
+
+# ---------------------------------------------------------------- governance
+
+
+@external
+def setRoot(root: bytes32, totalFree: uint256, totalStaked: uint256, leafCount: uint256, deadline: uint256):
+    """
+    @notice Owner only: commit the snapshot root, its totals and the claim
+            deadline. Allowed until the first claim (or sweep), then frozen.
+    @param root The StandardMerkleTree root.
+    @param totalFree The sum of the leaves' free amounts, in wei.
+    @param totalStaked The sum of the leaves' staked amounts, in wei.
+    @param leafCount The number of leaves.
+    @param deadline Unix time after which claims stop.
+    """
+    ownable._check_owner()
+    state: uint256 = self._state
+    assert state & _FROZEN == 0, "Migrator: root frozen"
+    assert root != empty(bytes32), "Migrator: zero root"
+    assert leafCount != 0, "Migrator: no leaves"
+    assert totalFree <= _MASK_96 and totalStaked <= _MASK_96, "Migrator: totals too large"
+    assert deadline > block.timestamp and deadline <= _MASK_48, "Migrator: bad deadline"
+    self.root = root
+    self.totalFree = totalFree
+    self.totalStaked = totalStaked
+    self.leafCount = leafCount
+    keep: uint256 = state & ((_MASK_8 << _THRESHOLD_SHIFT) | _PAUSED)
+    self._state = keep | (deadline << _DEADLINE_SHIFT) | (totalStaked << _STAKED_SHIFT) | totalFree
+    log RootSet(
+        root=root,
+        totalFree=totalFree,
+        totalStaked=totalStaked,
+        leafCount=leafCount,
+        deadline=deadline,
+    )
+
+
+@external
+def setAttester(attester: address, allowed: bool):
+    """
+    @notice Owner only: add or remove an attester key. Removing one is
+            refused while it would leave fewer attesters than the threshold.
+    @param attester The attester's signing address.
+    @param allowed True to register, False to remove.
+    """
+    ownable._check_owner()
+    assert attester != empty(address), "Migrator: zero attester"
+    assert self.isAttester[attester] != allowed, "Migrator: attester unchanged"
+    self.isAttester[attester] = allowed
+    if allowed:
+        self._attesters.append(attester)
+    else:
+        count: uint256 = len(self._attesters)
+        assert count - 1 >= self._threshold(self._state), "Migrator: below threshold"
+        for i: uint256 in range(MAX_ATTESTERS):
+            if self._attesters[i] == attester:
+                self._attesters[i] = self._attesters[count - 1]
+                self._attesters.pop()
+                break
+    log AttesterSet(attester=attester, allowed=allowed)
+
+
+@external
+def setThreshold(threshold: uint256):
+    """
+    @notice Owner only: how many distinct attesters must sign a binding.
+    @param threshold At least 1, at most the number of attesters (and MAX_ATTESTATIONS).
+    """
+    ownable._check_owner()
+    assert threshold != 0, "Migrator: zero threshold"
+    assert threshold <= len(self._attesters), "Migrator: threshold above attesters"
+    assert threshold <= MAX_ATTESTATIONS, "Migrator: threshold above attestation bound"
+    state: uint256 = self._state
+    self._state = (state & ~(_MASK_8 << _THRESHOLD_SHIFT)) | (threshold << _THRESHOLD_SHIFT)
+    log ThresholdSet(threshold=threshold)
+
+
+@external
+def setGuardian(guardian: address):
+    """
+    @notice Owner only: the address that may pause claims.
+    @param guardian The new guardian (zero disables it).
+    """
+    ownable._check_owner()
+    self.guardian = guardian
+    log GuardianSet(guardian=guardian)
+
+
+@external
+def setTreasury(treasury: address):
+    """
+    @notice Owner only: where `sweep` sends unclaimed amounts and where
+            late claims after a sweep are paid from.
+    @param treasury The new treasury.
+    """
+    ownable._check_owner()
+    assert treasury != empty(address), "Migrator: zero treasury"
+    self.treasury = treasury
+    log TreasurySet(treasury=treasury)
+
+
+@external
+def pause():
+    """
+    @notice Guardian or owner: stop claims.
+    """
+    assert msg.sender == self.guardian or msg.sender == ownable.owner, "Migrator: not guardian"
+    self._state |= _PAUSED
+    log Paused(by=msg.sender)
+
+
+@external
+def unpause():
+    """
+    @notice Owner only: resume claims.
+    """
+    ownable._check_owner()
+    self._state &= ~_PAUSED
+    log Unpaused(by=msg.sender)
+
+
+# ---------------------------------------------------------------- views
+
+
+@view
+@external
+def DOMAIN_SEPARATOR() -> bytes32:
+    """
+    @notice The EIP-712 domain separator attesters sign under.
+    @return bytes32 The domain separator for this chain and contract.
+    """
+    return eip712._domain_separator_v4()
+
+
+@view
+@external
+def bindingDigest(account: bytes32, receiver: address) -> bytes32:
+    """
+    @notice The EIP-712 digest of `Binding(account, receiver)` for off-chain tooling.
+    @param account The 32-byte parachain account id.
+    @param receiver The L2 receiver.
+    @return bytes32 The digest attesters sign.
+    """
+    return self._binding_digest(account, receiver)
+
+
+@view
+@external
+def isClaimed(index: uint256) -> bool:
+    """
+    @notice Whether leaf `index` has been paid.
+    @param index The leaf index.
+    @return bool True once claimed (or honoured late).
+    """
+    return (self._claimed_words[index >> 8] >> (index & 255)) & 1 == 1
+
+
+@view
+@external
+def claimedFree() -> uint256:
+    """
+    @notice Free wei paid out so far (claims and late claims).
+    @return uint256 totalFree - remaining - swept.
+    """
+    return self.totalFree - (self._state & _MASK_96) - (self._swept & _MASK_128)
+
+
+@view
+@external
+def claimedStaked() -> uint256:
+    """
+    @notice Staked wei paid out so far (claims and late claims).
+    @return uint256 totalStaked - remaining - swept.
+    """
+    return self.totalStaked - ((self._state >> _STAKED_SHIFT) & _MASK_96) - (self._swept >> 128)
+
+
+@view
+@external
+def sweptFree() -> uint256:
+    """
+    @notice Free wei swept to the treasury and not yet returned to late claims.
+    @return uint256 The swept free amount.
+    """
+    return self._swept & _MASK_128
+
+
+@view
+@external
+def sweptStaked() -> uint256:
+    """
+    @notice Staked wei swept to the treasury and not yet returned to late claims.
+    @return uint256 The swept staked amount.
+    """
+    return self._swept >> 128
+
+
+@view
+@external
+def deadline() -> uint256:
+    """
+    @notice Unix time after which claims stop (0 before a root is set).
+    @return uint256 The deadline.
+    """
+    return (self._state >> _DEADLINE_SHIFT) & _MASK_48
+
+
+@view
+@external
+def threshold() -> uint256:
+    """
+    @notice Attester signatures required per binding (0 until set).
+    @return uint256 The threshold.
+    """
+    return self._threshold(self._state)
+
+
+@view
+@external
+def paused() -> bool:
+    """
+    @notice Whether claims are paused.
+    @return bool True while paused.
+    """
+    return self._state & _PAUSED != 0
+
+
+@view
+@external
+def swept() -> bool:
+    """
+    @notice Whether the unclaimed amounts have been swept.
+    @return bool True after `sweep`.
+    """
+    return self._state & _SWEPT != 0
+
+
+@view
+@external
+def rootFrozen() -> bool:
+    """
+    @notice Whether the root can no longer be replaced (a claim or sweep happened).
+    @return bool True once frozen.
+    """
+    return self._state & _FROZEN != 0
+
+
+@view
+@external
+def attesters() -> DynArray[address, MAX_ATTESTERS]:
+    """
+    @notice The registered attester addresses (unordered).
+    @return DynArray The attester set.
+    """
+    return self._attesters
+
+
+@view
+@external
+def attesterCount() -> uint256:
+    """
+    @notice The number of registered attesters.
+    @return uint256 The count.
+    """
+    return len(self._attesters)
+
+
+# ---------------------------------------------------------------- internals
+
+
+@internal
+@view
+def _open_state() -> uint256:
+    state: uint256 = self._state
+    assert state & _PAUSED == 0, "Migrator: paused"
+    assert block.timestamp <= (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period closed"
+    return state
+
+
+@internal
+@pure
+def _threshold(state: uint256) -> uint256:
+    return (state >> _THRESHOLD_SHIFT) & _MASK_8
+
+
+@internal
+@pure
+def _leaf(index: uint256, account: bytes32, free: uint256, staked: uint256) -> bytes32:
+    return keccak256(keccak256(abi_encode(index, account, free, staked)))
+
+
+@internal
+@view
+def _verify_single(proof: DynArray[bytes32, MAX_PROOF], leaf: bytes32) -> bool:
+    computed: bytes32 = leaf
+    for sibling: bytes32 in proof:
+        computed = merkle._hash_pair(computed, sibling)
+    return computed == self.root
+
+
+@internal
+@pure
+def _debit(state: uint256, free: uint256, staked: uint256) -> uint256:
+    remaining_free: uint256 = state & _MASK_96
+    remaining_staked: uint256 = (state >> _STAKED_SHIFT) & _MASK_96
+    assert free <= remaining_free and staked <= remaining_staked, "Migrator: exceeds committed totals"
+    return state - free - (staked << _STAKED_SHIFT)
+
+
+@internal
+@view
+def _binding_digest(account: bytes32, receiver: address) -> bytes32:
+    struct_hash: bytes32 = keccak256(abi_encode(BINDING_TYPEHASH, account, receiver))
+    return keccak256(concat(b"\x19\x01", eip712._domain_separator_v4(), struct_hash))
+
+
+@internal
+@view
+def _check_attestations(
+    account: bytes32,
+    receiver: address,
+    attestations: DynArray[Signature, MAX_ATTESTATIONS],
+    state: uint256,
+):
+    threshold: uint256 = self._threshold(state)
+    assert threshold != 0, "Migrator: no threshold"
+    assert len(attestations) >= threshold, "Migrator: too few attestations"
+    digest: bytes32 = self._binding_digest(account, receiver)
+    previous: uint256 = 0
+    for sig: Signature in attestations:
+        assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
+        signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
+        current: uint256 = convert(signer, uint256)
+        assert current > previous, "Migrator: attesters not strictly increasing"
+        assert self.isAttester[signer], "Migrator: unknown attester"
+        previous = current

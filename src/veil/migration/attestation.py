@@ -1,0 +1,175 @@
+"""EIP-712 `Binding(bytes32 account,address receiver)` attestations for the Migrator.
+
+An attester signs that a parachain account chose an L2 receiver; the Migrator accepts a
+claim only with a threshold of such signatures. The attester service signs with this
+module, the claim client orders and encodes the signatures with it, and the contract
+tests check that both sides hash the same bytes, so the typed data lives in one place.
+
+Attestations travel as `(v, r, s)` tuples (the contract's `Signature` struct): a static
+96-byte ABI tuple is cheaper in calldata and decoding than a 65-byte `bytes` blob. The
+contract requires them sorted by strictly increasing signer address (that is how it
+rejects a signer counted twice without a loop over earlier signers) and rejects
+high-s signatures, which `eth_keys` never produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from eth_account import Account
+from eth_keys import keys
+from eth_utils import keccak, to_checksum_address
+
+from veil.errors import InputError
+
+DOMAIN_NAME = "veil Migrator"
+DOMAIN_VERSION = "1"
+
+DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+BINDING_TYPE = "Binding(bytes32 account,address receiver)"
+DOMAIN_TYPEHASH = keccak(text=DOMAIN_TYPE)
+BINDING_TYPEHASH = keccak(text=BINDING_TYPE)
+
+# secp256k1 group order; a signature with s above half of it is the malleable twin.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+HALF_N = SECP256K1_N // 2
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """One attester's signature over a binding, with the address it recovers to."""
+
+    signer: str
+    v: int
+    r: bytes
+    s: bytes
+
+    def as_tuple(self) -> tuple[int, bytes, bytes]:
+        """The contract's `Signature(v, r, s)` struct as an ABI tuple."""
+        return (self.v, self.r, self.s)
+
+
+def _account_bytes(account: bytes | str) -> bytes:
+    """Accept a 32-byte id as bytes or 0x-hex, because ledgers store it as hex."""
+    raw = bytes.fromhex(account.removeprefix("0x")) if isinstance(account, str) else account
+    if len(raw) != 32:
+        raise InputError(f"binding account {account!r}: expected a 32-byte account id")
+    return raw
+
+
+def _address(value: str, what: str) -> str:
+    try:
+        return to_checksum_address(value)
+    except ValueError as error:
+        raise InputError(f"binding {what} {value!r}: not an Ethereum address") from error
+
+
+def domain_separator(chain_id: int, migrator: str) -> bytes:
+    """The Migrator's EIP-712 domain separator (equals its `DOMAIN_SEPARATOR()`)."""
+    return keccak(
+        DOMAIN_TYPEHASH
+        + keccak(text=DOMAIN_NAME)
+        + keccak(text=DOMAIN_VERSION)
+        + chain_id.to_bytes(32, "big")
+        + bytes.fromhex(_address(migrator, "migrator")[2:]).rjust(32, b"\0")
+    )
+
+
+def binding_struct_hash(account: bytes | str, receiver: str) -> bytes:
+    """hashStruct(Binding) for one account and receiver."""
+    return keccak(
+        BINDING_TYPEHASH
+        + _account_bytes(account)
+        + bytes.fromhex(_address(receiver, "receiver")[2:]).rjust(32, b"\0")
+    )
+
+
+def binding_digest(account: bytes | str, receiver: str, chain_id: int, migrator: str) -> bytes:
+    """The 32-byte digest attesters sign (equals the contract's `bindingDigest`)."""
+    return keccak(
+        b"\x19\x01" + domain_separator(chain_id, migrator) + binding_struct_hash(account, receiver)
+    )
+
+
+def binding_typed_data(
+    account: bytes | str, receiver: str, chain_id: int, migrator: str
+) -> dict[str, Any]:
+    """The full EIP-712 message, for wallets and `eth_signTypedData_v4` tooling."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Binding": [
+                {"name": "account", "type": "bytes32"},
+                {"name": "receiver", "type": "address"},
+            ],
+        },
+        "primaryType": "Binding",
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": _address(migrator, "migrator"),
+        },
+        "message": {
+            "account": "0x" + _account_bytes(account).hex(),
+            "receiver": _address(receiver, "receiver"),
+        },
+    }
+
+
+def sign_binding(
+    private_key: bytes | str,
+    account: bytes | str,
+    receiver: str,
+    chain_id: int,
+    migrator: str,
+) -> Attestation:
+    """Sign a binding as an attester; the caller must have verified the holder's consent."""
+    digest = binding_digest(account, receiver, chain_id, migrator)
+    signed = Account.unsafe_sign_hash(digest, private_key)
+    return Attestation(
+        signer=Account.from_key(private_key).address,
+        v=signed.v,
+        r=signed.r.to_bytes(32, "big"),
+        s=signed.s.to_bytes(32, "big"),
+    )
+
+
+def recover_signer(
+    attestation: Attestation | tuple[int, bytes, bytes],
+    account: bytes | str,
+    receiver: str,
+    chain_id: int,
+    migrator: str,
+) -> str:
+    """The address that signed this binding, refusing what the contract would refuse."""
+    v, r, s = attestation.as_tuple() if isinstance(attestation, Attestation) else attestation
+    s_int = int.from_bytes(s, "big")
+    if v not in (27, 28):
+        raise InputError(f"attestation v={v}: must be 27 or 28")
+    if not 0 < s_int <= HALF_N:
+        raise InputError(f"attestation s=0x{s.hex()}: high-s (malleable) or zero")
+    digest = binding_digest(account, receiver, chain_id, migrator)
+    signature = keys.Signature(vrs=(v - 27, int.from_bytes(r, "big"), s_int))
+    try:
+        public_key = signature.recover_public_key_from_msg_hash(digest)
+    except Exception as error:  # eth_keys raises BadSignature and ValidationError
+        raise InputError(f"attestation r=0x{r.hex()}: does not recover a key") from error
+    return public_key.to_checksum_address()
+
+
+def order_attestations(attestations: Iterable[Attestation]) -> list[Attestation]:
+    """Sort by signer address, as the contract requires; refuse a signer twice."""
+    ordered = sorted(attestations, key=lambda a: int(a.signer, 16))
+    for previous, current in pairwise(ordered):
+        if int(previous.signer, 16) == int(current.signer, 16):
+            raise InputError(f"attestations: signer {current.signer} appears twice")
+    return ordered
