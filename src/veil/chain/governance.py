@@ -1,0 +1,198 @@
+"""Governance as a client sees it: proposal actions in, decoded proposals out.
+
+The Governor keeps only a hash of each proposal (as OpenZeppelin's does); the actions
+themselves live in the `ProposalCreated` event, so listing and decoding read the logs.
+Actions are written `target:signature:args` where target is a contract name from the
+deployment or an address, e.g. `Vault:setRewardRate(uint256):0.2PHA`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
+from web3 import Web3
+
+from veil.chain.client import Chain
+from veil.chain.deployment import Deployment
+from veil.chain.units import parse_amount
+from veil.errors import InputError
+
+STATES = ("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
+SUPPORT = {"against": 0, "for": 1, "abstain": 2}
+_SIGNATURE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\((?P<types>[^()]*)\)$")
+
+
+@dataclass(frozen=True)
+class Action:
+    target: str
+    value: int
+    calldata: bytes
+    label: str
+
+
+@dataclass
+class Proposal:
+    proposal_id: int
+    proposer: str
+    targets: list[str]
+    values: list[int]
+    calldatas: list[bytes]
+    description: str
+    vote_start: int
+    vote_end: int
+    block: int
+
+    @property
+    def description_hash(self) -> bytes:
+        return Web3.keccak(text=self.description)
+
+
+def _split_types(types: str) -> list[str]:
+    return [t.strip() for t in types.split(",") if t.strip()]
+
+
+def _parse_arg(kind: str, text: str, where: str) -> Any:
+    text = text.strip()
+    try:
+        if kind.startswith(("uint", "int")):
+            if text.upper().endswith("PHA"):
+                return parse_amount(text[:-3], what=where)
+            return int(text, 0)
+        if kind == "address":
+            if not is_address(text):
+                raise ValueError("not an address")
+            return to_checksum_address(text)
+        if kind == "bool":
+            if text.lower() not in ("true", "false"):
+                raise ValueError("not true/false")
+            return text.lower() == "true"
+        if kind.startswith("bytes"):
+            return bytes.fromhex(text.removeprefix("0x"))
+        if kind == "string":
+            return text
+    except ValueError as error:
+        raise InputError(f"{where}: {kind} argument {text!r}: {error}") from None
+    raise InputError(f"{where}: argument type {kind} is not supported on the command line")
+
+
+def _resolve_target(target: str, deployment: Deployment, where: str) -> str:
+    if is_address(target):
+        return to_checksum_address(target)
+    if target in deployment.contracts:
+        return to_checksum_address(deployment.contracts[target].address)
+    raise InputError(f"{where}: target {target!r} is neither an address nor a deployed contract")
+
+
+def build_action(
+    target: str, signature: str, args: list[str], value: int, deployment: Deployment, where: str
+) -> Action:
+    match = _SIGNATURE.match(signature.replace(" ", ""))
+    if not match:
+        raise InputError(f"{where}: signature {signature!r} is not like name(type,...)")
+    types = _split_types(match["types"])
+    if len(args) != len(types):
+        raise InputError(f"{where}: {signature} takes {len(types)} arguments, got {len(args)}")
+    values = [_parse_arg(t, a, where) for t, a in zip(types, args, strict=True)]
+    selector = function_signature_to_4byte_selector(signature.replace(" ", ""))
+    calldata = selector + abi_encode(types, values)
+    address = _resolve_target(target, deployment, where)
+    return Action(address, value, calldata, f"{target}.{signature}({', '.join(args)})")
+
+
+def parse_action(text: str, deployment: Deployment) -> Action:
+    """`Vault:setRewardRate(uint256):0.2PHA` (args comma-separated, may be empty)."""
+    parts = text.split(":", 2)
+    if len(parts) < 2:
+        raise InputError(f"action {text!r}: expected target:signature:args")
+    target, signature = parts[0], parts[1]
+    args = [a for a in parts[2].split(",")] if len(parts) == 3 and parts[2] else []
+    return build_action(target, signature, args, 0, deployment, f"action {text!r}")
+
+
+def load_actions(path: Path, deployment: Deployment) -> list[Action]:
+    """A JSON list of {target, signature, args, value?} objects."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"actions file {path}: {error}") from None
+    if not isinstance(raw, list) or not raw:
+        raise InputError(f"actions file {path}: expected a non-empty JSON list")
+    actions = []
+    for i, item in enumerate(raw):
+        where = f"actions file {path} entry {i}"
+        try:
+            value = int(item.get("value", 0))
+            args = [str(a) for a in item.get("args", [])]
+            actions.append(
+                build_action(item["target"], item["signature"], args, value, deployment, where)
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise InputError(f"{where}: {error!r}") from None
+    return actions
+
+
+def decode_calldata(target: str, calldata: bytes, deployment: Deployment) -> str:
+    """Name the contract and function and show the arguments, from the deployment's ABIs."""
+    selector = calldata[:4]
+    for name, record in deployment.contracts.items():
+        if record.address.lower() != target.lower():
+            continue
+        for item in record.abi:
+            if item.get("type") != "function":
+                continue
+            types = [i["type"] for i in item["inputs"]]
+            signature = f"{item['name']}({','.join(types)})"
+            if function_signature_to_4byte_selector(signature) == selector:
+                values = abi_decode(types, calldata[4:])
+                shown = ", ".join(
+                    f"{i['name']}={v!r}" for i, v in zip(item["inputs"], values, strict=True)
+                )
+                return f"{name}.{item['name']}({shown})"
+        return f"{name}: unknown selector 0x{selector.hex()} ({len(calldata)} bytes)"
+    return f"{target}: 0x{calldata.hex()}"
+
+
+def proposals(chain: Chain) -> list[Proposal]:
+    """Every proposal ever created, from the Governor's ProposalCreated events."""
+    governor = chain.contract("Governor")
+    assert chain.deployment is not None
+    start = chain.deployment.contracts["Governor"].block
+    logs = governor.events.ProposalCreated().get_logs(from_block=start)
+    found = []
+    for log in logs:
+        a = log["args"]
+        found.append(
+            Proposal(
+                proposal_id=a["proposalId"],
+                proposer=a["proposer"],
+                targets=list(a["targets"]),
+                values=list(a["values"]),
+                calldatas=[bytes(c) for c in a["calldatas"]],
+                description=a["description"],
+                vote_start=a["voteStart"],
+                vote_end=a["voteEnd"],
+                block=log["blockNumber"],
+            )
+        )
+    return found
+
+
+def find_proposal(chain: Chain, proposal_id: int) -> Proposal:
+    for proposal in proposals(chain):
+        if proposal.proposal_id == proposal_id:
+            return proposal
+    raise InputError(f"proposal {proposal_id}: no such proposal on this Governor")
+
+
+def parse_proposal_id(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise InputError(f"proposal id {text!r}: not an integer") from None
