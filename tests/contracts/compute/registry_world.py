@@ -1,0 +1,112 @@
+"""Shared by the ComputeRegistry tests: a deployed registry over a vPHA share token, attester
+keys, and a builder that produces signed worker attestations via veil.compute.attestation.
+
+The share token is the test-only double (TestOnlyShareToken.vy, 21 decimals = 18 + an
+offset of 3, like the vault) so these unit tests do not depend on the vault's code; the
+integration tests in test_compute_registry_vault.py use the real Vault over PHA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boa
+from eth_account import Account
+from eth_utils import keccak
+
+from veil.compute import attestation as att
+
+REPO = Path(__file__).resolve().parents[3]
+REGISTRY_SOURCE = REPO / "contracts" / "compute" / "ComputeRegistry.vy"
+TOKEN_SOURCE = Path(__file__).with_name("TestOnlyShareToken.vy")
+SHARE_DECIMALS = 21
+UNIT = 10**SHARE_DECIMALS
+DAY = 86_400
+
+OS_IMAGE = keccak(text="os image v1")
+COMPOSE = keccak(text="compose v1")
+
+ATTESTER_KEYS = [Account.from_key(keccak(text=f"veil test attester {i}")) for i in range(4)]
+
+
+@dataclass
+class World:
+    registry: Any
+    token: Any
+    owner: str
+    treasury: str
+    domain: att.RegistryDomain
+
+    def now(self) -> int:
+        return int(boa.env.evm.patch.timestamp)
+
+    def fund(self, provider: str, amount: int, *, register: bool = True) -> None:
+        """Mint shares, approve, (register) and deposit them for `provider`."""
+        self.token.mint(provider, amount)
+        with boa.env.prank(provider):
+            self.token.approve(self.registry.address, amount)
+            if register:
+                self.registry.registerProvider()
+            self.registry.depositCollateral(amount)
+
+    def attestation(
+        self,
+        provider: str,
+        worker: str | None = None,
+        *,
+        model: int = att.GpuModel.H100,
+        count: int = 1,
+        ttl: int = DAY,
+        os_image: bytes = OS_IMAGE,
+        compose: bytes = COMPOSE,
+        evidence: bytes = b"evidence",
+    ) -> att.WorkerAttestation:
+        return att.WorkerAttestation(
+            worker=worker or str(boa.env.generate_address()),
+            provider=str(provider),
+            quote_hash=keccak(b"quote" + evidence),
+            measurement_hash=keccak(b"measurement" + evidence),
+            os_image_hash=os_image,
+            compose_hash=compose,
+            gpu_model=int(model),
+            gpu_count=count,
+            expiry=self.now() + ttl,
+            evidence_hash=att.evidence_hash(evidence),
+        )
+
+    def signatures(
+        self, a: att.WorkerAttestation, keys: Sequence[Any] = ATTESTER_KEYS[:1]
+    ) -> list[bytes]:
+        sigs = [att.sign(a, self.domain, key.key) for key in keys]
+        return att.order_signatures(a, self.domain, sigs)
+
+    def register(
+        self, a: att.WorkerAttestation, keys: Sequence[Any] = ATTESTER_KEYS[:1]
+    ) -> list[Any]:
+        """Register and return the call's logs (boa keeps only the last call's logs)."""
+        with boa.env.prank(a.provider):
+            self.registry.registerWorker(a.as_tuple(), self.signatures(a, keys))
+            return list(self.registry.get_logs())
+
+    def reattest(
+        self, a: att.WorkerAttestation, keys: Sequence[Any] = ATTESTER_KEYS[:1]
+    ) -> list[Any]:
+        with boa.env.prank(a.provider):
+            self.registry.reattestWorker(a.as_tuple(), self.signatures(a, keys))
+            return list(self.registry.get_logs())
+
+
+def make_world(registry_deployer: Any, token: Any) -> World:
+    owner = boa.env.generate_address("owner")
+    treasury = boa.env.generate_address("treasury")
+    registry = registry_deployer.deploy(token.address, owner, treasury)
+    with boa.env.prank(owner):
+        for key in ATTESTER_KEYS[:3]:
+            registry.setAttester(key.address, True)
+        registry.setOsImageAllowed(OS_IMAGE, True)
+        registry.setComposeHashAllowed(COMPOSE, True)
+    domain = att.RegistryDomain(int(boa.env.evm.patch.chain_id), str(registry.address))
+    return World(registry, token, str(owner), str(treasury), domain)
