@@ -1,0 +1,65 @@
+"""What the devnet benchmarks share: a throwaway anvil, signers, and gas from receipts.
+
+Benchmarks never reuse the developer's devnet: each run starts its own anvil on a free
+port in a temporary directory, so numbers come from a clean chain and nothing is left
+behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from veil.chain.client import Chain, connect
+from veil.chain.compile import REPO_ROOT
+from veil.chain.devnet import Devnet
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def scratch_chain() -> Iterator[Chain]:
+    """A fresh anvil (optimism mode) for one benchmark run, stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="veil-bench-") as home:
+        devnet = Devnet(Path(home))
+        process = devnet.start(port=free_port())
+        try:
+            yield Chain(connect(process.rpc_url))
+        finally:
+            devnet.stop()
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def reference_artifacts() -> dict[str, Any]:
+    """OpenZeppelin reference contracts compiled by solc-js (bench/reference/build.mjs)."""
+    out = subprocess.run(
+        ["node", "bench/reference/build.mjs"],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record, sort_keys=False), flush=True)
