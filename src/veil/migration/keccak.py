@@ -1,0 +1,56 @@
+"""Keccak-256 (Ethereum's, not SHA3) fast enough for a million-leaf Merkle tree.
+
+`Crypto.Hash.keccak.new(...)` costs ~5 us a call, almost all of it Python object set-up;
+a tree of n leaves needs 3n hashes. Driving pycryptodome's compiled Keccak directly on
+one reusable state costs ~2 us. Such a hasher owns mutable C state, so it is not
+thread-safe: each bulk job asks `new_hasher()` for its own. If that private entry point
+ever moves, the public API is used instead: slower, same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from Crypto.Hash import keccak as _keccak_module
+
+
+def _public_keccak256(data: bytes) -> bytes:
+    return _keccak_module.new(data=data, digest_bits=256).digest()
+
+
+def _fast_hasher() -> Callable[[bytes], bytes] | None:
+    try:
+        from Crypto.Util._raw_api import VoidPointer, c_size_t, c_ubyte, create_string_buffer
+
+        lib = _keccak_module._raw_keccak_lib
+        holder = VoidPointer()
+        if lib.keccak_init(holder.address_of(), c_size_t(64), c_ubyte(24)):
+            return None
+        state = holder.get()
+        out = create_string_buffer(32)
+        reset, absorb, digest = lib.keccak_reset, lib.keccak_absorb, lib.keccak_digest
+    except (AttributeError, ImportError, OSError):
+        return None
+
+    def keccak256(data: bytes) -> bytes:
+        reset(state)
+        absorb(state, data, len(data))
+        digest(state, out, 32, 1)
+        return bytes(out)
+
+    keccak256._holder = holder  # type: ignore[attr-defined]  # keeps the C state alive
+    if keccak256(b"") != _public_keccak256(b"") or keccak256(b"veil" * 50) != _public_keccak256(
+        b"veil" * 50
+    ):
+        return None
+    return keccak256
+
+
+def keccak256(data: bytes) -> bytes:
+    """Thread-safe one-off Keccak-256."""
+    return _public_keccak256(data)
+
+
+def new_hasher() -> Callable[[bytes], bytes]:
+    """A Keccak-256 function for one thread's bulk work (fast path when available)."""
+    return _fast_hasher() or _public_keccak256

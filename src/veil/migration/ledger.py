@@ -1,0 +1,421 @@
+"""Ledger: what every account receives on the L2, reconciled to the planck.
+
+Each account's free + reserved planck becomes free PHA (x 10^6 wei, never rounded).
+Module accounts that back staked positions do not migrate their balance; the delegators'
+positions do, as staked PHA, and must add up to exactly that balance. Everything else
+that does not migrate carries a written reason. The ledger is refused unless
+
+    TotalIssuance x 10^6 == sum(free) + sum(staked) + sum(excluded)
+
+holds exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from veil.errors import InputError
+from veil.migration.positions import (
+    BACKING_REASON,
+    DUST_REASON,
+    MODULE_PREFIX,
+    Exclusion,
+    Position,
+    source_account,
+)
+from veil.migration.snapshot import Snapshot
+
+FORMAT = "veil-ledger-v1"
+WEI_PER_PLANCK = 10**6
+COLUMNS = ("index", "account", "free_wei", "staked_wei")
+
+
+class LedgerRefused(InputError):
+    """The inputs do not reconcile; `problems` lists every one, by pool or account."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"ledger refused: {problems[0]}{more}")
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """One claimable entry: its index is its position in the ledger (sorted by account)."""
+
+    index: int
+    account: bytes
+    free_wei: int
+    staked_wei: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backing:
+    """A module account whose balance becomes delegators' staked positions."""
+
+    account: bytes
+    pools: tuple[str, ...]
+    balance_wei: int
+    positions_wei: int
+
+    @property
+    def dust_wei(self) -> int:
+        return self.balance_wei - self.positions_wei
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    """Wei that does not migrate at all, with the reason an auditor reads."""
+
+    account: bytes
+    reason: str
+    kind: str
+    amount_wei: int
+
+
+@dataclass
+class Ledger:
+    total_issuance_planck: int
+    leaves: list[Leaf]
+    backing: list[Backing]
+    excluded: list[Excluded]
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    dust_limit_planck: int = 0
+
+    @property
+    def total_issuance_wei(self) -> int:
+        return self.total_issuance_planck * WEI_PER_PLANCK
+
+    @property
+    def free_wei(self) -> int:
+        return sum(leaf.free_wei for leaf in self.leaves)
+
+    @property
+    def staked_wei(self) -> int:
+        return sum(leaf.staked_wei for leaf in self.leaves)
+
+    @property
+    def excluded_wei(self) -> int:
+        return sum(item.amount_wei for item in self.excluded)
+
+    def reconciliation(self) -> list[tuple[str, int]]:
+        """Rows of the reconciliation table, in wei; the last is the difference (must be 0)."""
+        by_reason: dict[str, int] = defaultdict(int)
+        for item in self.excluded:
+            by_reason[item.reason] += item.amount_wei
+        free, staked = self.free_wei, self.staked_wei
+        rows = [
+            ("TotalIssuance x 10^6", self.total_issuance_wei),
+            (f"migrated free ({len(self.leaves)} leaves)", free),
+            (f"migrated staked (backed by {len(self.backing)} module accounts)", staked),
+        ]
+        rows += [(f"excluded: {reason}", amount) for reason, amount in sorted(by_reason.items())]
+        rows.append(("difference", self.total_issuance_wei - free - staked - self.excluded_wei))
+        return rows
+
+    def check(self) -> None:
+        """Refuse a ledger that creates or loses a single wei, or whose leaves are out of order."""
+        difference = self.reconciliation()[-1][1]
+        if difference != 0:
+            raise LedgerRefused(
+                [
+                    f"TotalIssuance x 10^6 = {self.total_issuance_wei} but free + staked + "
+                    f"excluded differ from it by {difference} wei"
+                ]
+            )
+        for position, leaf in enumerate(self.leaves):
+            if leaf.index != position:
+                raise LedgerRefused([f"leaf {position}: index {leaf.index} is out of place"])
+            if position and leaf.account <= self.leaves[position - 1].account:
+                raise LedgerRefused([f"leaf {position}: accounts not sorted or duplicated"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "snapshot": self.snapshot,
+            "total_issuance_planck": str(self.total_issuance_planck),
+            "total_issuance_wei": str(self.total_issuance_wei),
+            "totals": {
+                "free_wei": str(self.free_wei),
+                "staked_wei": str(self.staked_wei),
+                "excluded_wei": str(self.excluded_wei),
+                "leaf_count": len(self.leaves),
+            },
+            "dust_limit_planck": self.dust_limit_planck,
+            "backing": [
+                {
+                    "account": "0x" + b.account.hex(),
+                    "reason": BACKING_REASON,
+                    "pools": list(b.pools),
+                    "balance_wei": str(b.balance_wei),
+                    "positions_wei": str(b.positions_wei),
+                    "dust_wei": str(b.dust_wei),
+                }
+                for b in self.backing
+            ],
+            "excluded": [
+                {
+                    "account": "0x" + e.account.hex(),
+                    "reason": e.reason,
+                    "kind": e.kind,
+                    "amount_wei": str(e.amount_wei),
+                }
+                for e in self.excluded
+            ],
+            "columns": list(COLUMNS),
+            "leaves": [
+                [leaf.index, "0x" + leaf.account.hex(), str(leaf.free_wei), str(leaf.staked_wei)]
+                for leaf in self.leaves
+            ],
+        }
+
+
+def _hex(account: bytes) -> str:
+    return "0x" + account.hex()
+
+
+def build_ledger(
+    snapshot: Snapshot,
+    positions: Iterable[Position] = (),
+    exclusions: Iterable[Exclusion] = (),
+    *,
+    accept_dust: int = 0,
+) -> Ledger:
+    """Convert a snapshot into a reconciled ledger, or raise `LedgerRefused` naming why.
+
+    `accept_dust` is the most planck a module account may hold beyond its positions; that
+    remainder is excluded as "rounding dust". Positions exceeding their backing are never
+    accepted: they would mint PHA that does not exist.
+    """
+    if accept_dust < 0:
+        raise InputError(f"--accept-dust {accept_dust}: must not be negative")
+    positions = list(positions)
+    exclusions = list(exclusions)
+    balances = {row.account: row.free + row.reserved for row in snapshot.accounts}
+    problems: list[str] = []
+
+    # Which module account backs each pool: the exclusions file first, then derivation.
+    pool_backer: dict[str, bytes] = {}
+    backers: dict[bytes, Exclusion | None] = {}
+    excluded_other: dict[bytes, Exclusion] = {}
+    for item in exclusions:
+        if item.account in backers or item.account in excluded_other:
+            problems.append(f"exclusion for {_hex(item.account)}: listed twice")
+            continue
+        if item.backs_stake:
+            backers[item.account] = item
+            for pool in item.pools:
+                if pool in pool_backer and pool_backer[pool] != item.account:
+                    problems.append(f"pool {pool}: backed by two accounts in the exclusions file")
+                pool_backer[pool] = item.account
+        else:
+            excluded_other[item.account] = item
+
+    staked_by_account: dict[bytes, int] = defaultdict(int)
+    positions_by_backer: dict[bytes, int] = defaultdict(int)
+    pools_by_backer: dict[bytes, set[str]] = defaultdict(set)
+    positions_by_pool: dict[str, int] = defaultdict(int)
+    for number, position in enumerate(positions):
+        backer = pool_backer.get(position.source)
+        if backer is None:
+            try:
+                backer = source_account(position.source)
+            except InputError as error:
+                problems.append(f"position {number}: {error}")
+                continue
+        if backer is None:
+            problems.append(
+                f"position {number} ({_hex(position.account)}): pool {position.source!r} has no "
+                f"backing account (name it in --exclusions with kind stake-pool, vault or "
+                f"wrapped-balance and pools [{position.source!r}], or use modl:<pallet>:<n>)"
+            )
+            continue
+        if position.account in backers or position.account in excluded_other:
+            problems.append(
+                f"position {number}: holder {_hex(position.account)} is itself an excluded account"
+            )
+            continue
+        backers.setdefault(backer, None)
+        staked_by_account[position.account] += position.staked
+        positions_by_backer[backer] += position.staked
+        pools_by_backer[backer].add(position.source)
+        positions_by_pool[position.source] += position.staked
+
+    backing: list[Backing] = []
+    excluded: list[Excluded] = []
+    for account in sorted(backers):
+        balance = balances.get(account, 0)
+        held = positions_by_backer.get(account, 0)
+        pools = tuple(sorted(pools_by_backer.get(account, ())))
+        where = f"pool {', '.join(pools) or '(none)'} ({_hex(account)})"
+        difference = balance - held
+        if difference < 0:
+            problems.append(
+                f"{where}: positions {held} planck exceed its balance {balance} by "
+                f"{-difference} planck"
+            )
+        elif difference > accept_dust:
+            problems.append(
+                f"{where}: balance {balance} planck exceeds its positions {held} by "
+                f"{difference} planck (more than --accept-dust {accept_dust})"
+            )
+        backing.append(Backing(account, pools, balance * WEI_PER_PLANCK, held * WEI_PER_PLANCK))
+        if difference > 0:
+            excluded.append(Excluded(account, DUST_REASON, "dust", difference * WEI_PER_PLANCK))
+    for account in sorted(excluded_other):
+        item = excluded_other[account]
+        excluded.append(
+            Excluded(account, item.reason, item.kind, balances.get(account, 0) * WEI_PER_PLANCK)
+        )
+
+    for account, balance in balances.items():
+        if (
+            balance
+            and account.startswith(MODULE_PREFIX)
+            and account not in backers
+            and account not in excluded_other
+        ):
+            problems.append(
+                f"module account {_hex(account)} holds {balance} planck but no position or "
+                f"exclusion names it"
+            )
+    if problems:
+        raise LedgerRefused(problems)
+
+    holders = (set(balances) - set(backers) - set(excluded_other)) | set(staked_by_account)
+    leaves: list[Leaf] = []
+    for account in sorted(holders):
+        free = balances.get(account, 0) * WEI_PER_PLANCK
+        staked = staked_by_account.get(account, 0) * WEI_PER_PLANCK
+        if free or staked:
+            leaves.append(Leaf(len(leaves), account, free, staked))
+    ledger = Ledger(
+        total_issuance_planck=snapshot.total_issuance,
+        leaves=leaves,
+        backing=backing,
+        excluded=excluded,
+        snapshot={
+            "state_sha256": snapshot.state_sha256,
+            "block": snapshot.block,
+            "genesis_hash": snapshot.genesis_hash,
+        },
+        dust_limit_planck=accept_dust,
+    )
+    ledger.check()
+    return ledger
+
+
+def pool_report(ledger: Ledger) -> list[tuple[str, str, int, int, int]]:
+    """(pools, module account, balance, positions, dust) in wei, for the operator's table."""
+    return [
+        (", ".join(b.pools), _hex(b.account), b.balance_wei, b.positions_wei, b.dust_wei)
+        for b in ledger.backing
+    ]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "0x" + digest.hexdigest()
+
+
+def _int(value: Any, where: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {value!r:.40} is not an integer") from None
+    if number < 0:
+        raise InputError(f"{where}: {number} is negative")
+    return number
+
+
+def _account(value: Any, where: str) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
+        raise InputError(f"{where}: account {value!r:.70} is not 0x + 32 bytes of hex")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise InputError(f"{where}: account {value!r:.70} is not valid hex") from None
+
+
+def load_ledger(path: str | os.PathLike[str]) -> Ledger:
+    """Read a ledger back and re-check its reconciliation (a hand-edited file is refused)."""
+    source = Path(path)
+    try:
+        document = json.loads(source.read_bytes())
+    except OSError as error:
+        raise InputError(f"{source}: cannot read ({error.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{source}: not valid JSON ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise InputError(f"{source}: not a veil ledger (format must be {FORMAT!r})")
+    if document.get("columns") != list(COLUMNS):
+        raise InputError(f"{source}: columns must be {list(COLUMNS)}")
+    issuance = _int(document.get("total_issuance_planck"), f"{source}: total_issuance_planck")
+    records = document.get("leaves")
+    if not isinstance(records, list):
+        raise InputError(f"{source}: leaves must be a list")
+    leaves: list[Leaf] = []
+    for number, record in enumerate(records):
+        where = f"{source}: leaf {number}"
+        if not isinstance(record, list) or len(record) != 4:
+            raise InputError(f"{where}: expected [index, account, free_wei, staked_wei]")
+        try:
+            account = bytes.fromhex(record[1][2:]) if record[1][:2] == "0x" else b""
+            leaf = Leaf(int(record[0]), account, int(record[2]), int(record[3]))
+        except (TypeError, ValueError):
+            leaf = Leaf(-1, b"", -1, -1)
+        if len(leaf.account) != 32 or leaf.free_wei < 0 or leaf.staked_wei < 0:
+            _account(record[1], where)
+            _int(record[2], f"{where} free_wei")
+            _int(record[3], f"{where} staked_wei")
+            raise InputError(f"{where}: index {record[0]!r:.20} is not an integer")
+        leaves.append(leaf)
+    backing = []
+    for number, item in enumerate(document.get("backing") or []):
+        where = f"{source}: backing {number}"
+        if not isinstance(item, dict):
+            raise InputError(f"{where}: expected an object")
+        backing.append(
+            Backing(
+                _account(item.get("account"), where),
+                tuple(item.get("pools") or ()),
+                _int(item.get("balance_wei"), f"{where} balance_wei"),
+                _int(item.get("positions_wei"), f"{where} positions_wei"),
+            )
+        )
+    excluded = []
+    for number, item in enumerate(document.get("excluded") or []):
+        where = f"{source}: excluded {number}"
+        if not isinstance(item, dict) or not item.get("reason"):
+            raise InputError(f"{where}: expected an object with a reason")
+        excluded.append(
+            Excluded(
+                _account(item.get("account"), where),
+                str(item["reason"]),
+                str(item.get("kind") or "other"),
+                _int(item.get("amount_wei"), f"{where} amount_wei"),
+            )
+        )
+    ledger = Ledger(
+        issuance,
+        leaves,
+        backing,
+        excluded,
+        snapshot=document.get("snapshot") or {},
+        dust_limit_planck=int(document.get("dust_limit_planck") or 0),
+    )
+    try:
+        ledger.check()
+    except LedgerRefused as refused:
+        raise InputError(f"{source}: {refused.problems[0]}") from None
+    return ledger

@@ -1,0 +1,296 @@
+"""The claim tree: an OpenZeppelin `StandardMerkleTree` of (index, account, free, staked).
+
+Built exactly as `@openzeppelin/merkle-tree` builds it, so that its `load`, `verify` and
+`getMultiProof` agree with ours and the Migrator can use OpenZeppelin's `MerkleProof`:
+
+- leaf = keccak256(keccak256(abi.encode(uint256 index, bytes32 account, uint256 free,
+  uint256 staked))), amounts in wei;
+- leaves sorted by hash, laid out in reverse at the end of an array of 2n-1 nodes, node
+  i's children at 2i+1 and 2i+2;
+- a parent is keccak256 of its two children, smaller first.
+
+The dump is OpenZeppelin's "standard-v1" JSON plus one extra key, `veil`, holding the
+committed totals; OpenZeppelin's loader ignores keys it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from veil.errors import InputError
+from veil.migration.keccak import keccak256, new_hasher
+from veil.migration.ledger import Ledger
+
+LEAF_ENCODING = ("uint256", "bytes32", "uint256", "uint256")
+FORMAT = "standard-v1"
+_UINT256 = 1 << 256
+
+LeafValue = tuple[int, bytes, int, int]
+
+
+def encode_leaf(value: LeafValue) -> bytes:
+    """abi.encode(uint256, bytes32, uint256, uint256) of one leaf."""
+    index, account, free, staked = value
+    if len(account) != 32:
+        raise InputError(f"leaf {index}: account must be 32 bytes")
+    for name, number in (("index", index), ("free", free), ("staked", staked)):
+        if not 0 <= number < _UINT256:
+            raise InputError(f"leaf {index}: {name} {number} does not fit in uint256")
+    return index.to_bytes(32, "big") + account + free.to_bytes(32, "big") + staked.to_bytes(32, "big")
+
+
+def leaf_hash(value: LeafValue, hasher: Callable[[bytes], bytes] = keccak256) -> bytes:
+    return hasher(hasher(encode_leaf(value)))
+
+
+def node_hash(a: bytes, b: bytes, hasher: Callable[[bytes], bytes] = keccak256) -> bytes:
+    return hasher(a + b if a <= b else b + a)
+
+
+@dataclass(frozen=True)
+class Multiproof:
+    """OpenZeppelin multiproof: leaves in the order `processMultiProof` consumes them."""
+
+    leaves: list[LeafValue]
+    proof: list[bytes]
+    proof_flags: list[bool]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "leaves": [value_to_json(v) for v in self.leaves],
+            "proof": ["0x" + p.hex() for p in self.proof],
+            "proofFlags": self.proof_flags,
+        }
+
+
+def value_to_json(value: LeafValue) -> list[str]:
+    index, account, free, staked = value
+    return [str(index), "0x" + account.hex(), str(free), str(staked)]
+
+
+@dataclass
+class MerkleTree:
+    """Node array (root at 0) and each value with the position of its leaf in that array."""
+
+    tree: list[bytes]
+    values: list[LeafValue]
+    tree_indices: list[int]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    _by_account: dict[bytes, int] | None = field(default=None, repr=False)
+
+    @property
+    def root(self) -> bytes:
+        return self.tree[0]
+
+    def value_index(self, account: bytes) -> int:
+        """Position in `values` of `account`'s leaf; refuses an account not in the tree."""
+        if self._by_account is None:
+            self._by_account = {value[1]: i for i, value in enumerate(self.values)}
+        try:
+            return self._by_account[account]
+        except KeyError:
+            raise InputError(f"account 0x{account.hex()}: not in this tree") from None
+
+    def proof(self, value_index: int) -> list[bytes]:
+        """Sibling hashes from the leaf up, as OpenZeppelin's `getProof` gives them."""
+        if not 0 <= value_index < len(self.values):
+            raise InputError(f"leaf {value_index}: out of range (tree has {len(self.values)})")
+        node = self.tree_indices[value_index]
+        if self.tree[node] != leaf_hash(self.values[value_index]):
+            raise InputError(f"leaf {value_index}: tree node does not hold this value's hash")
+        path: list[bytes] = []
+        while node > 0:
+            path.append(self.tree[node - 1 if node % 2 == 0 else node + 1])
+            node = (node - 1) // 2
+        if not verify_proof(self.root, self.values[value_index], path):
+            raise InputError(f"leaf {value_index}: proof does not reach the root (corrupt tree)")
+        return path
+
+    def multiproof(self, value_indices: Sequence[int]) -> Multiproof:
+        """OpenZeppelin `getMultiProof` semantics, for claiming several leaves at once."""
+        for i in value_indices:
+            if not 0 <= i < len(self.values):
+                raise InputError(f"leaf {i}: out of range (tree has {len(self.values)})")
+        indices = sorted((self.tree_indices[i] for i in value_indices), reverse=True)
+        if any(a == b for a, b in zip(indices, indices[1:], strict=False)):
+            raise InputError("multiproof: the same leaf was asked for twice")
+        stack = list(indices)
+        proof: list[bytes] = []
+        flags: list[bool] = []
+        head = 0
+        while head < len(stack) and stack[head] > 0:
+            j = stack[head]
+            head += 1
+            sibling = j - 1 if j % 2 == 0 else j + 1
+            parent = (j - 1) // 2
+            if head < len(stack) and stack[head] == sibling:
+                flags.append(True)
+                head += 1
+            else:
+                flags.append(False)
+                proof.append(self.tree[sibling])
+            stack.append(parent)
+        if not indices:
+            proof.append(self.tree[0])
+        by_node = {self.tree_indices[i]: i for i in value_indices}
+        result = Multiproof([self.values[by_node[n]] for n in indices], proof, flags)
+        if not verify_multiproof(self.root, result):
+            raise InputError("multiproof: does not reach the root (corrupt tree)")
+        return result
+
+    def totals(self) -> dict[str, Any]:
+        return {
+            "free_wei": str(sum(v[2] for v in self.values)),
+            "staked_wei": str(sum(v[3] for v in self.values)),
+            "leaf_count": len(self.values),
+        }
+
+    def dump(self) -> dict[str, Any]:
+        """OpenZeppelin standard-v1 JSON (plus the `veil` metadata key)."""
+        return {
+            "format": FORMAT,
+            "leafEncoding": list(LEAF_ENCODING),
+            "tree": ["0x" + node.hex() for node in self.tree],
+            "values": [
+                {"value": value_to_json(value), "treeIndex": tree_index}
+                for value, tree_index in zip(self.values, self.tree_indices, strict=True)
+            ],
+            "veil": {"root": "0x" + self.root.hex(), "totals": self.totals(), **self.metadata},
+        }
+
+
+def build_tree(values: Iterable[LeafValue], metadata: dict[str, Any] | None = None) -> MerkleTree:
+    """The tree OpenZeppelin's `StandardMerkleTree.of(values, LEAF_ENCODING)` would build."""
+    hasher = new_hasher()
+    values = list(values)
+    if not values:
+        raise InputError("tree: a Merkle tree needs at least one leaf")
+    hashes = [hasher(hasher(encode_leaf(v))) for v in values]
+    count = len(hashes)
+    order = sorted(range(count), key=hashes.__getitem__)
+    size = 2 * count - 1
+    tree: list[bytes] = [b""] * size
+    tree_indices = [0] * count
+    last = size - 1
+    for position, value_index in enumerate(order):
+        tree[last - position] = hashes[value_index]
+        tree_indices[value_index] = last - position
+    del hashes, order
+    for i in range(size - 1 - count, -1, -1):
+        a = tree[2 * i + 1]
+        b = tree[2 * i + 2]
+        tree[i] = hasher(a + b if a <= b else b + a)
+    return MerkleTree(tree, values, tree_indices, metadata or {})
+
+
+def tree_from_ledger(ledger: Ledger) -> MerkleTree:
+    return build_tree(
+        ((leaf.index, leaf.account, leaf.free_wei, leaf.staked_wei) for leaf in ledger.leaves),
+        {"ledger": {"snapshot": ledger.snapshot, "total_issuance_wei": str(ledger.total_issuance_wei),
+                    "excluded_wei": str(ledger.excluded_wei)}},
+    )  # fmt: skip
+
+
+def verify_proof(root: bytes, value: LeafValue, proof: Sequence[bytes]) -> bool:
+    """OpenZeppelin `StandardMerkleTree.verify`: does `proof` lead from `value` to `root`?"""
+    node = leaf_hash(value)
+    for sibling in proof:
+        node = node_hash(node, sibling)
+    return node == root
+
+
+def verify_multiproof(root: bytes, multiproof: Multiproof) -> bool:
+    """OpenZeppelin `processMultiProof` (and `MerkleProof.multiProofVerify` on chain)."""
+    leaves = [leaf_hash(v) for v in multiproof.leaves]
+    proof = list(multiproof.proof)
+    if len(proof) < multiproof.proof_flags.count(False):
+        return False
+    if len(leaves) + len(proof) != len(multiproof.proof_flags) + 1:
+        return False
+    stack = leaves
+    head = 0
+    cursor = 0
+    for flag in multiproof.proof_flags:
+        a = stack[head]
+        head += 1
+        if flag:
+            b = stack[head]
+            head += 1
+        else:
+            b = proof[cursor]
+            cursor += 1
+        stack.append(node_hash(a, b))
+    remaining = stack[head:] + proof[cursor:]
+    return len(remaining) == 1 and remaining[0] == root
+
+
+def _value(raw: Any, where: str) -> LeafValue:
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise InputError(f"{where}: value must be [index, account, free, staked]")
+    try:
+        account = bytes.fromhex(raw[1][2:]) if str(raw[1])[:2] == "0x" else b""
+        value = (int(raw[0]), account, int(raw[2]), int(raw[3]))
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: value {str(raw)[:100]} is not numbers and 0x-hex") from None
+    if len(account) != 32:
+        raise InputError(f"{where}: account {raw[1]!r:.70} is not 32 bytes")
+    return value
+
+
+def load_tree(path: str | os.PathLike[str], *, validate: bool = True) -> MerkleTree:
+    """Read a standard-v1 dump. `validate` re-hashes every node, as OpenZeppelin's `load`.
+
+    Without it only the nodes a proof touches are checked (each proof is verified against
+    the root before it is returned), which is what a quick `proof` lookup needs.
+    """
+    source = Path(path)
+    try:
+        document = json.loads(source.read_bytes())
+    except OSError as error:
+        raise InputError(f"{source}: cannot read ({error.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{source}: not valid JSON ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise InputError(f"{source}: not an OpenZeppelin standard-v1 tree dump")
+    if document.get("leafEncoding") != list(LEAF_ENCODING):
+        raise InputError(f"{source}: leafEncoding must be {list(LEAF_ENCODING)}")
+    nodes, entries = document.get("tree"), document.get("values")
+    if not isinstance(nodes, list) or not isinstance(entries, list) or not entries:
+        raise InputError(f"{source}: tree and values must be non-empty lists")
+    if len(nodes) != 2 * len(entries) - 1:
+        raise InputError(f"{source}: {len(nodes)} nodes cannot hold {len(entries)} leaves")
+    try:
+        tree = [bytes.fromhex(node[2:]) for node in nodes]
+    except (TypeError, ValueError):
+        raise InputError(f"{source}: tree nodes must be 0x-hex") from None
+    for i, node in enumerate(tree):
+        if len(node) != 32:
+            raise InputError(f"{source}: tree node {i} is not 32 bytes")
+    values: list[LeafValue] = []
+    tree_indices: list[int] = []
+    for number, entry in enumerate(entries):
+        where = f"{source}: value {number}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("treeIndex"), int):
+            raise InputError(f"{where}: expected {{value, treeIndex}}")
+        if not len(entries) - 1 <= entry["treeIndex"] < len(tree):
+            raise InputError(f"{where}: treeIndex {entry['treeIndex']} is not a leaf position")
+        values.append(_value(entry.get("value"), where))
+        tree_indices.append(entry["treeIndex"])
+    result = MerkleTree(tree, values, tree_indices, dict(document.get("veil") or {}))
+    if validate:
+        hasher = new_hasher()
+        for number, (value, node) in enumerate(zip(values, tree_indices, strict=True)):
+            if tree[node] != hasher(hasher(encode_leaf(value))):
+                raise InputError(f"{source}: value {number} does not match tree node {node}")
+        for i in range(len(tree) - len(values) - 1, -1, -1):
+            a, b = tree[2 * i + 1], tree[2 * i + 2]
+            if tree[i] != hasher(a + b if a <= b else b + a):
+                raise InputError(f"{source}: tree node {i} is not the hash of its children")
+    result.metadata.pop("root", None)
+    result.metadata.pop("totals", None)
+    return result

@@ -1,0 +1,388 @@
+"""Snapshot: every `System.Account` balance and `Balances.TotalIssuance` at one block.
+
+A snapshot is the only input the rest of the pipeline reads from the parachain, so it
+records where it came from (block, genesis hash) and a hash of exactly the storage it
+decoded: anyone holding the same state computes the same `state_sha256`, whether they
+read a raw dump or a live node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from veil.atomic import write_json
+from veil.errors import InputError
+from veil.substrate.rpc import SubstrateRpc
+from veil.substrate.storage import (
+    ACCOUNT_INFO_SIZE,
+    SYSTEM_ACCOUNT_PREFIX,
+    TOTAL_ISSUANCE_KEY,
+    blake2_128,
+    decode_u128,
+)
+
+FORMAT = "veil-snapshot-v1"
+COLUMNS = (
+    "account", "free", "reserved", "frozen", "flags",
+    "nonce", "consumers", "providers", "sufficients",
+)  # fmt: skip
+_ACCOUNT_PREFIX_HEX = "0x" + SYSTEM_ACCOUNT_PREFIX.hex()
+_TOTAL_ISSUANCE_HEX = "0x" + TOTAL_ISSUANCE_KEY.hex()
+_ACCOUNT_KEY_HEX_LEN = 2 + 2 * (32 + 16 + 32)
+_VALUE_HEX_LEN = 2 + 2 * ACCOUNT_INFO_SIZE
+
+
+@dataclass(slots=True)
+class AccountRow:
+    """One decoded `System.Account` entry, as the ledger needs it."""
+
+    account: bytes
+    free: int
+    reserved: int
+    frozen: int
+    flags: int
+    nonce: int
+    consumers: int
+    providers: int
+    sufficients: int
+
+
+@dataclass
+class Snapshot:
+    total_issuance: int
+    accounts: list[AccountRow]
+    state_sha256: str
+    block: str | None = None
+    genesis_hash: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "block": self.block,
+            "genesis_hash": self.genesis_hash,
+            "state_sha256": self.state_sha256,
+            "source": self.source,
+            "total_issuance": str(self.total_issuance),
+            "account_count": len(self.accounts),
+            "columns": list(COLUMNS),
+            "accounts": [
+                [
+                    "0x" + a.account.hex(), str(a.free), str(a.reserved), str(a.frozen),
+                    str(a.flags), a.nonce, a.consumers, a.providers, a.sufficients,
+                ]  # fmt: skip
+                for a in self.accounts
+            ],
+        }
+
+
+def _decode_pairs(
+    pairs: Iterable[tuple[str, str | None]], *, strict_prefix: bool
+) -> tuple[int, list[AccountRow], str, int]:
+    """Decode account entries and TotalIssuance; returns (issuance, rows, state hash, ignored).
+
+    `strict_prefix` refuses any key that is neither an account nor TotalIssuance (an RPC
+    page of the account map); a full raw dump holds every pallet and those are ignored.
+    """
+    decoded: list[tuple[str, str, AccountRow | None]] = []
+    issuance: int | None = None
+    ignored = 0
+    frm = int.from_bytes
+    for raw_key, raw_value in pairs:
+        if not isinstance(raw_key, str) or not isinstance(raw_value, str):
+            raise InputError(f"storage key {raw_key!r:.80}: key and value must be hex strings")
+        key = raw_key.lower()
+        if key.startswith(_ACCOUNT_PREFIX_HEX):
+            if len(key) != _ACCOUNT_KEY_HEX_LEN:
+                raise InputError(
+                    f"storage key {raw_key}: System.Account key of {(len(key) - 2) // 2} bytes,"
+                    f" expected 80"
+                )
+            try:
+                key_hash = bytes.fromhex(key[66:98])
+                account = bytes.fromhex(key[98:])
+                value = bytes.fromhex(raw_value[2:]) if raw_value.startswith("0x") else None
+            except ValueError:
+                raise InputError(f"storage key {raw_key}: key or value is not valid hex") from None
+            if value is None:
+                raise InputError(f"storage key {raw_key}: value is not 0x-prefixed hex")
+            if blake2_128(account) != key_hash:
+                raise InputError(f"storage key {raw_key}: blake2_128 hash does not match its id")
+            if len(value) != ACCOUNT_INFO_SIZE:
+                raise InputError(
+                    f"storage key {raw_key}: AccountInfo of {len(value)} bytes, expected 80"
+                )
+            row = AccountRow(
+                account,
+                frm(value[16:32], "little"),
+                frm(value[32:48], "little"),
+                frm(value[48:64], "little"),
+                frm(value[64:80], "little"),
+                frm(value[0:4], "little"),
+                frm(value[4:8], "little"),
+                frm(value[8:12], "little"),
+                frm(value[12:16], "little"),
+            )
+            decoded.append((key, raw_value.lower(), row))
+        elif key == _TOTAL_ISSUANCE_HEX:
+            try:
+                value = bytes.fromhex(raw_value[2:]) if raw_value.startswith("0x") else b"?"
+            except ValueError:
+                raise InputError(f"storage key {raw_key}: value is not valid hex") from None
+            issuance = decode_u128(value, raw_key)
+            decoded.append((key, raw_value.lower(), None))
+        elif strict_prefix:
+            raise InputError(f"storage key {raw_key}: not a System.Account key")
+        else:
+            ignored += 1
+    if issuance is None:
+        raise InputError(
+            f"storage key {_TOTAL_ISSUANCE_HEX} (Balances.TotalIssuance): missing from the state"
+        )
+    decoded.sort(key=lambda item: item[0])
+    digest = hashlib.sha256()
+    for key, value, _ in decoded:
+        digest.update(f"{key}={value}\n".encode())
+    rows = [row for _, _, row in decoded if row is not None]
+    rows.sort(key=lambda r: r.account)
+    return issuance, rows, "0x" + digest.hexdigest(), ignored
+
+
+def _storage_map(document: Any, path: Path) -> dict[str, Any]:
+    """The key/value object of a raw dump or of a raw chain spec (`genesis.raw.top`)."""
+    if isinstance(document, dict) and "genesis" in document:
+        try:
+            top = document["genesis"]["raw"]["top"]
+        except (KeyError, TypeError):
+            raise InputError(f"{path}: chain spec without genesis.raw.top (not a raw spec)") from None
+        if not isinstance(top, dict):
+            raise InputError(f"{path}: genesis.raw.top is not an object")
+        return top
+    if isinstance(document, dict) and "result" in document and isinstance(document["result"], list):
+        return {k: v for k, v in document["result"]}
+    if not isinstance(document, dict):
+        raise InputError(f"{path}: expected a JSON object of 0x-hex storage keys to values")
+    return document
+
+
+def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
+    """Snapshot of a raw state dump (state_getPairs as an object) or a raw chain spec."""
+    source = Path(path)
+    try:
+        data = source.read_bytes()
+    except OSError as error:
+        raise InputError(f"{source}: cannot read ({error.strerror})") from None
+    try:
+        document = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{source}: not valid JSON ({error})") from None
+    storage = _storage_map(document, source)
+    block = document.get("block") if isinstance(document.get("block"), str) else None
+    genesis = document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
+    del document
+    issuance, rows, state_hash, ignored = _decode_pairs(storage.items(), strict_prefix=False)
+    return Snapshot(
+        total_issuance=issuance,
+        accounts=rows,
+        state_sha256=state_hash,
+        block=block,
+        genesis_hash=genesis,
+        source={
+            "kind": "raw-state",
+            "file": source.name,
+            "file_sha256": "0x" + hashlib.sha256(data).hexdigest(),
+            "ignored_keys": ignored,
+        },
+    )
+
+
+class _Progress:
+    """Append-only record of fetched pages beside the output, so a broken run resumes.
+
+    Each line is one JSON page; a line cut short by a crash is simply ignored.
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = header
+        self.pairs: list[tuple[str, str]] = []
+        self.last_key: str | None = None
+        self.done = False
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        if not lines:
+            return
+        try:
+            header = json.loads(lines[0])
+        except json.JSONDecodeError:
+            return
+        if header != self.header:
+            raise InputError(
+                f"{self.path}: progress file is for another node, block or prefix "
+                f"({header.get('at')}); delete it to start over"
+            )
+        for line in lines[1:]:
+            try:
+                page = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            self.pairs.extend((k, v) for k, v in page["pairs"])
+            self.last_key = page["last_key"]
+            self.done = bool(page.get("done"))
+
+    def append(self, pairs: list[tuple[str, str]], last_key: str | None, done: bool) -> None:
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        with self.path.open("a") as handle:
+            if new_file:
+                handle.write(json.dumps(self.header) + "\n")
+            handle.write(json.dumps({"last_key": last_key, "done": done, "pairs": pairs}) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.pairs.extend(pairs)
+        self.last_key = last_key
+        self.done = done
+
+
+def progress_path(out: str | os.PathLike[str]) -> Path:
+    target = Path(out)
+    return target.with_name(target.name + ".partial")
+
+
+def snapshot_from_rpc(
+    url: str,
+    at: str,
+    out: str | os.PathLike[str],
+    *,
+    page_size: int = 1000,
+    on_page: Callable[[int], None] | None = None,
+) -> Snapshot:
+    """Read every `System.Account` entry at block `at` from a node, page by page.
+
+    Pages go to `<out>.partial` as they arrive; a rerun with the same node, block and
+    output continues after the last saved page and yields the identical snapshot.
+    """
+    if not at.startswith("0x") or len(at) != 66:
+        raise InputError(f"--at {at!r}: expected a 0x-prefixed 32-byte block hash")
+    progress = _Progress(
+        progress_path(out), {"format": "veil-snapshot-progress-v1", "at": at.lower(),
+                             "prefix": _ACCOUNT_PREFIX_HEX},
+    )  # fmt: skip
+    progress.load()
+    if on_page is not None and progress.pairs:
+        on_page(len(progress.pairs))
+    with SubstrateRpc(url) as rpc:
+        genesis = rpc.genesis_hash()
+        while not progress.done:
+            keys = rpc.keys_paged(_ACCOUNT_PREFIX_HEX, page_size, progress.last_key, at)
+            for key in keys:
+                if not key.lower().startswith(_ACCOUNT_PREFIX_HEX):
+                    raise InputError(f"storage key {key}: not a System.Account key")
+            values = rpc.query_storage_at(keys, at) if keys else {}
+            pairs: list[tuple[str, str]] = []
+            for key in keys:
+                value = values.get(key)
+                if value is None:
+                    raise InputError(f"storage key {key}: listed by the node but has no value")
+                pairs.append((key, value))
+            done = len(keys) < page_size
+            progress.append(pairs, keys[-1] if keys else progress.last_key, done)
+            if on_page is not None:
+                on_page(len(pairs))
+        issuance_value = rpc.storage(_TOTAL_ISSUANCE_HEX, at)
+    if issuance_value is None:
+        raise InputError(
+            f"storage key {_TOTAL_ISSUANCE_HEX} (Balances.TotalIssuance): missing at block {at}"
+        )
+    all_pairs = [*progress.pairs, (_TOTAL_ISSUANCE_HEX, issuance_value)]
+    issuance, rows, state_hash, _ = _decode_pairs(all_pairs, strict_prefix=True)
+    return Snapshot(
+        total_issuance=issuance,
+        accounts=rows,
+        state_sha256=state_hash,
+        block=at.lower(),
+        genesis_hash=genesis,
+        source={"kind": "rpc", "endpoint": url, "page_size": page_size},
+    )
+
+
+def write_snapshot(snapshot: Snapshot, out: str | os.PathLike[str]) -> Path:
+    path = write_json(out, snapshot.to_json(), indent=None)
+    progress_path(out).unlink(missing_ok=True)
+    return path
+
+
+def _field(record: Any, index: int, name: str, where: str) -> int:
+    try:
+        value = int(record[index])
+    except (IndexError, TypeError, ValueError):
+        raise InputError(f"{where}: {name} missing or not an integer") from None
+    if value < 0:
+        raise InputError(f"{where}: {name} is negative")
+    return value
+
+
+def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
+    """Read a snapshot file back; every malformed record is named by its position."""
+    source = Path(path)
+    try:
+        document = json.loads(source.read_bytes())
+    except OSError as error:
+        raise InputError(f"{source}: cannot read ({error.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{source}: not valid JSON ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise InputError(f"{source}: not a veil snapshot (format must be {FORMAT!r})")
+    if document.get("columns") != list(COLUMNS):
+        raise InputError(f"{source}: columns must be {list(COLUMNS)}")
+    try:
+        issuance = int(document["total_issuance"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{source}: total_issuance missing or not an integer") from None
+    records = document.get("accounts")
+    if not isinstance(records, list):
+        raise InputError(f"{source}: accounts must be a list")
+    rows: list[AccountRow] = []
+    append = rows.append
+    previous = b""
+    for number, record in enumerate(records):
+        try:
+            account_hex = record[0]
+            account = bytes.fromhex(account_hex[2:]) if account_hex[:2] == "0x" else b""
+            row = AccountRow(
+                account, int(record[1]), int(record[2]), int(record[3]), int(record[4]),
+                int(record[5]), int(record[6]), int(record[7]), int(record[8]),
+            )  # fmt: skip
+        except (IndexError, TypeError, ValueError, KeyError):
+            where = f"{source}: account record {number}"
+            raise InputError(f"{where} ({str(record)[:80]}): malformed") from None
+        if len(account) != 32 or row.free < 0 or row.reserved < 0:
+            raise InputError(
+                f"{source}: account record {number} ({account_hex!r:.70}): bad id or negative amount"
+            )
+        if account <= previous:
+            raise InputError(
+                f"{source}: account record {number} ({account_hex}): not sorted or duplicated"
+            )
+        previous = account
+        append(row)
+    if document.get("account_count") not in (None, len(rows)):
+        raise InputError(
+            f"{source}: account_count {document.get('account_count')} but {len(rows)} records"
+        )
+    return Snapshot(
+        total_issuance=issuance,
+        accounts=rows,
+        state_sha256=str(document.get("state_sha256")),
+        block=document.get("block"),
+        genesis_hash=document.get("genesis_hash"),
+        source=document.get("source") or {},
+    )

@@ -1,0 +1,90 @@
+"""A minimal Substrate JSON-RPC client: just the calls a snapshot needs.
+
+It speaks ws:// (what nodes expose by default) and http:// (what archive gateways often
+expose), one request at a time, so a snapshot never depends on a heavyweight client.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import urllib.error
+import urllib.request
+from types import TracebackType
+from typing import Any
+
+from veil.errors import ChainError, InputError
+
+
+class SubstrateRpc:
+    """One connection to a node; use as a context manager."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+        if not url.startswith(("ws://", "wss://", "http://", "https://")):
+            raise InputError(f"rpc url {url!r}: expected ws://, wss://, http:// or https://")
+        self.url = url
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._ws: Any = None
+
+    def __enter__(self) -> SubstrateRpc:
+        if self.url.startswith("ws"):
+            from websockets.sync.client import connect
+
+            try:
+                self._ws = connect(self.url, open_timeout=self.timeout, max_size=None)
+            except (OSError, TimeoutError) as error:
+                raise ChainError(f"rpc {self.url}: cannot connect ({error})") from None
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._ws is not None:
+            self._ws.close()
+            self._ws = None
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        try:
+            if self._ws is not None:
+                self._ws.send(json.dumps(request))
+                answer = json.loads(self._ws.recv(timeout=self.timeout))
+            else:
+                body = json.dumps(request).encode()
+                http = urllib.request.Request(
+                    self.url, data=body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(http, timeout=self.timeout) as reply:
+                    answer = json.loads(reply.read())
+        except (OSError, TimeoutError, urllib.error.URLError) as error:
+            raise ChainError(f"rpc {self.url}: {method} failed ({error})") from None
+        except Exception as error:  # websockets' ConnectionClosed and friends
+            if type(error).__module__.startswith("websockets"):
+                raise ChainError(f"rpc {self.url}: {method} failed ({error})") from None
+            raise
+        if "error" in answer:
+            raise ChainError(f"rpc {self.url}: {method} returned error {answer['error']}")
+        return answer.get("result")
+
+    def genesis_hash(self) -> str:
+        return str(self.call("chain_getBlockHash", [0]))
+
+    def keys_paged(self, prefix: str, count: int, start_key: str | None, at: str) -> list[str]:
+        return list(self.call("state_getKeysPaged", [prefix, count, start_key or prefix, at]))
+
+    def query_storage_at(self, keys: list[str], at: str) -> dict[str, str | None]:
+        """Values of `keys` at block `at` (absent keys map to None)."""
+        result = self.call("state_queryStorageAt", [keys, at])
+        values: dict[str, str | None] = {}
+        for change_set in result or []:
+            for key, value in change_set.get("changes", []):
+                values[key] = value
+        return values
+
+    def storage(self, key: str, at: str) -> str | None:
+        value = self.call("state_getStorage", [key, at])
+        return None if value is None else str(value)
