@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,13 +19,7 @@ from typing import Any
 
 from veil.chain.client import Chain, connect
 from veil.chain.compile import REPO_ROOT
-from veil.chain.devnet import Devnet
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from veil.chain.devnet import Devnet, free_port
 
 
 @contextmanager

@@ -18,7 +18,6 @@ from rich.rule import Rule
 
 from veil.chain.compile import REPO_ROOT
 from veil.chain.devnet import Devnet
-from veil.errors import VeilError
 
 DEMO_HOME = REPO_ROOT / ".veil" / "demo"
 DEMO_DEPLOYMENT = REPO_ROOT / "deployments" / "demo.json"
@@ -136,8 +135,6 @@ def run_demo(run: Runner, port: int, console: Console | None = None) -> None:
     w = Walkthrough(run, console, DEMO_HOME, DEMO_DEPLOYMENT)
     try:
         economy(w, port)
-    except VeilError:
-        raise
     finally:
         if devnet.running() is not None:
             devnet.stop()

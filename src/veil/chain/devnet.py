@@ -76,6 +76,15 @@ def _port_busy(port: int) -> bool:
     return False
 
 
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` if nothing listens there, else a port the kernel hands out."""
+    if preferred is not None and not _port_busy(preferred):
+        return preferred
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _wait_for_rpc(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     import urllib.request
 

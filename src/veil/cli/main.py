@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import typer
 
@@ -22,6 +23,22 @@ app.add_typer(migrate.app, name="migrate")
 app.add_typer(attest.app, name="attest")
 app.add_typer(attester.app, name="attester")
 app.add_typer(worker.app, name="worker")
+
+
+@app.command()
+def demo(
+    port: int = typer.Option(0, "--port", help="RPC port (default: 8545, or a free one)."),
+) -> None:
+    """Walk through the network on a fresh devnet, printing every command and its output."""
+    from veil.chain.devnet import free_port
+    from veil.demo import run_demo
+
+    def run(args: Sequence[str]) -> None:
+        code = app(list(args), standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            raise VeilError(f"demo step `veil {' '.join(args)}` exited with {code}")
+
+    run_demo(run, port or free_port(preferred=8545))
 
 
 @app.callback()
