@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dcap_qvl
+
 from veil.attest.eventlog import Event, parse_event_log
+from veil.attest.simulator import is_simulated_quote
 from veil.errors import InputError
 
 _HEX = re.compile(r"(0x)?[0-9a-fA-F\s]+")
@@ -98,6 +101,12 @@ def load_evidence(
     """Read a quote file, with a separate event log and VM config overriding embedded ones."""
     file = Path(path)
     evidence = evidence_from_bytes(_read(file, "quote"), f"quote {file}")
+    if not is_simulated_quote(evidence.quote):
+        try:
+            dcap_qvl.parse_quote(evidence.quote)
+        except (ValueError, RuntimeError) as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+            raise InputError(f"quote {file}: not a TDX/SGX DCAP quote ({detail})") from None
     events = evidence.event_log
     config = evidence.vm_config
     if event_log is not None:
