@@ -1,5 +1,308 @@
-"""`veil migrate`: placeholder until its issue lands."""
+"""`veil migrate`: parachain state -> snapshot -> ledger -> Merkle tree, and bindings.
+
+Each step reads the previous step's file and writes its own; the logic lives in
+`veil.migration` and `veil.substrate`, this module only parses, calls and prints.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, help="veil migrate")
+from veil.atomic import write_json
+from veil.errors import InputError
+from veil.migration import binding as binding_lib
+from veil.migration.ledger import (
+    Ledger,
+    LedgerRefused,
+    build_ledger,
+    file_sha256,
+    load_ledger,
+    pool_report,
+)
+from veil.migration.merkle import load_tree, tree_from_ledger
+from veil.migration.positions import (
+    exclusions_to_json,
+    load_exclusions,
+    load_positions,
+    positions_to_json,
+)
+from veil.migration.snapshot import (
+    load_snapshot,
+    snapshot_from_raw,
+    snapshot_from_rpc,
+    write_snapshot,
+)
+from veil.migration.synthetic import generate_state, raw_document
+from veil.substrate import ss58
+from veil.substrate.signature import SCHEMES
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Move parachain balances to the L2: snapshot, ledger, Merkle tree, bindings.",
+)
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _pha(wei: int) -> str:
+    return f"{Decimal(wei) / Decimal(10**18):,f} PHA"
+
+
+@app.command()
+def snapshot(
+    out: Path = typer.Option(..., "--out", help="Snapshot file to write."),
+    raw_state: Path | None = typer.Option(
+        None, "--raw-state", help="state_getPairs object or raw chain spec (JSON)."
+    ),
+    rpc: str | None = typer.Option(None, "--rpc", help="Node endpoint, ws:// or http://."),
+    at: str | None = typer.Option(None, "--at", help="Block hash to read (with --rpc)."),
+    page_size: int = typer.Option(1000, "--page-size", help="Keys per RPC page."),
+    genesis: str | None = typer.Option(
+        None, "--genesis", help="Genesis hash to record for a raw dump that lacks one."
+    ),
+    block: str | None = typer.Option(None, "--block", help="Block hash to record (raw dump)."),
+) -> None:
+    """Decode every System.Account balance and TotalIssuance at one block."""
+    if (raw_state is None) == (rpc is None):
+        raise InputError("snapshot: give exactly one of --raw-state or --rpc")
+    if rpc is not None:
+        if at is None:
+            raise InputError("snapshot: --rpc needs --at BLOCK_HASH")
+        with Progress(
+            TextColumn("reading System.Account"), BarColumn(), TextColumn("{task.completed} keys"),
+            TimeElapsedColumn(), console=_err, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("accounts", total=None)
+            result = snapshot_from_rpc(
+                rpc, at, out, page_size=page_size, on_page=lambda n: bar.advance(task, n)
+            )
+    else:
+        assert raw_state is not None
+        result = snapshot_from_raw(raw_state)
+    if genesis is not None:
+        result.genesis_hash = "0x" + binding_lib.parse_genesis(genesis).hex()
+    if block is not None:
+        result.block = "0x" + binding_lib.parse_genesis(block).hex()
+    write_snapshot(result, out)
+    _out.print(
+        f"snapshot: {len(result.accounts)} accounts, TotalIssuance {result.total_issuance} planck"
+        f" at block {result.block or '(not recorded)'}, state {result.state_sha256} -> {out}"
+    )
+
+
+@app.command()
+def ledger(
+    snapshot_file: Path = typer.Argument(..., metavar="SNAP.json"),
+    out: Path = typer.Option(..., "--out", help="Ledger file to write."),
+    positions: Path | None = typer.Option(None, "--positions", help="Staked positions, CSV/JSON."),
+    exclusions: Path | None = typer.Option(None, "--exclusions", help="Exclusions, JSON list."),
+    accept_dust: int = typer.Option(
+        0, "--accept-dust", help="Planck a module account may hold beyond its positions."
+    ),
+) -> None:
+    """Convert planck to wei 1:1, split free and staked, and reconcile to TotalIssuance."""
+    snap = load_snapshot(snapshot_file)
+    position_list = load_positions(positions) if positions else []
+    exclusion_list = load_exclusions(exclusions) if exclusions else []
+    try:
+        result = build_ledger(snap, position_list, exclusion_list, accept_dust=accept_dust)
+    except LedgerRefused as refused:
+        _err.print("ledger refused; what does not reconcile:", style="bold red")
+        for problem in refused.problems[:50]:
+            _err.print(f"  - {problem}", highlight=False, soft_wrap=True)
+        if len(refused.problems) > 50:
+            _err.print(f"  ... and {len(refused.problems) - 50} more", highlight=False)
+        raise
+    result.snapshot["file_sha256"] = file_sha256(snapshot_file)
+    write_json(out, result.to_json(), indent=None)
+    _print_reconciliation(result)
+    _out.print(f"ledger: {len(result.leaves)} leaves -> {out}")
+
+
+def _print_reconciliation(result: Ledger) -> None:
+    table = Table(title="reconciliation (wei)")
+    table.add_column("line")
+    table.add_column("wei", justify="right")
+    table.add_column("PHA", justify="right")
+    for label, wei in result.reconciliation():
+        table.add_row(label, str(wei), _pha(wei))
+    _out.print(table)
+    pools = pool_report(result)
+    if pools:
+        backing = Table(title="module accounts backing staked positions")
+        for column in ("pools", "module account", "balance wei", "positions wei", "dust wei"):
+            backing.add_column(column)
+        for names, account, balance, held, dust in pools:
+            backing.add_row(names, account, str(balance), str(held), str(dust))
+        _out.print(backing)
+
+
+@app.command()
+def tree(
+    ledger_file: Path = typer.Argument(..., metavar="LEDGER.json"),
+    out: Path = typer.Option(..., "--out", help="OpenZeppelin standard-v1 tree dump to write."),
+) -> None:
+    """Build the claim Merkle tree exactly as OpenZeppelin's StandardMerkleTree does."""
+    result = tree_from_ledger(load_ledger(ledger_file))
+    dump = result.dump()
+    write_json(out, dump, indent=None)
+    totals = dump["veil"]["totals"]
+    _out.print(f"root: 0x{result.root.hex()}")
+    _out.print(
+        f"leaves: {totals['leaf_count']}"
+        f"  free: {totals['free_wei']} wei ({_pha(int(totals['free_wei']))})"
+        f"  staked: {totals['staked_wei']} wei ({_pha(int(totals['staked_wei']))}) -> {out}"
+    )
+
+
+@app.command()
+def proof(
+    tree_file: Path = typer.Argument(..., metavar="TREE.json"),
+    account: str = typer.Argument(..., help="SS58 address or 0x account id."),
+) -> None:
+    """Print one leaf's proof as JSON (index, account, free, staked, proof, root)."""
+    result = load_tree(tree_file, validate=False)
+    value_index = result.value_index(ss58.parse_account(account))
+    path = result.proof(value_index)
+    index, account_id, free, staked = result.values[value_index]
+    typer.echo(
+        json.dumps(
+            {
+                "index": index,
+                "account": "0x" + account_id.hex(),
+                "address": ss58.encode(account_id),
+                "free": str(free),
+                "staked": str(staked),
+                "proof": ["0x" + p.hex() for p in path],
+                "root": "0x" + result.root.hex(),
+            },
+            indent=2,
+        )
+    )
+
+
+@app.command()
+def multiproof(
+    tree_file: Path = typer.Argument(..., metavar="TREE.json"),
+    accounts: list[str] = typer.Argument(..., help="SS58 addresses or 0x account ids."),
+) -> None:
+    """Print an OpenZeppelin multiproof for several leaves (batch claims)."""
+    result = load_tree(tree_file, validate=False)
+    indices = [result.value_index(ss58.parse_account(a)) for a in accounts]
+    proof_json = result.multiproof(indices).to_json()
+    proof_json["root"] = "0x" + result.root.hex()
+    typer.echo(json.dumps(proof_json, indent=2))
+
+
+def _context(
+    genesis: str | None,
+    chain_id: int | None,
+    migrator: str | None,
+    tree_file: Path | None,
+    deployment: Path | None,
+) -> binding_lib.BindingContext:
+    if tree_file is not None or deployment is not None:
+        if tree_file is None or deployment is None:
+            raise InputError("binding: --tree and --deployment go together")
+        return binding_lib.context_from_files(tree_file, deployment)
+    if genesis is None or chain_id is None or migrator is None:
+        raise InputError(
+            "binding: give --genesis, --chain-id and --migrator, or --tree and --deployment"
+        )
+    return binding_lib.BindingContext(binding_lib.parse_genesis(genesis), chain_id, migrator)
+
+
+_GENESIS = typer.Option(None, "--genesis", help="Parachain genesis hash (0x...).")
+_CHAIN = typer.Option(None, "--chain-id", help="L2 chain id.")
+_MIGRATOR = typer.Option(None, "--migrator", help="Migrator contract address.")
+_TREE = typer.Option(None, "--tree", help="Published tree (gives the genesis hash).")
+_DEPLOYMENT = typer.Option(None, "--deployment", help="deployments/<network>.json.")
+
+
+@app.command("binding-message")
+def binding_message(
+    account: str = typer.Option(..., "--account", help="SS58 address (prefix 30) or 0x id."),
+    to: str = typer.Option(..., "--to", help="L2 receiver address."),
+    genesis: str | None = _GENESIS,
+    chain_id: int | None = _CHAIN,
+    migrator: str | None = _MIGRATOR,
+    tree_file: Path | None = _TREE,
+    deployment: Path | None = _DEPLOYMENT,
+) -> None:
+    """Print the exact text to sign (wallets wrap it in <Bytes>...</Bytes>)."""
+    context = _context(genesis, chain_id, migrator, tree_file, deployment)
+    typer.echo(binding_lib.binding_message(ss58.parse_account(account), to, context))
+
+
+@app.command("verify-binding")
+def verify_binding(
+    account: str = typer.Option(..., "--account", help="SS58 address (prefix 30) or 0x id."),
+    to: str = typer.Option(..., "--to", help="L2 receiver address."),
+    signature: str = typer.Option(..., "--signature", help="0x signature from signRaw."),
+    scheme: str | None = typer.Option(None, "--scheme", help="sr25519, ed25519 or ecdsa."),
+    pubkey: str | None = typer.Option(None, "--pubkey", help="0x public key (ecdsa: 33 bytes)."),
+    genesis: str | None = _GENESIS,
+    chain_id: int | None = _CHAIN,
+    migrator: str | None = _MIGRATOR,
+    tree_file: Path | None = _TREE,
+    deployment: Path | None = _DEPLOYMENT,
+) -> None:
+    """Exit 0 if the signature binds ACCOUNT to the receiver on this deployment, else 1."""
+    context = _context(genesis, chain_id, migrator, tree_file, deployment)
+    if scheme is not None and scheme not in SCHEMES:
+        raise InputError(f"--scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+    signature_bytes = _hex_arg(signature, "--signature")
+    key = _hex_arg(pubkey, "--pubkey") if pubkey else None
+    verified = binding_lib.verify_binding(
+        ss58.parse_account(account), to, signature_bytes, context,
+        scheme=scheme, public_key=key,  # type: ignore[arg-type]
+    )  # fmt: skip
+    form = "<Bytes>-wrapped" if verified.wrapped else "bare"
+    typer.echo(f"valid: {verified.scheme} signature over the {form} binding message")
+
+
+def _hex_arg(text: str, option: str) -> bytes:
+    try:
+        if not text.startswith("0x"):
+            raise ValueError
+        return bytes.fromhex(text[2:])
+    except ValueError:
+        raise InputError(f"{option} {text!r:.40}: expected 0x-prefixed hex") from None
+
+
+@app.command("generate-state")
+def generate_state_command(
+    accounts: int = typer.Option(..., "--accounts", help="Ordinary holders to create."),
+    out: Path = typer.Option(..., "--out", help="RAW.json to write."),
+    positions: Path = typer.Option(..., "--positions", help="Positions JSON to write."),
+    exclusions: Path = typer.Option(..., "--exclusions", help="Exclusions JSON to write."),
+    keys: Path | None = typer.Option(None, "--keys", help="Secrets of the sample keypairs."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same state)."),
+) -> None:
+    """Write a realistic synthetic parachain state for the demo and benchmarks."""
+    if accounts < 3:
+        raise InputError(f"--accounts {accounts}: need at least 3")
+    state = generate_state(accounts, seed=seed)
+    write_json(out, raw_document(state), indent=None)
+    write_json(positions, positions_to_json(state.positions))
+    write_json(exclusions, exclusions_to_json(state.exclusions))
+    if keys is not None:
+        write_json(
+            keys,
+            {
+                "warning": "demo secrets: never use these keys for real funds",
+                "genesis_hash": "0x" + state.genesis_hash.hex(),
+                "keys": [k.to_json() for k in state.keys],
+            },
+        )
+    _out.print(
+        f"state: {accounts} holders, {len(state.positions)} positions, "
+        f"TotalIssuance {state.total_issuance} planck -> {out}"
+    )

@@ -221,7 +221,7 @@ def build_ledger(
     staked_by_account: dict[bytes, int] = defaultdict(int)
     positions_by_backer: dict[bytes, int] = defaultdict(int)
     pools_by_backer: dict[bytes, set[str]] = defaultdict(set)
-    positions_by_pool: dict[str, int] = defaultdict(int)
+    unbacked: dict[str, int] = defaultdict(int)
     for number, position in enumerate(positions):
         backer = pool_backer.get(position.source)
         if backer is None:
@@ -231,11 +231,7 @@ def build_ledger(
                 problems.append(f"position {number}: {error}")
                 continue
         if backer is None:
-            problems.append(
-                f"position {number} ({_hex(position.account)}): pool {position.source!r} has no "
-                f"backing account (name it in --exclusions with kind stake-pool, vault or "
-                f"wrapped-balance and pools [{position.source!r}], or use modl:<pallet>:<n>)"
-            )
+            unbacked[position.source] += 1
             continue
         if position.account in backers or position.account in excluded_other:
             problems.append(
@@ -246,8 +242,13 @@ def build_ledger(
         staked_by_account[position.account] += position.staked
         positions_by_backer[backer] += position.staked
         pools_by_backer[backer].add(position.source)
-        positions_by_pool[position.source] += position.staked
 
+    for pool, count in sorted(unbacked.items()):
+        problems.append(
+            f"pool {pool!r}: {count} positions but no backing account (name it in --exclusions "
+            f"with kind stake-pool, vault or wrapped-balance and pools [{pool!r}], or write the "
+            f"source as modl:<pallet id>:<n>)"
+        )
     backing: list[Backing] = []
     excluded: list[Excluded] = []
     for account in sorted(backers):

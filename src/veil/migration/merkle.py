@@ -15,6 +15,7 @@ committed totals; OpenZeppelin's loader ignores keys it does not know.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -41,7 +42,9 @@ def encode_leaf(value: LeafValue) -> bytes:
     for name, number in (("index", index), ("free", free), ("staked", staked)):
         if not 0 <= number < _UINT256:
             raise InputError(f"leaf {index}: {name} {number} does not fit in uint256")
-    return index.to_bytes(32, "big") + account + free.to_bytes(32, "big") + staked.to_bytes(32, "big")
+    return (
+        index.to_bytes(32, "big") + account + free.to_bytes(32, "big") + staked.to_bytes(32, "big")
+    )
 
 
 def leaf_hash(value: LeafValue, hasher: Callable[[bytes], bytes] = keccak256) -> bytes:
@@ -117,7 +120,7 @@ class MerkleTree:
             if not 0 <= i < len(self.values):
                 raise InputError(f"leaf {i}: out of range (tree has {len(self.values)})")
         indices = sorted((self.tree_indices[i] for i in value_indices), reverse=True)
-        if any(a == b for a, b in zip(indices, indices[1:], strict=False)):
+        if any(a == b for a, b in itertools.pairwise(indices)):
             raise InputError("multiproof: the same leaf was asked for twice")
         stack = list(indices)
         proof: list[bytes] = []
@@ -191,9 +194,14 @@ def build_tree(values: Iterable[LeafValue], metadata: dict[str, Any] | None = No
 def tree_from_ledger(ledger: Ledger) -> MerkleTree:
     return build_tree(
         ((leaf.index, leaf.account, leaf.free_wei, leaf.staked_wei) for leaf in ledger.leaves),
-        {"ledger": {"snapshot": ledger.snapshot, "total_issuance_wei": str(ledger.total_issuance_wei),
-                    "excluded_wei": str(ledger.excluded_wei)}},
-    )  # fmt: skip
+        {
+            "ledger": {
+                "snapshot": ledger.snapshot,
+                "total_issuance_wei": str(ledger.total_issuance_wei),
+                "excluded_wei": str(ledger.excluded_wei),
+            }
+        },
+    )
 
 
 def verify_proof(root: bytes, value: LeafValue, proof: Sequence[bytes]) -> bool:

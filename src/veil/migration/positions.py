@@ -166,7 +166,11 @@ def positions_to_json(positions: list[Position]) -> list[dict[str, str]]:
 def exclusions_to_json(exclusions: list[Exclusion]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for e in exclusions:
-        item: dict[str, Any] = {"account": "0x" + e.account.hex(), "reason": e.reason, "kind": e.kind}
+        item: dict[str, Any] = {
+            "account": "0x" + e.account.hex(),
+            "reason": e.reason,
+            "kind": e.kind,
+        }
         if e.pools:
             item["pools"] = list(e.pools)
         out.append(item)

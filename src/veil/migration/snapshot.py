@@ -35,7 +35,6 @@ COLUMNS = (
 _ACCOUNT_PREFIX_HEX = "0x" + SYSTEM_ACCOUNT_PREFIX.hex()
 _TOTAL_ISSUANCE_HEX = "0x" + TOTAL_ISSUANCE_KEY.hex()
 _ACCOUNT_KEY_HEX_LEN = 2 + 2 * (32 + 16 + 32)
-_VALUE_HEX_LEN = 2 + 2 * ACCOUNT_INFO_SIZE
 
 
 @dataclass(slots=True)
@@ -74,9 +73,16 @@ class Snapshot:
             "columns": list(COLUMNS),
             "accounts": [
                 [
-                    "0x" + a.account.hex(), str(a.free), str(a.reserved), str(a.frozen),
-                    str(a.flags), a.nonce, a.consumers, a.providers, a.sufficients,
-                ]  # fmt: skip
+                    "0x" + a.account.hex(),
+                    str(a.free),
+                    str(a.reserved),
+                    str(a.frozen),
+                    str(a.flags),
+                    a.nonce,
+                    a.consumers,
+                    a.providers,
+                    a.sufficients,
+                ]
                 for a in self.accounts
             ],
         }
@@ -160,7 +166,9 @@ def _storage_map(document: Any, path: Path) -> dict[str, Any]:
         try:
             top = document["genesis"]["raw"]["top"]
         except (KeyError, TypeError):
-            raise InputError(f"{path}: chain spec without genesis.raw.top (not a raw spec)") from None
+            raise InputError(
+                f"{path}: chain spec without genesis.raw.top (not a raw spec)"
+            ) from None
         if not isinstance(top, dict):
             raise InputError(f"{path}: genesis.raw.top is not an object")
         return top
@@ -184,9 +192,12 @@ def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
         raise InputError(f"{source}: not valid JSON ({error})") from None
     storage = _storage_map(document, source)
     block = document.get("block") if isinstance(document.get("block"), str) else None
-    genesis = document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
+    genesis = (
+        document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
+    )
     del document
-    issuance, rows, state_hash, ignored = _decode_pairs(storage.items(), strict_prefix=False)
+    pairs = ((k, v) for k, v in storage.items() if k not in ("block", "genesis_hash"))
+    issuance, rows, state_hash, ignored = _decode_pairs(pairs, strict_prefix=False)
     return Snapshot(
         total_issuance=issuance,
         accounts=rows,
@@ -320,16 +331,6 @@ def write_snapshot(snapshot: Snapshot, out: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _field(record: Any, index: int, name: str, where: str) -> int:
-    try:
-        value = int(record[index])
-    except (IndexError, TypeError, ValueError):
-        raise InputError(f"{where}: {name} missing or not an integer") from None
-    if value < 0:
-        raise InputError(f"{where}: {name} is negative")
-    return value
-
-
 def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     """Read a snapshot file back; every malformed record is named by its position."""
     source = Path(path)
@@ -366,7 +367,8 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
             raise InputError(f"{where} ({str(record)[:80]}): malformed") from None
         if len(account) != 32 or row.free < 0 or row.reserved < 0:
             raise InputError(
-                f"{source}: account record {number} ({account_hex!r:.70}): bad id or negative amount"
+                f"{source}: account record {number} ({account_hex!r:.70}): "
+                f"bad id or negative amount"
             )
         if account <= previous:
             raise InputError(

@@ -92,13 +92,16 @@ class SyntheticState:
 
 def _account_value(nonce: int, free: int, reserved: int, frozen: int) -> str:
     head = struct.pack("<IIII", nonce, 0 if not reserved else 1, 1, 0)
-    return "0x" + (
-        head
-        + free.to_bytes(16, "little")
-        + reserved.to_bytes(16, "little")
-        + frozen.to_bytes(16, "little")
-        + (1 << 127).to_bytes(16, "little")  # the "new logic" flag every migrated account has
-    ).hex()
+    return (
+        "0x"
+        + (
+            head
+            + free.to_bytes(16, "little")
+            + reserved.to_bytes(16, "little")
+            + frozen.to_bytes(16, "little")
+            + (1 << 127).to_bytes(16, "little")  # the "new logic" flag every migrated account has
+        ).hex()
+    )
 
 
 def generate_state(accounts: int, *, seed: int = 0, sample_keys: int = 24) -> SyntheticState:
@@ -116,9 +119,7 @@ def generate_state(accounts: int, *, seed: int = 0, sample_keys: int = 24) -> Sy
         balances[account] = balances.get(account, 0) + free + reserved
 
     schemes: tuple[Scheme, ...] = ("sr25519", "ed25519", "ecdsa")
-    keys = [
-        keypair(schemes[i % 3], rng.randbytes(32)) for i in range(min(sample_keys, accounts))
-    ]
+    keys = [keypair(schemes[i % 3], rng.randbytes(32)) for i in range(min(sample_keys, accounts))]
     holders = [k.account for k in keys]
     holders += [rng.randbytes(32) for _ in range(accounts - len(holders))]
     randint, lognorm = rng.randint, rng.lognormvariate
@@ -161,12 +162,12 @@ def generate_state(accounts: int, *, seed: int = 0, sample_keys: int = 24) -> Sy
     total_issuance = sum(balances.values())
     raw["0x" + TOTAL_ISSUANCE_KEY.hex()] = "0x" + total_issuance.to_bytes(16, "little").hex()
     # Keys of other pallets, as any full state dump has: the snapshot must ignore them.
-    raw["0x" + (twox128(b"System") + twox128(b"Number")).hex()] = "0x" + (4_200_000).to_bytes(
-        4, "little"
-    ).hex()
-    raw["0x" + (twox128(b"Timestamp") + twox128(b"Now")).hex()] = "0x" + (
-        1_760_000_000_000
-    ).to_bytes(8, "little").hex()
+    raw["0x" + (twox128(b"System") + twox128(b"Number")).hex()] = (
+        "0x" + (4_200_000).to_bytes(4, "little").hex()
+    )
+    raw["0x" + (twox128(b"Timestamp") + twox128(b"Now")).hex()] = (
+        "0x" + (1_760_000_000_000).to_bytes(8, "little").hex()
+    )
     return SyntheticState(
         raw=raw,
         positions=positions,

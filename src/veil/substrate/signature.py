@@ -82,7 +82,9 @@ def recover_ecdsa(message: bytes, signature: bytes) -> bytes | None:
         return None
 
 
-def _ecdsa_ok(message: bytes, signature: bytes, account_id: bytes, public_key: bytes | None) -> bytes | None:
+def _ecdsa_ok(
+    message: bytes, signature: bytes, account_id: bytes, public_key: bytes | None
+) -> bytes | None:
     recovered = recover_ecdsa(message, signature)
     if recovered is None:
         return None
@@ -127,9 +129,13 @@ def verify_raw(
     Returns what matched, or None. `public_key` is needed by no scheme (ecdsa keys are
     recovered) but, when given, must be the key that signed.
     """
-    if public_key is not None and scheme in (None, "ecdsa") and len(public_key) == 33:
-        if blake2_256(public_key) != account_id:
-            return None
+    if (
+        public_key is not None
+        and scheme in (None, "ecdsa")
+        and len(public_key) == 33
+        and blake2_256(public_key) != account_id
+    ):
+        return None
     candidates: list[tuple[Scheme, bytes]] = []
     tagged, bare = split_multisignature(signature)
     for name in (scheme,) if scheme else SCHEMES:

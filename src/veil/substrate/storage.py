@@ -85,7 +85,8 @@ def decode_account_info(value: bytes, key_hex: str = "?") -> AccountInfo:
     """Decode the 80-byte SCALE `AccountInfo`; anything else names its key and is refused."""
     if len(value) != ACCOUNT_INFO_SIZE:
         raise InputError(
-            f"storage key {key_hex}: AccountInfo of {len(value)} bytes, expected {ACCOUNT_INFO_SIZE}"
+            f"storage key {key_hex}: AccountInfo of {len(value)} bytes, "
+            f"expected {ACCOUNT_INFO_SIZE}"
         )
     frm = int.from_bytes
     return AccountInfo(
