@@ -12,9 +12,11 @@ from veil.attest.tdx import quote_hash
 
 def test_tdx_quote_up_to_date_and_rtmr3_zero(tee):
     verdict = verify_evidence(
-        load_evidence(tee / "tdx_quote"), load_collateral(tee / "tdx_quote_collateral.json"),
-        Policy(), TDX_NOW,
-    )  # fmt: skip
+        load_evidence(tee / "tdx_quote"),
+        load_collateral(tee / "tdx_quote_collateral.json"),
+        Policy(),
+        TDX_NOW,
+    )
     assert verdict.accepted, verdict.reasons
     assert verdict.tcb_status == "UpToDate"
     assert verdict.advisory_ids == []
@@ -42,9 +44,11 @@ def test_dstack_report_up_to_date_replays_and_names_the_app(tee):
     evidence = load_evidence(tee / "dstack-quote-report.json")
     assert evidence.event_log is not None and evidence.vm_config is not None
     verdict = verify_evidence(
-        evidence, load_collateral(tee / "tdx_quote_outdated_collateral.json"), Policy(),
+        evidence,
+        load_collateral(tee / "tdx_quote_outdated_collateral.json"),
+        Policy(),
         OUTDATED_NOW,
-    )  # fmt: skip
+    )
     assert verdict.accepted, verdict.reasons
     assert verdict.tcb_status == "UpToDate"
     assert "event log replays to RTMR0-3" in verdict.checks
@@ -60,9 +64,11 @@ def test_dstack_report_up_to_date_replays_and_names_the_app(tee):
 
 def test_sgx_quote_status_and_advisories(tee):
     verdict = verify_evidence(
-        load_evidence(tee / "sgx_quote"), load_collateral(tee / "sgx_quote_collateral.json"),
-        Policy(), SGX_NOW,
-    )  # fmt: skip
+        load_evidence(tee / "sgx_quote"),
+        load_collateral(tee / "sgx_quote_collateral.json"),
+        Policy(),
+        SGX_NOW,
+    )
     assert verdict.tcb_status == "ConfigurationAndSWHardeningNeeded"
     assert verdict.advisory_ids == ["INTEL-SA-00289", "INTEL-SA-00615"]
     assert not verdict.accepted
@@ -76,9 +82,11 @@ def test_sgx_quote_accepted_only_when_policy_allows_sgx_status_and_advisories(te
         accepted_advisories=("INTEL-SA-00289", "INTEL-SA-00615"),
     )
     verdict = verify_evidence(
-        load_evidence(tee / "sgx_quote"), load_collateral(tee / "sgx_quote_collateral.json"),
-        policy, SGX_NOW,
-    )  # fmt: skip
+        load_evidence(tee / "sgx_quote"),
+        load_collateral(tee / "sgx_quote_collateral.json"),
+        policy,
+        SGX_NOW,
+    )
     assert verdict.accepted, verdict.reasons
     one_advisory_short = Policy(
         allowed_tee=("sgx",),
@@ -86,17 +94,21 @@ def test_sgx_quote_accepted_only_when_policy_allows_sgx_status_and_advisories(te
         accepted_advisories=("INTEL-SA-00289",),
     )
     verdict = verify_evidence(
-        load_evidence(tee / "sgx_quote"), load_collateral(tee / "sgx_quote_collateral.json"),
-        one_advisory_short, SGX_NOW,
-    )  # fmt: skip
+        load_evidence(tee / "sgx_quote"),
+        load_collateral(tee / "sgx_quote_collateral.json"),
+        one_advisory_short,
+        SGX_NOW,
+    )
     assert verdict.reasons == ["TCB advisories not accepted by policy: INTEL-SA-00615"]
 
 
 def test_verdict_json_mirrors_the_dataclass(tee):
     verdict = verify_evidence(
         load_evidence(tee / "dstack-quote-report.json"),
-        load_collateral(tee / "tdx_quote_outdated_collateral.json"), Policy(), OUTDATED_NOW,
-    )  # fmt: skip
+        load_collateral(tee / "tdx_quote_outdated_collateral.json"),
+        Policy(),
+        OUTDATED_NOW,
+    )
     data = json.loads(json.dumps(verdict.to_json()))
     assert data["accepted"] is True
     assert data["simulated"] is False

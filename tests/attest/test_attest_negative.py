@@ -39,9 +39,11 @@ def test_flipped_byte_at_600_is_a_bad_signature(tee):
 
 def test_stale_now_is_refused_for_expired_crl(tee):
     verdict = verify_evidence(
-        load_evidence(tee / "tdx_quote"), load_collateral(tee / "tdx_quote_collateral.json"),
-        Policy(), TDX_STALE_NOW,
-    )  # fmt: skip
+        load_evidence(tee / "tdx_quote"),
+        load_collateral(tee / "tdx_quote_collateral.json"),
+        Policy(),
+        TDX_STALE_NOW,
+    )
     assert not verdict.accepted
     assert any(r.startswith("collateral stale: CRL expired") for r in verdict.reasons)
     assert any(r.startswith("collateral stale: expired at 2025-07-19") for r in verdict.reasons)
@@ -51,9 +53,11 @@ def test_stale_now_is_refused_for_expired_crl(tee):
 def test_collateral_older_than_policy_max_age(tee):
     policy = Policy(max_collateral_age=600)  # fixture collateral is an hour old at TDX_NOW
     verdict = verify_evidence(
-        load_evidence(tee / "tdx_quote"), load_collateral(tee / "tdx_quote_collateral.json"),
-        policy, TDX_NOW,
-    )  # fmt: skip
+        load_evidence(tee / "tdx_quote"),
+        load_collateral(tee / "tdx_quote_collateral.json"),
+        policy,
+        TDX_NOW,
+    )
     assert verdict.reasons == [verdict.reasons[0]]
     assert verdict.reasons[0].startswith("collateral too old: issued 2025-06-19T10:16:03Z")
 
@@ -135,14 +139,13 @@ def test_report_data_nonce_exact_match(dstack):
     assert verify_evidence(evidence, collateral, good, OUTDATED_NOW).accepted
     bad = Policy(report_data=ReportDataRule(mode="nonce", nonce=bytes.fromhex("1235")))
     verdict = verify_evidence(evidence, collateral, bad, OUTDATED_NOW)
-    assert verdict.reasons == [
-        "report data does not bind the expected value: it is not the nonce"
-    ]
+    assert verdict.reasons == ["report data does not bind the expected value: it is not the nonce"]
 
 
 def test_report_data_binding_accepts_the_right_key():
     key = bytes.fromhex("02" + "ab" * 32)
-    evidence = evidence_from_bytes(json.dumps(simulate(bound_report_data("veil-worker", key))).encode())
+    evidence_json = json.dumps(simulate(bound_report_data("veil-worker", key)))
+    evidence = evidence_from_bytes(evidence_json.encode())
     policy = Policy(allow_simulated=True, report_data=ReportDataRule("sha512", "veil-worker"))
     assert verify_evidence(evidence, None, policy.binding(content=key), 0).accepted
     other = verify_evidence(evidence, None, policy.binding(content=b"\x03" + key[1:]), 0)
@@ -157,9 +160,11 @@ def test_sgx_quote_where_tdx_is_required(tee):
         accepted_advisories=("INTEL-SA-00289", "INTEL-SA-00615"),
     )
     verdict = verify_evidence(
-        load_evidence(tee / "sgx_quote"), load_collateral(tee / "sgx_quote_collateral.json"),
-        policy, SGX_NOW,
-    )  # fmt: skip
+        load_evidence(tee / "sgx_quote"),
+        load_collateral(tee / "sgx_quote_collateral.json"),
+        policy,
+        SGX_NOW,
+    )
     assert verdict.reasons == ["TEE type: SGX quote, policy requires TDX"]
 
 
@@ -175,8 +180,10 @@ def test_simulated_quote_under_default_policy():
 def test_outdated_quote_has_no_matching_tcb_level(tee):
     verdict = verify_evidence(
         load_evidence(tee / "tdx_quote_outdated"),
-        load_collateral(tee / "tdx_quote_outdated_collateral.json"), Policy(), OUTDATED_NOW,
-    )  # fmt: skip
+        load_collateral(tee / "tdx_quote_outdated_collateral.json"),
+        Policy(),
+        OUTDATED_NOW,
+    )
     assert verdict.reasons == [
         "TCB: no matching TCB level in Intel's TCB info (platform outdated or unknown)"
     ]
@@ -185,9 +192,11 @@ def test_outdated_quote_has_no_matching_tcb_level(tee):
 
 def test_collateral_for_another_platform_is_refused(tee):
     verdict = verify_evidence(
-        load_evidence(tee / "tdx_quote"), load_collateral(tee / "near_quote_collateral.json"),
-        Policy(), 1756802519,
-    )  # fmt: skip
+        load_evidence(tee / "tdx_quote"),
+        load_collateral(tee / "near_quote_collateral.json"),
+        Policy(),
+        1756802519,
+    )
     assert not verdict.accepted
     assert verdict.tcb_status is None
 
@@ -212,10 +221,27 @@ def test_malformed_quote_is_one_clear_line(tmp_path, content):
 
 @pytest.mark.parametrize(
     "text",
-    ["not json", "[]", '{"tcb_info": "{}"}', json.dumps({k: "zz" for k in (
-        "pck_crl_issuer_chain", "root_ca_crl", "pck_crl", "tcb_info_issuer_chain", "tcb_info",
-        "tcb_info_signature", "qe_identity_issuer_chain", "qe_identity",
-        "qe_identity_signature")})],  # fmt: skip
+    [
+        "not json",
+        "[]",
+        '{"tcb_info": "{}"}',
+        json.dumps(
+            {
+                k: "zz"
+                for k in (
+                    "pck_crl_issuer_chain",
+                    "root_ca_crl",
+                    "pck_crl",
+                    "tcb_info_issuer_chain",
+                    "tcb_info",
+                    "tcb_info_signature",
+                    "qe_identity_issuer_chain",
+                    "qe_identity",
+                    "qe_identity_signature",
+                )
+            }
+        ),
+    ],
 )
 def test_malformed_collateral_is_one_clear_line(text):
     with pytest.raises(InputError) as caught:
