@@ -1,0 +1,114 @@
+"""`POST /v1/migration/bindings`: verify a holder's binding, then sign it for the Migrator.
+
+The attester never decides amounts (they are in the Merkle tree anyone can rebuild); it
+only vouches that the account's key chose this receiver. So it checks, in order: the
+account is a leaf, the leaf is not yet claimed on chain, and the substrate signature
+binds this account to this receiver on this deployment. Only then does it sign, record,
+and answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from veil.attester.requests import Refused, hex_field, require_object, text_field
+from veil.attester.store import Store
+from veil.errors import InputError
+from veil.migration import attestation
+from veil.migration.binding import BindingContext, BindingRefused, checksum_address, verify_binding
+from veil.migration.merkle import MerkleTree, value_to_json
+from veil.substrate import ss58
+from veil.substrate.signature import SCHEMES
+
+BINDING_FIELDS = {"account", "receiver", "scheme", "signature", "pubkey"}
+
+ClaimedCheck = Callable[[int], bool]
+
+
+def parse_account(text: str) -> bytes:
+    try:
+        return ss58.parse_account(text)
+    except InputError as error:
+        raise Refused(400, f"account: {error}") from None
+
+
+@dataclass
+class BindingService:
+    """Everything needed to attest bindings for one Migrator deployment."""
+
+    tree: MerkleTree
+    context: BindingContext
+    signer: LocalAccount
+    store: Store
+    is_claimed: ClaimedCheck = lambda _index: False
+
+    def attest(self, body: Any) -> dict[str, Any]:
+        body = require_object(body, BINDING_FIELDS, {"account", "receiver", "signature"})
+        account = parse_account(text_field(body, "account", 80))
+        try:
+            receiver = checksum_address(text_field(body, "receiver", 42), "receiver")
+        except InputError as error:
+            raise Refused(400, str(error)) from None
+        scheme = body.get("scheme")
+        if scheme is not None and scheme not in SCHEMES:
+            raise Refused(400, f"scheme: expected one of {', '.join(SCHEMES)}")
+        signature = hex_field(body, "signature", (64, 65, 66))
+        pubkey = hex_field(body, "pubkey", (32, 33)) if "pubkey" in body else None
+
+        try:
+            position = self.tree.value_index(account)
+        except InputError:
+            name = ss58.encode(account)
+            raise Refused(404, f"account {name}: not in the migration tree") from None
+        index, _, free, staked = self.tree.values[position]
+        if self.is_claimed(index):
+            raise Refused(409, f"account {ss58.encode(account)}: leaf {index} is already claimed")
+        try:
+            verified = verify_binding(
+                account, receiver, signature, self.context, scheme=scheme, public_key=pubkey
+            )
+        except BindingRefused as error:
+            raise Refused(422, str(error)) from None
+        except InputError as error:
+            raise Refused(400, str(error)) from None
+
+        signed = attestation.sign_binding(
+            self.signer.key, account, receiver, self.context.chain_id, self.context.migrator
+        )
+        digest = attestation.binding_digest(
+            account, receiver, self.context.chain_id, self.context.migrator
+        )
+        answer = {
+            "account": "0x" + account.hex(),
+            "ss58": ss58.encode(account),
+            "receiver": receiver,
+            "leaf": value_to_json(self.tree.values[position]),
+            "index": index,
+            "free": str(free),
+            "staked": str(staked),
+            "scheme": verified.scheme,
+            "digest": "0x" + digest.hex(),
+            "attestation": {
+                "signer": signed.signer,
+                "v": signed.v,
+                "r": "0x" + signed.r.hex(),
+                "s": "0x" + signed.s.hex(),
+            },
+        }
+        self.store.record_binding(
+            {
+                "account": answer["account"],
+                "receiver": receiver,
+                "leaf_index": index,
+                "scheme": verified.scheme,
+                "substrate_signature": "0x" + signature.hex(),
+                "digest": answer["digest"],
+                "attestation": json.dumps(answer["attestation"]),
+            }
+        )
+        return answer

@@ -1,0 +1,107 @@
+"""The attester's HTTP front: JSON in, JSON out, one reason per refusal.
+
+Standard library only (ThreadingHTTPServer): the service is small, and an operator can
+read all of what stands between the network and the signing key. Every route declares
+its largest acceptable body; a larger one is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from veil.attester.requests import Refused
+
+log = logging.getLogger("veil.attester")
+
+Handler = Callable[[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    max_body: int = 16 * 1024
+
+
+class AttesterServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], posts: dict[str, Route], info: Callable[[], dict]
+    ) -> None:
+        self.posts = posts
+        self.info = info
+        super().__init__(address, _RequestHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: AttesterServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _answer(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path == "/v1/health":
+            self._answer(HTTPStatus.OK, {"ok": True, **self.server.info()})
+        else:
+            self._answer(HTTPStatus.NOT_FOUND, {"error": f"no route GET {self.path}"})
+
+    def do_POST(self) -> None:
+        route = self.server.posts.get(self.path)
+        if route is None:
+            self._drain()
+            self._answer(HTTPStatus.NOT_FOUND, {"error": f"no route POST {self.path}"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.close_connection = True
+            self._answer(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length required"})
+            return
+        if length > route.max_body or length < 0:
+            self.close_connection = True
+            self._answer(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                {"error": f"body of {length} bytes exceeds {route.max_body}"},
+            )
+            return
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw)
+        except ValueError as error:
+            self._answer(HTTPStatus.BAD_REQUEST, {"error": f"body is not JSON: {error}"})
+            return
+        try:
+            self._answer(HTTPStatus.OK, route.handler(body))
+        except Refused as refused:
+            self._answer(refused.status, {"error": refused.reason})
+        except Exception:  # a bug must not kill the service or leak a traceback
+            log.exception("handler for %s failed", self.path)
+            self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+
+    def _drain(self) -> None:
+        length = int(self.headers.get("Content-Length", "0") or 0)
+        if 0 < length <= 1 << 20:
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
