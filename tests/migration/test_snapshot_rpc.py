@@ -1,0 +1,119 @@
+"""Snapshot over RPC: paging, an interruption, and resumption giving the same snapshot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from substrate_fake_node import FakeNode, http_node, websocket_node
+
+from veil.errors import ChainError, InputError
+from veil.migration.snapshot import (
+    progress_path,
+    snapshot_from_raw,
+    snapshot_from_rpc,
+    write_snapshot,
+)
+from veil.migration.synthetic import generate_state, raw_document
+from veil.substrate.storage import SYSTEM_ACCOUNT_PREFIX
+
+BLOCK = "0x" + "ab" * 32
+GENESIS = "0x" + "cd" * 32
+
+
+@pytest.fixture(scope="module")
+def state():  # type: ignore[no-untyped-def]
+    return generate_state(230, seed=11)
+
+
+def _node(state) -> FakeNode:  # type: ignore[no-untyped-def]
+    return FakeNode(state.raw, GENESIS, BLOCK)
+
+
+def _reference(state, tmp_path: Path) -> dict:  # type: ignore[no-untyped-def]
+    raw = tmp_path / "raw.json"
+    raw.write_text(json.dumps(raw_document(state)))
+    return snapshot_from_raw(raw).to_json()
+
+
+def test_websocket_snapshot_pages_through_every_account(state, tmp_path: Path) -> None:
+    node = _node(state)
+    out = tmp_path / "snap.json"
+    seen: list[int] = []
+    with websocket_node(node) as url:
+        snap = snapshot_from_rpc(url, BLOCK, out, page_size=50, on_page=seen.append)
+    reference = _reference(state, tmp_path)
+    assert len(snap.accounts) == reference["account_count"] == 230 + 7
+    assert node.calls.count("state_getKeysPaged") == len(snap.accounts) // 50 + 1
+    assert sum(seen) == len(snap.accounts)
+    assert snap.genesis_hash == GENESIS and snap.block == BLOCK
+    assert snap.total_issuance == state.total_issuance
+    # Same storage, same decoded accounts and the same state hash as the raw-dump path.
+    assert snap.state_sha256 == reference["state_sha256"]
+    assert snap.to_json()["accounts"] == reference["accounts"]
+
+
+def test_interrupted_snapshot_resumes_to_the_identical_file(state, tmp_path: Path) -> None:
+    node = _node(state)
+    whole = tmp_path / "whole.json"
+    out = tmp_path / "resumed.json"
+    with websocket_node(node) as url:
+        write_snapshot(snapshot_from_rpc(url, BLOCK, whole, page_size=40), whole)
+
+        node.pages_served = 0
+        node.fail_after_pages = 3
+        with pytest.raises(ChainError, match="state_getKeysPaged"):
+            snapshot_from_rpc(url, BLOCK, out, page_size=40)
+        partial = progress_path(out)
+        assert partial.exists() and not out.exists()
+        assert len(partial.read_text().splitlines()) == 1 + 3  # header + three saved pages
+
+        node.fail_after_pages = None
+        node.pages_served = 0
+        snap = snapshot_from_rpc(url, BLOCK, out, page_size=40)
+    write_snapshot(snap, out)
+    # Resumed after the saved pages: only the remaining ones were asked for again.
+    assert node.pages_served == len(snap.accounts) // 40 + 1 - 3
+    assert out.read_bytes() == whole.read_bytes()
+    assert not partial.exists()
+
+
+def test_truncated_progress_line_is_ignored_on_resume(state, tmp_path: Path) -> None:
+    node = _node(state)
+    node.fail_after_pages = 2
+    out = tmp_path / "snap.json"
+    with http_node(node) as url, pytest.raises(ChainError):
+        snapshot_from_rpc(url, BLOCK, out, page_size=60)
+    with progress_path(out).open("a") as handle:
+        handle.write('{"last_key": "0x26aa')  # a crash in the middle of a write
+    node.fail_after_pages = None
+    with http_node(node) as url:
+        snap = snapshot_from_rpc(url, BLOCK, out, page_size=60)
+    assert snap.to_json()["accounts"] == _reference(state, tmp_path)["accounts"]
+
+
+def test_progress_file_of_another_block_is_refused(state, tmp_path: Path) -> None:
+    out = tmp_path / "snap.json"
+    progress_path(out).write_text(
+        json.dumps({"format": "veil-snapshot-progress-v1", "at": "0x" + "00" * 32,
+                    "prefix": "0x" + SYSTEM_ACCOUNT_PREFIX.hex()}) + "\n"
+    )  # fmt: skip
+    with websocket_node(_node(state)) as url, pytest.raises(InputError, match="another node"):
+        snapshot_from_rpc(url, BLOCK, out, page_size=40)
+
+
+def test_foreign_key_in_a_page_is_named(state, tmp_path: Path) -> None:
+    node = _node(state)
+    node.rogue_key = "0x26aa394eea5630e07c48ae0c9558cef702a5c1b19ab7a04f536c519aca4983ac"
+    with websocket_node(node) as url, pytest.raises(InputError, match=node.rogue_key):
+        snapshot_from_rpc(url, BLOCK, tmp_path / "snap.json", page_size=40)
+
+
+def test_unknown_block_and_unreachable_node(state, tmp_path: Path) -> None:
+    with websocket_node(_node(state)) as url, pytest.raises(ChainError, match="unknown block"):
+        snapshot_from_rpc(url, "0x" + "01" * 32, tmp_path / "a.json")
+    with pytest.raises(ChainError, match="cannot connect"):
+        snapshot_from_rpc("ws://127.0.0.1:9", BLOCK, tmp_path / "b.json")
+    with pytest.raises(InputError, match="--at"):
+        snapshot_from_rpc("ws://127.0.0.1:9", "latest", tmp_path / "c.json")
