@@ -13,7 +13,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from veil.attester.bindings import BindingService
+from veil.attester.bindings import BindingService, ClaimedCheck
 from veil.attester.server import AttesterServer, Route
 from veil.attester.store import Store
 from veil.chain.client import Chain
@@ -32,6 +32,7 @@ class AttesterConfig:
     tree: MerkleTree | None = None
     context: BindingContext | None = None
     chain: Chain | None = None
+    is_claimed: ClaimedCheck | None = None  # default: ask the Migrator on `chain`
     extra_routes: dict[str, Route] = field(default_factory=dict)
 
 
@@ -41,7 +42,9 @@ def build_server(config: AttesterConfig) -> AttesterServer:
     info: dict[str, Any] = {"attester": config.signer.address, "routes": []}
     if config.tree is not None and config.context is not None:
         service = BindingService(config.tree, config.context, config.signer, store)
-        if config.chain is not None:
+        if config.is_claimed is not None:
+            service.is_claimed = config.is_claimed
+        elif config.chain is not None:
             migrator = config.chain.contract("Migrator")
             service.is_claimed = lambda index: bool(migrator.functions.isClaimed(index).call())
         routes[BINDINGS_PATH] = Route(service.attest)
