@@ -1,0 +1,139 @@
+"""Claiming: gather attester signatures over a binding, then pay the leaf on the L2.
+
+The client trusts no attester's answer blindly: each returned signature must recover to
+the signer it names, that signer must be registered on the Migrator, and the leaf the
+attester echoes must be the one in our own copy of the tree. Only then is the
+transaction built, so a misbehaving attester costs a retry, never gas or funds.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from veil.chain.client import Chain
+from veil.errors import ChainError, InputError, VeilError
+from veil.migration import attestation
+from veil.migration.attestation import Attestation
+from veil.migration.merkle import MerkleTree, value_to_json
+from veil.substrate.signature import Scheme
+
+BINDINGS_PATH = "/v1/migration/bindings"
+# The Migrator's scheme byte follows Substrate's MultiSignature variant order.
+SCHEME_IDS: dict[str, int] = {"ed25519": 0, "sr25519": 1, "ecdsa": 2}
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    tx_hash: str
+    index: int
+    receiver: str
+    pha: int
+    vpha_shares: int
+    vpha_value: int
+    gas_used: int
+
+
+def request_attestation(url: str, body: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
+    """POST the binding to one attester; its refusal reason becomes the error text."""
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + BINDINGS_PATH, data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            reason = json.loads(error.read()).get("error", "")
+        except ValueError:
+            reason = ""
+        raise VeilError(f"attester {url}: refused ({error.code}) {reason}".rstrip()) from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise VeilError(f"attester {url}: unreachable ({error})") from None
+
+
+def collect_attestations(
+    urls: Sequence[str],
+    body: dict[str, Any],
+    tree: MerkleTree,
+    account: bytes,
+    receiver: str,
+    chain_id: int,
+    migrator: str,
+) -> tuple[list[Attestation], list[str]]:
+    """Ask every attester; keep the answers that check out, and say why others did not."""
+    expected_leaf = value_to_json(tree.values[tree.value_index(account)])
+    good: dict[str, Attestation] = {}
+    problems: list[str] = []
+    for url in urls:
+        try:
+            answer = request_attestation(url, body)
+            if answer.get("leaf") != expected_leaf:
+                raise VeilError(f"attester {url}: answered for a different leaf")
+            raw = answer["attestation"]
+            signed = Attestation(
+                signer=raw["signer"],
+                v=int(raw["v"]),
+                r=bytes.fromhex(raw["r"].removeprefix("0x")),
+                s=bytes.fromhex(raw["s"].removeprefix("0x")),
+            )
+            recovered = attestation.recover_signer(signed, account, receiver, chain_id, migrator)
+            if recovered.lower() != signed.signer.lower():
+                raise VeilError(f"attester {url}: signature recovers to {recovered}")
+            good[recovered.lower()] = Attestation(recovered, signed.v, signed.r, signed.s)
+        except (VeilError, KeyError, TypeError, ValueError) as error:
+            problems.append(str(error))
+    return attestation.order_attestations(good.values()), problems
+
+
+def submit_claim(
+    chain: Chain,
+    sender: LocalAccount,
+    tree: MerkleTree,
+    account: bytes,
+    receiver: str,
+    substrate_signature: bytes,
+    scheme: Scheme,
+    attestations: list[Attestation],
+) -> ClaimResult:
+    """Send `Migrator.claim` and report what the receiver got, read back from the chain."""
+    migrator, pha, vault = (chain.contract(n) for n in ("Migrator", "PHA", "Vault"))
+    registered = {a.lower() for a in migrator.functions.attesters().call()}
+    usable = [a for a in attestations if a.signer.lower() in registered]
+    threshold = migrator.functions.threshold().call()
+    if len(usable) < threshold:
+        raise InputError(
+            f"claim: {len(usable)} attestation(s) from registered attesters, "
+            f"the Migrator needs {threshold}"
+        )
+    position = tree.value_index(account)
+    index, _, free, staked = tree.values[position]
+    if migrator.functions.isClaimed(index).call():
+        raise ChainError(f"claim: leaf {index} is already claimed")
+    proof = tree.proof(position)
+    if len(substrate_signature) > 65:  # a MultiSignature carries its scheme byte first
+        substrate_signature = substrate_signature[1:]
+    call = migrator.functions.claim(
+        index, account, free, staked, receiver, proof, substrate_signature,
+        SCHEME_IDS[scheme], [a.as_tuple() for a in usable],
+    )  # fmt: skip
+    pha_before = pha.functions.balanceOf(receiver).call()
+    shares_before = vault.functions.balanceOf(receiver).call()
+    receipt = chain.send(sender, call, f"Migrator.claim(leaf {index})")
+    shares = vault.functions.balanceOf(receiver).call() - shares_before
+    return ClaimResult(
+        tx_hash=receipt["transactionHash"].hex(),
+        index=index,
+        receiver=receiver,
+        pha=pha.functions.balanceOf(receiver).call() - pha_before,
+        vpha_shares=shares,
+        vpha_value=vault.functions.convertToAssets(shares).call(),
+        gas_used=int(receipt["gasUsed"]),
+    )
