@@ -118,7 +118,8 @@ def submit_claim(
     if migrator.functions.isClaimed(index).call():
         raise ChainError(f"claim: leaf {index} is already claimed")
     proof = tree.proof(position)
-    if len(substrate_signature) > 65:  # a MultiSignature carries its scheme byte first
+    bare_length = 65 if scheme == "ecdsa" else 64
+    if len(substrate_signature) == bare_length + 1:  # a MultiSignature: scheme byte first
         substrate_signature = substrate_signature[1:]
     call = migrator.functions.claim(
         index, account, free, staked, receiver, proof, substrate_signature,
