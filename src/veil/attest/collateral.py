@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from calendar import timegm
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dcap_qvl
@@ -68,7 +68,7 @@ def _iso(value: str) -> int:
 
 
 def iso_time(unix: int) -> str:
-    return datetime.utcfromtimestamp(unix).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _der_item(data: bytes, pos: int) -> tuple[int, int, int]:
