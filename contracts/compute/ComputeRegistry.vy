@@ -91,6 +91,17 @@ struct Worker:
     composeHash: bytes32
     collateral: uint256
 
+# Storage form of a worker: provider (160 bits), model (8), count (16), expiry (64) and
+# status (8) share one slot (`head`), which saves four cold stores per registration.
+struct WorkerSlot:
+    head: uint256
+    evidenceHash: bytes32
+    quoteHash: bytes32
+    measurementHash: bytes32
+    osImageHash: bytes32
+    composeHash: bytes32
+    collateral: uint256
+
 struct Provider:
     registered: bool
     collateral: uint256
@@ -190,7 +201,7 @@ osImageAllowed: public(HashMap[bytes32, bool])
 composeHashAllowed: public(HashMap[bytes32, bool])
 
 accelerators: HashMap[uint8, AcceleratorType]
-workers: HashMap[address, Worker]
+workers: HashMap[address, WorkerSlot]
 providers: HashMap[address, Provider]
 
 
@@ -294,9 +305,9 @@ def registerWorker(attestation: WorkerAttestation, signatures: DynArray[Bytes[65
     @param signatures 65-byte (r, s, v) signatures, low-s only.
     """
     self._check_attestation(attestation, signatures)
-    w: Worker = self.workers[attestation.worker]
-    assert w.status != STATUS_REGISTERED, "registry: worker already registered"
-    assert attestation.expiry > w.expiry, "registry: attestation older than the last one"
+    head: Worker = self._unpack(self.workers[attestation.worker].head)
+    assert head.status != STATUS_REGISTERED, "registry: worker already registered"
+    assert attestation.expiry > head.expiry, "registry: attestation older than the last one"
     t: AcceleratorType = self.accelerators[attestation.gpuModel]
     assert t.enabled, "registry: unknown accelerator type"
 
@@ -310,7 +321,7 @@ def registerWorker(attestation: WorkerAttestation, signatures: DynArray[Bytes[65
     p.workers += 1
     self.providers[msg.sender] = p
 
-    self.workers[attestation.worker] = Worker(
+    self._store(attestation.worker, Worker(
         provider=msg.sender,
         gpuModel=attestation.gpuModel,
         gpuCount=attestation.gpuCount,
@@ -322,7 +333,7 @@ def registerWorker(attestation: WorkerAttestation, signatures: DynArray[Bytes[65
         osImageHash=attestation.osImageHash,
         composeHash=attestation.composeHash,
         collateral=need,
-    )
+    ))
     log WorkerRegistered(
         worker=attestation.worker,
         provider=msg.sender,
@@ -346,7 +357,7 @@ def reattestWorker(attestation: WorkerAttestation, signatures: DynArray[Bytes[65
     @param signatures 65-byte (r, s, v) signatures, low-s only, increasing signers.
     """
     self._check_attestation(attestation, signatures)
-    w: Worker = self.workers[attestation.worker]
+    w: Worker = self._load(attestation.worker)
     assert w.status == STATUS_REGISTERED, "registry: worker not registered"
     assert w.provider == msg.sender, "registry: not the worker's provider"
     assert attestation.gpuModel == w.gpuModel, "registry: gpu model changed"
@@ -358,7 +369,7 @@ def reattestWorker(attestation: WorkerAttestation, signatures: DynArray[Bytes[65
     w.measurementHash = attestation.measurementHash
     w.osImageHash = attestation.osImageHash
     w.composeHash = attestation.composeHash
-    self.workers[attestation.worker] = w
+    self._store(attestation.worker, w)
     log WorkerReattested(
         worker=attestation.worker,
         provider=msg.sender,
@@ -376,9 +387,10 @@ def deregisterWorker(worker_key: address):
             `cooldown` seconds (the provider's cooldown restarts) and is then released.
     @param worker_key The worker's attested key.
     """
-    w: Worker = self.workers[worker_key]
+    w: Worker = self._unpack(self.workers[worker_key].head)
     assert w.status == STATUS_REGISTERED, "registry: worker not registered"
     assert w.provider == msg.sender, "registry: not the worker's provider"
+    w.collateral = self.workers[worker_key].collateral
     p: Provider = self.providers[msg.sender]
     shortfall: uint256 = p.required - p.locked
     moved: uint256 = w.collateral - min(w.collateral, shortfall)
@@ -388,7 +400,8 @@ def deregisterWorker(worker_key: address):
     p.cooldownEnd = convert(block.timestamp, uint64) + self.cooldown
     p.workers -= 1
     self.providers[msg.sender] = p
-    self.workers[worker_key].status = STATUS_DEREGISTERED
+    w.status = STATUS_DEREGISTERED
+    self.workers[worker_key].head = self._pack(w)
     log WorkerDeregistered(worker=worker_key, provider=msg.sender, cooling=moved, cooldownEnd=p.cooldownEnd)
 
 
@@ -541,7 +554,7 @@ def worker(worker_key: address) -> Worker:
             OS image hash, compose hash and locked collateral.
     @param worker_key The worker's attested key.
     """
-    return self.workers[worker_key]
+    return self._load(worker_key)
 
 
 @view
@@ -591,7 +604,7 @@ def rewardWeight(worker_key: address) -> uint256:
     """
     if not self._is_active(worker_key):
         return 0
-    w: Worker = self.workers[worker_key]
+    w: Worker = self._unpack(self.workers[worker_key].head)
     return self.accelerators[w.gpuModel].weightBps * max(convert(w.gpuCount, uint256), 1)
 
 
@@ -698,12 +711,71 @@ def _check_attestation(a: WorkerAttestation, signatures: DynArray[Bytes[65], MAX
 @view
 @internal
 def _is_active(worker_key: address) -> bool:
-    w: Worker = self.workers[worker_key]
+    w: Worker = self._unpack(self.workers[worker_key].head)
     if w.status != STATUS_REGISTERED:
         return False
     if convert(w.expiry, uint256) <= block.timestamp:
         return False
-    if not (self.osImageAllowed[w.osImageHash] and self.composeHashAllowed[w.composeHash]):
+    slot: WorkerSlot = self.workers[worker_key]
+    if not (self.osImageAllowed[slot.osImageHash] and self.composeHashAllowed[slot.composeHash]):
         return False
     p: Provider = self.providers[w.provider]
     return p.locked >= p.required
+
+
+@pure
+@internal
+def _pack(w: Worker) -> uint256:
+    return (
+        convert(w.provider, uint256)
+        | (convert(w.gpuModel, uint256) << 160)
+        | (convert(w.gpuCount, uint256) << 168)
+        | (convert(w.expiry, uint256) << 184)
+        | (convert(w.status, uint256) << 248)
+    )
+
+
+@pure
+@internal
+def _unpack(head: uint256) -> Worker:
+    """Only the head fields; hashes and collateral stay empty."""
+    return Worker(
+        provider=convert(convert(head & convert(max_value(uint160), uint256), uint160), address),
+        gpuModel=convert((head >> 160) & 255, uint8),
+        gpuCount=convert((head >> 168) & 65535, uint16),
+        expiry=convert((head >> 184) & convert(max_value(uint64), uint256), uint64),
+        evidenceHash=empty(bytes32),
+        quoteHash=empty(bytes32),
+        measurementHash=empty(bytes32),
+        status=convert(head >> 248, uint8),
+        osImageHash=empty(bytes32),
+        composeHash=empty(bytes32),
+        collateral=0,
+    )
+
+
+@view
+@internal
+def _load(worker_key: address) -> Worker:
+    slot: WorkerSlot = self.workers[worker_key]
+    w: Worker = self._unpack(slot.head)
+    w.evidenceHash = slot.evidenceHash
+    w.quoteHash = slot.quoteHash
+    w.measurementHash = slot.measurementHash
+    w.osImageHash = slot.osImageHash
+    w.composeHash = slot.composeHash
+    w.collateral = slot.collateral
+    return w
+
+
+@internal
+def _store(worker_key: address, w: Worker):
+    self.workers[worker_key] = WorkerSlot(
+        head=self._pack(w),
+        evidenceHash=w.evidenceHash,
+        quoteHash=w.quoteHash,
+        measurementHash=w.measurementHash,
+        osImageHash=w.osImageHash,
+        composeHash=w.composeHash,
+        collateral=w.collateral,
+    )
