@@ -83,7 +83,7 @@ def websocket_node(node: FakeNode) -> Iterator[str]:
 @contextmanager
 def http_node(node: FakeNode) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             reply = node.answer(json.loads(body))
             if reply is None:

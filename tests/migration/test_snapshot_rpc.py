@@ -63,7 +63,7 @@ def test_interrupted_snapshot_resumes_to_the_identical_file(state, tmp_path: Pat
 
         node.pages_served = 0
         node.fail_after_pages = 3
-        with pytest.raises(ChainError, match="state_getKeysPaged"):
+        with pytest.raises(ChainError, match=r"state_getKeysPaged"):
             snapshot_from_rpc(url, BLOCK, out, page_size=40)
         partial = progress_path(out)
         assert partial.exists() and not out.exists()
@@ -99,7 +99,7 @@ def test_progress_file_of_another_block_is_refused(state, tmp_path: Path) -> Non
         json.dumps({"format": "veil-snapshot-progress-v1", "at": "0x" + "00" * 32,
                     "prefix": "0x" + SYSTEM_ACCOUNT_PREFIX.hex()}) + "\n"
     )  # fmt: skip
-    with websocket_node(_node(state)) as url, pytest.raises(InputError, match="another node"):
+    with websocket_node(_node(state)) as url, pytest.raises(InputError, match=r"another node"):
         snapshot_from_rpc(url, BLOCK, out, page_size=40)
 
 
@@ -111,9 +111,9 @@ def test_foreign_key_in_a_page_is_named(state, tmp_path: Path) -> None:
 
 
 def test_unknown_block_and_unreachable_node(state, tmp_path: Path) -> None:
-    with websocket_node(_node(state)) as url, pytest.raises(ChainError, match="unknown block"):
+    with websocket_node(_node(state)) as url, pytest.raises(ChainError, match=r"unknown block"):
         snapshot_from_rpc(url, "0x" + "01" * 32, tmp_path / "a.json")
-    with pytest.raises(ChainError, match="cannot connect"):
+    with pytest.raises(ChainError, match=r"cannot connect"):
         snapshot_from_rpc("ws://127.0.0.1:9", BLOCK, tmp_path / "b.json")
-    with pytest.raises(InputError, match="--at"):
+    with pytest.raises(InputError, match=r"--at"):
         snapshot_from_rpc("ws://127.0.0.1:9", "latest", tmp_path / "c.json")

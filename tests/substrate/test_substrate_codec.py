@@ -39,14 +39,14 @@ def test_ss58_matches_substrate_interface(account: bytes, prefix: int) -> None:
 def test_ss58_refuses_other_networks_and_typos() -> None:
     account = bytes(range(32))
     polkadot = ss58.encode(account, 0)
-    with pytest.raises(InputError, match="network prefix 0, expected 30"):
+    with pytest.raises(InputError, match=r"network prefix 0, expected 30"):
         ss58.decode(polkadot)
     assert ss58.decode(polkadot, None) == account
     phala = ss58.encode(account)
     typo = phala[:-3] + ("2" if phala[-3] != "2" else "3") + phala[-2:]
-    with pytest.raises(InputError, match="checksum|base58"):
+    with pytest.raises(InputError, match=r"checksum|base58"):
         ss58.decode(typo)
-    with pytest.raises(InputError, match="expected 32 bytes"):
+    with pytest.raises(InputError, match=r"expected 32 bytes"):
         ss58.parse_account("0x1234")
     assert ss58.parse_account("0x" + account.hex()) == account
 
@@ -66,11 +66,11 @@ def test_account_key_round_trip_and_refusals() -> None:
     account = os.urandom(32)
     key = account_key(account)
     assert account_id_of_key(key) == account
-    with pytest.raises(InputError, match="blake2_128 hash does not match"):
+    with pytest.raises(InputError, match=r"blake2_128 hash does not match"):
         account_id_of_key(key[:40] + bytes([key[40] ^ 1]) + key[41:])
-    with pytest.raises(InputError, match="not a System.Account key"):
+    with pytest.raises(InputError, match=r"not a System.Account key"):
         account_id_of_key(TOTAL_ISSUANCE_KEY + account)
-    with pytest.raises(InputError, match="key of 79 bytes"):
+    with pytest.raises(InputError, match=r"key of 79 bytes"):
         account_id_of_key(key[:-1])
 
 
@@ -100,5 +100,5 @@ def test_account_info_matches_scalecodec(fields: tuple[int, ...]) -> None:
 
 
 def test_account_info_of_wrong_size_names_the_key() -> None:
-    with pytest.raises(InputError, match="storage key 0xabc: AccountInfo of 79 bytes"):
+    with pytest.raises(InputError, match=r"storage key 0xabc: AccountInfo of 79 bytes"):
         decode_account_info(b"\0" * 79, "0xabc")
