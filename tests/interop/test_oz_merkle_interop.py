@@ -88,9 +88,12 @@ def test_openzeppelin_verifies_our_proofs_and_refuses_tampered_ones(tree_and_dum
     check = folder / "check.json"
     check.write_text(
         json.dumps(
-            {"root": "0x" + tree.root.hex(), "proofs": [*proofs, forged],
-             "multiproof": tree.multiproof(picks).to_json()}
-        )  # fmt: skip
+            {
+                "root": "0x" + tree.root.hex(),
+                "proofs": [*proofs, forged],
+                "multiproof": tree.multiproof(picks).to_json(),
+            }
+        )
     )
     answer = _node("verify", str(check))
     assert answer == {"proofs": [True, True, True, False], "multiproof": True}
