@@ -133,17 +133,16 @@ _EXECUTED_BIT: constant(uint256) = 1 << 240
 _CANCELED_BIT: constant(uint256) = 1 << 241
 _MASK48: constant(uint256) = (1 << 48) - 1
 _MASK32: constant(uint256) = (1 << 32) - 1
-_MASK128: constant(uint256) = (1 << 128) - 1
+_MASK104: constant(uint256) = (1 << 104) - 1
 _MASK160: constant(uint256) = (1 << 160) - 1
-_MASK208: constant(uint256) = (1 << 208) - 1
 
-# Packing of `_for_eta[proposalId]`: forVotes (bits 0..207) | eta (208..255).
-# A proposal that can be queued has forVotes > 0, so writing its eta updates
-# a slot that already exists instead of creating one.
+# Packing of `_tally[proposalId]`: forVotes (bits 0..103) | againstVotes
+# (104..207) | eta (208..255). For and against share a slot, so only the
+# first of them creates it; a proposal that can be queued has forVotes > 0,
+# so writing its eta updates an existing slot. 104 bits hold 2 * 10^31 wei
+# (20 trillion vPHA), far above PHA's supply; `_abstain` has its own slot.
+_AGAINST_SHIFT: constant(uint256) = 104
 _ETA_SHIFT: constant(uint256) = 208
-
-# `_against_abstain[proposalId]`: againstVotes (bits 0..127) | abstainVotes (128..255).
-_ABSTAIN_SHIFT: constant(uint256) = 128
 
 # snekmate `OperationState` flag values.
 _OP_WAITING: constant(uint256) = 2
@@ -230,8 +229,8 @@ _timing: uint256
 _proposal_threshold: uint256
 
 _core: HashMap[uint256, uint256]
-_for_eta: HashMap[uint256, uint256]
-_against_abstain: HashMap[uint256, uint256]
+_tally: HashMap[uint256, uint256]
+_abstain: HashMap[uint256, uint256]
 _has_voted: HashMap[uint256, HashMap[address, bool]]
 _timelock_ids: HashMap[uint256, bytes32]
 
@@ -537,7 +536,7 @@ def hashProposal(
     @param descriptionHash keccak256 of the description's UTF-8 bytes.
     @return uint256 The proposal id.
     """
-    return self._hash_proposal(targets, values, calldatas, descriptionHash)
+    return convert(keccak256(abi_encode(targets, values, calldatas, descriptionHash)), uint256)
 
 
 @external
@@ -556,7 +555,7 @@ def getProposalId(
     @param descriptionHash keccak256 of the description.
     @return uint256 The proposal id.
     """
-    return self._hash_proposal(targets, values, calldatas, descriptionHash)
+    return convert(keccak256(abi_encode(targets, values, calldatas, descriptionHash)), uint256)
 
 
 @external
@@ -614,7 +613,7 @@ def proposalEta(proposalId: uint256) -> uint256:
     @param proposalId The proposal.
     @return uint256 The eta, 0 if never queued.
     """
-    return self._for_eta[proposalId] >> _ETA_SHIFT
+    return self._tally[proposalId] >> _ETA_SHIFT
 
 
 @external
@@ -638,8 +637,8 @@ def proposalVotes(proposalId: uint256) -> (uint256, uint256, uint256):
     @return uint256 forVotes.
     @return uint256 abstainVotes.
     """
-    aa: uint256 = self._against_abstain[proposalId]
-    return aa & _MASK128, self._for_eta[proposalId] & _MASK208, aa >> _ABSTAIN_SHIFT
+    tally: uint256 = self._tally[proposalId]
+    return (tally >> _AGAINST_SHIFT) & _MASK104, tally & _MASK104, self._abstain[proposalId]
 
 
 @external
@@ -680,7 +679,7 @@ def propose(
         votes: uint256 = staticcall IVotesToken(_TOKEN).getPastVotes(msg.sender, block.timestamp - 1)
         assert votes >= threshold, "Governor: proposer votes below threshold"
 
-    proposal_id: uint256 = self._hash_proposal(targets, values, calldatas, keccak256(description))
+    proposal_id: uint256 = convert(keccak256(abi_encode(targets, values, calldatas, keccak256(description))), uint256)
     assert self._core[proposal_id] == 0, "Governor: proposal already exists"
 
     timing: uint256 = self._timing
@@ -725,7 +724,7 @@ def queue(
     @param descriptionHash keccak256 of the description.
     @return uint256 The proposal id.
     """
-    proposal_id: uint256 = self._hash_proposal(targets, values, calldatas, descriptionHash)
+    proposal_id: uint256 = convert(keccak256(abi_encode(targets, values, calldatas, descriptionHash)), uint256)
     assert self._state(proposal_id) == SUCCEEDED, "Governor: proposal not successful"
 
     timelock: address = self._timelock
@@ -736,7 +735,7 @@ def queue(
 
     eta: uint256 = block.timestamp + delay
     assert eta <= _MASK48, "Governor: eta overflows uint48"
-    self._for_eta[proposal_id] = (self._for_eta[proposal_id] & _MASK208) | (eta << _ETA_SHIFT)
+    self._tally[proposal_id] = self._tally[proposal_id] | (eta << _ETA_SHIFT)
     log ProposalQueued(proposalId=proposal_id, etaSeconds=eta)
     return proposal_id
 
@@ -759,7 +758,7 @@ def execute(
     @param descriptionHash keccak256 of the description.
     @return uint256 The proposal id.
     """
-    proposal_id: uint256 = self._hash_proposal(targets, values, calldatas, descriptionHash)
+    proposal_id: uint256 = convert(keccak256(abi_encode(targets, values, calldatas, descriptionHash)), uint256)
     assert self._state(proposal_id) == QUEUED, "Governor: proposal not queued"
     self._core[proposal_id] = self._core[proposal_id] | _EXECUTED_BIT
 
@@ -800,7 +799,7 @@ def cancel(
     @param descriptionHash keccak256 of the description.
     @return uint256 The proposal id.
     """
-    proposal_id: uint256 = self._hash_proposal(targets, values, calldatas, descriptionHash)
+    proposal_id: uint256 = convert(keccak256(abi_encode(targets, values, calldatas, descriptionHash)), uint256)
     current: uint8 = self._state(proposal_id)
     if msg.sender == self._timelock:
         self._check_governance(
@@ -978,17 +977,6 @@ def onERC1155BatchReceived(
 
 
 @internal
-@pure
-def _hash_proposal(
-    targets: DynArray[address, MAX_ACTIONS],
-    values: DynArray[uint256, MAX_ACTIONS],
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
-    description_hash: bytes32,
-) -> uint256:
-    return convert(keccak256(abi_encode(targets, values, calldatas, description_hash)), uint256)
-
-
-@internal
 @view
 def _timelock_salt(description_hash: bytes32) -> bytes32:
     # bytes20(address(this)) ^ descriptionHash: the address fills the high 20 bytes.
@@ -1010,8 +998,8 @@ def _state(proposal_id: uint256) -> uint8:
     if snapshot + ((core >> _DURATION_SHIFT) & _MASK32) >= block.timestamp:
         return ACTIVE
 
-    for_eta: uint256 = self._for_eta[proposal_id]
-    if for_eta >> _ETA_SHIFT != 0:
+    tally: uint256 = self._tally[proposal_id]
+    if tally >> _ETA_SHIFT != 0:
         # Queued: the timelock says whether it is still pending, was executed
         # directly on the timelock, or was cancelled there.
         op: uint256 = staticcall ITimelock(self._timelock).get_operation_state(
@@ -1023,11 +1011,10 @@ def _state(proposal_id: uint256) -> uint8:
             return EXECUTED
         return CANCELED
 
-    for_votes: uint256 = for_eta & _MASK208
-    aa: uint256 = self._against_abstain[proposal_id]
-    if for_votes <= aa & _MASK128:
+    for_votes: uint256 = tally & _MASK104
+    if for_votes <= (tally >> _AGAINST_SHIFT) & _MASK104:
         return DEFEATED
-    if for_votes + (aa >> _ABSTAIN_SHIFT) < self._quorum(snapshot):
+    if for_votes + self._abstain[proposal_id] < self._quorum(snapshot):
         return DEFEATED
     return SUCCEEDED
 
@@ -1050,17 +1037,15 @@ def _cast_vote(
 
     weight: uint256 = staticcall IVotesToken(_TOKEN).getPastVotes(account, snapshot)
     if support == SUPPORT_FOR:
-        tally: uint256 = self._for_eta[proposal_id] + weight
-        assert tally & _MASK208 == tally, "Governor: tally overflow"
-        self._for_eta[proposal_id] = tally
+        tally: uint256 = self._tally[proposal_id]
+        assert (tally & _MASK104) + weight <= _MASK104, "Governor: tally overflow"
+        self._tally[proposal_id] = tally + weight
     elif support == SUPPORT_AGAINST:
-        aa: uint256 = self._against_abstain[proposal_id]
-        assert (aa & _MASK128) + weight <= _MASK128, "Governor: tally overflow"
-        self._against_abstain[proposal_id] = aa + weight
+        tally: uint256 = self._tally[proposal_id]
+        assert ((tally >> _AGAINST_SHIFT) & _MASK104) + weight <= _MASK104, "Governor: tally overflow"
+        self._tally[proposal_id] = tally + (weight << _AGAINST_SHIFT)
     elif support == SUPPORT_ABSTAIN:
-        aa: uint256 = self._against_abstain[proposal_id]
-        assert (aa >> _ABSTAIN_SHIFT) + weight <= _MASK128, "Governor: tally overflow"
-        self._against_abstain[proposal_id] = aa + (weight << _ABSTAIN_SHIFT)
+        self._abstain[proposal_id] += weight
     else:
         raise "Governor: invalid vote type"
 
