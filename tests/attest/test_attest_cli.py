@@ -196,3 +196,25 @@ def test_gpu_command(veil, tee):
     assert code == 0 and out.startswith("verdict: ACCEPTED")
     code, out, _ = veil("attest", "gpu", gpu, "--nonce", "22" * 32, "--json")
     assert code == 1 and "is not the expected" in json.loads(out)["reasons"][0]
+
+
+def test_simulated_evidence_never_fetches_collateral(veil, tmp_path):
+    sim = tmp_path / "sim.json"
+    assert veil("attest", "simulate", "--report-data", "01", "--out", sim)[0] == 0
+    policy = tmp_path / "dev.toml"
+    policy.write_text("allow_simulated = true\n")
+    # an unreachable PCCS must not matter: simulated evidence has no Intel collateral
+    code, out, err = veil(
+        "attest",
+        "verify",
+        "--quote",
+        sim,
+        "--policy",
+        policy,
+        "--pccs",
+        "http://127.0.0.1:9",
+        "--cache-dir",
+        tmp_path / "c",
+    )
+    assert code == 0 and err == "" and out.startswith("verdict: ACCEPTED (SIMULATED)")
+    assert not (tmp_path / "c").exists()

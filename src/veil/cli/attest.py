@@ -15,7 +15,7 @@ from veil.attest.compose import compose_hash, load_app_compose, raw_compose_hash
 from veil.attest.evidence import load_evidence
 from veil.attest.gpu import gpu_evidence_hash, gpu_problems, parse_claim_set
 from veil.attest.policy import DEFAULT_POLICY, load_policy
-from veil.attest.simulator import AppSpec, load_key_file, simulate
+from veil.attest.simulator import AppSpec, is_simulated_quote, load_key_file, simulate
 from veil.attest.tdx import parse_measurements
 from veil.attest.verdict import SIMULATED_BANNER
 from veil.attest.verification import verify_evidence
@@ -73,7 +73,7 @@ def verify(
     found = None
     if collateral is not None:
         found = load_collateral(collateral)
-    elif pccs is not None and not evidence.claims_simulated:
+    elif pccs is not None and not is_simulated_quote(evidence.quote):
         measured = parse_measurements(evidence.quote)
         if measured.fmspc is None:
             raise InputError(f"quote {quote}: no FMSPC in the PCK certificate, cannot fetch")
