@@ -103,8 +103,7 @@ class Policy:
         """This policy with the key or nonce known only at verification time filled in."""
         rule = self.report_data
         if content is not None:
-            mode = rule.mode if rule.mode == "sha512" else "sha512"
-            rule = replace(rule, mode=mode, content=content)
+            rule = replace(rule, mode="sha512", content=content)
         if nonce is not None:
             rule = replace(rule, mode="nonce", nonce=nonce)
         return replace(self, report_data=rule)

@@ -10,6 +10,8 @@ reason in the Verdict.
 
 from __future__ import annotations
 
+import time
+
 from veil.attest.collateral import Collateral, freshness_problems, iso_time
 from veil.attest.eventlog import replay
 from veil.attest.evidence import Evidence
@@ -36,8 +38,6 @@ def verify_evidence(
 ) -> Verdict:
     """Judge a quote (with its event log) against Intel collateral and a policy at time `now`."""
     if now is None:
-        import time
-
         now = int(time.time())
     reasons: list[str] = []
     checks: list[str] = []
