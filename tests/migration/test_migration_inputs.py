@@ -157,7 +157,10 @@ def test_positions_and_exclusions_files(tmp_path: Path) -> None:
     csv = tmp_path / "pos.csv"
     csv.write_text(f"account,staked,source\n{ss58.encode(alice)},12,pool-1\n0x{'02' * 32},3,p\n")
     positions = load_positions(csv)
-    assert [(p.account, p.staked, p.source) for p in positions][0] == (alice, 12, "pool-1")
+    assert [(p.account, p.staked, p.source) for p in positions] == [
+        (alice, 12, "pool-1"),
+        (bytes([2]) * 32, 3, "p"),
+    ]
     csv.write_text(f"account,staked,source\n{ss58.encode(alice)},12,pool-1\nxyz,3,p\n")
     with pytest.raises(InputError, match=r"pos.csv: line 3: address 'xyz'"):
         load_positions(csv)
