@@ -237,8 +237,13 @@ def claim(
            `bindingDigest(account, receiver)`, sorted by signer address.
     """
     state: uint256 = self._open_state()
-    leaf: bytes32 = self._leaf(index, account, free, staked)
-    assert self._verify_single(proof, leaf), "Migrator: invalid proof"
+    computed: bytes32 = self._leaf(index, account, free, staked)
+    for sibling: bytes32 in proof:
+        if convert(computed, uint256) < convert(sibling, uint256):
+            computed = keccak256(abi_encode(computed, sibling))
+        else:
+            computed = keccak256(abi_encode(sibling, computed))
+    assert computed == self.root, "Migrator: invalid proof"
     word: uint256 = index >> 8
     bits: uint256 = self._claimed_words[word]
     bit: uint256 = 1 << (index & 255)
@@ -715,7 +720,10 @@ def _leaf(index: uint256, account: bytes32, free: uint256, staked: uint256) -> b
 def _verify_single(proof: DynArray[bytes32, MAX_PROOF], leaf: bytes32) -> bool:
     computed: bytes32 = leaf
     for sibling: bytes32 in proof:
-        computed = merkle._hash_pair(computed, sibling)
+        if convert(computed, uint256) < convert(sibling, uint256):
+            computed = keccak256(abi_encode(computed, sibling))
+        else:
+            computed = keccak256(abi_encode(sibling, computed))
     return computed == self.root
 
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import boa
 import pytest
 from migrator_kit import System, Tree, deploy_system, make_leaves
 
 
-@pytest.fixture
-def system() -> System:
+@pytest.fixture(scope="module")
+def deployed_system() -> System:
     return deploy_system()
+
+
+@pytest.fixture
+def system(deployed_system: System) -> Iterator[System]:
+    """The module's deployment, with every change rolled back after the test."""
+    with boa.env.anchor():
+        yield deployed_system
 
 
 @pytest.fixture

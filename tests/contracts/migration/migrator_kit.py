@@ -7,17 +7,18 @@ contracts here stand in (same interfaces). `REAL_TOKENS` says which is in use.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import boa
-from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
 from veil.migration.attestation import order_attestations, sign_binding
+from veil.migration.merkle import build_tree
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -50,17 +51,6 @@ REAL_TOKENS = os.environ.get("VEIL_MIGRATOR_DOUBLES") != "1" and (
 # ------------------------------------------------------------ Merkle tree (OZ standard-v1)
 
 
-def leaf_hash(index: int, account: bytes, free: int, staked: int) -> bytes:
-    """StandardMerkleTree leaf of ["uint256","bytes32","uint256","uint256"]."""
-    return keccak(
-        keccak(encode(["uint256", "bytes32", "uint256", "uint256"], [index, account, free, staked]))
-    )
-
-
-def _hash_pair(a: bytes, b: bytes) -> bytes:
-    return keccak(a + b) if a < b else keccak(b + a)
-
-
 @dataclass(frozen=True)
 class Leaf:
     index: int
@@ -69,28 +59,21 @@ class Leaf:
     staked: int
 
     @property
-    def hash(self) -> bytes:
-        return leaf_hash(self.index, self.account, self.free, self.staked)
+    def value(self) -> tuple[int, bytes, int, int]:
+        return (self.index, self.account, self.free, self.staked)
 
 
 class Tree:
-    """OpenZeppelin StandardMerkleTree: leaves sorted by hash, array-backed complete tree."""
+    """The project's StandardMerkleTree (veil.migration.merkle) seen through `Leaf`s."""
 
     def __init__(self, leaves: Sequence[Leaf]) -> None:
         self.leaves = list(leaves)
-        order = sorted(range(len(leaves)), key=lambda i: self.leaves[i].hash)
-        n = len(leaves)
-        self.nodes: list[bytes] = [b""] * (2 * n - 1)
-        self.tree_index: dict[int, int] = {}
-        for position, value_index in enumerate(order):
-            self.nodes[len(self.nodes) - 1 - position] = self.leaves[value_index].hash
-            self.tree_index[value_index] = len(self.nodes) - 1 - position
-        for i in range(len(self.nodes) - 1 - n, -1, -1):
-            self.nodes[i] = _hash_pair(self.nodes[2 * i + 1], self.nodes[2 * i + 2])
+        self._tree = build_tree(leaf.value for leaf in self.leaves)
+        self._position = {leaf.value: i for i, leaf in enumerate(self.leaves)}
 
     @property
     def root(self) -> bytes:
-        return self.nodes[0]
+        return self._tree.root
 
     @property
     def total_free(self) -> int:
@@ -101,32 +84,15 @@ class Tree:
         return sum(leaf.staked for leaf in self.leaves)
 
     def proof(self, value_index: int) -> list[bytes]:
-        i = self.tree_index[value_index]
-        proof = []
-        while i > 0:
-            proof.append(self.nodes[i - 1 if i % 2 == 0 else i + 1])
-            i = (i - 1) // 2
-        return proof
+        return self._tree.proof(value_index)
+
+    def tree_position(self, value_index: int) -> int:
+        return self._tree.tree_indices[value_index]
 
     def multiproof(self, value_indices: Sequence[int]) -> tuple[list[int], list[bytes], list[bool]]:
         """(value indices in the order the contract expects, proof, proof flags)."""
-        by_tree = {self.tree_index[v]: v for v in value_indices}
-        indices = sorted(by_tree, reverse=True)
-        stack = list(indices)
-        proof: list[bytes] = []
-        flags: list[bool] = []
-        while stack and stack[0] > 0:
-            j = stack.pop(0)
-            sibling = j - 1 if j % 2 == 0 else j + 1
-            parent = (j - 1) // 2
-            if stack and sibling == stack[0]:
-                flags.append(True)
-                stack.pop(0)
-            else:
-                flags.append(False)
-                proof.append(self.nodes[sibling])
-            stack.append(parent)
-        return [by_tree[i] for i in indices], proof, flags
+        multi = self._tree.multiproof(value_indices)
+        return [self._position[v] for v in multi.leaves], multi.proof, multi.proof_flags
 
 
 def make_leaves(count: int, *, seed: int = 0, staked_every: int = 2) -> list[Leaf]:
@@ -230,14 +196,17 @@ class System:
         return int(self.vault.convertToAssets(self.vault.balanceOf(holder)))
 
 
+@functools.cache
+def deployer(path: Path):
+    """Compile once per process; deployments after that take milliseconds."""
+    return boa.load_partial(str(path))
+
+
 def _deploy_tokens(owner: str, treasury: str):
+    pha_source, vault_source = (REAL_PHA, REAL_VAULT) if REAL_TOKENS else (PHA_DOUBLE, VAULT_DOUBLE)
     with boa.env.prank(owner):
-        if REAL_TOKENS:
-            pha = boa.load(str(REAL_PHA))
-            vault = boa.load(str(REAL_VAULT), pha.address, owner, treasury)
-        else:
-            pha = boa.load(str(PHA_DOUBLE))
-            vault = boa.load(str(VAULT_DOUBLE), pha.address, owner, treasury)
+        pha = deployer(pha_source).deploy()
+        vault = deployer(vault_source).deploy(pha.address, owner, treasury)
     return pha, vault
 
 
@@ -247,7 +216,7 @@ def deploy_system(attester_count: int = 3, threshold: int = 2) -> System:
     treasury = boa.env.generate_address("treasury")
     pha, vault = _deploy_tokens(owner, treasury)
     with boa.env.prank(owner):
-        migrator = boa.load(str(MIGRATOR), pha.address, vault.address, owner, guardian, treasury)
+        migrator = deployer(MIGRATOR).deploy(pha.address, vault.address, owner, guardian, treasury)
         pha.setMinter(migrator.address, True)
         keys = ATTESTER_KEYS[:attester_count]
         attesters = [Account.from_key(k).address for k in keys]
@@ -256,3 +225,26 @@ def deploy_system(attester_count: int = 3, threshold: int = 2) -> System:
         if threshold:
             migrator.setThreshold(threshold)
     return System(pha, vault, migrator, owner, guardian, treasury, attesters, list(ATTESTER_KEYS))
+
+
+# ------------------------------------------------------------ gas as a transaction would pay it
+
+
+def tx_gas(function, *args, sender: str | None = None) -> int:
+    """Gas of calling `function(*args)` as a transaction: intrinsic + execution - refund.
+
+    titanoboa reports execution gas only; add the 21,000 base and calldata (4 per zero
+    byte, 16 per other byte), apply the refund cap of EIP-3529 and the calldata floor of
+    EIP-7623, as the devnet would. Storage and accounts start cold, as in a new transaction.
+    """
+    calldata = function.prepare_calldata(*args)
+    boa.env.reset_gas_used()  # titanoboa keeps slots warm across calls; a tx starts cold
+    function(*args, sender=sender)
+    computation = function.contract._computation
+    zeros = calldata.count(0)
+    nonzeros = len(calldata) - zeros
+    intrinsic = 21_000 + 4 * zeros + 16 * nonzeros
+    used = intrinsic + computation.get_gas_used()
+    refund = min(computation.get_gas_refund(), used // 5)
+    floor = 21_000 + 10 * (zeros + 4 * nonzeros)
+    return max(used - refund, floor)

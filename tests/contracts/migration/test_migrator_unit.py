@@ -1,0 +1,687 @@
+"""Unit tests of the Migrator: every external function, every revert path, every privileged
+function refused for any other caller. Trees are real StandardMerkleTrees and attestations
+are real EIP-712 signatures made with veil.migration.attestation."""
+
+from __future__ import annotations
+
+import boa
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+from migrator_kit import (
+    ATTESTER_KEYS,
+    MIGRATOR,
+    Leaf,
+    System,
+    Tree,
+    deploy_system,
+    deployer,
+    make_leaves,
+)
+
+from veil.migration.attestation import (
+    SECP256K1_N,
+    binding_digest,
+    binding_typed_data,
+    domain_separator,
+)
+
+MAX_UINT = 2**256 - 1
+
+
+def addr(name: str) -> str:
+    return boa.env.generate_address(name)
+
+
+def events(contract, name: str) -> list:
+    return [e for e in contract.get_logs() if type(e).__name__ == name]
+
+
+# ------------------------------------------------------------ constructor, domain, views
+
+
+def test_constructor_wires_token_vault_and_roles(system: System) -> None:
+    m = system.migrator
+    assert m.PHA() == system.pha.address
+    assert m.VAULT() == system.vault.address
+    assert m.owner() == system.owner
+    assert m.guardian() == system.guardian
+    assert m.treasury() == system.treasury
+    assert system.pha.allowance(m.address, system.vault.address) == MAX_UINT
+    assert m.root() == b"\0" * 32
+    assert m.deadline() == 0
+    assert not m.paused()
+    assert not m.swept()
+    assert not m.rootFrozen()
+
+
+@pytest.mark.parametrize("which", ["pha", "vault", "owner", "treasury"])
+def test_constructor_refuses_zero_addresses(system: System, which: str) -> None:
+    args = {
+        "pha": system.pha.address,
+        "vault": system.vault.address,
+        "owner": system.owner,
+        "guardian": system.guardian,
+        "treasury": system.treasury,
+    }
+    args[which] = "0x" + "00" * 20
+    with boa.reverts():
+        deployer(MIGRATOR).deploy(*args.values())
+
+
+def test_eip712_domain_and_binding_digest_match_python_and_eth_account(system: System) -> None:
+    m = system.migrator
+    fields, name, version, chain_id, verifying, salt, extensions = m.eip712Domain()
+    assert (fields, name, version) == (b"\x0f", "veil Migrator", "1")
+    assert verifying == m.address and salt == b"\0" * 32 and extensions == []
+    assert m.DOMAIN_SEPARATOR() == domain_separator(chain_id, m.address)
+    account = bytes(range(32))
+    receiver = addr("receiver")
+    expected = binding_digest(account, receiver, chain_id, m.address)
+    assert m.bindingDigest(account, receiver) == expected
+    signable = encode_typed_data(
+        full_message=binding_typed_data(account, receiver, chain_id, m.address)
+    )
+    assert keccak(b"\x19" + signable.version + signable.header + signable.body) == expected
+    assert m.bindingDigest(account, addr("other")) != expected
+
+
+# ------------------------------------------------------------ setRoot
+
+
+def test_set_root_commits_totals_and_deadline(system: System, tree: Tree) -> None:
+    deadline = system.set_tree(tree)
+    m = system.migrator
+    (log,) = events(m, "RootSet")
+    assert log.root == tree.root and log.deadline == deadline
+    assert m.root() == tree.root
+    assert m.totalFree() == tree.total_free
+    assert m.totalStaked() == tree.total_staked
+    assert m.leafCount() == len(tree.leaves)
+    assert m.deadline() == deadline
+    assert m.claimedFree() == 0 and m.claimedStaked() == 0
+    assert m.threshold() == 2  # the packed word keeps the threshold
+
+
+def test_set_root_can_be_replaced_until_the_first_claim(system: System, tree: Tree) -> None:
+    other = Tree(make_leaves(5, seed=9))
+    system.set_tree(other)
+    system.set_tree(tree)
+    assert system.migrator.root() == tree.root
+    system.claim(tree, 0, addr("r"))
+    assert system.migrator.rootFrozen()
+    with boa.env.prank(system.owner), boa.reverts("Migrator: root frozen"):
+        system.migrator.setRoot(other.root, 1, 1, 1, boa.env.evm.patch.timestamp + 100)
+
+
+def test_set_root_keeps_pause_and_threshold(system: System, tree: Tree) -> None:
+    with boa.env.prank(system.guardian):
+        system.migrator.pause()
+    system.set_tree(tree)
+    assert system.migrator.paused() and system.migrator.threshold() == 2
+
+
+@pytest.mark.parametrize(
+    ("root", "free", "staked", "count", "offset", "reason"),
+    [
+        (b"\0" * 32, 1, 1, 1, 100, "Migrator: zero root"),
+        (b"\1" * 32, 1, 1, 0, 100, "Migrator: no leaves"),
+        (b"\1" * 32, 2**96, 1, 1, 100, "Migrator: totals too large"),
+        (b"\1" * 32, 1, 2**96, 1, 100, "Migrator: totals too large"),
+        (b"\1" * 32, 1, 1, 1, 0, "Migrator: bad deadline"),
+        (b"\1" * 32, 1, 1, 1, 2**48, "Migrator: bad deadline"),
+    ],
+)
+def test_set_root_refuses_bad_values(system, root, free, staked, count, offset, reason) -> None:
+    with boa.env.prank(system.owner), boa.reverts(reason):
+        system.migrator.setRoot(root, free, staked, count, boa.env.evm.patch.timestamp + offset)
+
+
+# ------------------------------------------------------------ claim
+
+
+def test_claim_pays_free_as_pha_and_staked_as_vpha(live) -> None:
+    system, tree = live
+    m = system.migrator
+    leaf = tree.leaves[0]
+    assert leaf.free and leaf.staked
+    receiver, relayer = addr("receiver"), addr("relayer")
+    args = system.claim_args(tree, 0, receiver, substrateSignature=b"\xab" * 64, scheme=1)
+    m.claim(*args.values(), sender=relayer)
+    (log,) = events(m, "Claimed")
+    assert (log.index, log.account, log.receiver) == (leaf.index, leaf.account, receiver)
+    assert (log.free, log.staked, log.substrateSignature, log.scheme) == (
+        leaf.free,
+        leaf.staked,
+        b"\xab" * 64,
+        1,
+    )
+    assert system.pha.balanceOf(receiver) == leaf.free
+    assert system.staked_value(receiver) == leaf.staked
+    assert system.pha.balanceOf(relayer) == 0 and system.vault.balanceOf(relayer) == 0
+    assert system.pha.balanceOf(m.address) == 0
+    assert m.isClaimed(leaf.index) and not m.isClaimed(leaf.index + 1)
+    assert m.claimedFree() == leaf.free and m.claimedStaked() == leaf.staked
+    assert system.pha.totalSupply() == leaf.free + leaf.staked
+
+
+def test_claim_free_only_leaf_touches_no_vault(live) -> None:
+    system, tree = live
+    leaf = tree.leaves[1]
+    assert leaf.staked == 0
+    receiver = addr("receiver")
+    system.claim(tree, 1, receiver)
+    assert system.pha.balanceOf(receiver) == leaf.free
+    assert system.vault.balanceOf(receiver) == 0
+
+
+def test_claim_accepts_a_65_byte_ecdsa_substrate_signature(live) -> None:
+    system, tree = live
+    system.claim(tree, 2, addr("r"), substrateSignature=b"\x01" * 65, scheme=2)
+    (log,) = events(system.migrator, "Claimed")
+    assert log.substrateSignature == b"\x01" * 65 and log.scheme == 2
+
+
+def test_claim_accepts_more_attestations_than_the_threshold(live) -> None:
+    system, tree = live
+    receiver = addr("r")
+    system.claim(tree, 0, receiver, attestations=system.attest(tree.leaves[0], receiver, [0, 1, 2]))
+    assert system.migrator.isClaimed(0)
+
+
+def test_claim_refuses_a_wrong_proof(live) -> None:
+    system, tree = live
+    proof = tree.proof(0)
+    proof[0] = bytes(32)
+    with boa.reverts("Migrator: invalid proof"):
+        system.claim(tree, 0, addr("r"), proof=proof)
+
+
+def test_claim_refuses_the_proof_of_another_leaf(live) -> None:
+    system, tree = live
+    with boa.reverts("Migrator: invalid proof"):
+        system.claim(tree, 0, addr("r"), proof=tree.proof(1))
+
+
+@pytest.mark.parametrize("field", ["index", "free", "staked"])
+def test_claim_refuses_altered_leaf_values(live, field: str) -> None:
+    system, tree = live
+    leaf = tree.leaves[0]
+    with boa.reverts("Migrator: invalid proof"):
+        system.claim(tree, 0, addr("r"), **{field: getattr(leaf, field) + 1})
+
+
+def test_claim_refuses_another_account(live) -> None:
+    system, tree = live
+    other = tree.leaves[1].account
+    receiver = addr("r")
+    with boa.reverts("Migrator: invalid proof"):
+        system.claim(
+            tree,
+            0,
+            receiver,
+            account=other,
+            attestations=system.attest(tree.leaves[1], receiver),
+        )
+
+
+def test_claim_refuses_attestations_over_another_receiver(live) -> None:
+    system, tree = live
+    receiver, thief = addr("receiver"), addr("thief")
+    for_receiver = system.attest(tree.leaves[0], receiver)
+    with boa.reverts():  # recovers to an unknown (or out-of-order) address
+        system.claim(tree, 0, thief, attestations=for_receiver)
+    assert not system.migrator.isClaimed(0)
+    system.claim(tree, 0, receiver, attestations=for_receiver)
+    assert system.pha.balanceOf(receiver) == tree.leaves[0].free
+
+
+def test_claim_refuses_too_few_attestations(live) -> None:
+    system, tree = live
+    receiver = addr("r")
+    with boa.reverts("Migrator: too few attestations"):
+        system.claim(tree, 0, receiver, attestations=system.attest(tree.leaves[0], receiver, [0]))
+    with boa.reverts("Migrator: too few attestations"):
+        system.claim(tree, 0, receiver, attestations=[])
+
+
+def test_claim_refuses_the_same_attester_twice(live) -> None:
+    system, tree = live
+    receiver = addr("r")
+    (one,) = system.attest(tree.leaves[0], receiver, [0])
+    with boa.reverts("Migrator: attesters not strictly increasing"):
+        system.claim(tree, 0, receiver, attestations=[one, one])
+
+
+def test_claim_refuses_attestations_out_of_order(live) -> None:
+    system, tree = live
+    receiver = addr("r")
+    ordered = system.attest(tree.leaves[0], receiver, [0, 1])
+    with boa.reverts("Migrator: attesters not strictly increasing"):
+        system.claim(tree, 0, receiver, attestations=list(reversed(ordered)))
+
+
+def test_claim_refuses_an_unregistered_attester(live) -> None:
+    system, tree = live
+    receiver = addr("r")
+    outsider = ATTESTER_KEYS[5]  # deploy_system registers keys 0..2
+    signed = system.raw_attestations(tree.leaves[0], receiver, [ATTESTER_KEYS[0], outsider])
+    signers = [Account.from_key(k).address for k in (ATTESTER_KEYS[0], outsider)]
+    signed = [s for _, s in sorted(zip(signers, signed, strict=True), key=lambda p: int(p[0], 16))]
+    with boa.reverts("Migrator: unknown attester"):
+        system.claim(tree, 0, receiver, attestations=signed)
+
+
+def test_claim_refuses_a_high_s_twin(live) -> None:
+    system, tree = live
+    receiver = addr("r")
+    first, second = system.attest(tree.leaves[0], receiver, [0, 1])
+    v, r, s = first
+    twin = (55 - v, r, (SECP256K1_N - int.from_bytes(s, "big")).to_bytes(32, "big"))
+    # the twin recovers to the same signer, so only the s check can refuse it
+    assert (
+        Account._recover_hash(
+            system.migrator.bindingDigest(tree.leaves[0].account, receiver),
+            vrs=(twin[0], r, twin[2]),
+        )
+        in system.attesters
+    )
+    with boa.reverts("Migrator: high-s attestation"):
+        system.claim(tree, 0, receiver, attestations=[twin, second])
+
+
+def test_claim_refuses_a_signature_that_recovers_nothing(live) -> None:
+    system, tree = live
+    receiver = addr("r")
+    first, second = system.attest(tree.leaves[0], receiver, [0, 1])
+    with boa.reverts("Migrator: attesters not strictly increasing"):
+        system.claim(tree, 0, receiver, attestations=[(29, first[1], first[2]), second])
+
+
+def test_claim_refuses_a_double_claim(live) -> None:
+    system, tree = live
+    system.claim(tree, 0, addr("r"))
+    with boa.reverts("Migrator: already claimed"):
+        system.claim(tree, 0, addr("r2"))
+
+
+def test_claim_refuses_while_paused_and_resumes_after_unpause(live) -> None:
+    system, tree = live
+    with boa.env.prank(system.guardian):
+        system.migrator.pause()
+    with boa.reverts("Migrator: paused"):
+        system.claim(tree, 0, addr("r"))
+    with boa.env.prank(system.owner):
+        system.migrator.unpause()
+    system.claim(tree, 0, addr("r"))
+
+
+def test_claim_refuses_after_the_deadline(live) -> None:
+    system, tree = live
+    deadline = system.migrator.deadline()
+    boa.env.time_travel(seconds=deadline - boa.env.evm.patch.timestamp)
+    system.claim(tree, 0, addr("r"))  # the deadline itself is still inside the period
+    boa.env.time_travel(seconds=1)
+    with boa.reverts("Migrator: claim period closed"):
+        system.claim(tree, 1, addr("r"))
+
+
+def test_claim_refuses_before_a_root_is_set(system: System, tree: Tree) -> None:
+    with boa.reverts("Migrator: claim period closed"):
+        system.claim(tree, 0, addr("r"))
+
+
+def test_claim_refuses_without_a_threshold() -> None:
+    system = deploy_system(threshold=0)
+    tree = Tree(make_leaves(4))
+    system.set_tree(tree)
+    with boa.reverts("Migrator: no threshold"):
+        system.claim(tree, 0, addr("r"), attestations=[])
+
+
+def test_claim_never_mints_past_the_committed_totals(system: System) -> None:
+    tree = Tree(make_leaves(4, staked_every=1))
+    free_short = tree.total_free - tree.leaves[3].free + 1
+    system.set_tree(tree, free=free_short)
+    for i in range(3):
+        system.claim(tree, i, addr(f"r{i}"))
+    with boa.reverts("Migrator: exceeds committed totals"):
+        system.claim(tree, 3, addr("r3"))
+    assert system.pha.totalSupply() <= free_short + tree.total_staked
+
+
+def test_claim_never_mints_past_the_committed_staked_total(system: System) -> None:
+    tree = Tree(make_leaves(2, staked_every=1))
+    system.set_tree(tree, staked=tree.leaves[0].staked)
+    system.claim(tree, 0, addr("r0"))
+    with boa.reverts("Migrator: exceeds committed totals"):
+        system.claim(tree, 1, addr("r1"))
+
+
+# ------------------------------------------------------------ claimMany
+
+
+def test_claim_many_pays_every_leaf_once(live) -> None:
+    system, tree = live
+    m = system.migrator
+    chosen = [0, 1, 2, 5, 8, 11]
+    receivers = {i: addr(f"r{i}") for i in chosen}
+    claims, proof, flags = system.batch_args(tree, chosen, receivers)
+    m.claimMany(claims, proof, flags, sender=addr("relayer"))
+    assert len(events(m, "Claimed")) == len(chosen)
+    for i in range(len(tree.leaves)):
+        assert m.isClaimed(i) == (i in chosen)
+    for i in chosen:
+        leaf = tree.leaves[i]
+        assert system.pha.balanceOf(receivers[i]) == leaf.free
+        assert system.staked_value(receivers[i]) == leaf.staked
+    assert m.claimedFree() == sum(tree.leaves[i].free for i in chosen)
+    assert m.claimedStaked() == sum(tree.leaves[i].staked for i in chosen)
+    assert system.pha.balanceOf(m.address) == 0
+
+
+def test_claim_many_across_bitmap_words() -> None:
+    system = deploy_system()
+    leaves = make_leaves(6)
+    leaves = [Leaf(i * 200, leaf.account, leaf.free, leaf.staked) for i, leaf in enumerate(leaves)]
+    tree = Tree(leaves)
+    system.set_tree(tree)
+    claims, proof, flags = system.batch_args(tree, range(6), {i: addr(f"r{i}") for i in range(6)})
+    system.migrator.claimMany(claims, proof, flags)
+    for leaf in leaves:
+        assert system.migrator.isClaimed(leaf.index)
+        assert not system.migrator.isClaimed(leaf.index + 1)
+    with boa.reverts("Migrator: already claimed"):
+        system.claim(tree, 3, addr("again"))
+
+
+def test_claim_many_refuses_a_tampered_leaf(live) -> None:
+    system, tree = live
+    claims, proof, flags = system.batch_args(tree, [0, 1, 2], {i: addr(f"r{i}") for i in range(3)})
+    claims[1] = (claims[1][0], claims[1][1], claims[1][2] + 1, *claims[1][3:])
+    with boa.reverts("Migrator: invalid proof"):
+        system.migrator.claimMany(claims, proof, flags)
+
+
+def test_claim_many_refuses_an_empty_batch(live) -> None:
+    system, _ = live
+    with boa.reverts("Migrator: no claims"):
+        system.migrator.claimMany([], [system.migrator.root()], [])
+
+
+def test_claim_many_refuses_a_leaf_already_claimed(live) -> None:
+    system, tree = live
+    system.claim(tree, 1, addr("first"))
+    claims, proof, flags = system.batch_args(tree, [0, 1], {0: addr("a"), 1: addr("b")})
+    with boa.reverts("Migrator: already claimed"):
+        system.migrator.claimMany(claims, proof, flags)
+
+
+def test_claim_many_refuses_one_bad_attestation(live) -> None:
+    system, tree = live
+    claims, proof, flags = system.batch_args(tree, [0, 1], {0: addr("a"), 1: addr("b")})
+    claims[0] = (*claims[0][:4], addr("thief"), *claims[0][5:])
+    with boa.reverts():
+        system.migrator.claimMany(claims, proof, flags)
+    assert not system.migrator.isClaimed(1)
+
+
+def test_claim_many_refuses_while_paused_after_deadline_and_past_totals(system: System) -> None:
+    tree = Tree(make_leaves(4, staked_every=1))
+    system.set_tree(tree, staked=tree.total_staked - 1)
+    claims, proof, flags = system.batch_args(tree, range(4), {i: addr(f"r{i}") for i in range(4)})
+    with boa.reverts("Migrator: exceeds committed totals"):
+        system.migrator.claimMany(claims, proof, flags)
+    with boa.env.prank(system.owner):
+        system.migrator.pause()
+    with boa.reverts("Migrator: paused"):
+        system.migrator.claimMany(claims, proof, flags)
+    with boa.env.prank(system.owner):
+        system.migrator.unpause()
+    boa.env.time_travel(seconds=31 * 86400)
+    with boa.reverts("Migrator: claim period closed"):
+        system.migrator.claimMany(claims, proof, flags)
+
+
+# ------------------------------------------------------------ sweep and late claims
+
+
+def close_period(system: System) -> None:
+    boa.env.time_travel(seconds=system.migrator.deadline() - boa.env.evm.patch.timestamp + 1)
+
+
+def test_sweep_mints_the_unclaimed_remainder_to_the_treasury_once(live) -> None:
+    system, tree = live
+    m = system.migrator
+    system.claim(tree, 0, addr("r"))
+    with boa.env.prank(system.owner), boa.reverts("Migrator: claim period open"):
+        m.sweep()
+    close_period(system)
+    with boa.env.prank(system.owner):
+        m.sweep()
+    unclaimed_free = tree.total_free - tree.leaves[0].free
+    unclaimed_staked = tree.total_staked - tree.leaves[0].staked
+    (log,) = events(m, "Swept")
+    assert (log.treasury, log.free, log.staked) == (
+        system.treasury,
+        unclaimed_free,
+        unclaimed_staked,
+    )
+    assert system.pha.balanceOf(system.treasury) == unclaimed_free + unclaimed_staked
+    assert m.swept() and m.sweptFree() == unclaimed_free and m.sweptStaked() == unclaimed_staked
+    assert system.pha.totalSupply() == tree.total_free + tree.total_staked
+    with boa.env.prank(system.owner), boa.reverts("Migrator: already swept"):
+        m.sweep()
+    with boa.env.prank(system.owner), boa.reverts("Migrator: root frozen"):
+        m.setRoot(tree.root, 1, 1, 1, boa.env.evm.patch.timestamp + 100)
+
+
+def test_sweep_refuses_without_a_root(system: System) -> None:
+    with boa.env.prank(system.owner), boa.reverts("Migrator: no root"):
+        system.migrator.sweep()
+
+
+def test_honour_late_claim_before_sweep_mints_from_the_remainder(live) -> None:
+    system, tree = live
+    m = system.migrator
+    receiver = addr("late")
+    args = system.claim_args(tree, 0, receiver)
+    with boa.env.prank(system.owner), boa.reverts("Migrator: claim period open"):
+        m.honourLateClaim(*args.values())
+    close_period(system)
+    with boa.env.prank(system.owner):
+        m.honourLateClaim(*args.values())
+    (late,) = events(m, "LateClaimHonoured")
+    assert late.index == 0 and late.fromTreasury is False
+    assert len(events(m, "Claimed")) == 1
+    leaf = tree.leaves[0]
+    assert system.pha.balanceOf(receiver) == leaf.free
+    assert system.staked_value(receiver) == leaf.staked
+    assert m.claimedFree() == leaf.free and m.claimedStaked() == leaf.staked
+    with boa.env.prank(system.owner), boa.reverts("Migrator: already claimed"):
+        m.honourLateClaim(*args.values())
+    with boa.env.prank(system.owner):
+        m.sweep()
+    assert m.sweptFree() + m.claimedFree() == tree.total_free
+
+
+def test_honour_late_claim_after_sweep_pays_from_the_treasury(live) -> None:
+    system, tree = live
+    m = system.migrator
+    close_period(system)
+    with boa.env.prank(system.owner):
+        m.sweep()
+    supply = system.pha.totalSupply()
+    leaf = tree.leaves[0]
+    receiver = addr("late")
+    args = system.claim_args(tree, 0, receiver)
+    with boa.env.prank(system.owner), boa.reverts():
+        m.honourLateClaim(*args.values())  # the treasury has not approved the migrator
+    with boa.env.prank(system.treasury):
+        system.pha.approve(m.address, leaf.free + leaf.staked)
+    with boa.env.prank(system.owner):
+        m.honourLateClaim(*args.values())
+    (late,) = events(m, "LateClaimHonoured")
+    assert late.fromTreasury is True
+    assert system.pha.totalSupply() == supply  # nothing new minted
+    assert system.pha.balanceOf(receiver) == leaf.free
+    assert system.staked_value(receiver) == leaf.staked
+    assert m.sweptFree() == tree.total_free - leaf.free
+    assert m.sweptStaked() == tree.total_staked - leaf.staked
+    assert m.claimedFree() == leaf.free and m.claimedStaked() == leaf.staked
+    assert system.pha.balanceOf(m.address) == 0
+
+
+def test_honour_late_claim_checks_proof_attestations_and_swept_amounts(system: System) -> None:
+    tree = Tree(make_leaves(3, staked_every=1))
+    system.set_tree(tree, free=tree.total_free - 1)
+    m = system.migrator
+    system.claim(tree, 0, addr("on time"))
+    close_period(system)
+    receiver = addr("late")
+    with boa.env.prank(system.owner), boa.reverts("Migrator: invalid proof"):
+        m.honourLateClaim(*system.claim_args(tree, 1, receiver, proof=tree.proof(2)).values())
+    too_few = system.attest(tree.leaves[1], receiver, [0])
+    with boa.env.prank(system.owner), boa.reverts("Migrator: too few attestations"):
+        m.honourLateClaim(*system.claim_args(tree, 1, receiver, attestations=too_few).values())
+    with boa.env.prank(system.owner):
+        m.sweep()
+    with boa.env.prank(system.treasury):
+        system.pha.approve(m.address, MAX_UINT)
+    with boa.env.prank(system.owner):
+        m.honourLateClaim(*system.claim_args(tree, 1, receiver).values())
+    # leaf 2 needs one wei more free than was committed (and swept): refused
+    with boa.env.prank(system.owner), boa.reverts("Migrator: exceeds committed totals"):
+        m.honourLateClaim(*system.claim_args(tree, 2, addr("r2")).values())
+    assert m.claimedFree() + m.sweptFree() == m.totalFree()
+    assert m.claimedStaked() + m.sweptStaked() == m.totalStaked()
+
+
+def test_honour_late_claim_refuses_without_a_root(system: System, tree: Tree) -> None:
+    with boa.env.prank(system.owner), boa.reverts("Migrator: no root"):
+        system.migrator.honourLateClaim(*system.claim_args(tree, 0, addr("r")).values())
+
+
+# ------------------------------------------------------------ governance
+
+
+def test_set_attester_adds_and_removes(system: System) -> None:
+    m = system.migrator
+    new = Account.from_key(ATTESTER_KEYS[4]).address
+    with boa.env.prank(system.owner):
+        m.setAttester(new, True)
+        (log,) = events(m, "AttesterSet")
+        assert log.attester == new and log.allowed is True
+        assert m.isAttester(new) and m.attesterCount() == 4 and new in m.attesters()
+        m.setAttester(system.attesters[0], False)
+    assert not m.isAttester(system.attesters[0])
+    assert sorted(m.attesters()) == sorted([*system.attesters[1:], new])
+
+
+def test_set_attester_refusals(system: System) -> None:
+    m = system.migrator
+    with boa.env.prank(system.owner):
+        with boa.reverts("Migrator: attester unchanged"):
+            m.setAttester(system.attesters[0], True)
+        with boa.reverts("Migrator: attester unchanged"):
+            m.setAttester(addr("never"), False)
+        with boa.reverts("Migrator: zero attester"):
+            m.setAttester("0x" + "00" * 20, True)
+        m.setAttester(system.attesters[0], False)  # 2 left, threshold 2
+        with boa.reverts("Migrator: below threshold"):
+            m.setAttester(system.attesters[1], False)
+
+
+def test_removed_attester_no_longer_counts(live) -> None:
+    system, tree = live
+    receiver = addr("r")
+    signed = system.attest(tree.leaves[0], receiver, [0, 1])
+    with boa.env.prank(system.owner):
+        system.migrator.setAttester(system.attesters[0], False)
+    with boa.reverts("Migrator: unknown attester"):
+        system.claim(tree, 0, receiver, attestations=signed)
+
+
+def test_set_threshold_bounds(system: System) -> None:
+    m = system.migrator
+    with boa.env.prank(system.owner):
+        m.setThreshold(3)
+        (log,) = events(m, "ThresholdSet")
+        assert log.threshold == 3 and m.threshold() == 3
+        with boa.reverts("Migrator: zero threshold"):
+            m.setThreshold(0)
+        with boa.reverts("Migrator: threshold above attesters"):
+            m.setThreshold(4)
+
+
+def test_guardian_pauses_but_only_the_owner_unpauses(system: System) -> None:
+    m = system.migrator
+    with boa.env.prank(system.guardian):
+        m.pause()
+    assert m.paused()
+    with boa.env.prank(system.guardian), boa.reverts("ownable: caller is not the owner"):
+        m.unpause()
+    with boa.env.prank(addr("anyone")), boa.reverts("Migrator: not guardian"):
+        m.pause()
+    with boa.env.prank(system.owner):
+        m.unpause()
+        assert not m.paused()
+        m.pause()
+    assert m.paused()
+
+
+def test_set_guardian_and_treasury(system: System) -> None:
+    m = system.migrator
+    guardian, treasury = addr("g2"), addr("t2")
+    with boa.env.prank(system.owner):
+        m.setGuardian(guardian)
+        m.setTreasury(treasury)
+        with boa.reverts("Migrator: zero treasury"):
+            m.setTreasury("0x" + "00" * 20)
+    assert m.guardian() == guardian and m.treasury() == treasury
+    with boa.env.prank(system.guardian), boa.reverts("Migrator: not guardian"):
+        m.pause()
+    with boa.env.prank(guardian):
+        m.pause()
+
+
+def test_transfer_ownership_moves_every_power(system: System) -> None:
+    m = system.migrator
+    timelock = addr("timelock")
+    with boa.env.prank(system.owner):
+        m.transfer_ownership(timelock)
+    assert m.owner() == timelock
+    with boa.env.prank(system.owner), boa.reverts("ownable: caller is not the owner"):
+        m.setThreshold(1)
+    with boa.env.prank(timelock):
+        m.setThreshold(1)
+
+
+PRIVILEGED = {
+    "setRoot": lambda s, t: (t.root, 1, 1, 1, boa.env.evm.patch.timestamp + 100),
+    "setAttester": lambda s, t: (addr("x"), True),
+    "setThreshold": lambda s, t: (1,),
+    "setGuardian": lambda s, t: (addr("x"),),
+    "setTreasury": lambda s, t: (addr("x"),),
+    "unpause": lambda s, t: (),
+    "sweep": lambda s, t: (),
+    "transfer_ownership": lambda s, t: (addr("x"),),
+    "honourLateClaim": lambda s, t: tuple(s.claim_args(t, 0, addr("r")).values()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRIVILEGED))
+@pytest.mark.parametrize("who", ["guardian", "treasury", "attester", "stranger"])
+def test_every_privileged_function_refuses_other_callers(live, name: str, who: str) -> None:
+    system, tree = live
+    close_period(system)  # so sweep and late claims would otherwise pass their time checks
+    caller = {
+        "guardian": system.guardian,
+        "treasury": system.treasury,
+        "attester": system.attesters[0],
+        "stranger": addr("stranger"),
+    }[who]
+    args = PRIVILEGED[name](system, tree)
+    with boa.env.prank(caller), boa.reverts("ownable: caller is not the owner"):
+        getattr(system.migrator, name)(*args)
