@@ -668,9 +668,18 @@ def propose(
     @param values Wei sent with each call.
     @param calldatas Calldata of each call (up to 1,024 bytes each).
     @param description Free text (up to 4,096 bytes); its keccak256 is
-           the `descriptionHash` of queue/execute/cancel.
+           the `descriptionHash` of queue/execute/cancel. A description
+           ending in "#proposer=0x<address>" can only be proposed by
+           that address (OpenZeppelin's front-running protection).
     @return uint256 The proposal id.
     """
+    # OpenZeppelin's front-running protection: a description that ends in
+    # "#proposer=0x" + 40 hex digits can only be proposed by that address.
+    length: uint256 = len(description)
+    if length >= 52 and slice(description, length - 52, 10) == "#proposer=":
+        assert self._suffix_allows(
+            msg.sender, convert(slice(description, length - 42, 42), Bytes[42])
+        ), "Governor: description restricted to another proposer"
     n: uint256 = len(targets)
     assert n != 0, "Governor: empty proposal"
     assert n == len(values) and n == len(calldatas), "Governor: invalid proposal length"
@@ -974,6 +983,29 @@ def onERC1155BatchReceived(
 
 
 # ---------------------------------------------------------------- internals
+
+
+@internal
+@pure
+def _suffix_allows(proposer: address, tail: Bytes[42]) -> bool:
+    # `tail` follows "#proposer="; like OpenZeppelin's tryParseAddress, it
+    # must be "0x" + 40 hex digits, else it restricts nobody.
+    if slice(tail, 0, 2) != b"0x":
+        return True
+    parsed: uint256 = 0
+    for i: uint256 in range(2, 42):
+        c: uint256 = convert(slice(tail, i, 1), uint256)
+        digit: uint256 = 0
+        if c >= 48 and c <= 57:
+            digit = c - 48
+        elif c >= 97 and c <= 102:
+            digit = c - 87
+        elif c >= 65 and c <= 70:
+            digit = c - 55
+        else:
+            return True
+        parsed = parsed * 16 + digit
+    return parsed == convert(proposer, uint256)
 
 
 @internal

@@ -867,3 +867,23 @@ def test_votes_double_is_a_test_double() -> None:
     """Guard: the double says so in its own NatSpec, so it is never mistaken for vPHA."""
     assert "TEST ONLY" in VOTES_DOUBLE.read_text()
     assert keccak(text="EXECUTOR_ROLE") == EXECUTOR_ROLE
+
+
+def test_description_suffix_restricts_the_proposer(system: System) -> None:
+    gov, target = system.governor, system.target
+    alice, bob = system.voters["alice"], system.voters["bob"]
+    cd = [target.setFee.prepare_calldata(1)]
+    for suffix in (alice.lower(), "0x" + alice[2:].upper()):
+        description = f"Fee change #proposer={suffix}"
+        with (
+            boa.env.prank(bob),
+            boa.reverts("Governor: description restricted to another proposer"),
+        ):
+            gov.propose([target.address], [0], cd, description)
+        with boa.env.prank(alice):
+            pid = gov.propose([target.address], [0], cd, description)
+        assert gov.proposalProposer(pid) == alice
+    # A suffix that is not "0x" + 40 hex digits restricts nobody, as in OpenZeppelin.
+    for suffix in ("zz" + alice[4:] + "00", alice[:-1] + "g", "1x" + alice[2:]):
+        with boa.env.prank(bob):
+            gov.propose([target.address], [0], cd, f"Not a restriction #proposer={suffix}")
