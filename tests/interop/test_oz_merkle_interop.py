@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from veil.atomic import write_json
 from veil.migration.ledger import build_ledger
 from veil.migration.merkle import (
     LEAF_ENCODING,
@@ -19,6 +18,7 @@ from veil.migration.merkle import (
     value_to_json,
     verify_multiproof,
     verify_proof,
+    write_tree,
 )
 from veil.migration.snapshot import snapshot_from_raw
 from veil.migration.synthetic import generate_state, raw_document
@@ -44,7 +44,8 @@ def tree_and_dump(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     ledger = build_ledger(snapshot_from_raw(raw), state.positions, state.exclusions)
     tree = tree_from_ledger(ledger)
     dump_path = folder / "tree.json"
-    write_json(dump_path, tree.dump(), indent=None)
+    write_tree(tree, dump_path)  # the fast text writer the CLI uses
+    assert json.loads(dump_path.read_text()) == tree.dump()
     return tree, dump_path, folder
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from veil.atomic import write_json
 from veil.errors import InputError
-from veil.migration.ledger import build_ledger, load_ledger
+from veil.migration.ledger import build_ledger, load_ledger, write_ledger
 from veil.migration.merkle import load_tree, tree_from_ledger
 from veil.migration.positions import load_exclusions, load_positions
 from veil.migration.snapshot import load_snapshot, snapshot_from_raw, write_snapshot
@@ -29,7 +29,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     snapshot = snapshot_from_raw(raw)
     write_snapshot(snapshot, folder / "snap.json")
     ledger = build_ledger(snapshot, state.positions, state.exclusions)
-    write_json(folder / "ledger.json", ledger.to_json())
+    write_ledger(ledger, folder / "ledger.json")
+    assert json.loads((folder / "ledger.json").read_text()) == ledger.to_json()
+    assert json.loads((folder / "snap.json").read_text()) == snapshot.to_json()
     write_json(folder / "tree.json", tree_from_ledger(ledger).dump())
     return {"raw": raw, "snap": folder / "snap.json", "ledger": folder / "ledger.json",
             "tree": folder / "tree.json", "dir": folder}  # fmt: skip

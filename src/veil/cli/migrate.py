@@ -25,8 +25,9 @@ from veil.migration.ledger import (
     file_sha256,
     load_ledger,
     pool_report,
+    write_ledger,
 )
-from veil.migration.merkle import load_tree, tree_from_ledger
+from veil.migration.merkle import load_tree, tree_from_ledger, write_tree
 from veil.migration.positions import (
     exclusions_to_json,
     load_exclusions,
@@ -121,7 +122,7 @@ def ledger(
             _err.print(f"  ... and {len(refused.problems) - 50} more", highlight=False)
         raise
     result.snapshot["file_sha256"] = file_sha256(snapshot_file)
-    write_json(out, result.to_json(), indent=None)
+    write_ledger(result, out)
     _print_reconciliation(result)
     _out.print(f"ledger: {len(result.leaves)} leaves -> {out}")
 
@@ -151,9 +152,8 @@ def tree(
 ) -> None:
     """Build the claim Merkle tree exactly as OpenZeppelin's StandardMerkleTree does."""
     result = tree_from_ledger(load_ledger(ledger_file))
-    dump = result.dump()
-    write_json(out, dump, indent=None)
-    totals = dump["veil"]["totals"]
+    write_tree(result, out)
+    totals = result.totals()
     _out.print(f"root: 0x{result.root.hex()}")
     _out.print(
         f"leaves: {totals['leaf_count']}"

@@ -140,8 +140,11 @@ def run_audit(inputs: AuditInputs, chain: Chain, context: BindingContext) -> Aud
     report.add("every Claimed event matches a leaf", not bad_leaf,
                "; ".join(bad_leaf[:5]) or f"{len(logs)} claims")  # fmt: skip
     report.add("no leaf claimed twice", not doubles, ", ".join(doubles) or "none")
-    report.add("every holder signature re-verifies", not bad_signature,
-               "; ".join(bad_signature[:5]) or f"{len(logs)} signatures (sr25519/ed25519/ecdsa)")
+    report.add(
+        "every holder signature re-verifies",
+        not bad_signature,
+        "; ".join(bad_signature[:5]) or f"{len(logs)} signatures (sr25519/ed25519/ecdsa)",
+    )
 
     chain_free = migrator.functions.claimedFree().call()
     chain_staked = migrator.functions.claimedStaked().call()

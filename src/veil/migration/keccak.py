@@ -29,14 +29,30 @@ def _fast_hasher() -> Callable[[bytes], bytes] | None:
         state = holder.get()
         out = create_string_buffer(32)
         reset, absorb, digest = lib.keccak_reset, lib.keccak_absorb, lib.keccak_digest
+        try:  # cffi backend: a buffer view copies the 32 bytes out in one step
+            from Crypto.Util._raw_api import ffi  # type: ignore[attr-defined]
+
+            view = ffi.buffer(out)
+        except (ImportError, AttributeError, TypeError):  # ctypes backend
+            view = None
     except (AttributeError, ImportError, OSError):
         return None
 
-    def keccak256(data: bytes) -> bytes:
-        reset(state)
-        absorb(state, data, len(data))
-        digest(state, out, 32, 1)
-        return bytes(out)
+    if view is not None:
+
+        def keccak256(data: bytes) -> bytes:
+            reset(state)
+            absorb(state, data, len(data))
+            digest(state, out, 32, 1)
+            return view[:]  # type: ignore[no-any-return]
+
+    else:
+
+        def keccak256(data: bytes) -> bytes:
+            reset(state)
+            absorb(state, data, len(data))
+            digest(state, out, 32, 1)
+            return bytes(out.raw)
 
     keccak256._holder = holder  # type: ignore[attr-defined]  # keeps the C state alive
     if keccak256(b"") != _public_keccak256(b"") or keccak256(b"veil" * 50) != _public_keccak256(

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from veil.atomic import write_json
+from veil.atomic import write_text
 from veil.errors import InputError
+from veil.migration.bulk import bulk, json_document
 from veil.substrate.rpc import SubstrateRpc
 from veil.substrate.storage import (
     ACCOUNT_INFO_SIZE,
@@ -35,11 +37,11 @@ COLUMNS = (
 _ACCOUNT_PREFIX_HEX = "0x" + SYSTEM_ACCOUNT_PREFIX.hex()
 _TOTAL_ISSUANCE_HEX = "0x" + TOTAL_ISSUANCE_KEY.hex()
 _ACCOUNT_KEY_HEX_LEN = 2 + 2 * (32 + 16 + 32)
+_HEAD = struct.Struct("<IIII")
 
 
-@dataclass(slots=True)
-class AccountRow:
-    """One decoded `System.Account` entry, as the ledger needs it."""
+class AccountRow(NamedTuple):
+    """One decoded `System.Account` entry (a tuple: a million of them must be cheap)."""
 
     account: bytes
     free: int
@@ -61,16 +63,10 @@ class Snapshot:
     genesis_hash: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
 
+    @bulk
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
-            "block": self.block,
-            "genesis_hash": self.genesis_hash,
-            "state_sha256": self.state_sha256,
-            "source": self.source,
-            "total_issuance": str(self.total_issuance),
-            "account_count": len(self.accounts),
-            "columns": list(COLUMNS),
+            **self.to_json_head(),
             "accounts": [
                 [
                     "0x" + a.account.hex(),
@@ -87,6 +83,26 @@ class Snapshot:
             ],
         }
 
+    @bulk
+    def to_json_text(self) -> str:
+        """The same document as `to_json`, rendered fast (a snapshot has a million rows)."""
+        document = self.to_json_head()
+        row = '["0x%s","%d","%d","%d","%d",%d,%d,%d,%d]'
+        rows = [row % (a[0].hex(), *a[1:]) for a in self.accounts]
+        return json_document(document, {}, {"accounts": rows})
+
+    def to_json_head(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "block": self.block,
+            "genesis_hash": self.genesis_hash,
+            "state_sha256": self.state_sha256,
+            "source": self.source,
+            "total_issuance": str(self.total_issuance),
+            "account_count": len(self.accounts),
+            "columns": list(COLUMNS),
+        }
+
 
 def _decode_pairs(
     pairs: Iterable[tuple[str, str | None]], *, strict_prefix: bool
@@ -95,69 +111,84 @@ def _decode_pairs(
 
     `strict_prefix` refuses any key that is neither an account nor TotalIssuance (an RPC
     page of the account map); a full raw dump holds every pallet and those are ignored.
+    The state hash is sha256 over (account id, AccountInfo bytes) in account order, then
+    the TotalIssuance bytes: the same storage gives the same hash however it was read.
     """
-    decoded: list[tuple[str, str, AccountRow | None]] = []
-    issuance: int | None = None
+    entries: list[tuple[bytes, bytes]] = []
+    append = entries.append
+    issuance_value: bytes | None = None
     ignored = 0
-    frm = int.from_bytes
+    fromhex = bytes.fromhex
+    prefix = _ACCOUNT_PREFIX_HEX
     for raw_key, raw_value in pairs:
         if not isinstance(raw_key, str) or not isinstance(raw_value, str):
             raise InputError(f"storage key {raw_key!r:.80}: key and value must be hex strings")
-        key = raw_key.lower()
-        if key.startswith(_ACCOUNT_PREFIX_HEX):
-            if len(key) != _ACCOUNT_KEY_HEX_LEN:
+        head = raw_key[:66]
+        if head == prefix or head.lower() == prefix:
+            if len(raw_key) != _ACCOUNT_KEY_HEX_LEN:
                 raise InputError(
-                    f"storage key {raw_key}: System.Account key of {(len(key) - 2) // 2} bytes,"
-                    f" expected 80"
+                    f"storage key {raw_key}: System.Account key of {(len(raw_key) - 2) // 2} "
+                    f"bytes, expected 80"
                 )
             try:
-                key_hash = bytes.fromhex(key[66:98])
-                account = bytes.fromhex(key[98:])
-                value = bytes.fromhex(raw_value[2:]) if raw_value.startswith("0x") else None
+                tail = fromhex(raw_key[66:])
+                value = fromhex(raw_value[2:]) if raw_value[:2] == "0x" else None
             except ValueError:
                 raise InputError(f"storage key {raw_key}: key or value is not valid hex") from None
             if value is None:
                 raise InputError(f"storage key {raw_key}: value is not 0x-prefixed hex")
-            if blake2_128(account) != key_hash:
+            account = tail[16:]
+            if blake2_128(account) != tail[:16]:
                 raise InputError(f"storage key {raw_key}: blake2_128 hash does not match its id")
             if len(value) != ACCOUNT_INFO_SIZE:
                 raise InputError(
                     f"storage key {raw_key}: AccountInfo of {len(value)} bytes, expected 80"
                 )
-            row = AccountRow(
+            append((account, value))
+        elif raw_key.lower() == _TOTAL_ISSUANCE_HEX:
+            try:
+                issuance_value = fromhex(raw_value[2:]) if raw_value[:2] == "0x" else b"?"
+            except ValueError:
+                raise InputError(f"storage key {raw_key}: value is not valid hex") from None
+            decode_u128(issuance_value, raw_key)
+        elif strict_prefix:
+            raise InputError(f"storage key {raw_key}: not a System.Account key")
+        else:
+            ignored += 1
+    if issuance_value is None:
+        raise InputError(
+            f"storage key {_TOTAL_ISSUANCE_HEX} (Balances.TotalIssuance): missing from the state"
+        )
+    entries.sort()
+    digest = hashlib.sha256()
+    update = digest.update
+    unpack = _HEAD.unpack_from
+    frm = int.from_bytes
+    rows: list[AccountRow] = []
+    add = rows.append
+    previous = b""
+    for account, value in entries:
+        if account == previous:
+            raise InputError(f"account 0x{account.hex()}: appears twice in the state")
+        previous = account
+        update(account)
+        update(value)
+        nonce, consumers, providers, sufficients = unpack(value)
+        add(
+            AccountRow(
                 account,
                 frm(value[16:32], "little"),
                 frm(value[32:48], "little"),
                 frm(value[48:64], "little"),
                 frm(value[64:80], "little"),
-                frm(value[0:4], "little"),
-                frm(value[4:8], "little"),
-                frm(value[8:12], "little"),
-                frm(value[12:16], "little"),
+                nonce,
+                consumers,
+                providers,
+                sufficients,
             )
-            decoded.append((key, raw_value.lower(), row))
-        elif key == _TOTAL_ISSUANCE_HEX:
-            try:
-                value = bytes.fromhex(raw_value[2:]) if raw_value.startswith("0x") else b"?"
-            except ValueError:
-                raise InputError(f"storage key {raw_key}: value is not valid hex") from None
-            issuance = decode_u128(value, raw_key)
-            decoded.append((key, raw_value.lower(), None))
-        elif strict_prefix:
-            raise InputError(f"storage key {raw_key}: not a System.Account key")
-        else:
-            ignored += 1
-    if issuance is None:
-        raise InputError(
-            f"storage key {_TOTAL_ISSUANCE_HEX} (Balances.TotalIssuance): missing from the state"
         )
-    decoded.sort(key=lambda item: item[0])
-    digest = hashlib.sha256()
-    for key, value, _ in decoded:
-        digest.update(f"{key}={value}\n".encode())
-    rows = [row for _, _, row in decoded if row is not None]
-    rows.sort(key=lambda r: r.account)
-    return issuance, rows, "0x" + digest.hexdigest(), ignored
+    update(issuance_value)
+    return decode_u128(issuance_value), rows, "0x" + digest.hexdigest(), ignored
 
 
 def _storage_map(document: Any, path: Path) -> dict[str, Any]:
@@ -179,6 +210,7 @@ def _storage_map(document: Any, path: Path) -> dict[str, Any]:
     return document
 
 
+@bulk
 def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
     """Snapshot of a raw state dump (state_getPairs as an object) or a raw chain spec."""
     source = Path(path)
@@ -190,6 +222,8 @@ def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
         document = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{source}: not valid JSON ({error})") from None
+    file_hash = "0x" + hashlib.sha256(data).hexdigest()
+    del data
     storage = _storage_map(document, source)
     block = document.get("block") if isinstance(document.get("block"), str) else None
     genesis = (
@@ -207,7 +241,7 @@ def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
         source={
             "kind": "raw-state",
             "file": source.name,
-            "file_sha256": "0x" + hashlib.sha256(data).hexdigest(),
+            "file_sha256": file_hash,
             "ignored_keys": ignored,
         },
     )
@@ -268,6 +302,7 @@ def progress_path(out: str | os.PathLike[str]) -> Path:
     return target.with_name(target.name + ".partial")
 
 
+@bulk
 def snapshot_from_rpc(
     url: str,
     at: str,
@@ -325,12 +360,14 @@ def snapshot_from_rpc(
     )
 
 
+@bulk
 def write_snapshot(snapshot: Snapshot, out: str | os.PathLike[str]) -> Path:
-    path = write_json(out, snapshot.to_json(), indent=None)
+    path = write_text(out, snapshot.to_json_text())
     progress_path(out).unlink(missing_ok=True)
     return path
 
 
+@bulk
 def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     """Read a snapshot file back; every malformed record is named by its position."""
     source = Path(path)

@@ -1,0 +1,233 @@
+"""Benchmark: snapshot -> ledger -> tree for N generated accounts, and OpenZeppelin's `of`.
+
+    .venv/bin/python bench/migration.py [--accounts 1000000] [--seed 0] [--keep DIR]
+
+Prints one JSON line per figure (wall seconds per step, peak memory of the pipeline,
+OpenZeppelin StandardMerkleTree.of on the same leaves, the ratio), each recording the
+machine. Targets: pipeline < 30 s and < 2 GiB on 2 cores; veil tree / OZ `of` <= 0.1.
+The pipeline runs in a child process so its peak memory excludes state generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OZ_SCRIPT = ROOT / "tests" / "interop" / "js" / "oz_tree.js"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = round(pages / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+
+
+def emit(figure: str, value: Any, unit: str, **extra: Any) -> None:
+    print(
+        json.dumps(
+            {
+                "bench": "migration",
+                "figure": figure,
+                "value": value,
+                "unit": unit,
+                **extra,
+                "machine": MACHINE,
+            }
+        ),
+        flush=True,
+    )
+
+
+MACHINE = machine()
+
+
+def generate(folder: Path, accounts: int, seed: int) -> None:
+    from veil.atomic import write_json
+    from veil.migration.positions import exclusions_to_json, positions_to_json
+    from veil.migration.synthetic import generate_state, raw_document
+
+    state = generate_state(accounts, seed=seed)
+    write_json(folder / "raw.json", raw_document(state), indent=None)
+    write_json(folder / "pos.json", positions_to_json(state.positions), indent=None)
+    write_json(folder / "exc.json", exclusions_to_json(state.exclusions), indent=None)
+
+
+def pipeline(folder: Path) -> dict[str, float]:
+    """The three CLI steps as the CLI runs them (file in, file out), timed one by one."""
+    from veil.migration.ledger import build_ledger, load_ledger, write_ledger
+    from veil.migration.merkle import build_tree, tree_from_ledger, write_tree
+    from veil.migration.positions import load_exclusions, load_positions
+    from veil.migration.snapshot import load_snapshot, snapshot_from_raw, write_snapshot
+
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    write_snapshot(snapshot_from_raw(folder / "raw.json"), folder / "snap.json")
+    times["snapshot"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    ledger = build_ledger(
+        load_snapshot(folder / "snap.json"),
+        load_positions(folder / "pos.json"),
+        load_exclusions(folder / "exc.json"),
+    )
+    write_ledger(ledger, folder / "ledger.json")
+    del ledger
+    times["ledger"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    ledger = load_ledger(folder / "ledger.json")
+    loaded = time.perf_counter()
+    tree = tree_from_ledger(ledger)
+    built = time.perf_counter()
+    write_tree(tree, folder / "tree.json")
+    times["tree"] = time.perf_counter() - start
+    times["tree_build_only"] = built - loaded
+    values = [[str(v[0]), "0x" + v[1].hex(), str(v[2]), str(v[3])] for v in tree.values]
+    (folder / "values.json").write_text(json.dumps(values))
+    times["root"] = tree.root.hex()  # type: ignore[assignment]
+    times["leaves"] = len(tree.values)
+    # Same leaves, in memory, a second time: the figure compared with OpenZeppelin's `of`.
+    raw_values = list(tree.values)
+    del tree, ledger
+    start = time.perf_counter()
+    build_tree(raw_values)
+    times["tree_build_again"] = time.perf_counter() - start
+    return times
+
+
+def gas_figures(folder: Path) -> list[dict[str, Any]]:
+    """Slot for the on-chain part (claims on the devnet, gas from real receipts).
+
+    The lead fills this in: deploy the Migrator with the root in `folder / "tree.json"`,
+    claim single and batched leaves, and return one dict per figure for `emit`.
+    """
+    return []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, default=None, help="Keep the files in this folder.")
+    parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--skip-oz", action="store_true", help="Do not run OpenZeppelin's of.")
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(pipeline(args.child)))
+        return
+
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="veil-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    generate(folder, args.accounts, args.seed)
+    emit(
+        "generate_state_seconds", round(time.perf_counter() - start, 2), "s", accounts=args.accounts
+    )
+
+    start = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    if child.returncode != 0:
+        sys.exit(child.stderr)
+    times = json.loads(child.stdout)
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    for step in ("snapshot", "ledger", "tree"):
+        emit(f"{step}_seconds", round(times[step], 2), "s", accounts=args.accounts)
+    pipeline_seconds = times["snapshot"] + times["ledger"] + times["tree"]
+    emit(
+        "pipeline_seconds",
+        round(pipeline_seconds, 2),
+        "s",
+        accounts=args.accounts,
+        target_seconds=30,
+        within_target=pipeline_seconds < 30,
+        process_wall_seconds=round(wall, 2),
+    )
+    emit(
+        "pipeline_peak_memory",
+        round(peak_kib / 2**20, 2),
+        "GiB",
+        accounts=args.accounts,
+        target_gib=2,
+        within_target=peak_kib < 2 * 2**20,
+    )
+    emit(
+        "tree_build_seconds",
+        round(times["tree_build_again"], 2),
+        "s",
+        leaves=times["leaves"],
+        note="in-memory build of the same leaves, no file I/O",
+    )
+
+    if not args.skip_oz:
+        oz = subprocess.run(
+            [
+                "node",
+                "--max-old-space-size=12000",
+                str(OZ_SCRIPT),
+                "of",
+                str(folder / "values.json"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if oz.returncode != 0:
+            sys.exit(oz.stderr)
+        answer = json.loads(oz.stdout)
+        same_root = answer["root"] == "0x" + times["root"]
+        emit(
+            "openzeppelin_of_seconds",
+            round(answer["seconds"], 2),
+            "s",
+            leaves=answer["length"],
+            same_root=same_root,
+        )
+        ratio = times["tree_build_again"] / answer["seconds"]
+        emit(
+            "tree_ratio_veil_over_openzeppelin",
+            round(ratio, 3),
+            "ratio",
+            target=0.1,
+            within_target=ratio <= 0.1,
+            same_root=same_root,
+            with_file_io=round(times["tree"] / answer["seconds"], 3),
+        )
+        if not same_root:
+            sys.exit("roots differ between veil and OpenZeppelin")
+    for figure in gas_figures(folder):
+        emit(**figure)
+
+
+if __name__ == "__main__":
+    main()
