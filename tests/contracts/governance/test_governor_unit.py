@@ -887,3 +887,32 @@ def test_description_suffix_restricts_the_proposer(system: System) -> None:
     for suffix in ("zz" + alice[4:] + "00", alice[:-1] + "g", "1x" + alice[2:]):
         with boa.env.prank(bob):
             gov.propose([target.address], [0], cd, f"Not a restriction #proposer={suffix}")
+
+
+def test_packed_tallies_refuse_overflow(system: System) -> None:
+    """For and against share a slot with 104 bits each: far above PHA's supply, still checked."""
+    gov, token = system.governor, system.token
+    whales = [boa.env.generate_address(f"whale{i}") for i in range(3)]
+    for whale, amount in zip(whales, (2**104 - 1, 1, 2**104), strict=True):
+        token.mint(whale, amount)
+        with boa.env.prank(whale):
+            token.delegate(whale)
+    boa.env.time_travel(seconds=1)
+    pid = system.propose(system.fee_proposal())
+    system.to_active()
+    with boa.env.prank(whales[0]):
+        gov.castVote(pid, FOR)
+    with boa.env.prank(whales[1]), boa.reverts("Governor: tally overflow"):
+        gov.castVote(pid, FOR)
+    with boa.env.prank(whales[2]), boa.reverts("Governor: tally overflow"):
+        gov.castVote(pid, AGAINST)
+    with boa.env.prank(whales[1]):
+        gov.castVote(pid, AGAINST)
+    assert gov.proposalVotes(pid) == (1, 2**104 - 1, 0)
+
+
+def test_extended_ballot_typehash(system: System) -> None:
+    assert system.governor.EXTENDED_BALLOT_TYPEHASH() == keccak(
+        text="ExtendedBallot(uint256 proposalId,uint8 support,address voter,uint256 nonce,"
+        "string reason,bytes params)"
+    )
