@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 PHA = 10**18
 
 
-def test_economy_walkthrough(e2e) -> None:  # noqa: ANN001 - fixture
+def test_economy_walkthrough(e2e) -> None:  # e2e: conftest.E2E
     economy(e2e.walkthrough, e2e.port)
     chain = e2e.chain()
     vault, pha, governor = (chain.contract(n) for n in ("Vault", "PHA", "Governor"))
