@@ -39,15 +39,20 @@ class NetworkParameters:
     treasury_share_bps: int = 1_000
     demo_balance_pha: int = 1_000_000
     demo_accounts: dict[str, str] = field(default_factory=dict)
+    attesters: list[str] = field(default_factory=list)
+    attester_threshold: int = 1
+    os_images: list[bytes] = field(default_factory=list)
+    compose_hashes: list[bytes] = field(default_factory=list)
 
 
-def devnet_parameters(demo_accounts: dict[str, str]) -> NetworkParameters:
+def devnet_parameters(demo_accounts: dict[str, str], attesters: list[str]) -> NetworkParameters:
     """Short governance timings so the demo's time travel stays small."""
     return NetworkParameters(
         timelock_delay=DAY,
         voting_delay=3_600,
         voting_period=3 * DAY,
         demo_accounts=demo_accounts,
+        attesters=attesters,
     )
 
 
@@ -70,7 +75,7 @@ def deploy_network(
         chain_id=chain.w3.eth.chain_id,
         rpc_url=rpc_url,
         accounts=dict(params.demo_accounts),
-        parameters={k: v for k, v in asdict(params).items() if k != "demo_accounts"},
+        parameters=_public_parameters(params),
     )
     chain.deployment = deployment
     me = deployer.address
@@ -100,12 +105,24 @@ def deploy_network(
         params.quorum_numerator,
     )
     migrator = deploy("Migrator", pha, vault, me, guardian or me, timelock)
-    registry = deploy("ComputeRegistry", vault, me, timelock)
+    deploy("ComputeRegistry", vault, me, timelock)
 
     send("Vault", "setUnlockPeriod", params.unlock_period)
     send("Vault", "setMaxOpenRequests", params.max_open_requests)
     send("Vault", "setTreasuryShareBps", params.treasury_share_bps)
     send("PHA", "setMinter", migrator, True)
+    for attester in params.attesters:
+        send("Migrator", "setAttester", attester, True)
+        send("ComputeRegistry", "setAttester", attester, True)
+    if params.attesters:
+        send("Migrator", "setThreshold", params.attester_threshold)
+        send("ComputeRegistry", "setThreshold", params.attester_threshold)
+        progress(f"registered {len(params.attesters)} attester(s), threshold "
+                 f"{params.attester_threshold}")  # fmt: skip
+    for image in params.os_images:
+        send("ComputeRegistry", "setOsImageAllowed", image, True)
+    for compose in params.compose_hashes:
+        send("ComputeRegistry", "setComposeHashAllowed", compose, True)
 
     if params.demo_accounts or params.reward_reserve_pha:
         send("PHA", "setMinter", me, True)
@@ -129,8 +146,19 @@ def deploy_network(
         send(name, "transfer_ownership", timelock)
     send("Timelock", "renounceRole", admin, me)
     progress("handed every parameter to the timelock; the deployer holds no role")
-    del registry
     return deployment
+
+
+def _public_parameters(params: NetworkParameters) -> dict[str, object]:
+    """What the deployment file records of the genesis parameters (JSON-safe)."""
+    out: dict[str, object] = {}
+    for key, value in asdict(params).items():
+        if key == "demo_accounts":
+            continue
+        if isinstance(value, list):
+            value = [v.hex() if isinstance(v, bytes) else v for v in value]
+        out[key] = value
+    return out
 
 
 def _vault_decimals(chain: Chain) -> int:

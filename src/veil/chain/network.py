@@ -54,7 +54,7 @@ def devnet_up(
             devnet_account("deployer"),
             "devnet",
             process.rpc_url,
-            devnet_parameters(demo),
+            devnet_parameters(demo, [devnet_account("attester").address]),
             guardian=devnet_account("guardian").address,
             progress=progress,
         )
