@@ -42,6 +42,7 @@ def machine() -> dict[str, Any]:
     except (ValueError, OSError):
         pass
     return {
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": memory,
@@ -82,11 +83,14 @@ def generate(folder: Path, accounts: int, seed: int) -> None:
 
 def pipeline(folder: Path) -> dict[str, float]:
     """The three CLI steps as the CLI runs them (file in, file out), timed one by one."""
+    import gc
+
     from veil.migration.ledger import build_ledger, load_ledger, write_ledger
     from veil.migration.merkle import build_tree, tree_from_ledger, write_tree
     from veil.migration.positions import load_exclusions, load_positions
     from veil.migration.snapshot import load_snapshot, snapshot_from_raw, write_snapshot
 
+    gc.disable()  # as each `veil migrate` command runs (see veil.migration.bulk)
     times: dict[str, float] = {}
     start = time.perf_counter()
     write_snapshot(snapshot_from_raw(folder / "raw.json"), folder / "snap.json")

@@ -18,6 +18,7 @@ from rich.table import Table
 from veil.atomic import write_json
 from veil.errors import InputError
 from veil.migration import binding as binding_lib
+from veil.migration.bulk import bulk
 from veil.migration.ledger import (
     Ledger,
     LedgerRefused,
@@ -57,6 +58,7 @@ def _pha(wei: int) -> str:
 
 
 @app.command()
+@bulk
 def snapshot(
     out: Path = typer.Option(..., "--out", help="Snapshot file to write."),
     raw_state: Path | None = typer.Option(
@@ -99,6 +101,7 @@ def snapshot(
 
 
 @app.command()
+@bulk
 def ledger(
     snapshot_file: Path = typer.Argument(..., metavar="SNAP.json"),
     out: Path = typer.Option(..., "--out", help="Ledger file to write."),
@@ -146,6 +149,7 @@ def _print_reconciliation(result: Ledger) -> None:
 
 
 @app.command()
+@bulk
 def tree(
     ledger_file: Path = typer.Argument(..., metavar="LEDGER.json"),
     out: Path = typer.Option(..., "--out", help="OpenZeppelin standard-v1 tree dump to write."),
@@ -163,6 +167,7 @@ def tree(
 
 
 @app.command()
+@bulk
 def proof(
     tree_file: Path = typer.Argument(..., metavar="TREE.json"),
     account: str = typer.Argument(..., help="SS58 address or 0x account id."),
@@ -189,6 +194,7 @@ def proof(
 
 
 @app.command()
+@bulk
 def multiproof(
     tree_file: Path = typer.Argument(..., metavar="TREE.json"),
     accounts: list[str] = typer.Argument(..., help="SS58 addresses or 0x account ids."),

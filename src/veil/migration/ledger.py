@@ -218,7 +218,6 @@ def build_ledger(
         raise InputError(f"--accept-dust {accept_dust}: must not be negative")
     positions = list(positions)
     exclusions = list(exclusions)
-    balances = {row.account: row.free + row.reserved for row in snapshot.accounts}
     problems: list[str] = []
 
     # Which module account backs each pool: the exclusions file first, then derivation.
@@ -269,6 +268,27 @@ def build_ledger(
             f"with kind stake-pool, vault or wrapped-balance and pools [{pool!r}], or write the "
             f"source as modl:<pallet id>:<n>)"
         )
+    # One pass over the (sorted) accounts: holders become leaf entries, module and excluded
+    # accounts are set aside with their balances.
+    named = backers.keys() | excluded_other.keys()
+    balances: dict[bytes, int] = {}
+    entries: list[tuple[bytes, int, int]] = []
+    add = entries.append
+    stake_left = dict(staked_by_account)
+    take_stake = stake_left.pop
+    for row in snapshot.accounts:
+        account = row[0]
+        balance = row[1] + row[2]
+        if account in named or account[:4] == MODULE_PREFIX:
+            balances[account] = balance
+            continue
+        staked = take_stake(account, 0)
+        if balance or staked:
+            add((account, balance * WEI_PER_PLANCK, staked * WEI_PER_PLANCK))
+    if stake_left:  # delegators without a System.Account entry still get their stake
+        entries += [(a, 0, s * WEI_PER_PLANCK) for a, s in stake_left.items() if s]
+        entries.sort()
+
     backing: list[Backing] = []
     excluded: list[Excluded] = []
     for account in sorted(backers):
@@ -297,12 +317,7 @@ def build_ledger(
         )
 
     for account, balance in balances.items():
-        if (
-            balance
-            and account.startswith(MODULE_PREFIX)
-            and account not in backers
-            and account not in excluded_other
-        ):
+        if balance and account not in named:
             problems.append(
                 f"module account {_hex(account)} holds {balance} planck but no position or "
                 f"exclusion names it"
@@ -310,13 +325,8 @@ def build_ledger(
     if problems:
         raise LedgerRefused(problems)
 
-    holders = (set(balances) - set(backers) - set(excluded_other)) | set(staked_by_account)
-    leaves: list[Leaf] = []
-    for account in sorted(holders):
-        free = balances.get(account, 0) * WEI_PER_PLANCK
-        staked = staked_by_account.get(account, 0) * WEI_PER_PLANCK
-        if free or staked:
-            leaves.append(Leaf(len(leaves), account, free, staked))
+    leaves = [Leaf(i, a, f, s) for i, (a, f, s) in enumerate(entries)]
+    del entries
     ledger = Ledger(
         total_issuance_planck=snapshot.total_issuance,
         leaves=leaves,
