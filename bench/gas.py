@@ -25,7 +25,7 @@ from web3.contract import Contract
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chainbench import emit, machine, reference_artifacts, scratch_chain
 from veil.chain.accounts import devnet_account
-from veil.chain.client import Chain
+from veil.chain.client import Chain, event_args
 from veil.chain.deploy import NetworkParameters, deploy_network
 
 PHA = 10**18
@@ -144,7 +144,7 @@ def unstake(chain: Chain, side: Side, who: LocalAccount, shares: int) -> dict[st
     receipt = chain.send(
         who, side.vault.functions.requestRedeem(shares, who.address, who.address), "request"
     )
-    request_id = side.vault.events.RedeemRequest().process_receipt(receipt)[0]["args"]["requestId"]
+    request_id = event_args(side.vault, receipt, "RedeemRequest")["requestId"]
     chain.advance_time(side.vault.functions.unlockPeriod().call() + 1)
     claimed = gas(chain, who, side.vault.functions.claim(request_id), "claim")
     requested = int(receipt["gasUsed"])

@@ -15,13 +15,17 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from veil.chain.compile import Artifact
 from veil.chain.deployment import Deployment
 from veil.errors import ChainError
 
-GAS_HEADROOM = 1.25
+# anvil estimates at the current block's timestamp; the mined block is later, so a call
+# whose cost grows with elapsed time (reward accrual) needs more than it was estimated at.
+GAS_HEADROOM = 1.3
+GAS_MARGIN = 50_000
 
 
 def connect(rpc_url: str, expected_chain_id: int | None = None, timeout: float = 30) -> Web3:
@@ -36,6 +40,14 @@ def connect(rpc_url: str, expected_chain_id: int | None = None, timeout: float =
             f"rpc {rpc_url}: chain id {chain_id}, but the deployment is for {expected_chain_id}"
         )
     return w3
+
+
+def event_args(contract: Contract, receipt: TxReceipt, name: str) -> Any:
+    """Arguments of the first `name` event `contract` emitted in this receipt."""
+    found = getattr(contract.events, name)().process_receipt(receipt, errors=DISCARD)
+    if not found:
+        raise ChainError(f"{name}: no such event in tx {receipt['transactionHash'].hex()}")
+    return found[0]["args"]
 
 
 def _revert_reason(error: Exception) -> str:
@@ -74,7 +86,7 @@ class Chain:
         tx.setdefault("gasPrice", self.w3.eth.gas_price)
         if "gas" not in tx:
             try:
-                tx["gas"] = int(self.w3.eth.estimate_gas(tx) * GAS_HEADROOM)
+                tx["gas"] = int(self.w3.eth.estimate_gas(tx) * GAS_HEADROOM) + GAS_MARGIN
             except (ContractLogicError, ContractCustomError, Web3RPCError) as error:
                 raise ChainError(f"{label} reverted: {_revert_reason(error)}") from error
         signed = signer.sign_transaction(tx)

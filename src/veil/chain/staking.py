@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from veil.chain.client import Chain
+from veil.chain.client import Chain, event_args
 from veil.errors import InputError
 
 STATUS = {0: "none", 1: "pending", 2: "claimed", 3: "cancelled"}
@@ -52,7 +52,7 @@ def deposit(chain: Chain, signer: LocalAccount, assets: int, receiver: str | Non
         chain.send(signer, pha.functions.approve(vault.address, assets), "PHA.approve")
     to = Web3.to_checksum_address(receiver or signer.address)
     receipt = chain.send(signer, vault.functions.deposit(assets, to), "Vault.deposit")
-    return int(vault.events.Deposit().process_receipt(receipt)[0]["args"]["shares"])
+    return int(event_args(vault, receipt, "Deposit")["shares"])
 
 
 def request_unlock(
@@ -73,7 +73,7 @@ def request_unlock(
         raise InputError(f"request-unlock: needs {shares} vPHA shares, {signer.address} has {held}")
     call = vault.functions.requestRedeem(shares, signer.address, signer.address)
     receipt = chain.send(signer, call, "Vault.requestRedeem")
-    request_id = vault.events.RedeemRequest().process_receipt(receipt)[0]["args"]["requestId"]
+    request_id = event_args(vault, receipt, "RedeemRequest")["requestId"]
     return read_request(chain, request_id)
 
 

@@ -11,7 +11,7 @@ from web3 import Web3
 
 from veil.chain import governance as gov
 from veil.chain.accounts import resolve_signer
-from veil.chain.client import Chain
+from veil.chain.client import Chain, event_args
 from veil.chain.units import format_amount
 from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
 from veil.errors import InputError
@@ -110,7 +110,7 @@ def vote(
         else governor.functions.castVote(proposal_id, choice)
     )
     receipt = chain.send(me, call, "Governor.castVote")
-    weight = governor.events.VoteCast().process_receipt(receipt)[0]["args"]["weight"]
+    weight = event_args(governor, receipt, "VoteCast")["weight"]
     decimals, unit = _vote_units(chain)
     shown = format_amount(weight, decimals, unit)
     console.print(f"{me.address} voted {support.lower()} with {shown}")
