@@ -1,0 +1,55 @@
+"""Fixtures for the PHA token tests. The signing kit is shared with the vault tests."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boa
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "staking"))
+
+from vpha_kit import ACCOUNTS, PHA_SOURCE
+
+
+@pytest.fixture(scope="session")
+def pha_deployer() -> Any:
+    return boa.load_partial(str(PHA_SOURCE))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_chain() -> Iterator[None]:
+    with boa.env.anchor():
+        yield
+
+
+@pytest.fixture
+def owner() -> str:
+    return ACCOUNTS[0].address
+
+
+@pytest.fixture
+def minter() -> str:
+    return ACCOUNTS[1].address
+
+
+@pytest.fixture
+def alice() -> str:
+    return ACCOUNTS[2].address
+
+
+@pytest.fixture
+def bob() -> str:
+    return ACCOUNTS[3].address
+
+
+@pytest.fixture
+def token(pha_deployer: Any, owner: str, minter: str) -> Any:
+    """PHA deployed by `owner`, with `minter` appointed."""
+    with boa.env.prank(owner):
+        contract = pha_deployer.deploy()
+        contract.setMinter(minter, True)
+    return contract

@@ -1,0 +1,101 @@
+"""Stateful property test of PHA's supply invariant: sum of balances == totalSupply <= cap.
+
+Random mints (some past the cap, some by non-minters), transfers, transferFroms and burns;
+each rule checks its own effect against a Python model, and the invariants hold after
+every step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boa
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from vpha_kit import ACCOUNTS, PHA_SOURCE
+
+CAP = 10**27
+HOLDERS = [a.address for a in ACCOUNTS[2:6]]
+OWNER = ACCOUNTS[0].address
+MINTER = ACCOUNTS[1].address
+
+_DEPLOYER = boa.load_partial(str(PHA_SOURCE))
+
+amounts = st.one_of(
+    st.integers(min_value=0, max_value=10**6),
+    st.integers(min_value=0, max_value=CAP),
+    st.sampled_from([CAP, CAP // 2, CAP // 3 + 1]),
+)
+holder = st.sampled_from(HOLDERS)
+
+
+class PHASupply(RuleBasedStateMachine):
+    token: Any
+
+    @initialize()
+    def deploy(self) -> None:
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        with boa.env.prank(OWNER):
+            self.token = _DEPLOYER.deploy()
+            self.token.setMinter(MINTER, True)
+        self.balances = dict.fromkeys(HOLDERS, 0)
+
+    def teardown(self) -> None:
+        if hasattr(self, "_anchor"):
+            self._anchor.__exit__(None, None, None)
+
+    @rule(to=holder, amount=amounts, by_minter=st.booleans())
+    def mint(self, to: str, amount: int, by_minter: bool) -> None:
+        supply = sum(self.balances.values())
+        caller = MINTER if by_minter else to
+        with boa.env.prank(caller):
+            if not by_minter:
+                with boa.reverts("PHA: caller is not a minter"):
+                    self.token.mint(to, amount)
+            elif supply + amount > CAP:
+                with boa.reverts("PHA: cap exceeded"):
+                    self.token.mint(to, amount)
+            else:
+                self.token.mint(to, amount)
+                self.balances[to] += amount
+
+    @rule(src=holder, dst=holder, fraction=st.fractions(0, 1), via_allowance=st.booleans())
+    def transfer(self, src: str, dst: str, fraction: Any, via_allowance: bool) -> None:
+        amount = int(self.balances[src] * fraction)
+        if via_allowance:
+            with boa.env.prank(src):
+                self.token.approve(dst, amount)
+            with boa.env.prank(dst):
+                self.token.transferFrom(src, dst, amount)
+            assert self.token.allowance(src, dst) == 0
+        else:
+            with boa.env.prank(src):
+                self.token.transfer(dst, amount)
+        self.balances[src] -= amount
+        self.balances[dst] += amount
+
+    @rule(src=holder, extra=st.integers(min_value=1, max_value=10))
+    def overdraw(self, src: str, extra: int) -> None:
+        with boa.env.prank(src), boa.reverts("PHA: transfer amount exceeds balance"):
+            self.token.transfer(HOLDERS[0], self.balances[src] + extra)
+
+    @rule(src=holder, fraction=st.fractions(0, 1))
+    def burn(self, src: str, fraction: Any) -> None:
+        amount = int(self.balances[src] * fraction)
+        with boa.env.prank(src):
+            self.token.burn(amount)
+        self.balances[src] -= amount
+
+    @invariant()
+    def supply_is_sum_of_balances_and_capped(self) -> None:
+        supply = self.token.totalSupply()
+        assert supply == sum(self.balances.values())
+        assert supply <= CAP
+        for account, balance in self.balances.items():
+            assert self.token.balanceOf(account) == balance
+
+
+PHASupply.TestCase.settings = settings(max_examples=40, stateful_step_count=20, deadline=None)
+TestPHASupply = PHASupply.TestCase
