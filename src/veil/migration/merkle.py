@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -185,15 +186,110 @@ class MerkleTree:
         return json_document(head, {"veil": self._veil()}, {"tree": nodes, "values": values})
 
 
-@bulk
-def build_tree(values: Iterable[LeafValue], metadata: dict[str, Any] | None = None) -> MerkleTree:
-    """The tree OpenZeppelin's `StandardMerkleTree.of(values, LEAF_ENCODING)` would build."""
+_PARALLEL_MIN_LEAVES = 50_000
+
+
+def _leaf_hashes(values: Sequence[LeafValue]) -> list[bytes]:
     hasher = new_hasher()
+    return [hasher(hasher(encode_leaf(v))) for v in values]
+
+
+def _internal_ranges(count: int, right: bool) -> list[range]:
+    """Internal node indices under node 2 (right) or node 1 (left), deepest level first.
+
+    In the heap layout, level d holds nodes 2^d - 1 .. 2^(d+1) - 2 and node 1's
+    descendants are the left half of every level, node 2's the right half; internal
+    nodes are those below `count - 1`. Each half can thus be hashed on its own.
+    """
+    last_internal = count - 2
+    ranges = []
+    depth = 1
+    while (1 << depth) - 1 <= last_internal:
+        first = (1 << depth) - 1
+        half = 1 << (depth - 1)
+        start, stop = (first + half, first + 2 * half) if right else (first, first + half)
+        stop = min(stop, last_internal + 1)
+        if start < stop:
+            ranges.append(range(start, stop))
+        depth += 1
+    return ranges[::-1]
+
+
+def _hash_internal(tree: list[bytes], ranges: list[range]) -> None:
+    hasher = new_hasher()
+    for span in ranges:
+        for i in span:
+            a = tree[2 * i + 1]
+            b = tree[2 * i + 2]
+            tree[i] = hasher(a + b if a <= b else b + a)
+
+
+def _forked(job: Callable[[], bytes]) -> Callable[[], bytes | None]:
+    """Run `job` in a forked child (which shares our memory copy-on-write), now.
+
+    Returns a function that waits for the child's bytes, or None if it failed, in which
+    case the caller does the work itself: parallelism here is only ever an optimisation.
+    """
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def run() -> None:
+        send.send_bytes(job())
+        send.close()
+
+    process = context.Process(target=run, daemon=True)
+    process.start()
+    send.close()
+
+    def result() -> bytes | None:
+        try:
+            data = receive.recv_bytes()
+        except (EOFError, OSError):
+            data = None
+        process.join()
+        receive.close()
+        return data if process.exitcode == 0 else None
+
+    return result
+
+
+def _split(blob: bytes) -> list[bytes]:
+    return [blob[i : i + 32] for i in range(0, len(blob), 32)]
+
+
+@bulk
+def build_tree(
+    values: Iterable[LeafValue],
+    metadata: dict[str, Any] | None = None,
+    *,
+    workers: int | None = None,
+) -> MerkleTree:
+    """The tree OpenZeppelin's `StandardMerkleTree.of(values, LEAF_ENCODING)` would build.
+
+    With `workers=2` (the default for large trees on a machine with two or more cores and
+    `fork`), a forked child hashes half of the leaves and then the right half of the
+    internal nodes while this process does the rest; the result is identical.
+    """
     values = list(values)
-    if not values:
+    count = len(values)
+    if not count:
         raise InputError("tree: a Merkle tree needs at least one leaf")
-    hashes = [hasher(hasher(encode_leaf(v))) for v in values]
-    count = len(hashes)
+    if workers is None:
+        parallel = (
+            count >= _PARALLEL_MIN_LEAVES
+            and (os.cpu_count() or 1) >= 2
+            and "fork" in multiprocessing.get_all_start_methods()
+        )
+    else:
+        parallel = workers >= 2 and count >= 4
+    half = count // 2
+    if parallel:
+        wait = _forked(lambda: b"".join(_leaf_hashes(values[half:])))
+        hashes = _leaf_hashes(values[:half])
+        rest = wait()
+        hashes += _split(rest) if rest is not None else _leaf_hashes(values[half:])
+    else:
+        hashes = _leaf_hashes(values)
     order = sorted(range(count), key=hashes.__getitem__)
     size = 2 * count - 1
     tree: list[bytes] = [b""] * size
@@ -203,10 +299,27 @@ def build_tree(values: Iterable[LeafValue], metadata: dict[str, Any] | None = No
         tree[last - position] = hashes[value_index]
         tree_indices[value_index] = last - position
     del hashes, order
-    for i in range(size - 1 - count, -1, -1):
-        a = tree[2 * i + 1]
-        b = tree[2 * i + 2]
-        tree[i] = hasher(a + b if a <= b else b + a)
+    if parallel:
+        right = _internal_ranges(count, right=True)
+
+        def right_half() -> bytes:
+            _hash_internal(tree, right)
+            return b"".join(tree[i] for span in right for i in span)
+
+        wait = _forked(right_half)
+        _hash_internal(tree, _internal_ranges(count, right=False))
+        blob = wait()
+        if blob is None:
+            _hash_internal(tree, right)
+        else:
+            nodes = iter(_split(blob))
+            for span in right:
+                for i in span:
+                    tree[i] = next(nodes)
+        a, b = tree[1], tree[2]
+        tree[0] = keccak256(a + b if a <= b else b + a)
+    else:
+        _hash_internal(tree, [range(count - 2, -1, -1)])
     return MerkleTree(tree, values, tree_indices, metadata or {})
 
 
