@@ -117,3 +117,31 @@ def test_unknown_block_and_unreachable_node(state, tmp_path: Path) -> None:
         snapshot_from_rpc("ws://127.0.0.1:9", BLOCK, tmp_path / "b.json")
     with pytest.raises(InputError, match=r"--at"):
         snapshot_from_rpc("ws://127.0.0.1:9", "latest", tmp_path / "c.json")
+
+
+def test_cli_snapshot_over_rpc(state, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+    import io
+    import sys
+
+    from veil.cli.main import main
+
+    out = tmp_path / "snap.json"
+    with websocket_node(_node(state)) as url:
+        argv = ["veil", "migrate", "snapshot", "--rpc", url, "--at", BLOCK, "--out", str(out),
+                "--page-size", "64"]  # fmt: skip
+        saved = sys.argv
+        sys.argv = argv
+        stdout = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit) as done:
+                main()
+                raise SystemExit(0)
+        finally:
+            sys.argv = saved
+    assert done.value.code in (0, None)
+    assert f"snapshot: {230 + 7} accounts" in stdout.getvalue().replace("\n", " ")
+    document = json.loads(out.read_text())
+    assert document["genesis_hash"] == GENESIS and document["source"]["kind"] == "rpc"
+    assert document["accounts"] == _reference(state, tmp_path)["accounts"]
+    assert not progress_path(out).exists()
