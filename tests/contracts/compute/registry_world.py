@@ -22,6 +22,8 @@ from veil.compute import attestation as att
 REPO = Path(__file__).resolve().parents[3]
 REGISTRY_SOURCE = REPO / "contracts" / "compute" / "ComputeRegistry.vy"
 TOKEN_SOURCE = Path(__file__).with_name("TestOnlyShareToken.vy")
+PHA_SOURCE = REPO / "contracts" / "token" / "PHA.vy"
+VAULT_SOURCE = REPO / "contracts" / "staking" / "Vault.vy"
 SHARE_DECIMALS = 21
 UNIT = 10**SHARE_DECIMALS
 DAY = 86_400
@@ -35,17 +37,36 @@ ATTESTER_KEYS = [Account.from_key(keccak(text=f"veil test attester {i}")) for i 
 @dataclass
 class World:
     registry: Any
-    token: Any
+    token: Any  # the vPHA share token: the real Vault or the test-only double
     owner: str
     treasury: str
     domain: att.RegistryDomain
+    pha: Any = None  # set when `token` is the real Vault over PHA
+    pha_minter: str = ""
+
+    @property
+    def unit(self) -> int:
+        """One whole vPHA in share units (10**decimals)."""
+        return 10 ** int(self.token.decimals())
 
     def now(self) -> int:
         return int(boa.env.evm.patch.timestamp)
 
+    def mint_shares(self, holder: str, shares: int) -> None:
+        """Give `holder` exactly `shares` vPHA: minted by the double, or staked PHA."""
+        if self.pha is None:
+            self.token.mint(holder, shares)
+            return
+        assets = self.token.previewMint(shares)
+        with boa.env.prank(self.pha_minter):
+            self.pha.mint(holder, assets)
+        with boa.env.prank(holder):
+            self.pha.approve(self.token.address, assets)
+            self.token.mint(shares, holder)
+
     def fund(self, provider: str, amount: int, *, register: bool = True) -> None:
         """Mint shares, approve, (register) and deposit them for `provider`."""
-        self.token.mint(provider, amount)
+        self.mint_shares(provider, amount)
         with boa.env.prank(provider):
             self.token.approve(self.registry.address, amount)
             if register:
@@ -99,7 +120,7 @@ class World:
             return list(self.registry.get_logs())
 
 
-def make_world(registry_deployer: Any, token: Any) -> World:
+def make_world(registry_deployer: Any, token: Any, pha: Any = None, pha_minter: str = "") -> World:
     owner = boa.env.generate_address("owner")
     treasury = boa.env.generate_address("treasury")
     registry = registry_deployer.deploy(token.address, owner, treasury)
@@ -109,4 +130,16 @@ def make_world(registry_deployer: Any, token: Any) -> World:
         registry.setOsImageAllowed(OS_IMAGE, True)
         registry.setComposeHashAllowed(COMPOSE, True)
     domain = att.RegistryDomain(int(boa.env.evm.patch.chain_id), str(registry.address))
-    return World(registry, token, str(owner), str(treasury), domain)
+    return World(registry, token, str(owner), str(treasury), domain, pha, pha_minter)
+
+
+def make_vault_world(registry_deployer: Any, pha_deployer: Any, vault_deployer: Any) -> World:
+    """The real stack: PHA (deployer appointed minter) staked into the vPHA Vault."""
+    minter = boa.env.generate_address("pha minter")
+    with boa.env.prank(minter):
+        pha = pha_deployer.deploy()
+        pha.setMinter(minter, True)
+    vault_owner = boa.env.generate_address("vault owner")
+    vault_treasury = boa.env.generate_address("vault treasury")
+    vault = vault_deployer.deploy(pha.address, vault_owner, vault_treasury)
+    return make_world(registry_deployer, vault, pha, str(minter))

@@ -1,4 +1,5 @@
-"""Stateful property test of ComputeRegistry's collateral accounting.
+"""Stateful property test of ComputeRegistry's collateral accounting, on real vPHA (the
+Vault over PHA).
 
 Random sequences of deposits, withdrawals, worker registrations, re-attestations,
 deregistrations, releases, slashes and time jumps run against the contract and against a
@@ -27,10 +28,13 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from registry_world import DAY, REGISTRY_SOURCE, SHARE_DECIMALS, TOKEN_SOURCE, UNIT, make_world
+from registry_world import DAY, PHA_SOURCE, REGISTRY_SOURCE, VAULT_SOURCE, make_vault_world
 
 PROVIDERS = [f"0x{i:040x}" for i in (0xA1, 0xA2, 0xA3)]
-REQUIRED = {0: 250 * UNIT, 1: 1_250 * UNIT, 2: 1_875 * UNIT, 3: 2_250 * UNIT}
+MODELS = [0, 1, 2, 3]
+#: Amounts are drawn in 2**-20 vPHA steps so they include odd share counts.
+STEPS_PER_VPHA = 2**20
+START_BALANCE_VPHA = 20_000
 COOLDOWN = 7 * DAY
 
 _deployers: dict[str, object] = {}
@@ -86,20 +90,23 @@ class RegistryAccounting(RuleBasedStateMachine):
     def deploy(self) -> None:
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
-        token = _deployer(TOKEN_SOURCE).deploy(SHARE_DECIMALS)
-        self.world = make_world(_deployer(REGISTRY_SOURCE), token)
+        self.world = make_vault_world(
+            _deployer(REGISTRY_SOURCE), _deployer(PHA_SOURCE), _deployer(VAULT_SOURCE)
+        )
         self.r = self.world.registry
-        self.t = token
+        self.t = self.world.token
+        self.unit = self.world.unit
+        self.start_balance = START_BALANCE_VPHA * self.unit
         self.m = Ledger()
         for p in PROVIDERS:
-            token.mint(p, 20_000 * UNIT)
+            self.world.mint_shares(p, self.start_balance)
             with boa.env.prank(p):
-                token.approve(self.r.address, 2**256 - 1)
+                self.t.approve(self.r.address, 2**256 - 1)
         # Two providers start registered and funded so that sequences reach workers; the
         # third starts from nothing to exercise the unregistered paths.
         for p in PROVIDERS[:2]:
             self.register_provider(p)
-            self.deposit(p, 5_000 * UNIT)
+            self.deposit(p, 5_000 * STEPS_PER_VPHA)
 
     def teardown(self) -> None:
         if hasattr(self, "_anchor"):
@@ -127,9 +134,10 @@ class RegistryAccounting(RuleBasedStateMachine):
             self.r.registerProvider()
         pm.registered = True
 
-    @rule(p=st.sampled_from(PROVIDERS), amount=st.integers(1, 4_000 * UNIT))
-    def deposit(self, p: str, amount: int) -> None:
+    @rule(p=st.sampled_from(PROVIDERS), steps=st.integers(1, 4_000 * STEPS_PER_VPHA))
+    def deposit(self, p: str, steps: int) -> None:
         pm = self.m.providers[p]
+        amount = steps * self.unit // STEPS_PER_VPHA
         with boa.env.prank(p):
             if not pm.registered:
                 with boa.reverts("registry: provider not registered"):
@@ -157,13 +165,13 @@ class RegistryAccounting(RuleBasedStateMachine):
 
     @rule(
         p=st.sampled_from(PROVIDERS),
-        model=st.sampled_from(sorted(REQUIRED)),
+        model=st.sampled_from(MODELS),
         count=st.integers(0, 3),
         ttl=st.integers(1, 3 * DAY),
     )
     def register_worker(self, p: str, model: int, count: int, ttl: int) -> None:
         pm = self.m.providers[p]
-        need = REQUIRED[model] * max(count, 1)
+        need = self.r.acceleratorType(model).collateral * max(count, 1)
         a = self.world.attestation(p, model=model, count=count, ttl=ttl)
         if not pm.registered:
             expected = "registry: provider not registered"
@@ -267,7 +275,7 @@ class RegistryAccounting(RuleBasedStateMachine):
         for p in PROVIDERS:
             pm = self.m.providers[p]
             assert pm.withdrawn <= pm.deposited - pm.slashed
-            assert self.t.balanceOf(p) == 20_000 * UNIT - pm.deposited + pm.withdrawn
+            assert self.t.balanceOf(p) == self.start_balance - pm.deposited + pm.withdrawn
             assert pm.withdrawn + self.r.provider(p).collateral == pm.deposited - pm.slashed
 
     @invariant()
