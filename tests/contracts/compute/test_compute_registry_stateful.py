@@ -236,10 +236,22 @@ class RegistryAccounting(RuleBasedStateMachine):
         event("collateral released")
         pm.cooling = 0
 
-    @rule(p=st.sampled_from(PROVIDERS), fraction=st.floats(0.0, 1.1), dust=st.integers(1, 3))
-    def slash(self, p: str, fraction: float, dust: int) -> None:
+    @rule(
+        p=st.sampled_from(PROVIDERS),
+        depth=st.sampled_from(["free", "cooling", "locked", "beyond"]),
+        fraction=st.floats(0.0, 1.0),
+    )
+    def slash(self, p: str, depth: str, fraction: float) -> None:
+        """Aim the slash at a bucket so that every branch of the slash order is reached."""
         pm = self.m.providers[p]
-        amount = int(pm.collateral * fraction) + dust
+        before = {
+            "free": 0,
+            "cooling": pm.free(),
+            "locked": pm.free() + pm.cooling,
+            "beyond": pm.collateral,
+        }[depth]
+        size = {"free": pm.free(), "cooling": pm.cooling, "locked": pm.locked, "beyond": 3}[depth]
+        amount = before + max(1, int(size * fraction))
         with boa.env.prank(self.world.owner):
             if amount > pm.collateral:
                 with boa.reverts("registry: exceeds collateral"):
