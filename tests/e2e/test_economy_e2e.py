@@ -7,6 +7,8 @@ acting would fail here.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from web3 import Web3
 
@@ -45,7 +47,12 @@ def test_economy_walkthrough(e2e) -> None:  # e2e: conftest.E2E
     # carol unstaked 5,000 PHA through the queue and got it in full; the cancelled 1,000 is
     # staked again, so she holds 15,000 PHA staked plus rewards
     assert vault.functions.openRequests(carol).call() == []
-    assert pha.functions.balanceOf(carol).call() == (1_000_000 - 20_000 + 5_000) * PHA
+    claimed = re.search(r"claimed request (\d+): .* \((\d+) wei\)", e2e.run.last("stake", "claim"))
+    assert claimed is not None
+    controller, owed, _, _, status = vault.functions.redeemRequest(int(claimed[1])).call()
+    assert (controller, status, int(claimed[2])) == (carol, 2, owed)
+    assert 5_000 * PHA <= owed < 5_001 * PHA
+    assert pha.functions.balanceOf(carol).call() == (1_000_000 - 20_000) * PHA + owed
     assert vault.functions.convertToAssets(vault.functions.balanceOf(carol).call()).call() >= (
         15_000 * PHA
     )
