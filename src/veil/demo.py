@@ -10,6 +10,9 @@ resumes it for exploring.
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,7 +20,8 @@ from rich.console import Console
 from rich.rule import Rule
 
 from veil.chain.compile import REPO_ROOT
-from veil.chain.devnet import Devnet
+from veil.chain.devnet import Devnet, free_port
+from veil.errors import VeilError
 
 DEMO_HOME = REPO_ROOT / ".veil" / "demo"
 DEMO_DEPLOYMENT = REPO_ROOT / "deployments" / "demo.json"
@@ -56,12 +60,13 @@ class Walkthrough:
         self._run(["devnet", *args, "--home", str(self.home)])
 
 
-def economy(w: Walkthrough, port: int) -> None:
-    """Issue 2's story: stake, delegate, and change a parameter through governance."""
+def bring_up(w: Walkthrough, port: int) -> None:
     w.step("Bring up the L2 devnet and deploy the economy")
     w.say("anvil in optimism mode; every parameter ends up owned by the timelock")
     w.devnet("up", "--fresh", "--port", str(port), "--deployment", str(w.deployment))
 
+
+def stake_and_delegate(w: Walkthrough) -> None:
     w.step("Stake PHA into the vPHA vault")
     w.veil("stake", "deposit", "250000", "--account", "alice")
     w.veil("stake", "deposit", "100000", "--account", "bob")
@@ -71,29 +76,24 @@ def economy(w: Walkthrough, port: int) -> None:
     w.veil("gov", "delegate", "self", "--account", "alice")
     w.veil("gov", "delegate", "self", "--account", "bob")
 
+
+def economy(w: Walkthrough, port: int) -> None:
+    """Issue 2's story: stake, delegate, and change a parameter through governance."""
+    bring_up(w, port)
+    stake_and_delegate(w)
+
     w.step("Rewards stream into the vault while the reserve covers them")
     w.devnet("advance", "--days", "1")
     w.veil("stake", "status", "--account", "alice")
 
-    w.step("Alice proposes doubling the reward rate")
-    description = "Double the vPHA reward rate to 0.2 PHA per second"
-    w.veil(
-        "gov", "propose", "-m", description,
-        "--action", "Vault:setRewardRate(uint256):0.2PHA",
-        "--account", "alice",
-    )  # fmt: skip
-    proposal = _latest_proposal(w)
-
-    w.step("Vote once the voting delay has passed")
-    w.devnet("advance", "--seconds", "3601")
-    w.veil("gov", "vote", proposal, "for", "--reason", "more stakers", "--account", "alice")
-    w.veil("gov", "vote", proposal, "against", "--account", "bob")
-
-    w.step("Queue in the timelock after the vote, execute after the delay")
-    w.devnet("advance", "--days", "3")
-    w.veil("gov", "queue", proposal, "--account", "carol")
-    w.devnet("advance", "--days", "1", "--seconds", "1")
-    w.veil("gov", "execute", proposal, "--account", "carol")
+    w.step("Alice proposes doubling the reward rate; alice votes for, bob against")
+    w.say("voting opens after the voting delay; queue after the vote, execute after the timelock")
+    proposal = govern(
+        w,
+        "Double the vPHA reward rate to 0.2 PHA per second",
+        ["Vault:setRewardRate(uint256):0.2PHA"],
+        [("alice", "for"), ("bob", "against")],
+    )
     w.veil("gov", "status", proposal)
     w.veil("stake", "status", "--account", "bob")
 
@@ -104,6 +104,25 @@ def economy(w: Walkthrough, port: int) -> None:
     w.devnet("advance", "--days", "21", "--seconds", "1")
     w.veil("stake", "claim", "--all", "--account", "carol")
     w.veil("stake", "status", "--account", "carol")
+
+
+def govern(
+    w: Walkthrough, description: str, actions: list[str], votes: list[tuple[str, str]]
+) -> str:
+    """Propose, vote, queue and execute, advancing the devnet clock past each delay."""
+    args = ["gov", "propose", "-m", description]
+    for action in actions:
+        args += ["--action", action]
+    w.veil(*args, "--account", "alice")
+    proposal = _latest_proposal(w)
+    w.devnet("advance", "--seconds", "3601")
+    for voter, support in votes:
+        w.veil("gov", "vote", proposal, support, "--account", voter)
+    w.devnet("advance", "--days", "3")
+    w.veil("gov", "queue", proposal, "--account", "carol")
+    w.devnet("advance", "--days", "1", "--seconds", "1")
+    w.veil("gov", "execute", proposal, "--account", "carol")
+    return proposal
 
 
 def _latest_proposal(w: Walkthrough) -> str:
@@ -135,6 +154,9 @@ def run_demo(run: Runner, port: int, console: Console | None = None) -> None:
     w = Walkthrough(run, console, DEMO_HOME, DEMO_DEPLOYMENT)
     try:
         economy(w, port)
+        work = DEMO_HOME / "migration"
+        work.mkdir(parents=True, exist_ok=True)
+        migration(w, work, accounts=5_000, attester_port=free_port(preferred=8700))
     finally:
         if devnet.running() is not None:
             devnet.stop()
@@ -144,3 +166,112 @@ def run_demo(run: Runner, port: int, console: Console | None = None) -> None:
         f"`veil devnet up --home {DEMO_HOME.relative_to(REPO_ROOT)} "
         f"-d {DEMO_DEPLOYMENT.relative_to(REPO_ROOT)}` resumes it."
     )
+
+
+SAMPLE_HOLDERS = ("sr25519", "ed25519", "ecdsa")
+
+
+def migration(w: Walkthrough, work: Path, accounts: int, attester_port: int) -> None:
+    """Issue 3's story: the parachain state becomes PHA and vPHA on the L2, auditable."""
+    import json
+
+    from eth_account import Account
+
+    from veil.migration.binding import binding_message, context_from_files
+    from veil.migration.merkle import load_tree
+    from veil.migration.synthetic import keypair
+    from veil.substrate import ss58
+    from veil.substrate.signature import wrap_bytes
+
+    raw, pos, exc, keys = (work / n for n in ("raw.json", "positions.json", "exclusions.json",
+                                              "keys.json"))  # fmt: skip
+    snap, ledger, tree = work / "snapshot.json", work / "ledger.json", work / "tree.json"
+    dep = str(w.deployment)
+
+    w.step(f"A parachain state: {accounts:,} holders, stake pools, treasury, bridge reserve")
+    w.say("real sr25519/ed25519/ECDSA keys for a sample of holders, real SCALE encoding")
+    w.veil("migrate", "generate-state", "--accounts", str(accounts), "--out", str(raw),
+           "--positions", str(pos), "--exclusions", str(exc), "--keys", str(keys),
+           chain=False)  # fmt: skip
+
+    w.step("Snapshot, ledger (exact 1:1, reconciled) and Merkle tree")
+    w.veil("migrate", "snapshot", "--raw-state", str(raw), "--out", str(snap), chain=False)
+    w.veil("migrate", "ledger", str(snap), "--positions", str(pos), "--exclusions", str(exc),
+           "--out", str(ledger), chain=False)  # fmt: skip
+    w.veil("migrate", "tree", str(ledger), "--out", str(tree), chain=False)
+
+    w.step("Governance commits the root and its totals to the Migrator")
+    published = load_tree(tree)
+    totals = published.totals()
+    deadline = _chain_time(w) + 180 * 86_400
+    action = (
+        "Migrator:setRoot(bytes32,uint256,uint256,uint256,uint256):"
+        f"0x{published.root.hex()},{totals['free_wei']},{totals['staked_wei']},"
+        f"{totals['leaf_count']},{deadline}"
+    )
+    govern(w, "Commit the parachain snapshot root", [action], [("alice", "for"), ("bob", "for")])
+
+    w.step("An attester verifies bindings and signs them (EIP-712)")
+    url = f"http://127.0.0.1:{attester_port}"
+    attester = _start_attester(w, tree, work / "attester.sqlite", attester_port)
+    try:
+        context = context_from_files(tree, w.deployment)
+        secrets = json.loads(keys.read_text())["keys"]
+        for scheme in SAMPLE_HOLDERS:
+            entry = next(k for k in secrets if k["scheme"] == scheme)
+            holder = keypair(scheme, bytes.fromhex(entry["seed"][2:]))
+            address = ss58.encode(holder.account)
+            receiver = Account.from_key(bytes(31) + bytes([SAMPLE_HOLDERS.index(scheme) + 1]))
+            w.step(f"A {scheme} holder binds {address[:10]}… to a fresh L2 address and claims")
+            w.veil("migrate", "binding-message", "--account", address, "--to", receiver.address,
+                   "--tree", str(tree), "--deployment", dep, chain=False)  # fmt: skip
+            message = binding_message(holder.account, receiver.address, context).encode()
+            signature = "0x" + holder.sign(wrap_bytes(message)).hex()
+            w.say(f"the holder's wallet signs it (signRaw, <Bytes>-wrapped): {signature[:26]}…")
+            extra = ["--pubkey", "0x" + holder.public_key.hex()] if scheme == "ecdsa" else []
+            w.veil("migrate", "verify-binding", "--account", address, "--to", receiver.address,
+                   "--signature", signature, *extra, "--tree", str(tree), "--deployment", dep,
+                   chain=False)  # fmt: skip
+            w.veil("migrate", "claim", "--tree", str(tree), "--account", address,
+                   "--to", receiver.address, "--signature", signature, *extra,
+                   "--attester", url, "--from", "dave")  # fmt: skip
+    finally:
+        attester.terminate()
+        attester.wait(timeout=10)
+
+    w.step("Anyone audits the migration from public data and the chain")
+    w.veil("migrate", "audit", "--snapshot", str(snap), "--tree", str(tree),
+           "--positions", str(pos), "--exclusions", str(exc), "--ledger", str(ledger))  # fmt: skip
+
+
+def _chain_time(w: Walkthrough) -> int:
+    from veil.chain import deployment as deployments
+    from veil.chain.client import Chain
+
+    chain = Chain.open(deployments.load(w.deployment))
+    return int(chain.w3.eth.get_block("latest")["timestamp"])
+
+
+def _start_attester(w: Walkthrough, tree: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
+    """`veil attester serve` as its own process, as an operator would run it."""
+    import urllib.request
+
+    args = ["attester", "serve", "--tree", str(tree), "--deployment", str(w.deployment),
+            "--db", str(db), "--port", str(port), "--account", "attester"]  # fmt: skip
+    w.console.print(f"[bold cyan]$ veil {' '.join(args)} &[/bold cyan]")
+    veil = Path(sys.executable).with_name("veil")
+    process = subprocess.Popen([str(veil), *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise VeilError(f"attester exited: {error.strip().splitlines()[-1:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1) as r:
+                w.say(f"attester up: {r.read().decode()[:160]}")
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise VeilError(f"attester did not answer on port {port} within 30 s")

@@ -152,11 +152,20 @@ def decode_calldata(target: str, calldata: bytes, deployment: Deployment) -> str
             if function_signature_to_4byte_selector(signature) == selector:
                 values = abi_decode(types, calldata[4:])
                 shown = ", ".join(
-                    f"{i['name']}={v!r}" for i, v in zip(item["inputs"], values, strict=True)
+                    f"{i['name']}={_show(v)}" for i, v in zip(item["inputs"], values, strict=True)
                 )
                 return f"{name}.{item['name']}({shown})"
         return f"{name}: unknown selector 0x{selector.hex()} ({len(calldata)} bytes)"
     return f"{target}: 0x{calldata.hex()}"
+
+
+def _show(value: Any) -> str:
+    """Bytes as 0x-hex (a root or hash reads as one), everything else as Python shows it."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)
 
 
 def proposals(chain: Chain) -> list[Proposal]:
