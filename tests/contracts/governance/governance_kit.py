@@ -1,7 +1,7 @@
-"""Shared deployment for the Governor/Timelock tests.
+"""Shared deployment and constants for the Governor/Timelock tests.
 
-Contracts are deployed once per test module; every test runs inside
-`boa.env.anchor()` so it starts from that same state.
+A uniquely named module (not `conftest`) so that `from governance_kit import ...`
+cannot pick up another directory's conftest when the whole suite runs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import boa
-import pytest
 from eth_utils import keccak
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -133,14 +132,3 @@ def deploy_system() -> System:
             token.delegate(account)
     boa.env.time_travel(seconds=1)
     return system
-
-
-@pytest.fixture(scope="module")
-def system() -> System:
-    return deploy_system()
-
-
-@pytest.fixture(autouse=True)
-def _isolated(system: System):
-    with boa.env.anchor():
-        yield

@@ -8,7 +8,8 @@ from typing import Any
 
 import boa
 import pytest
-from conftest import (
+from eth_utils import keccak
+from governance_kit import (
     AGAINST,
     CANCELLER_ROLE,
     DEFAULT_ADMIN_ROLE,
@@ -27,7 +28,6 @@ from conftest import (
     VOTING_PERIOD,
     ZERO,
 )
-from eth_utils import keccak
 
 PHA = ROOT / "contracts" / "token" / "PHA.vy"
 VAULT = ROOT / "contracts" / "staking" / "Vault.vy"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import boa
-from conftest import (
+from governance_kit import (
     ABSTAIN,
     AGAINST,
     DEFEATED,

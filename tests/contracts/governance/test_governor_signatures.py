@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import boa
-from conftest import ABSTAIN, AGAINST, E18, FOR, System
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from governance_kit import ABSTAIN, AGAINST, E18, FOR, System
 
 BALLOT_TYPES = {
     "Ballot": [

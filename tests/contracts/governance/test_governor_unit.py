@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import boa
 import pytest
-from conftest import (
+from eth.exceptions import Revert
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector, keccak
+from governance_kit import (
     ABSTAIN,
     ACTIVE,
     AGAINST,
@@ -32,9 +35,6 @@ from conftest import (
     Proposal,
     System,
 )
-from eth.exceptions import Revert
-from eth_abi import encode
-from eth_utils import function_signature_to_4byte_selector, keccak
 
 # ------------------------------------------------------------------ metadata
 

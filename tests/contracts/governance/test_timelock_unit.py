@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import boa
-from conftest import (
+from eth_abi import encode
+from eth_utils import keccak
+from governance_kit import (
     CANCELLER_ROLE,
     DEFAULT_ADMIN_ROLE,
     EXECUTOR_ROLE,
@@ -14,8 +16,6 @@ from conftest import (
     Proposal,
     System,
 )
-from eth_abi import encode
-from eth_utils import keccak
 
 NO_PREDECESSOR = NO_SALT = b"\x00" * 32
 
