@@ -104,6 +104,12 @@ def test_excluded_accounts_cannot_hold_positions_or_be_listed_twice() -> None:
     exclusions = [Exclusion(TREASURY, "treasury")]
     with pytest.raises(LedgerRefused, match=r"holder 0x6d6f.* is itself an excluded account"):
         build_ledger(state, [Position(TREASURY, 5, "modl:phala/sp:1")], exclusions)
+    with pytest.raises(LedgerRefused, match=r"backed by 0x6d6f.*excluded as 'treasury'"):
+        build_ledger(state, [Position(ALICE, 5, "0x" + TREASURY.hex())], exclusions)
+    # The pool account holds a position before anything names it as a backer.
+    backer_holds = [Position(POOL_A, 0, "modl:phala/sp:1"), Position(ALICE, 5, "modl:phala/sp:1")]
+    with pytest.raises(LedgerRefused, match=r"module account backing stake holds positions"):
+        build_ledger(state, backer_holds)
     with pytest.raises(LedgerRefused, match=r"listed twice"):
         build_ledger(state, [Position(ALICE, 5, "modl:phala/sp:1")], exclusions * 2)
 

@@ -257,11 +257,19 @@ def build_ledger(
                 f"position {number}: holder {_hex(position.account)} is itself an excluded account"
             )
             continue
+        if backer in excluded_other:
+            problems.append(
+                f"position {number}: pool {position.source!r} is backed by "
+                f"{_hex(backer)}, which is excluded as {excluded_other[backer].reason!r}"
+            )
+            continue
         backers.setdefault(backer, None)
         staked_by_account[position.account] += position.staked
         positions_by_backer[backer] += position.staked
         pools_by_backer[backer].add(position.source)
 
+    for account in staked_by_account.keys() & backers.keys():
+        problems.append(f"holder {_hex(account)}: a module account backing stake holds positions")
     for pool, count in sorted(unbacked.items()):
         problems.append(
             f"pool {pool!r}: {count} positions but no backing account (name it in --exclusions "
