@@ -1,8 +1,8 @@
 """Migrator test kit: real OZ trees, real EIP-712 attestations, a deployed system.
 
 PHA and the vault are the real contracts when contracts/token/PHA.vy and
-contracts/staking/Vault.vy exist and compile; until then the TestOnly*Double.vy
-contracts here stand in (same interfaces). `REAL_TOKENS` says which is in use.
+contracts/staking/Vault.vy exist; otherwise the TestOnly*Double.vy contracts here stand
+in (same interfaces). `REAL_TOKENS` says which is in use.
 """
 
 from __future__ import annotations
@@ -32,19 +32,11 @@ WEI = 10**18
 ATTESTER_KEYS = [keccak(text=f"veil migrator attester {i}") for i in range(6)]
 
 
-def _compiles(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        boa.load_partial(str(path))
-    except Exception:
-        return False
-    return True
-
-
-# Set VEIL_MIGRATOR_DOUBLES=1 to force the doubles (e.g. while a real contract is broken).
+# The real PHA and vault are used as soon as their sources exist (a broken one then fails
+# these tests loudly); VEIL_MIGRATOR_DOUBLES=1 forces the doubles, e.g. to tell a Migrator
+# bug from a token or vault bug.
 REAL_TOKENS = os.environ.get("VEIL_MIGRATOR_DOUBLES") != "1" and (
-    _compiles(REAL_PHA) and _compiles(REAL_VAULT)
+    REAL_PHA.is_file() and REAL_VAULT.is_file()
 )
 
 
@@ -236,9 +228,16 @@ def tx_gas(function, *args, sender: str | None = None) -> int:
     titanoboa reports execution gas only; add the 21,000 base and calldata (4 per zero
     byte, 16 per other byte), apply the refund cap of EIP-3529 and the calldata floor of
     EIP-7623, as the devnet would. Storage and accounts start cold, as in a new transaction.
+    Committing the state and resetting the warm/cold journal drop anchor checkpoints, so
+    call this only on an environment without open anchors (a fresh `boa.Env()` under
+    `boa.swap_env`).
     """
     calldata = function.prepare_calldata(*args)
-    boa.env.reset_gas_used()  # titanoboa keeps slots warm across calls; a tx starts cold
+    # titanoboa runs calls as messages inside one long-lived state: commit it, so SSTORE sees
+    # the slot's value before this call as the original (EIP-2200), and make slots and
+    # accounts cold again, as at the start of a transaction.
+    boa.env.evm.vm.state.lock_changes()
+    boa.env.reset_gas_used()
     function(*args, sender=sender)
     computation = function.contract._computation
     zeros = calldata.count(0)

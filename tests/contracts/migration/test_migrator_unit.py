@@ -685,3 +685,15 @@ def test_every_privileged_function_refuses_other_callers(live, name: str, who: s
     args = PRIVILEGED[name](system, tree)
     with boa.env.prank(caller), boa.reverts("ownable: caller is not the owner"):
         getattr(system.migrator, name)(*args)
+
+
+def test_runs_on_the_real_pha_and_vault_unless_told_otherwise(system: System) -> None:
+    import os
+
+    from migrator_kit import REAL_TOKENS
+
+    if os.environ.get("VEIL_MIGRATOR_DOUBLES") == "1":
+        pytest.skip("doubles forced by VEIL_MIGRATOR_DOUBLES=1")
+    assert REAL_TOKENS
+    assert "Double" not in type(system.pha).__name__ + str(system.pha.filename)
+    assert "Double" not in str(system.vault.filename)
