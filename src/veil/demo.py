@@ -29,6 +29,11 @@ DEMO_DEPLOYMENT = REPO_ROOT / "deployments" / "demo.json"
 Runner = Callable[[Sequence[str]], None]
 
 
+def veil_executable() -> Path:
+    """The `veil` script installed beside this interpreter (the venv's)."""
+    return Path(sys.executable).with_name("veil")
+
+
 class Walkthrough:
     """Prints a numbered step, then each command and what it printed."""
 
@@ -259,8 +264,7 @@ def _start_attester(w: Walkthrough, tree: Path, db: Path, port: int) -> subproce
     args = ["attester", "serve", "--tree", str(tree), "--deployment", str(w.deployment),
             "--db", str(db), "--port", str(port), "--account", "attester"]  # fmt: skip
     w.console.print(f"[bold cyan]$ veil {' '.join(args)} &[/bold cyan]")
-    veil = Path(sys.executable).with_name("veil")
-    process = subprocess.Popen([str(veil), *args], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([str(veil_executable()), *args], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,9 @@ from rich.console import Console
 from veil.chain import deployment as deployments
 from veil.chain.client import Chain
 from veil.chain.devnet import Devnet, free_port
-from veil.demo import Walkthrough
+from veil.demo import Walkthrough, veil_executable
 
-VEIL = str(Path(sys.executable).with_name("veil"))
+VEIL = str(veil_executable())
 
 
 @dataclass
