@@ -25,7 +25,6 @@ from veil.substrate.storage import (
     ACCOUNT_INFO_SIZE,
     SYSTEM_ACCOUNT_PREFIX,
     TOTAL_ISSUANCE_KEY,
-    blake2_128,
     decode_u128,
 )
 
@@ -119,6 +118,7 @@ def _decode_pairs(
     issuance_value: bytes | None = None
     ignored = 0
     fromhex = bytes.fromhex
+    blake2b = hashlib.blake2b
     prefix = _ACCOUNT_PREFIX_HEX
     for raw_key, raw_value in pairs:
         if not isinstance(raw_key, str) or not isinstance(raw_value, str):
@@ -138,7 +138,7 @@ def _decode_pairs(
             if value is None:
                 raise InputError(f"storage key {raw_key}: value is not 0x-prefixed hex")
             account = tail[16:]
-            if blake2_128(account) != tail[:16]:
+            if blake2b(account, digest_size=16).digest() != tail[:16]:
                 raise InputError(f"storage key {raw_key}: blake2_128 hash does not match its id")
             if len(value) != ACCOUNT_INFO_SIZE:
                 raise InputError(
