@@ -5,7 +5,9 @@ The devnet benchmark gives the numbers that count; these tests keep regressions 
 a free-only claim costs at most a fixed overhead (one ecrecover, the attester registry,
 the root and totals words, the published substrate signature) above a Uniswap
 MerkleDistributor-style reference measured in the same harness on the same token, and a
-batch of 10 tree-adjacent leaves stays under 55k gas per leaf. Run with `-s` to see them.
+batch of 10 tree-adjacent leaves stays under 55k gas per leaf. Run with `-s` to see
+them. Other tree sizes, from tests/contracts/migration:
+`../../../.venv/bin/python test_migrator_gas.py 65541`.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ BATCH_BUDGET = 55_000
 
 
 class Bench:
-    def __init__(self) -> None:
+    def __init__(self, leaf_count: int) -> None:
+        self.leaf_count = leaf_count
         self.system = deploy_system(attester_count=3, threshold=1)
         leaves = [
             Leaf(v.index, v.account, v.free, 5 * WEI if v.index % 4 == 3 else 0)
-            for v in make_leaves(LEAVES, staked_every=0)
+            for v in make_leaves(leaf_count, staked_every=0)
         ]
         self.tree = Tree(leaves)
         self.system.set_tree(self.tree)
@@ -61,7 +64,7 @@ class Bench:
 
     def tree_adjacent(self, count: int, *, skip: int, staked: bool = False) -> list[int]:
         """`count` leaves at consecutive tree positions, the shape a batching relayer picks."""
-        order = sorted(range(LEAVES), key=self.tree.tree_position, reverse=True)
+        order = sorted(range(self.leaf_count), key=self.tree.tree_position, reverse=True)
         chosen = [
             p
             for p in order[skip:]
@@ -70,20 +73,20 @@ class Bench:
         return chosen[:count]
 
 
-def reference_claims(system: System) -> tuple[int, int]:
-    """(cold word, warm word) gas of the reference distributor over LEAVES leaves."""
-    accounts = ["0x" + keccak(text=f"reference {i}")[:20].hex() for i in range(LEAVES)]
+def reference_claims(system: System, leaf_count: int) -> tuple[int, int]:
+    """(cold word, warm word) gas of the reference distributor over `leaf_count` leaves."""
+    accounts = ["0x" + keccak(text=f"reference {i}")[:20].hex() for i in range(leaf_count)]
     hashes = sorted(
         (keccak(encode(["uint256", "address", "uint256"], [i, accounts[i], WEI])), i)
-        for i in range(LEAVES)
+        for i in range(leaf_count)
     )
-    size = 2 * LEAVES - 1
+    size = 2 * leaf_count - 1
     nodes = [b""] * size
     where = {}
     for position, (leaf, i) in enumerate(hashes):
         nodes[size - 1 - position] = leaf
         where[i] = size - 1 - position
-    for k in range(size - 1 - LEAVES, -1, -1):
+    for k in range(size - 1 - leaf_count, -1, -1):
         a, b = nodes[2 * k + 1], nodes[2 * k + 2]
         nodes[k] = keccak(a + b if a < b else b + a)
 
@@ -106,12 +109,12 @@ def reference_claims(system: System) -> tuple[int, int]:
     return cold, warm
 
 
-@pytest.fixture(scope="module")
-def bench() -> Bench:
-    # A private chain: tx_gas resets titanoboa's warm/cold journal, which would break the
-    # anchors the titanoboa pytest plugin holds open on the shared environment.
+def measure(leaf_count: int = LEAVES) -> dict[str, int]:
+    """Every figure of the report, on a private chain: tx_gas commits state and resets
+    titanoboa's warm/cold journal, which would break the anchors the titanoboa pytest
+    plugin holds open on the shared environment."""
     with boa.swap_env(boa.Env()):
-        bench = Bench()
+        bench = Bench(leaf_count)
         b = bench.results
         free = [p for p in bench.free_leaves() if bench.tree.leaves[p].index >= 256]
         b["free claim, cold bitmap word"] = bench.claim(free[0])
@@ -133,30 +136,44 @@ def bench() -> Bench:
             bench.tree_adjacent(10, skip=40, staked=True)
         )
         b["reference claim, cold word"], b["reference claim, warm word"] = reference_claims(
-            bench.system
+            bench.system, leaf_count
         )
-        print()
-        for name, gas in b.items():
-            print(f"{gas:>9,}  {name}")
-        return bench
+        b["proof depth"] = len(bench.tree.proof(0))
+    return b
 
 
-def test_free_claim_overhead_over_the_reference_is_bounded(bench: Bench) -> None:
-    b = bench.results
+@pytest.fixture(scope="module")
+def results() -> dict[str, int]:
+    b = measure()
+    print()
+    for name, gas in b.items():
+        print(f"{gas:>9,}  {name}")
+    return b
+
+
+def test_free_claim_overhead_over_the_reference_is_bounded(results: dict[str, int]) -> None:
+    b = results
     overhead = b["free claim, warm bitmap word"] - b["reference claim, warm word"]
     assert 0 < overhead <= OVERHEAD_BUDGET
     cold_overhead = b["free claim, cold bitmap word"] - b["reference claim, cold word"]
     assert 0 < cold_overhead <= OVERHEAD_BUDGET
 
 
-def test_a_fresh_bitmap_word_costs_one_new_slot(bench: Bench) -> None:
-    b = bench.results
+def test_a_fresh_bitmap_word_costs_one_new_slot(results: dict[str, int]) -> None:
+    b = results
     extra = b["free claim, cold bitmap word"] - b["free claim, warm bitmap word"]
     assert extra == pytest.approx(22_100 - 5_000, abs=200)
 
 
-def test_batch_of_ten_tree_adjacent_leaves_stays_under_budget(bench: Bench) -> None:
-    b = bench.results
+def test_batch_of_ten_tree_adjacent_leaves_stays_under_budget(results: dict[str, int]) -> None:
+    b = results
     assert b["batch of 10 tree-adjacent free leaves, per leaf"] <= BATCH_BUDGET
     assert b["batch of 10 tree-adjacent free leaves, per leaf"] < b["free claim, warm bitmap word"]
     assert b["batch of 10 random leaves, per leaf"] < b["free claim, cold bitmap word"]
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else LEAVES)))
