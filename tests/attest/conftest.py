@@ -15,12 +15,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "tee"
 
-# (quote file, collateral file, now) from the fixtures' README table.
-TDX_NOW = 1750331763
-TDX_STALE_NOW = 1790000000
-OUTDATED_NOW = 1771415931
-SGX_NOW = 1750334171
-NEAR_NOW = 1756802519
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from conftest import OUTDATED_NOW, TDX_NOW, TDX_STALE_NOW
+from tee_fixtures import OUTDATED_NOW, TDX_NOW, TDX_STALE_NOW
 
 from veil.attest.compose import canonical_app_compose, compose_hash
 from veil.cli.main import main

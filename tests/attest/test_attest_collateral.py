@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import OUTDATED_NOW, TDX_NOW
+from tee_fixtures import OUTDATED_NOW, TDX_NOW
 
 from veil.attest import Policy, load_evidence, verify_evidence
 from veil.attest.collateral import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import NEAR_NOW, OUTDATED_NOW, SGX_NOW, TDX_NOW
+from tee_fixtures import NEAR_NOW, OUTDATED_NOW, SGX_NOW, TDX_NOW
 
 from veil.attest import Policy, load_collateral, load_evidence, verify_evidence
 from veil.attest.tdx import quote_hash

@@ -7,7 +7,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import OUTDATED_NOW, SGX_NOW, TDX_NOW, TDX_STALE_NOW
+from tee_fixtures import OUTDATED_NOW, SGX_NOW, TDX_NOW, TDX_STALE_NOW
 
 from veil.attest import Policy, load_collateral, load_evidence, verify_evidence
 from veil.attest.collateral import from_json_text
