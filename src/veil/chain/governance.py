@@ -138,6 +138,27 @@ def load_actions(path: Path, deployment: Deployment) -> list[Action]:
     return actions
 
 
+def check_bounds(chain: Chain, actions: list[Action], description: str) -> None:
+    """Refuse what the Governor cannot decode: past its bounds it reverts with no reason."""
+    governor = chain.contract("Governor")
+    max_actions = governor.functions.MAX_ACTIONS().call()
+    max_calldata = governor.functions.MAX_CALLDATA().call()
+    max_description = governor.functions.MAX_DESCRIPTION().call()
+    if len(actions) > max_actions:
+        raise InputError(f"proposal: {len(actions)} actions, the Governor takes {max_actions}")
+    for action in actions:
+        if len(action.calldata) > max_calldata:
+            raise InputError(
+                f"action {action.label}: {len(action.calldata)} bytes of calldata, "
+                f"the Governor takes {max_calldata}"
+            )
+    if len(description.encode()) > max_description:
+        raise InputError(
+            f"proposal: description of {len(description.encode())} bytes, "
+            f"the Governor takes {max_description}"
+        )
+
+
 def decode_calldata(target: str, calldata: bytes, deployment: Deployment) -> str:
     """Name the contract and function and show the arguments, from the deployment's ABIs."""
     selector = calldata[:4]

@@ -67,6 +67,7 @@ def propose(
         parsed += gov.load_actions(actions_file, chain.deployment)
     if not parsed:
         raise InputError("proposal: give at least one --action or an --actions file")
+    gov.check_bounds(chain, parsed, description)
     me = resolve_signer(account, keystore)
     governor = chain.contract("Governor")
     targets = [a.target for a in parsed]
