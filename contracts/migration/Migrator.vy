@@ -143,6 +143,9 @@ MAX_PROOF: constant(uint256) = 32
 MAX_BATCH: constant(uint256) = 32
 MAX_MULTIPROOF: constant(uint256) = 255
 
+# Substrate MultiSignature order: 0 ed25519, 1 sr25519, 2 ecdsa.
+_MAX_SCHEME: constant(uint8) = 2
+
 BINDING_TYPEHASH: public(constant(bytes32)) = keccak256("Binding(bytes32 account,address receiver)")
 
 # secp256k1n / 2: a larger s is the malleable twin of a valid signature.
@@ -237,6 +240,7 @@ def claim(
            `bindingDigest(account, receiver)`, sorted by signer address.
     """
     state: uint256 = self._open_state()
+    assert scheme <= _MAX_SCHEME, "Migrator: unknown scheme"
     computed: bytes32 = self._leaf(index, account, free, staked)
     for sibling: bytes32 in proof:
         if convert(computed, uint256) < convert(sibling, uint256):
@@ -288,6 +292,7 @@ def claimMany(
     assert len(claims) != 0, "Migrator: no claims"
     leaves: DynArray[bytes32, MAX_MULTIPROOF] = []
     for c: Claim in claims:
+        assert c.scheme <= _MAX_SCHEME, "Migrator: unknown scheme"
         leaves.append(self._leaf(c.index, c.account, c.free, c.staked))
     assert merkle._multi_proof_verify(proof, proofFlags, self.root, leaves), "Migrator: invalid proof"
 
@@ -363,6 +368,7 @@ def honourLateClaim(
     state: uint256 = self._state
     assert self.root != empty(bytes32), "Migrator: no root"
     assert block.timestamp > (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period open"
+    assert scheme <= _MAX_SCHEME, "Migrator: unknown scheme"
     leaf: bytes32 = self._leaf(index, account, free, staked)
     assert self._verify_single(proof, leaf), "Migrator: invalid proof"
     word: uint256 = index >> 8
@@ -380,9 +386,9 @@ def honourLateClaim(
         assert free <= swept_free and staked <= swept_staked, "Migrator: exceeds committed totals"
         self._swept = ((swept_staked - staked) << 128) | (swept_free - free)
         if free + staked != 0:
-            extcall IPHA(PHA).transferFrom(self.treasury, self, free + staked)
+            assert extcall IPHA(PHA).transferFrom(self.treasury, self, free + staked)
         if free != 0:
-            extcall IPHA(PHA).transfer(receiver, free)
+            assert extcall IPHA(PHA).transfer(receiver, free)
     else:
         self._state = self._debit(state, free, staked) | _FROZEN
         if free != 0:

@@ -183,6 +183,19 @@ def test_claim_accepts_a_65_byte_ecdsa_substrate_signature(live) -> None:
     assert log.substrateSignature == b"\x01" * 65 and log.scheme == 2
 
 
+def test_claim_refuses_an_unknown_signature_scheme(live) -> None:
+    system, tree = live
+    with boa.reverts("Migrator: unknown scheme"):
+        system.claim(tree, 0, addr("r"), scheme=3)
+    claims, proof, flags = system.batch_args(tree, [0, 1], {0: addr("a"), 1: addr("b")})
+    claims[1] = (*claims[1][:6], 3, claims[1][7])
+    with boa.reverts("Migrator: unknown scheme"):
+        system.migrator.claimMany(claims, proof, flags)
+    close_period(system)
+    with boa.env.prank(system.owner), boa.reverts("Migrator: unknown scheme"):
+        system.migrator.honourLateClaim(*system.claim_args(tree, 0, addr("r"), scheme=7).values())
+
+
 def test_claim_accepts_more_attestations_than_the_threshold(live) -> None:
     system, tree = live
     receiver = addr("r")
