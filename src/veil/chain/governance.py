@@ -184,6 +184,8 @@ def _show(value: Any) -> str:
     """Bytes as 0x-hex (a root or hash reads as one), everything else as Python shows it."""
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if isinstance(value, str) and is_address(value):
+        return repr(to_checksum_address(value))
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     return repr(value)
