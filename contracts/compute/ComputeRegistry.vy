@@ -19,7 +19,14 @@
      none of the provider's workers is active (isActive false, rewardWeight 0) and it
      cannot register new workers; deposits fill the shortfall first, which reactivates
      the workers. Deregistering a worker releases its requirement, minus any shortfall,
-     into cooling.
+     into cooling; the provider's cooldown then restarts for all of its cooling
+     collateral (one timer per provider keeps slashing of cooling collateral exact).
+
+     A worker locks the requirement in force when it registers; later changes of the
+     accelerator type change new registrations and every worker's reward weight, not
+     existing locks. A worker is active while registered, unexpired, on an OS image and
+     compose hash that are still allowlisted (revoking one deactivates its workers at
+     once), and its provider has no shortfall.
 """
 
 from snekmate.auth import ownable
@@ -716,8 +723,9 @@ def _is_active(worker_key: address) -> bool:
         return False
     if convert(w.expiry, uint256) <= block.timestamp:
         return False
-    slot: WorkerSlot = self.workers[worker_key]
-    if not (self.osImageAllowed[slot.osImageHash] and self.composeHashAllowed[slot.composeHash]):
+    if not self.osImageAllowed[self.workers[worker_key].osImageHash]:
+        return False
+    if not self.composeHashAllowed[self.workers[worker_key].composeHash]:
         return False
     p: Provider = self.providers[w.provider]
     return p.locked >= p.required
