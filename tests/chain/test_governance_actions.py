@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from eth_abi import decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from veil.chain.deployment import ContractRecord, Deployment
 from veil.chain.governance import decode_calldata, load_actions, parse_action
@@ -40,9 +40,8 @@ def test_address_target_and_address_argument(deployment: Deployment) -> None:
     treasury = "0x" + "ab" * 20
     action = parse_action(f"{VAULT.lower()}:setTreasury(address):{treasury}", deployment)
     assert decode(["address"], action.calldata[4:]) == (treasury,)
-    assert "Vault.setTreasury(treasury='0xAbAb" in decode_calldata(
-        VAULT, action.calldata, deployment
-    )
+    shown = decode_calldata(VAULT, action.calldata, deployment)
+    assert shown == f"Vault.setTreasury(treasury='{to_checksum_address(treasury)}')"
 
 
 def test_unknown_selector_is_named_not_guessed(deployment: Deployment) -> None:
