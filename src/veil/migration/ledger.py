@@ -392,6 +392,40 @@ def _account(value: Any, where: str) -> bytes:
         raise InputError(f"{where}: account {value!r:.70} is not valid hex") from None
 
 
+def _leaves_fast(records: list[Any]) -> list[Leaf] | None:
+    """All leaves in one comprehension, or None if anything is off (then checked one by one)."""
+    fromhex = bytes.fromhex
+    try:
+        leaves = [Leaf(int(i), fromhex(a[2:]), int(f), int(s)) for i, a, f, s in records]
+    except (TypeError, ValueError, AttributeError):
+        return None
+    well_formed = all(r[1][:2] == "0x" for r in records) and all(
+        len(leaf[1]) == 32 and leaf[2] >= 0 and leaf[3] >= 0 for leaf in leaves
+    )
+    return leaves if well_formed else None
+
+
+def _leaves_checked(records: list[Any], source: Path) -> list[Leaf]:
+    """The slow path: find and name the first malformed leaf."""
+    leaves: list[Leaf] = []
+    for number, record in enumerate(records):
+        where = f"{source}: leaf {number}"
+        if not isinstance(record, list) or len(record) != 4:
+            raise InputError(f"{where}: expected [index, account, free_wei, staked_wei]")
+        try:
+            account = bytes.fromhex(record[1][2:]) if record[1][:2] == "0x" else b""
+            leaf = Leaf(int(record[0]), account, int(record[2]), int(record[3]))
+        except (TypeError, ValueError):
+            leaf = Leaf(-1, b"", -1, -1)
+        if len(leaf.account) != 32 or leaf.free_wei < 0 or leaf.staked_wei < 0:
+            _account(record[1], where)
+            _int(record[2], f"{where} free_wei")
+            _int(record[3], f"{where} staked_wei")
+            raise InputError(f"{where}: index {record[0]!r:.20} is not an integer")
+        leaves.append(leaf)
+    return leaves
+
+
 @bulk
 def load_ledger(path: str | os.PathLike[str]) -> Ledger:
     """Read a ledger back and re-check its reconciliation (a hand-edited file is refused)."""
@@ -410,22 +444,9 @@ def load_ledger(path: str | os.PathLike[str]) -> Ledger:
     records = document.get("leaves")
     if not isinstance(records, list):
         raise InputError(f"{source}: leaves must be a list")
-    leaves: list[Leaf] = []
-    for number, record in enumerate(records):
-        where = f"{source}: leaf {number}"
-        if not isinstance(record, list) or len(record) != 4:
-            raise InputError(f"{where}: expected [index, account, free_wei, staked_wei]")
-        try:
-            account = bytes.fromhex(record[1][2:]) if record[1][:2] == "0x" else b""
-            leaf = Leaf(int(record[0]), account, int(record[2]), int(record[3]))
-        except (TypeError, ValueError):
-            leaf = Leaf(-1, b"", -1, -1)
-        if len(leaf.account) != 32 or leaf.free_wei < 0 or leaf.staked_wei < 0:
-            _account(record[1], where)
-            _int(record[2], f"{where} free_wei")
-            _int(record[3], f"{where} staked_wei")
-            raise InputError(f"{where}: index {record[0]!r:.20} is not an integer")
-        leaves.append(leaf)
+    leaves = _leaves_fast(records)
+    if leaves is None:
+        leaves = _leaves_checked(records, source)
     backing = []
     for number, item in enumerate(document.get("backing") or []):
         where = f"{source}: backing {number}"
