@@ -172,6 +172,7 @@ def scenario(chain: Chain, side: Side) -> dict[str, int]:
     )
     out.update(unstake(chain, side, bob, 1_000 * one_share))
 
+    chain.advance_time(1)  # proposers' votes are read at clock() - 1
     new_threshold = 20_000 * PHA * 10**6
     data = g.encode_abi("setProposalThreshold", args=[new_threshold])
     targets, values, calldatas = [g.address], [0], [bytes.fromhex(data[2:])]

@@ -129,12 +129,13 @@ def deploy_network(
         for name, address in params.demo_accounts.items():
             send("PHA", "mint", address, params.demo_balance_pha * WEI_PER_PHA)
             progress(f"funded {name} with {params.demo_balance_pha:,} PHA")
-        reserve = params.reward_reserve_pha * WEI_PER_PHA
-        send("PHA", "mint", me, reserve)
-        send("PHA", "approve", vault, reserve)
-        send("Vault", "fundRewards", reserve)
+        if params.reward_reserve_pha:
+            reserve = params.reward_reserve_pha * WEI_PER_PHA
+            send("PHA", "mint", me, reserve)
+            send("PHA", "approve", vault, reserve)
+            send("Vault", "fundRewards", reserve)
+            progress(f"funded the reward reserve with {params.reward_reserve_pha:,} PHA")
         send("PHA", "setMinter", me, False)
-        progress(f"funded the reward reserve with {params.reward_reserve_pha:,} PHA")
     send("Vault", "setRewardRate", params.reward_rate)
 
     proposer = Web3.keccak(text="PROPOSER_ROLE")
