@@ -33,7 +33,13 @@ if (errors.length) {
   for (const e of errors) console.error(e.formattedMessage);
   process.exit(1);
 }
-const wanted = { ReferenceToken: 1, ReferenceVault: 1, ReferenceGovernor: 1, TimelockController: 1 };
+const wanted = {
+  ReferenceToken: 1,
+  ReferenceVault: 1,
+  ReferenceGovernor: 1,
+  TimelockController: 1,
+  ReferenceDistributor: 1,
+};
 const artifacts = { solc: solc.version(), contracts: {} };
 for (const [file, contracts] of Object.entries(output.contracts)) {
   for (const [name, c] of Object.entries(contracts)) {
