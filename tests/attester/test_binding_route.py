@@ -170,3 +170,16 @@ def test_not_json_and_oversized(served: tuple[str, dict[int, bool], Path]) -> No
     assert post(served[0], None, raw=b"{not json")[0] == 400
     status, answer = post(served[0], None, raw=b"x" * (64 * 1024))
     assert status == 413 and "exceeds" in answer["error"]
+
+
+def test_fast_signer_matches_the_reference_signing() -> None:
+    account, receiver = b"\x05" * 32, "0x" + "cd" * 20
+    fast = attestation.BindingSigner(ATTESTER.key, CONTEXT.chain_id, CONTEXT.migrator)
+    signed, digest = fast.sign(account, attestation._address(receiver, "receiver"))
+    reference = attestation.sign_binding(
+        ATTESTER.key, account, receiver, CONTEXT.chain_id, CONTEXT.migrator
+    )
+    assert digest == attestation.binding_digest(
+        account, receiver, CONTEXT.chain_id, CONTEXT.migrator
+    )
+    assert signed == reference

@@ -47,6 +47,11 @@ class BindingService:
     store: Store
     is_claimed: ClaimedCheck = lambda _index: False
 
+    def __post_init__(self) -> None:
+        self._signer = attestation.BindingSigner(
+            self.signer.key, self.context.chain_id, self.context.migrator
+        )
+
     def attest(self, body: Any) -> dict[str, Any]:
         body = require_object(body, BINDING_FIELDS, {"account", "receiver", "signature"})
         account = parse_account(text_field(body, "account", 80))
@@ -77,12 +82,7 @@ class BindingService:
         except InputError as error:
             raise Refused(400, str(error)) from None
 
-        signed = attestation.sign_binding(
-            self.signer.key, account, receiver, self.context.chain_id, self.context.migrator
-        )
-        digest = attestation.binding_digest(
-            account, receiver, self.context.chain_id, self.context.migrator
-        )
+        signed, digest = self._signer.sign(account, receiver)
         answer = {
             "account": "0x" + account.hex(),
             "ss58": ss58.encode(account),
