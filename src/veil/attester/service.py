@@ -7,16 +7,31 @@ operator may run either or both; each is enabled by the inputs it needs.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from veil.attest import Policy
 from veil.attester.bindings import BindingService, ClaimedCheck
-from veil.attester.server import AttesterServer, Route
+from veil.attester.compute import (
+    EVIDENCE_PREFIX,
+    HEARTBEATS_PATH,
+    MAX_REGISTRATION_BODY,
+    REGISTRATIONS_PATH,
+    WORKERS_PREFIX,
+    CollateralSource,
+    ComputeService,
+)
+from veil.attester.requests import Refused
+from veil.attester.server import AttesterServer, Route, _RequestHandler
 from veil.attester.store import Store
 from veil.chain.client import Chain
+from veil.compute.attestation import RegistryDomain
 from veil.migration.binding import BindingContext
 from veil.migration.merkle import MerkleTree
 
@@ -34,12 +49,70 @@ class AttesterConfig:
     chain: Chain | None = None
     is_claimed: ClaimedCheck | None = None  # default: ask the Migrator on `chain`
     extra_routes: dict[str, Route] = field(default_factory=dict)
+    policy: Policy | None = None  # enables the compute routes, with `registry`
+    registry: RegistryDomain | None = None
+    validity: int = 86_400
+    max_skew: int = 300
+    clock: Callable[[], int] | None = None
+    collateral_source: CollateralSource | None = None
+
+
+#: A GET route: path suffix after its prefix -> (content type, body bytes); may Refuse.
+Reader = Callable[[str], tuple[str, bytes]]
+
+
+class _ReadingHandler(_RequestHandler):
+    """GET by prefix (published evidence, worker views), then the base routes."""
+
+    def do_GET(self) -> None:
+        readers: dict[str, Reader] = getattr(self.server, "readers", {})
+        for prefix, reader in readers.items():
+            if self.path.startswith(prefix):
+                try:
+                    kind, body = reader(self.path[len(prefix) :])
+                except Refused as refused:
+                    self._answer(refused.status, {"error": refused.reason})
+                    return
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+        super().do_GET()
+
+
+def _json_reader(read: Callable[[str], dict[str, Any]]) -> Reader:
+    return lambda suffix: ("application/json", json.dumps(read(suffix)).encode())
 
 
 def build_server(config: AttesterConfig) -> AttesterServer:
     store = Store(config.db)
     routes: dict[str, Route] = dict(config.extra_routes)
+    readers: dict[str, Reader] = {}
     info: dict[str, Any] = {"attester": config.signer.address, "routes": []}
+    if config.policy is not None and config.registry is not None:
+        compute = ComputeService(
+            config.policy,
+            config.registry,
+            config.signer,
+            store,
+            validity=config.validity,
+            max_skew=config.max_skew,
+            collateral_source=config.collateral_source,
+        )
+        if config.clock is not None:
+            compute.clock = config.clock
+        routes[REGISTRATIONS_PATH] = Route(compute.register, MAX_REGISTRATION_BODY)
+        routes[HEARTBEATS_PATH] = Route(compute.heartbeat)
+        readers[EVIDENCE_PREFIX] = lambda h: ("application/json", compute.evidence(h))
+        readers[WORKERS_PREFIX] = _json_reader(compute.worker_view)
+        info["compute"] = {
+            "chain_id": config.registry.chain_id,
+            "registry": config.registry.registry,
+            "allow_simulated": config.policy.allow_simulated,
+            "validity": config.validity,
+        }
     if config.tree is not None and config.context is not None:
         service = BindingService(config.tree, config.context, config.signer, store)
         if config.is_claimed is not None:
@@ -57,4 +130,8 @@ def build_server(config: AttesterConfig) -> AttesterServer:
             }
         )
     info["routes"] = sorted(routes)
-    return AttesterServer((config.host, config.port), routes, lambda: info)
+    info["reads"] = sorted(readers)
+    server = AttesterServer((config.host, config.port), routes, lambda: info)
+    server.RequestHandlerClass = _ReadingHandler
+    server.readers = readers  # type: ignore[attr-defined]
+    return server
