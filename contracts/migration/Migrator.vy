@@ -50,14 +50,12 @@
 
 from snekmate.auth import ownable
 from snekmate.utils import eip712_domain_separator as eip712
-from snekmate.utils import merkle_proof_verification as merkle
 
 from ..interfaces import IPHA
 from ..interfaces import IVault
 
 initializes: ownable
 initializes: eip712
-initializes: merkle
 
 exports: (
     ownable.owner,
@@ -137,11 +135,11 @@ event LateClaimHonoured:
     fromTreasury: bool
 
 
-MAX_ATTESTATIONS: constant(uint256) = 16
+MAX_ATTESTATIONS: constant(uint256) = 8
 MAX_ATTESTERS: constant(uint256) = 64
 MAX_PROOF: constant(uint256) = 32
-MAX_BATCH: constant(uint256) = 32
-MAX_MULTIPROOF: constant(uint256) = 255
+MAX_BATCH: constant(uint256) = 16
+MAX_MULTIPROOF: constant(uint256) = 256
 
 # Substrate MultiSignature order: 0 ed25519, 1 sr25519, 2 ecdsa.
 _MAX_SCHEME: constant(uint8) = 2
@@ -201,7 +199,6 @@ def __init__(pha: address, vault: address, owner: address, guardian: address, tr
     ownable.__init__()
     ownable._transfer_ownership(owner)
     eip712.__init__("veil Migrator", "1")
-    merkle.__init__()
     PHA = pha
     VAULT = vault
     self.guardian = guardian
@@ -275,26 +272,29 @@ def claim(
 def claimMany(
     claims: DynArray[Claim, MAX_BATCH],
     proof: DynArray[bytes32, MAX_MULTIPROOF],
-    proofFlags: DynArray[bool, MAX_MULTIPROOF],
+    proofFlags: uint256,
 ):
     """
     @notice Pay many leaves with one OpenZeppelin multiproof. Each claim
             carries its own receiver, holder signature and attestations.
     @dev `claims` must be in the order of the multiproof's `leaves`
-         (as `StandardMerkleTree.getMultiProof` returns them). Each bitmap
-         word is written once per run of claims that share it, and the
-         staked total is minted to this contract in one call.
+         (as `StandardMerkleTree.getMultiProof` returns them). The
+         multiproof's `proofFlags` come packed into one word, flag i in bit
+         i (a `bool[]` costs 32 calldata bytes per flag); their count is
+         implied, len(claims) + len(proof) - 1, as OpenZeppelin requires.
+         Each bitmap word is written once per run of claims that share it,
+         and the staked total is minted to this contract in one call.
     @param claims The leaves with their receivers, signatures and attestations.
     @param proof The multiproof's sibling hashes.
-    @param proofFlags The multiproof's flags.
+    @param proofFlags The multiproof's flags, flag i in bit i, higher bits zero.
     """
     state: uint256 = self._open_state()
     assert len(claims) != 0, "Migrator: no claims"
-    leaves: DynArray[bytes32, MAX_MULTIPROOF] = []
+    leaves: DynArray[bytes32, MAX_BATCH] = []
     for c: Claim in claims:
         assert c.scheme <= _MAX_SCHEME, "Migrator: unknown scheme"
         leaves.append(self._leaf(c.index, c.account, c.free, c.staked))
-    assert merkle._multi_proof_verify(proof, proofFlags, self.root, leaves), "Migrator: invalid proof"
+    assert self._multiproof_root(leaves, proof, proofFlags) == self.root, "Migrator: invalid proof"
 
     threshold_state: uint256 = state
     word: uint256 = max_value(uint256)
@@ -731,6 +731,54 @@ def _verify_single(proof: DynArray[bytes32, MAX_PROOF], leaf: bytes32) -> bool:
         else:
             computed = keccak256(abi_encode(sibling, computed))
     return computed == self.root
+
+
+@internal
+@pure
+def _multiproof_root(
+    leaves: DynArray[bytes32, MAX_BATCH], proof: DynArray[bytes32, MAX_MULTIPROOF], flags: uint256
+) -> bytes32:
+    # OpenZeppelin's processMultiProof with the flags packed into a word: each step
+    # hashes the next queued node (leaves first, then computed hashes) with either
+    # the following queued node (flag set) or the next proof element (flag clear).
+    leaf_count: uint256 = len(leaves)
+    total: uint256 = leaf_count + len(proof) - 1
+    assert total <= 256, "Migrator: multiproof too long"
+    if total < 256:
+        assert flags >> total == 0, "Migrator: invalid multiproof"
+    hashes: bytes32[256] = empty(bytes32[256])
+    leaf_pos: uint256 = 0
+    hash_pos: uint256 = 0
+    proof_pos: uint256 = 0
+    for i: uint256 in range(total, bound=256):
+        a: bytes32 = empty(bytes32)
+        b: bytes32 = empty(bytes32)
+        if leaf_pos < leaf_count:
+            a = leaves[leaf_pos]
+            leaf_pos += 1
+        else:
+            assert hash_pos < i, "Migrator: invalid multiproof"
+            a = hashes[hash_pos]
+            hash_pos += 1
+        if (flags >> i) & 1 == 1:
+            if leaf_pos < leaf_count:
+                b = leaves[leaf_pos]
+                leaf_pos += 1
+            else:
+                assert hash_pos < i, "Migrator: invalid multiproof"
+                b = hashes[hash_pos]
+                hash_pos += 1
+        else:
+            b = proof[proof_pos]
+            proof_pos += 1
+        if convert(a, uint256) < convert(b, uint256):
+            hashes[i] = keccak256(abi_encode(a, b))
+        else:
+            hashes[i] = keccak256(abi_encode(b, a))
+    if total == 0:
+        return leaves[0]  # one leaf and no proof: the leaf is the root
+    assert proof_pos == len(proof) and leaf_pos == leaf_count, "Migrator: invalid multiproof"
+    return hashes[total - 1]
 
 
 @internal

@@ -87,6 +87,11 @@ class Tree:
         return [self._position[v] for v in multi.leaves], multi.proof, multi.proof_flags
 
 
+def pack_flags(flags: Sequence[bool]) -> int:
+    """OpenZeppelin's proofFlags as the Migrator takes them: flag i in bit i."""
+    return sum(1 << i for i, flag in enumerate(flags) if flag)
+
+
 def make_leaves(count: int, *, seed: int = 0, staked_every: int = 2) -> list[Leaf]:
     """Deterministic leaves with distinct accounts; every `staked_every`-th has stake."""
     leaves = []
@@ -170,7 +175,7 @@ class System:
                     self.attest(leaf, receiver),
                 )
             )
-        return claims, proof, flags
+        return claims, proof, pack_flags(flags)
 
     def set_tree(self, tree: Tree, *, window: int = 30 * 86400, free=None, staked=None) -> int:
         deadline = boa.env.evm.patch.timestamp + window

@@ -4,11 +4,16 @@ are real EIP-712 signatures made with veil.migration.attestation."""
 
 from __future__ import annotations
 
+import contextlib
+
 import boa
 import pytest
+from boa.contracts.base_evm_contract import BoaError
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from migrator_kit import (
     ATTESTER_KEYS,
     MIGRATOR,
@@ -18,6 +23,7 @@ from migrator_kit import (
     deploy_system,
     deployer,
     make_leaves,
+    pack_flags,
 )
 
 from veil.migration.attestation import (
@@ -26,6 +32,7 @@ from veil.migration.attestation import (
     binding_typed_data,
     domain_separator,
 )
+from veil.migration.merkle import leaf_hash
 
 MAX_UINT = 2**256 - 1
 
@@ -420,7 +427,7 @@ def test_claim_many_refuses_a_tampered_leaf(live) -> None:
 def test_claim_many_refuses_an_empty_batch(live) -> None:
     system, _ = live
     with boa.reverts("Migrator: no claims"):
-        system.migrator.claimMany([], [system.migrator.root()], [])
+        system.migrator.claimMany([], [system.migrator.root()], 0)
 
 
 def test_claim_many_refuses_a_leaf_already_claimed(live) -> None:
@@ -710,3 +717,60 @@ def test_runs_on_the_real_pha_and_vault_unless_told_otherwise(system: System) ->
     assert REAL_TOKENS
     assert "Double" not in type(system.pha).__name__ + str(system.pha.filename)
     assert "Double" not in str(system.vault.filename)
+
+
+# ------------------------------------------------------------ the multiproof port
+
+
+def test_claim_many_on_a_one_leaf_tree(system: System) -> None:
+    tree = Tree(make_leaves(1))
+    system.set_tree(tree)
+    claims, proof, flags = system.batch_args(tree, [0], {0: addr("only")})
+    assert proof == [] and flags == 0
+    system.migrator.claimMany(claims, proof, flags)
+    assert system.migrator.isClaimed(0)
+
+
+def test_claim_many_refuses_malformed_multiproofs(live) -> None:
+    system, tree = live
+    m = system.migrator
+    claims, proof, flags = system.batch_args(
+        tree, [0, 4, 7], {0: "0x" + "11" * 20, 4: addr("b"), 7: addr("c")}
+    )
+    total = len(claims) + len(proof) - 1
+    with boa.reverts("Migrator: invalid multiproof"):
+        m.claimMany(claims, proof, flags | (1 << total))  # a flag past the last step
+    with boa.reverts("Migrator: invalid proof"):
+        m.claimMany(claims, [*proof, bytes(32)], flags)  # one step too many
+    with boa.reverts("Migrator: multiproof too long"):
+        m.claimMany(claims, [bytes(32)] * 256, 0)
+    for step in range(total):
+        with boa.reverts():
+            m.claimMany(claims, proof, flags ^ (1 << step))
+    m.claimMany(claims, proof, flags)
+    assert m.isClaimed(0) and m.isClaimed(4) and m.isClaimed(7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    size=st.integers(1, 24),
+    data=st.data(),
+)
+def test_multiproof_port_agrees_with_the_tree_library(deployed_system: System, size, data) -> None:
+    """For any subset of any tree, the contract computes the root from OpenZeppelin's
+    multiproof, and any flipped flag or altered proof element changes or refuses it."""
+    tree = Tree(make_leaves(size, seed=size))
+    chosen = data.draw(st.sets(st.integers(0, size - 1), min_size=1, max_size=min(size, 16)))
+    ordered, proof, flags = tree.multiproof(sorted(chosen))
+    packed = pack_flags(flags)
+    leaves = [leaf_hash(tree.leaves[v].value) for v in ordered]
+    root_of = deployed_system.migrator.internal._multiproof_root
+    assert root_of(leaves, proof, packed) == tree.root
+    if flags:
+        step = data.draw(st.integers(0, len(flags) - 1))
+        with contextlib.suppress(BoaError):  # refusing is as good as a different root
+            assert root_of(leaves, proof, packed ^ (1 << step)) != tree.root
+    if proof:
+        k = data.draw(st.integers(0, len(proof) - 1))
+        altered = [*proof[:k], keccak(proof[k]), *proof[k + 1 :]]
+        assert root_of(leaves, altered, packed) != tree.root
