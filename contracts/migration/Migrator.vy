@@ -26,9 +26,10 @@
           debits `remaining` and reverts if it would go below zero, so a
           root that commits smaller totals than its leaves can never mint
           more than it committed.
-        - Attestations: a list of (v, r, s) signatures sorted by strictly
-          increasing recovered signer address. Sorting is how duplicates
-          are rejected in O(1) per signature; every signer must be a
+        - Attestations: a list of (v, r, s) structs (96 static calldata bytes
+          each; a `bytes` of 65 costs 160 with its offset and length), sorted
+          by strictly increasing recovered signer address. Sorting is how
+          duplicates are rejected in O(1) per signature; every signer must be a
           registered attester, high-s (malleable) signatures are refused,
           and at least `threshold` must be supplied (all supplied are checked).
         - The contract does not verify the holder's sr25519/ed25519/ecdsa
@@ -41,6 +42,8 @@
           the amount back from the treasury (which must have approved this
           contract) and debits `swept`, so claimed + swept never exceeds the
           committed totals.
+        - Batches: `claimMany` takes an OpenZeppelin multiproof with its
+          proof flags packed into one uint256 (flag i in bit i).
 
         Gas layout: remaining free, remaining staked, deadline, threshold and
         the paused/frozen/swept flags share one storage slot, so a claim
