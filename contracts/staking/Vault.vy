@@ -1035,8 +1035,10 @@ def getVotes(account: address) -> uint256:
     """
     @notice Current voting power delegated to `account`.
     @param account The delegate.
-    @return uint256 Votes (in shares).
+    @return uint256 Votes (in shares); 0 for the zero address, which never votes.
     """
+    if account == empty(address):
+        return 0
     return self._latest[account] & _M160
 
 
@@ -1050,6 +1052,8 @@ def getPastVotes(account: address, timepoint: uint256) -> uint256:
     @return uint256 Votes.
     """
     assert timepoint < block.timestamp, "vPHA: future lookup"
+    if account == empty(address):
+        return 0
     return self._lookup(account, timepoint)
 
 
@@ -1073,6 +1077,8 @@ def numCheckpoints(account: address) -> uint32:
     @param account The delegate.
     @return uint32 Count.
     """
+    if account == empty(address):
+        return 0
     return convert((self._latest[account] >> 160) & _M48, uint32)
 
 
@@ -1088,6 +1094,8 @@ def checkpoints(account: address, pos: uint32) -> (uint48, uint208):
     """
     latest: uint256 = self._latest[account]
     count: uint256 = (latest >> 160) & _M48
+    if account == empty(address):
+        count = 0  # slot 0x0 holds the total-supply trace, not anyone's votes
     index: uint256 = convert(pos, uint256)
     assert index < count, "vPHA: no such checkpoint"
     if index + 1 == count:

@@ -235,3 +235,17 @@ def test_vault_domain(vault: Any) -> None:
     assert domain["version"] == "1"
     assert domain["verifyingContract"] == vault.address
     assert len(vault.DOMAIN_SEPARATOR()) == 32
+
+
+def test_zero_address_has_no_votes_even_though_supply_exists(vault: Any, alice: str) -> None:
+    """The total-supply trace is stored under key 0x0; it must not read as votes."""
+    with boa.env.prank(alice):
+        vault.delegate(alice)
+    _stake(vault, alice, 10 * PHA)
+    boa.env.time_travel(seconds=5)
+    assert vault.totalSupply() > 0
+    assert vault.getVotes(ZERO) == 0
+    assert vault.getPastVotes(ZERO, _now() - 1) == 0
+    assert vault.numCheckpoints(ZERO) == 0
+    with boa.reverts("vPHA: no such checkpoint"):
+        vault.checkpoints(ZERO, 0)

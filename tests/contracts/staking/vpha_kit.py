@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import boa
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -83,3 +84,23 @@ def sign_delegation(key: bytes, vault: Any, delegatee: str, nonce: int, expiry: 
 def price(vault: Any) -> Fraction:
     """Exact PHA per share, as the vault's formulas use it (virtual asset and shares)."""
     return Fraction(vault.totalAssets() + 1, vault.totalSupply() + VIRTUAL_SHARES)
+
+
+GOV = ACCOUNTS[0].address
+TREASURY = ACCOUNTS[1].address
+STAKERS = [a.address for a in ACCOUNTS[2:6]]
+
+
+def deploy_world(pha_deployer: Any, vault_deployer: Any) -> tuple[Any, Any]:
+    """PHA and a vault owned by GOV; GOV and every staker hold 100 M PHA, all approved
+    to the vault."""
+    with boa.env.prank(GOV):
+        pha = pha_deployer.deploy()
+        pha.setMinter(GOV, True)
+        for account in (GOV, *STAKERS):
+            pha.mint(account, 100_000_000 * PHA)
+    vault = vault_deployer.deploy(pha.address, GOV, TREASURY)
+    for account in (GOV, *STAKERS):
+        with boa.env.prank(account):
+            pha.approve(vault.address, MAX_UINT)
+    return pha, vault
