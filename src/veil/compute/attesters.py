@@ -1,0 +1,77 @@
+"""The worker's side of the attester HTTP API: ask for attestations, send heartbeats, read.
+
+An attester that cannot be reached raises AttesterUnavailable (the agent retries later);
+one that answers with a refusal raises AttesterRefused with the attester's own reason.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from veil.attester.compute import (
+    EVIDENCE_PREFIX,
+    HEARTBEATS_PATH,
+    REGISTRATIONS_PATH,
+    WORKERS_PREFIX,
+)
+from veil.errors import VeilError
+
+
+class AttesterUnavailable(VeilError):
+    """No answer (connection refused, timeout, not HTTP)."""
+
+
+class AttesterRefused(VeilError):
+    """The attester answered with an error status and a reason."""
+
+    def __init__(self, url: str, status: int, reason: str) -> None:
+        super().__init__(f"attester {url}: {status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def _call(url: str, path: str, body: Any | None, timeout: float) -> bytes:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as error:
+        try:
+            reason = json.loads(error.read()).get("error", error.reason)
+        except ValueError:
+            reason = str(error.reason)
+        raise AttesterRefused(url, error.code, str(reason)) from None
+    except (urllib.error.URLError, OSError) as error:
+        raise AttesterUnavailable(f"attester {url}: unreachable ({error})") from None
+
+
+def _json(url: str, path: str, body: Any | None, timeout: float) -> dict[str, Any]:
+    raw = _call(url, path, body, timeout)
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise AttesterUnavailable(f"attester {url}: answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise AttesterUnavailable(f"attester {url}: answer is not a JSON object")
+    return answer
+
+
+def request_attestation(url: str, body: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    return _json(url, REGISTRATIONS_PATH, body, timeout)
+
+
+def send_heartbeat(url: str, body: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
+    return _json(url, HEARTBEATS_PATH, body, timeout)
+
+
+def worker_view(url: str, worker: str, timeout: float = 15) -> dict[str, Any]:
+    return _json(url, WORKERS_PREFIX + worker, None, timeout)
+
+
+def fetch_evidence(url: str, evidence_hash: str, timeout: float = 30) -> bytes:
+    return _call(url, EVIDENCE_PREFIX + evidence_hash, None, timeout)

@@ -1,0 +1,227 @@
+"""The worker agent: prove the machine, register it, keep it attested, report uptime.
+
+One round: read the worker's registry record; if it is not registered, get a quote that
+binds the worker key, have the attesters verify it, and register with the threshold of
+their signatures; if its attestation expires within `reattest_margin` seconds (chain
+time), do the same with reattestWorker; then send a signed heartbeat to every attester.
+
+The identity (worker key) is created once and kept; nothing in a failed round touches
+it. A round that fails (attester down, RPC down, a refusal) is logged and followed by a
+pause that doubles up to `max_backoff`, so an outage costs heartbeats, never the
+identity, and the next good round picks up where the last left off. The heartbeat
+sequence is persisted before each send, so a restarted agent never replays one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from veil.compute import attestation, heartbeat
+from veil.compute.attestation import GpuModel, RegistryDomain, WorkerAttestation
+from veil.compute.attesters import (
+    AttesterRefused,
+    AttesterUnavailable,
+    request_attestation,
+    send_heartbeat,
+)
+from veil.compute.evidence import worker_report_data
+from veil.compute.identity import load_or_create_identity, load_state, save_state
+from veil.compute.quote_source import QuoteSource
+from veil.compute.registry import RegistryClient
+from veil.errors import VeilError
+
+log = logging.getLogger("veil.worker")
+
+
+class AttestationShortfall(VeilError):
+    """Fewer valid attester signatures than the registry's threshold."""
+
+
+@dataclass
+class WorkerConfig:
+    provider: LocalAccount
+    source: QuoteSource
+    attesters: list[str]
+    state_dir: Path
+    gpu_model: int = GpuModel.CPU_TDX
+    gpu_count: int = 0
+    gpu_evidence: bytes | None = None
+    collateral: str | None = None
+    interval: float = 30.0
+    reattest_margin: int = 3_600
+    max_backoff: float = 300.0
+
+
+@dataclass
+class RoundReport:
+    round: int
+    action: str | None = None  # "registered" | "reattested"
+    expiry: int | None = None
+    heartbeats: int = 0
+    sequence: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class WorkerAgent:
+    config: WorkerConfig
+    registry: RegistryClient
+    clock: Callable[[], float] = time.time
+    identity: LocalAccount = field(init=False)
+    _domain: RegistryDomain | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.identity = load_or_create_identity(self.config.state_dir)
+
+    @property
+    def domain(self) -> RegistryDomain:
+        """Read from the chain on first use, so an agent can start while the RPC is down."""
+        if self._domain is None:
+            self._domain = self.registry.domain()
+        return self._domain
+
+    @property
+    def address(self) -> str:
+        return self.identity.address
+
+    # --- attestation ---------------------------------------------------------------
+
+    def attest(self) -> tuple[WorkerAttestation, list[bytes]]:
+        """A fresh quote, verified and signed by at least `threshold` registered attesters."""
+        evidence = self.config.source.evidence(
+            worker_report_data(self.address), self.config.gpu_evidence
+        )
+        body: dict[str, Any] = {
+            "evidence": evidence,
+            "worker": self.address,
+            "provider": self.config.provider.address,
+            "gpu_model": int(self.config.gpu_model),
+            "gpu_count": self.config.gpu_count,
+        }
+        if self.config.gpu_evidence is not None:
+            body["gpu_evidence"] = self.config.gpu_evidence.decode()
+        if self.config.collateral is not None:
+            body["collateral"] = self.config.collateral
+        need = self.registry.threshold()
+        agreed: WorkerAttestation | None = None
+        signatures: list[bytes] = []
+        problems: list[str] = []
+        for url in self.config.attesters:
+            if len(signatures) >= need:
+                break
+            try:
+                answer = request_attestation(url, body)
+                signed = WorkerAttestation.from_json(answer["attestation"])
+                signature = bytes.fromhex(answer["signature"].removeprefix("0x"))
+                signer = attestation.recover(signed, self.domain, signature)
+            except (AttesterUnavailable, AttesterRefused, VeilError, KeyError, ValueError) as error:
+                problems.append(str(error))
+                continue
+            if signed.worker != self.address or signed.provider != self.config.provider.address:
+                problems.append(f"attester {url}: signed for another worker or provider")
+                continue
+            if agreed is not None and signed != agreed:
+                problems.append(f"attester {url}: signed a different attestation")
+                continue
+            if not self.registry.is_attester(signer):
+                problems.append(f"attester {url}: signer {signer} is not registered on chain")
+                continue
+            if agreed is None:
+                agreed = signed
+                body["expiry"] = signed.expiry  # the others must sign this very struct
+            signatures.append(signature)
+        if agreed is None or len(signatures) < need:
+            detail = "; ".join(problems) or "no attesters configured"
+            raise AttestationShortfall(
+                f"attestation: {len(signatures)} of {need} signatures ({detail})"
+            )
+        return agreed, attestation.order_signatures(agreed, self.domain, signatures)
+
+    # --- rounds --------------------------------------------------------------------
+
+    def ensure_attested(self) -> tuple[str | None, int]:
+        """Register or re-attest as needed; returns (action or None, current expiry)."""
+        record = self.registry.worker(self.address)
+        if record.registered and record.provider != self.config.provider.address:
+            raise VeilError(f"worker {self.address}: registered by {record.provider}, not by"
+                            f" {self.config.provider.address}")  # fmt: skip
+        if record.registered and record.expiry - self.registry.chain_time() > (
+            self.config.reattest_margin
+        ):
+            return None, record.expiry
+        signed, signatures = self.attest()
+        if record.registered:
+            self.registry.reattest_worker(self.config.provider, signed, signatures)
+            return "reattested", signed.expiry
+        self.registry.register_worker(self.config.provider, signed, signatures)
+        return "registered", signed.expiry
+
+    def send_heartbeats(self) -> tuple[int, int, list[str]]:
+        """One signed heartbeat to every attester; returns (accepted, sequence, problems)."""
+        state = load_state(self.config.state_dir)
+        sequence = int(state.get("sequence", 0)) + 1
+        save_state(self.config.state_dir, {**state, "sequence": sequence})
+        beat = heartbeat.Heartbeat(self.address, sequence, int(self.clock()))
+        body = heartbeat.to_json(beat, heartbeat.sign(beat, self.domain, self.identity.key))
+        accepted, problems = 0, []
+        for url in self.config.attesters:
+            try:
+                send_heartbeat(url, body)
+                accepted += 1
+            except (AttesterUnavailable, AttesterRefused) as error:
+                problems.append(str(error))
+        return accepted, sequence, problems
+
+    def round(self, number: int) -> RoundReport:
+        report = RoundReport(number)
+        try:
+            report.action, report.expiry = self.ensure_attested()
+        except Exception as error:  # RPC, attester, quote: all retried next round
+            report.errors.append(_one_line(error))
+            return report
+        report.heartbeats, report.sequence, problems = self.send_heartbeats()
+        if report.heartbeats == 0:
+            report.errors += problems or ["heartbeat: no attester accepted it"]
+        return report
+
+    def run(
+        self,
+        iterations: int | None = None,
+        stop: threading.Event | None = None,
+        on_round: Callable[[RoundReport], None] = lambda _r: None,
+    ) -> list[RoundReport]:
+        """Rounds until `iterations` are done or `stop` is set; failures back off."""
+        stop = stop or threading.Event()
+        reports: list[RoundReport] = []
+        failures = 0
+        number = 0
+        while not stop.is_set() and (iterations is None or number < iterations):
+            number += 1
+            report = self.round(number)
+            reports.append(report)
+            on_round(report)
+            for problem in report.errors:
+                log.warning("round %d: %s", number, problem)
+            failures = 0 if report.ok else failures + 1
+            if iterations is not None and number >= iterations:
+                break
+            pause = self.config.interval * (2 ** min(failures, 16))
+            stop.wait(min(pause, max(self.config.max_backoff, self.config.interval)))
+        return reports
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if not isinstance(error, VeilError) else text

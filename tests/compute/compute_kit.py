@@ -1,0 +1,50 @@
+"""Shared pieces of the compute tests: the scratch network and a restartable attester."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from veil.attester.server import AttesterServer
+from veil.attester.service import AttesterConfig, build_server
+from veil.chain.client import Chain
+from veil.chain.deployment import Deployment
+from veil.chain.devnet import Devnet
+from veil.compute.registry import RegistryClient
+
+
+@dataclass
+class ComputeNetwork:
+    devnet: Devnet
+    chain: Chain
+    deployment: Deployment
+    deployment_path: Path
+    registry: RegistryClient
+
+
+@dataclass
+class RunningAttester:
+    server: AttesterServer
+    config: AttesterConfig
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def restart(self) -> RunningAttester:
+        return start_attester(self.config)
+
+
+def start_attester(config: AttesterConfig) -> RunningAttester:
+    server = build_server(config)
+    if config.port == 0:
+        config.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return RunningAttester(server, config, thread)

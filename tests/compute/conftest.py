@@ -1,0 +1,67 @@
+"""A scratch anvil with the veil contracts, a funded provider and an in-process attester.
+
+The deployment mirrors the devnet's genesis: the devnet `attester` account is the only
+registry attester (threshold 1) and the simulator's default app is allowlisted.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from compute_kit import ComputeNetwork, RunningAttester, start_attester
+
+from veil.attest.policy import policy_from_dict
+from veil.attester.service import AttesterConfig
+from veil.chain.accounts import devnet_account
+from veil.chain.client import Chain, connect
+from veil.chain.deploy import deploy_network, devnet_parameters
+from veil.chain.devnet import Devnet, free_port
+from veil.chain.staking import deposit
+from veil.chain.units import WEI_PER_PHA
+from veil.compute.genesis import devnet_allowlist, devnet_policy
+from veil.compute.registry import RegistryClient
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComputeNetwork]:
+    root = tmp_path_factory.mktemp("compute-net")
+    devnet = Devnet(root / "devnet")
+    process = devnet.start(port=free_port())
+    try:
+        chain = Chain(connect(process.rpc_url))
+        provider = devnet_account("provider")
+        params = devnet_parameters(
+            {"provider": provider.address}, [devnet_account("attester").address]
+        )
+        params.os_images, params.compose_hashes = devnet_allowlist()
+        params.reward_reserve_pha = 0
+        deployment = deploy_network(
+            chain, devnet_account("deployer"), "compute-test", process.rpc_url, params
+        )
+        path = deployment.save(root / "deployment.json")
+        registry = RegistryClient.from_chain(chain)
+        shares = deposit(chain, provider, 2_000 * WEI_PER_PHA)
+        registry.register_provider(provider)
+        registry.deposit_collateral(provider, shares)
+        yield ComputeNetwork(devnet, chain, deployment, path, registry)
+    finally:
+        devnet.stop()
+
+
+@pytest.fixture
+def attester(network: ComputeNetwork, tmp_path: Path) -> Iterator[RunningAttester]:
+    """The devnet attester with the devnet policy, on a fixed port (restartable)."""
+    config = AttesterConfig(
+        signer=devnet_account("attester"),
+        db=tmp_path / "attester.sqlite",
+        port=free_port(),
+        policy=policy_from_dict(tomllib.loads(devnet_policy())),
+        registry=network.registry.domain(),
+        validity=3_600,
+    )
+    running = start_attester(config)
+    yield running
+    running.stop()  # a no-op if the test already stopped it
