@@ -5,8 +5,8 @@ Each source returns the evidence as dstack-shaped JSON text (`quote` hex, `event
 
 - `ConfigfsTsm`: the Linux kernel's TSM report interface (TDX guests, Linux >= 6.7). Make
   a directory under /sys/kernel/config/tsm/report, write the 64-byte report data to
-  `inblob`, read the quote from `outblob`; `generation` counts inblob writes, so reading
-  it before and after shows whether another process raced us. configfs gives no event
+  `inblob`, read the quote from `outblob`; `generation` counts inblob writes, so on our fresh
+  entry anything but 1 means another process raced us. configfs gives no event
   log, so the RTMR3 app identity the registry needs must come from an event-log file
   (`event_log=`); a plain TDX VM without one is refused by the attester.
 - `DstackSocket`: the dstack guest agent on its unix socket (/var/run/dstack.sock):
@@ -77,10 +77,10 @@ class ConfigfsTsm:
             raise QuoteError(f"configfs-tsm: cannot create {entry} ({error.strerror})") from None
         try:
             (entry / "inblob").write_bytes(report_data)
-            before = self._generation(entry)
             quote = self._outblob(entry)
-            after = self._generation(entry)
-            if before != after:
+            # our entry is fresh and we wrote inblob once: any other count means a race
+            generation = self._generation(entry)
+            if generation not in (None, "1"):
                 raise QuoteError("configfs-tsm: another process wrote inblob meanwhile; retry")
         finally:
             # a configfs entry goes with its attributes; a plain directory is left behind
