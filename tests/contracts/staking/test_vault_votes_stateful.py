@@ -29,11 +29,23 @@ fraction_st = st.fractions(min_value=0, max_value=1, max_denominator=1000)
 
 
 class VaultVotes(RuleBasedStateMachine):
-    @initialize()
-    def deploy(self) -> None:
+    @initialize(
+        stakes=st.lists(
+            st.integers(min_value=1, max_value=10**6 * PHA),
+            min_size=len(STAKERS),
+            max_size=len(STAKERS),
+        ),
+        delegatees=st.lists(delegatee, min_size=len(STAKERS), max_size=len(STAKERS)),
+    )
+    def deploy(self, stakes: list[int], delegatees: list[str]) -> None:
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
         self.pha, self.vault = deploy_world(_PHA, _VAULT)
+        # Start from a staked, partly delegated population so every rule moves votes.
+        for who, assets, to in zip(STAKERS, stakes, delegatees, strict=True):
+            with boa.env.prank(who):
+                self.vault.deposit(assets, who)
+                self.vault.delegate(to)
         # history[t] = (votes per staker, total supply) at the end of second t
         self.history: dict[int, tuple[dict[str, int], int]] = {}
 
