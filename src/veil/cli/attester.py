@@ -8,11 +8,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from veil.atomic import write_text
+from veil.attest import load_policy
+from veil.attest.collateral import CollateralCache, default_cache_dir
 from veil.attester.service import AttesterConfig, build_server
 from veil.chain import deployment as deployments
 from veil.chain.accounts import resolve_signer
 from veil.chain.client import Chain
 from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt
+from veil.compute.attestation import RegistryDomain
+from veil.compute.genesis import devnet_policy
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
 from veil.migration.merkle import load_tree
 
@@ -33,10 +38,15 @@ def serve(
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
     rpc: str = RpcOpt,
+    policy: Path = typer.Option(
+        None, "--policy", help="Attestation policy TOML (enables the compute routes)."
+    ),
+    validity: int = typer.Option(86_400, "--validity", help="Worker attestation lifetime, s."),
+    pccs: str = typer.Option(None, "--pccs", help="PCCS URL for collateral the worker omits."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve until interrupted. Keys come from --keystore, $VEIL_PRIVATE_KEY, or a devnet
-    name (--account attester)."""
+    name (--account attester). Compute routes attest for the deployment's ComputeRegistry."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO)
     signer = resolve_signer(account, keystore)
     dep = deployments.load(deployment)
@@ -49,13 +59,37 @@ def serve(
             config.context = BindingContext(parse_genesis(genesis), dep.chain_id, migrator)
         else:
             config.context = context_from_files(tree, deployment)
+    if policy is not None:
+        config.policy = load_policy(policy)
+        config.registry = RegistryDomain(dep.chain_id, dep.address("ComputeRegistry"))
+        config.validity = validity
+        if pccs is not None:
+            cache = CollateralCache(default_cache_dir(), pccs)
+            config.collateral_source = lambda fmspc, now, tee: cache.get(fmspc, now, tee=tee)
+        if config.policy.allow_simulated:
+            console.print("warning: policy allows SIMULATED TEEs (devnet only)")
     server = build_server(config)
     console.print(f"attester {signer.address} listening on {server.url}")
     for route in server.posts:
         console.print(f"  POST {route}")
+    for prefix in getattr(server, "readers", {}):
+        console.print(f"  GET  {prefix}<id>")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         console.print("stopped")
     finally:
         server.server_close()
+
+
+@app.command("devnet-policy")
+def devnet_policy_command(
+    out: Path = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
+) -> None:
+    """The devnet's compute policy TOML (allows SIMULATED TEEs; never for production)."""
+    text = devnet_policy()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_text(out, text)
+        console.print(f"wrote {out}")

@@ -1,5 +1,213 @@
-"""`veil worker`: placeholder until its issue lands."""
+"""`veil worker`: run a compute worker (attest, register, heartbeat), inspect, re-verify."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
+from rich.console import Console
 
-app = typer.Typer(no_args_is_help=True, help="veil worker")
+from veil.attest import load_policy
+from veil.chain.accounts import resolve_signer
+from veil.chain.compile import REPO_ROOT
+from veil.chain.units import format_amount, parse_amount
+from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
+from veil.compute.attesters import AttesterRefused, AttesterUnavailable, fetch_evidence, worker_view
+from veil.compute.evidence import checksum, parse_gpu_model
+from veil.compute.identity import load_identity
+from veil.compute.quote_source import quote_source
+from veil.compute.registry import RegistryClient
+from veil.compute.reverify import reverify
+from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
+from veil.errors import InputError
+
+app = typer.Typer(no_args_is_help=True, help="Run and inspect a compute worker.")
+console = Console(highlight=False)
+
+DEFAULT_STATE = REPO_ROOT / ".veil" / "worker"
+StateOpt = typer.Option(DEFAULT_STATE, "--state-dir", help="Worker key and counters.")
+
+
+def _when(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@app.command()
+def provider(
+    stake: str = typer.Option(None, "--stake", help="PHA to stake and post as collateral."),
+    account: str = AccountOpt,
+    keystore: Path = KeystoreOpt,
+    deployment: Path = DeploymentOpt,
+    rpc: str = RpcOpt,
+) -> None:
+    """Register as a compute provider (once); with --stake, stake PHA and post the vPHA."""
+    from veil.chain.staking import deposit
+
+    chain = open_chain(deployment, rpc)
+    me = resolve_signer(account, keystore)
+    registry = RegistryClient.from_chain(chain)
+    if registry.register_provider(me) is not None:
+        console.print(f"registered provider {me.address}")
+    if stake is not None:
+        shares = deposit(chain, me, parse_amount(stake))
+        registry.deposit_collateral(me, shares)
+        console.print(f"staked {stake} PHA and posted the vPHA as collateral")
+    record = registry.provider(me.address)
+    decimals = chain.contract("Vault").functions.decimals().call()
+    console.print(
+        f"provider {me.address}: collateral {format_amount(record.collateral, decimals, 'vPHA')},"
+        f" free {format_amount(record.free, decimals, 'vPHA')}, workers {record.workers}"
+    )
+
+
+@app.command()
+def run(
+    provider_address: str = typer.Option(..., "--provider", help="Provider address (your key)."),
+    tee: str = typer.Option("sim", "--tee", help="tdx (configfs-tsm), dstack, or sim."),
+    attesters: list[str] = typer.Option(..., "--attester", help="Attester URL (repeatable)."),
+    state_dir: Path = StateOpt,
+    gpu_model: str = typer.Option("CPU_TDX", "--gpu-model", help="CPU_TDX, H100, H200, B200."),
+    gpu_count: int = typer.Option(0, "--gpu-count"),
+    gpu_evidence: Path = typer.Option(None, "--gpu-evidence", help="NVIDIA claim set file."),
+    collateral: Path = typer.Option(None, "--collateral", help="Intel collateral JSON to send."),
+    event_log: Path = typer.Option(None, "--event-log", help="Event log (configfs-tsm only)."),
+    tsm_root: Path = typer.Option(None, "--tsm-root", help="configfs-tsm report directory."),
+    dstack_socket: Path = typer.Option(None, "--dstack-socket", help="dstack agent socket."),
+    interval: float = typer.Option(30.0, "--interval", help="Seconds between rounds."),
+    iterations: int = typer.Option(None, "--iterations", help="Stop after N rounds."),
+    once: bool = typer.Option(False, "--once", help="One round, then exit."),
+    reattest_margin: int = typer.Option(
+        3_600, "--reattest-margin", help="Re-attest when fewer seconds than this remain."
+    ),
+    account: str = AccountOpt,
+    keystore: Path = KeystoreOpt,
+    deployment: Path = DeploymentOpt,
+    rpc: str = RpcOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Keep this machine attested and registered, and send heartbeats. The provider's key
+    (--keystore, $VEIL_PRIVATE_KEY, or --account on the devnet) sends registry txs."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+    signer = resolve_signer(account, keystore)
+    if checksum(provider_address, "--provider") != signer.address:
+        raise InputError(f"--provider {provider_address}: the signing key is {signer.address};"
+                         " the provider's own key must send registry transactions")  # fmt: skip
+    if interval <= 0:
+        raise InputError("--interval: must be positive")
+    source = quote_source(tee, tsm_root=tsm_root, socket_path=dstack_socket, event_log=event_log)
+    config = WorkerConfig(
+        provider=signer,
+        source=source,
+        attesters=list(attesters),
+        state_dir=state_dir,
+        gpu_model=parse_gpu_model(gpu_model),
+        gpu_count=gpu_count,
+        gpu_evidence=_read(gpu_evidence, "gpu evidence") if gpu_evidence else None,
+        collateral=_read(collateral, "collateral").decode() if collateral else None,
+        interval=interval,
+        reattest_margin=reattest_margin,
+    )
+    agent = WorkerAgent(config, RegistryClient.from_chain(open_chain(deployment, rpc)))
+    if tee == "sim":
+        console.print("warning: SIMULATED TEE: development evidence, not hardware-backed")
+    console.print(f"worker {agent.address} (provider {signer.address}, tee {tee})")
+
+    def show(report: RoundReport) -> None:
+        if not report.ok:
+            console.print(f"round {report.round}: error: {'; '.join(report.errors)}")
+            return
+        did = f"{report.action}, " if report.action else ""
+        until = f"attested until {_when(report.expiry)}" if report.expiry else ""
+        console.print(f"round {report.round}: {did}{until}; heartbeat #{report.sequence}"
+                      f" accepted by {report.heartbeats}/{len(attesters)} attester(s)")  # fmt: skip
+
+    try:
+        reports = agent.run(1 if once else iterations, on_round=show)
+    except KeyboardInterrupt:
+        console.print("stopped")
+        return
+    if reports and not reports[-1].ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    worker: str = typer.Option(None, "--worker", help="Worker address (default: this one)."),
+    state_dir: Path = StateOpt,
+    attesters: list[str] = typer.Option([], "--attester", help="Attester URL (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    deployment: Path = DeploymentOpt,
+    rpc: str = RpcOpt,
+) -> None:
+    """A worker's registration, on-chain evidence hash, and last heartbeats."""
+    if worker is None:
+        identity = load_identity(state_dir)
+        if identity is None:
+            raise InputError(f"no worker key in {state_dir}: pass --worker 0x...")
+        worker = identity.address
+    registry = RegistryClient.from_chain(open_chain(deployment, rpc))
+    record = registry.worker(worker)
+    views: dict[str, object] = {}
+    for url in attesters:
+        try:
+            views[url] = worker_view(url, record.worker)
+        except (AttesterRefused, AttesterUnavailable) as error:
+            views[url] = {"error": str(error)}
+    if as_json:
+        typer.echo(json.dumps({"registry": record.to_json(), "attesters": views}, indent=2))
+        return
+    console.print(f"worker {record.worker}")
+    if not record.registered:
+        console.print(f"  registry: {record.to_json()['status']}")
+    else:
+        state = "active" if record.active else "INACTIVE"
+        console.print(f"  registry: {record.to_json()['status']}, {state}")
+        console.print(f"  provider: {record.provider}")
+        console.print(f"  model: {record.to_json()['gpu_model']} x {record.gpu_count}")
+        console.print(f"  expiry: {_when(record.expiry)} ({record.expiry})")
+        console.print(f"  evidence hash: 0x{record.evidence_hash.hex()}")
+        console.print(f"  measurement hash: 0x{record.measurement_hash.hex()}")
+    for url, view in views.items():
+        assert isinstance(view, dict)
+        if "error" in view:
+            console.print(f"  attester {url}: {view['error']}")
+            continue
+        beats = view.get("heartbeats", [])
+        console.print(f"  attester {url}: {len(beats)} recent heartbeat(s)")
+        for beat in beats[:5]:
+            console.print(f"    #{beat['sequence']} sent {_when(int(beat['sent_at']))}")
+
+
+@app.command()
+def verify(
+    worker: str = typer.Option(..., "--worker", help="Registered worker address."),
+    attester: str = typer.Option(..., "--attester", help="Where to fetch the evidence."),
+    policy: Path = typer.Option(..., "--policy", help="Your own policy TOML."),
+    at: int = typer.Option(None, "--at", help="Judge at this unix time (default: now)."),
+    deployment: Path = DeploymentOpt,
+    rpc: str = RpcOpt,
+) -> None:
+    """Re-verify a registered worker from its published evidence, trusting no attester."""
+    registry = RegistryClient.from_chain(open_chain(deployment, rpc))
+    record = registry.worker(worker)
+    if not record.registered:
+        raise InputError(f"worker {record.worker}: not registered")
+    bundle = fetch_evidence(attester, "0x" + record.evidence_hash.hex())
+    result = reverify(bundle, record, load_policy(policy), at or int(time.time()))
+    console.print(result.verdict.render())
+    for problem in result.mismatches:
+        console.print(f"mismatch: {problem}")
+    console.print(f"re-verification: {'OK' if result.ok else 'FAILED'}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{what} {path}: cannot read ({error.strerror})") from None
