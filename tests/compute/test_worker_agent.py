@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from compute_kit import ComputeNetwork, RunningAttester, start_attester
 
 from veil.attester.store import Store
@@ -19,6 +20,8 @@ from veil.compute.evidence import EvidenceBundle
 from veil.compute.identity import KEY_FILE, load_or_create_identity
 from veil.compute.quote_source import Simulator
 from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
+
+pytestmark = pytest.mark.xdist_group("compute-anvil")
 
 
 def make_agent(
