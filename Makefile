@@ -30,8 +30,15 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+BENCHES := gas attest migration
+
+# Each benchmark prints JSON lines; they are kept in bench/results/<name>.jsonl.
 bench: setup
-	@for b in bench/*.py; do echo "# $$b" >&2; $(BIN)/python $$b || exit 1; done
+	@for b in $(BENCHES); do \
+	  echo "# bench/$$b.py" >&2; \
+	  $(BIN)/python bench/$$b.py > bench/results/$$b.jsonl.tmp || exit 1; \
+	  mv bench/results/$$b.jsonl.tmp bench/results/$$b.jsonl; cat bench/results/$$b.jsonl; \
+	done
 
 clean:
 	rm -rf $(VENV) node_modules build .veil
