@@ -15,13 +15,17 @@
      ERC20Votes:
        _pool   staked(96) | pending(96) | lastAccrual(48) | bps(14) | streaming(1)
        _stream reserve(96) | treasuryOwed(96) | rewardRate(64)
-       _params unlockPeriod(48) | maxOpenRequests(16)
+       _params unlockPeriod(48) | maxOpenRequests(16) | nextRequestId(40)
+       _account delegate(160) | queue head(40) | tail(40) | count(16): the unlock
+               queue of a controller shares the slot its delegation already uses
        trace   latest checkpoint: value(160) | count(48) | key(48); older ones in
                _history as value(208) | key(48). The total-supply trace (key 0x0)
                is the total supply itself, so a mint writes one slot, not two.
        request A: controller(160) | claimableAt(48) | status(8) | prev(40)
                B: assets(96) | shares(120) | next(40)
-       queue   head(40) | tail(40) | count(16), a doubly linked list of open requests
+       queue   a doubly linked list of a controller's open requests (ids in A and B)
+     No reentrancy lock: the only external calls go to the immutable asset (PHA, no
+     transfer hooks) and every state change is written before them.
      PHA amounts fit 96 bits because PHA's supply is capped at 1e27 < 2**96; every
      place where a packed field grows checks its bound anyway.
 """
@@ -167,7 +171,6 @@ _CACHED_DOMAIN_SEPARATOR: immutable(bytes32)
 balanceOf: public(HashMap[address, uint256])
 allowance: public(HashMap[address, HashMap[address, uint256]])
 nonces: public(HashMap[address, uint256])
-delegates: public(HashMap[address, address])
 isOperator: public(HashMap[address, HashMap[address, bool]])
 owner: public(address)
 treasury: public(address)
@@ -177,10 +180,9 @@ _stream: uint256
 _params: uint256
 _latest: HashMap[address, uint256]
 _history: HashMap[address, HashMap[uint256, uint256]]
-_next_request_id: uint256
 _request_a: HashMap[uint256, uint256]
 _request_b: HashMap[uint256, uint256]
-_queue: HashMap[address, uint256]
+_account: HashMap[address, uint256]
 
 
 @deploy
@@ -201,8 +203,7 @@ def __init__(asset: address, owner: address, treasury: address):
     self.owner = owner
     self.treasury = treasury
     self._pool = (block.timestamp << 192) | (DEFAULT_TREASURY_SHARE_BPS << 240)
-    self._params = DEFAULT_UNLOCK_PERIOD | (DEFAULT_MAX_OPEN_REQUESTS << 48)
-    self._next_request_id = 1
+    self._params = DEFAULT_UNLOCK_PERIOD | (DEFAULT_MAX_OPEN_REQUESTS << 48) | (1 << 64)
     log OwnershipTransferred(previous_owner=empty(address), new_owner=owner)
     log TreasurySet(treasury=treasury)
 
@@ -481,7 +482,6 @@ def previewRedeem(shares: uint256) -> uint256:
     return shares * (staked + 1) // (supply + _VIRTUAL_SHARES)
 
 
-@nonreentrant
 @external
 def deposit(assets: uint256, receiver: address) -> uint256:
     """
@@ -502,7 +502,6 @@ def deposit(assets: uint256, receiver: address) -> uint256:
     return shares
 
 
-@nonreentrant
 @external
 def mint(shares: uint256, receiver: address) -> uint256:
     """
@@ -586,7 +585,8 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
     if msg.sender != owner and not self.isOperator[owner][msg.sender]:
         self._spend_allowance(owner, msg.sender, shares)
     params: uint256 = self._params
-    queue: uint256 = self._queue[controller]
+    account: uint256 = self._account[controller]
+    queue: uint256 = account >> 160
     count: uint256 = (queue >> 80) & _M16
     assert count < (params >> 48) & _M16, "vPHA: too many open unlock requests"
 
@@ -601,9 +601,9 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
     self._burn(owner, shares)
     self._pool = ((pool & ~_M96 & ~(_M96 << 96)) | (staked - assets)) | (pending << 96)
 
-    request_id: uint256 = self._next_request_id
+    request_id: uint256 = params >> 64
     assert request_id <= _M40, "vPHA: request ids exhausted"
-    self._next_request_id = request_id + 1
+    self._params = (params & _M64) | ((request_id + 1) << 64)
     claimable_at: uint256 = block.timestamp + (params & _M48)
     tail: uint256 = (queue >> 40) & _M40
     self._request_a[request_id] = (
@@ -618,14 +618,13 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
     else:
         self._request_b[tail] = self._request_b[tail] | (request_id << 216)
         queue = (queue & _M40) | (request_id << 40) | ((count + 1) << 80)
-    self._queue[controller] = queue
+    self._account[controller] = (account & _M160) | (queue << 160)
     log RedeemRequest(
         controller=controller, owner=owner, requestId=request_id, sender=msg.sender, shares=shares
     )
     return request_id
 
 
-@nonreentrant
 @external
 def claim(requestId: uint256) -> uint256:
     """
@@ -730,7 +729,7 @@ def openRequests(account: address) -> DynArray[uint256, MAX_OPEN_REQUESTS_LIMIT]
     @return DynArray The ids.
     """
     ids: DynArray[uint256, MAX_OPEN_REQUESTS_LIMIT] = []
-    cursor: uint256 = self._queue[account] & _M40
+    cursor: uint256 = (self._account[account] >> 160) & _M40
     for i: uint256 in range(MAX_OPEN_REQUESTS_LIMIT):
         if cursor == 0:
             break
@@ -747,7 +746,7 @@ def openRequestCount(account: address) -> uint256:
     @param account The controller.
     @return uint256 The count (at most maxOpenRequests()).
     """
-    return (self._queue[account] >> 80) & _M16
+    return (self._account[account] >> 240) & _M16
 
 
 @view
@@ -799,7 +798,6 @@ def pendingAssets() -> uint256:
 # =================================================================================
 
 
-@nonreentrant
 @external
 def fundRewards(amount: uint256):
     """
@@ -818,7 +816,6 @@ def fundRewards(amount: uint256):
     log RewardsFunded(funder=msg.sender, amount=amount, reserve=reserve)
 
 
-@nonreentrant
 @external
 def releaseTreasury() -> uint256:
     """
@@ -1104,6 +1101,17 @@ def checkpoints(account: address, pos: uint32) -> (uint48, uint208):
     return convert(packed >> 208, uint48), convert(packed & _M208, uint208)
 
 
+@view
+@external
+def delegates(account: address) -> address:
+    """
+    @notice Who `account` has delegated its voting power to (zero: nobody, no votes).
+    @param account The delegator.
+    @return address The delegate.
+    """
+    return self._delegate_of(account)
+
+
 @external
 def delegate(delegatee: address):
     """
@@ -1147,7 +1155,7 @@ def _transfer(owner: address, to: address, amount: uint256):
     assert balance >= amount, "vPHA: transfer amount exceeds balance"
     self.balanceOf[owner] = unsafe_sub(balance, amount)
     self.balanceOf[to] = unsafe_add(self.balanceOf[to], amount)
-    self._move_votes(self.delegates[owner], self.delegates[to], amount)
+    self._move_votes(self._delegate_of(owner), self._delegate_of(to), amount)
     log IERC20.Transfer(sender=owner, receiver=to, value=amount)
 
 
@@ -1159,7 +1167,7 @@ def _mint(to: address, shares: uint256):
     assert supply <= _M160, "vPHA: supply overflow"
     self._push(_TOTAL, latest, supply)
     self.balanceOf[to] = unsafe_add(self.balanceOf[to], shares)
-    self._move_votes(empty(address), self.delegates[to], shares)
+    self._move_votes(empty(address), self._delegate_of(to), shares)
     log IERC20.Transfer(sender=empty(address), receiver=to, value=shares)
 
 
@@ -1170,7 +1178,7 @@ def _burn(owner: address, shares: uint256):
     self.balanceOf[owner] = unsafe_sub(balance, shares)
     latest: uint256 = self._latest[_TOTAL]
     self._push(_TOTAL, latest, unsafe_sub(latest & _M160, shares))
-    self._move_votes(self.delegates[owner], empty(address), shares)
+    self._move_votes(self._delegate_of(owner), empty(address), shares)
     log IERC20.Transfer(sender=owner, receiver=empty(address), value=shares)
 
 
@@ -1189,10 +1197,17 @@ def _spend_allowance(owner: address, spender: address, amount: uint256):
         self.allowance[owner][spender] = unsafe_sub(allowed, amount)
 
 
+@view
+@internal
+def _delegate_of(account: address) -> address:
+    return convert(self._account[account] & _M160, address)
+
+
 @internal
 def _delegate(account: address, delegatee: address):
-    previous: address = self.delegates[account]
-    self.delegates[account] = delegatee
+    packed: uint256 = self._account[account]
+    previous: address = convert(packed & _M160, address)
+    self._account[account] = (packed & ~_M160) | convert(delegatee, uint256)
     log DelegateChanged(delegator=account, fromDelegate=previous, toDelegate=delegatee)
     self._move_votes(previous, delegatee, self.balanceOf[account])
 
@@ -1338,7 +1353,8 @@ def _close_request(request_id: uint256, a: uint256, b: uint256, controller: addr
     prev: uint256 = a >> 216
     nxt: uint256 = b >> 216
     self._request_a[request_id] = (a & ~(_M8 << 208)) | (convert(status, uint256) << 208)
-    queue: uint256 = self._queue[controller]
+    account: uint256 = self._account[controller]
+    queue: uint256 = account >> 160
     head: uint256 = queue & _M40
     tail: uint256 = (queue >> 40) & _M40
     if prev == 0:
@@ -1349,7 +1365,8 @@ def _close_request(request_id: uint256, a: uint256, b: uint256, controller: addr
         tail = prev
     else:
         self._request_a[nxt] = (self._request_a[nxt] & ~(_M40 << 216)) | (prev << 216)
-    self._queue[controller] = head | (tail << 40) | ((((queue >> 80) & _M16) - 1) << 80)
+    queue = head | (tail << 40) | ((((queue >> 80) & _M16) - 1) << 80)
+    self._account[controller] = (account & _M160) | (queue << 160)
 
 
 @internal
