@@ -11,6 +11,7 @@ from veil.chain.client import Chain, connect
 from veil.chain.deploy import Progress, deploy_network, devnet_parameters
 from veil.chain.deployment import Deployment
 from veil.chain.devnet import DEFAULT_PORT, Devnet, DevnetProcess
+from veil.compute.genesis import devnet_allowlist
 from veil.errors import VeilError
 
 DEMO_NAMES = ("alice", "bob", "carol", "dave", "provider")
@@ -49,12 +50,14 @@ def devnet_up(
                 return DevnetUp(process, saved, resumed=True)
         progress("deploying the veil contracts")
         demo = {name: devnet_account(name).address for name in DEMO_NAMES}
+        params = devnet_parameters(demo, [devnet_account("attester").address])
+        params.os_images, params.compose_hashes = devnet_allowlist()
         deployment = deploy_network(
             chain,
             devnet_account("deployer"),
             "devnet",
             process.rpc_url,
-            devnet_parameters(demo, [devnet_account("attester").address]),
+            params,
             guardian=devnet_account("guardian").address,
             progress=progress,
         )
