@@ -15,6 +15,7 @@ from compute_kit import ComputeNetwork, RunningAttester, start_attester
 from veil.attester.store import Store
 from veil.chain.accounts import devnet_account
 from veil.chain.client import event_args
+from veil.chain.devnet import free_port
 from veil.compute.attesters import fetch_evidence, worker_view
 from veil.compute.evidence import EvidenceBundle
 from veil.compute.identity import KEY_FILE, load_or_create_identity
@@ -169,3 +170,15 @@ def test_registration_event_names_the_evidence(
     args = event_args(network.registry.contract, receipt, "WorkerRegistered")
     assert args["evidenceHash"] == signed.evidence_hash
     assert args["measurementHash"] == signed.measurement_hash
+
+
+def test_one_attester_down_of_two_still_registers(
+    network: ComputeNetwork, attester: RunningAttester, tmp_path: Path
+) -> None:
+    """With threshold 1, a dead first attester costs nothing but its heartbeat."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    agent = make_agent(network, [dead, attester.url], tmp_path / "w6")
+    [report] = agent.run(iterations=1)
+    assert report.ok and report.action == "registered", report.errors
+    assert report.heartbeats == 1
+    assert network.registry.worker(agent.address).active

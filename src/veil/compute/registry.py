@@ -48,11 +48,8 @@ class WorkerRecord:
             if isinstance(value, bytes):
                 out[key] = "0x" + value.hex()
         out["status"] = STATUS_NAMES.get(self.status, str(self.status))
-        out["gpu_model"] = (
-            GpuModel(self.gpu_model).name
-            if self.gpu_model in set(GpuModel)
-            else (str(self.gpu_model))
-        )
+        known = {int(m): m.name for m in GpuModel}
+        out["gpu_model"] = known.get(self.gpu_model, str(self.gpu_model))
         out["collateral"] = str(self.collateral)
         return out
 
