@@ -23,7 +23,7 @@ from veil.chain.accounts import devnet_account
 from veil.chain.client import Chain
 from veil.chain.deploy import NetworkParameters, deploy_network
 from veil.migration.attestation import sign_binding
-from veil.migration.claim import SCHEME_IDS
+from veil.migration.claim import SCHEME_IDS, pack_proof_flags
 from veil.migration.merkle import MerkleTree, build_tree
 
 PHA = 10**18
@@ -117,7 +117,8 @@ def claim_gas_figures() -> list[dict[str, Any]]:
         multiproof = tree.multiproof([tree_position(tree, i) for i in batch])
         claims = [_claim_args(tree, v[0], attester, chain_id, migrator.address)
                   for v in multiproof.leaves]  # fmt: skip
-        call = migrator.functions.claimMany(claims, multiproof.proof, multiproof.proof_flags)
+        flags = pack_proof_flags(multiproof.proof_flags)
+        call = migrator.functions.claimMany(claims, multiproof.proof, flags)
         ours["batch10_per_leaf"] = int(chain.send(sender, call, "claimMany")["gasUsed"]) // BATCH
         theirs["batch10_per_leaf"] = sum(reference_claim(i) for i in
                                          range(11, 11 + 2 * BATCH, 2)) // BATCH  # fmt: skip

@@ -40,6 +40,12 @@ class ClaimResult:
     gas_used: int
 
 
+def pack_proof_flags(flags: Sequence[bool]) -> int:
+    """OpenZeppelin multiproof flags as `Migrator.claimMany` takes them: flag i in bit i
+    (one word of calldata instead of 32 bytes per flag)."""
+    return sum(1 << i for i, flag in enumerate(flags) if flag)
+
+
 def request_attestation(url: str, body: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
     """POST the binding to one attester; its refusal reason becomes the error text."""
     data = json.dumps(body).encode()

@@ -18,6 +18,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from veil.migration.attestation import order_attestations, sign_binding
+from veil.migration.claim import pack_proof_flags
 from veil.migration.merkle import build_tree
 
 HERE = Path(__file__).resolve().parent
@@ -85,11 +86,6 @@ class Tree:
         """(value indices in the order the contract expects, proof, proof flags)."""
         multi = self._tree.multiproof(value_indices)
         return [self._position[v] for v in multi.leaves], multi.proof, multi.proof_flags
-
-
-def pack_flags(flags: Sequence[bool]) -> int:
-    """OpenZeppelin's proofFlags as the Migrator takes them: flag i in bit i."""
-    return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
 def make_leaves(count: int, *, seed: int = 0, staked_every: int = 2) -> list[Leaf]:
@@ -175,7 +171,7 @@ class System:
                     self.attest(leaf, receiver),
                 )
             )
-        return claims, proof, pack_flags(flags)
+        return claims, proof, pack_proof_flags(flags)
 
     def set_tree(self, tree: Tree, *, window: int = 30 * 86400, free=None, staked=None) -> int:
         deadline = boa.env.evm.patch.timestamp + window

@@ -23,7 +23,6 @@ from migrator_kit import (
     deploy_system,
     deployer,
     make_leaves,
-    pack_flags,
 )
 
 from veil.migration.attestation import (
@@ -32,6 +31,7 @@ from veil.migration.attestation import (
     binding_typed_data,
     domain_separator,
 )
+from veil.migration.claim import pack_proof_flags
 from veil.migration.merkle import leaf_hash
 
 MAX_UINT = 2**256 - 1
@@ -762,7 +762,7 @@ def test_multiproof_port_agrees_with_the_tree_library(deployed_system: System, s
     tree = Tree(make_leaves(size, seed=size))
     chosen = data.draw(st.sets(st.integers(0, size - 1), min_size=1, max_size=min(size, 16)))
     ordered, proof, flags = tree.multiproof(sorted(chosen))
-    packed = pack_flags(flags)
+    packed = pack_proof_flags(flags)
     leaves = [leaf_hash(tree.leaves[v].value) for v in ordered]
     root_of = deployed_system.migrator.internal._multiproof_root
     assert root_of(leaves, proof, packed) == tree.root
