@@ -21,6 +21,8 @@ from veil.attester.requests import Refused
 log = logging.getLogger("veil.attester")
 
 Handler = Callable[[Any], dict[str, Any]]
+#: A GET route by prefix: the path after the prefix -> (content type, body); may Refuse.
+Reader = Callable[[str], tuple[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,15 @@ class AttesterServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], posts: dict[str, Route], info: Callable[[], dict]
+        self,
+        address: tuple[str, int],
+        posts: dict[str, Route],
+        info: Callable[[], dict],
+        readers: dict[str, Reader] | None = None,
     ) -> None:
         self.posts = posts
         self.info = info
+        self.readers = readers or {}
         super().__init__(address, _RequestHandler)
 
     @property
@@ -59,19 +66,30 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
-    def _answer(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
+    def _send(self, status: int, kind: str, body: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
+    def _answer(self, status: int, payload: dict[str, Any]) -> None:
+        self._send(status, "application/json", json.dumps(payload).encode())
+
     def do_GET(self) -> None:
         if self.path == "/v1/health":
             self._answer(HTTPStatus.OK, {"ok": True, **self.server.info()})
-        else:
-            self._answer(HTTPStatus.NOT_FOUND, {"error": f"no route GET {self.path}"})
+            return
+        for prefix, reader in self.server.readers.items():
+            if self.path.startswith(prefix):
+                try:
+                    kind, body = reader(self.path[len(prefix) :])
+                except Refused as refused:
+                    self._answer(refused.status, {"error": refused.reason})
+                    return
+                self._send(HTTPStatus.OK, kind, body)
+                return
+        self._answer(HTTPStatus.NOT_FOUND, {"error": f"no route GET {self.path}"})
 
     def do_POST(self) -> None:
         route = self.server.posts.get(self.path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,7 @@ from veil.attester.compute import (
     CollateralSource,
     ComputeService,
 )
-from veil.attester.requests import Refused
-from veil.attester.server import AttesterServer, Route, _RequestHandler
+from veil.attester.server import AttesterServer, Reader, Route
 from veil.attester.store import Store
 from veil.chain.client import Chain
 from veil.compute.attestation import RegistryDomain
@@ -55,31 +53,6 @@ class AttesterConfig:
     max_skew: int = 300
     clock: Callable[[], int] | None = None
     collateral_source: CollateralSource | None = None
-
-
-#: A GET route: path suffix after its prefix -> (content type, body bytes); may Refuse.
-Reader = Callable[[str], tuple[str, bytes]]
-
-
-class _ReadingHandler(_RequestHandler):
-    """GET by prefix (published evidence, worker views), then the base routes."""
-
-    def do_GET(self) -> None:
-        readers: dict[str, Reader] = getattr(self.server, "readers", {})
-        for prefix, reader in readers.items():
-            if self.path.startswith(prefix):
-                try:
-                    kind, body = reader(self.path[len(prefix) :])
-                except Refused as refused:
-                    self._answer(refused.status, {"error": refused.reason})
-                    return
-                self.send_response(HTTPStatus.OK)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-        super().do_GET()
 
 
 def _json_reader(read: Callable[[str], dict[str, Any]]) -> Reader:
@@ -131,7 +104,4 @@ def build_server(config: AttesterConfig) -> AttesterServer:
         )
     info["routes"] = sorted(routes)
     info["reads"] = sorted(readers)
-    server = AttesterServer((config.host, config.port), routes, lambda: info)
-    server.RequestHandlerClass = _ReadingHandler
-    server.readers = readers  # type: ignore[attr-defined]
-    return server
+    return AttesterServer((config.host, config.port), routes, lambda: info, readers)
