@@ -59,6 +59,15 @@ class Walkthrough:
         self.console.print(f"[bold cyan]$ veil {shown}[/bold cyan]")
         self._run([*args, *extra])
 
+    def veil_to_file(self, path: Path, *args: str) -> None:
+        """`veil ARGS > PATH`, as its own process so the file holds exactly its output."""
+        shown = " ".join(shlex.quote(a) for a in args)
+        self.console.print(f"[bold cyan]$ veil {shown} > {path.name}[/bold cyan]")
+        with path.open("w") as out:
+            done = subprocess.run([str(veil_executable()), *args], stdout=out, timeout=120)
+        if done.returncode != 0:
+            raise VeilError(f"demo step `veil {shown}` exited with {done.returncode}")
+
     def devnet(self, *args: str) -> None:
         shown = " ".join(shlex.quote(a) for a in args)
         self.console.print(f"[bold cyan]$ veil devnet {shown}[/bold cyan]")
@@ -162,6 +171,7 @@ def run_demo(run: Runner, port: int, console: Console | None = None) -> None:
         work = DEMO_HOME / "migration"
         work.mkdir(parents=True, exist_ok=True)
         migration(w, work, accounts=5_000, attester_port=free_port(preferred=8700))
+        compute(w, DEMO_HOME / "compute", attester_port=free_port(preferred=8701))
     finally:
         if devnet.running() is not None:
             devnet.stop()
@@ -218,7 +228,7 @@ def migration(w: Walkthrough, work: Path, accounts: int, attester_port: int) -> 
 
     w.step("An attester verifies bindings and signs them (EIP-712)")
     url = f"http://127.0.0.1:{attester_port}"
-    attester = _start_attester(w, tree, work / "attester.sqlite", attester_port)
+    attester = _start_attester(w, work / "attester.sqlite", attester_port, ["--tree", str(tree)])
     try:
         context = context_from_files(tree, w.deployment)
         secrets = json.loads(keys.read_text())["keys"]
@@ -249,6 +259,50 @@ def migration(w: Walkthrough, work: Path, accounts: int, attester_port: int) -> 
            "--positions", str(pos), "--exclusions", str(exc), "--ledger", str(ledger))  # fmt: skip
 
 
+def compute(w: Walkthrough, work: Path, attester_port: int) -> None:
+    """Issue 4's story: a provider stakes collateral and a (simulated) TDX worker joins."""
+    from veil.chain.accounts import devnet_account
+
+    work.mkdir(parents=True, exist_ok=True)
+    policy = work / "devnet-policy.toml"
+    provider = devnet_account("provider").address
+    state = work / "worker"
+
+    w.step("The attester takes the network's attestation policy")
+    w.say("the devnet has no TDX hardware: its policy admits SIMULATED TEEs, production never")
+    w.veil_to_file(policy, "attester", "devnet-policy")
+    url = f"http://127.0.0.1:{attester_port}"
+    attester = _start_attester(w, work / "attester.sqlite", attester_port,
+                               ["--policy", str(policy)])  # fmt: skip
+    try:
+        w.step("A provider stakes PHA and posts the vPHA as collateral")
+        w.veil("worker", "provider", "--stake", "2000", "--account", "provider")
+
+        w.step("A worker proves its machine, registers on chain and sends heartbeats")
+        w.say("its key is bound into the quote's report data; the attester verifies, then signs")
+        w.veil("worker", "run", "--provider", provider, "--tee", "sim", "--attester", url,
+               "--state-dir", str(state), "--iterations", "3", "--interval", "1",
+               "--account", "provider")  # fmt: skip
+        w.veil("worker", "status", "--state-dir", str(state), "--attester", url)
+
+        w.step("Anyone re-verifies the registered worker from its published evidence")
+        worker = _worker_address(state)
+        w.veil("worker", "verify", "--worker", worker, "--attester", url,
+               "--policy", str(policy))  # fmt: skip
+    finally:
+        attester.terminate()
+        attester.wait(timeout=10)
+
+
+def _worker_address(state: Path) -> str:
+    from veil.compute.identity import load_identity
+
+    identity = load_identity(state)
+    if identity is None:
+        raise VeilError(f"worker state {state}: no worker key was created")
+    return identity.address
+
+
 def _chain_time(w: Walkthrough) -> int:
     from veil.chain import deployment as deployments
     from veil.chain.client import Chain
@@ -257,11 +311,13 @@ def _chain_time(w: Walkthrough) -> int:
     return int(chain.w3.eth.get_block("latest")["timestamp"])
 
 
-def _start_attester(w: Walkthrough, tree: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_attester(
+    w: Walkthrough, db: Path, port: int, inputs: list[str]
+) -> subprocess.Popen[bytes]:
     """`veil attester serve` as its own process, as an operator would run it."""
     import urllib.request
 
-    args = ["attester", "serve", "--tree", str(tree), "--deployment", str(w.deployment),
+    args = ["attester", "serve", *inputs, "--deployment", str(w.deployment),
             "--db", str(db), "--port", str(port), "--account", "attester"]  # fmt: skip
     w.console.print(f"[bold cyan]$ veil {' '.join(args)} &[/bold cyan]")
     process = subprocess.Popen([str(veil_executable()), *args], stdout=subprocess.DEVNULL,

@@ -121,6 +121,9 @@ class ComputeService:
     validity: int = DAY
     max_skew: int = 300
     clock: Callable[[], int] = field(default=lambda: int(time.time()))
+    # Expiries are compared with block.timestamp on chain; collateral and heartbeats with
+    # real time. The two agree on a live network, not on a devnet that has time-travelled.
+    chain_clock: Callable[[], int] | None = None
     collateral_source: CollateralSource | None = None
     archive: EvidenceArchive = field(init=False)
 
@@ -145,7 +148,7 @@ class ComputeService:
             _optional_text(body, "collateral"),
         )
         now = self.clock()
-        expiry = self._expiry(body, now)
+        expiry = self._expiry(body, self._chain_now(now))
         try:
             evidence = evidence_from_bytes(bundle.evidence.encode(), "evidence")
             collateral = self._collateral(evidence, bundle.collateral, now)
@@ -216,6 +219,9 @@ class ComputeService:
         )
         return answer
 
+    def _chain_now(self, now: int) -> int:
+        return self.chain_clock() if self.chain_clock is not None else now
+
     def _expiry(self, body: dict[str, Any], now: int) -> int:
         """The worker may ask for an expiry (so M attesters sign one identical struct)."""
         if "expiry" not in body:
@@ -281,7 +287,7 @@ class ComputeService:
         if abs(now - sent_at) > self.max_skew:
             drift = f"{now - sent_at:+d} s from now, limit {self.max_skew} s"
             raise Refused(422, f"heartbeat: stale timestamp {sent_at} ({drift})")
-        if registration["expiry"] <= now:
+        if registration["expiry"] <= self._chain_now(now):
             raise Refused(403, f"heartbeat: worker {worker}'s attestation expired at"
                                f" {registration['expiry']}; re-attest first")  # fmt: skip
         last = self.store.last_heartbeat(worker)

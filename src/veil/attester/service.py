@@ -52,6 +52,7 @@ class AttesterConfig:
     validity: int = 86_400
     max_skew: int = 300
     clock: Callable[[], int] | None = None
+    chain_clock: Callable[[], int] | None = None  # default: the chain's, when `chain` is set
     collateral_source: CollateralSource | None = None
 
 
@@ -76,6 +77,11 @@ def build_server(config: AttesterConfig) -> AttesterServer:
         )
         if config.clock is not None:
             compute.clock = config.clock
+        if config.chain_clock is not None:
+            compute.chain_clock = config.chain_clock
+        elif config.chain is not None:
+            w3 = config.chain.w3
+            compute.chain_clock = lambda: int(w3.eth.get_block("latest")["timestamp"])
         routes[REGISTRATIONS_PATH] = Route(compute.register, MAX_REGISTRATION_BODY)
         routes[HEARTBEATS_PATH] = Route(compute.heartbeat)
         readers[EVIDENCE_PREFIX] = lambda h: ("application/json", compute.evidence(h))
