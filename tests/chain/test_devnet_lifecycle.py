@@ -74,3 +74,18 @@ def test_stale_process_record_is_forgotten(tmp_path: Path) -> None:
     )
     assert Devnet(tmp_path).running() is None
     assert not (tmp_path / "process.json").exists()
+
+
+def test_wrong_network_and_dead_rpc_are_one_line(tmp_path: Path) -> None:
+    from veil.chain.client import connect
+    from veil.errors import ChainError
+
+    devnet = Devnet(tmp_path)
+    process = devnet.start(port=free_port())
+    try:
+        with pytest.raises(ChainError, match="chain id 73217, but the deployment is for 1"):
+            connect(process.rpc_url, expected_chain_id=1)
+    finally:
+        devnet.stop()
+    with pytest.raises(ChainError, match="no answer"):
+        connect(process.rpc_url, timeout=2)
