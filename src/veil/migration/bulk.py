@@ -8,12 +8,17 @@ roughly halves the time of each; it is re-enabled (and the state restored) after
 
 from __future__ import annotations
 
+import binascii
 import gc
 import json
-from collections.abc import Callable, Iterator
+import struct
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
+from operator import itemgetter
 from typing import Any, ParamSpec, TypeVar
+
+import orjson
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,3 +60,67 @@ def json_document(head: dict[str, Any], tail: dict[str, Any], lists: dict[str, l
     rest = json.dumps(tail)
     parts.append(", " + rest[1:] if len(tail) else "}")
     return "".join(parts) + "\n"
+
+
+def load_json(data: bytes) -> Any:
+    """Parse JSON with orjson (about four times faster on a million records than `json`).
+
+    Text orjson refuses goes through `json` instead, so errors read as before and what
+    `json` accepts beyond the standard (NaN, Infinity) still loads. orjson turns integers
+    beyond 64 bits into floats: bulk fast paths accept only exact types, and their slow
+    paths re-parse with `json_exact`.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def json_exact(data: bytes) -> Any:
+    """The standard library's reading of `data` (integers of any size stay exact)."""
+    return json.loads(data)
+
+
+def has_float(value: Any) -> bool:
+    """Whether a (small) parsed JSON value holds a float anywhere, maybe a big integer."""
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(map(has_float, value.values()))
+    if isinstance(value, list):
+        return any(map(has_float, value))
+    return False
+
+
+_X_TO_ZERO = {ord("x"): ord("0")}
+
+
+def hex_records(texts: Sequence[Any], size: int) -> bytes | None:
+    """Decode n "0x" + hex strings of exactly `size` bytes each in one go, or None.
+
+    Returns n records of 1 + `size` bytes, each starting with a zero byte where its "0x"
+    was (turning that "x" into "0" makes the whole text plain hex). Anything unusual (not
+    a string, another length, upper-case "0X", an "x" elsewhere, not hex) gives None, so
+    the caller's record-by-record path can name the problem.
+    """
+    count = len(texts)
+    width = 2 + 2 * size
+    if not count:
+        return b""
+    if set(map(type, texts)) != {str} or set(map(len, texts)) != {width}:
+        return None
+    joined = "".join(texts)
+    if joined.count("x") != count or joined[1::width] != "x" * count:
+        return None
+    if joined[::width] != "0" * count:
+        return None
+    try:
+        return binascii.a2b_hex(joined.translate(_X_TO_ZERO))
+    except ValueError:
+        return None
+
+
+def split_records(blob: bytes, width: int, start: int, size: int) -> list[bytes]:
+    """Bytes `start` to `start + size` of each `width`-byte record in `blob`."""
+    layout = f"{start}x{size}s{width - start - size}x"
+    return list(map(itemgetter(0), struct.iter_unpack(layout, blob)))
