@@ -34,8 +34,8 @@ def delegate(
 ) -> None:
     """Give your vPHA's voting power to an address (yourself included: undelegated vPHA
     does not vote)."""
-    chain = open_chain(deployment, rpc)
     me = resolve_signer(account, keystore)
+    chain = open_chain(deployment, rpc)
     target = me.address if to == "self" else to
     if not Web3.is_address(target):
         raise InputError(f"delegatee {to!r}: not an address")
@@ -100,10 +100,10 @@ def vote(
     """Cast your vote with the voting power you had at the proposal's snapshot."""
     if support.lower() not in gov.SUPPORT:
         raise InputError(f"vote {support!r}: choose for, against or abstain")
-    chain = open_chain(deployment, rpc)
-    me = resolve_signer(account, keystore)
-    governor = chain.contract("Governor")
     proposal_id = gov.parse_proposal_id(proposal)
+    me = resolve_signer(account, keystore)
+    chain = open_chain(deployment, rpc)
+    governor = chain.contract("Governor")
     choice = gov.SUPPORT[support.lower()]
     call = (
         governor.functions.castVoteWithReason(proposal_id, choice, reason)
@@ -125,9 +125,10 @@ def _lifecycle(
     deployment: Path | None,
     rpc: str | None,
 ) -> None:
-    chain = open_chain(deployment, rpc)
+    proposal_id = gov.parse_proposal_id(proposal)
     me = resolve_signer(account, keystore)
-    found = gov.find_proposal(chain, gov.parse_proposal_id(proposal))
+    chain = open_chain(deployment, rpc)
+    found = gov.find_proposal(chain, proposal_id)
     governor = chain.contract("Governor")
     fn = getattr(governor.functions, name)
     args = (found.targets, found.values, found.calldatas, found.description_hash)

@@ -29,9 +29,9 @@ def deposit(
     rpc: str = RpcOpt,
 ) -> None:
     """Stake PHA; vPHA starts earning rewards and can carry votes once delegated."""
-    chain = open_chain(deployment, rpc)
-    me = resolve_signer(account, keystore)
     assets = parse_amount(amount)
+    me = resolve_signer(account, keystore)
+    chain = open_chain(deployment, rpc)
     shares = staking.deposit(chain, me, assets, receiver)
     decimals = chain.contract("Vault").functions.decimals().call()
     console.print(
@@ -52,9 +52,9 @@ def request_unlock(
     """Burn vPHA now and fix the PHA owed; claim it after the unlock period."""
     if (amount is None) == (not all_):
         raise InputError("request-unlock: give an amount or --all (not both)")
-    chain = open_chain(deployment, rpc)
-    me = resolve_signer(account, keystore)
     assets = None if all_ else parse_amount(amount)
+    me = resolve_signer(account, keystore)
+    chain = open_chain(deployment, rpc)
     request = staking.request_unlock(chain, me, assets=assets, all_shares=all_)
     console.print(
         f"unlock request {request.request_id}: {format_with_wei(request.assets)} "
@@ -71,8 +71,8 @@ def cancel(
     rpc: str = RpcOpt,
 ) -> None:
     """Cancel a pending unlock: its PHA is staked again at today's price, nothing lost."""
-    chain = open_chain(deployment, rpc)
     me = resolve_signer(account, keystore)
+    chain = open_chain(deployment, rpc)
     request = staking.read_request(chain, request_id)
     shares = staking.cancel(chain, me, request_id)
     decimals = chain.contract("Vault").functions.decimals().call()
@@ -92,8 +92,8 @@ def claim(
     rpc: str = RpcOpt,
 ) -> None:
     """Receive the PHA of a matured unlock request, in full."""
-    chain = open_chain(deployment, rpc)
     me = resolve_signer(account, keystore)
+    chain = open_chain(deployment, rpc)
     if all_ready:
         now = chain.w3.eth.get_block("latest")["timestamp"]
         ids = [r.request_id for r in staking.open_requests(chain, me.address) if r.ready(now)]

@@ -1,0 +1,45 @@
+"""Bad input at the command line: one `error:` line naming the problem, non-zero, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from veil.demo import veil_executable
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(veil_executable()), *args], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["stake", "deposit", "10", "--account", "alice", "-d", "{missing}"], 2,
+         "error: deployment {missing}: not found"),
+        (["stake", "deposit", "1.0000000000000000001", "--account", "alice", "-d", "{dep}"], 2,
+         "more than 18 decimals"),
+        (["stake", "deposit", "10", "--account", "mallory", "-d", "{dep}"], 2,
+         "not a devnet name"),
+        (["gov", "vote", "1", "maybe", "-d", "{dep}"], 2, "choose for, against or abstain"),
+        (["devnet", "down", "--home", "{tmp}"], 1, "error: devnet is not running"),
+        (["migrate", "snapshot", "--raw-state", "{missing}", "--out", "{tmp}/s.json"], 2,
+         "{missing}"),
+    ],
+)  # fmt: skip
+def test_one_line_errors(tmp_path: Path, args: list[str], code: int, message: str) -> None:
+    dep = tmp_path / "dep.json"
+    dep.write_text(
+        '{"network": "t", "chain_id": 73217, "rpc_url": "http://127.0.0.1:9", "contracts": {}}'
+    )
+    names = {"missing": str(tmp_path / "missing.json"), "dep": str(dep), "tmp": str(tmp_path)}
+    done = run(*[a.format(**names) for a in args])
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert message.format(**names) in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "s.json").exists()
