@@ -43,3 +43,26 @@ def test_one_line_errors(tmp_path: Path, args: list[str], code: int, message: st
     assert message.format(**names) in lines[0]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "s.json").exists()
+
+
+def test_claim_with_a_bad_signature_fails_before_any_chain_call(tmp_path: Path) -> None:
+    """The claim client checks the binding locally: no attester, no RPC is bothered."""
+    from veil.atomic import write_json
+    from veil.migration.merkle import build_tree
+    from veil.migration.synthetic import keypair
+    from veil.substrate import ss58
+
+    holder = keypair("sr25519", b"\x01" * 32)
+    tree = build_tree([(0, holder.account, 10**18, 0)],
+                      {"ledger": {"snapshot": {"genesis_hash": "0x" + "11" * 32}}})  # fmt: skip
+    write_json(tmp_path / "tree.json", tree.dump())
+    dep = tmp_path / "dep.json"
+    dep.write_text('{"network": "t", "chain_id": 73217, "rpc_url": "http://127.0.0.1:9", '
+                   '"contracts": {"Migrator": {"address": "0x' + "ab" * 20 + '", "abi": []}}}')
+    done = run("migrate", "claim", "--tree", str(tmp_path / "tree.json"),
+               "--account", ss58.encode(holder.account), "--to", "0x" + "cd" * 20,
+               "--signature", "0x" + "00" * 64, "--attester", "http://127.0.0.1:9",
+               "--from", "dave", "-d", str(dep))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "not a valid" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "no answer" not in done.stderr

@@ -1,4 +1,5 @@
-"""`veil migrate`: parachain state -> snapshot -> ledger -> Merkle tree, and bindings.
+"""`veil migrate`: parachain state -> snapshot -> ledger -> Merkle tree, bindings, and the
+on-chain half: claims and the audit.
 
 Each step reads the previous step's file and writes its own; the logic lives in
 `veil.migration` and `veil.substrate`, this module only parses, calls and prints.
@@ -358,8 +359,6 @@ def claim(
     """
     if scheme is not None and scheme not in SCHEMES:
         raise InputError(f"--scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
-    chain = open_chain(deployment, rpc)
-    assert chain.deployment is not None
     context = _onchain_context(tree, genesis, deployment)
     migrator = context.migrator
     account_id = ss58.parse_account(account)
@@ -369,6 +368,7 @@ def claim(
     verified = binding_lib.verify_binding(
         account_id, receiver, sig, context, scheme=scheme, public_key=key  # type: ignore[arg-type]
     )
+    chain = open_chain(deployment, rpc)
     merkle = load_tree(tree)
     body = {"account": "0x" + account_id.hex(), "receiver": receiver, "signature": signature}
     if scheme:
