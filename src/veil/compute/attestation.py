@@ -23,6 +23,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import is_address, keccak, to_checksum_address
 
+from veil.chain.eip712 import DOMAIN_FIELDS
 from veil.errors import InputError
 
 DOMAIN_NAME = "veil ComputeRegistry"
@@ -169,12 +170,7 @@ def typed_data(attestation: WorkerAttestation, domain: RegistryDomain) -> dict[s
     """The full EIP-712 document, as wallets and `eth_signTypedData_v4` take it."""
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": DOMAIN_FIELDS,
             PRIMARY_TYPE: ATTESTATION_FIELDS,
         },
         "primaryType": PRIMARY_TYPE,

@@ -18,6 +18,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
+from veil.chain.eip712 import DOMAIN_FIELDS
 from veil.compute.attestation import RegistryDomain
 from veil.compute.evidence import checksum
 from veil.errors import InputError
@@ -46,12 +47,7 @@ class Heartbeat:
 def typed_data(beat: Heartbeat, domain: RegistryDomain) -> dict[str, Any]:
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": DOMAIN_FIELDS,
             "Heartbeat": HEARTBEAT_FIELDS,
         },
         "primaryType": "Heartbeat",

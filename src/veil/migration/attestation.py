@@ -25,6 +25,7 @@ from eth_account import Account
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
+from veil.chain.eip712 import DOMAIN_FIELDS
 from veil.errors import InputError
 
 DOMAIN_NAME = "veil Migrator"
@@ -102,12 +103,7 @@ def binding_typed_data(
     """The full EIP-712 message, for wallets and `eth_signTypedData_v4` tooling."""
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": DOMAIN_FIELDS,
             "Binding": [
                 {"name": "account", "type": "bytes32"},
                 {"name": "receiver", "type": "address"},
