@@ -19,15 +19,18 @@ import itertools
 import json
 import multiprocessing
 import os
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import add, methodcaller
 from pathlib import Path
 from typing import Any
 
 from veil.atomic import write_text
 from veil.errors import InputError
-from veil.migration.bulk import bulk, json_document
-from veil.migration.keccak import keccak256, new_hasher
+from veil.migration.bulk import bulk, json_document, split_records
+from veil.migration.keccak import keccak256, new_double_hasher, new_hasher
 from veil.migration.ledger import Ledger
 
 LEAF_ENCODING = ("uint256", "bytes32", "uint256", "uint256")
@@ -189,9 +192,52 @@ class MerkleTree:
 _PARALLEL_MIN_LEAVES = 50_000
 
 
+_CHUNK = 1 << 16  # leaves encoded at a time: bounds the memory of the encodings
+_TO_UINT256 = methodcaller("to_bytes", 32, "big")
+_KEYED = struct.Struct(">32sI")  # a leaf hash and the position of its value
+
+
+def _encodings(values: Sequence[LeafValue]) -> list[bytes] | None:
+    """`encode_leaf` of every value, column by column; None if any needs its error."""
+    try:
+        index, account, free, staked = zip(*values, strict=True)
+        if set(map(len, account)) != {32}:
+            return None
+        for column in (index, free, staked):
+            if min(column) < 0 or max(column) >= _UINT256:
+                return None
+        blob = b"".join(
+            chain.from_iterable(
+                zip(map(_TO_UINT256, index), account, map(_TO_UINT256, free),
+                    map(_TO_UINT256, staked), strict=True)
+            )
+        )  # fmt: skip
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if len(blob) != 128 * len(values):
+        return None
+    return split_records(blob, 128, 0, 128)
+
+
 def _leaf_hashes(values: Sequence[LeafValue]) -> list[bytes]:
-    hasher = new_hasher()
-    return [hasher(hasher(encode_leaf(v))) for v in values]
+    hasher = new_double_hasher()
+    hashes: list[bytes] = []
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        encodings = _encodings(chunk)
+        if encodings is None:
+            encodings = [encode_leaf(v) for v in chunk]  # raises naming the bad leaf
+        hashes += map(hasher, encodings)
+    return hashes
+
+
+def _sorted_leaves(values: Sequence[LeafValue], start: int) -> list[bytes]:
+    """(leaf hash, value position) records of `values[start:]`... sorted by hash."""
+    hashes = _leaf_hashes(values)
+    positions = map(methodcaller("to_bytes", 4, "big"), range(start, start + len(values)))
+    keyed = list(map(add, hashes, positions))
+    keyed.sort()
+    return keyed
 
 
 def _internal_ranges(count: int, right: bool) -> list[range]:
@@ -216,12 +262,12 @@ def _internal_ranges(count: int, right: bool) -> list[range]:
 
 
 def _hash_internal(tree: list[bytes], ranges: list[range]) -> None:
+    """Hash the nodes of each range, one level of the tree each (children come first)."""
     hasher = new_hasher()
     for span in ranges:
-        for i in span:
-            a = tree[2 * i + 1]
-            b = tree[2 * i + 2]
-            tree[i] = hasher(a + b if a <= b else b + a)
+        a = tree[2 * span.start + 1 : 2 * span.stop : 2]
+        b = tree[2 * span.start + 2 : 2 * span.stop + 1 : 2]
+        tree[span.start : span.stop] = map(hasher, map(add, map(min, a, b), map(max, a, b)))
 
 
 def _forked(job: Callable[[], bytes]) -> Callable[[], bytes | None]:
@@ -253,10 +299,6 @@ def _forked(job: Callable[[], bytes]) -> Callable[[], bytes | None]:
     return result
 
 
-def _split(blob: bytes) -> list[bytes]:
-    return [blob[i : i + 32] for i in range(0, len(blob), 32)]
-
-
 @bulk
 def build_tree(
     values: Iterable[LeafValue],
@@ -282,44 +324,62 @@ def build_tree(
         )
     else:
         parallel = workers >= 2 and count >= 4
+    if count >= 2**32:
+        raise InputError(f"tree: {count} leaves, at most {2**32 - 1}")
     half = count // 2
     if parallel:
-        wait = _forked(lambda: b"".join(_leaf_hashes(values[half:])))
-        hashes = _leaf_hashes(values[:half])
+        # Each process hashes and sorts half of the leaves; one merge joins the halves.
+        wait = _forked(lambda: b"".join(_sorted_leaves(values[half:], half)))
+        keyed = _sorted_leaves(values[:half], 0)
         rest = wait()
-        hashes += _split(rest) if rest is not None else _leaf_hashes(values[half:])
+        if rest is None:
+            keyed += _sorted_leaves(values[half:], half)
+        else:
+            keyed += split_records(rest, _KEYED.size, 0, _KEYED.size)
+            del rest
+        keyed.sort()  # two sorted runs: a single linear merge
     else:
-        hashes = _leaf_hashes(values)
-    order = sorted(range(count), key=hashes.__getitem__)
+        keyed = _sorted_leaves(values, 0)
+    blob = b"".join(keyed)
+    del keyed
     size = 2 * count - 1
-    tree: list[bytes] = [b""] * size
-    tree_indices = [0] * count
     last = size - 1
-    for position, value_index in enumerate(order):
-        tree[last - position] = hashes[value_index]
+    # Leaves in hash order fill the end of the array backwards (OpenZeppelin's layout).
+    leaves = split_records(blob, _KEYED.size, 0, 32)
+    leaves.reverse()
+    tree: list[bytes] = [b""] * (count - 1)
+    tree += leaves
+    del leaves
+    tree_indices = [0] * count
+    for position, (_, value_index) in enumerate(_KEYED.iter_unpack(blob)):
         tree_indices[value_index] = last - position
-    del hashes, order
+    del blob
+    left = _internal_ranges(count, right=False)
+    right = _internal_ranges(count, right=True)
     if parallel:
-        right = _internal_ranges(count, right=True)
 
         def right_half() -> bytes:
             _hash_internal(tree, right)
-            return b"".join(tree[i] for span in right for i in span)
+            return b"".join(chain.from_iterable(tree[r.start : r.stop] for r in right))
 
         wait = _forked(right_half)
-        _hash_internal(tree, _internal_ranges(count, right=False))
-        blob = wait()
-        if blob is None:
+        _hash_internal(tree, left)
+        nodes = wait()
+        if nodes is None:
             _hash_internal(tree, right)
         else:
-            nodes = iter(_split(blob))
+            hashed = split_records(nodes, 32, 0, 32)
+            del nodes
+            offset = 0
             for span in right:
-                for i in span:
-                    tree[i] = next(nodes)
+                tree[span.start : span.stop] = hashed[offset : offset + len(span)]
+                offset += len(span)
+    else:
+        _hash_internal(tree, left)
+        _hash_internal(tree, right)
+    if count >= 2:
         a, b = tree[1], tree[2]
         tree[0] = keccak256(a + b if a <= b else b + a)
-    else:
-        _hash_internal(tree, [range(count - 2, -1, -1)])
     return MerkleTree(tree, values, tree_indices, metadata or {})
 
 
