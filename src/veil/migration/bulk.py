@@ -11,6 +11,8 @@ from __future__ import annotations
 import binascii
 import gc
 import json
+import multiprocessing
+import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -124,3 +126,44 @@ def split_records(blob: bytes, width: int, start: int, size: int) -> list[bytes]
     """Bytes `start` to `start + size` of each `width`-byte record in `blob`."""
     layout = f"{start}x{size}s{width - start - size}x"
     return list(map(itemgetter(0), struct.iter_unpack(layout, blob)))
+
+
+PARALLEL_MIN_ROWS = 50_000
+
+
+def can_fork(rows: int) -> bool:
+    """Whether `rows` records are worth a forked helper here (two cores, `fork` exists)."""
+    return (
+        rows >= PARALLEL_MIN_ROWS
+        and (os.cpu_count() or 1) >= 2
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
+
+
+def forked(job: Callable[[], bytes]) -> Callable[[], bytes | None]:
+    """Run `job` in a forked child (which shares our memory copy-on-write), now.
+
+    Returns a function that waits for the child's bytes, or None if it failed, in which
+    case the caller does the work itself: parallelism here is only ever an optimisation.
+    """
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def run() -> None:
+        send.send_bytes(job())
+        send.close()
+
+    process = context.Process(target=run, daemon=True)
+    process.start()
+    send.close()
+
+    def result() -> bytes | None:
+        try:
+            data = receive.recv_bytes()
+        except (EOFError, OSError):
+            data = None
+        process.join()
+        receive.close()
+        return data if process.exitcode == 0 else None
+
+    return result

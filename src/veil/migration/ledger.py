@@ -18,12 +18,22 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import compress, islice, repeat
+from operator import add, itemgetter, lt, methodcaller, mul, not_, or_
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from veil.atomic import write_text
 from veil.errors import InputError
-from veil.migration.bulk import bulk, json_document
+from veil.migration.bulk import (
+    bulk,
+    has_float,
+    hex_records,
+    json_document,
+    json_exact,
+    load_json,
+    split_records,
+)
 from veil.migration.positions import (
     BACKING_REASON,
     DUST_REASON,
@@ -100,11 +110,11 @@ class Ledger:
 
     @property
     def free_wei(self) -> int:
-        return sum(leaf.free_wei for leaf in self.leaves)
+        return sum(map(itemgetter(2), self.leaves))
 
     @property
     def staked_wei(self) -> int:
-        return sum(leaf.staked_wei for leaf in self.leaves)
+        return sum(map(itemgetter(3), self.leaves))
 
     @property
     def excluded_wei(self) -> int:
@@ -135,6 +145,12 @@ class Ledger:
                     f"excluded differ from it by {difference} wei"
                 ]
             )
+        leaves = self.leaves
+        accounts = list(map(itemgetter(1), leaves))
+        if list(map(itemgetter(0), leaves)) == list(range(len(leaves))) and all(
+            map(lt, accounts, islice(accounts, 1, None))
+        ):
+            return  # the common case, checked in bulk; otherwise find the first bad leaf
         for position, leaf in enumerate(self.leaves):
             if leaf.index != position:
                 raise LedgerRefused([f"leaf {position}: index {leaf.index} is out of place"])
@@ -280,22 +296,40 @@ def build_ledger(
     # accounts are set aside with their balances.
     named = backers.keys() | excluded_other.keys()
     balances: dict[bytes, int] = {}
-    entries: list[tuple[bytes, int, int]] = []
-    add = entries.append
     stake_left = dict(staked_by_account)
-    take_stake = stake_left.pop
-    for row in snapshot.accounts:
-        account = row[0]
-        balance = row[1] + row[2]
-        if account in named or account[:4] == MODULE_PREFIX:
-            balances[account] = balance
-            continue
-        staked = take_stake(account, 0)
-        if balance or staked:
-            add((account, balance * WEI_PER_PLANCK, staked * WEI_PER_PLANCK))
+    # Column-wide over the million rows (row order kept): module and named accounts are
+    # set aside, every other account with a balance or a stake becomes a leaf.
+    rows = snapshot.accounts
+    accounts = list(map(itemgetter(0), rows))
+    aside = list(
+        map(or_, map(methodcaller("startswith", MODULE_PREFIX), accounts),
+            map(named.__contains__, accounts))
+    )  # fmt: skip
+    for position in compress(range(len(rows)), aside):
+        row = rows[position]
+        balances[row[0]] = row[1] + row[2]
+    keep = list(map(not_, aside))
+    del aside
+    holders = list(compress(accounts, keep))
+    del accounts
+    held = list(map(add, compress(map(itemgetter(1), rows), keep),
+                    compress(map(itemgetter(2), rows), keep)))  # fmt: skip
+    del keep
+    staked = list(map(stake_left.pop, holders, repeat(0)))
+    present = list(map(or_, held, staked))
+    wei = repeat(WEI_PER_PLANCK)
+    columns = (
+        list(compress(holders, present)),
+        list(map(mul, compress(held, present), wei)),
+        list(map(mul, compress(staked, present), wei)),
+    )
+    del holders, held, staked, present
     if stake_left:  # delegators without a System.Account entry still get their stake
+        entries = list(zip(*columns, strict=True))
         entries += [(a, 0, s * WEI_PER_PLANCK) for a, s in stake_left.items() if s]
         entries.sort()
+        columns = tuple(map(list, zip(*entries, strict=True))) if entries else ([], [], [])
+        del entries
 
     backing: list[Backing] = []
     excluded: list[Excluded] = []
@@ -333,8 +367,9 @@ def build_ledger(
     if problems:
         raise LedgerRefused(problems)
 
-    leaves = [Leaf(i, a, f, s) for i, (a, f, s) in enumerate(entries)]
-    del entries
+    positions = range(len(columns[0]))
+    leaves = list(map(tuple.__new__, repeat(Leaf), zip(positions, *columns, strict=True)))
+    del columns
     ledger = Ledger(
         total_issuance_planck=snapshot.total_issuance,
         leaves=leaves,
@@ -393,16 +428,35 @@ def _account(value: Any, where: str) -> bytes:
 
 
 def _leaves_fast(records: list[Any]) -> list[Leaf] | None:
-    """All leaves in one comprehension, or None if anything is off (then checked one by one)."""
-    fromhex = bytes.fromhex
-    try:
-        leaves = [Leaf(int(i), fromhex(a[2:]), int(f), int(s)) for i, a, f, s in records]
-    except (TypeError, ValueError, AttributeError):
+    """All leaves in column-wide bulk operations, or None if anything is off.
+
+    Stricter than `_leaves_checked` (which then names the first bad leaf): indices must
+    be JSON integers and amounts strings, so whatever this accepts reads identically.
+    """
+    if not records:
+        return []
+    if set(map(type, records)) != {list} or set(map(len, records)) != {len(COLUMNS)}:
         return None
-    well_formed = all(r[1][:2] == "0x" for r in records) and all(
-        len(leaf[1]) == 32 and leaf[2] >= 0 and leaf[3] >= 0 for leaf in leaves
-    )
-    return leaves if well_formed else None
+    index, account, free, staked = zip(*records, strict=True)
+    if set(map(type, index)) != {int}:
+        return None
+    blob = hex_records(account, 32)
+    if blob is None:
+        return None
+    accounts = split_records(blob, 33, 1, 32)
+    del blob
+    amounts = []
+    for column in (free, staked):
+        if set(map(type, column)) != {str}:
+            return None
+        try:
+            numbers = list(map(int, column))
+        except ValueError:
+            return None
+        if min(numbers) < 0:
+            return None
+        amounts.append(numbers)
+    return list(map(tuple.__new__, repeat(Leaf), zip(index, accounts, *amounts, strict=True)))
 
 
 def _leaves_checked(records: list[Any], source: Path) -> list[Leaf]:
@@ -431,11 +485,14 @@ def load_ledger(path: str | os.PathLike[str]) -> Ledger:
     """Read a ledger back and re-check its reconciliation (a hand-edited file is refused)."""
     source = Path(path)
     try:
-        document = json.loads(source.read_bytes())
+        data = source.read_bytes()
+        document = load_json(data)
     except OSError as error:
         raise InputError(f"{source}: cannot read ({error.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{source}: not valid JSON ({error})") from None
+    if isinstance(document, dict) and has_float({**document, "leaves": None}):
+        document = json_exact(data)  # orjson reads integers beyond 64 bits as floats
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InputError(f"{source}: not a veil ledger (format must be {FORMAT!r})")
     if document.get("columns") != list(COLUMNS):
@@ -445,8 +502,10 @@ def load_ledger(path: str | os.PathLike[str]) -> Ledger:
     if not isinstance(records, list):
         raise InputError(f"{source}: leaves must be a list")
     leaves = _leaves_fast(records)
-    if leaves is None:
+    if leaves is None:  # read again as `json` does (exact big integers) to name the problem
+        records = json_exact(data)["leaves"]
         leaves = _leaves_checked(records, source)
+    del data, records
     backing = []
     for number, item in enumerate(document.get("backing") or []):
         where = f"{source}: backing {number}"

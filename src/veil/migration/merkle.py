@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
 import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +28,13 @@ from typing import Any
 
 from veil.atomic import write_text
 from veil.errors import InputError
-from veil.migration.bulk import bulk, json_document, split_records
+from veil.migration.bulk import (
+    bulk,
+    can_fork,
+    forked,
+    json_document,
+    split_records,
+)
 from veil.migration.keccak import keccak256, new_double_hasher, new_hasher
 from veil.migration.ledger import Ledger
 
@@ -189,9 +194,6 @@ class MerkleTree:
         return json_document(head, {"veil": self._veil()}, {"tree": nodes, "values": values})
 
 
-_PARALLEL_MIN_LEAVES = 50_000
-
-
 _CHUNK = 1 << 16  # leaves encoded at a time: bounds the memory of the encodings
 _TO_UINT256 = methodcaller("to_bytes", 32, "big")
 _KEYED = struct.Struct(">32sI")  # a leaf hash and the position of its value
@@ -270,35 +272,6 @@ def _hash_internal(tree: list[bytes], ranges: list[range]) -> None:
         tree[span.start : span.stop] = map(hasher, map(add, map(min, a, b), map(max, a, b)))
 
 
-def _forked(job: Callable[[], bytes]) -> Callable[[], bytes | None]:
-    """Run `job` in a forked child (which shares our memory copy-on-write), now.
-
-    Returns a function that waits for the child's bytes, or None if it failed, in which
-    case the caller does the work itself: parallelism here is only ever an optimisation.
-    """
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-
-    def run() -> None:
-        send.send_bytes(job())
-        send.close()
-
-    process = context.Process(target=run, daemon=True)
-    process.start()
-    send.close()
-
-    def result() -> bytes | None:
-        try:
-            data = receive.recv_bytes()
-        except (EOFError, OSError):
-            data = None
-        process.join()
-        receive.close()
-        return data if process.exitcode == 0 else None
-
-    return result
-
-
 @bulk
 def build_tree(
     values: Iterable[LeafValue],
@@ -316,20 +289,13 @@ def build_tree(
     count = len(values)
     if not count:
         raise InputError("tree: a Merkle tree needs at least one leaf")
-    if workers is None:
-        parallel = (
-            count >= _PARALLEL_MIN_LEAVES
-            and (os.cpu_count() or 1) >= 2
-            and "fork" in multiprocessing.get_all_start_methods()
-        )
-    else:
-        parallel = workers >= 2 and count >= 4
+    parallel = can_fork(count) if workers is None else workers >= 2 and count >= 4
     if count >= 2**32:
         raise InputError(f"tree: {count} leaves, at most {2**32 - 1}")
     half = count // 2
     if parallel:
         # Each process hashes and sorts half of the leaves; one merge joins the halves.
-        wait = _forked(lambda: b"".join(_sorted_leaves(values[half:], half)))
+        wait = forked(lambda: b"".join(_sorted_leaves(values[half:], half)))
         keyed = _sorted_leaves(values[:half], 0)
         rest = wait()
         if rest is None:
@@ -362,7 +328,7 @@ def build_tree(
             _hash_internal(tree, right)
             return b"".join(chain.from_iterable(tree[r.start : r.stop] for r in right))
 
-        wait = _forked(right_half)
+        wait = forked(right_half)
         _hash_internal(tree, left)
         nodes = wait()
         if nodes is None:
