@@ -18,6 +18,10 @@
        _params unlockPeriod(48) | maxOpenRequests(16) | nextRequestId(40)
        _account delegate(160) | queue head(40) | tail(40) | count(16): the unlock
                queue of a controller shares the slot its delegation already uses
+       _balance shares(160) | ... | delegation mode(2, top bits): none, self or
+               another delegate, so a transfer, mint or burn learns the delegate
+               from the slot it already reads and loads _account only for
+               delegation to someone else
        trace   latest checkpoint: value(160) | count(48) | key(48); older ones in
                _history as value(208) | key(48). The total-supply trace (key 0x0)
                is the total supply itself, so a mint writes one slot, not two.
@@ -147,6 +151,9 @@ _M120: constant(uint256) = 2**120 - 1
 _M160: constant(uint256) = 2**160 - 1
 _M208: constant(uint256) = 2**208 - 1
 _STREAMING: constant(uint256) = 2**254
+_SELF_DELEGATED: constant(uint256) = 2**254  # in _balance: delegate is the account
+_OTHER_DELEGATED: constant(uint256) = 2**255  # in _balance: delegate is in _account
+_MODES: constant(uint256) = 2**255 | 2**254
 _TOTAL: constant(address) = empty(address)  # trace key of the total supply
 
 _VERSION: constant(String[20]) = "1"
@@ -168,7 +175,7 @@ _CACHED_DOMAIN_SEPARATOR: immutable(bytes32)
 
 # --- storage ---------------------------------------------------------------------
 
-balanceOf: public(HashMap[address, uint256])
+_balance: HashMap[address, uint256]
 allowance: public(HashMap[address, HashMap[address, uint256]])
 nonces: public(HashMap[address, uint256])
 isOperator: public(HashMap[address, HashMap[address, bool]])
@@ -211,6 +218,18 @@ def __init__(asset: address, owner: address, treasury: address):
 # =================================================================================
 # ERC-20
 # =================================================================================
+
+
+@view
+@external
+def balanceOf(arg0: address) -> uint256:
+    """
+    @notice vPHA shares held by `arg0` (named as the public getter it replaces, so the
+            ABI is unchanged).
+    @param arg0 The holder.
+    @return uint256 Shares.
+    """
+    return self._balance[arg0] & _M160
 
 
 @view
@@ -497,7 +516,7 @@ def deposit(assets: uint256, receiver: address) -> uint256:
     assert shares != 0, "vPHA: deposit too small for one share"
     self._stake(pool, staked + assets)
     assert extcall IERC20(_ASSET).transferFrom(msg.sender, self, assets), "vPHA: PHA transfer failed"
-    self._mint(receiver, shares)
+    self._mint(receiver, shares, self._latest[_TOTAL])  # re-read after the call
     log IERC4626.Deposit(sender=msg.sender, owner=receiver, assets=assets, shares=shares)
     return shares
 
@@ -517,7 +536,7 @@ def mint(shares: uint256, receiver: address) -> uint256:
     assets: uint256 = self._ceil_div(shares * (staked + 1), supply + _VIRTUAL_SHARES)
     self._stake(pool, staked + assets)
     assert extcall IERC20(_ASSET).transferFrom(msg.sender, self, assets), "vPHA: PHA transfer failed"
-    self._mint(receiver, shares)
+    self._mint(receiver, shares, self._latest[_TOTAL])  # re-read after the call
     log IERC4626.Deposit(sender=msg.sender, owner=receiver, assets=assets, shares=shares)
     return assets
 
@@ -590,7 +609,8 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
     count: uint256 = (queue >> 80) & _M16
     assert count < (params >> 48) & _M16, "vPHA: too many open unlock requests"
 
-    supply: uint256 = self._latest[_TOTAL] & _M160
+    total: uint256 = self._latest[_TOTAL]
+    supply: uint256 = total & _M160
     pool: uint256 = self._accrue(supply, False)
     staked: uint256 = pool & _M96
     assets: uint256 = shares * (staked + 1) // (supply + _VIRTUAL_SHARES)
@@ -598,7 +618,7 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
     # staked -= assets (assets <= staked since shares <= supply); pending += assets.
     pending: uint256 = ((pool >> 96) & _M96) + assets
     assert pending <= _M96, "vPHA: pending overflow"
-    self._burn(owner, shares)
+    self._burn(owner, shares, total)
     self._pool = ((pool & ~_M96 & ~(_M96 << 96)) | (staked - assets)) | (pending << 96)
 
     request_id: uint256 = params >> 64
@@ -671,7 +691,8 @@ def cancelRedeemRequest(requestId: uint256) -> uint256:
     assets: uint256 = b & _M96
     self._close_request(requestId, a, b, controller, STATUS_CANCELLED)
 
-    supply: uint256 = self._latest[_TOTAL] & _M160
+    total: uint256 = self._latest[_TOTAL]
+    supply: uint256 = total & _M160
     pool: uint256 = self._accrue(supply, False)
     staked: uint256 = pool & _M96
     denominator: uint256 = staked + 1
@@ -690,7 +711,7 @@ def cancelRedeemRequest(requestId: uint256) -> uint256:
     # pending -= assets; staked += added
     pool = pool - (assets << 96)
     self._stake(pool, staked + added)
-    self._mint(controller, shares)
+    self._mint(controller, shares, total)
     log RedeemRequestCancelled(
         controller=controller, requestId=requestId, sender=msg.sender, assets=assets, shares=shares
     )
@@ -1151,34 +1172,36 @@ def delegateBySig(delegatee: address, nonce: uint256, expiry: uint256, v: uint8,
 @internal
 def _transfer(owner: address, to: address, amount: uint256):
     assert to != empty(address), "vPHA: transfer to the zero address"
-    balance: uint256 = self.balanceOf[owner]
-    assert balance >= amount, "vPHA: transfer amount exceeds balance"
-    self.balanceOf[owner] = unsafe_sub(balance, amount)
-    self.balanceOf[to] = unsafe_add(self.balanceOf[to], amount)
-    self._move_votes(self._delegate_of(owner), self._delegate_of(to), amount)
+    packed: uint256 = self._balance[owner]
+    assert packed & _M160 >= amount, "vPHA: transfer amount exceeds balance"
+    self._balance[owner] = unsafe_sub(packed, amount)
+    received: uint256 = self._balance[to]  # read after the write: `to` may be `owner`
+    self._balance[to] = unsafe_add(received, amount)  # < 2**160: no carry into the mode
+    self._move_votes(self._delegate_in(owner, packed), self._delegate_in(to, received), amount)
     log IERC20.Transfer(sender=owner, receiver=to, value=amount)
 
 
 @internal
-def _mint(to: address, shares: uint256):
+def _mint(to: address, shares: uint256, latest: uint256):
+    """`latest` is the total-supply trace slot as the caller read it."""
     assert to != empty(address), "vPHA: mint to the zero address"
-    latest: uint256 = self._latest[_TOTAL]
     supply: uint256 = (latest & _M160) + shares
     assert supply <= _M160, "vPHA: supply overflow"
     self._push(_TOTAL, latest, supply)
-    self.balanceOf[to] = unsafe_add(self.balanceOf[to], shares)
-    self._move_votes(empty(address), self._delegate_of(to), shares)
+    packed: uint256 = self._balance[to]
+    self._balance[to] = unsafe_add(packed, shares)  # balance <= supply < 2**160
+    self._move_votes(empty(address), self._delegate_in(to, packed), shares)
     log IERC20.Transfer(sender=empty(address), receiver=to, value=shares)
 
 
 @internal
-def _burn(owner: address, shares: uint256):
-    balance: uint256 = self.balanceOf[owner]
-    assert balance >= shares, "vPHA: burn amount exceeds balance"
-    self.balanceOf[owner] = unsafe_sub(balance, shares)
-    latest: uint256 = self._latest[_TOTAL]
+def _burn(owner: address, shares: uint256, latest: uint256):
+    """`latest` is the total-supply trace slot as the caller read it."""
+    packed: uint256 = self._balance[owner]
+    assert packed & _M160 >= shares, "vPHA: burn amount exceeds balance"
+    self._balance[owner] = unsafe_sub(packed, shares)
     self._push(_TOTAL, latest, unsafe_sub(latest & _M160, shares))
-    self._move_votes(self._delegate_of(owner), empty(address), shares)
+    self._move_votes(self._delegate_in(owner, packed), empty(address), shares)
     log IERC20.Transfer(sender=owner, receiver=empty(address), value=shares)
 
 
@@ -1203,13 +1226,32 @@ def _delegate_of(account: address) -> address:
     return convert(self._account[account] & _M160, address)
 
 
+@view
+@internal
+def _delegate_in(account: address, packed: uint256) -> address:
+    """The delegate of `account`, given its _balance slot `packed`."""
+    if packed & _SELF_DELEGATED != 0:
+        return account
+    if packed & _OTHER_DELEGATED != 0:
+        return self._delegate_of(account)
+    return empty(address)
+
+
 @internal
 def _delegate(account: address, delegatee: address):
     packed: uint256 = self._account[account]
     previous: address = convert(packed & _M160, address)
     self._account[account] = (packed & ~_M160) | convert(delegatee, uint256)
     log DelegateChanged(delegator=account, fromDelegate=previous, toDelegate=delegatee)
-    self._move_votes(previous, delegatee, self.balanceOf[account])
+    balance: uint256 = self._balance[account]
+    mode: uint256 = _OTHER_DELEGATED
+    if delegatee == account:
+        mode = _SELF_DELEGATED
+    elif delegatee == empty(address):
+        mode = 0
+    if balance & _MODES != mode:
+        self._balance[account] = (balance & ~_MODES) | mode
+    self._move_votes(previous, delegatee, balance & _M160)
 
 
 @internal
