@@ -18,9 +18,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
+
+from veil.errors import InputError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,6 +84,29 @@ def load_json(data: bytes) -> Any:
 def json_exact(data: bytes) -> Any:
     """The standard library's reading of `data` (integers of any size stay exact)."""
     return json.loads(data)
+
+
+def read_document(
+    path: str | os.PathLike[str], fmt: str, columns: Sequence[str], what: str, bulk_key: str
+) -> dict[str, Any]:
+    """Read one of veil's column files (snapshot, ledger): JSON, `format` and `columns`
+    checked, each problem one line. Integers beyond 64 bits stay exact everywhere but in
+    the `bulk_key` list, whose fast paths check types themselves."""
+    source = Path(path)
+    try:
+        data = source.read_bytes()
+        document = load_json(data)
+    except OSError as error:
+        raise InputError(f"{source}: cannot read ({error.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{source}: not valid JSON ({error})") from None
+    if isinstance(document, dict) and has_float({**document, bulk_key: None}):
+        document = json_exact(data)  # orjson reads integers beyond 64 bits as floats
+    if not isinstance(document, dict) or document.get("format") != fmt:
+        raise InputError(f"{source}: not a veil {what} (format must be {fmt!r})")
+    if document.get("columns") != list(columns):
+        raise InputError(f"{source}: columns must be {list(columns)}")
+    return document
 
 
 def has_float(value: Any) -> bool:

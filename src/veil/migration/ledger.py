@@ -13,7 +13,6 @@ holds exactly.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable
@@ -27,11 +26,10 @@ from veil.atomic import write_text
 from veil.errors import InputError
 from veil.migration.bulk import (
     bulk,
-    has_float,
     hex_records,
     json_document,
     json_exact,
-    load_json,
+    read_document,
     split_records,
 )
 from veil.migration.positions import (
@@ -484,28 +482,16 @@ def _leaves_checked(records: list[Any], source: Path) -> list[Leaf]:
 def load_ledger(path: str | os.PathLike[str]) -> Ledger:
     """Read a ledger back and re-check its reconciliation (a hand-edited file is refused)."""
     source = Path(path)
-    try:
-        data = source.read_bytes()
-        document = load_json(data)
-    except OSError as error:
-        raise InputError(f"{source}: cannot read ({error.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{source}: not valid JSON ({error})") from None
-    if isinstance(document, dict) and has_float({**document, "leaves": None}):
-        document = json_exact(data)  # orjson reads integers beyond 64 bits as floats
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise InputError(f"{source}: not a veil ledger (format must be {FORMAT!r})")
-    if document.get("columns") != list(COLUMNS):
-        raise InputError(f"{source}: columns must be {list(COLUMNS)}")
+    document = read_document(source, FORMAT, COLUMNS, "ledger", "leaves")
     issuance = _int(document.get("total_issuance_planck"), f"{source}: total_issuance_planck")
     records = document.get("leaves")
     if not isinstance(records, list):
         raise InputError(f"{source}: leaves must be a list")
     leaves = _leaves_fast(records)
     if leaves is None:  # read again as `json` does (exact big integers) to name the problem
-        records = json_exact(data)["leaves"]
+        records = json_exact(source.read_bytes())["leaves"]
         leaves = _leaves_checked(records, source)
-    del data, records
+    del records
     backing = []
     for number, item in enumerate(document.get("backing") or []):
         where = f"{source}: backing {number}"

@@ -24,11 +24,11 @@ from veil.atomic import write_text
 from veil.errors import InputError
 from veil.migration.bulk import (
     bulk,
-    has_float,
     hex_records,
     json_document,
     json_exact,
     load_json,
+    read_document,
     split_records,
 )
 from veil.substrate.rpc import SubstrateRpc
@@ -313,7 +313,6 @@ def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{source}: not valid JSON ({error})") from None
     file_hash = "0x" + hashlib.sha256(data).hexdigest()
-    del data
     storage = _storage_map(document, source)
     block = document.get("block") if isinstance(document.get("block"), str) else None
     genesis = (
@@ -464,19 +463,7 @@ def write_snapshot(snapshot: Snapshot, out: str | os.PathLike[str]) -> Path:
 def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     """Read a snapshot file back; every malformed record is named by its position."""
     source = Path(path)
-    try:
-        data = source.read_bytes()
-        document = load_json(data)
-    except OSError as error:
-        raise InputError(f"{source}: cannot read ({error.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{source}: not valid JSON ({error})") from None
-    if isinstance(document, dict) and has_float({**document, "accounts": None}):
-        document = json_exact(data)  # orjson reads integers beyond 64 bits as floats
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise InputError(f"{source}: not a veil snapshot (format must be {FORMAT!r})")
-    if document.get("columns") != list(COLUMNS):
-        raise InputError(f"{source}: columns must be {list(COLUMNS)}")
+    document = read_document(source, FORMAT, COLUMNS, "snapshot", "accounts")
     try:
         issuance = int(document["total_issuance"])
     except (KeyError, TypeError, ValueError):
@@ -486,9 +473,8 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
         raise InputError(f"{source}: accounts must be a list")
     rows = _rows_fast(records)
     if rows is None:  # read again as `json` does (exact big integers) to name the problem
-        document = json_exact(data)
+        document = json_exact(source.read_bytes())
         rows = _rows_checked(document["accounts"], source)
-    del data
     if document.get("account_count") not in (None, len(rows)):
         raise InputError(
             f"{source}: account_count {document.get('account_count')} but {len(rows)} records"
