@@ -109,6 +109,20 @@ def read_document(
     return document
 
 
+def amount_column(column: Sequence[Any]) -> list[int] | None:
+    """A column of decimal strings as non-negative ints, or None if any value is not one
+    (the caller's record-by-record path then names the bad record)."""
+    if set(map(type, column)) != {str}:
+        return None
+    try:
+        numbers = list(map(int, column))
+    except ValueError:
+        return None
+    if numbers and min(numbers) < 0:
+        return None
+    return numbers
+
+
 def has_float(value: Any) -> bool:
     """Whether a (small) parsed JSON value holds a float anywhere, maybe a big integer."""
     if isinstance(value, float):

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from veil.atomic import write_text
 from veil.errors import InputError
 from veil.migration.bulk import (
+    amount_column,
     bulk,
     hex_records,
     json_document,
@@ -445,13 +446,8 @@ def _leaves_fast(records: list[Any]) -> list[Leaf] | None:
     del blob
     amounts = []
     for column in (free, staked):
-        if set(map(type, column)) != {str}:
-            return None
-        try:
-            numbers = list(map(int, column))
-        except ValueError:
-            return None
-        if min(numbers) < 0:
+        numbers = amount_column(column)
+        if numbers is None:
             return None
         amounts.append(numbers)
     return list(map(tuple.__new__, repeat(Leaf), zip(index, accounts, *amounts, strict=True)))

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from veil.atomic import write_text
 from veil.errors import InputError
 from veil.migration.bulk import (
+    amount_column,
     bulk,
     hex_records,
     json_document,
@@ -510,13 +511,8 @@ def _rows_fast(records: list[Any]) -> list[AccountRow] | None:
         return None
     amounts = []
     for column in columns[1:5]:
-        if set(map(type, column)) != {str}:
-            return None
-        try:
-            numbers = list(map(int, column))
-        except ValueError:
-            return None
-        if min(numbers) < 0:
+        numbers = amount_column(column)
+        if numbers is None:
             return None
         amounts.append(numbers)
     for column in columns[5:]:
