@@ -17,8 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+
 from veil.chain.client import Chain, connect
-from veil.chain.compile import REPO_ROOT
+from veil.chain.compile import REPO_ROOT, Artifact
 from veil.chain.devnet import Devnet, free_port
 
 
@@ -52,6 +55,15 @@ def reference_artifacts() -> dict[str, Any]:
         text=True,
     )
     return json.loads(out.stdout)
+
+
+def deploy_reference(
+    chain: Chain, deployer: LocalAccount, artifact: dict[str, Any], *args: Any
+) -> Contract:
+    """Deploy one solc-js artifact ({abi, bytecode}) and return its handle."""
+    compiled = Artifact("reference", artifact["abi"], bytes.fromhex(artifact["bytecode"]), "", "")
+    address, _ = chain.deploy(deployer, compiled, *args)
+    return chain.at(address, artifact["abi"])
 
 
 def emit(record: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chainbench import emit, reference_artifacts, scratch_chain
+from chainbench import deploy_reference, emit, reference_artifacts, scratch_chain
 from veil.chain.accounts import devnet_account
 from veil.chain.client import Chain
 from veil.chain.deploy import NetworkParameters, deploy_network
@@ -80,14 +80,8 @@ def claim_gas_figures() -> list[dict[str, Any]]:
         arts = reference_artifacts()["contracts"]
         token_art, dist_art = arts["ReferenceToken"], arts["ReferenceDistributor"]
 
-        def deploy_ref(art: dict[str, Any], *args: Any) -> Any:
-            factory = chain.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
-            tx = {"data": factory.constructor(*args).data_in_transaction, "value": 0}
-            receipt = chain._send_tx(deployer, tx, "deploy reference")
-            return chain.at(receipt["contractAddress"], art["abi"])
-
-        token = deploy_ref(token_art)
-        distributor = deploy_ref(dist_art, token.address, tree.root)
+        token = deploy_reference(chain, deployer, token_art)
+        distributor = deploy_reference(chain, deployer, dist_art, token.address, tree.root)
         chain.send(deployer, token.functions.setMinter(deployer.address, True), "minter")
         chain.send(deployer, token.functions.mint(distributor.address, 10**9 * PHA), "fund")
 

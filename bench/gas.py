@@ -23,7 +23,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chainbench import emit, machine, reference_artifacts, scratch_chain
+from chainbench import deploy_reference, emit, machine, reference_artifacts, scratch_chain
 from veil.chain.accounts import devnet_account
 from veil.chain.client import Chain, event_args
 from veil.chain.deploy import NetworkParameters, deploy_network
@@ -96,15 +96,11 @@ def permit_signature(token: Contract, owner: LocalAccount, spender: str, value: 
             signed.s.to_bytes(32, "big"))  # fmt: skip
 
 
-def deploy_reference(chain: Chain, deployer: LocalAccount, funded: list[str]) -> Side:
+def deploy_openzeppelin(chain: Chain, deployer: LocalAccount, funded: list[str]) -> Side:
     artifacts = reference_artifacts()["contracts"]
 
     def deploy(name: str, *args: Any) -> Contract:
-        art = artifacts[name]
-        factory = chain.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
-        tx = {"data": factory.constructor(*args).data_in_transaction, "value": 0}
-        receipt = chain._send_tx(deployer, tx, f"deploy {name}")
-        return chain.at(receipt["contractAddress"], art["abi"])
+        return deploy_reference(chain, deployer, artifacts[name], *args)
 
     token = deploy("ReferenceToken")
     chain.send(deployer, token.functions.setMinter(deployer.address, True), "setMinter")
@@ -201,7 +197,7 @@ def main() -> None:
         deployer = devnet_account("deployer")
         names = ("alice", "bob", "carol")
         funded = {n: devnet_account(n).address for n in names}
-        reference = deploy_reference(chain, deployer, list(funded.values()))
+        reference = deploy_openzeppelin(chain, deployer, list(funded.values()))
         veil = deploy_veil(chain, deployer, funded)
         ours = scenario(chain, veil)
         theirs = scenario(chain, reference)

@@ -19,6 +19,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
+from veil.chain import deployment as deployments
+from veil.chain.client import Chain
 from veil.chain.compile import REPO_ROOT
 from veil.chain.devnet import Devnet, free_port
 from veil.errors import VeilError
@@ -67,6 +69,10 @@ class Walkthrough:
             done = subprocess.run([str(veil_executable()), *args], stdout=out, timeout=120)
         if done.returncode != 0:
             raise VeilError(f"demo step `veil {shown}` exited with {done.returncode}")
+
+    def chain(self) -> Chain:
+        """The demo's chain, for the few values a step reads back (ids, chain time)."""
+        return Chain.open(deployments.load(self.deployment))
 
     def devnet(self, *args: str) -> None:
         shown = " ".join(shlex.quote(a) for a in args)
@@ -140,22 +146,16 @@ def govern(
 
 
 def _latest_proposal(w: Walkthrough) -> str:
-    from veil.chain import deployment as deployments
     from veil.chain import governance
-    from veil.chain.client import Chain
 
-    chain = Chain.open(deployments.load(w.deployment))
-    return str(governance.proposals(chain)[-1].proposal_id)
+    return str(governance.proposals(w.chain())[-1].proposal_id)
 
 
 def _latest_request(w: Walkthrough, name: str) -> str:
-    from veil.chain import deployment as deployments
     from veil.chain import staking
     from veil.chain.accounts import devnet_account
-    from veil.chain.client import Chain
 
-    chain = Chain.open(deployments.load(w.deployment))
-    requests = staking.open_requests(chain, devnet_account(name).address)
+    requests = staking.open_requests(w.chain(), devnet_account(name).address)
     return str(requests[-1].request_id)
 
 
@@ -304,11 +304,7 @@ def _worker_address(state: Path) -> str:
 
 
 def _chain_time(w: Walkthrough) -> int:
-    from veil.chain import deployment as deployments
-    from veil.chain.client import Chain
-
-    chain = Chain.open(deployments.load(w.deployment))
-    return int(chain.w3.eth.get_block("latest")["timestamp"])
+    return int(w.chain().w3.eth.get_block("latest")["timestamp"])
 
 
 def _start_attester(
