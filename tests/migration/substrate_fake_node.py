@@ -1,8 +1,9 @@
 """A tiny Substrate JSON-RPC node on 127.0.0.1 serving a fixed state, for snapshot tests.
 
-It answers the four calls a snapshot makes, over websocket or HTTP, and can be told to
-drop the connection after a number of pages (to test resumption) or to slip a foreign
-key into a page (to test that the snapshot refuses it).
+It answers the calls a snapshot makes, over websocket or HTTP, with real trie read proofs
+under a state root that its block header commits to. It can be told to drop the
+connection after a number of pages (to test resumption), to slip a foreign key into a
+page, or to lie: a value that differs from its proof, or a header of another block.
 """
 
 from __future__ import annotations
@@ -16,15 +17,29 @@ from typing import Any
 
 from websockets.sync.server import ServerConnection, serve
 
+from veil.substrate.header import header_hash
+from veil.substrate.trie import EMPTY_TRIE_ROOT, StateVersion, read_proof, trie_root
+
 
 class FakeNode:
-    def __init__(self, storage: dict[str, str], genesis: str, block: str) -> None:
+    def __init__(self, storage: dict[str, str], genesis: str) -> None:
         self.storage = {k.lower(): v for k, v in storage.items()}
         self.keys = sorted(self.storage)
         self.genesis = genesis
-        self.block = block
+        self.trie: dict[bytes, bytes] = {}
+        entries = {bytes.fromhex(k[2:]): bytes.fromhex(v[2:]) for k, v in self.storage.items()}
+        self.state_root = trie_root(entries, StateVersion.V1, nodes=self.trie)
+        self.header: dict[str, Any] = {
+            "parentHash": "0x" + "5e" * 32,
+            "number": "0x1234",
+            "stateRoot": "0x" + self.state_root.hex(),
+            "extrinsicsRoot": "0x" + EMPTY_TRIE_ROOT.hex(),
+            "digest": {"logs": ["0x0642414245b50103000000009ddecc0f00000000"]},
+        }
+        self.block = "0x" + header_hash(self.header).hex()
         self.fail_after_pages: int | None = None
         self.rogue_key: str | None = None
+        self.lie_about: str | None = None  # a key whose value the node alters (proof stays true)
         self.pages_served = 0
         self.calls: list[str] = []
 
@@ -49,7 +64,16 @@ class FakeNode:
         elif method == "state_queryStorageAt":
             keys, at = params
             changes = [[k, self.storage.get(k, "0x00")] for k in keys]
+            for change in changes:
+                if change[0] == self.lie_about:
+                    change[1] = change[1][:-2] + ("00" if change[1][-2:] != "00" else "01")
             result = [{"block": at, "changes": changes}]
+        elif method == "chain_getHeader":
+            result = self.header if params[0] == self.block else None
+        elif method == "state_getReadProof":
+            keys, at = params
+            proof = read_proof(self.state_root, self.trie, [bytes.fromhex(k[2:]) for k in keys])
+            result = {"at": at, "proof": ["0x" + node.hex() for node in proof]}
         elif method == "state_getStorage":
             key, _at = params
             result = self.storage.get(key)

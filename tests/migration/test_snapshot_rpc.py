@@ -10,15 +10,17 @@ from substrate_fake_node import FakeNode, http_node, websocket_node
 
 from veil.errors import ChainError, InputError
 from veil.migration.snapshot import (
+    load_snapshot,
     progress_path,
+    proof_path,
     snapshot_from_raw,
     snapshot_from_rpc,
+    verify_snapshot_proof,
     write_snapshot,
 )
 from veil.migration.synthetic import generate_state, raw_document
 from veil.substrate.storage import SYSTEM_ACCOUNT_PREFIX
 
-BLOCK = "0x" + "ab" * 32
 GENESIS = "0x" + "cd" * 32
 
 
@@ -28,7 +30,12 @@ def state():  # type: ignore[no-untyped-def]
 
 
 def _node(state) -> FakeNode:  # type: ignore[no-untyped-def]
-    return FakeNode(state.raw, GENESIS, BLOCK)
+    return FakeNode(state.raw, GENESIS)
+
+
+@pytest.fixture(scope="module")
+def BLOCK(state) -> str:  # type: ignore[no-untyped-def]
+    return _node(state).block
 
 
 def _reference(state, tmp_path: Path) -> dict:  # type: ignore[no-untyped-def]
@@ -37,7 +44,7 @@ def _reference(state, tmp_path: Path) -> dict:  # type: ignore[no-untyped-def]
     return snapshot_from_raw(raw).to_json()
 
 
-def test_websocket_snapshot_pages_through_every_account(state, tmp_path: Path) -> None:
+def test_websocket_snapshot_pages_through_every_account(state, BLOCK: str, tmp_path: Path) -> None:
     node = _node(state)
     out = tmp_path / "snap.json"
     seen: list[int] = []
@@ -54,10 +61,14 @@ def test_websocket_snapshot_pages_through_every_account(state, tmp_path: Path) -
     assert snap.to_json()["accounts"] == reference["accounts"]
 
 
-def test_interrupted_snapshot_resumes_to_the_identical_file(state, tmp_path: Path) -> None:
+def test_interrupted_snapshot_resumes_to_the_identical_file(
+    state, BLOCK: str, tmp_path: Path
+) -> None:
     node = _node(state)
-    whole = tmp_path / "whole.json"
-    out = tmp_path / "resumed.json"
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "resumed").mkdir()
+    whole = tmp_path / "whole" / "snap.json"  # same name: the proof file is named in the snapshot
+    out = tmp_path / "resumed" / "snap.json"
     with websocket_node(node) as url:
         write_snapshot(snapshot_from_rpc(url, BLOCK, whole, page_size=40), whole)
 
@@ -76,10 +87,11 @@ def test_interrupted_snapshot_resumes_to_the_identical_file(state, tmp_path: Pat
     # Resumed after the saved pages: only the remaining ones were asked for again.
     assert node.pages_served == len(snap.accounts) // 40 + 1 - 3
     assert out.read_bytes() == whole.read_bytes()
+    assert proof_path(out).read_bytes() == proof_path(whole).read_bytes()
     assert not partial.exists()
 
 
-def test_truncated_progress_line_is_ignored_on_resume(state, tmp_path: Path) -> None:
+def test_truncated_progress_line_is_ignored_on_resume(state, BLOCK: str, tmp_path: Path) -> None:
     node = _node(state)
     node.fail_after_pages = 2
     out = tmp_path / "snap.json"
@@ -93,7 +105,7 @@ def test_truncated_progress_line_is_ignored_on_resume(state, tmp_path: Path) -> 
     assert snap.to_json()["accounts"] == _reference(state, tmp_path)["accounts"]
 
 
-def test_progress_file_of_another_block_is_refused(state, tmp_path: Path) -> None:
+def test_progress_file_of_another_block_is_refused(state, BLOCK: str, tmp_path: Path) -> None:
     out = tmp_path / "snap.json"
     progress_path(out).write_text(
         json.dumps({"format": "veil-snapshot-progress-v1", "at": "0x" + "00" * 32,
@@ -103,15 +115,15 @@ def test_progress_file_of_another_block_is_refused(state, tmp_path: Path) -> Non
         snapshot_from_rpc(url, BLOCK, out, page_size=40)
 
 
-def test_foreign_key_in_a_page_is_named(state, tmp_path: Path) -> None:
+def test_foreign_key_in_a_page_is_named(state, BLOCK: str, tmp_path: Path) -> None:
     node = _node(state)
     node.rogue_key = "0x26aa394eea5630e07c48ae0c9558cef702a5c1b19ab7a04f536c519aca4983ac"
     with websocket_node(node) as url, pytest.raises(InputError, match=node.rogue_key):
         snapshot_from_rpc(url, BLOCK, tmp_path / "snap.json", page_size=40)
 
 
-def test_unknown_block_and_unreachable_node(state, tmp_path: Path) -> None:
-    with websocket_node(_node(state)) as url, pytest.raises(ChainError, match=r"unknown block"):
+def test_unknown_block_and_unreachable_node(state, BLOCK: str, tmp_path: Path) -> None:
+    with websocket_node(_node(state)) as url, pytest.raises(ChainError, match=r"unknown"):
         snapshot_from_rpc(url, "0x" + "01" * 32, tmp_path / "a.json")
     with pytest.raises(ChainError, match=r"cannot connect"):
         snapshot_from_rpc("ws://127.0.0.1:9", BLOCK, tmp_path / "b.json")
@@ -119,7 +131,7 @@ def test_unknown_block_and_unreachable_node(state, tmp_path: Path) -> None:
         snapshot_from_rpc("ws://127.0.0.1:9", "latest", tmp_path / "c.json")
 
 
-def test_cli_snapshot_over_rpc(state, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_snapshot_over_rpc(state, BLOCK: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import contextlib
     import io
     import sys
@@ -145,3 +157,36 @@ def test_cli_snapshot_over_rpc(state, tmp_path: Path) -> None:  # type: ignore[n
     assert document["genesis_hash"] == GENESIS and document["source"]["kind"] == "rpc"
     assert document["accounts"] == _reference(state, tmp_path)["accounts"]
     assert not progress_path(out).exists()
+
+
+def test_every_value_is_proven_and_the_proof_reverifies(state, BLOCK: str, tmp_path: Path) -> None:
+    out = tmp_path / "snap.json"
+    node = _node(state)
+    with websocket_node(node) as url:
+        write_snapshot(snapshot_from_rpc(url, BLOCK, out, page_size=64), out)
+    assert node.calls.count("state_getReadProof") == node.calls.count("state_getKeysPaged") + 1
+    snap = load_snapshot(out)
+    assert snap.source["state_root"] == "0x" + node.state_root.hex()
+    assert verify_snapshot_proof(snap, out) == len(snap.accounts) + 1
+    # A snapshot edited by one planck no longer matches its proof.
+    forged = snap.accounts[3]._replace(free=snap.accounts[3].free + 1)
+    snap.accounts[3] = forged
+    with pytest.raises(InputError, match="differs from the value its proof shows"):
+        verify_snapshot_proof(snap, out)
+    # And a proof file swapped for another is refused by its recorded hash.
+    proof_path(out).write_text(proof_path(out).read_text().replace('"nodes": [', '"nodes": [ '))
+    with pytest.raises(InputError, match="sha256 differs"):
+        verify_snapshot_proof(load_snapshot(out), out)
+
+
+def test_a_node_that_lies_is_caught(state, BLOCK: str, tmp_path: Path) -> None:
+    node = _node(state)
+    node.lie_about = node.keys[5]
+    with websocket_node(node) as url, pytest.raises(ChainError, match=node.keys[5]):
+        snapshot_from_rpc(url, BLOCK, tmp_path / "a.json", page_size=50)
+    honest = _node(state)
+    honest.header = {**honest.header, "stateRoot": "0x" + "77" * 32}  # a root of its choosing
+    with websocket_node(honest) as url, pytest.raises(ChainError, match="not that block's header"):
+        honest.block = BLOCK  # still answers for the block the operator asked for
+        snapshot_from_rpc(url, BLOCK, tmp_path / "b.json", page_size=50)
+    assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()

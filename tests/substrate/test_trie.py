@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trie_oracle import oracle_root
 
+from veil.errors import ChainError
 from veil.substrate.chainspec import genesis_state, load_chain_spec, runtime_version
+from veil.substrate.header import header_hash, state_root_of_block
 from veil.substrate.trie import (
     EMPTY_TRIE_ROOT,
     ProofError,
@@ -163,3 +165,18 @@ def test_malformed_node_is_refused() -> None:
         decode_node(bytes([0x05, 0x01]))
     with pytest.raises(ProofError, match="malformed"):
         decode_node(bytes([0x42, 0x12]))  # a leaf whose value is missing
+
+
+def test_header_hash_of_the_genesis_header_is_the_genesis_hash() -> None:
+    state = genesis_state(load_chain_spec(SPECS / "khala.json"))
+    header = {
+        "parentHash": "0x" + "00" * 32,
+        "number": "0x0",
+        "stateRoot": "0x" + state.state_root.hex(),
+        "extrinsicsRoot": "0x" + EMPTY_TRIE_ROOT.hex(),
+        "digest": {"logs": []},
+    }
+    assert "0x" + header_hash(header).hex() == PUBLISHED["khala"]
+    assert state_root_of_block(header, PUBLISHED["khala"]) == state.state_root
+    with pytest.raises(ChainError, match="not that block's header"):
+        state_root_of_block({**header, "number": "0x1"}, PUBLISHED["khala"])

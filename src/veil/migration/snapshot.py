@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from veil.atomic import write_text
-from veil.errors import InputError
+from veil.errors import ChainError, InputError
 from veil.migration.bulk import (
     amount_column,
     bulk,
@@ -32,15 +32,20 @@ from veil.migration.bulk import (
     read_document,
     split_records,
 )
+from veil.substrate.header import state_root_of_block
 from veil.substrate.rpc import SubstrateRpc
 from veil.substrate.storage import (
     ACCOUNT_INFO_SIZE,
     SYSTEM_ACCOUNT_PREFIX,
     TOTAL_ISSUANCE_KEY,
+    AccountInfo,
+    account_key,
     decode_u128,
 )
+from veil.substrate.trie import ProofError, verify_read_proof
 
 FORMAT = "veil-snapshot-v1"
+PROOF_FORMAT = "veil-read-proof-v1"
 COLUMNS = (
     "account", "free", "reserved", "frozen", "flags",
     "nonce", "consumers", "providers", "sufficients",
@@ -75,6 +80,9 @@ class Snapshot:
     block: str | None = None
     genesis_hash: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    # Trie nodes proving every entry against the block's state root (RPC snapshots); kept
+    # beside the snapshot file, not in it, so the snapshot format stays one table.
+    proof_nodes: list[str] | None = None
 
     @bulk
     def to_json(self) -> dict[str, Any]:
@@ -350,6 +358,7 @@ class _Progress:
         self.path = path
         self.header = header
         self.pairs: list[tuple[str, str]] = []
+        self.proof: dict[str, None] = {}  # trie nodes, deduplicated, in arrival order
         self.last_key: str | None = None
         self.done = False
 
@@ -374,18 +383,23 @@ class _Progress:
             except json.JSONDecodeError:
                 break
             self.pairs.extend((k, v) for k, v in page["pairs"])
+            self.proof.update(dict.fromkeys(page.get("proof", [])))
             self.last_key = page["last_key"]
             self.done = bool(page.get("done"))
 
-    def append(self, pairs: list[tuple[str, str]], last_key: str | None, done: bool) -> None:
+    def append(
+        self, pairs: list[tuple[str, str]], last_key: str | None, done: bool, proof: list[str]
+    ) -> None:
         new_file = not self.path.exists() or self.path.stat().st_size == 0
+        page = {"last_key": last_key, "done": done, "pairs": pairs, "proof": proof}
         with self.path.open("a") as handle:
             if new_file:
                 handle.write(json.dumps(self.header) + "\n")
-            handle.write(json.dumps({"last_key": last_key, "done": done, "pairs": pairs}) + "\n")
+            handle.write(json.dumps(page) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         self.pairs.extend(pairs)
+        self.proof.update(dict.fromkeys(proof))
         self.last_key = last_key
         self.done = done
 
@@ -406,6 +420,10 @@ def snapshot_from_rpc(
 ) -> Snapshot:
     """Read every `System.Account` entry at block `at` from a node, page by page.
 
+    Every value is checked against the block's state root with `state_getReadProof`, and
+    the root against the block hash through the header the node serves, so a node cannot
+    alter a balance unnoticed (one that leaves accounts out is caught by the ledger: the
+    proven TotalIssuance would no longer reconcile). The proofs are kept for the audit.
     Pages go to `<out>.partial` as they arrive; a rerun with the same node, block and
     output continues after the last saved page and yields the identical snapshot.
     """
@@ -420,6 +438,7 @@ def snapshot_from_rpc(
         on_page(len(progress.pairs))
     with SubstrateRpc(url) as rpc:
         genesis = rpc.genesis_hash()
+        state_root = state_root_of_block(rpc.header(at), at)
         while not progress.done:
             keys = rpc.keys_paged(_ACCOUNT_PREFIX_HEX, page_size, progress.last_key, at)
             for key in keys:
@@ -432,15 +451,19 @@ def snapshot_from_rpc(
                 if value is None:
                     raise InputError(f"storage key {key}: listed by the node but has no value")
                 pairs.append((key, value))
+            proof = rpc.read_proof(keys, at) if keys else []
+            _check_proven(state_root, proof, pairs, at)
             done = len(keys) < page_size
-            progress.append(pairs, keys[-1] if keys else progress.last_key, done)
+            progress.append(pairs, keys[-1] if keys else progress.last_key, done, proof)
             if on_page is not None:
                 on_page(len(pairs))
         issuance_value = rpc.storage(_TOTAL_ISSUANCE_HEX, at)
-    if issuance_value is None:
-        raise InputError(
-            f"storage key {_TOTAL_ISSUANCE_HEX} (Balances.TotalIssuance): missing at block {at}"
-        )
+        if issuance_value is None:
+            raise InputError(
+                f"storage key {_TOTAL_ISSUANCE_HEX} (Balances.TotalIssuance): missing at block {at}"
+            )
+        issuance_proof = rpc.read_proof([_TOTAL_ISSUANCE_HEX], at)
+        _check_proven(state_root, issuance_proof, [(_TOTAL_ISSUANCE_HEX, issuance_value)], at)
     all_pairs = [*progress.pairs, (_TOTAL_ISSUANCE_HEX, issuance_value)]
     issuance, rows, state_hash, _ = _decode_pairs(all_pairs, strict_prefix=True)
     return Snapshot(
@@ -449,15 +472,101 @@ def snapshot_from_rpc(
         state_sha256=state_hash,
         block=at.lower(),
         genesis_hash=genesis,
-        source={"kind": "rpc", "endpoint": url, "page_size": page_size},
+        source={
+            "kind": "rpc",
+            "endpoint": url,
+            "page_size": page_size,
+            "state_root": "0x" + state_root.hex(),
+        },
+        proof_nodes=list({**progress.proof, **dict.fromkeys(issuance_proof)}),
     )
+
+
+def _check_proven(root: bytes, proof: list[str], pairs: list[tuple[str, str]], at: str) -> None:
+    """Every value must be the one the read proof shows under the block's state root."""
+    try:
+        nodes = [bytes.fromhex(node.removeprefix("0x")) for node in proof]
+        keys = [bytes.fromhex(key[2:]) for key, _ in pairs]
+    except ValueError:
+        raise ChainError(f"block {at}: read proof is not hex") from None
+    try:
+        proven = verify_read_proof(root, nodes, keys)
+    except ProofError as error:
+        raise ChainError(f"block {at}: {error}") from None
+    for (key, value), raw_key in zip(pairs, keys, strict=True):
+        shown = proven[raw_key]
+        if shown is None or "0x" + shown.hex() != value.lower():
+            raise ChainError(
+                f"storage key {key}: the node's value differs from what its read proof shows "
+                f"under the state root of block {at}"
+            )
+
+
+def proof_path(out: str | os.PathLike[str]) -> Path:
+    target = Path(out)
+    return target.with_name(target.name + ".proof.json")
 
 
 @bulk
 def write_snapshot(snapshot: Snapshot, out: str | os.PathLike[str]) -> Path:
+    """Write the snapshot (and its read proof beside it, first, with its hash recorded)."""
+    if snapshot.proof_nodes is not None:
+        proof_text = json.dumps(
+            {
+                "format": PROOF_FORMAT,
+                "block": snapshot.block,
+                "state_root": snapshot.source.get("state_root"),
+                "nodes": snapshot.proof_nodes,
+            }
+        )
+        snapshot.source["read_proof"] = {
+            "file": proof_path(out).name,
+            "sha256": "0x" + hashlib.sha256(proof_text.encode()).hexdigest(),
+            "nodes": len(snapshot.proof_nodes),
+        }
+        write_text(proof_path(out), proof_text)
     path = write_text(out, snapshot.to_json_text())
     progress_path(out).unlink(missing_ok=True)
     return path
+
+
+def verify_snapshot_proof(snapshot: Snapshot, path: str | os.PathLike[str]) -> int:
+    """Re-verify an RPC snapshot against its saved read proof; returns the keys checked.
+
+    Every account row is re-encoded to the exact `AccountInfo` bytes and looked up under
+    the recorded state root, and TotalIssuance with it: anyone holding the two files can
+    confirm the snapshot is the block's storage without asking a node again."""
+    record = snapshot.source.get("read_proof")
+    root_hex = snapshot.source.get("state_root")
+    if not isinstance(record, dict) or not isinstance(root_hex, str):
+        raise InputError(f"{path}: snapshot has no read proof (only --rpc snapshots carry one)")
+    sidecar = Path(path).with_name(str(record.get("file")))
+    try:
+        data = sidecar.read_bytes()
+    except OSError as error:
+        raise InputError(f"{sidecar}: cannot read ({error.strerror})") from None
+    if "0x" + hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        raise InputError(f"{sidecar}: sha256 differs from the one the snapshot recorded")
+    nodes = [bytes.fromhex(node.removeprefix("0x")) for node in load_json(data)["nodes"]]
+    expected = {account_key(row.account): _account_bytes(row) for row in snapshot.accounts}
+    expected[TOTAL_ISSUANCE_KEY] = snapshot.total_issuance.to_bytes(16, "little")
+    try:
+        proven = verify_read_proof(bytes.fromhex(root_hex[2:]), nodes, expected)
+    except ProofError as error:
+        raise InputError(f"{sidecar}: {error}") from None
+    for key, value in expected.items():
+        if proven[key] != value:
+            raise InputError(
+                f"{path}: storage key 0x{key.hex()} differs from the value its proof shows"
+            )
+    return len(expected)
+
+
+def _account_bytes(row: AccountRow) -> bytes:
+    return AccountInfo(
+        row.nonce, row.consumers, row.providers, row.sufficients,
+        row.free, row.reserved, row.frozen, row.flags,
+    ).encode()  # fmt: skip
 
 
 @bulk

@@ -85,6 +85,20 @@ class SubstrateRpc:
                 values[key] = value
         return values
 
+    def header(self, at: str) -> dict[str, Any]:
+        header = self.call("chain_getHeader", [at])
+        if not isinstance(header, dict):
+            raise ChainError(f"rpc {self.url}: block {at} is unknown to the node (no header)")
+        return header
+
+    def read_proof(self, keys: list[str], at: str) -> list[str]:
+        """`state_getReadProof`: the trie nodes proving `keys` at block `at`."""
+        result = self.call("state_getReadProof", [keys, at])
+        proof = result.get("proof") if isinstance(result, dict) else None
+        if not isinstance(proof, list) or not all(isinstance(node, str) for node in proof):
+            raise ChainError(f"rpc {self.url}: state_getReadProof returned no proof for {at}")
+        return proof
+
     def storage(self, key: str, at: str) -> str | None:
         value = self.call("state_getStorage", [key, at])
         return None if value is None else str(value)
