@@ -64,6 +64,4 @@ def resolve_signer(account: str | None, keystore: Path | None) -> LocalAccount:
             return Account.from_key(key)
         except (ValueError, TypeError) as error:
             raise InputError(f"${KEY_ENV}: not a private key ({error})") from error
-    raise InputError(
-        f"no signer: pass --account NAME (devnet), --keystore FILE, or set ${KEY_ENV}"
-    )
+    raise InputError(f"no signer: pass --account NAME (devnet), --keystore FILE, or set ${KEY_ENV}")

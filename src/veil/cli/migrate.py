@@ -44,6 +44,7 @@ from veil.migration.positions import (
 )
 from veil.migration.snapshot import (
     load_snapshot,
+    record_genesis,
     snapshot_from_raw,
     snapshot_from_rpc,
     write_snapshot,
@@ -97,7 +98,7 @@ def snapshot(
         assert raw_state is not None
         result = snapshot_from_raw(raw_state)
     if genesis is not None:
-        result.genesis_hash = "0x" + binding_lib.parse_genesis(genesis).hex()
+        record_genesis(result, "0x" + binding_lib.parse_genesis(genesis).hex())
     if block is not None:
         result.block = "0x" + binding_lib.parse_genesis(block).hex()
     write_snapshot(result, out)
@@ -366,7 +367,12 @@ def claim(
     sig = _hex_arg(signature, "--signature")
     key = _hex_arg(pubkey, "--pubkey") if pubkey else None
     verified = binding_lib.verify_binding(
-        account_id, receiver, sig, context, scheme=scheme, public_key=key  # type: ignore[arg-type]
+        account_id,
+        receiver,
+        sig,
+        context,
+        scheme=scheme,
+        public_key=key,  # type: ignore[arg-type]
     )
     chain = open_chain(deployment, rpc)
     merkle = load_tree(tree)

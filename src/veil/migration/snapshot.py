@@ -32,6 +32,7 @@ from veil.migration.bulk import (
     read_document,
     split_records,
 )
+from veil.substrate.chainspec import CODE_KEY, genesis_state, load_chain_spec
 from veil.substrate.header import state_root_of_block
 from veil.substrate.rpc import SubstrateRpc
 from veil.substrate.storage import (
@@ -293,12 +294,12 @@ def _decode_storage_fast(storage: dict[Any, Any]) -> tuple[int, list[AccountRow]
 def _storage_map(document: Any, path: Path) -> dict[str, Any]:
     """The key/value object of a raw dump or of a raw chain spec (`genesis.raw.top`)."""
     if isinstance(document, dict) and "genesis" in document:
-        try:
-            top = document["genesis"]["raw"]["top"]
-        except (KeyError, TypeError):
-            raise InputError(
-                f"{path}: chain spec without genesis.raw.top (not a raw spec)"
-            ) from None
+        raw = document["genesis"].get("raw") if isinstance(document["genesis"], dict) else None
+        if isinstance(raw, list) and raw:  # a 2019-format spec: genesis.raw is [top, children]
+            raw = {"top": raw[0]}
+        if not isinstance(raw, dict) or "top" not in raw:
+            raise InputError(f"{path}: chain spec without genesis.raw.top (not a raw spec)")
+        top = raw["top"]
         if not isinstance(top, dict):
             raise InputError(f"{path}: genesis.raw.top is not an object")
         return top
@@ -322,6 +323,7 @@ def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{source}: not valid JSON ({error})") from None
     file_hash = "0x" + hashlib.sha256(data).hexdigest()
+    is_spec = isinstance(document, dict) and "genesis" in document
     storage = _storage_map(document, source)
     block = document.get("block") if isinstance(document.get("block"), str) else None
     genesis = (
@@ -333,19 +335,43 @@ def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
         pairs = ((k, v) for k, v in storage.items() if k not in ("block", "genesis_hash"))
         decoded = _decode_pairs(pairs, strict_prefix=False)
     issuance, rows, state_hash, ignored = decoded
+    if not rows and issuance:
+        raise InputError(
+            f"{source}: no System.Account entries but TotalIssuance {issuance}: "
+            "not a whole state (a dump of other storage, or of the wrong prefix)"
+        )
+    origin: dict[str, Any] = {"kind": "raw-state"}
+    if is_spec:
+        origin = {"kind": "chain-spec", "state_root": None}
+        spec = load_chain_spec(source)
+        if CODE_KEY in spec.top:
+            # A spec is the genesis state itself: its trie root names the chain, so record
+            # the genesis hash it proves rather than one a caller asserts. (Without a
+            # runtime there is no trie version to compute it with, and no real chain.)
+            state = genesis_state(spec)
+            genesis = block = "0x" + state.genesis_hash.hex()
+            origin.update(
+                state_root="0x" + state.state_root.hex(), state_version=int(state.state_version)
+            )
     return Snapshot(
         total_issuance=issuance,
         accounts=rows,
         state_sha256=state_hash,
         block=block,
         genesis_hash=genesis,
-        source={
-            "kind": "raw-state",
-            "file": source.name,
-            "file_sha256": file_hash,
-            "ignored_keys": ignored,
-        },
+        source={**origin, "file": source.name, "file_sha256": file_hash, "ignored_keys": ignored},
     )
+
+
+def record_genesis(snapshot: Snapshot, genesis: str) -> None:
+    """Record the genesis hash an operator names; refuses one the snapshot proves wrong."""
+    proven = snapshot.source.get("kind") == "chain-spec" and snapshot.source.get("state_root")
+    if proven and snapshot.genesis_hash != genesis:
+        raise InputError(
+            f"--genesis {genesis}: the chain spec's own genesis hash is {snapshot.genesis_hash} "
+            "(recomputed from its storage); this spec is another chain"
+        )
+    snapshot.genesis_hash = genesis
 
 
 class _Progress:
