@@ -13,12 +13,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from websockets.sync.server import ServerConnection, serve
 
 from veil.substrate.header import header_hash
 from veil.substrate.trie import EMPTY_TRIE_ROOT, StateVersion, read_proof, trie_root
+
+METADATA = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared" / "fixtures" / "substrate" / "metadata" / "phala-1291.scale"
+)  # fmt: skip
 
 
 class FakeNode:
@@ -68,6 +74,8 @@ class FakeNode:
                 if change[0] == self.lie_about:
                     change[1] = change[1][:-2] + ("00" if change[1][-2:] != "00" else "01")
             result = [{"block": at, "changes": changes}]
+        elif method == "state_getMetadata":
+            result = "0x" + METADATA.read_bytes().hex()
         elif method == "chain_getHeader":
             result = self.header if params[0] == self.block else None
         elif method == "state_getReadProof":

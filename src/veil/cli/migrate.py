@@ -79,10 +79,19 @@ def snapshot(
         None, "--genesis", help="Genesis hash to record for a raw dump that lacks one."
     ),
     block: str | None = typer.Option(None, "--block", help="Block hash to record (raw dump)."),
+    metadata: Path | None = typer.Option(
+        None,
+        "--metadata",
+        help="Runtime metadata (raw SCALE, 0x-hex, or a state_getMetadata answer) to decode "
+        "accounts with; --rpc reads it from the node.",
+    ),
 ) -> None:
     """Decode every System.Account balance and TotalIssuance at one block."""
+    from veil.substrate.metadata import load_metadata
+
     if (raw_state is None) == (rpc is None):
         raise InputError("snapshot: give exactly one of --raw-state or --rpc")
+    runtime = load_metadata(metadata) if metadata is not None else None
     if rpc is not None:
         if at is None:
             raise InputError("snapshot: --rpc needs --at BLOCK_HASH")
@@ -92,11 +101,12 @@ def snapshot(
         ) as bar:  # fmt: skip
             task = bar.add_task("accounts", total=None)
             result = snapshot_from_rpc(
-                rpc, at, out, page_size=page_size, on_page=lambda n: bar.advance(task, n)
-            )
+                rpc, at, out, page_size=page_size, on_page=lambda n: bar.advance(task, n),
+                metadata=runtime,
+            )  # fmt: skip
     else:
         assert raw_state is not None
-        result = snapshot_from_raw(raw_state)
+        result = snapshot_from_raw(raw_state, metadata=runtime)
     if genesis is not None:
         record_genesis(result, "0x" + binding_lib.parse_genesis(genesis).hex())
     if block is not None:

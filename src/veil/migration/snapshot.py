@@ -32,8 +32,10 @@ from veil.migration.bulk import (
     read_document,
     split_records,
 )
+from veil.substrate.account_layout import BUILTIN_DESCRIPTION, AccountLayout, account_layout
 from veil.substrate.chainspec import CODE_KEY, genesis_state, load_chain_spec
 from veil.substrate.header import state_root_of_block
+from veil.substrate.metadata import Metadata, parse_metadata
 from veil.substrate.rpc import SubstrateRpc
 from veil.substrate.storage import (
     ACCOUNT_INFO_SIZE,
@@ -165,7 +167,9 @@ def _decode_pairs(
                 raise InputError(f"storage key {raw_key}: blake2_128 hash does not match its id")
             if len(value) != ACCOUNT_INFO_SIZE:
                 raise InputError(
-                    f"storage key {raw_key}: AccountInfo of {len(value)} bytes, expected 80"
+                    f"storage key {raw_key}: AccountInfo of {len(value)} bytes, not the built-in "
+                    f"{BUILTIN_DESCRIPTION}; decode it with the chain's own metadata "
+                    "(--metadata, or --rpc which reads it from the node)"
                 )
             append((account, value))
         elif raw_key.lower() == _TOTAL_ISSUANCE_HEX:
@@ -310,9 +314,42 @@ def _storage_map(document: Any, path: Path) -> dict[str, Any]:
     return document
 
 
+def _canonical_accounts(storage: dict[str, Any], layout: AccountLayout) -> dict[str, Any]:
+    """Account values re-encoded from the runtime's layout to the built-in one."""
+    prefix = _ACCOUNT_PREFIX_HEX
+    out: dict[str, Any] = {}
+    for key, value in storage.items():
+        if isinstance(key, str) and key[:66].lower() == prefix and isinstance(value, str):
+            try:
+                raw = bytes.fromhex(value.removeprefix("0x"))
+            except ValueError:
+                raise InputError(f"storage key {key}: value is not valid hex") from None
+            value = "0x" + layout.canonical(raw, f"storage key {key}").hex()
+        out[key] = value
+    return out
+
+
+def _apply_layout(
+    storage: dict[str, Any], metadata: Metadata | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Storage in the built-in layout, and what the snapshot records about the layout."""
+    if metadata is None:
+        return storage, {"account_layout": BUILTIN_DESCRIPTION}
+    layout = account_layout(metadata)
+    record = {
+        "account_layout": layout.layout.describe(),
+        "metadata": Path(metadata.source).name,
+        "frozen": layout.frozen_rule,
+    }
+    return (storage if layout.builtin else _canonical_accounts(storage, layout)), record
+
+
 @bulk
-def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
-    """Snapshot of a raw state dump (state_getPairs as an object) or a raw chain spec."""
+def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = None) -> Snapshot:
+    """Snapshot of a raw state dump (state_getPairs as an object) or a raw chain spec.
+
+    With `metadata`, account values are read in the layout the runtime declares; without
+    it, the built-in layout applies and any other one is refused by name."""
     source = Path(path)
     try:
         data = source.read_bytes()
@@ -324,7 +361,7 @@ def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
         raise InputError(f"{source}: not valid JSON ({error})") from None
     file_hash = "0x" + hashlib.sha256(data).hexdigest()
     is_spec = isinstance(document, dict) and "genesis" in document
-    storage = _storage_map(document, source)
+    storage, layout_record = _apply_layout(_storage_map(document, source), metadata)
     block = document.get("block") if isinstance(document.get("block"), str) else None
     genesis = (
         document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
@@ -359,7 +396,13 @@ def snapshot_from_raw(path: str | os.PathLike[str]) -> Snapshot:
         state_sha256=state_hash,
         block=block,
         genesis_hash=genesis,
-        source={**origin, "file": source.name, "file_sha256": file_hash, "ignored_keys": ignored},
+        source={
+            **origin,
+            "file": source.name,
+            "file_sha256": file_hash,
+            "ignored_keys": ignored,
+            **layout_record,
+        },
     )
 
 
@@ -443,6 +486,7 @@ def snapshot_from_rpc(
     *,
     page_size: int = 1000,
     on_page: Callable[[int], None] | None = None,
+    metadata: Metadata | None = None,
 ) -> Snapshot:
     """Read every `System.Account` entry at block `at` from a node, page by page.
 
@@ -452,6 +496,8 @@ def snapshot_from_rpc(
     proven TotalIssuance would no longer reconcile). The proofs are kept for the audit.
     Pages go to `<out>.partial` as they arrive; a rerun with the same node, block and
     output continues after the last saved page and yields the identical snapshot.
+    Accounts are read in the layout of the runtime's metadata at that block (the node's
+    `state_getMetadata` unless `metadata` is given).
     """
     if not at.startswith("0x") or len(at) != 66:
         raise InputError(f"--at {at!r}: expected a 0x-prefixed 32-byte block hash")
@@ -465,6 +511,8 @@ def snapshot_from_rpc(
     with SubstrateRpc(url) as rpc:
         genesis = rpc.genesis_hash()
         state_root = state_root_of_block(rpc.header(at), at)
+        if metadata is None:
+            metadata = parse_metadata(rpc.metadata(at), f"{url} at {at}")
         while not progress.done:
             keys = rpc.keys_paged(_ACCOUNT_PREFIX_HEX, page_size, progress.last_key, at)
             for key in keys:
@@ -490,7 +538,8 @@ def snapshot_from_rpc(
             )
         issuance_proof = rpc.read_proof([_TOTAL_ISSUANCE_HEX], at)
         _check_proven(state_root, issuance_proof, [(_TOTAL_ISSUANCE_HEX, issuance_value)], at)
-    all_pairs = [*progress.pairs, (_TOTAL_ISSUANCE_HEX, issuance_value)]
+    storage, layout_record = _apply_layout(dict(progress.pairs), metadata)
+    all_pairs = [*storage.items(), (_TOTAL_ISSUANCE_HEX, issuance_value)]
     issuance, rows, state_hash, _ = _decode_pairs(all_pairs, strict_prefix=True)
     return Snapshot(
         total_issuance=issuance,
@@ -503,6 +552,7 @@ def snapshot_from_rpc(
             "endpoint": url,
             "page_size": page_size,
             "state_root": "0x" + state_root.hex(),
+            **layout_record,
         },
         proof_nodes=list({**progress.proof, **dict.fromkeys(issuance_proof)}),
     )

@@ -85,6 +85,13 @@ class SubstrateRpc:
                 values[key] = value
         return values
 
+    def metadata(self, at: str) -> str:
+        """`state_getMetadata` at block `at`, as the node returns it (0x-hex SCALE)."""
+        result = self.call("state_getMetadata", [at])
+        if not isinstance(result, str):
+            raise ChainError(f"rpc {self.url}: state_getMetadata returned no metadata for {at}")
+        return result
+
     def header(self, at: str) -> dict[str, Any]:
         header = self.call("chain_getHeader", [at])
         if not isinstance(header, dict):
