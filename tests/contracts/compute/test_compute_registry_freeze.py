@@ -65,9 +65,8 @@ def test_freeze_stops_withdrawal_and_release_until_it_lapses(world: World, guard
     assert world.registry.frozenUntil(p) == end
     assert world.registry.isFrozen(p)
     assert world.registry.freeCollateral(p) == 0
-    with boa.env.prank(p):
-        with boa.reverts("registry: provider frozen"):
-            world.registry.withdrawCollateral(1)
+    with boa.env.prank(p), boa.reverts("registry: provider frozen"):
+        world.registry.withdrawCollateral(1)
     boa.env.time_travel(seconds=COOLDOWN)
     with boa.env.prank(p):
         with boa.reverts("registry: provider frozen"):
