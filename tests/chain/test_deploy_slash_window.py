@@ -1,0 +1,163 @@
+"""Deploy refuses genesis parameters under which a provider can dodge a slash, and the
+deployed network (through `deploy_network`, on anvil) holds a deregistered provider's
+collateral until a slash voted through the Governor and Timelock executes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from eth_utils import keccak
+from web3 import Web3
+
+from veil.chain.accounts import devnet_account
+from veil.chain.client import Chain, connect
+from veil.chain.deploy import (
+    DAY,
+    NetworkParameters,
+    SlashWindowRefused,
+    check_slash_window,
+    deploy_network,
+    devnet_parameters,
+)
+from veil.chain.devnet import Devnet, free_port
+from veil.chain.staking import deposit
+from veil.chain.units import WEI_PER_PHA
+from veil.compute import attestation as att
+from veil.compute.registry import RegistryClient
+from veil.errors import ChainError, InputError
+
+pytestmark = pytest.mark.xdist_group("anvil")
+
+OS_IMAGE = keccak(text="slash window os image")
+COMPOSE = keccak(text="slash window compose")
+
+
+def test_genesis_defaults_and_devnet_are_accepted() -> None:
+    check_slash_window(NetworkParameters())
+    check_slash_window(devnet_parameters({}, []))
+
+
+def test_short_cooldown_refused_naming_both_numbers() -> None:
+    params = NetworkParameters(collateral_cooldown=7 * DAY)
+    with pytest.raises(SlashWindowRefused) as caught:
+        check_slash_window(params)
+    message = str(caught.value)
+    assert "collateral cooldown 604800 s" in message
+    assert "the 777600 s a slash needs" in message  # 1 + 5 + 2 days + 1 day reaction
+    assert isinstance(caught.value, InputError) and caught.value.exit_code == 2
+
+
+def test_cooldown_exactly_the_window_is_enough() -> None:
+    params = NetworkParameters()
+    params.collateral_cooldown = params.governance_path() + params.guardian_reaction
+    check_slash_window(params)
+    params.collateral_cooldown -= 1
+    with pytest.raises(SlashWindowRefused, match="shorter than the 777600 s"):
+        check_slash_window(params)
+
+
+def test_longer_governance_path_needs_a_longer_cooldown() -> None:
+    params = NetworkParameters(voting_period=9 * DAY)
+    with pytest.raises(SlashWindowRefused, match="voting period 777600"):
+        check_slash_window(params)
+
+
+def test_short_max_freeze_refused() -> None:
+    with pytest.raises(SlashWindowRefused, match=r"maximum freeze 86400 s .* path 691200 s"):
+        check_slash_window(NetworkParameters(max_freeze=DAY))
+
+
+def test_deploy_refuses_before_sending_anything() -> None:
+    """No chain is touched: the check comes first (a None chain would fail on first use)."""
+    params = NetworkParameters(collateral_cooldown=DAY)
+    with pytest.raises(SlashWindowRefused):
+        deploy_network(None, devnet_account("deployer"), "x", "", params)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    devnet = Devnet(tmp_path_factory.mktemp("slash-window"))
+    process = devnet.start(port=free_port())
+    try:
+        yield Chain(connect(process.rpc_url))
+    finally:
+        devnet.stop()
+
+
+def _deploy(chain: Chain, **overrides: object) -> NetworkParameters:
+    """Genesis with production timings (NetworkParameters() defaults), two demo accounts."""
+    params = NetworkParameters(
+        demo_accounts={"alice": devnet_account("alice").address,
+                       "provider": devnet_account("provider").address},
+        attesters=[devnet_account("attester").address],
+        os_images=[OS_IMAGE],
+        compose_hashes=[COMPOSE],
+        reward_reserve_pha=0,
+    )  # fmt: skip
+    for key, value in overrides.items():
+        setattr(params, key, value)
+    deploy_network(chain, devnet_account("deployer"), "slash-window", "", params)
+    return params
+
+
+def test_deployed_registry_gets_cooldown_freeze_and_guardian(chain: Chain) -> None:
+    guardian = devnet_account("guardian").address
+    params = _deploy(chain, registry_guardian=guardian)
+    registry = RegistryClient.from_chain(chain)
+    assert registry.contract.functions.cooldown().call() == params.collateral_cooldown
+    assert registry.max_freeze() == params.max_freeze
+    assert registry.guardian() == guardian
+    assert registry.contract.functions.owner().call() == chain.contract("Timelock").address
+
+
+def test_deregistering_at_the_proposal_cannot_dodge_the_slash(chain: Chain) -> None:
+    """With the deployed timings alone (no guardian): the provider deregisters as the slash
+    proposal appears and tries to withdraw just before it can execute; the slash executes.
+    Before the fix the cooldown (7 days) ended a day before the slash could (8 days), the
+    withdrawal went through and the execution reverted."""
+    _deploy(chain)
+    registry = RegistryClient.from_chain(chain)
+    governor, vault = chain.contract("Governor"), chain.contract("Vault")
+    alice, provider, attester = (devnet_account(n) for n in ("alice", "provider", "attester"))
+
+    shares = deposit(chain, alice, 500_000 * WEI_PER_PHA)
+    chain.send(alice, vault.functions.delegate(alice.address), "Vault.delegate")
+    stake = registry.required_collateral(att.GpuModel.H100, 1)
+    deposit(chain, provider, 2_000 * WEI_PER_PHA)
+    registry.register_provider(provider)
+    registry.deposit_collateral(provider, stake)
+    worker = Web3.to_checksum_address("0x" + "77" * 20)
+    a = att.WorkerAttestation(
+        worker=worker, provider=provider.address, quote_hash=keccak(b"q"),
+        measurement_hash=keccak(b"m"), os_image_hash=OS_IMAGE, compose_hash=COMPOSE,
+        gpu_model=int(att.GpuModel.H100), gpu_count=1, expiry=registry.chain_time() + 30 * DAY,
+        evidence_hash=keccak(b"e"),
+    )  # fmt: skip
+    registry.register_worker(provider, a, [att.sign(a, registry.domain(), attester.key)])
+    assert shares > 0 and registry.provider(provider.address).locked == stake
+    chain.advance_time(1)
+
+    targets = [registry.contract.address]
+    calldata = registry.contract.encode_abi("slash", [provider.address, stake, "forged evidence"])
+    description = "Slash the provider: forged evidence"
+    args = (targets, [0], [bytes.fromhex(calldata[2:])])
+    desc_hash = keccak(text=description)
+    chain.send(alice, governor.functions.propose(*args, description), "Governor.propose")
+    pid = governor.functions.hashProposal(*args, desc_hash).call()
+    chain.send(provider, registry.contract.functions.deregisterWorker(worker), "deregister")
+
+    chain.advance_time(governor.functions.votingDelay().call() + 1)
+    chain.send(alice, governor.functions.castVote(pid, 1), "Governor.castVote")
+    chain.advance_time(governor.functions.votingPeriod().call() + 1)
+    chain.send(alice, governor.functions.queue(*args, desc_hash), "Governor.queue")
+    eta = governor.functions.proposalEta(pid).call()
+    chain.advance_time(eta - registry.chain_time() - 2)
+
+    withdraw = registry.contract.functions.withdrawCollateral(stake)
+    with pytest.raises(ChainError, match="exceeds free collateral"):
+        chain.send(provider, withdraw, "ComputeRegistry.withdrawCollateral")
+    chain.advance_time(2)
+    chain.send(alice, governor.functions.execute(*args, desc_hash), "Governor.execute")
+    assert registry.provider(provider.address).collateral == 0
+    assert vault.functions.balanceOf(chain.contract("Timelock").address).call() == stake
