@@ -4,10 +4,13 @@ collateral until a slash voted through the Governor and Timelock executes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from eth_utils import keccak
+from typer.testing import CliRunner
 from web3 import Web3
 
 from veil.chain.accounts import devnet_account
@@ -20,9 +23,11 @@ from veil.chain.deploy import (
     deploy_network,
     devnet_parameters,
 )
+from veil.chain.deployment import Deployment
 from veil.chain.devnet import Devnet, free_port
 from veil.chain.staking import deposit
 from veil.chain.units import WEI_PER_PHA
+from veil.cli.main import app
 from veil.compute import attestation as att
 from veil.compute.registry import RegistryClient
 from veil.errors import ChainError, InputError
@@ -85,7 +90,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         devnet.stop()
 
 
-def _deploy(chain: Chain, **overrides: object) -> NetworkParameters:
+def _deploy(chain: Chain, **overrides: object) -> tuple[NetworkParameters, Deployment]:
     """Genesis with production timings (NetworkParameters() defaults), two demo accounts."""
     params = NetworkParameters(
         demo_accounts={"alice": devnet_account("alice").address,
@@ -97,18 +102,55 @@ def _deploy(chain: Chain, **overrides: object) -> NetworkParameters:
     )  # fmt: skip
     for key, value in overrides.items():
         setattr(params, key, value)
-    deploy_network(chain, devnet_account("deployer"), "slash-window", "", params)
-    return params
+    url = chain.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    deployment = deploy_network(chain, devnet_account("deployer"), "slash-window", url, params)
+    return params, deployment
 
 
-def test_deployed_registry_gets_cooldown_freeze_and_guardian(chain: Chain) -> None:
-    guardian = devnet_account("guardian").address
-    params = _deploy(chain, registry_guardian=guardian)
+def _h100_worker(chain: Chain, registry: RegistryClient, key: str) -> tuple[str, int]:
+    """Stake, register the provider, post one H100's collateral and register a worker."""
+    provider, attester = devnet_account("provider"), devnet_account("attester")
+    stake = registry.required_collateral(att.GpuModel.H100, 1)
+    deposit(chain, provider, 2_000 * WEI_PER_PHA)
+    registry.register_provider(provider)
+    registry.deposit_collateral(provider, stake)
+    worker = Web3.to_checksum_address("0x" + key * 20)
+    a = att.WorkerAttestation(
+        worker=worker, provider=provider.address, quote_hash=keccak(b"q"),
+        measurement_hash=keccak(b"m"), os_image_hash=OS_IMAGE, compose_hash=COMPOSE,
+        gpu_model=int(att.GpuModel.H100), gpu_count=1, expiry=registry.chain_time() + 30 * DAY,
+        evidence_hash=keccak(b"e"),
+    )  # fmt: skip
+    registry.register_worker(provider, a, [att.sign(a, registry.domain(), attester.key)])
+    return worker, stake
+
+
+def test_deployed_registry_gets_cooldown_freeze_and_guardian(chain: Chain, tmp_path: Path) -> None:
+    """The deploy wiring, the client's freeze, and what `veil worker status` shows."""
+    guardian = devnet_account("guardian")
+    params, deployment = _deploy(chain, registry_guardian=guardian.address)
     registry = RegistryClient.from_chain(chain)
     assert registry.contract.functions.cooldown().call() == params.collateral_cooldown
     assert registry.max_freeze() == params.max_freeze
-    assert registry.guardian() == guardian
+    assert registry.guardian() == guardian.address
     assert registry.contract.functions.owner().call() == chain.contract("Timelock").address
+
+    worker, _ = _h100_worker(chain, registry, "78")
+    provider = devnet_account("provider").address
+    assert not registry.provider(provider).frozen
+    receipt = registry.freeze(guardian, provider, "slash proposal 1")
+    until = registry.chain_time() + params.max_freeze
+    assert chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"] + params.max_freeze == until
+    record = registry.provider(provider)
+    assert (record.frozen, record.frozen_until, record.free) == (True, until, 0)
+
+    path = deployment.save(tmp_path / "deployment.json")
+    dep = ["--deployment", str(path)]
+    shown = CliRunner().invoke(app, ["worker", "status", "--worker", worker, "--json", *dep])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["registry"]["provider_frozen_until"] == until
+    text = CliRunner().invoke(app, ["worker", "status", "--worker", worker, *dep])
+    assert "provider FROZEN by the guardian until" in text.output
 
 
 def test_deregistering_at_the_proposal_cannot_dodge_the_slash(chain: Chain) -> None:
@@ -119,23 +161,12 @@ def test_deregistering_at_the_proposal_cannot_dodge_the_slash(chain: Chain) -> N
     _deploy(chain)
     registry = RegistryClient.from_chain(chain)
     governor, vault = chain.contract("Governor"), chain.contract("Vault")
-    alice, provider, attester = (devnet_account(n) for n in ("alice", "provider", "attester"))
+    alice, provider = devnet_account("alice"), devnet_account("provider")
 
-    shares = deposit(chain, alice, 500_000 * WEI_PER_PHA)
+    deposit(chain, alice, 500_000 * WEI_PER_PHA)
     chain.send(alice, vault.functions.delegate(alice.address), "Vault.delegate")
-    stake = registry.required_collateral(att.GpuModel.H100, 1)
-    deposit(chain, provider, 2_000 * WEI_PER_PHA)
-    registry.register_provider(provider)
-    registry.deposit_collateral(provider, stake)
-    worker = Web3.to_checksum_address("0x" + "77" * 20)
-    a = att.WorkerAttestation(
-        worker=worker, provider=provider.address, quote_hash=keccak(b"q"),
-        measurement_hash=keccak(b"m"), os_image_hash=OS_IMAGE, compose_hash=COMPOSE,
-        gpu_model=int(att.GpuModel.H100), gpu_count=1, expiry=registry.chain_time() + 30 * DAY,
-        evidence_hash=keccak(b"e"),
-    )  # fmt: skip
-    registry.register_worker(provider, a, [att.sign(a, registry.domain(), attester.key)])
-    assert shares > 0 and registry.provider(provider.address).locked == stake
+    worker, stake = _h100_worker(chain, registry, "77")
+    assert registry.provider(provider.address).locked == stake
     chain.advance_time(1)
 
     targets = [registry.contract.address]
