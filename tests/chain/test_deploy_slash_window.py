@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from eth_utils import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 from web3 import Web3
 
@@ -71,6 +73,33 @@ def test_longer_governance_path_needs_a_longer_cooldown() -> None:
 def test_short_max_freeze_refused() -> None:
     with pytest.raises(SlashWindowRefused, match=r"maximum freeze 86400 s .* path 691200 s"):
         check_slash_window(NetworkParameters(max_freeze=DAY))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    delay=st.integers(0, 30 * DAY),
+    period=st.integers(1, 30 * DAY),
+    timelock=st.integers(0, 30 * DAY),
+    reaction=st.integers(0, 3 * DAY),
+    cooldown=st.integers(0, 120 * DAY),
+    max_freeze=st.integers(1, 90 * DAY),
+)
+def test_refused_exactly_when_a_slash_could_be_dodged(
+    delay: int, period: int, timelock: int, reaction: int, cooldown: int, max_freeze: int
+) -> None:
+    params = NetworkParameters(
+        voting_delay=delay, voting_period=period, timelock_delay=timelock,
+        guardian_reaction=reaction, collateral_cooldown=cooldown, max_freeze=max_freeze,
+    )  # fmt: skip
+    path = delay + period + timelock
+    safe = cooldown >= path + reaction and max_freeze >= path
+    if safe:
+        check_slash_window(params)
+        return
+    with pytest.raises(SlashWindowRefused) as caught:
+        check_slash_window(params)
+    named = str(cooldown) if cooldown < path + reaction else str(max_freeze)
+    assert named in str(caught.value)
 
 
 def test_deploy_refuses_before_sending_anything() -> None:
