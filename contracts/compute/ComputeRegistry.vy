@@ -27,6 +27,21 @@
      existing locks. A worker is active while registered, unexpired, on an OS image and
      compose hash that are still allowlisted (revoking one deactivates its workers at
      once), and its provider has no shortfall.
+
+     Guardian freeze. Only governance slashes, and a slash proposal is public for the
+     whole governance path (voting delay + voting period + timelock delay) before it can
+     execute; a provider that saw it coming could deregister and walk away with its
+     collateral once the cooldown ends. The guardian (a role governance appoints) can
+     freeze a registered provider: while frozen, nothing moves its collateral out of the
+     registry (no withdrawal, no release of cooling collateral) except a slash. A freeze
+     lasts `maxFreeze` seconds (the maximum in force when it starts; later changes of the
+     maximum neither lengthen nor shorten it) and ends earlier when governance unfreezes
+     or slashes the provider, or the guardian lifts it. After a freeze ends the guardian
+     cannot freeze the same provider again for another `maxFreeze` seconds (the cool-off),
+     so the guardian can hold a provider's collateral at most half of the time and never
+     for good: collateral whose cooldown has ended can always be withdrawn within one
+     maximum freeze. Deposits, worker registration and deregistration stay open while
+     frozen (none of them moves collateral out).
 """
 
 from snekmate.auth import ownable
@@ -51,6 +66,9 @@ exports: (
 MAX_SIGNATURES: constant(uint256) = 16
 MAX_REASON: constant(uint256) = 256
 MAX_COOLDOWN: constant(uint64) = 365 * 86400
+# Upper bound of the governed maximum freeze: governance cannot let the guardian hold
+# collateral longer than this, whatever it votes.
+MAX_FREEZE_LIMIT: constant(uint64) = 90 * 86400
 
 STATUS_NONE: constant(uint8) = 0
 STATUS_REGISTERED: constant(uint8) = 1
@@ -193,12 +211,34 @@ event CooldownChanged:
 event TreasuryChanged:
     treasury: indexed(address)
 
+event GuardianChanged:
+    guardian: indexed(address)
+
+event MaxFreezeChanged:
+    maxFreeze: uint64
+
+event ProviderFrozen:
+    provider: indexed(address)
+    guardian: indexed(address)
+    frozenUntil: uint64
+    reason: String[MAX_REASON]
+
+event ProviderUnfrozen:
+    provider: indexed(address)
+    by: indexed(address)
+
 
 # --- storage ---------------------------------------------------------------------
 
 vault: public(immutable(address))
 treasury: public(address)
 cooldown: public(uint64)
+
+guardian: public(address)
+maxFreeze: public(uint64)
+# When the provider's current (or last) freeze ends; 0 if never frozen. Frozen while
+# block.timestamp < frozenUntil; a new freeze needs block.timestamp >= frozenUntil + maxFreeze.
+frozenUntil: public(HashMap[address, uint64])
 
 isAttester: public(HashMap[address, bool])
 attesterCount: public(uint256)
@@ -232,6 +272,7 @@ def __init__(vault_: address, owner_: address, treasury_: address):
     vault = vault_
     self.treasury = treasury_
     self.cooldown = 7 * 86400
+    self.maxFreeze = 14 * 86400
     self.threshold = 1
 
     unit: uint256 = 10 ** convert(staticcall IERC20Detailed(vault_).decimals(), uint256)
@@ -275,10 +316,12 @@ def depositCollateral(amount: uint256):
 def withdrawCollateral(amount: uint256):
     """
     @notice Withdraw `amount` of free collateral (not locked by workers, not cooling).
-    @dev Cooling collateral whose cooldown has ended is released first.
+    @dev Cooling collateral whose cooldown has ended is released first. Refused while
+         the guardian's freeze holds (a slash may be on its way).
     @param amount vPHA shares to send back to msg.sender.
     """
     assert amount > 0, "registry: zero amount"
+    self._check_not_frozen(msg.sender)
     self._release(msg.sender)
     p: Provider = self.providers[msg.sender]
     assert amount <= p.collateral - p.locked - p.cooling, "registry: exceeds free collateral"
@@ -292,7 +335,9 @@ def withdrawCollateral(amount: uint256):
 def releaseCollateral():
     """
     @notice Make msg.sender's cooling collateral free once its cooldown has ended.
+    @dev Refused while the guardian's freeze holds.
     """
+    self._check_not_frozen(msg.sender)
     p: Provider = self.providers[msg.sender]
     assert p.cooling > 0, "registry: nothing cooling"
     assert block.timestamp >= convert(p.cooldownEnd, uint256), "registry: cooldown not over"
@@ -420,6 +465,9 @@ def slash(provider_: address, amount: uint256, reason: String[MAX_REASON]):
     @notice Move `amount` of a provider's collateral to the treasury, with a reason.
     @dev Takes free collateral first, then cooling, then locked; slashing into locked
          leaves a shortfall that deactivates the provider's workers until refilled.
+         A slash is governance's verdict, so it also ends a freeze of the provider (the
+         guardian's cool-off starts); a proposal that means to slash several times
+         does so in one execution.
     @param provider_ The provider to slash.
     @param amount vPHA shares; at most the provider's total collateral.
     @param reason Why, for the public record.
@@ -435,8 +483,73 @@ def slash(provider_: address, amount: uint256, reason: String[MAX_REASON]):
     p.locked -= rest - from_cooling
     p.collateral -= amount
     self.providers[provider_] = p
+    if block.timestamp < convert(self.frozenUntil[provider_], uint256):
+        self._end_freeze(provider_)
     assert extcall IVault(vault).transfer(self.treasury, amount, default_return_value=True), "registry: transfer failed"
     log Slashed(provider=provider_, amount=amount, shortfall=p.required - p.locked, reason=reason)
+
+
+@external
+def freeze(provider_: address, reason: String[MAX_REASON]):
+    """
+    @notice Guardian only: stop a provider's withdrawals and releases for `maxFreeze`
+            seconds, so that a slash governance is voting on cannot be dodged.
+    @dev Refused while the provider is frozen, and for `maxFreeze` seconds after its
+         last freeze ended (the cool-off), so the guardian cannot hold collateral for
+         good by freezing again and again.
+    @param provider_ A registered provider.
+    @param reason Why, for the public record (for instance the proposal id).
+    """
+    assert msg.sender == self.guardian, "registry: caller is not the guardian"
+    assert self.providers[provider_].registered, "registry: provider not registered"
+    until: uint256 = convert(self.frozenUntil[provider_], uint256)
+    assert block.timestamp >= until, "registry: provider already frozen"
+    window: uint64 = self.maxFreeze
+    if until != 0:
+        assert block.timestamp >= until + convert(window, uint256), "registry: freeze cool-off not over"
+    end: uint64 = convert(block.timestamp, uint64) + window
+    self.frozenUntil[provider_] = end
+    log ProviderFrozen(provider=provider_, guardian=msg.sender, frozenUntil=end, reason=reason)
+
+
+@external
+def unfreeze(provider_: address):
+    """
+    @notice Governance (or the guardian, lifting its own freeze) ends a provider's
+            freeze before it lapses; the guardian's cool-off starts now.
+    @param provider_ A frozen provider.
+    """
+    assert msg.sender == ownable.owner or msg.sender == self.guardian, "registry: caller is not the owner or guardian"
+    assert block.timestamp < convert(self.frozenUntil[provider_], uint256), "registry: provider not frozen"
+    self._end_freeze(provider_)
+
+
+@external
+def setGuardian(guardian_: address):
+    """
+    @notice Appoint the guardian who may freeze providers; the zero address means none.
+    @dev Replacing the guardian does not lift freezes it made.
+    @param guardian_ The new guardian, or the zero address.
+    """
+    ownable._check_owner()
+    self.guardian = guardian_
+    log GuardianChanged(guardian=guardian_)
+
+
+@external
+def setMaxFreeze(max_freeze: uint64):
+    """
+    @notice Set how long a guardian freeze lasts (and the cool-off before a provider can
+            be frozen again), in seconds. It should cover the governance path (voting
+            delay + voting period + timelock delay) so a freeze outlasts a slash vote.
+    @dev Freezes in force keep the end they were given.
+    @param max_freeze More than zero, at most 90 days.
+    """
+    ownable._check_owner()
+    assert max_freeze > 0, "registry: zero max freeze"
+    assert max_freeze <= MAX_FREEZE_LIMIT, "registry: max freeze too long"
+    self.maxFreeze = max_freeze
+    log MaxFreezeChanged(maxFreeze=max_freeze)
 
 
 @external
@@ -579,14 +692,27 @@ def provider(provider_: address) -> Provider:
 @external
 def freeCollateral(provider_: address) -> uint256:
     """
-    @notice Collateral the provider could withdraw now (cooling counted once released).
+    @notice Collateral the provider could withdraw now (cooling counted once released);
+            0 while the provider is frozen.
     @param provider_ The provider address.
     """
+    if block.timestamp < convert(self.frozenUntil[provider_], uint256):
+        return 0
     p: Provider = self.providers[provider_]
     free: uint256 = p.collateral - p.locked - p.cooling
     if p.cooling > 0 and block.timestamp >= convert(p.cooldownEnd, uint256):
         free += p.cooling
     return free
+
+
+@view
+@external
+def isFrozen(provider_: address) -> bool:
+    """
+    @notice True while a guardian freeze stops the provider's withdrawals and releases.
+    @param provider_ The provider address.
+    """
+    return block.timestamp < convert(self.frozenUntil[provider_], uint256)
 
 
 @view
@@ -662,6 +788,18 @@ def domainSeparator() -> bytes32:
 def _set_accelerator(model_id: uint8, collateral: uint256, weight_bps: uint256):
     self.accelerators[model_id] = AcceleratorType(collateral=collateral, weightBps=weight_bps, enabled=True)
     log AcceleratorTypeChanged(gpuModel=model_id, collateral=collateral, weightBps=weight_bps, enabled=True)
+
+
+@view
+@internal
+def _check_not_frozen(provider_: address):
+    assert block.timestamp >= convert(self.frozenUntil[provider_], uint256), "registry: provider frozen"
+
+
+@internal
+def _end_freeze(provider_: address):
+    self.frozenUntil[provider_] = convert(block.timestamp, uint64)
+    log ProviderUnfrozen(provider=provider_, by=msg.sender)
 
 
 @internal

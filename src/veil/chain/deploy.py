@@ -18,9 +18,14 @@ from veil.chain.client import Chain
 from veil.chain.compile import compile_contract
 from veil.chain.deployment import ContractRecord, Deployment
 from veil.chain.units import WEI_PER_PHA
+from veil.errors import InputError
 
 DAY = 86_400
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+class SlashWindowRefused(InputError):
+    """Genesis parameters under which a provider could withdraw before a slash executes."""
 
 
 @dataclass
@@ -43,6 +48,45 @@ class NetworkParameters:
     attester_threshold: int = 1
     os_images: list[bytes] = field(default_factory=list)
     compose_hashes: list[bytes] = field(default_factory=list)
+    # Slashing: a deregistered worker's collateral cools down for `collateral_cooldown`;
+    # the registry's guardian (none if empty) can freeze a provider for `max_freeze`;
+    # `guardian_reaction` is the time the guardian is given to notice a slash proposal and
+    # freeze. See check_slash_window for how they must relate to the governance path.
+    collateral_cooldown: int = 10 * DAY
+    max_freeze: int = 14 * DAY
+    guardian_reaction: int = DAY
+    registry_guardian: str = ""
+
+    def governance_path(self) -> int:
+        """Seconds from a proposal's creation until the timelock can first execute it."""
+        return self.voting_delay + self.voting_period + self.timelock_delay
+
+
+def check_slash_window(params: NetworkParameters) -> None:
+    """Refuse parameters under which a slash can be dodged.
+
+    A provider sees a slash proposal the moment it is made, and can deregister at once. Its
+    collateral must still be cooling when the slash can execute, with room left for the
+    guardian to react, so the cooldown must cover the governance path plus the guardian's
+    reaction time; and a freeze the guardian makes as the proposal appears must last until
+    the proposal can execute, so the maximum freeze must cover the governance path.
+    """
+    path = params.governance_path()
+    needed = path + params.guardian_reaction
+    if params.collateral_cooldown < needed:
+        raise SlashWindowRefused(
+            f"collateral cooldown {params.collateral_cooldown} s is shorter than the "
+            f"{needed} s a slash needs (voting delay {params.voting_delay} + voting period "
+            f"{params.voting_period} + timelock delay {params.timelock_delay} + guardian "
+            f"reaction {params.guardian_reaction}): a provider could withdraw before it executes"
+        )
+    if params.max_freeze < path:
+        raise SlashWindowRefused(
+            f"maximum freeze {params.max_freeze} s is shorter than the governance path "
+            f"{path} s (voting delay {params.voting_delay} + voting period "
+            f"{params.voting_period} + timelock delay {params.timelock_delay}): a freeze "
+            "would lapse before the slash can execute"
+        )
 
 
 def devnet_parameters(demo_accounts: dict[str, str], attesters: list[str]) -> NetworkParameters:
@@ -70,6 +114,7 @@ def deploy_network(
     progress: Progress = lambda _msg: None,
 ) -> Deployment:
     """Deploy all contracts, wire roles, fund demo accounts, and renounce the deployer."""
+    check_slash_window(params)
     deployment = Deployment(
         network=network,
         chain_id=chain.w3.eth.chain_id,
@@ -123,6 +168,10 @@ def deploy_network(
         send("ComputeRegistry", "setOsImageAllowed", image, True)
     for compose in params.compose_hashes:
         send("ComputeRegistry", "setComposeHashAllowed", compose, True)
+    send("ComputeRegistry", "setCooldown", params.collateral_cooldown)
+    send("ComputeRegistry", "setMaxFreeze", params.max_freeze)
+    if params.registry_guardian:
+        send("ComputeRegistry", "setGuardian", params.registry_guardian)
 
     if params.demo_accounts or params.reward_reserve_pha:
         send("PHA", "setMinter", me, True)

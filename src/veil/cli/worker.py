@@ -62,6 +62,8 @@ def provider(
         f"provider {me.address}: collateral {format_amount(record.collateral, decimals, 'vPHA')},"
         f" free {format_amount(record.free, decimals, 'vPHA')}, workers {record.workers}"
     )
+    if record.frozen:
+        console.print(f"  FROZEN by the guardian until {_when(record.frozen_until)}: no withdrawal")
 
 
 @app.command()
@@ -151,6 +153,8 @@ def status(
         worker = identity.address
     registry = RegistryClient.from_chain(open_chain(deployment, rpc))
     record = registry.worker(worker)
+    owner = registry.provider(record.provider) if record.registered else None
+    frozen_until = owner.frozen_until if owner is not None and owner.frozen else None
     views: dict[str, object] = {}
     for url in attesters:
         try:
@@ -158,7 +162,8 @@ def status(
         except (AttesterRefused, AttesterUnavailable) as error:
             views[url] = {"error": str(error)}
     if as_json:
-        typer.echo(json.dumps({"registry": record.to_json(), "attesters": views}, indent=2))
+        shown = {**record.to_json(), "provider_frozen_until": frozen_until}
+        typer.echo(json.dumps({"registry": shown, "attesters": views}, indent=2))
         return
     console.print(f"worker {record.worker}")
     if not record.registered:
@@ -167,6 +172,8 @@ def status(
         state = "active" if record.active else "INACTIVE"
         console.print(f"  registry: {record.to_json()['status']}, {state}")
         console.print(f"  provider: {record.provider}")
+        if frozen_until is not None:
+            console.print(f"  provider FROZEN by the guardian until {_when(frozen_until)}")
         console.print(f"  model: {record.to_json()['gpu_model']} x {record.gpu_count}")
         console.print(f"  expiry: {_when(record.expiry)} ({record.expiry})")
         console.print(f"  evidence hash: 0x{record.evidence_hash.hex()}")

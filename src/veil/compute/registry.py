@@ -2,7 +2,8 @@
 
 Only the provider's key sends registry transactions (registerProvider, depositCollateral,
 registerWorker, reattestWorker): the contract requires msg.sender to be the attested
-provider, so the collateral at stake and the key that can move it stay together.
+provider, so the collateral at stake and the key that can move it stay together. The one
+exception is the guardian's freeze, which exists precisely to act against a provider.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class ProviderRecord:
     required: int
     workers: int
     free: int
+    frozen_until: int = 0
+    frozen: bool = False
 
 
 @dataclass
@@ -91,7 +94,15 @@ class RegistryClient:
         address = checksum(provider, "provider")
         fields = self.contract.functions.provider(address).call()
         free = int(self.contract.functions.freeCollateral(address).call())
-        return ProviderRecord(*fields, free=free)
+        until = int(self.contract.functions.frozenUntil(address).call())
+        frozen = bool(self.contract.functions.isFrozen(address).call())
+        return ProviderRecord(*fields, free=free, frozen_until=until, frozen=frozen)
+
+    def guardian(self) -> str:
+        return checksum(self.contract.functions.guardian().call(), "guardian")
+
+    def max_freeze(self) -> int:
+        return int(self.contract.functions.maxFreeze().call())
 
     def threshold(self) -> int:
         return int(self.contract.functions.threshold().call())
@@ -124,6 +135,12 @@ class RegistryClient:
             self.contract.functions.depositCollateral(shares),
             "ComputeRegistry.depositCollateral",
         )
+
+    def freeze(self, guardian: LocalAccount, provider: str, reason: str) -> TxReceipt:
+        """The guardian stops `provider`'s withdrawals until governance slashes or unfreezes
+        it (or the maximum freeze lapses), so a slash being voted on cannot be dodged."""
+        call = self.contract.functions.freeze(checksum(provider, "provider"), reason)
+        return self.chain.send(guardian, call, "ComputeRegistry.freeze")
 
     def register_worker(
         self, signer: LocalAccount, attestation: WorkerAttestation, signatures: list[bytes]

@@ -9,6 +9,9 @@ small Python model of the rules. After every step:
 - each provider's withdrawals never exceed its deposits minus slashes (exactly:
   withdrawn + collateral == deposited - slashed);
 - locked >= what its registered workers require, unless the provider was slashed;
+- a frozen provider's collateral never leaves the registry except by slash (its own vPHA
+  balance never grows while it is frozen, its collateral shrinks only by what is slashed),
+  and no freeze lasts longer than the maximum in force when the guardian made it;
 - the contract agrees with the model on every balance and on which workers are active,
   and a call reverts exactly when the model says it must.
 """
@@ -36,6 +39,8 @@ MODELS = [0, 1, 2, 3]
 STEPS_PER_VPHA = 2**20
 START_BALANCE_VPHA = 20_000
 COOLDOWN = 7 * DAY
+MAX_FREEZES = [DAY, 3 * DAY, 14 * DAY]
+GUARDIAN = "0x" + "6a" * 20
 
 _deployers: dict[str, object] = {}
 
@@ -58,6 +63,11 @@ class ProviderModel:
     deposited: int = 0
     withdrawn: int = 0
     slashed: int = 0
+    frozen_until: int = 0
+    freeze_bound: int = 0  # start + maximum of the last freeze the guardian made
+
+    def frozen(self, now: int) -> bool:
+        return now < self.frozen_until
 
     def matured(self, now: int) -> bool:
         return self.cooling > 0 and now >= self.cooldown_end
@@ -83,6 +93,7 @@ class Ledger:
         default_factory=lambda: {p: ProviderModel() for p in PROVIDERS}
     )
     workers: list[WorkerModel] = field(default_factory=list)
+    max_freeze: int = 14 * DAY
 
 
 class RegistryAccounting(RuleBasedStateMachine):
@@ -107,6 +118,10 @@ class RegistryAccounting(RuleBasedStateMachine):
         for p in PROVIDERS[:2]:
             self.register_provider(p)
             self.deposit(p, 5_000 * STEPS_PER_VPHA)
+        with boa.env.prank(self.world.owner):
+            self.r.setGuardian(GUARDIAN)
+        self.seen: dict[str, tuple[bool, int, int, int]] = {}
+        self.remember()
 
     def teardown(self) -> None:
         if hasattr(self, "_anchor"):
@@ -154,6 +169,11 @@ class RegistryAccounting(RuleBasedStateMachine):
         available = pm.free() + (pm.cooling if pm.matured(self.now()) else 0)
         amount = max(1, int(available * fraction) + dust)
         with boa.env.prank(p):
+            if pm.frozen(self.now()):
+                with boa.reverts("registry: provider frozen"):
+                    self.r.withdrawCollateral(amount)
+                event("withdrawal refused: frozen")
+                return
             if amount > available:
                 with boa.reverts("registry: exceeds free collateral"):
                     self.r.withdrawCollateral(amount)
@@ -224,6 +244,11 @@ class RegistryAccounting(RuleBasedStateMachine):
     def release(self, p: str) -> None:
         pm = self.m.providers[p]
         with boa.env.prank(p):
+            if pm.frozen(self.now()):
+                with boa.reverts("registry: provider frozen"):
+                    self.r.releaseCollateral()
+                event("release refused: frozen")
+                return
             if pm.cooling == 0:
                 with boa.reverts("registry: nothing cooling"):
                     self.r.releaseCollateral()
@@ -264,13 +289,95 @@ class RegistryAccounting(RuleBasedStateMachine):
         pm.locked -= rest - from_cooling
         pm.collateral -= amount
         pm.slashed += amount
+        if pm.frozen(self.now()):
+            pm.frozen_until = self.now()
+            event("slash ended a freeze")
         event("slash reached locked" if pm.locked < pm.required else "slash")
 
-    @rule(seconds=st.sampled_from([1, 3_600, DAY, 7 * DAY]))
+    @rule(p=st.sampled_from(PROVIDERS), outsider=st.booleans())
+    def freeze(self, p: str, outsider: bool) -> None:
+        pm, now = self.m.providers[p], self.now()
+        caller = PROVIDERS[0] if outsider else GUARDIAN
+        if outsider:
+            expected = "registry: caller is not the guardian"
+        elif not pm.registered:
+            expected = "registry: provider not registered"
+        elif pm.frozen(now):
+            expected = "registry: provider already frozen"
+        elif pm.frozen_until and now < pm.frozen_until + self.m.max_freeze:
+            expected = "registry: freeze cool-off not over"
+        else:
+            expected = None
+        with boa.env.prank(caller):
+            if expected:
+                with boa.reverts(expected):
+                    self.r.freeze(p, "property test")
+                return
+            self.r.freeze(p, "property test")
+        event("frozen")
+        pm.frozen_until = pm.freeze_bound = now + self.m.max_freeze
+
+    @rule(p=st.sampled_from(PROVIDERS), caller=st.sampled_from(["owner", "guardian", "other"]))
+    def unfreeze(self, p: str, caller: str) -> None:
+        pm = self.m.providers[p]
+        who = {"owner": self.world.owner, "guardian": GUARDIAN, "other": p}[caller]
+        with boa.env.prank(who):
+            if caller == "other":
+                with boa.reverts("registry: caller is not the owner or guardian"):
+                    self.r.unfreeze(p)
+                return
+            if not pm.frozen(self.now()):
+                with boa.reverts("registry: provider not frozen"):
+                    self.r.unfreeze(p)
+                return
+            self.r.unfreeze(p)
+        event("unfrozen")
+        pm.frozen_until = self.now()
+
+    @rule(seconds=st.sampled_from(MAX_FREEZES))
+    def set_max_freeze(self, seconds: int) -> None:
+        with boa.env.prank(self.world.owner):
+            self.r.setMaxFreeze(seconds)
+        self.m.max_freeze = seconds
+
+    @rule(seconds=st.sampled_from([1, 3_600, DAY, 7 * DAY, 14 * DAY]))
     def time_passes(self, seconds: int) -> None:
         boa.env.time_travel(seconds=seconds)
 
     # --- invariants ----------------------------------------------------------------
+
+    def remember(self) -> None:
+        for p in PROVIDERS:
+            self.seen[p] = (
+                bool(self.r.isFrozen(p)),
+                int(self.t.balanceOf(p)),
+                int(self.r.provider(p).collateral),
+                self.m.providers[p].slashed,
+            )
+
+    @invariant()
+    def frozen_collateral_leaves_only_by_slash(self) -> None:
+        """Read from the chain, not the model: a provider frozen before this step gained
+        no vPHA in it, and its collateral fell by no more than it was slashed."""
+        for p in PROVIDERS:
+            was_frozen, balance, collateral, slashed = self.seen[p]
+            if was_frozen:
+                assert self.t.balanceOf(p) <= balance
+                slashed_now = self.m.providers[p].slashed - slashed
+                assert self.r.provider(p).collateral >= collateral - slashed_now
+        self.remember()
+
+    @invariant()
+    def no_freeze_outlives_its_maximum(self) -> None:
+        now = self.now()
+        for p in PROVIDERS:
+            pm = self.m.providers[p]
+            assert self.r.frozenUntil(p) == pm.frozen_until
+            assert self.r.frozenUntil(p) <= pm.freeze_bound
+            assert self.r.isFrozen(p) == pm.frozen(now)
+            if self.r.isFrozen(p):
+                assert now < pm.freeze_bound
+                assert self.r.freeCollateral(p) == 0
 
     @invariant()
     def registry_holds_every_providers_collateral(self) -> None:
@@ -338,5 +445,25 @@ def test_invariant_check_detects_a_mismatch() -> None:
             machine.r.depositCollateral(5)
         with pytest.raises(AssertionError):
             machine.contract_matches_model()
+    finally:
+        machine.teardown()
+
+
+def test_frozen_invariant_detects_a_withdrawal() -> None:
+    """The freeze invariant is not vacuous: collateral that left a frozen provider (here
+    by a withdrawal the guardian lifted the freeze for, unknown to the model) is caught."""
+    machine = RegistryAccounting()
+    try:
+        machine.deploy()
+        p = PROVIDERS[0]
+        with boa.env.prank(GUARDIAN):
+            machine.r.freeze(p, "detector")
+        machine.remember()
+        with boa.env.prank(GUARDIAN):
+            machine.r.unfreeze(p)
+        with boa.env.prank(p):
+            machine.r.withdrawCollateral(5)
+        with pytest.raises(AssertionError):
+            machine.frozen_collateral_leaves_only_by_slash()
     finally:
         machine.teardown()

@@ -511,6 +511,8 @@ SETTERS = [
     ("disableAcceleratorType", (3,)),
     ("setCooldown", (DAY,)),
     ("setTreasury", ("0x" + "11" * 20,)),
+    ("setGuardian", ("0x" + "44" * 20,)),
+    ("setMaxFreeze", (DAY,)),
     ("slash", ("0x" + "22" * 20, 1, "x")),
     ("transfer_ownership", ("0x" + "33" * 20,)),
 ]
