@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from veil.cli import attest, attester, devnet, gov, migrate, stake, worker
+from veil.cli import attest, attester, devnet, gov, migrate, network, stake, worker
 from veil.errors import VeilError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(migrate.app, name="migrate")
 app.add_typer(attest.app, name="attest")
 app.add_typer(attester.app, name="attester")
 app.add_typer(worker.app, name="worker")
+app.add_typer(network.app, name="network")
 
 
 @app.command()
