@@ -26,7 +26,7 @@ from veil.cli.options import DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
 from veil.errors import InputError, VeilError
 
 app = typer.Typer(no_args_is_help=True, help="Deploy a production network and check its genesis.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def _hash32(text: str, option: str) -> bytes:
@@ -80,7 +80,7 @@ def deploy(
     )
     source = migration_source(tree, ledger)
     signer = resolve_signer(None, keystore)
-    chain = Chain(connect(rpc, chain_id))
+    chain = Chain(connect(rpc))  # deploy_production checks the id, naming --chain-id
     deployment = deploy_production(
         chain,
         signer,
