@@ -58,7 +58,7 @@ class Net:
     def rpc(self) -> str:
         return self.process.rpc_url
 
-    def deploy_args(self, out: Path, **overrides: str) -> list[str]:
+    def deploy_args(self, record: Path, **overrides: str) -> list[str]:
         """`veil network deploy` as the docs give it; `overrides` replace single options."""
         options = {
             "--rpc": self.rpc,
@@ -69,7 +69,7 @@ class Net:
             "--attester": devnet_account("attester").address,
             "--threshold": "1",
             "--guardian": devnet_account("guardian").address,
-            "--out": str(out),
+            "--out": str(record),
         }
         options.update({f"--{k.replace('_', '-')}": v for k, v in overrides.items()})
         return ["network", "deploy", *(x for pair in options.items() for x in pair)]
@@ -127,7 +127,15 @@ def test_production_deploy_refuses_bad_input_before_any_transaction(net: Net) ->
     other_ledger = net.work / "other-ledger.json"
     other_ledger.write_text(json.dumps(document))
 
+    # a key that never held ETH, and a deployment record that already exists
+    empty = net.work / "empty-key.json"
+    empty.write_text(json.dumps(Account.create().encrypt(PASSWORD, kdf="pbkdf2", iterations=2)))
+    existing = net.work / "existing.json"
+    existing.write_text("{}")
+
     cases = [
+        ({"keystore": str(empty)}, "no ETH for gas"),
+        ({"out": str(existing)}, "exists; a deployment record is never overwritten"),
         ({"chain_id": "10"}, f"chain id {DEVNET_CHAIN_ID}, not --chain-id 10"),
         ({"ledger": str(other_ledger)}, "do not match ledger"),
         ({"threshold": "2"}, "--threshold 2: must be 1..1"),
