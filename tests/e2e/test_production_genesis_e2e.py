@@ -255,7 +255,16 @@ def test_production_genesis_claims_then_first_proposal_passes(net: Net) -> None:
     assert migrator.functions.guardian().call() == guardian
     assert "deployer holds no role" in veil("network", "check", "--deployer", deployer, *d).stdout
     refused = veil("network", "check", "--deployer", guardian, *d, check=False)
-    assert refused.returncode == 1 and "guardian" in refused.stderr
+    assert refused.returncode == 1 and "the deployer is the Migrator guardian" in refused.stderr
+    # a deployment record that claims another root or attester set does not check out
+    record = json.loads(out.read_text())
+    record["parameters"]["migration"]["root"] = "0x" + "00" * 32
+    record["parameters"]["attesters"] = [devnet_account("dave").address]
+    forged = net.work / "forged.json"
+    forged.write_text(json.dumps(record))
+    refused = veil("network", "check", "--deployer", deployer, "-d", str(forged), check=False)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "the Migrator commits" in refused.stderr and "attesters are" in refused.stderr
 
     # first claims: each holder binds its account to a receiver, the attester signs, dave sends
     receivers = [devnet_account(n) for n in ("alice", "bob", "carol")]

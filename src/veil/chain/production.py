@@ -193,7 +193,8 @@ def genesis_problems(chain: Chain, deployment: Deployment, deployer: str) -> lis
 
     Empty means: the timelock owns every contract and is its own admin, the Governor is its
     only proposer, the deployer holds no role and minted nothing, the Migrator alone may
-    mint and has the committed root, and the guardian is the one the deployment names.
+    mint and has the committed root and attesters, and the guardian is the one the
+    deployment names.
     """
     c = chain.contract
     timelock = deployment.address("Timelock")
@@ -236,6 +237,13 @@ def genesis_problems(chain: Chain, deployment: Deployment, deployer: str) -> lis
         )
         if on_chain != wanted:
             problems.append(f"the Migrator commits {on_chain}, not {wanted}")
+    attesters = sorted(a.lower() for a in migrator.attesters().call())
+    wanted_attesters = sorted(str(a).lower() for a in deployment.parameters.get("attesters", []))
+    if attesters != wanted_attesters:
+        problems.append(f"the Migrator's attesters are {attesters}, not {wanted_attesters}")
+    threshold = migrator.threshold().call()
+    if threshold != deployment.parameters.get("attester_threshold"):
+        problems.append(f"the Migrator's attester threshold is {threshold}")
     guardian = migrator.guardian().call()
     named = deployment.parameters.get("migrator_guardian", ZERO_ADDRESS)
     if guardian.lower() != str(named).lower():
