@@ -1,9 +1,14 @@
 """Deploy the veil economy and hand every parameter to the timelock.
 
 The order matters: the timelock comes first because it is the treasury and the owner of
-everything; the deployer keeps temporary powers (timelock admin, PHA minter) only long
-enough to wire the system and fund the devnet's demo accounts, then renounces them, so
-the finished deployment has exactly one master: governance.
+everything; the deployer keeps temporary powers (timelock admin, PHA minter, Migrator
+owner) only long enough to wire the system, commit the migration root and fund the
+devnet's demo accounts, then renounces them, so the finished deployment has exactly one
+master: governance.
+
+The root must be committed before the handover on a network without demo accounts:
+governance votes with vPHA, vPHA exists only once holders claim, and claims need a root.
+A Migrator handed to the timelock without one can never be started (issue 7, finding 3).
 """
 
 from __future__ import annotations
@@ -100,6 +105,30 @@ def devnet_parameters(demo_accounts: dict[str, str], attesters: list[str]) -> Ne
     )
 
 
+@dataclass(frozen=True)
+class MigrationRoot:
+    """What the Migrator commits to: the tree's root, its exact totals and the deadline.
+
+    Committed by the deployer while it still owns the Migrator, so holders can claim (and
+    so gain the votes governance needs) from the first block after the deployment.
+    """
+
+    root: bytes
+    total_free: int
+    total_staked: int
+    leaf_count: int
+    deadline: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "root": "0x" + self.root.hex(),
+            "total_free_wei": str(self.total_free),
+            "total_staked_wei": str(self.total_staked),
+            "leaf_count": self.leaf_count,
+            "deadline": self.deadline,
+        }
+
+
 Progress = Callable[[str], None]
 
 
@@ -111,9 +140,15 @@ def deploy_network(
     params: NetworkParameters,
     *,
     guardian: str | None = None,
+    migration: MigrationRoot | None = None,
     progress: Progress = lambda _msg: None,
 ) -> Deployment:
-    """Deploy all contracts, wire roles, fund demo accounts, and renounce the deployer."""
+    """Deploy all contracts, wire roles, fund demo accounts, and renounce the deployer.
+
+    `guardian` may pause claims; None deploys the Migrator without one (never the
+    deployer by default: its key should hold nothing once governance owns the network).
+    `migration`, when given, is committed before the handover so claims open at once.
+    """
     check_slash_window(params)
     deployment = Deployment(
         network=network,
@@ -122,6 +157,9 @@ def deploy_network(
         accounts=dict(params.demo_accounts),
         parameters=_public_parameters(params),
     )
+    deployment.parameters["migrator_guardian"] = guardian or ZERO_ADDRESS
+    if migration is not None:
+        deployment.parameters["migration"] = migration.to_json()
     chain.deployment = deployment
     me = deployer.address
 
@@ -149,7 +187,7 @@ def deploy_network(
         params.proposal_threshold_pha * 10 ** _vault_decimals(chain),
         params.quorum_numerator,
     )
-    migrator = deploy("Migrator", pha, vault, me, guardian or me, timelock)
+    migrator = deploy("Migrator", pha, vault, me, guardian or ZERO_ADDRESS, timelock)
     deploy("ComputeRegistry", vault, me, timelock)
 
     send("Vault", "setUnlockPeriod", params.unlock_period)
@@ -164,6 +202,18 @@ def deploy_network(
         send("ComputeRegistry", "setThreshold", params.attester_threshold)
         progress(f"registered {len(params.attesters)} attester(s), threshold "
                  f"{params.attester_threshold}")  # fmt: skip
+    if migration is not None:
+        send(
+            "Migrator",
+            "setRoot",
+            migration.root,
+            migration.total_free,
+            migration.total_staked,
+            migration.leaf_count,
+            migration.deadline,
+        )
+        progress(f"committed the migration root 0x{migration.root.hex()} "
+                 f"({migration.leaf_count} leaves, claims until {migration.deadline})")  # fmt: skip
     for image in params.os_images:
         send("ComputeRegistry", "setOsImageAllowed", image, True)
     for compose in params.compose_hashes:

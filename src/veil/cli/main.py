@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from veil.cli import attest, attester, devnet, gov, migrate, stake, substrate, worker
+from veil.cli import attest, attester, devnet, gov, migrate, network, stake, substrate, worker
 from veil.errors import VeilError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(attest.app, name="attest")
 app.add_typer(attester.app, name="attester")
 app.add_typer(worker.app, name="worker")
 app.add_typer(substrate.app, name="substrate")
+app.add_typer(network.app, name="network")
 
 
 @app.command()
