@@ -5,6 +5,16 @@ only vouches that the account's key chose this receiver. So it checks, in order:
 account is a leaf, the leaf is not yet claimed on chain, and the substrate signature
 binds this account to this receiver on this deployment. Only then does it sign, record,
 and answer.
+
+Records are idempotent. The same binding (account, receiver, holder signature; the
+MultiSignature and bare forms of one signature are one binding) is answered from the
+record with the very answer first given, before the chain or any signature is looked at,
+so a replay costs a tree lookup and an indexed read. A different binding for an account
+already bound is recorded as a rebinding (the answer says so), up to
+`max_bindings_per_account` distinct bindings; beyond that it is refused (409
+`binding_limit`). Rebinding stays possible because a holder may lose a receiver key or
+the signature before claiming (sr25519 signatures are randomized, so signing again makes
+a new binding); it cannot cost funds, since the Migrator pays a leaf once.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from veil.attester.requests import Refused, hex_field, require_object, text_field
-from veil.attester.store import Store
+from veil.attester.store import BindingLimit, Store
 from veil.errors import InputError
 from veil.migration import attestation
 from veil.migration.binding import BindingContext, BindingRefused, checksum_address, verify_binding
@@ -28,6 +38,25 @@ from veil.substrate.signature import SCHEMES
 BINDING_FIELDS = {"account", "receiver", "scheme", "signature", "pubkey"}
 
 ClaimedCheck = Callable[[int], bool]
+MAX_BINDINGS_PER_ACCOUNT = 4
+# Substrate's MultiSignature variant byte, per scheme.
+_VARIANT = {"ed25519": 0, "sr25519": 1, "ecdsa": 2}
+
+
+def _bare(signature: bytes, scheme: str) -> bytes:
+    """The signature without its MultiSignature variant byte, as the record keys it."""
+    length = 65 if scheme == "ecdsa" else 64
+    return signature[1:] if len(signature) == length + 1 else signature
+
+
+def _record_keys(signature: bytes) -> list[str]:
+    """Every recorded form this posted signature may have (before its scheme is known)."""
+    keys = [signature]
+    if (len(signature) == 65 and signature[0] in (0, 1)) or (
+        len(signature) == 66 and signature[0] == 2
+    ):
+        keys.append(signature[1:])
+    return ["0x" + k.hex() for k in keys]
 
 
 def parse_account(text: str) -> bytes:
@@ -46,6 +75,7 @@ class BindingService:
     signer: LocalAccount
     store: Store
     is_claimed: ClaimedCheck = lambda _index: False
+    max_bindings_per_account: int = MAX_BINDINGS_PER_ACCOUNT
 
     def __post_init__(self) -> None:
         self._signer = attestation.BindingSigner(
@@ -71,6 +101,11 @@ class BindingService:
             name = ss58.encode(account)
             raise Refused(404, f"account {name}: not in the migration tree") from None
         index, _, free, staked = self.tree.values[position]
+        account_hex = "0x" + account.hex()
+        for key in _record_keys(signature):
+            seen = self.store.find_binding(account_hex, receiver, key)
+            if seen is not None and seen.get("answer"):
+                return dict(json.loads(seen["answer"]))
         if self.is_claimed(index):
             raise Refused(409, f"account {ss58.encode(account)}: leaf {index} is already claimed")
         try:
@@ -100,15 +135,27 @@ class BindingService:
                 "s": "0x" + signed.s.hex(),
             },
         }
-        self.store.record_binding(
-            {
-                "account": answer["account"],
-                "receiver": receiver,
-                "leaf_index": index,
-                "scheme": verified.scheme,
-                "substrate_signature": "0x" + signature.hex(),
-                "digest": answer["digest"],
-                "attestation": json.dumps(answer["attestation"]),
-            }
-        )
-        return answer
+        try:
+            stored, _ = self.store.record_binding(
+                {
+                    "account": answer["account"],
+                    "receiver": receiver,
+                    "leaf_index": index,
+                    "scheme": verified.scheme,
+                    "substrate_signature": "0x" + _bare(signature, verified.scheme).hex(),
+                    "digest": answer["digest"],
+                    "attestation": json.dumps(answer["attestation"]),
+                },
+                self.max_bindings_per_account,
+                answer=lambda count: json.dumps({**answer, "rebinding": count > 0}),
+            )
+        except BindingLimit as limit:
+            raise Refused(
+                409,
+                f"account {answer['ss58']}: already has {limit.count} distinct bindings, the"
+                f" most this attester records; post one of them again to get its attestation",
+                code="binding_limit",
+            ) from None
+        if stored.get("answer"):  # ours, or the first of racing posts
+            return dict(json.loads(stored["answer"]))
+        return {**answer, "rebinding": False}  # recorded by an attester that kept no answers

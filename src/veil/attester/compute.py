@@ -10,10 +10,19 @@ that was checked. The evidence bundle is stored before the answer leaves, and se
 `POST /v1/compute/heartbeats` stores a worker-signed heartbeat as uptime evidence; every
 refusal (unknown worker, unsigned, wrong signer, stale, replayed, expired) has its own
 reason. `GET /v1/compute/workers/<address>` shows the latest registration and heartbeats.
+
+Both records are bounded. A registration request posted again (same body, byte for byte
+after canonical JSON) is answered from the record while its attestation is still valid,
+without verifying anything again; each new registration needs fresh evidence that
+verifies. A worker's heartbeats closer together than `min_heartbeat_interval` (by their
+signed timestamps) are refused with 429, and heartbeats older than
+`heartbeat_retention` are pruned (each worker's latest is kept, so a replay is still
+refused); the skew check already refuses any heartbeat older than `max_skew`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -60,6 +69,7 @@ HEARTBEAT_FIELDS = {"worker", "sequence", "timestamp", "signature"}
 MAX_EVIDENCE_CHARS = 128 * 1024
 MAX_REGISTRATION_BODY = 512 * 1024
 DAY = 86_400
+PRUNE_EVERY = 1_000  # accepted heartbeats between two retention passes
 
 CollateralSource = Callable[[str, int, str], Collateral]  # (fmspc, now, tee)
 
@@ -79,6 +89,7 @@ class EvidenceArchive:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA synchronous=FULL")  # as the Store: answered means on disk
             self._local.db = db
         return db
 
@@ -125,16 +136,33 @@ class ComputeService:
     # real time. The two agree on a live network, not on a devnet that has time-travelled.
     chain_clock: Callable[[], int] | None = None
     collateral_source: CollateralSource | None = None
+    min_heartbeat_interval: int = 0
+    heartbeat_retention: int | None = None  # seconds; None keeps every heartbeat
     archive: EvidenceArchive = field(init=False)
+    _accepted: int = field(default=0, init=False)
+    _prune_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.archive = EvidenceArchive(self.store.path)
+        self.prune()
+
+    def prune(self) -> int:
+        """Apply the heartbeat retention now; returns how many heartbeats went."""
+        if self.heartbeat_retention is None:
+            return 0
+        return self.store.prune_heartbeats(time.time() - self.heartbeat_retention)
 
     # --- registrations -------------------------------------------------------------
 
     def register(self, body: Any) -> dict[str, Any]:
         required = {"evidence", "worker", "provider", "gpu_model", "gpu_count"}
         body = require_object(body, REGISTRATION_FIELDS, required)
+        request_hash = (
+            "0x"
+            + hashlib.sha256(
+                json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest()
+        )
         worker = _address(body, "worker")
         provider = _address(body, "provider")
         try:
@@ -148,7 +176,11 @@ class ComputeService:
             _optional_text(body, "collateral"),
         )
         now = self.clock()
-        expiry = self._expiry(body, self._chain_now(now))
+        chain_now = self._chain_now(now)
+        seen = self.store.find_registration(request_hash, chain_now)
+        if seen is not None:
+            return dict(json.loads(seen["answer"]))
+        expiry = self._expiry(body, chain_now)
         try:
             evidence = evidence_from_bytes(bundle.evidence.encode(), "evidence")
             collateral = self._collateral(evidence, bundle.collateral, now)
@@ -206,7 +238,7 @@ class ComputeService:
         }
         record = {**signed.to_json(), "signature": answer["signature"], "digest": answer["digest"]}
         self.archive.put(signed.evidence_hash, bundle.encode())
-        self.store.record_registration(
+        stored = self.store.record_registration(
             {
                 "worker": worker,
                 "provider": provider,
@@ -215,9 +247,11 @@ class ComputeService:
                 "verdict": json.dumps(verdict.to_json()),
                 "attestation": json.dumps(record),
                 "expiry": expiry,
+                "answer": json.dumps(answer),
+                "request_hash": request_hash,
             }
         )
-        return answer
+        return dict(json.loads(stored["answer"]))  # the first answer, if a twin raced us
 
     def _chain_now(self, now: int) -> int:
         return self.chain_clock() if self.chain_clock is not None else now
@@ -295,8 +329,22 @@ class ComputeService:
             raise Refused(
                 409, f"heartbeat: sequence {sequence} replayed (last accepted {last['sequence']})"
             )
+        if last is not None and sent_at - last["sent_at"] < self.min_heartbeat_interval:
+            wait = self.min_heartbeat_interval - (sent_at - last["sent_at"])
+            raise Refused(
+                429,
+                f"heartbeat: {sent_at - last['sent_at']} s after the last one, at least"
+                f" {self.min_heartbeat_interval} s apart",
+                code="heartbeat_too_soon",
+                retry_after=max(1, wait),
+            )
         if not self.store.record_heartbeat(worker, sequence, sent_at, "0x" + signature.hex()):
             raise Refused(409, f"heartbeat: sequence {sequence} replayed (already stored)")
+        with self._prune_lock:
+            self._accepted += 1
+            due = self._accepted % PRUNE_EVERY == 0
+        if due:
+            self.prune()
         return {"worker": worker, "sequence": sequence, "timestamp": sent_at, "stored": True}
 
     # --- reads ---------------------------------------------------------------------

@@ -16,6 +16,8 @@ class Refused(Exception):
 
     status: int
     reason: str
+    code: str | None = None  # machine-readable; default: from the status
+    retry_after: int | None = None  # seconds, sent as Retry-After (503, 429)
 
     def __str__(self) -> str:
         return f"{self.status}: {self.reason}"

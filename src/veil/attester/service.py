@@ -16,7 +16,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from veil.attest import Policy
-from veil.attester.bindings import BindingService, ClaimedCheck
+from veil.attester.bindings import MAX_BINDINGS_PER_ACCOUNT, BindingService, ClaimedCheck
 from veil.attester.compute import (
     EVIDENCE_PREFIX,
     HEARTBEATS_PATH,
@@ -26,7 +26,7 @@ from veil.attester.compute import (
     CollateralSource,
     ComputeService,
 )
-from veil.attester.server import AttesterServer, Reader, Route
+from veil.attester.server import AttesterServer, Limits, Reader, Route
 from veil.attester.store import Store
 from veil.chain.client import Chain
 from veil.compute.attestation import RegistryDomain
@@ -54,6 +54,10 @@ class AttesterConfig:
     clock: Callable[[], int] | None = None
     chain_clock: Callable[[], int] | None = None  # default: the chain's, when `chain` is set
     collateral_source: CollateralSource | None = None
+    limits: Limits = field(default_factory=Limits)
+    max_bindings_per_account: int = MAX_BINDINGS_PER_ACCOUNT
+    min_heartbeat_interval: int = 0  # seconds between a worker's heartbeats; 0: any
+    heartbeat_retention: int | None = None  # seconds; None: keep every heartbeat
 
 
 def _json_reader(read: Callable[[str], dict[str, Any]]) -> Reader:
@@ -74,6 +78,8 @@ def build_server(config: AttesterConfig) -> AttesterServer:
             validity=config.validity,
             max_skew=config.max_skew,
             collateral_source=config.collateral_source,
+            min_heartbeat_interval=config.min_heartbeat_interval,
+            heartbeat_retention=config.heartbeat_retention,
         )
         if config.clock is not None:
             compute.clock = config.clock
@@ -93,7 +99,13 @@ def build_server(config: AttesterConfig) -> AttesterServer:
             "validity": config.validity,
         }
     if config.tree is not None and config.context is not None:
-        service = BindingService(config.tree, config.context, config.signer, store)
+        service = BindingService(
+            config.tree,
+            config.context,
+            config.signer,
+            store,
+            max_bindings_per_account=config.max_bindings_per_account,
+        )
         if config.is_claimed is not None:
             service.is_claimed = config.is_claimed
         elif config.chain is not None:
@@ -110,4 +122,6 @@ def build_server(config: AttesterConfig) -> AttesterServer:
         )
     info["routes"] = sorted(routes)
     info["reads"] = sorted(readers)
-    return AttesterServer((config.host, config.port), routes, lambda: info, readers)
+    return AttesterServer(
+        (config.host, config.port), routes, lambda: info, readers, limits=config.limits
+    )

@@ -1,8 +1,16 @@
 """The attester's record of everything it signed, and the uptime evidence it collects.
 
 SQLite in WAL mode: one file an operator can back up, publish, or hand to an auditor.
-Each signature is written before it is returned, so the record never lacks an
-attestation that exists in the wild.
+Each signature is committed before it is returned, so the record never lacks an
+attestation that exists in the wild. `synchronous=FULL`: in WAL mode a commit then
+waits for the WAL fsync, so an answer that left with 200 survives a power cut as well
+as a crash of the process (NORMAL would survive only the latter); the price is one
+fsync per signature, small next to the signature verification that precedes it.
+
+Records are idempotent, so the file grows with what was *distinct*, not with traffic:
+one row per (account, receiver, holder signature), one per registration request, and
+heartbeats older than the retention window are pruned (the latest of every worker is
+always kept, so replay refusal never weakens).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,34 +57,129 @@ CREATE TABLE IF NOT EXISTS heartbeats (
 );
 """
 
+# Columns added after the first release; an older file gains them when opened.
+_ADDED_COLUMNS = {
+    "bindings": {"answer": "TEXT"},
+    "registrations": {"answer": "TEXT", "request_hash": "TEXT"},
+}
+
+_UNIQUE_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS bindings_once
+    ON bindings(account, receiver, substrate_signature);
+CREATE UNIQUE INDEX IF NOT EXISTS registrations_once ON registrations(request_hash, expiry);
+CREATE INDEX IF NOT EXISTS heartbeats_received ON heartbeats(received_at);
+"""
+
+
+class BindingLimit(Exception):
+    """The account already has the most distinct bindings the policy records."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
 
 class Store:
-    """Thread-safe append-mostly store; one connection per thread."""
+    """Thread-safe store; one connection per thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        db = self._connect()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+        self._migrate(db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Bring a file written by an older attester up to the idempotent schema: its
+        duplicate bindings (the same binding once per re-post) collapse to the first."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in have:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            db.execute(
+                "DELETE FROM bindings WHERE id NOT IN (SELECT MIN(id) FROM bindings"
+                " GROUP BY account, receiver, substrate_signature)"
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.executescript(_UNIQUE_INDEXES)
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
             db.row_factory = sqlite3.Row
             self._local.db = db
         return db
 
-    def record_binding(self, row: dict[str, Any]) -> None:
-        self._connect().execute(
-            "INSERT INTO bindings (account, receiver, leaf_index, scheme, substrate_signature,"
-            " digest, attestation, signed_at) VALUES (:account, :receiver, :leaf_index, :scheme,"
-            " :substrate_signature, :digest, :attestation, :signed_at)",
-            {"signed_at": time.time(), **row},
+    # --- bindings ------------------------------------------------------------------
+
+    def find_binding(self, account: str, receiver: str, signature: str) -> dict[str, Any] | None:
+        row = (
+            self._connect()
+            .execute(
+                "SELECT * FROM bindings WHERE account = ? AND receiver = ?"
+                " AND substrate_signature = ?",
+                (account, receiver, signature),
+            )
+            .fetchone()
         )
+        return dict(row) if row else None
+
+    def record_binding(
+        self,
+        row: dict[str, Any],
+        max_per_account: int,
+        answer: Callable[[int], str] | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a binding once: (the stored row, True if this call added it).
+
+        A binding already stored is returned as it is (so a re-post, or two racing posts,
+        get the first answer); a new one for an account that has `max_per_account`
+        distinct bindings raises BindingLimit, and nothing is written. `answer(n)` gives
+        the answer to keep with a new row, `n` being the account's bindings before it.
+        """
+        db = self._connect()
+        key = (row["account"], row["receiver"], row["substrate_signature"])
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            existing = db.execute(
+                "SELECT * FROM bindings WHERE account = ? AND receiver = ?"
+                " AND substrate_signature = ?",
+                key,
+            ).fetchone()
+            if existing is not None:
+                db.execute("COMMIT")
+                return dict(existing), False
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM bindings WHERE account = ?", (row["account"],)
+            ).fetchone()
+            if count >= max_per_account:
+                raise BindingLimit(count)
+            kept = answer(count) if answer is not None else None
+            stored = {"signed_at": time.time(), **row, "answer": kept}
+            cursor = db.execute(
+                "INSERT INTO bindings (account, receiver, leaf_index, scheme,"
+                " substrate_signature, digest, attestation, signed_at, answer) VALUES"
+                " (:account, :receiver, :leaf_index, :scheme, :substrate_signature, :digest,"
+                " :attestation, :signed_at, :answer)",
+                stored,
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return {"id": cursor.lastrowid, **stored}, True
 
     def bindings_for(self, account: str) -> list[dict[str, Any]]:
         rows = self._connect().execute(
@@ -83,13 +187,45 @@ class Store:
         )
         return [dict(r) for r in rows]
 
-    def record_registration(self, row: dict[str, Any]) -> None:
-        self._connect().execute(
-            "INSERT INTO registrations (worker, provider, evidence_hash, quote_hash, verdict,"
-            " attestation, expiry, signed_at) VALUES (:worker, :provider, :evidence_hash,"
-            " :quote_hash, :verdict, :attestation, :expiry, :signed_at)",
-            {"signed_at": time.time(), **row},
+    def count(self, table: str) -> int:
+        if table not in ("bindings", "registrations", "heartbeats"):
+            raise ValueError(table)
+        return int(self._connect().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # --- registrations -------------------------------------------------------------
+
+    def find_registration(self, request_hash: str, valid_after: int) -> dict[str, Any] | None:
+        """The newest stored answer to this very request that is still valid after
+        `valid_after` (an answer about to expire is better signed afresh)."""
+        row = (
+            self._connect()
+            .execute(
+                "SELECT * FROM registrations WHERE request_hash = ? AND expiry > ?"
+                " AND answer IS NOT NULL ORDER BY id DESC LIMIT 1",
+                (request_hash, valid_after),
+            )
+            .fetchone()
         )
+        return dict(row) if row else None
+
+    def record_registration(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Store once per (request, expiry); returns the stored row (the first, on a race)."""
+        db = self._connect()
+        stored = {"signed_at": time.time(), "answer": None, "request_hash": None, **row}
+        db.execute(
+            "INSERT OR IGNORE INTO registrations (worker, provider, evidence_hash, quote_hash,"
+            " verdict, attestation, expiry, signed_at, answer, request_hash) VALUES (:worker,"
+            " :provider, :evidence_hash, :quote_hash, :verdict, :attestation, :expiry,"
+            " :signed_at, :answer, :request_hash)",
+            stored,
+        )
+        if stored["request_hash"] is None:
+            return stored
+        first = db.execute(
+            "SELECT * FROM registrations WHERE request_hash = ? AND expiry = ?",
+            (stored["request_hash"], stored["expiry"]),
+        ).fetchone()
+        return dict(first) if first else stored
 
     def latest_registration(self, worker: str) -> dict[str, Any] | None:
         row = (
@@ -100,6 +236,8 @@ class Store:
             .fetchone()
         )
         return dict(row) if row else None
+
+    # --- heartbeats ----------------------------------------------------------------
 
     def record_heartbeat(self, worker: str, sequence: int, sent_at: int, signature: str) -> bool:
         """False if this (worker, sequence) was already stored: a replay."""
@@ -112,6 +250,16 @@ class Store:
         except sqlite3.IntegrityError:
             return False
         return True
+
+    def prune_heartbeats(self, received_before: float) -> int:
+        """Delete heartbeats received before the cutoff, except each worker's latest (the
+        replay check compares with it). Returns how many rows went."""
+        cursor = self._connect().execute(
+            "DELETE FROM heartbeats WHERE received_at < ? AND sequence <"
+            " (SELECT MAX(h.sequence) FROM heartbeats h WHERE h.worker = heartbeats.worker)",
+            (received_before,),
+        )
+        return cursor.rowcount
 
     def last_heartbeat(self, worker: str) -> dict[str, Any] | None:
         row = (
