@@ -14,10 +14,11 @@ reason. `GET /v1/compute/workers/<address>` shows the latest registration and he
 Both records are bounded. A registration request posted again (same body, byte for byte
 after canonical JSON) is answered from the record while its attestation is still valid,
 without verifying anything again; each new registration needs fresh evidence that
-verifies. A worker's heartbeats closer together than `min_heartbeat_interval` (by their
-signed timestamps) are refused with 429, and heartbeats older than
-`heartbeat_retention` are pruned (each worker's latest is kept, so a replay is still
-refused); the skew check already refuses any heartbeat older than `max_skew`.
+verifies. Heartbeats are all checked and accepted, but one closer than
+`min_heartbeat_interval` (by signed timestamps) to the worker's last kept one is not
+kept (answered `"stored": false`): uptime evidence needs one per interval, not every
+beat. Heartbeats older than `heartbeat_retention` are pruned; replay refusal reads the
+worker's last accepted sequence, which is never pruned.
 """
 
 from __future__ import annotations
@@ -324,22 +325,19 @@ class ComputeService:
         if registration["expiry"] <= self._chain_now(now):
             raise Refused(403, f"heartbeat: worker {worker}'s attestation expired at"
                                f" {registration['expiry']}; re-attest first")  # fmt: skip
-        last = self.store.last_heartbeat(worker)
+        last = self.store.last_accepted(worker)
         if last is not None and sequence <= last["sequence"]:
             raise Refused(
                 409, f"heartbeat: sequence {sequence} replayed (last accepted {last['sequence']})"
             )
-        if last is not None and sent_at - last["sent_at"] < self.min_heartbeat_interval:
-            wait = self.min_heartbeat_interval - (sent_at - last["sent_at"])
-            raise Refused(
-                429,
-                f"heartbeat: {sent_at - last['sent_at']} s after the last one, at least"
-                f" {self.min_heartbeat_interval} s apart",
-                code="heartbeat_too_soon",
-                retry_after=max(1, wait),
-            )
-        if not self.store.record_heartbeat(worker, sequence, sent_at, "0x" + signature.hex()):
-            raise Refused(409, f"heartbeat: sequence {sequence} replayed (already stored)")
+        kept = self.store.last_heartbeat(worker)
+        keep = kept is None or sent_at - kept["sent_at"] >= self.min_heartbeat_interval
+        if not self.store.record_heartbeat(
+            worker, sequence, sent_at, "0x" + signature.hex(), keep=keep
+        ):
+            raise Refused(409, f"heartbeat: sequence {sequence} replayed (already accepted)")
+        if not keep:
+            return {"worker": worker, "sequence": sequence, "timestamp": sent_at, "stored": False}
         with self._prune_lock:
             self._accepted += 1
             due = self._accepted % PRUNE_EVERY == 0

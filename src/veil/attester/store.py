@@ -8,9 +8,10 @@ as a crash of the process (NORMAL would survive only the latter); the price is o
 fsync per signature, small next to the signature verification that precedes it.
 
 Records are idempotent, so the file grows with what was *distinct*, not with traffic:
-one row per (account, receiver, holder signature), one per registration request, and
-heartbeats older than the retention window are pruned (the latest of every worker is
-always kept, so replay refusal never weakens).
+one row per (account, receiver, holder signature), one per registration request, at
+most one heartbeat per worker per minimum interval, and heartbeats older than the
+retention window are pruned. Replay refusal does not depend on what is kept: the last
+accepted sequence of every worker is its own row (`heartbeat_last`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ CREATE TABLE IF NOT EXISTS heartbeats (
     received_at REAL NOT NULL,
     signature TEXT NOT NULL,
     PRIMARY KEY (worker, sequence)
+);
+CREATE TABLE IF NOT EXISTS heartbeat_last (
+    worker TEXT PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    sent_at INTEGER NOT NULL
 );
 """
 
@@ -102,6 +108,10 @@ class Store:
                 for name, kind in columns.items():
                     if name not in have:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            db.execute(
+                "INSERT OR IGNORE INTO heartbeat_last (worker, sequence, sent_at)"
+                " SELECT worker, MAX(sequence), MAX(sent_at) FROM heartbeats GROUP BY worker"
+            )
             db.execute(
                 "DELETE FROM bindings WHERE id NOT IN (SELECT MIN(id) FROM bindings"
                 " GROUP BY account, receiver, substrate_signature)"
@@ -239,29 +249,55 @@ class Store:
 
     # --- heartbeats ----------------------------------------------------------------
 
-    def record_heartbeat(self, worker: str, sequence: int, sent_at: int, signature: str) -> bool:
-        """False if this (worker, sequence) was already stored: a replay."""
+    def record_heartbeat(
+        self, worker: str, sequence: int, sent_at: int, signature: str, keep: bool = True
+    ) -> bool:
+        """Accept a heartbeat whose sequence is above the worker's last: False if it is not
+        (a replay). Its row is kept only if `keep` (the caller thins by interval)."""
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self._connect().execute(
-                "INSERT INTO heartbeats (worker, sequence, sent_at, received_at, signature)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (worker, sequence, sent_at, time.time(), signature),
+            cursor = db.execute(
+                "INSERT INTO heartbeat_last (worker, sequence, sent_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(worker) DO UPDATE SET sequence = excluded.sequence,"
+                " sent_at = excluded.sent_at WHERE excluded.sequence > heartbeat_last.sequence",
+                (worker, sequence, sent_at),
             )
-        except sqlite3.IntegrityError:
-            return False
+            if cursor.rowcount == 0:
+                db.execute("ROLLBACK")
+                return False
+            if keep:
+                db.execute(
+                    "INSERT OR IGNORE INTO heartbeats (worker, sequence, sent_at, received_at,"
+                    " signature) VALUES (?, ?, ?, ?, ?)",
+                    (worker, sequence, sent_at, time.time(), signature),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         return True
 
     def prune_heartbeats(self, received_before: float) -> int:
-        """Delete heartbeats received before the cutoff, except each worker's latest (the
-        replay check compares with it). Returns how many rows went."""
+        """Delete heartbeats received before the cutoff (replay refusal reads
+        `heartbeat_last`, which is never pruned). Returns how many rows went."""
         cursor = self._connect().execute(
-            "DELETE FROM heartbeats WHERE received_at < ? AND sequence <"
-            " (SELECT MAX(h.sequence) FROM heartbeats h WHERE h.worker = heartbeats.worker)",
-            (received_before,),
+            "DELETE FROM heartbeats WHERE received_at < ?", (received_before,)
         )
         return cursor.rowcount
 
+    def last_accepted(self, worker: str) -> dict[str, Any] | None:
+        """The worker's last accepted (sequence, sent_at), kept or not."""
+        row = (
+            self._connect()
+            .execute("SELECT * FROM heartbeat_last WHERE worker = ?", (worker,))
+            .fetchone()
+        )
+        return dict(row) if row else None
+
     def last_heartbeat(self, worker: str) -> dict[str, Any] | None:
+        """The worker's last *kept* heartbeat."""
         row = (
             self._connect()
             .execute(

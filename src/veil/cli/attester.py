@@ -11,6 +11,7 @@ from rich.console import Console
 from veil.atomic import write_text
 from veil.attest import load_policy
 from veil.attest.collateral import CollateralCache, default_cache_dir
+from veil.attester.server import Limits
 from veil.attester.service import AttesterConfig, build_server
 from veil.chain import deployment as deployments
 from veil.chain.accounts import resolve_signer
@@ -43,6 +44,28 @@ def serve(
     ),
     validity: int = typer.Option(86_400, "--validity", help="Worker attestation lifetime, s."),
     pccs: str = typer.Option(None, "--pccs", help="PCCS URL for collateral the worker omits."),
+    rate: float = typer.Option(
+        20.0, "--rate", help="Requests/s per client address (token bucket); 0 turns it off."
+    ),
+    burst: int = typer.Option(40, "--burst", help="Token bucket size per client."),
+    trusted_proxy: list[str] = typer.Option(
+        [], "--trusted-proxy", help="Load balancer address whose X-Forwarded-For is believed."
+    ),
+    max_connections: int = typer.Option(256, "--max-connections", min=1),
+    max_inflight: int = typer.Option(
+        16, "--max-inflight", min=1, help="Requests verified at once; more wait, then get 503."
+    ),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, help="Seconds."),
+    body_timeout: float = typer.Option(10.0, "--body-timeout", min=0.1, help="Seconds."),
+    max_bindings: int = typer.Option(
+        4, "--max-bindings-per-account", min=1, help="Distinct bindings kept per account."
+    ),
+    heartbeat_interval: int = typer.Option(
+        10, "--min-heartbeat-interval", min=0, help="Keep one heartbeat per worker per this many s."
+    ),
+    heartbeat_days: int = typer.Option(
+        35, "--heartbeat-retention-days", min=1, help="Heartbeats older than this are pruned."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve until interrupted. Keys come from --keystore, $VEIL_PRIVATE_KEY, or a devnet
@@ -51,7 +74,26 @@ def serve(
     signer = resolve_signer(account, keystore)
     dep = deployments.load(deployment)
     chain = Chain.open(dep, rpc)
-    config = AttesterConfig(signer=signer, db=db, host=host, port=port, chain=chain)
+    limits = Limits(
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_inflight=max_inflight,
+        rate=rate if rate > 0 else None,
+        burst=burst,
+        trusted_proxies=frozenset(trusted_proxy),
+    )
+    config = AttesterConfig(
+        signer=signer,
+        db=db,
+        host=host,
+        port=port,
+        chain=chain,
+        limits=limits,
+        max_bindings_per_account=max_bindings,
+        min_heartbeat_interval=heartbeat_interval,
+        heartbeat_retention=heartbeat_days * 86_400,
+    )
     if tree is not None:
         config.tree = load_tree(tree)
         if genesis is not None:

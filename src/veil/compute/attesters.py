@@ -2,6 +2,8 @@
 
 An attester that cannot be reached raises AttesterUnavailable (the agent retries later);
 one that answers with a refusal raises AttesterRefused with the attester's own reason.
+An attester that sheds load (503) or throttles (429) is asked again after a jittered,
+growing delay that honours its Retry-After (veil.attester.backoff) before either is raised.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from veil.attester.backoff import DEFAULT, RETRY_STATUSES, Backoff, retry_after_seconds
 from veil.attester.compute import (
     EVIDENCE_PREFIX,
     HEARTBEATS_PATH,
@@ -33,21 +36,28 @@ class AttesterRefused(VeilError):
         self.reason = reason
 
 
-def _call(url: str, path: str, body: Any | None, timeout: float) -> bytes:
+def _call(
+    url: str, path: str, body: Any | None, timeout: float, backoff: Backoff = DEFAULT
+) -> bytes:
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if data is not None else {}
-    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read()
-    except urllib.error.HTTPError as error:
+    for attempt in range(backoff.attempts):
+        request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers)
         try:
-            reason = json.loads(error.read()).get("error", error.reason)
-        except ValueError:
-            reason = str(error.reason)
-        raise AttesterRefused(url, error.code, str(reason)) from None
-    except (urllib.error.URLError, OSError) as error:
-        raise AttesterUnavailable(f"attester {url}: unreachable ({error})") from None
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as error:
+            try:
+                reason = json.loads(error.read()).get("error", error.reason)
+            except ValueError:
+                reason = str(error.reason)
+            if error.code not in RETRY_STATUSES or attempt + 1 == backoff.attempts:
+                raise AttesterRefused(url, error.code, str(reason)) from None
+            wait = retry_after_seconds(error.headers.get("Retry-After"))
+            backoff.sleep(backoff.delay(attempt, wait))
+        except (urllib.error.URLError, OSError) as error:
+            raise AttesterUnavailable(f"attester {url}: unreachable ({error})") from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _json(url: str, path: str, body: Any | None, timeout: float) -> dict[str, Any]:

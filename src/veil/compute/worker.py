@@ -7,7 +7,8 @@ time), do the same with reattestWorker; then send a signed heartbeat to every at
 
 The identity (worker key) is created once and kept; nothing in a failed round touches
 it. A round that fails (attester down, RPC down, a refusal) is logged and followed by a
-pause that doubles up to `max_backoff`, so an outage costs heartbeats, never the
+pause that doubles up to `max_backoff` (jittered, so agents refused together by a
+loaded attester do not return together), so an outage costs heartbeats, never the
 identity, and the next good round picks up where the last left off. The heartbeat
 sequence is persisted before each send, so a restarted agent never replays one.
 """
@@ -15,6 +16,7 @@ sequence is persisted before each send, so a restarted agent never replays one.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -218,7 +220,10 @@ class WorkerAgent:
             if iterations is not None and number >= iterations:
                 break
             pause = self.config.interval * (2 ** min(failures, 16))
-            stop.wait(min(pause, max(self.config.max_backoff, self.config.interval)))
+            pause = min(pause, max(self.config.max_backoff, self.config.interval))
+            if failures:  # between the last good pause and this one, at random
+                pause = self.config.interval + random.random() * (pause - self.config.interval)
+            stop.wait(pause)
         return reports
 
 

@@ -3,7 +3,9 @@
 The client trusts no attester's answer blindly: each returned signature must recover to
 the signer it names, that signer must be registered on the Migrator, and the leaf the
 attester echoes must be the one in our own copy of the tree. Only then is the
-transaction built, so a misbehaving attester costs a retry, never gas or funds.
+transaction built, so a misbehaving attester costs a retry, never gas or funds. An
+attester that sheds load (503) or throttles (429) is asked again after a jittered,
+growing delay that honours its Retry-After (veil.attester.backoff).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from veil.attester.backoff import DEFAULT, RETRY_STATUSES, Backoff, retry_after_seconds
 from veil.chain.client import Chain
 from veil.errors import ChainError, InputError, VeilError
 from veil.migration import attestation
@@ -46,23 +49,34 @@ def pack_proof_flags(flags: Sequence[bool]) -> int:
     return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
-def request_attestation(url: str, body: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
+def request_attestation(
+    url: str, body: dict[str, Any], timeout: float = 15, backoff: Backoff = DEFAULT
+) -> dict[str, Any]:
     """POST the binding to one attester; its refusal reason becomes the error text."""
     data = json.dumps(body).encode()
-    request = urllib.request.Request(
-        url.rstrip("/") + BINDINGS_PATH, data=data, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
+    for attempt in range(backoff.attempts):
+        request = urllib.request.Request(
+            url.rstrip("/") + BINDINGS_PATH,
+            data=data,
+            headers={"Content-Type": "application/json"},
+        )
         try:
-            reason = json.loads(error.read()).get("error", "")
-        except ValueError:
-            reason = ""
-        raise VeilError(f"attester {url}: refused ({error.code}) {reason}".rstrip()) from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise VeilError(f"attester {url}: unreachable ({error})") from None
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            try:
+                reason = json.loads(error.read()).get("error", "")
+            except ValueError:
+                reason = ""
+            if error.code not in RETRY_STATUSES or attempt + 1 == backoff.attempts:
+                raise VeilError(
+                    f"attester {url}: refused ({error.code}) {reason}".rstrip()
+                ) from None
+            wait = retry_after_seconds(error.headers.get("Retry-After"))
+            backoff.sleep(backoff.delay(attempt, wait))
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise VeilError(f"attester {url}: unreachable ({error})") from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def collect_attestations(
