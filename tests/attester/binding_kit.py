@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -102,12 +104,13 @@ def post(
 
 
 def raw_exchange(port: int, chunks: list[bytes], pause: float = 0.0, wait: float = 10.0) -> bytes:
-    """Send `chunks` (pausing between them), then read until the server closes."""
-    import time
-
+    """Send `chunks` (pausing between them) until the server answers, then read until it
+    closes (stopping early, so our sending does not turn its close into a reset)."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
         try:
             for chunk in chunks:
+                if select.select([sock], [], [], 0)[0]:
+                    break
                 sock.sendall(chunk)
                 time.sleep(pause)
         except OSError:

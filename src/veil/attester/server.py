@@ -255,6 +255,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._reader.deadline = time.monotonic() + wait
         before = self._reader.received
         self.command, self.path, self.request_version = "", "", "HTTP/1.1"
+        self.requestline = ""
         try:
             self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
             if not self.raw_requestline:
@@ -286,8 +287,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The standard library's own refusals (bad request line, too many headers) in
-        this server's error shape."""
+        this server's error shape (as HTTP/1.1, even to a request line that named none)."""
         self.close_connection = True
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
+            self.request_version = "HTTP/1.1"
         self._fail(code, message or HTTPStatus(code).phrase)
 
     def _rate_limited(self) -> bool:
@@ -395,7 +398,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if length > limit or length < 0:
             self.close_connection = True
             self._fail(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes exceeds {limit}"
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"body of {length} bytes exceeds {limit}",
+                "body_too_large",
             )
             return
         raw = self._body(length)
