@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -316,3 +318,64 @@ def test_reads_refuse_unknown_things(serve: Serve) -> None:
     assert status == 404 and "never attested" in answer["error"]
     status, answer = request(url, "/v1/health")
     assert status == 200 and answer["compute"]["allow_simulated"] is True
+
+
+def test_a_registration_posted_again_gets_the_stored_answer_and_no_new_row(
+    serve: Serve,
+) -> None:
+    url, db = serve()
+    body = sim_body()
+    first = request(url, REGISTRATIONS_PATH, body)
+    assert first[0] == 200
+    serve.clock["now"] = NOW + 60  # type: ignore[attr-defined]
+    for _ in range(20):
+        assert request(url, REGISTRATIONS_PATH, body) == first  # same expiry, same signature
+    assert Store(db).count("registrations") == 1
+    # another request (here: another expiry asked for) is another registration
+    assert request(url, REGISTRATIONS_PATH, sim_body(expiry=NOW + 3600))[0] == 200
+    assert Store(db).count("registrations") == 2
+    # once the stored attestation has expired, the same request is verified and signed anew
+    serve.clock["now"] = NOW + 86_400 + 1  # type: ignore[attr-defined]
+    again = request(url, REGISTRATIONS_PATH, body)
+    assert again[0] == 200 and again[1]["attestation"] != first[1]["attestation"]
+
+
+def test_heartbeats_are_thinned_by_interval_and_pruned_by_age(
+    serve: Serve, domain: RegistryDomain
+) -> None:
+    url, db = serve(min_heartbeat_interval=30)
+    assert request(url, REGISTRATIONS_PATH, sim_body())[0] == 200
+    answers = [
+        request(url, HEARTBEATS_PATH, beat_body(domain, n + 1, NOW + 10 * n))[1] for n in range(7)
+    ]
+    assert [a["stored"] for a in answers] == [True, False, False, True, False, False, True]
+    store = Store(db)
+    assert [b["sequence"] for b in store.heartbeats(WORKER.address)] == [7, 4, 1]
+    # an accepted but unkept heartbeat still cannot be replayed
+    replay = request(url, HEARTBEATS_PATH, beat_body(domain, 6, NOW + 50))
+    assert replay[0] == 409 and "replayed" in replay[1]["error"]
+
+    assert store.prune_heartbeats(received_before=time.time() + 1) == 3
+    assert store.heartbeats(WORKER.address) == []
+    replay = request(url, HEARTBEATS_PATH, beat_body(domain, 7, NOW + 60))
+    assert replay[0] == 409 and "last accepted 7" in replay[1]["error"]
+    assert request(url, HEARTBEATS_PATH, beat_body(domain, 8, NOW + 90))[1]["stored"] is True
+
+
+def test_retention_applies_when_the_service_starts(
+    serve: Serve, domain: RegistryDomain, tmp_path: Path
+) -> None:
+    url, db = serve()
+    assert request(url, REGISTRATIONS_PATH, sim_body())[0] == 200
+    for n in range(1, 4):
+        assert request(url, HEARTBEATS_PATH, beat_body(domain, n, NOW + n))[0] == 200
+    with sqlite3.connect(db) as raw:  # two of them received 40 days ago
+        raw.execute(
+            "UPDATE heartbeats SET received_at = received_at - 40 * 86400 WHERE sequence < 3"
+        )
+    from veil.attester.compute import ComputeService
+
+    service = ComputeService(
+        DEVNET_POLICY, domain, ATTESTER, Store(db), heartbeat_retention=35 * 86_400
+    )
+    assert [b["sequence"] for b in service.store.heartbeats(WORKER.address)] == [3]
