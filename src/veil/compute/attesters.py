@@ -60,8 +60,10 @@ def _call(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _json(url: str, path: str, body: Any | None, timeout: float) -> dict[str, Any]:
-    raw = _call(url, path, body, timeout)
+def _json(
+    url: str, path: str, body: Any | None, timeout: float, backoff: Backoff = DEFAULT
+) -> dict[str, Any]:
+    raw = _call(url, path, body, timeout, backoff)
     try:
         answer = json.loads(raw)
     except ValueError:
@@ -71,12 +73,16 @@ def _json(url: str, path: str, body: Any | None, timeout: float) -> dict[str, An
     return answer
 
 
-def request_attestation(url: str, body: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
-    return _json(url, REGISTRATIONS_PATH, body, timeout)
+def request_attestation(
+    url: str, body: dict[str, Any], timeout: float = 60, backoff: Backoff = DEFAULT
+) -> dict[str, Any]:
+    return _json(url, REGISTRATIONS_PATH, body, timeout, backoff)
 
 
-def send_heartbeat(url: str, body: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
-    return _json(url, HEARTBEATS_PATH, body, timeout)
+def send_heartbeat(
+    url: str, body: dict[str, Any], timeout: float = 15, backoff: Backoff = DEFAULT
+) -> dict[str, Any]:
+    return _json(url, HEARTBEATS_PATH, body, timeout, backoff)
 
 
 def worker_view(url: str, worker: str, timeout: float = 15) -> dict[str, Any]:
