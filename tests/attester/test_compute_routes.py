@@ -327,17 +327,34 @@ def test_a_registration_posted_again_gets_the_stored_answer_and_no_new_row(
     body = sim_body()
     first = request(url, REGISTRATIONS_PATH, body)
     assert first[0] == 200
-    serve.clock["now"] = NOW + 60  # type: ignore[attr-defined]
-    for _ in range(20):
-        assert request(url, REGISTRATIONS_PATH, body) == first  # same expiry, same signature
+    for _ in range(20):  # the same request, the same second: the same answer
+        assert request(url, REGISTRATIONS_PATH, body) == first
     assert Store(db).count("registrations") == 1
-    # another request (here: another expiry asked for) is another registration
-    assert request(url, REGISTRATIONS_PATH, sim_body(expiry=NOW + 3600))[0] == 200
+    # a request naming its expiry is answered from the record at any later time
+    fixed = sim_body(expiry=NOW + 3600)
+    signed = request(url, REGISTRATIONS_PATH, fixed)
+    serve.clock["now"] = NOW + 600  # type: ignore[attr-defined]
+    for _ in range(20):
+        assert request(url, REGISTRATIONS_PATH, fixed) == signed
     assert Store(db).count("registrations") == 2
-    # once the stored attestation has expired, the same request is verified and signed anew
-    serve.clock["now"] = NOW + 86_400 + 1  # type: ignore[attr-defined]
+    # without an expiry, a later request is a refresh: verified and signed anew, later
     again = request(url, REGISTRATIONS_PATH, body)
-    assert again[0] == 200 and again[1]["attestation"] != first[1]["attestation"]
+    assert again[0] == 200
+    assert again[1]["attestation"]["expiry"] == first[1]["attestation"]["expiry"] + 600
+    assert Store(db).count("registrations") == 3
+
+
+def test_expired_registrations_are_pruned_but_each_workers_latest_kept(
+    serve: Serve, domain: RegistryDomain
+) -> None:
+    url, db = serve()
+    for step in range(3):
+        serve.clock["now"] = NOW + step  # type: ignore[attr-defined]
+        assert request(url, REGISTRATIONS_PATH, sim_body())[0] == 200
+    store = Store(db)
+    assert store.count("registrations") == 3
+    assert store.prune_registrations(expired_before=NOW + 10 * 86_400) == 2
+    assert store.latest_registration(WORKER.address)["expiry"] == NOW + 2 + 86_400  # type: ignore[index]
 
 
 def test_heartbeats_are_thinned_by_interval_and_pruned_by_age(
@@ -375,7 +392,5 @@ def test_retention_applies_when_the_service_starts(
         )
     from veil.attester.compute import ComputeService
 
-    service = ComputeService(
-        DEVNET_POLICY, domain, ATTESTER, Store(db), heartbeat_retention=35 * 86_400
-    )
+    service = ComputeService(DEVNET_POLICY, domain, ATTESTER, Store(db), retention=35 * 86_400)
     assert [b["sequence"] for b in service.store.heartbeats(WORKER.address)] == [3]

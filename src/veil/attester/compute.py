@@ -11,14 +11,19 @@ that was checked. The evidence bundle is stored before the answer leaves, and se
 refusal (unknown worker, unsigned, wrong signer, stale, replayed, expired) has its own
 reason. `GET /v1/compute/workers/<address>` shows the latest registration and heartbeats.
 
-Both records are bounded. A registration request posted again (same body, byte for byte
-after canonical JSON) is answered from the record while its attestation is still valid,
-without verifying anything again; each new registration needs fresh evidence that
-verifies. Heartbeats are all checked and accepted, but one closer than
-`min_heartbeat_interval` (by signed timestamps) to the worker's last kept one is not
-kept (answered `"stored": false`): uptime evidence needs one per interval, not every
-beat. Heartbeats older than `heartbeat_retention` are pruned; replay refusal reads the
-worker's last accepted sequence, which is never pruned.
+Both records are bounded. A registration is answered from the record, without verifying
+anything again, when the same request (same body after canonical JSON) comes for the
+same expiry: always when the body names its expiry (as every attester after the first
+is asked to), and within the same second otherwise, since a request without an expiry
+means "attest me as of now" and a later one must get a later expiry (a worker
+re-attesting near expiry may resend identical, e.g. simulated, evidence). Registrations
+that expired more than `retention` ago are pruned, except each worker's latest: the
+registry refuses them anyway, and the evidence they name stays in the archive.
+Heartbeats are all checked and accepted, but one closer than `min_heartbeat_interval`
+(by signed timestamps) to the worker's last kept one is not kept (answered
+`"stored": false`): uptime evidence needs one per interval, not every beat. Heartbeats
+received more than `retention` ago are pruned; replay refusal reads the worker's last
+accepted sequence, which is never pruned.
 """
 
 from __future__ import annotations
@@ -138,7 +143,7 @@ class ComputeService:
     chain_clock: Callable[[], int] | None = None
     collateral_source: CollateralSource | None = None
     min_heartbeat_interval: int = 0
-    heartbeat_retention: int | None = None  # seconds; None keeps every heartbeat
+    retention: int | None = None  # seconds; None keeps every heartbeat and registration
     archive: EvidenceArchive = field(init=False)
     _accepted: int = field(default=0, init=False)
     _prune_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -148,10 +153,11 @@ class ComputeService:
         self.prune()
 
     def prune(self) -> int:
-        """Apply the heartbeat retention now; returns how many heartbeats went."""
-        if self.heartbeat_retention is None:
+        """Apply the retention now; returns how many rows went."""
+        if self.retention is None:
             return 0
-        return self.store.prune_heartbeats(time.time() - self.heartbeat_retention)
+        beats = self.store.prune_heartbeats(time.time() - self.retention)
+        return beats + self.store.prune_registrations(self.clock() - self.retention)
 
     # --- registrations -------------------------------------------------------------
 
@@ -177,11 +183,10 @@ class ComputeService:
             _optional_text(body, "collateral"),
         )
         now = self.clock()
-        chain_now = self._chain_now(now)
-        seen = self.store.find_registration(request_hash, chain_now)
+        expiry = self._expiry(body, self._chain_now(now))
+        seen = self.store.find_registration(request_hash, expiry)
         if seen is not None:
             return dict(json.loads(seen["answer"]))
-        expiry = self._expiry(body, chain_now)
         try:
             evidence = evidence_from_bytes(bundle.evidence.encode(), "evidence")
             collateral = self._collateral(evidence, bundle.collateral, now)

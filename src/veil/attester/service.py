@@ -57,7 +57,7 @@ class AttesterConfig:
     limits: Limits = field(default_factory=Limits)
     max_bindings_per_account: int = MAX_BINDINGS_PER_ACCOUNT
     min_heartbeat_interval: int = 0  # seconds between a worker's heartbeats; 0: any
-    heartbeat_retention: int | None = None  # seconds; None: keep every heartbeat
+    retention: int | None = None  # seconds; None: keep every heartbeat and registration
 
 
 def _json_reader(read: Callable[[str], dict[str, Any]]) -> Reader:
@@ -79,7 +79,7 @@ def build_server(config: AttesterConfig) -> AttesterServer:
             max_skew=config.max_skew,
             collateral_source=config.collateral_source,
             min_heartbeat_interval=config.min_heartbeat_interval,
-            heartbeat_retention=config.heartbeat_retention,
+            retention=config.retention,
         )
         if config.clock is not None:
             compute.clock = config.clock

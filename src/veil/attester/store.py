@@ -8,10 +8,11 @@ as a crash of the process (NORMAL would survive only the latter); the price is o
 fsync per signature, small next to the signature verification that precedes it.
 
 Records are idempotent, so the file grows with what was *distinct*, not with traffic:
-one row per (account, receiver, holder signature), one per registration request, at
-most one heartbeat per worker per minimum interval, and heartbeats older than the
-retention window are pruned. Replay refusal does not depend on what is kept: the last
-accepted sequence of every worker is its own row (`heartbeat_last`).
+one row per (account, receiver, holder signature), one per registration request and
+expiry, at most one heartbeat per worker per minimum interval, and heartbeats and
+expired registrations older than the retention window are pruned. Replay refusal does
+not depend on what is kept: the last accepted sequence of every worker is its own row
+(`heartbeat_last`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS bindings_once
     ON bindings(account, receiver, substrate_signature);
 CREATE UNIQUE INDEX IF NOT EXISTS registrations_once ON registrations(request_hash, expiry);
 CREATE INDEX IF NOT EXISTS heartbeats_received ON heartbeats(received_at);
+CREATE INDEX IF NOT EXISTS registrations_expiry ON registrations(expiry);
 """
 
 
@@ -204,19 +206,28 @@ class Store:
 
     # --- registrations -------------------------------------------------------------
 
-    def find_registration(self, request_hash: str, valid_after: int) -> dict[str, Any] | None:
-        """The newest stored answer to this very request that is still valid after
-        `valid_after` (an answer about to expire is better signed afresh)."""
+    def find_registration(self, request_hash: str, expiry: int) -> dict[str, Any] | None:
+        """The stored answer to this very request for this expiry, if any."""
         row = (
             self._connect()
             .execute(
-                "SELECT * FROM registrations WHERE request_hash = ? AND expiry > ?"
-                " AND answer IS NOT NULL ORDER BY id DESC LIMIT 1",
-                (request_hash, valid_after),
+                "SELECT * FROM registrations WHERE request_hash = ? AND expiry = ?"
+                " AND answer IS NOT NULL",
+                (request_hash, expiry),
             )
             .fetchone()
         )
         return dict(row) if row else None
+
+    def prune_registrations(self, expired_before: float) -> int:
+        """Delete registrations that expired before the cutoff, except each worker's latest
+        (heartbeats are checked against it). Returns how many rows went."""
+        cursor = self._connect().execute(
+            "DELETE FROM registrations WHERE expiry < ? AND id <"
+            " (SELECT MAX(r.id) FROM registrations r WHERE r.worker = registrations.worker)",
+            (expired_before,),
+        )
+        return cursor.rowcount
 
     def record_registration(self, row: dict[str, Any]) -> dict[str, Any]:
         """Store once per (request, expiry); returns the stored row (the first, on a race)."""

@@ -63,8 +63,8 @@ def serve(
     heartbeat_interval: int = typer.Option(
         10, "--min-heartbeat-interval", min=0, help="Keep one heartbeat per worker per this many s."
     ),
-    heartbeat_days: int = typer.Option(
-        35, "--heartbeat-retention-days", min=1, help="Heartbeats older than this are pruned."
+    retention_days: int = typer.Option(
+        35, "--retention-days", min=1, help="Heartbeats and expired registrations kept, days."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -92,7 +92,7 @@ def serve(
         limits=limits,
         max_bindings_per_account=max_bindings,
         min_heartbeat_interval=heartbeat_interval,
-        heartbeat_retention=heartbeat_days * 86_400,
+        retention=retention_days * 86_400,
     )
     if tree is not None:
         config.tree = load_tree(tree)
