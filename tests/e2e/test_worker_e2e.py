@@ -65,7 +65,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         port, db = free_port(), root / "attester.sqlite"
         attester = subprocess.Popen(
             [VEIL, "attester", "serve", "--policy", str(policy), "--deployment", str(path),
-             "--account", "attester", "--port", str(port), "--db", str(db)],
+             "--account", "attester", "--port", str(port), "--db", str(db),
+             "--min-heartbeat-interval", "0"],  # keep every beat: the test sends 2 in 0.5 s
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
