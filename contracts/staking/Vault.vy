@@ -284,7 +284,7 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
 def approve(spender: address, amount: uint256) -> bool:
     """
     @notice Allow `spender` to move up to `amount` of the caller's shares (also lets
-            it request an unlock on the caller's behalf, as in ERC-7540).
+            it turn them into an unlock request that it controls, as in ERC-7540).
     @param spender The spender (not the zero address).
     @param amount The allowance; max_value(uint256) never decreases.
     @return bool Always true.
