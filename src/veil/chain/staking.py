@@ -64,7 +64,7 @@ def request_unlock(
     if all_shares:
         shares = held
     elif assets is not None:
-        shares = vault.functions.previewWithdraw(assets).call()
+        shares = shares_for_at_least(chain, assets)
     else:
         raise InputError("request-unlock: give an amount or --all")
     if shares == 0:
@@ -75,6 +75,18 @@ def request_unlock(
     receipt = chain.send(signer, call, "Vault.requestRedeem")
     request_id = event_args(vault, receipt, "RedeemRequest")["requestId"]
     return read_request(chain, request_id)
+
+
+def shares_for_at_least(chain: Chain, assets: int) -> int:
+    """The fewest shares whose unlock request queues at least `assets` PHA at today's
+    price. The vault's previewWithdraw reverts (ERC-7540: a request's price is fixed when
+    it is made), so the rounding up is done here from the two exact conversions. Rewards
+    only raise the price before the request is mined, so it still covers `assets`."""
+    vault = chain.contract("Vault")
+    shares = vault.functions.convertToShares(assets).call()
+    if vault.functions.convertToAssets(shares).call() < assets:
+        shares += 1
+    return int(shares)
 
 
 def cancel(chain: Chain, signer: LocalAccount, request_id: int) -> int:
