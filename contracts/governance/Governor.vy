@@ -133,15 +133,23 @@ _EXECUTED_BIT: constant(uint256) = 1 << 240
 _CANCELED_BIT: constant(uint256) = 1 << 241
 _MASK48: constant(uint256) = (1 << 48) - 1
 _MASK32: constant(uint256) = (1 << 32) - 1
-_MASK104: constant(uint256) = (1 << 104) - 1
+_MASK208: constant(uint256) = (1 << 208) - 1
 _MASK160: constant(uint256) = (1 << 160) - 1
 
-# Packing of `_tally[proposalId]`: forVotes (bits 0..103) | againstVotes
-# (104..207) | eta (208..255). For and against share a slot, so only the
-# first of them creates it; a proposal that can be queued has forVotes > 0,
-# so writing its eta updates an existing slot. 104 bits hold 2 * 10^31 wei
-# (20 trillion vPHA), far above PHA's supply; `_abstain` has its own slot.
-_AGAINST_SHIFT: constant(uint256) = 104
+# Packing of `_tally[proposalId]`: forVotes (bits 0..207) | eta (208..255).
+# A proposal that can be queued has forVotes > 0, so writing its eta updates
+# an existing slot instead of creating one. Against and abstain votes have a
+# full slot each (`_against`, `_abstain`).
+#
+# Why these widths hold every vote: a weight is the token's getPastVotes,
+# and the votes of all delegates together never exceed its past total
+# supply. vPHA refuses to mint beyond 2**160 - 1 wei of shares (the Vault's
+# checkpoint packing, "vPHA: supply overflow"), so no weight and no tally
+# of one proposal can exceed 2**160 - 1, whatever the share price: 208 bits
+# for the for-votes and 256 for the others leave room to spare. For scale:
+# 1 B PHA staked at the vault's opening price (1 PHA = 1 vPHA, 24 decimals)
+# is 10**33 wei (about 2**110); the old 104-bit fields held only about
+# 20.3 M vPHA, less than one large delegate of the real network.
 _ETA_SHIFT: constant(uint256) = 208
 
 # snekmate `OperationState` flag values.
@@ -149,8 +157,12 @@ _OP_WAITING: constant(uint256) = 2
 _OP_READY: constant(uint256) = 4
 _OP_DONE: constant(uint256) = 8
 
-# Quorum numerator checkpoints: timepoint (bits 0..47) | numerator (48..255).
+# Quorum numerator checkpoints: timepoint (bits 0..47) | numerator (48..127).
+# `_quorum_head` repeats the latest checkpoint next to the count
+# (bits 128..255), so the usual lookup (a recent proposal) reads one slot.
 _QN_SHIFT: constant(uint256) = 48
+_QN_COUNT_SHIFT: constant(uint256) = 128
+_MASK128: constant(uint256) = (1 << 128) - 1
 
 
 event ProposalCreated:
@@ -230,12 +242,13 @@ _proposal_threshold: uint256
 
 _core: HashMap[uint256, uint256]
 _tally: HashMap[uint256, uint256]
+_against: HashMap[uint256, uint256]
 _abstain: HashMap[uint256, uint256]
 _has_voted: HashMap[uint256, HashMap[address, bool]]
 _timelock_ids: HashMap[uint256, bytes32]
 
 _quorum_checkpoints: HashMap[uint256, uint256]
-_quorum_checkpoint_count: uint256
+_quorum_head: uint256
 
 nonces: public(HashMap[address, uint256])
 
@@ -637,8 +650,7 @@ def proposalVotes(proposalId: uint256) -> (uint256, uint256, uint256):
     @return uint256 forVotes.
     @return uint256 abstainVotes.
     """
-    tally: uint256 = self._tally[proposalId]
-    return (tally >> _AGAINST_SHIFT) & _MASK104, tally & _MASK104, self._abstain[proposalId]
+    return self._against[proposalId], self._tally[proposalId] & _MASK208, self._abstain[proposalId]
 
 
 @external
@@ -1043,8 +1055,8 @@ def _state(proposal_id: uint256) -> uint8:
             return EXECUTED
         return CANCELED
 
-    for_votes: uint256 = tally & _MASK104
-    if for_votes <= (tally >> _AGAINST_SHIFT) & _MASK104:
+    for_votes: uint256 = tally & _MASK208
+    if for_votes <= self._against[proposal_id]:
         return DEFEATED
     if for_votes + self._abstain[proposal_id] < self._quorum(snapshot):
         return DEFEATED
@@ -1070,12 +1082,12 @@ def _cast_vote(
     weight: uint256 = staticcall IVotesToken(_TOKEN).getPastVotes(account, snapshot)
     if support == SUPPORT_FOR:
         tally: uint256 = self._tally[proposal_id]
-        assert (tally & _MASK104) + weight <= _MASK104, "Governor: tally overflow"
+        # Unreachable with vPHA (see _ETA_SHIFT); guards the eta bits against
+        # a token that reports more votes than 2**208.
+        assert (tally & _MASK208) + weight <= _MASK208, "Governor: tally overflow"
         self._tally[proposal_id] = tally + weight
     elif support == SUPPORT_AGAINST:
-        tally: uint256 = self._tally[proposal_id]
-        assert ((tally >> _AGAINST_SHIFT) & _MASK104) + weight <= _MASK104, "Governor: tally overflow"
-        self._tally[proposal_id] = tally + (weight << _AGAINST_SHIFT)
+        self._against[proposal_id] += weight
     elif support == SUPPORT_ABSTAIN:
         self._abstain[proposal_id] += weight
     else:
@@ -1116,10 +1128,10 @@ def _quorum(timepoint: uint256) -> uint256:
 @view
 def _quorum_numerator_at(timepoint: uint256) -> uint256:
     # Checkpoints are ordered by timepoint; most lookups hit the latest.
-    count: uint256 = self._quorum_checkpoint_count
-    latest: uint256 = self._quorum_checkpoints[count - 1]
-    if latest & _MASK48 <= timepoint:
-        return latest >> _QN_SHIFT
+    head: uint256 = self._quorum_head
+    if head & _MASK48 <= timepoint:
+        return (head & _MASK128) >> _QN_SHIFT
+    count: uint256 = head >> _QN_COUNT_SHIFT
     # Binary search for the last checkpoint at or before `timepoint`.
     low: uint256 = 0
     high: uint256 = count - 1
@@ -1139,18 +1151,16 @@ def _quorum_numerator_at(timepoint: uint256) -> uint256:
 @internal
 def _update_quorum_numerator(new_quorum_numerator: uint256):
     assert new_quorum_numerator <= QUORUM_DENOMINATOR, "Governor: quorum numerator over denominator"
-    count: uint256 = self._quorum_checkpoint_count
-    old: uint256 = 0
+    head: uint256 = self._quorum_head
+    count: uint256 = head >> _QN_COUNT_SHIFT
+    old: uint256 = (head & _MASK128) >> _QN_SHIFT
     entry: uint256 = (new_quorum_numerator << _QN_SHIFT) | block.timestamp
-    if count != 0:
-        latest: uint256 = self._quorum_checkpoints[count - 1]
-        old = latest >> _QN_SHIFT
-        if latest & _MASK48 == block.timestamp:
-            self._quorum_checkpoints[count - 1] = entry
-            log QuorumNumeratorUpdated(oldQuorumNumerator=old, newQuorumNumerator=new_quorum_numerator)
-            return
-    self._quorum_checkpoints[count] = entry
-    self._quorum_checkpoint_count = count + 1
+    if count != 0 and head & _MASK48 == block.timestamp:
+        self._quorum_checkpoints[count - 1] = entry
+    else:
+        self._quorum_checkpoints[count] = entry
+        count += 1
+    self._quorum_head = entry | (count << _QN_COUNT_SHIFT)
     log QuorumNumeratorUpdated(oldQuorumNumerator=old, newQuorumNumerator=new_quorum_numerator)
 
 
