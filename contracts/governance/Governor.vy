@@ -20,8 +20,14 @@
             1,024 bytes of calldata per action (the timelock's payload
             bound), 4,096 bytes of description, 1,024 bytes of vote
             reason, 256 bytes of vote params and 65-byte signatures.
-            Larger inputs fail ABI decoding and revert without a reason;
-            `veil gov propose` checks the bounds before sending.
+            `propose` refuses a proposal over the action or calldata limit
+            with a reason naming it ("Governor: more than MAX_ACTIONS ...",
+            "Governor: calldata over MAX_CALLDATA ..."), as long as it stays
+            within one action and one byte of them; anything larger, and
+            inputs over the other bounds, fail ABI decoding and revert
+            without a reason. `veil gov propose` checks every bound before
+            sending. Nothing that `propose` accepts can fail on a bound
+            later: the Timelock has the same two limits.
           - `relay` is not provided, and ETH, ERC-721 and ERC-1155 sent to
             the Governor are refused (they belong in the timelock, which
             is also what OpenZeppelin does when a timelock is the executor).
@@ -78,6 +84,14 @@ interface ITimelock:
 # Bounds of one proposal and one vote.
 MAX_ACTIONS: public(constant(uint256)) = 16
 MAX_CALLDATA: public(constant(uint256)) = 1_024
+# What `propose` decodes: one more action and one more calldata byte than
+# the limits, so that the first proposal over a limit reaches the checks
+# that name it instead of failing in the ABI decoder without a reason.
+# Vyper reserves memory for a bound, so each step wider costs every
+# proposal gas (16 -> 17 and 1,024 -> 1,025: about 330; 32 and 2,048:
+# about 15,000), and a proposal further over still fails in the decoder.
+_PROPOSE_ACTIONS: constant(uint256) = MAX_ACTIONS + 1
+_PROPOSE_CALLDATA: constant(uint256) = MAX_CALLDATA + 1
 MAX_DESCRIPTION: public(constant(uint256)) = 4_096
 MAX_REASON: public(constant(uint256)) = 1_024
 MAX_PARAMS: constant(uint256) = 256
@@ -168,10 +182,10 @@ _MASK128: constant(uint256) = (1 << 128) - 1
 event ProposalCreated:
     proposalId: uint256
     proposer: address
-    targets: DynArray[address, MAX_ACTIONS]
-    values: DynArray[uint256, MAX_ACTIONS]
-    signatures: DynArray[String[1], MAX_ACTIONS]
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]
+    targets: DynArray[address, _PROPOSE_ACTIONS]
+    values: DynArray[uint256, _PROPOSE_ACTIONS]
+    signatures: DynArray[String[1], _PROPOSE_ACTIONS]
+    calldatas: DynArray[Bytes[_PROPOSE_CALLDATA], _PROPOSE_ACTIONS]
     voteStart: uint256
     voteEnd: uint256
     description: String[MAX_DESCRIPTION]
@@ -667,15 +681,19 @@ def hasVoted(proposalId: uint256, account: address) -> bool:
 
 @external
 def propose(
-    targets: DynArray[address, MAX_ACTIONS],
-    values: DynArray[uint256, MAX_ACTIONS],
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    targets: DynArray[address, _PROPOSE_ACTIONS],
+    values: DynArray[uint256, _PROPOSE_ACTIONS],
+    calldatas: DynArray[Bytes[_PROPOSE_CALLDATA], _PROPOSE_ACTIONS],
     description: String[MAX_DESCRIPTION],
 ) -> uint256:
     """
     @notice Creates a proposal. The caller needs `proposalThreshold()`
             votes one second before now. Voting opens `votingDelay()`
             seconds later and lasts `votingPeriod()` seconds.
+            A proposal over `MAX_ACTIONS` actions or `MAX_CALLDATA` bytes of
+            calldata in an action is refused here, with a reason naming the
+            limit, so that nothing proposed can fail later on the Governor's
+            or the Timelock's bounds at queue or execute.
     @param targets Call targets (1..16).
     @param values Wei sent with each call.
     @param calldatas Calldata of each call (up to 1,024 bytes each).
@@ -695,6 +713,7 @@ def propose(
     n: uint256 = len(targets)
     assert n != 0, "Governor: empty proposal"
     assert n == len(values) and n == len(calldatas), "Governor: invalid proposal length"
+    assert n <= MAX_ACTIONS, "Governor: more than MAX_ACTIONS (16) actions"
     threshold: uint256 = self._proposal_threshold
     if threshold != 0:
         votes: uint256 = staticcall IVotesToken(_TOKEN).getPastVotes(msg.sender, block.timestamp - 1)
@@ -711,8 +730,9 @@ def propose(
         convert(msg.sender, uint256) | (snapshot << _START_SHIFT) | (duration << _DURATION_SHIFT)
     )
 
-    signatures: DynArray[String[1], MAX_ACTIONS] = []
+    signatures: DynArray[String[1], _PROPOSE_ACTIONS] = []
     for i: uint256 in range(n, bound=MAX_ACTIONS):
+        assert len(calldatas[i]) <= MAX_CALLDATA, "Governor: calldata over MAX_CALLDATA (1,024 bytes)"
         signatures.append("")
     log ProposalCreated(
         proposalId=proposal_id,

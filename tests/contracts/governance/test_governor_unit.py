@@ -946,3 +946,52 @@ def test_extended_ballot_typehash(system: System) -> None:
         text="ExtendedBallot(uint256 proposalId,uint8 support,address voter,uint256 nonce,"
         "string reason,bytes params)"
     )
+
+
+# ------------------------------------------------------------------ limits at propose
+
+
+def test_seventeen_actions_are_refused_at_propose_naming_the_limit(system: System) -> None:
+    gov, target = system.governor, system.target
+    assert gov.MAX_ACTIONS() == 16 == system.timelock.MAX_BATCH()
+    calldatas = [target.setFee.prepare_calldata(i) for i in range(17)]
+    limit = "Governor: more than MAX_ACTIONS (16) actions"
+    with boa.env.prank(system.voters["alice"]), boa.reverts(limit):
+        gov.propose([target.address] * 17, [0] * 17, calldatas, "seventeen")
+
+
+def test_a_1025_byte_calldata_is_refused_at_propose_naming_the_limit(system: System) -> None:
+    gov, target = system.governor, system.target
+    assert gov.MAX_CALLDATA() == 1_024
+    fine = target.setFee.prepare_calldata(1)
+    for position in (0, 2):
+        calldatas = [fine, fine, fine]
+        calldatas[position] = b"\x01" * 1_025
+        limit = "Governor: calldata over MAX_CALLDATA (1,024 bytes)"
+        with boa.env.prank(system.voters["alice"]), boa.reverts(limit):
+            gov.propose([target.address] * 3, [0] * 3, calldatas, f"long call at {position}")
+
+
+def test_a_proposal_at_both_limits_goes_all_the_way_through(system: System) -> None:
+    """16 actions, one of them 1,024 bytes: accepted at propose, so queue and execute on
+    the Timelock's own bounds must take it too."""
+    target = system.target
+    # setFee(uint256) with 988 bytes of trailing data, which the ABI decoder ignores.
+    padded = target.setFee.prepare_calldata(7) + b"\x00" * (1_024 - 36)
+    assert len(padded) == 1_024
+    calldatas = [target.setFee.prepare_calldata(i) for i in range(15)] + [padded]
+    proposal = Proposal([target.address] * 16, [0] * 16, calldatas, "both limits")
+    pid = system.enact(proposal, supporters=("alice", "bob"))
+    assert system.governor.state(pid) == EXECUTED
+    assert target.fee() == 7
+
+
+def test_far_over_the_limits_still_reverts_at_propose(system: System) -> None:
+    """Beyond one action or byte over, Vyper's ABI decoder refuses the call (no reason):
+    still at propose, never a proposal that fails later."""
+    gov, target = system.governor, system.target
+    with boa.env.prank(system.voters["alice"]):
+        with boa.reverts():
+            gov.propose([target.address] * 18, [0] * 18, [b""] * 18, "eighteen")
+        with boa.reverts():
+            gov.propose([target.address], [0], [b"\x01" * 1_026], "too long")
