@@ -29,6 +29,7 @@ from governance_kit import (
     ROOT,
     SUCCEEDED,
     TIMELOCK,
+    VOTES_DOUBLE,
     VOTING_DELAY,
     VOTING_PERIOD,
     ZERO,
@@ -123,6 +124,11 @@ def test_the_stakes_are_at_real_scale(network: Network) -> None:
     assert opposition == 65 * M * VPHA
     attacker = sum(vault.getPastVotes(stakers[n], now - 1) for n in ("attacker", "sybil"))
     assert attacker * 10 // total == 3  # a 30% holder
+
+
+def test_the_governors_votes_double_has_vphas_decimals(network: Network) -> None:
+    """Unit tests run on a votes double; at 18 decimals it hid the tally overflow."""
+    assert boa.load(VOTES_DOUBLE).decimals() == network.vault.decimals() == 24
 
 
 def test_a_delegate_above_25m_vpha_votes_with_its_full_weight(network: Network) -> None:

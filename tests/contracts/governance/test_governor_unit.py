@@ -825,6 +825,27 @@ def test_quorum_numerator_history(system: System) -> None:
     assert gov.quorum(t2) == 1000 * VPHA * 20 // 100
 
 
+def test_quorum_updates_in_one_second_keep_one_checkpoint(system: System) -> None:
+    """Two updates executed in the same second leave one checkpoint (the later value),
+    and a third, later one is found by the history search behind the latest."""
+    gov = system.governor
+    t0 = gov.clock()
+    update = gov.updateQuorumNumerator.prepare_calldata
+    twice = Proposal([gov.address] * 2, [0] * 2, [update(30), update(60)], "quorum 30 then 60")
+    system.enact(twice)
+    logs = [log for log in gov.get_logs() if type(log).__name__ == "QuorumNumeratorUpdated"]
+    assert [(e.oldQuorumNumerator, e.newQuorumNumerator) for e in logs] == [(4, 30), (30, 60)]
+    t1 = gov.clock()
+    system.enact(system.self_proposal(update(10), "quorum 10"), supporters=("alice", "bob"))
+    t2 = gov.clock()
+    assert gov.quorumNumerator() == 10
+    assert gov.quorumNumerator(t2) == 10
+    assert gov.quorumNumerator(t2 - 1) == 60
+    assert gov.quorumNumerator(t1) == 60
+    assert gov.quorumNumerator(t1 - 1) == QUORUM_NUMERATOR
+    assert gov.quorumNumerator(t0) == QUORUM_NUMERATOR
+
+
 def test_update_timelock(system: System) -> None:
     gov = system.governor
     new_tl = boa.load(TIMELOCK, MIN_DELAY, [gov.address], [ZERO], ZERO)
