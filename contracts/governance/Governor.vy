@@ -33,6 +33,14 @@
             is also what OpenZeppelin does when a timelock is the executor).
         The clock is the token's ERC-6372 timestamp clock; the
         constructor refuses a token whose clock is not `mode=timestamp`.
+@dev Vote tallies hold any vote vPHA can produce. vPHA has 24 decimals and
+     its vault refuses to mint more than 2**160 - 1 wei of shares in total
+     (its checkpoint packing), so neither one delegate's weight nor the sum
+     of the weights cast on one proposal can exceed 2**160 - 1, at any share
+     price the vault can reach. For-votes are kept in 208 bits (beside the
+     eta), against and abstain in 256 bits each. For scale: the whole 1 B
+     PHA staked at the vault's opening price is 10**33 wei (about 2**110),
+     and the real network's 65 M delegated PHA about 6.5 * 10**31.
 """
 
 
@@ -658,7 +666,9 @@ def proposalNeedsQueuing(proposalId: uint256) -> bool:
 @view
 def proposalVotes(proposalId: uint256) -> (uint256, uint256, uint256):
     """
-    @notice Vote totals, as GovernorCountingSimple.
+    @notice Vote totals, as GovernorCountingSimple. Each is exact up to
+            vPHA's whole possible supply (2**160 - 1 wei, see the
+            contract's @dev).
     @param proposalId The proposal.
     @return uint256 againstVotes.
     @return uint256 forVotes.

@@ -15,6 +15,7 @@ import boa
 import pytest
 from eth_utils import keccak
 from governance_kit import (
+    ABSTAIN,
     AGAINST,
     CANCELLER_ROLE,
     DEFAULT_ADMIN_ROLE,
@@ -34,6 +35,8 @@ from governance_kit import (
     VOTING_PERIOD,
     ZERO,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 PHA_CONTRACT = ROOT / "contracts" / "token" / "PHA.vy"
 VAULT = ROOT / "contracts" / "staking" / "Vault.vy"
@@ -203,3 +206,64 @@ def test_65m_for_pass_and_execute_through_the_timelock(network: Network) -> None
     gov.execute(targets, values, calldatas, keccak(text=description))
     assert gov.state(pid) == EXECUTED
     assert pha.isMinter(stakers["fund"])
+
+
+PHA_CAP = 10**27
+STAKE = st.tuples(
+    st.integers(min_value=1, max_value=10**6),  # share of the PHA still mintable, in ppm
+    st.sampled_from([AGAINST, FOR, ABSTAIN, None]),  # None: staked, does not vote
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(stakes=st.lists(STAKE, min_size=1, max_size=5), old_guard=st.sampled_from([None, 0, 1, 2]))
+def test_outcome_on_the_real_vault_is_the_arithmetic_one(
+    network: Network, stakes: list[tuple[int, int | None]], old_guard: int | None
+) -> None:
+    """Random stakes up to the whole 1 B PHA, on top of the 92.9 M already staked, vote
+    with the real Vault's weights; `old_guard` is how the 26 M whale votes (None: not).
+    Tallies, quorum and state equal what plain integer arithmetic says."""
+    gov, vault, pha = network.governor, network.vault, network.pha
+    with boa.env.anchor():
+        minter = boa.env.generate_address("property minter")
+        with boa.env.prank(network.timelock.address):
+            pha.setMinter(minter, True)
+        voters: list[tuple[str, int | None]] = []
+        for i, (ppm, support) in enumerate(stakes):
+            amount = (PHA_CAP - pha.totalMinted()) * ppm // 10**6
+            account = boa.env.generate_address(f"staker{i}")
+            with boa.env.prank(minter):
+                pha.mint(account, amount)
+            with boa.env.prank(account):
+                pha.approve(vault.address, amount)
+                vault.deposit(amount, account)
+                vault.delegate(account)
+            voters.append((account, support))
+        if old_guard is not None:
+            voters.append((network.stakers["whale"], old_guard))
+        boa.env.time_travel(seconds=1)
+        targets, values, calldatas, description = _make_minter(network, "pool")
+        with boa.env.prank(network.stakers["pool"]):
+            pid = gov.propose(targets, values, calldatas, description)
+        boa.env.time_travel(seconds=VOTING_DELAY + 1)
+        snapshot = gov.proposalSnapshot(pid)
+
+        tally = {AGAINST: 0, FOR: 0, ABSTAIN: 0}
+        for account, support in voters:
+            if support is None:
+                continue
+            weight = vault.getPastVotes(account, snapshot)
+            with boa.env.prank(account):
+                assert gov.castVote(pid, support) == weight
+            tally[support] += weight
+        assert gov.proposalVotes(pid) == (tally[AGAINST], tally[FOR], tally[ABSTAIN])
+
+        supply = vault.getPastTotalSupply(snapshot)
+        quorum = supply * QUORUM_NUMERATOR // 100
+        assert gov.quorum(snapshot) == quorum
+        assert tally[AGAINST] + tally[FOR] + tally[ABSTAIN] <= supply
+        boa.env.time_travel(seconds=VOTING_PERIOD)
+        passed = tally[FOR] > tally[AGAINST] and tally[FOR] + tally[ABSTAIN] >= quorum
+        assert gov.state(pid) == (SUCCEEDED if passed else DEFEATED)
