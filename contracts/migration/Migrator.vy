@@ -287,10 +287,34 @@ def claim(
     bit: uint256 = 1 << (index & 255)
     assert bits & bit == 0, "Migrator: already claimed"
     self._claimed_words[word] = bits | bit
-    self._state = self._debit(state, free, staked) | _FROZEN
-    self._check_attestations(
-        computed, account, receiver, substrateSignature, scheme, attestations, state
+    remaining_free: uint256 = state & _MASK_96
+    remaining_staked: uint256 = (state >> _STAKED_SHIFT) & _MASK_96
+    assert free <= remaining_free and staked <= remaining_staked, "Migrator: exceeds committed totals"
+    self._state = (state - free - (staked << _STAKED_SHIFT)) | _FROZEN
+    # _check_attestations, inlined: the internal call would copy the signature and the
+    # attestations into memory once more.
+    threshold: uint256 = (state >> _THRESHOLD_SHIFT) & _MASK_8
+    assert threshold != 0, "Migrator: no threshold"
+    assert len(attestations) >= threshold, "Migrator: too few attestations"
+    struct_hash: bytes32 = keccak256(
+        abi_encode(
+            BINDING_TYPEHASH,
+            account,
+            receiver,
+            keccak256(concat(convert(scheme, bytes1), substrateSignature)),
+        )
     )
+    digest: bytes32 = keccak256(concat(b"\x19\x01", eip712._domain_separator_v4(), struct_hash))
+    previous: uint256 = 0
+    for sig: Signature in attestations:
+        assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
+        signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
+        current: uint256 = convert(signer, uint256)
+        assert current > previous, "Migrator: attesters not strictly increasing"
+        if not self._accepted[computed][signer]:
+            assert computed == self.root, "Migrator: invalid proof"
+            raise "Migrator: unknown attester"
+        previous = current
     if free != 0:
         extcall IPHA(PHA).mint(receiver, free)
     if staked != 0:
