@@ -360,7 +360,9 @@ def claimMany(
     computed: bytes32 = self._multiproof_root(leaves, proof, proofFlags)
     assert computed == self.root, "Migrator: invalid proof"
 
-    threshold_state: uint256 = state
+    threshold: uint256 = self._threshold(state)
+    assert threshold != 0, "Migrator: no threshold"
+    separator: bytes32 = eip712._domain_separator_v4()
     word: uint256 = max_value(uint256)
     bits: uint256 = 0
     staked_sum: uint256 = 0
@@ -376,15 +378,26 @@ def claimMany(
         bits |= bit
         state = self._debit(state, c.free, c.staked)
         staked_sum += c.staked
-        self._check_attestations(
-            computed,
-            c.account,
-            c.receiver,
-            c.substrateSignature,
-            c.scheme,
-            c.attestations,
-            threshold_state,
+        # _check_attestations, inlined (the call would copy each claim's signature and
+        # attestations into memory once more)
+        assert len(c.attestations) >= threshold, "Migrator: too few attestations"
+        struct_hash: bytes32 = keccak256(
+            abi_encode(
+                BINDING_TYPEHASH,
+                c.account,
+                c.receiver,
+                keccak256(concat(convert(c.scheme, bytes1), c.substrateSignature)),
+            )
         )
+        digest: bytes32 = keccak256(concat(b"\x19\x01", separator, struct_hash))
+        previous: uint256 = 0
+        for sig: Signature in c.attestations:
+            assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
+            signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
+            current: uint256 = convert(signer, uint256)
+            assert current > previous, "Migrator: attesters not strictly increasing"
+            assert self._accepted[computed][signer], "Migrator: unknown attester"
+            previous = current
     self._claimed_words[word] = bits
     self._state = state | _FROZEN
 
