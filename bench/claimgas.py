@@ -80,8 +80,13 @@ def claim_gas_figures() -> list[dict[str, Any]]:
         owner = chain.contract("Timelock").address
         totals = tree.totals()
         deadline = chain.w3.eth.get_block("latest")["timestamp"] + 10**7
-        _as_owner(chain, owner, migrator.functions.setRoot(
-            tree.root, int(totals["free_wei"]), int(totals["staked_wei"]), LEAVES, deadline))
+        _as_owner(
+            chain,
+            owner,
+            migrator.functions.setRoot(
+                tree.root, int(totals["free_wei"]), int(totals["staked_wei"]), LEAVES, deadline
+            ),
+        )
 
         arts = reference_artifacts()["contracts"]
         token_art, dist_art = arts["ReferenceToken"], arts["ReferenceDistributor"]
