@@ -292,7 +292,9 @@ def claim(
     assert free <= remaining_free and staked <= remaining_staked, "Migrator: exceeds committed totals"
     self._state = (state - free - (staked << _STAKED_SHIFT)) | _FROZEN
     # _check_attestations, inlined: the internal call would copy the signature and the
-    # attestations into memory once more.
+    # attestations into memory once more. The root is checked here too, by the lookup
+    # _accepted[computed][signer] (true only under the current root), which runs at least
+    # once because the threshold is at least 1.
     threshold: uint256 = (state >> _THRESHOLD_SHIFT) & _MASK_8
     assert threshold != 0, "Migrator: no threshold"
     assert len(attestations) >= threshold, "Migrator: too few attestations"
