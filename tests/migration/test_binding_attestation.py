@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from veil.errors import InputError
 from veil.migration.attestation import (
+    BINDING_TYPE,
     BINDING_TYPEHASH,
+    DOMAIN_TYPE,
+    DOMAIN_TYPEHASH,
     HALF_N,
     SECP256K1_N,
     Attestation,
@@ -38,7 +41,9 @@ def test_binding_typehash_is_the_documented_type() -> None:
     assert (
         keccak(text="Binding(bytes32 account,address receiver,bytes32 signatureHash)")
         == BINDING_TYPEHASH
+        == keccak(text=BINDING_TYPE)
     )
+    assert keccak(text=DOMAIN_TYPE) == DOMAIN_TYPEHASH  # both are written out as hex
 
 
 @pytest.mark.parametrize(
