@@ -23,6 +23,7 @@ from veil.chain.units import format_amount, format_with_wei
 from veil.cli.options import DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
 from veil.errors import InputError, VeilError
 from veil.migration import binding as binding_lib
+from veil.migration.attestation import signature_hash
 from veil.migration.audit import AuditInputs, run_audit
 from veil.migration.bulk import bulk
 from veil.migration.claim import collect_attestations, submit_claim
@@ -392,8 +393,9 @@ def claim(
     if pubkey:
         body["pubkey"] = pubkey
     attestations, problems = collect_attestations(
-        attester, body, merkle, account_id, receiver, context.chain_id, migrator
-    )
+        attester, body, merkle, account_id, receiver, context.chain_id, migrator,
+        signature_hash(sig, verified.scheme),
+    )  # fmt: skip
     for problem in problems:
         _out.print(f"[yellow]warning:[/yellow] {problem}")
     if not attestations:
