@@ -19,22 +19,22 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-import coincurve
-from Crypto.Hash import keccak as _keccak_module
-from eth_account import Account
-from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
-
 from veil.chain.eip712 import DOMAIN_FIELDS
 from veil.errors import InputError
+from veil.migration.keccak import keccak256 as _keccak
+
+# eth_account, eth_keys and eth_utils cost ~0.3 s to import together; they are imported
+# where a key or a checksum is needed, so that `veil migrate --help` does not pay for them.
 
 DOMAIN_NAME = "veil Migrator"
 DOMAIN_VERSION = "1"
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 BINDING_TYPE = "Binding(bytes32 account,address receiver)"
-DOMAIN_TYPEHASH = keccak(text=DOMAIN_TYPE)
-BINDING_TYPEHASH = keccak(text=BINDING_TYPE)
+# keccak256 of the two type strings, written out so that importing this module loads no
+# Keccak library; tests/migration/test_attestation_typehash.py recomputes them.
+DOMAIN_TYPEHASH = bytes.fromhex("8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f")
+BINDING_TYPEHASH = bytes.fromhex("7a7a5b7d3d7b5d9650f212ac24250d430c47e0361e98eaba5abcdf34cd193c69")
 
 # secp256k1 group order; a signature with s above half of it is the malleable twin.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -64,6 +64,8 @@ def _account_bytes(account: bytes | str) -> bytes:
 
 
 def _address(value: str, what: str) -> str:
+    from eth_utils import to_checksum_address
+
     try:
         return to_checksum_address(value)
     except ValueError as error:
@@ -72,10 +74,10 @@ def _address(value: str, what: str) -> str:
 
 def domain_separator(chain_id: int, migrator: str) -> bytes:
     """The Migrator's EIP-712 domain separator (equals its `DOMAIN_SEPARATOR()`)."""
-    return keccak(
+    return _keccak(
         DOMAIN_TYPEHASH
-        + keccak(text=DOMAIN_NAME)
-        + keccak(text=DOMAIN_VERSION)
+        + _keccak(DOMAIN_NAME.encode())
+        + _keccak(DOMAIN_VERSION.encode())
         + chain_id.to_bytes(32, "big")
         + bytes.fromhex(_address(migrator, "migrator")[2:]).rjust(32, b"\0")
     )
@@ -83,7 +85,7 @@ def domain_separator(chain_id: int, migrator: str) -> bytes:
 
 def binding_struct_hash(account: bytes | str, receiver: str) -> bytes:
     """hashStruct(Binding) for one account and receiver."""
-    return keccak(
+    return _keccak(
         BINDING_TYPEHASH
         + _account_bytes(account)
         + bytes.fromhex(_address(receiver, "receiver")[2:]).rjust(32, b"\0")
@@ -92,7 +94,7 @@ def binding_struct_hash(account: bytes | str, receiver: str) -> bytes:
 
 def binding_digest(account: bytes | str, receiver: str, chain_id: int, migrator: str) -> bytes:
     """The 32-byte digest attesters sign (equals the contract's `bindingDigest`)."""
-    return keccak(
+    return _keccak(
         b"\x19\x01" + domain_separator(chain_id, migrator) + binding_struct_hash(account, receiver)
     )
 
@@ -131,6 +133,8 @@ def sign_binding(
     migrator: str,
 ) -> Attestation:
     """Sign a binding as an attester; the caller must have verified the holder's consent."""
+    from eth_account import Account
+
     digest = binding_digest(account, receiver, chain_id, migrator)
     signed = Account.unsafe_sign_hash(digest, private_key)
     return Attestation(
@@ -155,6 +159,8 @@ def recover_signer(
         raise InputError(f"attestation v={v}: must be 27 or 28")
     if not 0 < s_int <= HALF_N:
         raise InputError(f"attestation s=0x{s.hex()}: high-s (malleable) or zero")
+    from eth_keys import keys
+
     digest = binding_digest(account, receiver, chain_id, migrator)
     signature = keys.Signature(vrs=(v - 27, int.from_bytes(r, "big"), s_int))
     try:
@@ -183,6 +189,9 @@ class BindingSigner:
     """
 
     def __init__(self, private_key: bytes, chain_id: int, migrator: str) -> None:
+        import coincurve
+        from eth_account import Account
+
         self._key = coincurve.PrivateKey(bytes(private_key))
         self.address = Account.from_key(private_key).address
         self._prefix = b"\x19\x01" + domain_separator(chain_id, migrator)
@@ -199,7 +208,3 @@ class BindingSigner:
         attestation = Attestation(self.address, signature[64] + 27, signature[:32],
                                   signature[32:64])  # fmt: skip
         return attestation, digest
-
-
-def _keccak(data: bytes) -> bytes:
-    return _keccak_module.new(data=data, digest_bits=256).digest()

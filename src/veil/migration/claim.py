@@ -13,9 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from veil.chain.client import Chain
 from veil.errors import ChainError, InputError, VeilError
@@ -23,6 +21,9 @@ from veil.migration import attestation
 from veil.migration.attestation import Attestation
 from veil.migration.merkle import MerkleTree, value_to_json
 from veil.substrate.signature import Scheme
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 BINDINGS_PATH = "/v1/migration/bindings"
 # The Migrator's scheme byte follows Substrate's MultiSignature variant order.

@@ -1,0 +1,119 @@
+"""How long `veil` takes to start: help and offline commands, each run many times.
+
+A user feels startup on every command, and most commands never touch a chain, so heavy
+libraries (web3, eth_account, vyper, substrate-interface, titanoboa) must be imported only
+where used. Target: at most 0.3 s (median wall time) for `veil --help`, `veil migrate
+--help`, `veil migrate tree --help` and `veil attest verify --help`.
+
+Each command runs as its own process, as a user starts it (the venv's `veil` script);
+wall time is what the user waits, CPU time (user + system of the child) is less disturbed
+by other load on the machine, so both are reported, with the load average. Prints one
+JSON line; `--out FILE` also writes it atomically.
+
+Run: .venv/bin/python bench/startup.py [--runs 21] [--out bench/results/startup.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_SECONDS = 0.3
+COMMANDS = (
+    ("--help",),
+    ("--version",),
+    ("migrate", "--help"),
+    ("migrate", "tree", "--help"),
+    ("attest", "verify", "--help"),
+)
+TARGETED = {"--help", "migrate --help", "migrate tree --help", "attest verify --help"}
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def veil_executable() -> Path:
+    """The `veil` script beside this interpreter: the venv's, as `make setup` installs it."""
+    return Path(sys.executable).with_name("veil")
+
+
+def time_once(args: tuple[str, ...]) -> tuple[float, float]:
+    """(wall seconds, child CPU seconds) of one `veil ARGS` run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(veil_executable()), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=60,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"veil {' '.join(args)} exited {done.returncode}: {done.stderr!r}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def measure(runs: int) -> dict[str, Any]:
+    """Interleave the commands run by run, so slow moments of the machine hit all alike."""
+    for args in COMMANDS:
+        time_once(args)  # warm the page cache and the .pyc files
+    walls: dict[str, list[float]] = {" ".join(a): [] for a in COMMANDS}
+    cpus: dict[str, list[float]] = {" ".join(a): [] for a in COMMANDS}
+    for _ in range(runs):
+        for args in COMMANDS:
+            wall, cpu = time_once(args)
+            walls[" ".join(args)].append(wall)
+            cpus[" ".join(args)].append(cpu)
+    figures = {
+        name: {
+            "median_s": round(statistics.median(walls[name]), 4),
+            "min_s": round(min(walls[name]), 4),
+            "cpu_median_s": round(statistics.median(cpus[name]), 4),
+        }
+        for name in walls
+    }
+    worst = max(figures[name]["median_s"] for name in TARGETED)
+    return {
+        "bench": "startup",
+        "runs": runs,
+        "commands": figures,
+        "target_s": TARGET_SECONDS,
+        "meets_target": worst <= TARGET_SECONDS,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "machine": machine(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21, help="Runs per command (median).")
+    parser.add_argument("--out", type=Path, help="Also write the JSON line to this file.")
+    options = parser.parse_args()
+    line = json.dumps(measure(options.runs))
+    print(line)
+    if options.out is not None:
+        from veil.atomic import write_text
+
+        write_text(options.out, line + "\n")
+
+
+if __name__ == "__main__":
+    main()
