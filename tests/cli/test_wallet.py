@@ -172,6 +172,19 @@ def test_a_keystore_from_veil_keys_signs_a_transfer(devnet: Devnet, tmp_path: Pa
     # reading a keystore's balance needs no password
     view = json.loads(devnet.ok("wallet", "balance", "--keystore", keyfile, "--json"))
     assert view["address"] == spare.address and view["pha"]["amount"] == "20"
+    gas_before = int(view["gas_eth"]["raw"])
     devnet.ok("wallet", "transfer", "7.25", "carol", "--keystore", keyfile, env=env)
     pha = devnet.chain().contract("PHA")
     assert pha.functions.balanceOf(spare.address).call() == 1275 * PHA // 100
+    assert devnet.chain().w3.eth.get_balance(spare.address) < gas_before  # it paid the gas
+
+
+def test_eth_transfer_gives_a_new_key_gas(devnet: Devnet) -> None:
+    fresh = Account.create()
+    w3 = devnet.chain().w3
+    sent = json.loads(devnet.ok("wallet", "transfer", "0.25", fresh.address, "--eth",
+                                "-a", "guardian", "--json"))  # fmt: skip
+    assert sent["token"] == "ETH" and sent["amount"]["raw"] == str(25 * 10**16)
+    assert w3.eth.get_balance(fresh.address) == 25 * 10**16
+    both = devnet.veil("wallet", "transfer", "1", "bob", "--eth", "--vpha", "-a", "alice")
+    assert both.returncode == 2 and "exclude each other" in both.stderr

@@ -121,6 +121,10 @@ class Chain:
         tx = {"to": tx["to"], "data": tx["data"], "value": value}
         return self._send_tx(signer, tx, label)
 
+    def send_value(self, signer: LocalAccount, to: str, value: int, label: str) -> TxReceipt:
+        """Send the chain's own coin (ETH on the L2: what gas is paid in) to an address."""
+        return self._send_tx(signer, {"to": to, "value": value}, label)
+
     def deploy(self, signer: LocalAccount, artifact: Artifact, *args: Any) -> tuple[str, int]:
         """Deploy an artifact; returns (address, block number)."""
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)

@@ -146,42 +146,56 @@ def transfer(
     vpha: bool = typer.Option(
         False, "--vpha", help="Send vPHA (staked PHA; its voting power follows it) instead."
     ),
+    eth: bool = typer.Option(
+        False, "--eth", help="Send ETH, the L2's gas coin (a new key needs some to send)."
+    ),
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON: token, from, to, tx."),
 ) -> None:
-    """Send PHA (or vPHA with --vpha) from the signer to another address.
+    """Send PHA (or vPHA with --vpha, ETH for gas with --eth) from the signer to an address.
 
     Checked before sending: the amount's grammar, the receiver's checksum, that it is not
     the zero address or a token contract, and that the signer holds enough.
 
     Example: veil wallet transfer 12.5 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 -a alice
     """
+    if vpha and eth:
+        raise InputError("transfer: --vpha and --eth exclude each other")
     token_name, decimals = ("vPHA", VPHA_DECIMALS) if vpha else ("PHA", PHA_DECIMALS)
+    if eth:
+        token_name = "ETH"
     value = parse_amount(amount, decimals, f"{token_name} amount")
     if value == 0:
         raise InputError(f"{token_name} amount {amount!r}: must be more than zero")
     receiver = _named_or_address(to, "receiver", allow_zero=False)
     me = resolve_signer(account, keystore)
     chain = open_chain(deployment, rpc)
-    token = chain.contract("Vault" if vpha else "PHA")
     for contract_name in ("PHA", "Vault"):
         if chain.contract(contract_name).address == receiver:
             raise InputError(
                 f"receiver {receiver}: the {contract_name} contract itself; tokens sent "
                 "there are lost"
             )
-    if vpha and token.functions.decimals().call() != VPHA_DECIMALS:
-        raise ChainError(f"Vault {token.address}: not {VPHA_DECIMALS}-decimal vPHA")
-    held = int(token.functions.balanceOf(me.address).call())
+    if eth:
+        held = int(chain.w3.eth.get_balance(me.address))
+    else:
+        token = chain.contract("Vault" if vpha else "PHA")
+        if vpha and token.functions.decimals().call() != VPHA_DECIMALS:
+            raise ChainError(f"Vault {token.address}: not {VPHA_DECIMALS}-decimal vPHA")
+        held = int(token.functions.balanceOf(me.address).call())
     if held < value:
         raise InputError(
             f"transfer: needs {format_amount(value, decimals, token_name)}, "
             f"{me.address} holds {format_amount(held, decimals, token_name)}"
         )
-    receipt = chain.send(me, token.functions.transfer(receiver, value), f"{token_name}.transfer")
+    if eth:
+        receipt = chain.send_value(me, receiver, value, "ETH transfer")
+    else:
+        call = token.functions.transfer(receiver, value)
+        receipt = chain.send(me, call, f"{token_name}.transfer")
     tx = receipt["transactionHash"].to_0x_hex()
     result: dict[str, Any] = {
         "token": token_name,
