@@ -126,3 +126,21 @@ def test_the_same_key_twice_or_a_taken_name_is_refused(tmp_path: Path) -> None:
     taken = veil("keys", "new", "--dir", str(tmp_path), "--name", "a")
     assert "already exists" in one_error_line(taken)
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_wallet_balance_reads_a_keystore_address_without_password_or_chain(
+    tmp_path: Path,
+) -> None:
+    """A file that is not a keystore is named as such, before any password or RPC."""
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"hello": "world"}')
+    dead = tmp_path / "dep.json"
+    dead.write_text('{"network": "t", "chain_id": 73217, "rpc_url": "http://127.0.0.1:9", '
+                    '"contracts": {}}')  # fmt: skip
+    done = veil("wallet", "balance", "--keystore", str(junk), "-d", str(dead), password=None)
+    assert f"keystore {junk}: not a keystore" in one_error_line(done)
+    assert veil("keys", "import", "--dir", str(tmp_path), "--name", "k", stdin=KEY).returncode == 0
+    done = veil("wallet", "balance", "--keystore", str(tmp_path / "k.json"), "-d", str(dead),
+                password=None)  # fmt: skip
+    # the address was read without a password; only the dead RPC stops it
+    assert "no answer" in one_error_line(done)
