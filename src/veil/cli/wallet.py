@@ -157,10 +157,9 @@ def transfer(
 ) -> None:
     """Send PHA (or vPHA with --vpha, ETH for gas with --eth) from the signer to an address.
 
-    Checked before sending: the amount's grammar, the receiver's checksum, that it is not
-    the zero address or a token contract, and that the signer holds enough.
+    Checked before sending: amount, receiver's EIP-55 checksum, not zero or a token, balance.
 
-    Example: veil wallet transfer 12.5 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 -a alice
+    Example: veil wallet transfer 12.5 bob -a alice
     """
     if vpha and eth:
         raise InputError("transfer: --vpha and --eth exclude each other")
