@@ -100,8 +100,12 @@ def measure(runs: int, baseline: Path | None = None) -> dict[str, Any]:
     for args in COMMANDS:
         for src in variants:
             time_once(args, src)  # warm the page cache and the .pyc files
-    walls = {src: {" ".join(a): [] for a in COMMANDS} for src in variants}
-    cpus = {src: {" ".join(a): [] for a in COMMANDS} for src in variants}
+    walls: dict[Path | None, dict[str, list[float]]] = {
+        src: {" ".join(a): [] for a in COMMANDS} for src in variants
+    }
+    cpus: dict[Path | None, dict[str, list[float]]] = {
+        src: {" ".join(a): [] for a in COMMANDS} for src in variants
+    }
     for _ in range(runs):
         for args in COMMANDS:
             for src in variants:

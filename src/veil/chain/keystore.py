@@ -116,7 +116,7 @@ def _address_of(document: Any) -> str | None:
     digits = address.lower().removeprefix("0x")
     if not re.fullmatch(r"[0-9a-f]{40}", digits):
         return None
-    from eth_utils import to_checksum_address
+    from eth_utils.address import to_checksum_address
 
     return str(to_checksum_address("0x" + digits))
 

@@ -30,17 +30,19 @@ def parse_amount(text: str, decimals: int = 18, what: str = "amount") -> int:
         else:
             reason = "not an amount (digits with at most one '.', e.g. 12 or 12.5)"
         raise InputError(f"{what} {text!r}: {reason}")
-    whole, frac = match.group(1), (match.group(2) or "").rstrip("0")
+    whole: str = match.group(1)
+    frac: str = (match.group(2) or "").rstrip("0")
     if len(frac) > decimals:
         raise InputError(f"{what} {text!r}: more than {decimals} decimals")
-    return int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    scale: int = 10**decimals
+    return int(whole) * scale + int(frac.ljust(decimals, "0") or "0")
 
 
 def parse_address(text: str, what: str = "address", *, allow_zero: bool = False) -> str:
     """A 0x address, returned checksummed; mixed case must be a correct EIP-55 checksum."""
     if not _ADDRESS.fullmatch(text):
         raise InputError(f"{what} {text[:60]!r}: not an address (0x and 40 hex digits)")
-    from eth_utils import to_checksum_address
+    from eth_utils.address import to_checksum_address
 
     checksummed = str(to_checksum_address(text))
     digits = text[2:]

@@ -34,7 +34,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _unset_flags_are_false(command: Any, ctx: typer.Context) -> None:
+def _unset_flags_are_false(command: Any, ctx: Any) -> None:
     """Give the flags no command sees (--help, completion) the value False when unset.
 
     Typer coerces such a flag's None through a pydantic adapter, and importing pydantic
@@ -75,16 +75,14 @@ class _LazyGroup(TyperGroup):
         for name, (module, summary) in SUBCOMMANDS.items():
             self.commands.setdefault(name, _Pending(name, module, summary))
 
-    def resolve_command(
-        self, ctx: typer.Context, args: list[str]
-    ) -> tuple[str | None, Any, list[str]]:
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
         if isinstance(command, _Pending) and name is not None:
             command = self.commands[name] = command.load()
             _unset_flags_are_false(command, ctx)
         return name, command, rest
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         _unset_flags_are_false(self, ctx)
         return super().parse_args(ctx, args)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -15,6 +15,9 @@ from veil.chain.units import format_amount
 from veil.chain.wallet_input import parse_address, parse_amount
 from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
 from veil.errors import ChainError, InputError
+
+if TYPE_CHECKING:
+    from eth_typing import ChecksumAddress
 
 app = typer.Typer(no_args_is_help=True, help="See balances and votes, transfer PHA or vPHA.")
 
@@ -80,7 +83,7 @@ def balance(
     if vault.functions.decimals().call() != VPHA_DECIMALS:
         raise ChainError(f"Vault {vault.address}: not {VPHA_DECIMALS}-decimal vPHA")
     pos = staking.position(chain, who)
-    gas = int(chain.w3.eth.get_balance(pos.address))
+    gas = int(chain.w3.eth.get_balance(cast("ChecksumAddress", pos.address)))
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     delegate = pos.delegate if int(pos.delegate, 16) else None
     requests = [
