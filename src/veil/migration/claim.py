@@ -9,8 +9,6 @@ transaction built, so a misbehaving attester costs a retry, never gas or funds.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,6 +47,9 @@ def pack_proof_flags(flags: Sequence[bool]) -> int:
 
 def request_attestation(url: str, body: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
     """POST the binding to one attester; its refusal reason becomes the error text."""
+    import urllib.error  # urllib.request takes ~0.05 s to import; offline commands skip it
+    import urllib.request
+
     data = json.dumps(body).encode()
     request = urllib.request.Request(
         url.rstrip("/") + BINDINGS_PATH, data=data, headers={"Content-Type": "application/json"}
