@@ -12,11 +12,12 @@ import json
 import os
 from functools import cache
 from pathlib import Path
-
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING
 
 from veil.errors import InputError
+
+if TYPE_CHECKING:  # eth_account takes ~0.25 s to import; only signing needs it
+    from eth_account.signers.local import LocalAccount
 
 # anvil's default mnemonic: public, funded on every devnet, worthless anywhere else.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
@@ -30,6 +31,8 @@ def devnet_account(name: str) -> LocalAccount:
     """The named devnet account (index in DEVNET_NAMES on anvil's mnemonic)."""
     if name not in DEVNET_NAMES:
         raise InputError(f"account {name!r}: not a devnet name ({', '.join(DEVNET_NAMES)})")
+    from eth_account import Account
+
     Account.enable_unaudited_hdwallet_features()
     index = DEVNET_NAMES.index(name)
     return Account.from_mnemonic(DEVNET_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
@@ -37,6 +40,8 @@ def devnet_account(name: str) -> LocalAccount:
 
 def from_keystore(path: Path, password: str | None = None) -> LocalAccount:
     """Decrypt a Web3 Secret Storage (v3) keystore; password from env or a prompt."""
+    from eth_account import Account
+
     try:
         keyfile = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -60,6 +65,8 @@ def resolve_signer(account: str | None, keystore: Path | None) -> LocalAccount:
         return devnet_account(account)
     key = os.environ.get(KEY_ENV)
     if key:
+        from eth_account import Account
+
         try:
             return Account.from_key(key)
         except (ValueError, TypeError) as error:

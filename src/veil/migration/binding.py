@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils import is_hex_address, to_checksum_address
-
 from veil.errors import InputError, VeilError
 from veil.substrate import ss58
 from veil.substrate.signature import SCHEMES, Scheme, Verified, verify_raw
@@ -46,6 +44,8 @@ class BindingContext:
 
 
 def checksum_address(address: str, what: str) -> str:
+    from eth_utils import is_hex_address, to_checksum_address  # ~0.1 s; not for --help
+
     if not isinstance(address, str) or not is_hex_address(address):
         raise InputError(f"{what} {address!r}: not a 20-byte 0x address")
     return to_checksum_address(address)

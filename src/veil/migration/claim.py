@@ -10,13 +10,9 @@ transaction built, so a misbehaving attester costs a retry, never gas or funds.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from veil.chain.client import Chain
 from veil.errors import ChainError, InputError, VeilError
@@ -24,6 +20,9 @@ from veil.migration import attestation
 from veil.migration.attestation import SCHEME_IDS, Attestation, published_signature
 from veil.migration.merkle import MerkleTree, value_to_json
 from veil.substrate.signature import Scheme
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 BINDINGS_PATH = "/v1/migration/bindings"
 __all__ = ["SCHEME_IDS", "collect_attestations", "pack_proof_flags", "submit_claim"]
@@ -48,6 +47,9 @@ def pack_proof_flags(flags: Sequence[bool]) -> int:
 
 def request_attestation(url: str, body: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
     """POST the binding to one attester; its refusal reason becomes the error text."""
+    import urllib.error  # urllib.request takes ~0.05 s to import; offline commands skip it
+    import urllib.request
+
     data = json.dumps(body).encode()
     request = urllib.request.Request(
         url.rstrip("/") + BINDINGS_PATH, data=data, headers={"Content-Type": "application/json"}
