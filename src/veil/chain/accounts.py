@@ -10,11 +10,14 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
+import sys
 from functools import cache
 from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 
 from veil.errors import InputError
 
@@ -36,20 +39,82 @@ def devnet_account(name: str) -> LocalAccount:
 
 
 def from_keystore(path: Path, password: str | None = None) -> LocalAccount:
-    """Decrypt a Web3 Secret Storage (v3) keystore; password from env or a prompt."""
+    """Decrypt a Web3 Secret Storage (v3) keystore; password from env or a prompt.
+
+    The file is checked for the keystore's shape before any password is asked: a user who
+    pointed at the wrong file should learn that, not type a password for nothing.
+    """
     try:
         keyfile = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise InputError(f"keystore {path}: cannot read ({error})") from error
+        reason = error.strerror if isinstance(error, OSError) else "not JSON"
+        raise InputError(f"keystore {path}: cannot read ({reason})") from error
+    crypto = keyfile.get("crypto", keyfile.get("Crypto")) if isinstance(keyfile, dict) else None
+    if not isinstance(crypto, dict) or not {"cipher", "ciphertext", "kdf", "mac"} <= set(crypto):
+        raise InputError(
+            f"keystore {path}: not a keystore (expected Web3 Secret Storage JSON with a "
+            "'crypto' object, as `veil keys new` or geth write)"
+        )
     if password is None:
         password = os.environ.get(KEYSTORE_PASSWORD_ENV)
     if password is None:
+        if not sys.stdin.isatty():
+            raise InputError(
+                f"keystore {path}: no password; set ${KEYSTORE_PASSWORD_ENV} "
+                "(there is no terminal to ask on)"
+            )
         password = getpass.getpass(f"password for {path}: ")
     try:
         key = Account.decrypt(keyfile, password)
     except ValueError as error:
         raise InputError(f"keystore {path}: cannot decrypt ({error})") from error
+    except (KeyError, TypeError, NotImplementedError) as error:
+        raise InputError(f"keystore {path}: not a usable keystore ({error!r})") from error
     return Account.from_key(key)
+
+
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def parse_address(text: str, what: str = "address", *, allow_zero: bool = False) -> str:
+    """An L2 address as typed, strictly per EIP-55, returned checksummed.
+
+    All-lowercase and all-uppercase hex carry no checksum and are accepted, as EIP-55 says;
+    mixed case is a checksum and must be right: a typo in it is caught here, instead of
+    being silently re-checksummed into an address nobody holds. The zero address burns what
+    is sent to it, so it is refused unless the caller says it means it.
+    """
+    if not _HEX_ADDRESS.fullmatch(text):
+        raise InputError(f"{what} {text!r:.60}: not an address (expected 0x and 40 hex digits)")
+    digits = text[2:]
+    checksummed = _eip55(digits.lower())
+    mixed = digits != digits.lower() and digits != digits.upper()
+    if mixed and digits != checksummed[2:]:
+        raise InputError(
+            f"{what} {text}: wrong EIP-55 checksum (mixed case must match {checksummed}); "
+            "check for a typo"
+        )
+    if not allow_zero and int(digits, 16) == 0:
+        raise InputError(f"{what} {text}: the zero address (anything sent there is lost)")
+    return checksummed
+
+
+def _eip55(lower_hex: str) -> str:
+    digest = keccak(text=lower_hex).hex()
+    return "0x" + "".join(
+        c.upper() if c.isalpha() and int(digest[i], 16) >= 8 else c for i, c in enumerate(lower_hex)
+    )
+
+
+def resolve_address(text: str, what: str = "address", *, allow_zero: bool = False) -> str:
+    """An address or a devnet name (alice, bob, ...), as `--account NAME` accepts it."""
+    if text in DEVNET_NAMES:
+        return str(devnet_account(text).address)
+    if not text.startswith(("0x", "0X")) and text.isidentifier():
+        raise InputError(
+            f"{what} {text!r}: neither an address nor a devnet name ({', '.join(DEVNET_NAMES)})"
+        )
+    return parse_address(text, what, allow_zero=allow_zero)
 
 
 def resolve_signer(account: str | None, keystore: Path | None) -> LocalAccount:
