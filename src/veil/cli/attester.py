@@ -22,7 +22,7 @@ from veil.migration.binding import BindingContext, context_from_files, parse_gen
 from veil.migration.merkle import load_tree
 
 app = typer.Typer(no_args_is_help=True, help="Run an attester service.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 @app.command()

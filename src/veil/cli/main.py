@@ -61,6 +61,19 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except KeyboardInterrupt:
+        # Outputs are written atomically (temp file, then rename) and child processes die
+        # with us, so an interrupt leaves nothing behind; it deserves one line, not a trace.
+        if debug:
+            raise
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except OSError as error:  # a file or socket the user named cannot be used
+        if debug:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        typer.echo(f"error: {where}{error.strerror or error}", err=True)
+        sys.exit(1)
     except typer.TyperException as error:  # usage errors: click's message and exit code 2
         show = getattr(error, "show", None)
         if show is None:

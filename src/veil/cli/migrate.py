@@ -366,7 +366,12 @@ def claim(
     sig = _hex_arg(signature, "--signature")
     key = _hex_arg(pubkey, "--pubkey") if pubkey else None
     verified = binding_lib.verify_binding(
-        account_id, receiver, sig, context, scheme=scheme, public_key=key  # type: ignore[arg-type]
+        account_id,
+        receiver,
+        sig,
+        context,
+        scheme=scheme,
+        public_key=key,  # type: ignore[arg-type]
     )
     chain = open_chain(deployment, rpc)
     merkle = load_tree(tree)

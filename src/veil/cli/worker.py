@@ -26,7 +26,7 @@ from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
 from veil.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Run and inspect a compute worker.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 DEFAULT_STATE = REPO_ROOT / ".veil" / "worker"
 StateOpt = typer.Option(DEFAULT_STATE, "--state-dir", help="Worker key and counters.")
