@@ -25,7 +25,7 @@ app.add_typer(attester.app, name="attester")
 app.add_typer(worker.app, name="worker")
 
 
-@app.command()
+@app.command(epilog="Example: veil demo --port 8555")
 def demo(
     port: int = typer.Option(0, "--port", help="RPC port (default: 8545, or a free one)."),
 ) -> None:

@@ -58,13 +58,14 @@ def provider(
     """Register as a compute provider (once); with --stake, stake PHA and post the vPHA."""
     from veil.chain.staking import deposit
 
+    assets = None if stake is None else parse_amount(stake, what="--stake")
     chain = open_chain(deployment, rpc)
     me = resolve_signer(account, keystore)
     registry = RegistryClient.from_chain(chain)
     if registry.register_provider(me) is not None:
         console.print(f"registered provider {me.address}")
-    if stake is not None:
-        shares = deposit(chain, me, parse_amount(stake, what="--stake"))
+    if assets is not None:
+        shares = deposit(chain, me, assets)
         registry.deposit_collateral(me, shares)
         console.print(f"staked {stake} PHA and posted the vPHA as collateral")
     record = registry.provider(me.address)
@@ -103,8 +104,11 @@ def run(
     rpc: str = RpcOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step (debug level)."),
 ) -> None:
-    """Keep this machine attested and registered, and send heartbeats. The provider's key
-    (--keystore, $VEIL_PRIVATE_KEY, or --account on the devnet) sends registry txs."""
+    """Keep this machine attested and registered, and send heartbeats.
+
+    The provider's key (--keystore, $VEIL_PRIVATE_KEY, or --account on the devnet) sends
+    the registry transactions.
+    """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
     signer = resolve_signer(account, keystore)
     if checksum(provider_address, "--provider") != signer.address:
