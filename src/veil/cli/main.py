@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 
@@ -51,6 +53,14 @@ def _root(
 def main() -> None:
     """Entry point: a `VeilError` becomes `error: <message>` on stderr and its exit code."""
     debug = "--debug" in sys.argv
+    interrupted = []
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        # Typer turns KeyboardInterrupt into a silent exit 130; remember that it was one.
+        interrupted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_interrupt)
     try:
         code = app(standalone_mode=False)
     except VeilError as error:
@@ -80,4 +90,6 @@ def main() -> None:
             raise
         show()
         sys.exit(getattr(error, "exit_code", 2))
+    if interrupted and code == 130:
+        typer.echo("interrupted", err=True)
     sys.exit(code if isinstance(code, int) else 0)
