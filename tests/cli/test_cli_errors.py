@@ -232,3 +232,23 @@ def test_every_command_has_help_with_summary_options_and_example() -> None:
                     assert getattr(param, "help", None), f"{where}: argument {param.name}"
             checked += 1
     assert checked >= 25
+
+
+def test_binding_message_for_a_holder_not_in_the_tree_says_so(tmp_path: Path, dep: str) -> None:
+    """Issue 8, defect 7: the message was printed for an account that can never claim."""
+    from veil.atomic import write_json
+    from veil.migration.merkle import build_tree
+    from veil.migration.synthetic import keypair
+    from veil.substrate import ss58
+
+    inside, outside = keypair("sr25519", b"\x01" * 32), keypair("sr25519", b"\x02" * 32)
+    tree = build_tree([(0, inside.account, 10**18, 0)],
+                      {"ledger": {"snapshot": {"genesis_hash": "0x" + "11" * 32}}})  # fmt: skip
+    write_json(tmp_path / "tree.json", tree.dump())
+    common = ("--to", ALICE, "--tree", str(tmp_path / "tree.json"), "-d", dep)
+    done = run("migrate", "binding-message", "--holder", ss58.encode(inside.account), *common)
+    assert done.returncode == 0, done.stderr
+    line = one_error_line(
+        run("migrate", "binding-message", "--holder", ss58.encode(outside.account), *common)
+    )
+    assert f"holder {ss58.encode(outside.account)}: not in the tree" in line
