@@ -25,6 +25,7 @@ from veil.cli.options import (
     open_chain,
     parse_time,
 )
+from veil.cli.output import when
 from veil.compute.attesters import AttesterRefused, AttesterUnavailable, fetch_evidence, worker_view
 from veil.compute.evidence import checksum, parse_gpu_model
 from veil.compute.identity import load_identity
@@ -186,7 +187,7 @@ def status(
         console.print(f"  registry: {record.to_json()['status']}, {state}")
         console.print(f"  provider: {record.provider}")
         console.print(f"  model: {record.to_json()['gpu_model']} x {record.gpu_count}")
-        console.print(f"  expiry: {_when(record.expiry)} ({record.expiry})")
+        console.print(f"  expiry: {when(record.expiry, int(time.time()))}")
         console.print(f"  evidence hash: 0x{record.evidence_hash.hex()}")
         console.print(f"  measurement hash: 0x{record.measurement_hash.hex()}")
     for url, view in views.items():
