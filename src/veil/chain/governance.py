@@ -19,6 +19,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
 from web3 import Web3
 
+from veil.chain.accounts import parse_address
 from veil.chain.client import Chain
 from veil.chain.deployment import Deployment
 from veil.chain.units import format_vpha, parse_amount
@@ -66,9 +67,7 @@ def _parse_arg(kind: str, text: str, where: str) -> Any:
                 return parse_amount(text[:-3], what=where)
             return int(text, 0)
         if kind == "address":
-            if not is_address(text):
-                raise ValueError("not an address")
-            return to_checksum_address(text)
+            return parse_address(text, f"{where}: address argument", allow_zero=True)
         if kind == "bool":
             if text.lower() not in ("true", "false"):
                 raise ValueError("not true/false")
@@ -83,8 +82,8 @@ def _parse_arg(kind: str, text: str, where: str) -> Any:
 
 
 def _resolve_target(target: str, deployment: Deployment, where: str) -> str:
-    if is_address(target):
-        return to_checksum_address(target)
+    if target.startswith("0x"):
+        return parse_address(target, f"{where}: target")
     if target in deployment.contracts:
         return to_checksum_address(deployment.contracts[target].address)
     raise InputError(f"{where}: target {target!r} is neither an address nor a deployed contract")
