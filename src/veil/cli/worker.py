@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from veil.attest import load_policy
-from veil.chain.accounts import resolve_signer
+from veil.chain.accounts import parse_address, resolve_signer
 from veil.chain.compile import REPO_ROOT
 from veil.chain.units import format_amount, parse_amount
 from veil.cli.options import (
@@ -27,7 +27,7 @@ from veil.cli.options import (
 )
 from veil.cli.output import when
 from veil.compute.attesters import AttesterRefused, AttesterUnavailable, fetch_evidence, worker_view
-from veil.compute.evidence import checksum, parse_gpu_model
+from veil.compute.evidence import parse_gpu_model
 from veil.compute.identity import load_identity
 from veil.compute.quote_source import quote_source
 from veil.compute.registry import RegistryClient
@@ -112,7 +112,7 @@ def run(
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
     signer = resolve_signer(account, keystore)
-    if checksum(provider_address, "--provider") != signer.address:
+    if parse_address(provider_address, "--provider") != signer.address:
         raise InputError(f"--provider {provider_address}: the signing key is {signer.address};"
                          " the provider's own key must send registry transactions")  # fmt: skip
     if interval <= 0:
@@ -169,7 +169,7 @@ def status(
             raise InputError(f"no worker key in {state_dir}: pass --worker 0x...")
         worker = identity.address
     registry = RegistryClient.from_chain(open_chain(deployment, rpc))
-    record = registry.worker(worker)
+    record = registry.worker(parse_address(worker, "--worker"))
     views: dict[str, object] = {}
     for url in attesters:
         try:
@@ -216,7 +216,7 @@ def verify(
     """Re-verify a registered worker from its published evidence, trusting no attester."""
     moment = parse_time(at)
     registry = RegistryClient.from_chain(open_chain(deployment, rpc))
-    record = registry.worker(worker)
+    record = registry.worker(parse_address(worker, "--worker"))
     if not record.registered:
         raise InputError(f"worker {record.worker}: not registered")
     bundle = fetch_evidence(attester, "0x" + record.evidence_hash.hex())
