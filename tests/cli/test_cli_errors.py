@@ -252,3 +252,19 @@ def test_binding_message_for_a_holder_not_in_the_tree_says_so(tmp_path: Path, de
         run("migrate", "binding-message", "--holder", ss58.encode(outside.account), *common)
     )
     assert f"holder {ss58.encode(outside.account)}: not in the tree" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["stake", "deposit"], "Missing argument 'amount'"),
+     (["attester", "serve", "--port", "70000"], "'--port'"),
+     (["stake", "nosuch"], "No such command 'nosuch'")],
+)  # fmt: skip
+def test_usage_errors_are_one_line_pointing_at_help(args: list[str], message: str) -> None:
+    line = one_error_line(run(*args))
+    assert message in line and "--help`" in line, line
+
+
+def test_a_bare_group_still_shows_its_help() -> None:
+    done = run("stake")
+    assert done.returncode == 2 and "request-unlock" in done.stderr

@@ -88,7 +88,12 @@ def main() -> None:
         show = getattr(error, "show", None)
         if show is None:
             raise
-        show()
+        ctx = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError" or ctx is None or debug:
+            show()  # a bare `veil stake` asks for the help text
+        else:  # one line, like every other error, pointing at the help
+            message = error.format_message().strip().replace("\n", " ")
+            typer.echo(f"error: {message} (see `{ctx.command_path} --help`)", err=True)
         sys.exit(getattr(error, "exit_code", 2))
     if interrupted and code == 130:
         typer.echo("interrupted", err=True)
