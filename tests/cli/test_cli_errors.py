@@ -267,4 +267,4 @@ def test_usage_errors_are_one_line_pointing_at_help(args: list[str], message: st
 
 def test_a_bare_group_still_shows_its_help() -> None:
     done = run("stake")
-    assert done.returncode == 2 and "request-unlock" in done.stderr
+    assert done.returncode == 2 and "request-unlock" in done.stdout + done.stderr
