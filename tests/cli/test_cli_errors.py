@@ -230,6 +230,14 @@ def test_every_command_has_help_with_summary_options_and_example() -> None:
                     assert param.help, f"{where}: option {param.opts} has no help"
                 if param.param_type_name == "argument":
                     assert getattr(param, "help", None), f"{where}: argument {param.name}"
+            opts = {o for param in command.params for o in getattr(param, "opts", [])}
+            l2 = any("--rpc" in p.opts and "deployment" in (getattr(p, "help", "") or "")
+                     for p in command.params)  # fmt: skip
+            if l2:  # an L2 command (not the parachain's --rpc): the same -d everywhere
+                assert {"-d", "--deployment"} <= opts, f"{where}: no -d/--deployment"
+            assert not {"--from", "--now"} & {
+                o for p in command.params if not getattr(p, "hidden", False) for o in p.opts
+            }, f"{where}: an old spelling is still advertised"
             checked += 1
     assert checked >= 25
 
