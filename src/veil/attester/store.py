@@ -92,13 +92,9 @@ class Store:
         )
 
     def latest_registration(self, worker: str) -> dict[str, Any] | None:
-        row = (
-            self._connect()
-            .execute(
-                "SELECT * FROM registrations WHERE worker = ? ORDER BY id DESC LIMIT 1", (worker,)
-            )
-            .fetchone()
-        )
+        row = self._connect().execute(
+            "SELECT * FROM registrations WHERE worker = ? ORDER BY id DESC LIMIT 1", (worker,)
+        ).fetchone()
         return dict(row) if row else None
 
     def record_heartbeat(self, worker: str, sequence: int, sent_at: int, signature: str) -> bool:
@@ -114,14 +110,9 @@ class Store:
         return True
 
     def last_heartbeat(self, worker: str) -> dict[str, Any] | None:
-        row = (
-            self._connect()
-            .execute(
-                "SELECT * FROM heartbeats WHERE worker = ? ORDER BY sequence DESC LIMIT 1",
-                (worker,),
-            )
-            .fetchone()
-        )
+        row = self._connect().execute(
+            "SELECT * FROM heartbeats WHERE worker = ? ORDER BY sequence DESC LIMIT 1", (worker,)
+        ).fetchone()
         return dict(row) if row else None
 
     def heartbeats(self, worker: str, limit: int = 10) -> list[dict[str, Any]]:

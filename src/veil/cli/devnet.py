@@ -14,7 +14,7 @@ from veil.chain.devnet import DEFAULT_HOME, DEFAULT_PORT, Devnet, DevnetError
 from veil.chain.network import devnet_up
 
 app = typer.Typer(no_args_is_help=True, help="Run the embedded devnet (anvil, optimism mode).")
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False)
 
 HomeOpt = typer.Option(DEFAULT_HOME, "--home", help="Where the devnet keeps state, pid and log.")
 DeploymentPathOpt = typer.Option(
