@@ -101,3 +101,28 @@ def test_every_error_answer_has_code_message_and_request_id(tmp_path: Path) -> N
     for _, answer in answers:
         assert {"code", "message", "request_id", "error"} <= set(answer), answer
     assert answers[2][1]["code"] == "not_found"
+
+
+def test_attester_refuses_a_mistyped_or_zero_receiver(tmp_path: Path) -> None:
+    """Issue 8, defect 3: the attester re-checksummed a mixed-case typo and signed for it."""
+    holder = keypair("sr25519", b"\x01" * 32)
+    config = AttesterConfig(signer=Account.from_key(b"\x07" * 32), db=tmp_path / "a.sqlite",
+                            port=0, tree=build_tree([(0, holder.account, 10**18, 0)]),
+                            context=CONTEXT, is_claimed=lambda _index: False)  # fmt: skip
+    server = build_server(config)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    good = Web3.to_checksum_address("0x" + "cd" * 20)
+    typo = good[:-1] + (good[-1].lower() if good[-1].isupper() else good[-1].upper())
+    assert typo != good and typo.lower() == good.lower()
+    try:
+        answers = {}
+        for receiver in (typo, "0x" + "00" * 20):
+            # the receiver is checked before the signature: any signature shows it
+            body = {"account": "0x" + holder.account.hex(), "receiver": receiver,
+                    "scheme": "sr25519", "signature": "0x" + "00" * 64}  # fmt: skip
+            answers[receiver] = post(server.url, body)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers[typo][0] == 400 and "wrong EIP-55 checksum" in answers[typo][1]["message"]
+    assert "zero address" in answers["0x" + "00" * 20][1]["message"]

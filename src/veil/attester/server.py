@@ -123,6 +123,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"body of {length} bytes exceeds {route.max_body}",
             )
+            self._linger()
             return
         raw = self.rfile.read(length)
         try:
@@ -137,6 +138,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:  # a bug must not kill the service or leak a traceback
             log.exception("handler for %s failed", self.path)
             self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    def _linger(self, limit: int = 4 << 20, seconds: float = 2.0) -> None:
+        """After refusing a body unread, discard what the client is still sending (bounded)
+        before closing: closing on unread data resets the connection, and the client, still
+        writing, would see a broken pipe instead of our answer."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(seconds)
+            discarded = 0
+            while discarded < limit:
+                chunk = self.connection.recv(64 * 1024)
+                if not chunk:
+                    break
+                discarded += len(chunk)
+        except OSError:
+            pass
 
     def _drain(self) -> None:
         length = int(self.headers.get("Content-Length", "0") or 0)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 import sys
 from functools import cache
 from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 
+from veil.chain.addresses import parse_address
 from veil.errors import InputError
 
 # anvil's default mnemonic: public, funded on every devnet, worthless anywhere else.
@@ -73,37 +72,7 @@ def from_keystore(path: Path, password: str | None = None) -> LocalAccount:
     return Account.from_key(key)
 
 
-_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-
-
-def parse_address(text: str, what: str = "address", *, allow_zero: bool = False) -> str:
-    """An L2 address as typed, strictly per EIP-55, returned checksummed.
-
-    All-lowercase and all-uppercase hex carry no checksum and are accepted, as EIP-55 says;
-    mixed case is a checksum and must be right: a typo in it is caught here, instead of
-    being silently re-checksummed into an address nobody holds. The zero address burns what
-    is sent to it, so it is refused unless the caller says it means it.
-    """
-    if not _HEX_ADDRESS.fullmatch(text):
-        raise InputError(f"{what} {text!r:.60}: not an address (expected 0x and 40 hex digits)")
-    digits = text[2:]
-    checksummed = _eip55(digits.lower())
-    mixed = digits != digits.lower() and digits != digits.upper()
-    if mixed and digits != checksummed[2:]:
-        raise InputError(
-            f"{what} {text}: wrong EIP-55 checksum (mixed case must match {checksummed}); "
-            "check for a typo"
-        )
-    if not allow_zero and int(digits, 16) == 0:
-        raise InputError(f"{what} {text}: the zero address (anything sent there is lost)")
-    return checksummed
-
-
-def _eip55(lower_hex: str) -> str:
-    digest = keccak(text=lower_hex).hex()
-    return "0x" + "".join(
-        c.upper() if c.isalpha() and int(digest[i], 16) >= 8 else c for i, c in enumerate(lower_hex)
-    )
+__all__ = ["devnet_account", "parse_address", "resolve_address", "resolve_signer"]
 
 
 def resolve_address(text: str, what: str = "address", *, allow_zero: bool = False) -> str:
@@ -129,6 +98,4 @@ def resolve_signer(account: str | None, keystore: Path | None) -> LocalAccount:
             return Account.from_key(key)
         except (ValueError, TypeError) as error:
             raise InputError(f"${KEY_ENV}: not a private key ({error})") from error
-    raise InputError(
-        f"no signer: pass --account NAME (devnet), --keystore FILE, or set ${KEY_ENV}"
-    )
+    raise InputError(f"no signer: pass --account NAME (devnet), --keystore FILE, or set ${KEY_ENV}")

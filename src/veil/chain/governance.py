@@ -19,7 +19,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
 from web3 import Web3
 
-from veil.chain.accounts import parse_address
+from veil.chain.addresses import parse_address
 from veil.chain.client import Chain
 from veil.chain.deployment import Deployment
 from veil.chain.units import format_vpha, parse_amount

@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 
 from veil.attest import load_policy
-from veil.chain.accounts import parse_address, resolve_signer
+from veil.chain.accounts import resolve_signer
+from veil.chain.addresses import parse_address
 from veil.chain.compile import REPO_ROOT
 from veil.chain.units import format_amount, parse_amount
 from veil.cli.options import (
