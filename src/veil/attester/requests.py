@@ -16,6 +16,7 @@ class Refused(Exception):
 
     status: int
     reason: str
+    code: str | None = None  # machine-readable; default: from the status
 
     def __str__(self) -> str:
         return f"{self.status}: {self.reason}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -76,6 +77,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _answer(self, status: int, payload: dict[str, Any]) -> None:
         self._send(status, "application/json", json.dumps(payload).encode())
 
+    def _fail(self, status: int, message: str, code: str | None = None) -> None:
+        """Every error answer carries a code, a message and a request id (the one in the
+        log line), and keeps `error` for clients that read only that."""
+        request_id = uuid.uuid4().hex
+        code = code or HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+        log.info("%s %s -> %d %s [%s]: %s", self.command, self.path, status, code, request_id,
+                 message)  # fmt: skip
+        payload = {"error": message, "code": code, "message": message, "request_id": request_id}
+        self._answer(status, payload)
+
+    def _refused(self, refused: Refused) -> None:
+        self._fail(refused.status, refused.reason, refused.code)
+
     def do_GET(self) -> None:
         if self.path == "/v1/health":
             self._answer(HTTPStatus.OK, {"ok": True, **self.server.info()})
@@ -85,44 +99,62 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 try:
                     kind, body = reader(self.path[len(prefix) :])
                 except Refused as refused:
-                    self._answer(refused.status, {"error": refused.reason})
+                    self._refused(refused)
                     return
                 self._send(HTTPStatus.OK, kind, body)
                 return
-        self._answer(HTTPStatus.NOT_FOUND, {"error": f"no route GET {self.path}"})
+        self._fail(HTTPStatus.NOT_FOUND, f"no route GET {self.path}")
 
     def do_POST(self) -> None:
         route = self.server.posts.get(self.path)
         if route is None:
             self._drain()
-            self._answer(HTTPStatus.NOT_FOUND, {"error": f"no route POST {self.path}"})
+            self._fail(HTTPStatus.NOT_FOUND, f"no route POST {self.path}")
             return
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
             self.close_connection = True
-            self._answer(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length required"})
+            self._fail(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
             return
         if length > route.max_body or length < 0:
             self.close_connection = True
-            self._answer(
+            self._fail(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                {"error": f"body of {length} bytes exceeds {route.max_body}"},
+                f"body of {length} bytes exceeds {route.max_body}",
             )
+            self._linger()
             return
         raw = self.rfile.read(length)
         try:
             body = json.loads(raw)
         except ValueError as error:
-            self._answer(HTTPStatus.BAD_REQUEST, {"error": f"body is not JSON: {error}"})
+            self._fail(HTTPStatus.BAD_REQUEST, f"body is not JSON: {error}")
             return
         try:
             self._answer(HTTPStatus.OK, route.handler(body))
         except Refused as refused:
-            self._answer(refused.status, {"error": refused.reason})
+            self._refused(refused)
         except Exception:  # a bug must not kill the service or leak a traceback
             log.exception("handler for %s failed", self.path)
-            self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+            self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    def _linger(self, limit: int = 4 << 20, seconds: float = 2.0) -> None:
+        """After refusing a body unread, discard what the client is still sending (bounded)
+        before closing: closing on unread data resets the connection, and the client, still
+        writing, would see a broken pipe instead of our answer."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(seconds)
+            discarded = 0
+            while discarded < limit:
+                chunk = self.connection.recv(64 * 1024)
+                if not chunk:
+                    break
+                discarded += len(chunk)
+        except OSError:
+            pass
 
     def _drain(self) -> None:
         length = int(self.headers.get("Content-Length", "0") or 0)

@@ -15,17 +15,21 @@ from veil.attester.service import AttesterConfig, build_server
 from veil.chain import deployment as deployments
 from veil.chain.accounts import resolve_signer
 from veil.chain.client import Chain
-from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt
+from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt, out_path
 from veil.compute.attestation import RegistryDomain
 from veil.compute.genesis import devnet_policy
+from veil.errors import InputError
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
 from veil.migration.merkle import load_tree
 
 app = typer.Typer(no_args_is_help=True, help="Run an attester service.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil attester serve --tree TREE.json -d deployments/devnet.json"
+    " -a attester --port 8700"
+)
 def serve(
     tree: Path = typer.Option(None, "--tree", help="Migration tree (enables bindings)."),
     genesis: str = typer.Option(None, "--genesis", help="Source genesis hash (default: tree's)."),
@@ -33,8 +37,8 @@ def serve(
         deployments.default_path(), "--deployment", "-d", help="Deployment file."
     ),
     db: Path = typer.Option(Path("attester.sqlite"), "--db", help="SQLite record of signatures."),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8700, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8700, "--port", min=1, max=65535, help="TCP port to listen on."),
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
     rpc: str = RpcOpt,
@@ -43,10 +47,13 @@ def serve(
     ),
     validity: int = typer.Option(86_400, "--validity", help="Worker attestation lifetime, s."),
     pccs: str = typer.Option(None, "--pccs", help="PCCS URL for collateral the worker omits."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
-    """Serve until interrupted. Keys come from --keystore, $VEIL_PRIVATE_KEY, or a devnet
-    name (--account attester). Compute routes attest for the deployment's ComputeRegistry."""
+    """Verify and sign migration bindings and worker attestations until interrupted.
+
+    Keys come from --keystore, $VEIL_PRIVATE_KEY, or a devnet name (--account attester).
+    Compute routes attest for the deployment's ComputeRegistry.
+    """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO)
     signer = resolve_signer(account, keystore)
     dep = deployments.load(deployment)
@@ -68,7 +75,10 @@ def serve(
             config.collateral_source = lambda fmspc, now, tee: cache.get(fmspc, now, tee=tee)
         if config.policy.allow_simulated:
             console.print("warning: policy allows SIMULATED TEEs (devnet only)")
-    server = build_server(config)
+    try:
+        server = build_server(config)
+    except OSError as error:
+        raise InputError(f"attester: cannot listen on {host}:{port} ({error.strerror})") from None
     console.print(f"attester {signer.address} listening on {server.url}")
     for route in server.posts:
         console.print(f"  POST {route}")
@@ -82,11 +92,13 @@ def serve(
         server.server_close()
 
 
-@app.command("devnet-policy")
+@app.command("devnet-policy", epilog="Example: veil attester devnet-policy --out policy.toml")
 def devnet_policy_command(
     out: Path = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
 ) -> None:
     """The devnet's compute policy TOML (allows SIMULATED TEEs; never for production)."""
+    if out is not None:
+        out_path(out)
     text = devnet_policy()
     if out is None:
         typer.echo(text, nl=False)

@@ -7,6 +7,7 @@ must not pay for web3, vyper or substrate-interface, which only some commands us
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -102,7 +103,7 @@ app = typer.Typer(
 )
 
 
-@app.command()
+@app.command(epilog="Example: veil demo --port 8555")
 def demo(
     port: int = typer.Option(0, "--port", help="RPC port (default: 8545, or a free one)."),
 ) -> None:
@@ -144,6 +145,14 @@ def _root(
 def main() -> None:
     """Entry point: a `VeilError` becomes `error: <message>` on stderr and its exit code."""
     debug = "--debug" in sys.argv
+    interrupted = []
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        # Typer turns KeyboardInterrupt into a silent exit 130; remember that it was one.
+        interrupted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_interrupt)
     try:
         code = app(standalone_mode=False)
     except VeilError as error:
@@ -154,10 +163,30 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except KeyboardInterrupt:
+        # Outputs are written atomically (temp file, then rename) and child processes die
+        # with us, so an interrupt leaves nothing behind; it deserves one line, not a trace.
+        if debug:
+            raise
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except OSError as error:  # a file or socket the user named cannot be used
+        if debug:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        typer.echo(f"error: {where}{error.strerror or error}", err=True)
+        sys.exit(1)
     except typer.TyperException as error:  # usage errors: click's message and exit code 2
         show = getattr(error, "show", None)
         if show is None:
             raise
-        show()
+        ctx = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError" or ctx is None or debug:
+            show()  # a bare `veil stake` asks for the help text
+        else:  # one line, like every other error, pointing at the help
+            message = error.format_message().strip().replace("\n", " ")
+            typer.echo(f"error: {message} (see `{ctx.command_path} --help`)", err=True)
         sys.exit(getattr(error, "exit_code", 2))
+    if interrupted and code == 130:
+        typer.echo("interrupted", err=True)
     sys.exit(code if isinstance(code, int) else 0)
