@@ -4,6 +4,9 @@ Both claim the same leaves of the same tree in the same anvil run. The reference
 Uniswap MerkleDistributor design (OpenZeppelin MerkleProof + BitMaps + ERC-20 transfer)
 over veil's leaf encoding; it checks no binding and no attester, so it is the floor.
 "Cold" is the first claim in a bitmap word, "warm" a later claim in the same word.
+Each claim carries a 64-byte holder signature of signature-like (non-zero) bytes, bound
+by the attester's `Binding(account, receiver, signatureHash)`: the contract cannot tell
+it from a real sr25519 signature, and it costs the same calldata and event bytes.
 Imported by bench/migration.py; runnable alone too.
 """
 
@@ -22,8 +25,8 @@ from chainbench import deploy_reference, emit, reference_artifacts, scratch_chai
 from veil.chain.accounts import devnet_account
 from veil.chain.client import Chain
 from veil.chain.deploy import NetworkParameters, deploy_network
-from veil.migration.attestation import sign_binding
-from veil.migration.claim import SCHEME_IDS, pack_proof_flags
+from veil.migration.attestation import SCHEME_IDS, sign_binding, signature_hash
+from veil.migration.claim import pack_proof_flags
 from veil.migration.merkle import MerkleTree, build_tree
 
 PHA = 10**18
@@ -55,8 +58,11 @@ def _claim_args(tree: MerkleTree, index: int, attester: LocalAccount, chain_id: 
                 migrator: str) -> tuple[Any, ...]:  # fmt: skip
     _, account, free, staked = tree.values[index]
     receiver = Account.from_key(Web3.keccak(text=f"receiver {index}")).address
-    signed = sign_binding(attester.key, account, receiver, chain_id, migrator)
-    signature = bytes(64)  # published in the event, verified off chain by auditors
+    # published in the event, verified off chain by auditors; as many non-zero bytes as a
+    # real signature (a zero placeholder would make calldata ~770 gas cheaper)
+    signature = bytes(Web3.keccak(text=f"sig {index}") + Web3.keccak(text=f"sig' {index}"))
+    bound = signature_hash(signature, "sr25519")
+    signed = sign_binding(attester.key, account, receiver, bound, chain_id, migrator)
     return (index, account, free, staked, receiver, signature, SCHEME_IDS["sr25519"],
             [signed.as_tuple()])  # fmt: skip
 
@@ -74,8 +80,13 @@ def claim_gas_figures() -> list[dict[str, Any]]:
         owner = chain.contract("Timelock").address
         totals = tree.totals()
         deadline = chain.w3.eth.get_block("latest")["timestamp"] + 10**7
-        _as_owner(chain, owner, migrator.functions.setRoot(
-            tree.root, int(totals["free_wei"]), int(totals["staked_wei"]), LEAVES, deadline))
+        _as_owner(
+            chain,
+            owner,
+            migrator.functions.setRoot(
+                tree.root, int(totals["free_wei"]), int(totals["staked_wei"]), LEAVES, deadline
+            ),
+        )
 
         arts = reference_artifacts()["contracts"]
         token_art, dist_art = arts["ReferenceToken"], arts["ReferenceDistributor"]

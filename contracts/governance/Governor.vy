@@ -20,13 +20,27 @@
             1,024 bytes of calldata per action (the timelock's payload
             bound), 4,096 bytes of description, 1,024 bytes of vote
             reason, 256 bytes of vote params and 65-byte signatures.
-            Larger inputs fail ABI decoding and revert without a reason;
-            `veil gov propose` checks the bounds before sending.
+            `propose` refuses a proposal over the action or calldata limit
+            with a reason naming it ("Governor: more than MAX_ACTIONS ...",
+            "Governor: calldata over MAX_CALLDATA ..."), as long as it stays
+            within one action and one byte of them; anything larger, and
+            inputs over the other bounds, fail ABI decoding and revert
+            without a reason. `veil gov propose` checks every bound before
+            sending. Nothing that `propose` accepts can fail on a bound
+            later: the Timelock has the same two limits.
           - `relay` is not provided, and ETH, ERC-721 and ERC-1155 sent to
             the Governor are refused (they belong in the timelock, which
             is also what OpenZeppelin does when a timelock is the executor).
         The clock is the token's ERC-6372 timestamp clock; the
         constructor refuses a token whose clock is not `mode=timestamp`.
+@dev Vote tallies hold any vote vPHA can produce. vPHA has 24 decimals and
+     its vault refuses to mint more than 2**160 - 1 wei of shares in total
+     (its checkpoint packing), so neither one delegate's weight nor the sum
+     of the weights cast on one proposal can exceed 2**160 - 1, at any share
+     price the vault can reach. For-votes are kept in 208 bits (beside the
+     eta), against and abstain in 256 bits each. For scale: the whole 1 B
+     PHA staked at the vault's opening price is 10**33 wei (about 2**110),
+     and the real network's 65 M delegated PHA about 6.5 * 10**31.
 """
 
 
@@ -78,6 +92,14 @@ interface ITimelock:
 # Bounds of one proposal and one vote.
 MAX_ACTIONS: public(constant(uint256)) = 16
 MAX_CALLDATA: public(constant(uint256)) = 1_024
+# What `propose` decodes: one more action and one more calldata byte than
+# the limits, so that the first proposal over a limit reaches the checks
+# that name it instead of failing in the ABI decoder without a reason.
+# Vyper reserves memory for a bound, so each step wider costs every
+# proposal gas (16 -> 17 and 1,024 -> 1,025: about 330; 32 and 2,048:
+# about 15,000), and a proposal further over still fails in the decoder.
+_PROPOSE_ACTIONS: constant(uint256) = MAX_ACTIONS + 1
+_PROPOSE_CALLDATA: constant(uint256) = MAX_CALLDATA + 1
 MAX_DESCRIPTION: public(constant(uint256)) = 4_096
 MAX_REASON: public(constant(uint256)) = 1_024
 MAX_PARAMS: constant(uint256) = 256
@@ -133,15 +155,23 @@ _EXECUTED_BIT: constant(uint256) = 1 << 240
 _CANCELED_BIT: constant(uint256) = 1 << 241
 _MASK48: constant(uint256) = (1 << 48) - 1
 _MASK32: constant(uint256) = (1 << 32) - 1
-_MASK104: constant(uint256) = (1 << 104) - 1
+_MASK208: constant(uint256) = (1 << 208) - 1
 _MASK160: constant(uint256) = (1 << 160) - 1
 
-# Packing of `_tally[proposalId]`: forVotes (bits 0..103) | againstVotes
-# (104..207) | eta (208..255). For and against share a slot, so only the
-# first of them creates it; a proposal that can be queued has forVotes > 0,
-# so writing its eta updates an existing slot. 104 bits hold 2 * 10^31 wei
-# (20 trillion vPHA), far above PHA's supply; `_abstain` has its own slot.
-_AGAINST_SHIFT: constant(uint256) = 104
+# Packing of `_tally[proposalId]`: forVotes (bits 0..207) | eta (208..255).
+# A proposal that can be queued has forVotes > 0, so writing its eta updates
+# an existing slot instead of creating one. Against and abstain votes have a
+# full slot each (`_against`, `_abstain`).
+#
+# Why these widths hold every vote: a weight is the token's getPastVotes,
+# and the votes of all delegates together never exceed its past total
+# supply. vPHA refuses to mint beyond 2**160 - 1 wei of shares (the Vault's
+# checkpoint packing, "vPHA: supply overflow"), so no weight and no tally
+# of one proposal can exceed 2**160 - 1, whatever the share price: 208 bits
+# for the for-votes and 256 for the others leave room to spare. For scale:
+# 1 B PHA staked at the vault's opening price (1 PHA = 1 vPHA, 24 decimals)
+# is 10**33 wei (about 2**110); the old 104-bit fields held only about
+# 20.3 M vPHA, less than one large delegate of the real network.
 _ETA_SHIFT: constant(uint256) = 208
 
 # snekmate `OperationState` flag values.
@@ -149,17 +179,21 @@ _OP_WAITING: constant(uint256) = 2
 _OP_READY: constant(uint256) = 4
 _OP_DONE: constant(uint256) = 8
 
-# Quorum numerator checkpoints: timepoint (bits 0..47) | numerator (48..255).
+# Quorum numerator checkpoints: timepoint (bits 0..47) | numerator (48..127).
+# `_quorum_head` repeats the latest checkpoint next to the count
+# (bits 128..255), so the usual lookup (a recent proposal) reads one slot.
 _QN_SHIFT: constant(uint256) = 48
+_QN_COUNT_SHIFT: constant(uint256) = 128
+_MASK128: constant(uint256) = (1 << 128) - 1
 
 
 event ProposalCreated:
     proposalId: uint256
     proposer: address
-    targets: DynArray[address, MAX_ACTIONS]
-    values: DynArray[uint256, MAX_ACTIONS]
-    signatures: DynArray[String[1], MAX_ACTIONS]
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]
+    targets: DynArray[address, _PROPOSE_ACTIONS]
+    values: DynArray[uint256, _PROPOSE_ACTIONS]
+    signatures: DynArray[String[1], _PROPOSE_ACTIONS]
+    calldatas: DynArray[Bytes[_PROPOSE_CALLDATA], _PROPOSE_ACTIONS]
     voteStart: uint256
     voteEnd: uint256
     description: String[MAX_DESCRIPTION]
@@ -230,12 +264,13 @@ _proposal_threshold: uint256
 
 _core: HashMap[uint256, uint256]
 _tally: HashMap[uint256, uint256]
+_against: HashMap[uint256, uint256]
 _abstain: HashMap[uint256, uint256]
 _has_voted: HashMap[uint256, HashMap[address, bool]]
 _timelock_ids: HashMap[uint256, bytes32]
 
 _quorum_checkpoints: HashMap[uint256, uint256]
-_quorum_checkpoint_count: uint256
+_quorum_head: uint256
 
 nonces: public(HashMap[address, uint256])
 
@@ -631,14 +666,15 @@ def proposalNeedsQueuing(proposalId: uint256) -> bool:
 @view
 def proposalVotes(proposalId: uint256) -> (uint256, uint256, uint256):
     """
-    @notice Vote totals, as GovernorCountingSimple.
+    @notice Vote totals, as GovernorCountingSimple. Each is exact up to
+            vPHA's whole possible supply (2**160 - 1 wei, see the
+            contract's @dev).
     @param proposalId The proposal.
     @return uint256 againstVotes.
     @return uint256 forVotes.
     @return uint256 abstainVotes.
     """
-    tally: uint256 = self._tally[proposalId]
-    return (tally >> _AGAINST_SHIFT) & _MASK104, tally & _MASK104, self._abstain[proposalId]
+    return self._against[proposalId], self._tally[proposalId] & _MASK208, self._abstain[proposalId]
 
 
 @external
@@ -655,15 +691,19 @@ def hasVoted(proposalId: uint256, account: address) -> bool:
 
 @external
 def propose(
-    targets: DynArray[address, MAX_ACTIONS],
-    values: DynArray[uint256, MAX_ACTIONS],
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    targets: DynArray[address, _PROPOSE_ACTIONS],
+    values: DynArray[uint256, _PROPOSE_ACTIONS],
+    calldatas: DynArray[Bytes[_PROPOSE_CALLDATA], _PROPOSE_ACTIONS],
     description: String[MAX_DESCRIPTION],
 ) -> uint256:
     """
     @notice Creates a proposal. The caller needs `proposalThreshold()`
             votes one second before now. Voting opens `votingDelay()`
             seconds later and lasts `votingPeriod()` seconds.
+            A proposal over `MAX_ACTIONS` actions or `MAX_CALLDATA` bytes of
+            calldata in an action is refused here, with a reason naming the
+            limit, so that nothing proposed can fail later on the Governor's
+            or the Timelock's bounds at queue or execute.
     @param targets Call targets (1..16).
     @param values Wei sent with each call.
     @param calldatas Calldata of each call (up to 1,024 bytes each).
@@ -683,6 +723,7 @@ def propose(
     n: uint256 = len(targets)
     assert n != 0, "Governor: empty proposal"
     assert n == len(values) and n == len(calldatas), "Governor: invalid proposal length"
+    assert n <= MAX_ACTIONS, "Governor: more than MAX_ACTIONS (16) actions"
     threshold: uint256 = self._proposal_threshold
     if threshold != 0:
         votes: uint256 = staticcall IVotesToken(_TOKEN).getPastVotes(msg.sender, block.timestamp - 1)
@@ -699,8 +740,9 @@ def propose(
         convert(msg.sender, uint256) | (snapshot << _START_SHIFT) | (duration << _DURATION_SHIFT)
     )
 
-    signatures: DynArray[String[1], MAX_ACTIONS] = []
+    signatures: DynArray[String[1], _PROPOSE_ACTIONS] = []
     for i: uint256 in range(n, bound=MAX_ACTIONS):
+        assert len(calldatas[i]) <= MAX_CALLDATA, "Governor: calldata over MAX_CALLDATA (1,024 bytes)"
         signatures.append("")
     log ProposalCreated(
         proposalId=proposal_id,
@@ -1043,8 +1085,8 @@ def _state(proposal_id: uint256) -> uint8:
             return EXECUTED
         return CANCELED
 
-    for_votes: uint256 = tally & _MASK104
-    if for_votes <= (tally >> _AGAINST_SHIFT) & _MASK104:
+    for_votes: uint256 = tally & _MASK208
+    if for_votes <= self._against[proposal_id]:
         return DEFEATED
     if for_votes + self._abstain[proposal_id] < self._quorum(snapshot):
         return DEFEATED
@@ -1070,12 +1112,12 @@ def _cast_vote(
     weight: uint256 = staticcall IVotesToken(_TOKEN).getPastVotes(account, snapshot)
     if support == SUPPORT_FOR:
         tally: uint256 = self._tally[proposal_id]
-        assert (tally & _MASK104) + weight <= _MASK104, "Governor: tally overflow"
+        # Unreachable with vPHA (see _ETA_SHIFT); guards the eta bits against
+        # a token that reports more votes than 2**208.
+        assert (tally & _MASK208) + weight <= _MASK208, "Governor: tally overflow"
         self._tally[proposal_id] = tally + weight
     elif support == SUPPORT_AGAINST:
-        tally: uint256 = self._tally[proposal_id]
-        assert ((tally >> _AGAINST_SHIFT) & _MASK104) + weight <= _MASK104, "Governor: tally overflow"
-        self._tally[proposal_id] = tally + (weight << _AGAINST_SHIFT)
+        self._against[proposal_id] += weight
     elif support == SUPPORT_ABSTAIN:
         self._abstain[proposal_id] += weight
     else:
@@ -1116,10 +1158,10 @@ def _quorum(timepoint: uint256) -> uint256:
 @view
 def _quorum_numerator_at(timepoint: uint256) -> uint256:
     # Checkpoints are ordered by timepoint; most lookups hit the latest.
-    count: uint256 = self._quorum_checkpoint_count
-    latest: uint256 = self._quorum_checkpoints[count - 1]
-    if latest & _MASK48 <= timepoint:
-        return latest >> _QN_SHIFT
+    head: uint256 = self._quorum_head
+    if head & _MASK48 <= timepoint:
+        return (head & _MASK128) >> _QN_SHIFT
+    count: uint256 = head >> _QN_COUNT_SHIFT
     # Binary search for the last checkpoint at or before `timepoint`.
     low: uint256 = 0
     high: uint256 = count - 1
@@ -1139,18 +1181,16 @@ def _quorum_numerator_at(timepoint: uint256) -> uint256:
 @internal
 def _update_quorum_numerator(new_quorum_numerator: uint256):
     assert new_quorum_numerator <= QUORUM_DENOMINATOR, "Governor: quorum numerator over denominator"
-    count: uint256 = self._quorum_checkpoint_count
-    old: uint256 = 0
+    head: uint256 = self._quorum_head
+    count: uint256 = head >> _QN_COUNT_SHIFT
+    old: uint256 = (head & _MASK128) >> _QN_SHIFT
     entry: uint256 = (new_quorum_numerator << _QN_SHIFT) | block.timestamp
-    if count != 0:
-        latest: uint256 = self._quorum_checkpoints[count - 1]
-        old = latest >> _QN_SHIFT
-        if latest & _MASK48 == block.timestamp:
-            self._quorum_checkpoints[count - 1] = entry
-            log QuorumNumeratorUpdated(oldQuorumNumerator=old, newQuorumNumerator=new_quorum_numerator)
-            return
-    self._quorum_checkpoints[count] = entry
-    self._quorum_checkpoint_count = count + 1
+    if count != 0 and head & _MASK48 == block.timestamp:
+        self._quorum_checkpoints[count - 1] = entry
+    else:
+        self._quorum_checkpoints[count] = entry
+        count += 1
+    self._quorum_head = entry | (count << _QN_COUNT_SHIFT)
     log QuorumNumeratorUpdated(oldQuorumNumerator=old, newQuorumNumerator=new_quorum_numerator)
 
 

@@ -6,10 +6,16 @@
 @notice Pays out the parachain snapshot on the L2: each Merkle leaf
         (index, account id, free wei, staked wei) is paid once, to the
         receiver that a threshold of registered attesters bound to the
-        account with an EIP-712 `Binding(bytes32 account,address receiver)`.
+        account with an EIP-712
+        `Binding(bytes32 account,address receiver,bytes32 signatureHash)`.
         `free` is minted as PHA to the receiver; `staked` is minted to this
-        contract and deposited into the vPHA vault for the receiver in the
-        same call, so the receiver is staked from that block on.
+        contract and deposited into the vPHA vault for the receiver with
+        `depositAndDelegate`, so the receiver is staked, and votes (a
+        receiver that never chose a delegate is self-delegated; one that
+        chose keeps its choice), from that block on. A staked part too small
+        for one vPHA share (`previewDeposit` is 0, so a deposit would revert
+        and freeze the whole leaf) is paid as PHA instead, and
+        `StakePaidAsPHA` says so.
 
         Leaves are OpenZeppelin `StandardMerkleTree` leaves of types
         ["uint256","bytes32","uint256","uint256"]:
@@ -32,9 +38,17 @@
           duplicates are rejected in O(1) per signature; every signer must be a
           registered attester, high-s (malleable) signatures are refused,
           and at least `threshold` must be supplied (all supplied are checked).
-        - The contract does not verify the holder's sr25519/ed25519/ecdsa
-          signature (the attesters do); it publishes it in `Claimed` so
-          anyone can re-verify it later.
+        - The holder's signature: the contract cannot verify sr25519 or
+          ed25519 (the attesters do), but the binding the attesters sign
+          covers it: signatureHash = keccak256(scheme ++ signature), the
+          scheme as one byte (0 ed25519, 1 sr25519, 2 ecdsa: Substrate's
+          MultiSignature variant, so this is the hash of the SCALE-encoded
+          MultiSignature) followed by the bare 64-byte (ed25519, sr25519)
+          or 65-byte (ecdsa) signature. The contract recomputes it from the
+          signature in the calldata, so a claim that carries any other
+          signature than the one the attesters checked reverts, and the
+          signature that `Claimed` publishes is always the one they
+          verified: anyone can re-verify every claim later.
         - After the deadline, claims stop. The owner may `sweep` the
           remaining amounts once (minted to the treasury as PHA) and may
           still honour late claims with `honourLateClaim`: before the sweep
@@ -47,8 +61,13 @@
 
         Gas layout: remaining free, remaining staked, deadline, threshold and
         the paused/frozen/swept flags share one storage slot, so a claim
-        reads and writes one word of state besides the root, its bitmap word
-        and the attester registry.
+        reads and writes one word of state besides its bitmap word. The root
+        and the attester registry are checked with one lookup per signer:
+        `_accepted[root][attester]` is true exactly for the current root and
+        a registered attester (setRoot and setAttester keep it so), and a
+        claim looks it up under the root its proof computes, so a wrong
+        proof or an unknown signer both find false (the revert reason then
+        says which).
 """
 
 from snekmate.auth import ownable
@@ -138,6 +157,12 @@ event LateClaimHonoured:
     fromTreasury: bool
 
 
+event StakePaidAsPHA:
+    index: uint256
+    receiver: indexed(address)
+    amount: uint256
+
+
 MAX_ATTESTATIONS: constant(uint256) = 8
 MAX_ATTESTERS: constant(uint256) = 64
 MAX_PROOF: constant(uint256) = 32
@@ -147,7 +172,9 @@ MAX_MULTIPROOF: constant(uint256) = 256
 # Substrate MultiSignature order: 0 ed25519, 1 sr25519, 2 ecdsa.
 _MAX_SCHEME: constant(uint8) = 2
 
-BINDING_TYPEHASH: public(constant(bytes32)) = keccak256("Binding(bytes32 account,address receiver)")
+BINDING_TYPEHASH: public(constant(bytes32)) = keccak256(
+    "Binding(bytes32 account,address receiver,bytes32 signatureHash)"
+)
 
 # secp256k1n / 2: a larger s is the malleable twin of a valid signature.
 _HALF_N: constant(uint256) = (
@@ -182,6 +209,8 @@ _state: uint256
 _swept: uint256  # swept free (low 128 bits) and swept staked (high 128 bits)
 _claimed_words: HashMap[uint256, uint256]
 _attesters: DynArray[address, MAX_ATTESTERS]
+# _accepted[r][a] == (r == root and isAttester[a]): one lookup checks both.
+_accepted: HashMap[bytes32, HashMap[address, bool]]
 
 
 @deploy
@@ -230,36 +259,69 @@ def claim(
     @param index The leaf's index in the snapshot.
     @param account The 32-byte parachain account id.
     @param free Free balance in wei, minted as PHA to `receiver`.
-    @param staked Staked balance in wei, deposited into the vault for `receiver`.
+    @param staked Staked balance in wei, deposited into the vault for
+           `receiver` (self-delegated if it never chose a delegate), or
+           paid as PHA if it is worth less than one vPHA share.
     @param receiver The L2 address the attesters bound `account` to.
     @param proof The Merkle proof of the leaf against `root`.
-    @param substrateSignature The holder's signature of the binding message,
-           published in `Claimed` (not verified on chain).
+    @param substrateSignature The holder's signature of the binding message
+           (bare: 64 bytes for ed25519/sr25519, 65 for ecdsa), published in
+           `Claimed`; it must be the one the attesters bound.
     @param scheme The signature scheme (0 ed25519, 1 sr25519, 2 ecdsa).
     @param attestations At least `threshold` attester signatures over
-           `bindingDigest(account, receiver)`, sorted by signer address.
+           `bindingDigest(account, receiver, signatureHash(...))`, sorted by
+           signer address.
     """
-    state: uint256 = self._open_state()
+    state: uint256 = self._state
+    assert state & _PAUSED == 0, "Migrator: paused"
+    assert block.timestamp <= (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period closed"
     assert scheme <= _MAX_SCHEME, "Migrator: unknown scheme"
-    computed: bytes32 = self._leaf(index, account, free, staked)
+    computed: bytes32 = keccak256(keccak256(abi_encode(index, account, free, staked)))
     for sibling: bytes32 in proof:
         if convert(computed, uint256) < convert(sibling, uint256):
             computed = keccak256(abi_encode(computed, sibling))
         else:
             computed = keccak256(abi_encode(sibling, computed))
-    assert computed == self.root, "Migrator: invalid proof"
     word: uint256 = index >> 8
     bits: uint256 = self._claimed_words[word]
     bit: uint256 = 1 << (index & 255)
     assert bits & bit == 0, "Migrator: already claimed"
     self._claimed_words[word] = bits | bit
-    self._state = self._debit(state, free, staked) | _FROZEN
-    self._check_attestations(account, receiver, attestations, state)
+    remaining_free: uint256 = state & _MASK_96
+    remaining_staked: uint256 = (state >> _STAKED_SHIFT) & _MASK_96
+    assert free <= remaining_free and staked <= remaining_staked, "Migrator: exceeds committed totals"
+    self._state = (state - free - (staked << _STAKED_SHIFT)) | _FROZEN
+    # _check_attestations, inlined: the internal call would copy the signature and the
+    # attestations into memory once more. The root is checked here too, by the lookup
+    # _accepted[computed][signer] (true only under the current root), which runs at least
+    # once because the threshold is at least 1.
+    threshold: uint256 = (state >> _THRESHOLD_SHIFT) & _MASK_8
+    assert threshold != 0, "Migrator: no threshold"
+    assert len(attestations) >= threshold, "Migrator: too few attestations"
+    struct_hash: bytes32 = keccak256(
+        abi_encode(
+            BINDING_TYPEHASH,
+            account,
+            receiver,
+            keccak256(concat(convert(scheme, bytes1), substrateSignature)),
+        )
+    )
+    digest: bytes32 = keccak256(concat(b"\x19\x01", eip712._domain_separator_v4(), struct_hash))
+    previous: uint256 = 0
+    for sig: Signature in attestations:
+        assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
+        signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
+        current: uint256 = convert(signer, uint256)
+        assert current > previous, "Migrator: attesters not strictly increasing"
+        if not self._accepted[computed][signer]:
+            assert computed == self.root, "Migrator: invalid proof"
+            raise "Migrator: unknown attester"
+        previous = current
     if free != 0:
         extcall IPHA(PHA).mint(receiver, free)
     if staked != 0:
         extcall IPHA(PHA).mint(self, staked)
-        extcall IVault(VAULT).deposit(staked, receiver)
+        self._stake_for(index, receiver, staked)
     log Claimed(
         index=index,
         account=account,
@@ -297,9 +359,12 @@ def claimMany(
     for c: Claim in claims:
         assert c.scheme <= _MAX_SCHEME, "Migrator: unknown scheme"
         leaves.append(self._leaf(c.index, c.account, c.free, c.staked))
-    assert self._multiproof_root(leaves, proof, proofFlags) == self.root, "Migrator: invalid proof"
+    computed: bytes32 = self._multiproof_root(leaves, proof, proofFlags)
+    assert computed == self.root, "Migrator: invalid proof"
 
-    threshold_state: uint256 = state
+    threshold: uint256 = self._threshold(state)
+    assert threshold != 0, "Migrator: no threshold"
+    separator: bytes32 = eip712._domain_separator_v4()
     word: uint256 = max_value(uint256)
     bits: uint256 = 0
     staked_sum: uint256 = 0
@@ -315,7 +380,26 @@ def claimMany(
         bits |= bit
         state = self._debit(state, c.free, c.staked)
         staked_sum += c.staked
-        self._check_attestations(c.account, c.receiver, c.attestations, threshold_state)
+        # _check_attestations, inlined (the call would copy each claim's signature and
+        # attestations into memory once more)
+        assert len(c.attestations) >= threshold, "Migrator: too few attestations"
+        struct_hash: bytes32 = keccak256(
+            abi_encode(
+                BINDING_TYPEHASH,
+                c.account,
+                c.receiver,
+                keccak256(concat(convert(c.scheme, bytes1), c.substrateSignature)),
+            )
+        )
+        digest: bytes32 = keccak256(concat(b"\x19\x01", separator, struct_hash))
+        previous: uint256 = 0
+        for sig: Signature in c.attestations:
+            assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
+            signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
+            current: uint256 = convert(signer, uint256)
+            assert current > previous, "Migrator: attesters not strictly increasing"
+            assert self._accepted[computed][signer], "Migrator: unknown attester"
+            previous = current
     self._claimed_words[word] = bits
     self._state = state | _FROZEN
 
@@ -325,7 +409,7 @@ def claimMany(
         if c.free != 0:
             extcall IPHA(PHA).mint(c.receiver, c.free)
         if c.staked != 0:
-            extcall IVault(VAULT).deposit(c.staked, c.receiver)
+            self._stake_for(c.index, c.receiver, c.staked)
         log Claimed(
             index=c.index,
             account=c.account,
@@ -360,10 +444,11 @@ def honourLateClaim(
     @param index The leaf's index in the snapshot.
     @param account The 32-byte parachain account id.
     @param free Free balance in wei, paid as PHA to `receiver`.
-    @param staked Staked balance in wei, deposited into the vault for `receiver`.
+    @param staked Staked balance in wei, deposited into the vault for
+           `receiver` (or paid as PHA if worth less than one vPHA share).
     @param receiver The L2 address the attesters bound `account` to.
     @param proof The Merkle proof of the leaf against `root`.
-    @param substrateSignature The holder's signature, published in `Claimed`.
+    @param substrateSignature The holder's signature the attesters bound, published in `Claimed`.
     @param scheme The signature scheme (0 ed25519, 1 sr25519, 2 ecdsa).
     @param attestations At least `threshold` attester signatures, sorted by signer.
     """
@@ -373,13 +458,16 @@ def honourLateClaim(
     assert block.timestamp > (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period open"
     assert scheme <= _MAX_SCHEME, "Migrator: unknown scheme"
     leaf: bytes32 = self._leaf(index, account, free, staked)
-    assert self._verify_single(proof, leaf), "Migrator: invalid proof"
+    computed: bytes32 = self._proof_root(proof, leaf)
+    assert computed == self.root, "Migrator: invalid proof"
     word: uint256 = index >> 8
     bits: uint256 = self._claimed_words[word]
     bit: uint256 = 1 << (index & 255)
     assert bits & bit == 0, "Migrator: already claimed"
     self._claimed_words[word] = bits | bit
-    self._check_attestations(account, receiver, attestations, state)
+    self._check_attestations(
+        computed, account, receiver, substrateSignature, scheme, attestations, state
+    )
 
     from_treasury: bool = state & _SWEPT != 0
     if from_treasury:
@@ -399,7 +487,7 @@ def honourLateClaim(
         if staked != 0:
             extcall IPHA(PHA).mint(self, staked)
     if staked != 0:
-        extcall IVault(VAULT).deposit(staked, receiver)
+        self._stake_for(index, receiver, staked)
     log Claimed(
         index=index,
         account=account,
@@ -455,6 +543,12 @@ def setRoot(root: bytes32, totalFree: uint256, totalStaked: uint256, leafCount: 
     assert leafCount != 0, "Migrator: no leaves"
     assert totalFree <= _MASK_96 and totalStaked <= _MASK_96, "Migrator: totals too large"
     assert deadline > block.timestamp and deadline <= _MASK_48, "Migrator: bad deadline"
+    old: bytes32 = self.root
+    if old != empty(bytes32):
+        for a: address in self._attesters:
+            self._accepted[old][a] = False
+    for a: address in self._attesters:
+        self._accepted[root][a] = True
     self.root = root
     self.totalFree = totalFree
     self.totalStaked = totalStaked
@@ -482,6 +576,9 @@ def setAttester(attester: address, allowed: bool):
     assert attester != empty(address), "Migrator: zero attester"
     assert self.isAttester[attester] != allowed, "Migrator: attester unchanged"
     self.isAttester[attester] = allowed
+    root: bytes32 = self.root
+    if root != empty(bytes32):
+        self._accepted[root][attester] = allowed
     if allowed:
         self._attesters.append(attester)
     else:
@@ -569,14 +666,45 @@ def DOMAIN_SEPARATOR() -> bytes32:
 
 @view
 @external
-def bindingDigest(account: bytes32, receiver: address) -> bytes32:
+def bindingDigest(account: bytes32, receiver: address, signatureHash: bytes32) -> bytes32:
     """
-    @notice The EIP-712 digest of `Binding(account, receiver)` for off-chain tooling.
+    @notice The EIP-712 digest of `Binding(account, receiver, signatureHash)`
+            for off-chain tooling.
     @param account The 32-byte parachain account id.
     @param receiver The L2 receiver.
+    @param signatureHash `signatureHash(substrateSignature, scheme)`.
     @return bytes32 The digest attesters sign.
     """
-    return self._binding_digest(account, receiver)
+    return self._binding_digest(account, receiver, signatureHash)
+
+
+@pure
+@external
+def signatureHash(substrateSignature: Bytes[65], scheme: uint8) -> bytes32:
+    """
+    @notice The hash a binding commits the holder's signature with:
+            keccak256(scheme ++ substrateSignature), the scheme as one byte
+            (0 ed25519, 1 sr25519, 2 ecdsa), the signature bare (64 or 65
+            bytes), i.e. the hash of the SCALE-encoded MultiSignature.
+    @param substrateSignature The holder's bare signature.
+    @param scheme The signature scheme.
+    @return bytes32 The signatureHash field of the Binding.
+    """
+    return keccak256(concat(convert(scheme, bytes1), substrateSignature))
+
+
+@view
+@external
+def isAccepted(root: bytes32, attester: address) -> bool:
+    """
+    @notice Whether a claim proving `root` may count `attester`'s signature:
+            true exactly when `root` is the current root and `attester` is
+            registered (the one lookup a claim makes for both checks).
+    @param root A Merkle root.
+    @param attester An attester address.
+    @return bool True for the current root and a registered attester.
+    """
+    return self._accepted[root][attester]
 
 
 @view
@@ -725,15 +853,15 @@ def _leaf(index: uint256, account: bytes32, free: uint256, staked: uint256) -> b
 
 
 @internal
-@view
-def _verify_single(proof: DynArray[bytes32, MAX_PROOF], leaf: bytes32) -> bool:
+@pure
+def _proof_root(proof: DynArray[bytes32, MAX_PROOF], leaf: bytes32) -> bytes32:
     computed: bytes32 = leaf
     for sibling: bytes32 in proof:
         if convert(computed, uint256) < convert(sibling, uint256):
             computed = keccak256(abi_encode(computed, sibling))
         else:
             computed = keccak256(abi_encode(sibling, computed))
-    return computed == self.root
+    return computed
 
 
 @internal
@@ -795,28 +923,48 @@ def _debit(state: uint256, free: uint256, staked: uint256) -> uint256:
 
 @internal
 @view
-def _binding_digest(account: bytes32, receiver: address) -> bytes32:
-    struct_hash: bytes32 = keccak256(abi_encode(BINDING_TYPEHASH, account, receiver))
+def _binding_digest(account: bytes32, receiver: address, signature_hash: bytes32) -> bytes32:
+    struct_hash: bytes32 = keccak256(abi_encode(BINDING_TYPEHASH, account, receiver, signature_hash))
     return keccak256(concat(b"\x19\x01", eip712._domain_separator_v4(), struct_hash))
 
 
 @internal
 @view
 def _check_attestations(
+    computed_root: bytes32,
     account: bytes32,
     receiver: address,
+    substrate_signature: Bytes[65],
+    scheme: uint8,
     attestations: DynArray[Signature, MAX_ATTESTATIONS],
     state: uint256,
 ):
+    # The signature hash comes from the calldata, so the signature a claim publishes is
+    # the one the attesters bound. Each signer is looked up under the root the proof
+    # computed: _accepted holds true only for the current root and registered attesters.
     threshold: uint256 = self._threshold(state)
     assert threshold != 0, "Migrator: no threshold"
     assert len(attestations) >= threshold, "Migrator: too few attestations"
-    digest: bytes32 = self._binding_digest(account, receiver)
+    signature_hash: bytes32 = keccak256(concat(convert(scheme, bytes1), substrate_signature))
+    digest: bytes32 = self._binding_digest(account, receiver, signature_hash)
     previous: uint256 = 0
     for sig: Signature in attestations:
         assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
         signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
         current: uint256 = convert(signer, uint256)
         assert current > previous, "Migrator: attesters not strictly increasing"
-        assert self.isAttester[signer], "Migrator: unknown attester"
+        if not self._accepted[computed_root][signer]:
+            assert computed_root == self.root, "Migrator: invalid proof"
+            raise "Migrator: unknown attester"
         previous = current
+
+
+@internal
+def _stake_for(index: uint256, receiver: address, staked: uint256):
+    # The Migrator holds `staked` PHA here. A part worth less than one share would make
+    # the vault revert, freezing the whole leaf; it is paid as PHA instead.
+    if staticcall IVault(VAULT).previewDeposit(staked) == 0:
+        assert extcall IPHA(PHA).transfer(receiver, staked)
+        log StakePaidAsPHA(index=index, receiver=receiver, amount=staked)
+    else:
+        extcall IVault(VAULT).depositAndDelegate(staked, receiver)

@@ -7,9 +7,11 @@
         governed rate out of a reserve that anyone can fund, and only while the reserve
         covers them. Unstaking goes through an unlock queue in the shape of ERC-7540:
         a request burns shares at the current price and fixes the PHA owed, which the
-        controller claims after the unlock period, or cancels to be re-staked without
-        loss. vPHA carries ERC-5805 voting power (timestamp clock, ERC-6372) once the
-        holder delegates, even to itself.
+        controller claims after the unlock period (ERC-7540 redeem/withdraw, or
+        claim(requestId)), or cancels to be re-staked without loss. Only the controller
+        or its ERC-7540 operators put requests into its queue. vPHA carries ERC-5805
+        voting power (timestamp clock, ERC-6372) once the holder delegates, even to
+        itself; depositAndDelegate self-delegates a receiver that never chose.
 @dev Storage is packed by hand because the gas benchmark compares deposit, unlock
      request, claim, delegate and delegated transfer with OpenZeppelin 5.x ERC4626 +
      ERC20Votes:
@@ -18,10 +20,13 @@
        _params unlockPeriod(48) | maxOpenRequests(16) | nextRequestId(40)
        _account delegate(160) | queue head(40) | tail(40) | count(16): the unlock
                queue of a controller shares the slot its delegation already uses
-       _balance shares(160) | ... | delegation mode(2, top bits): none, self or
-               another delegate, so a transfer, mint or burn learns the delegate
-               from the slot it already reads and loads _account only for
-               delegation to someone else
+       _balance shares(160) | ... | chosen(1, bit 253) | delegation mode(2, top
+               bits): none, self or another delegate, so a transfer, mint or burn
+               learns the delegate from the slot it already reads and loads _account
+               only for delegation to someone else (the delegate field of _account
+               is meaningful only in that mode). `chosen` records that the holder
+               called delegate/delegateBySig, even to zero, so depositAndDelegate
+               never overrides a choice
        trace   latest checkpoint: value(160) | count(48) | key(48); older ones in
                _history as value(208) | key(48). The total-supply trace (key 0x0)
                is the total supply itself, so a mint writes one slot, not two.
@@ -154,6 +159,13 @@ _STREAMING: constant(uint256) = 2**254
 _SELF_DELEGATED: constant(uint256) = 2**254  # in _balance: delegate is the account
 _OTHER_DELEGATED: constant(uint256) = 2**255  # in _balance: delegate is in _account
 _MODES: constant(uint256) = 2**255 | 2**254
+_CHOSEN: constant(uint256) = 2**253  # in _balance: the holder has chosen a delegate
+
+# ERC-165 interface ids (tests recompute them from the ERCs' function selectors).
+_IERC165_ID: constant(bytes4) = 0x01ffc9a7
+_IERC7540_OPERATOR_ID: constant(bytes4) = 0xe3bc4e65
+_IERC7540_REDEEM_ID: constant(bytes4) = 0x620ee8e4
+_IERC7575_ID: constant(bytes4) = 0x2f0a18c5
 _TOTAL: constant(address) = empty(address)  # trace key of the total supply
 
 _VERSION: constant(String[20]) = "1"
@@ -272,7 +284,7 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
 def approve(spender: address, amount: uint256) -> bool:
     """
     @notice Allow `spender` to move up to `amount` of the caller's shares (also lets
-            it request an unlock on the caller's behalf, as in ERC-7540).
+            it turn them into an unlock request that it controls, as in ERC-7540).
     @param spender The spender (not the zero address).
     @param amount The allowance; max_value(uint256) never decreases.
     @return bool Always true.
@@ -452,53 +464,53 @@ def previewMint(shares: uint256) -> uint256:
 
 @view
 @external
-def maxWithdraw(owner: address) -> uint256:
+def maxWithdraw(controller: address) -> uint256:
     """
-    @notice Always 0: PHA leaves only through the unlock queue (requestRedeem, then
-            claim), so an ERC-4626 integrator is not told an instant withdrawal works.
-    @param owner Ignored.
-    @return uint256 0.
+    @notice ERC-7540: PHA that `controller` can withdraw now, the sum of its requests
+            whose unlock period is over. Staked PHA never leaves instantly; it goes
+            through requestRedeem first.
+    @param controller The controller of the requests.
+    @return uint256 PHA wei.
     """
-    return 0
+    return self._queue_totals(controller)[0]
 
 
 @view
 @external
 def previewWithdraw(assets: uint256) -> uint256:
     """
-    @notice Shares that an unlock request for `assets` would burn (rounded up).
-    @param assets PHA wei.
-    @return uint256 Shares.
+    @notice Reverts, as ERC-7540 requires of an asynchronous redeem vault: the price
+            of a claim was fixed at request time, so no preview at today's price can
+            be right. Use convertToShares to size a request.
+    @param assets Ignored.
+    @return uint256 Never returns.
     """
-    staked: uint256 = 0
-    supply: uint256 = 0
-    staked, supply = self._price_view()
-    return self._ceil_div(assets * (supply + _VIRTUAL_SHARES), staked + 1)
+    raise "vPHA: async redeem, no preview"
 
 
 @view
 @external
-def maxRedeem(owner: address) -> uint256:
+def maxRedeem(controller: address) -> uint256:
     """
-    @notice Always 0: see maxWithdraw; use requestRedeem.
-    @param owner Ignored.
-    @return uint256 0.
+    @notice ERC-7540: shares that `controller` can redeem now, the sum of its requests
+            whose unlock period is over.
+    @param controller The controller of the requests.
+    @return uint256 Shares (as burned when the requests were made).
     """
-    return 0
+    return self._queue_totals(controller)[1]
 
 
 @view
 @external
 def previewRedeem(shares: uint256) -> uint256:
     """
-    @notice PHA that an unlock request for `shares` would queue (rounded down).
-    @param shares Shares.
-    @return uint256 PHA wei.
+    @notice Reverts, as ERC-7540 requires of an asynchronous redeem vault: see
+            previewWithdraw. convertToAssets gives what a request for `shares` would
+            queue now.
+    @param shares Ignored.
+    @return uint256 Never returns.
     """
-    staked: uint256 = 0
-    supply: uint256 = 0
-    staked, supply = self._price_view()
-    return shares * (staked + 1) // (supply + _VIRTUAL_SHARES)
+    raise "vPHA: async redeem, no preview"
 
 
 @external
@@ -509,16 +521,23 @@ def deposit(assets: uint256, receiver: address) -> uint256:
     @param receiver Receives the shares.
     @return uint256 Shares minted (rounded down; reverts if zero).
     """
-    supply: uint256 = self._latest[_TOTAL] & _M160
-    pool: uint256 = self._accrue(supply, False)
-    staked: uint256 = pool & _M96
-    shares: uint256 = assets * (supply + _VIRTUAL_SHARES) // (staked + 1)
-    assert shares != 0, "vPHA: deposit too small for one share"
-    self._stake(pool, staked + assets)
-    assert extcall IERC20(_ASSET).transferFrom(msg.sender, self, assets), "vPHA: PHA transfer failed"
-    self._mint(receiver, shares, self._latest[_TOTAL])  # re-read after the call
-    log IERC4626.Deposit(sender=msg.sender, owner=receiver, assets=assets, shares=shares)
-    return shares
+    return self._deposit(assets, receiver, False)
+
+
+@external
+def depositAndDelegate(assets: uint256, receiver: address) -> uint256:
+    """
+    @notice Exactly deposit, and if `receiver` has never chosen a delegate (never
+            called delegate or delegateBySig, not even to the zero address) it is
+            self-delegated, so its vPHA votes from this block. Stake that arrives on
+            someone's behalf (the Migrator's staked claims) thereby keeps voting
+            without the receiver having to send a transaction first; a receiver that
+            chose, whoever it chose, keeps its choice.
+    @param assets PHA wei; the caller must have approved the vault.
+    @param receiver Receives the shares (and, if it never chose, its own votes).
+    @return uint256 Shares minted (rounded down; reverts if zero).
+    """
+    return self._deposit(assets, receiver, True)
 
 
 @external
@@ -536,35 +555,43 @@ def mint(shares: uint256, receiver: address) -> uint256:
     assets: uint256 = self._ceil_div(shares * (staked + 1), supply + _VIRTUAL_SHARES)
     self._stake(pool, staked + assets)
     assert extcall IERC20(_ASSET).transferFrom(msg.sender, self, assets), "vPHA: PHA transfer failed"
-    self._mint(receiver, shares, self._latest[_TOTAL])  # re-read after the call
+    self._mint(receiver, shares, self._latest[_TOTAL], False)  # re-read after the call
     log IERC4626.Deposit(sender=msg.sender, owner=receiver, assets=assets, shares=shares)
     return assets
 
 
 @external
-def withdraw(assets: uint256, receiver: address, owner: address) -> uint256:
+def withdraw(assets: uint256, receiver: address, controller: address) -> uint256:
     """
-    @notice Not available: staked PHA leaves only through the unlock queue.
-    @dev Always reverts; use requestRedeem and claim.
-    @param assets Ignored.
-    @param receiver Ignored.
-    @param owner Ignored.
-    @return uint256 Never returns.
+    @notice ERC-7540 claim: pay `assets` PHA to `receiver` out of `controller`'s
+            requests whose unlock period is over, oldest first. A request larger than
+            what is left is split: the rest stays queued with its shares reduced in
+            proportion (rounded so that the rest keeps at least one share).
+    @dev The caller must be `controller` or its operator. Staked PHA never leaves
+         without a request first (requestRedeem).
+    @param assets PHA wei, at most maxWithdraw(controller).
+    @param receiver Receives the PHA.
+    @param controller Whose requests are claimed.
+    @return uint256 Shares (as burned at request time) the claimed PHA stood for.
     """
-    raise "vPHA: no instant withdrawal, use requestRedeem then claim"
+    return self._claim_queue(assets, receiver, controller, True)[1]
 
 
 @external
-def redeem(shares: uint256, receiver: address, owner: address) -> uint256:
+def redeem(shares: uint256, receiver: address, controller: address) -> uint256:
     """
-    @notice Not available: staked PHA leaves only through the unlock queue.
-    @dev Always reverts; use requestRedeem and claim.
-    @param shares Ignored.
-    @param receiver Ignored.
-    @param owner Ignored.
-    @return uint256 Never returns.
+    @notice ERC-7540 claim: redeem `shares` of `controller`'s requests whose unlock
+            period is over, oldest first, paying their PHA to `receiver`. A request
+            larger than what is left is split: its PHA is paid in proportion, rounded
+            down, and the rest stays queued, so the request still pays in total
+            exactly what was fixed when it was made.
+    @dev The caller must be `controller` or its operator.
+    @param shares Shares as burned at request time, at most maxRedeem(controller).
+    @param receiver Receives the PHA.
+    @param controller Whose requests are claimed.
+    @return uint256 PHA paid.
     """
-    raise "vPHA: no instant redemption, use requestRedeem then claim"
+    return self._claim_queue(shares, receiver, controller, False)[0]
 
 
 # =================================================================================
@@ -575,7 +602,9 @@ def redeem(shares: uint256, receiver: address, owner: address) -> uint256:
 @external
 def setOperator(operator: address, approved: bool) -> bool:
     """
-    @notice ERC-7540: let `operator` request, cancel and claim unlocks for the caller.
+    @notice ERC-7540: let `operator` request, cancel and claim unlocks for the caller,
+            including requests that name the caller as controller (only the controller
+            and its operators can add to its queue).
     @param operator The operator.
     @param approved Grant or revoke.
     @return bool Always true.
@@ -593,14 +622,18 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
             queue the PHA they are worth (rounded down) for `controller`, claimable
             in full after unlockPeriod(). Queued PHA earns no rewards.
     @dev The caller must be `owner`, an operator of `owner`, or spend `owner`'s vPHA
-         allowance.
+         allowance (ERC-7540); and it must be `controller` or an operator of
+         `controller`, so nobody fills another account's queue (each controller may
+         hold maxOpenRequests() open requests: with this rule the limit only counts
+         requests the controller or its own operators made).
     @param shares Shares to unstake.
-    @param controller Owns the request: claims it (PHA goes to it) or cancels it.
+    @param controller Owns the request: claims it or cancels it.
     @param owner Whose shares are burned.
     @return uint256 The request id.
     """
     assert shares != 0, "vPHA: zero shares"
     assert controller != empty(address), "vPHA: controller is the zero address"
+    self._check_controller(controller)
     if msg.sender != owner and not self.isOperator[owner][msg.sender]:
         self._spend_allowance(owner, msg.sender, shares)
     params: uint256 = self._params
@@ -711,7 +744,7 @@ def cancelRedeemRequest(requestId: uint256) -> uint256:
     # pending -= assets; staked += added
     pool = pool - (assets << 96)
     self._stake(pool, staked + added)
-    self._mint(controller, shares, total)
+    self._mint(controller, shares, total, False)
     log RedeemRequestCancelled(
         controller=controller, requestId=requestId, sender=msg.sender, assets=assets, shares=shares
     )
@@ -775,10 +808,13 @@ def openRequestCount(account: address) -> uint256:
 def pendingRedeemRequest(requestId: uint256, controller: address) -> uint256:
     """
     @notice ERC-7540: shares of a request still inside its unlock period.
-    @param requestId The request.
+    @param requestId The request; 0 (never a request id) sums every request of
+           `controller`, as ERC-7540 reads id 0.
     @param controller Its controller.
     @return uint256 Shares, or 0 if claimable, closed or not this controller's.
     """
+    if requestId == 0:
+        return self._queue_totals(controller)[2]
     a: uint256 = self._request_a[requestId]
     if (a & _M160 != convert(controller, uint256)
             or (a >> 208) & _M8 != convert(STATUS_PENDING, uint256)
@@ -792,16 +828,40 @@ def pendingRedeemRequest(requestId: uint256, controller: address) -> uint256:
 def claimableRedeemRequest(requestId: uint256, controller: address) -> uint256:
     """
     @notice ERC-7540: shares of a request whose unlock period is over.
-    @param requestId The request.
+    @param requestId The request; 0 sums every request of `controller`.
     @param controller Its controller.
     @return uint256 Shares, or 0 if still pending, closed or not this controller's.
     """
+    if requestId == 0:
+        return self._queue_totals(controller)[1]
     a: uint256 = self._request_a[requestId]
     if (a & _M160 != convert(controller, uint256)
             or (a >> 208) & _M8 != convert(STATUS_PENDING, uint256)
             or block.timestamp < (a >> 160) & _M48):
         return 0
     return (self._request_b[requestId] >> 96) & _M120
+
+
+@view
+@external
+def share() -> address:
+    """
+    @notice ERC-7575: the share token, this contract (vPHA).
+    @return address This vault.
+    """
+    return self
+
+
+@view
+@external
+def supportsInterface(interfaceId: bytes4) -> bool:
+    """
+    @notice ERC-165: true for ERC-165 itself, the ERC-7540 operator and asynchronous
+            redeem interfaces, and ERC-7575, which ERC-7540 requires.
+    @param interfaceId The interface id.
+    @return bool Whether it is supported.
+    """
+    return interfaceId in [_IERC165_ID, _IERC7540_OPERATOR_ID, _IERC7540_REDEEM_ID, _IERC7575_ID]
 
 
 @view
@@ -1130,7 +1190,7 @@ def delegates(account: address) -> address:
     @param account The delegator.
     @return address The delegate.
     """
-    return self._delegate_of(account)
+    return self._delegate_in(account, self._balance[account])
 
 
 @external
@@ -1182,15 +1242,23 @@ def _transfer(owner: address, to: address, amount: uint256):
 
 
 @internal
-def _mint(to: address, shares: uint256, latest: uint256):
-    """`latest` is the total-supply trace slot as the caller read it."""
+def _mint(to: address, shares: uint256, latest: uint256, self_delegate: bool):
+    """`latest` is the total-supply trace slot as the caller read it. `self_delegate`
+    makes a holder that never chose a delegate its own delegate; its whole balance,
+    old and new, then starts counting as votes."""
     assert to != empty(address), "vPHA: mint to the zero address"
     supply: uint256 = (latest & _M160) + shares
     assert supply <= _M160, "vPHA: supply overflow"
     self._push(_TOTAL, latest, supply)
     packed: uint256 = self._balance[to]
-    self._balance[to] = unsafe_add(packed, shares)  # balance <= supply < 2**160
-    self._move_votes(empty(address), self._delegate_in(to, packed), shares)
+    if self_delegate and packed & (_MODES | _CHOSEN) == 0:
+        # Only the mode bits: _account keeps no delegate for self mode (see _delegate).
+        self._balance[to] = unsafe_add(packed | _SELF_DELEGATED, shares)
+        log DelegateChanged(delegator=to, fromDelegate=empty(address), toDelegate=to)
+        self._move_votes(empty(address), to, unsafe_add(packed & _M160, shares))
+    else:
+        self._balance[to] = unsafe_add(packed, shares)  # balance <= supply < 2**160
+        self._move_votes(empty(address), self._delegate_in(to, packed), shares)
     log IERC20.Transfer(sender=empty(address), receiver=to, value=shares)
 
 
@@ -1240,17 +1308,23 @@ def _delegate_in(account: address, packed: uint256) -> address:
 @internal
 def _delegate(account: address, delegatee: address):
     packed: uint256 = self._account[account]
-    previous: address = convert(packed & _M160, address)
+    balance: uint256 = self._balance[account]
+    # The stored delegate is current only in the other-delegate mode: self mode may
+    # have been set by depositAndDelegate without touching _account.
+    previous: address = empty(address)
+    if balance & _SELF_DELEGATED != 0:
+        previous = account
+    elif balance & _OTHER_DELEGATED != 0:
+        previous = convert(packed & _M160, address)
     self._account[account] = (packed & ~_M160) | convert(delegatee, uint256)
     log DelegateChanged(delegator=account, fromDelegate=previous, toDelegate=delegatee)
-    balance: uint256 = self._balance[account]
-    mode: uint256 = _OTHER_DELEGATED
+    mode: uint256 = _OTHER_DELEGATED | _CHOSEN
     if delegatee == account:
-        mode = _SELF_DELEGATED
+        mode = _SELF_DELEGATED | _CHOSEN
     elif delegatee == empty(address):
-        mode = 0
-    if balance & _MODES != mode:
-        self._balance[account] = (balance & ~_MODES) | mode
+        mode = _CHOSEN
+    if balance & (_MODES | _CHOSEN) != mode:
+        self._balance[account] = (balance & ~(_MODES | _CHOSEN)) | mode
     self._move_votes(previous, delegatee, balance & _M160)
 
 
@@ -1380,14 +1454,118 @@ def _set_streaming(rate: uint256, reserve: uint256):
         self._pool = pool & ~_STREAMING
 
 
+@internal
+def _deposit(assets: uint256, receiver: address, self_delegate: bool) -> uint256:
+    supply: uint256 = self._latest[_TOTAL] & _M160
+    pool: uint256 = self._accrue(supply, False)
+    staked: uint256 = pool & _M96
+    shares: uint256 = assets * (supply + _VIRTUAL_SHARES) // (staked + 1)
+    assert shares != 0, "vPHA: deposit too small for one share"
+    self._stake(pool, staked + assets)
+    assert extcall IERC20(_ASSET).transferFrom(msg.sender, self, assets), "vPHA: PHA transfer failed"
+    self._mint(receiver, shares, self._latest[_TOTAL], self_delegate)  # re-read after the call
+    log IERC4626.Deposit(sender=msg.sender, owner=receiver, assets=assets, shares=shares)
+    return shares
+
+
+@view
+@internal
+def _queue_totals(controller: address) -> (uint256, uint256, uint256):
+    """PHA and shares of `controller`'s requests whose unlock period is over, and the
+    shares of those still inside it."""
+    assets: uint256 = 0
+    claimable: uint256 = 0
+    pending: uint256 = 0
+    cursor: uint256 = (self._account[controller] >> 160) & _M40
+    for i: uint256 in range(MAX_OPEN_REQUESTS_LIMIT):
+        if cursor == 0:
+            break
+        b: uint256 = self._request_b[cursor]
+        if block.timestamp >= (self._request_a[cursor] >> 160) & _M48:
+            assets += b & _M96
+            claimable += (b >> 96) & _M120
+        else:
+            pending += (b >> 96) & _M120
+        cursor = b >> 216
+    return assets, claimable, pending
+
+
+@internal
+def _claim_queue(
+    amount: uint256, receiver: address, controller: address, in_assets: bool
+) -> (uint256, uint256):
+    """Pay `amount` (PHA if `in_assets`, else request shares) of `controller`'s
+    claimable requests to `receiver`, oldest first, splitting the last one touched.
+    Returns the PHA and shares paid. The queue order is the order requests were made,
+    so requests keep being paid in order; one still in its unlock period (made
+    before a shorter period was set) is skipped, not waited for."""
+    assert amount != 0, "vPHA: zero amount"
+    self._check_controller(controller)
+    left: uint256 = amount
+    paid_assets: uint256 = 0
+    paid_shares: uint256 = 0
+    cursor: uint256 = (self._account[controller] >> 160) & _M40
+    for i: uint256 in range(MAX_OPEN_REQUESTS_LIMIT):
+        if cursor == 0 or left == 0:
+            break
+        a: uint256 = self._request_a[cursor]
+        b: uint256 = self._request_b[cursor]
+        nxt: uint256 = b >> 216
+        if block.timestamp >= (a >> 160) & _M48:
+            assets: uint256 = b & _M96
+            shares: uint256 = (b >> 96) & _M120
+            whole: uint256 = shares
+            if in_assets:
+                whole = assets
+            if left >= whole:
+                self._close_request(cursor, a, b, controller, STATUS_CLAIMED)
+                paid_assets += assets
+                paid_shares += shares
+                left -= whole
+            else:
+                # Split: the rest keeps >= 1 wei and >= 1 share, so it stays claimable
+                # by either function and pays exactly the remainder of the fixed PHA.
+                part_assets: uint256 = left
+                part_shares: uint256 = left
+                if in_assets:
+                    part_shares = min(self._ceil_div(shares * left, assets), shares - 1)
+                else:
+                    part_assets = assets * left // shares
+                self._request_b[cursor] = (
+                    (b & (_M40 << 216)) | (assets - part_assets) | ((shares - part_shares) << 96)
+                )
+                paid_assets += part_assets
+                paid_shares += part_shares
+                left = 0
+        cursor = nxt
+    assert left == 0, "vPHA: exceeds claimable requests"
+    self._pool = self._pool - (paid_assets << 96)
+    assert extcall IERC20(_ASSET).transfer(receiver, paid_assets), "vPHA: PHA transfer failed"
+    log IERC4626.Withdraw(
+        sender=msg.sender,
+        receiver=receiver,
+        owner=controller,
+        assets=paid_assets,
+        shares=paid_shares,
+    )
+    return paid_assets, paid_shares
+
+
 @view
 @internal
 def _open_request(a: uint256) -> address:
     """The controller of a pending request, if the caller may act on it."""
     assert (a >> 208) & _M8 == convert(STATUS_PENDING, uint256), "vPHA: request not pending"
     controller: address = convert(a & _M160, address)
-    assert msg.sender == controller or self.isOperator[controller][msg.sender], "vPHA: caller is not the controller or its operator"
+    self._check_controller(controller)
     return controller
+
+
+@view
+@internal
+def _check_controller(controller: address):
+    """The caller acts for `controller`: it is the controller or one of its operators."""
+    assert msg.sender == controller or self.isOperator[controller][msg.sender], "vPHA: caller is not the controller or its operator"
 
 
 @internal

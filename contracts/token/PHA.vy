@@ -5,15 +5,19 @@
 @custom:contract-name PHA
 @license MIT
 @notice ERC-20 ("Phala", "PHA", 18 decimals) with EIP-2612 permit and ERC-5267
-        domain introspection. Supply is capped at 1,000,000,000 PHA: every mint is
-        checked against the cap, so the parachain's 1 B issuance can be migrated 1:1
-        and nothing can be printed beyond it. Only minters appointed by the owner (the
-        timelock after deployment) can mint: the Migrator for verified claims, and
-        governance-funded reserves.
+        domain introspection. Minting is capped for the token's lifetime: at most
+        1,000,000,000 PHA can ever be minted, counted cumulatively (`totalMinted`),
+        so burning PHA destroys it for good and does not make room for new PHA. That
+        is what holders read "1 B PHA, ever" to mean, and it leaves room to migrate
+        the parachain's 1 B issuance 1:1 and nothing beyond it. Only minters
+        appointed by the owner (the timelock after deployment) can mint: the
+        Migrator for verified claims, and governance-funded reserves.
 @dev Written without snekmate's erc20 module on purpose: that module keeps a role
      system and hooks that a fixed-cap token does not need, and the gas benchmark
      compares transfer and permit with OpenZeppelin 5.x. Storage is one slot per
-     balance, allowance and nonce; the EIP-712 domain separator is an immutable that is
+     balance, allowance and nonce, and one slot for the supply: totalSupply (bits
+     0..127) | totalMinted (128..255), so a mint reads and writes one slot, as a
+     plain supply cap would (both stay <= CAP < 2**128); the EIP-712 domain separator is an immutable that is
      recomputed only if the chain id ever changes (a fork).
 """
 
@@ -47,8 +51,10 @@ name: public(constant(String[25])) = "Phala"
 symbol: public(constant(String[5])) = "PHA"
 decimals: public(constant(uint8)) = 18
 
-# @notice The hard cap on total supply: 1,000,000,000 PHA in wei.
+# @notice The lifetime cap on minting: 1,000,000,000 PHA in wei, ever.
 CAP: constant(uint256) = 10**27
+_MINTED_SHIFT: constant(uint256) = 128
+_SUPPLY_MASK: constant(uint256) = (1 << 128) - 1
 
 _VERSION: constant(String[20]) = "1"
 _TYPE_HASH: constant(bytes32) = keccak256(
@@ -65,7 +71,7 @@ _CACHED_DOMAIN_SEPARATOR: immutable(bytes32)
 
 balanceOf: public(HashMap[address, uint256])
 allowance: public(HashMap[address, HashMap[address, uint256]])
-totalSupply: public(uint256)
+_supply: uint256
 nonces: public(HashMap[address, uint256])
 isMinter: public(HashMap[address, bool])
 owner: public(address)
@@ -125,7 +131,8 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
 @external
 def burn(amount: uint256):
     """
-    @notice Destroy `amount` of the caller's PHA; the cap does not grow back.
+    @notice Destroy `amount` of the caller's PHA for good: the lifetime cap counts
+            what was minted, so burned PHA cannot be minted again.
     @param amount The amount in wei.
     """
     self._burn(msg.sender, amount)
@@ -146,15 +153,18 @@ def burnFrom(owner: address, amount: uint256):
 def mint(owner: address, amount: uint256):
     """
     @notice Create `amount` PHA for `owner`. Only an appointed minter may call it,
-            and the total supply can never pass `cap()`.
+            and everything ever minted (`totalMinted`, burns not deducted) can
+            never pass `cap()`.
     @param owner The recipient of the new PHA.
     @param amount The amount in wei.
     """
     assert self.isMinter[msg.sender], "PHA: caller is not a minter"
     assert owner != empty(address), "PHA: mint to the zero address"
-    supply: uint256 = self.totalSupply + amount
-    assert supply <= CAP, "PHA: cap exceeded"
-    self.totalSupply = supply
+    packed: uint256 = self._supply
+    minted: uint256 = (packed >> _MINTED_SHIFT) + amount
+    assert minted <= CAP, "PHA: cap exceeded"
+    # totalSupply <= totalMinted <= CAP < 2**128: the low half cannot carry over.
+    self._supply = (minted << _MINTED_SHIFT) | ((packed & _SUPPLY_MASK) + amount)
     # Cannot overflow: a balance never exceeds the total supply, which is <= CAP.
     self.balanceOf[owner] = unsafe_add(self.balanceOf[owner], amount)
     log IERC20.Transfer(sender=empty(address), receiver=owner, value=amount)
@@ -233,10 +243,32 @@ def permit(
 @external
 def cap() -> uint256:
     """
-    @notice The hard cap on total supply, 1e27 wei (1,000,000,000 PHA).
+    @notice The lifetime cap on minting, 1e27 wei (1,000,000,000 PHA): `totalMinted`
+            never exceeds it, and so neither does `totalSupply`.
     @return uint256 The cap in wei.
     """
     return CAP
+
+
+@view
+@external
+def totalSupply() -> uint256:
+    """
+    @notice PHA in existence: everything minted minus everything burned.
+    @return uint256 The total supply in wei.
+    """
+    return self._supply & _SUPPLY_MASK
+
+
+@view
+@external
+def totalMinted() -> uint256:
+    """
+    @notice PHA ever minted, burns not deducted; what the lifetime cap counts, so
+            `cap() - totalMinted()` is all the PHA that can still be created.
+    @return uint256 The cumulative minted amount in wei.
+    """
+    return self._supply >> _MINTED_SHIFT
 
 
 @view
@@ -281,7 +313,9 @@ def _burn(owner: address, amount: uint256):
     balance: uint256 = self.balanceOf[owner]
     assert balance >= amount, "PHA: burn amount exceeds balance"
     self.balanceOf[owner] = unsafe_sub(balance, amount)
-    self.totalSupply = unsafe_sub(self.totalSupply, amount)
+    # Only the supply half shrinks: amount <= balance <= totalSupply, so no borrow
+    # reaches totalMinted.
+    self._supply = unsafe_sub(self._supply, amount)
     log IERC20.Transfer(sender=owner, receiver=empty(address), value=amount)
 
 

@@ -238,18 +238,18 @@ def migration(w: Walkthrough, work: Path, accounts: int, attester_port: int) -> 
             address = ss58.encode(holder.account)
             receiver = Account.from_key(bytes(31) + bytes([SAMPLE_HOLDERS.index(scheme) + 1]))
             w.step(f"A {scheme} holder binds {address[:10]}… to a fresh L2 address and claims")
-            w.veil("migrate", "binding-message", "--account", address, "--to", receiver.address,
+            w.veil("migrate", "binding-message", "--holder", address, "--to", receiver.address,
                    "--tree", str(tree), "--deployment", dep, chain=False)  # fmt: skip
             message = binding_message(holder.account, receiver.address, context).encode()
             signature = "0x" + holder.sign(wrap_bytes(message)).hex()
             w.say(f"the holder's wallet signs it (signRaw, <Bytes>-wrapped): {signature[:26]}…")
             extra = ["--pubkey", "0x" + holder.public_key.hex()] if scheme == "ecdsa" else []
-            w.veil("migrate", "verify-binding", "--account", address, "--to", receiver.address,
+            w.veil("migrate", "verify-binding", "--holder", address, "--to", receiver.address,
                    "--signature", signature, *extra, "--tree", str(tree), "--deployment", dep,
                    chain=False)  # fmt: skip
-            w.veil("migrate", "claim", "--tree", str(tree), "--account", address,
+            w.veil("migrate", "claim", "--tree", str(tree), "--holder", address,
                    "--to", receiver.address, "--signature", signature, *extra,
-                   "--attester", url, "--from", "dave")  # fmt: skip
+                   "--attester", url, "--account", "dave")  # fmt: skip
     finally:
         attester.terminate()
         attester.wait(timeout=10)

@@ -35,7 +35,7 @@ def test_verify_dstack_report_accepted(veil, tee):
         tee / "dstack-quote-report.json",
         "--collateral",
         tee / "tdx_quote_outdated_collateral.json",
-        "--now",
+        "--at",
         OUTDATED_NOW,
     )
     assert code == 0
@@ -53,7 +53,7 @@ def test_verify_json_mirrors_verdict_and_exit_1_when_refused(veil, tee):
         tee / "tdx_quote",
         "--collateral",
         tee / "tdx_quote_collateral.json",
-        "--now",
+        "--at",
         TDX_STALE_NOW,
         "--json",
     )
@@ -77,7 +77,7 @@ def test_separate_event_log_file_is_replayed(veil, tee, tmp_path):
         tmp_path / "quote.hex",
         "--collateral",
         tee / "tdx_quote_outdated_collateral.json",
-        "--now",
+        "--at",
         OUTDATED_NOW,
     ]
     code, out, _ = veil(*base, "--event-log", tmp_path / "events.json")
@@ -96,7 +96,7 @@ def test_policy_file_and_nonce_option(veil, tee, tmp_path):
         tee / "dstack-quote-report.json",
         "--collateral",
         tee / "tdx_quote_outdated_collateral.json",
-        "--now",
+        "--at",
         OUTDATED_NOW,
     ]
     code, out, _ = veil(*base, "--policy", policy)
@@ -121,7 +121,7 @@ def test_verify_fetches_collateral_from_pccs_and_caches_it(veil, tee, pccs, tmp_
         pccs.url,
         "--cache-dir",
         tmp_path,
-        "--now",
+        "--at",
         TDX_NOW,
     ]
     assert veil(*args)[0] == 0
@@ -143,7 +143,7 @@ def test_malformed_input_is_one_line_exit_2(veil, tee, tmp_path, what):
         files["quote"],
         "--collateral",
         files["collateral"],
-        "--now",
+        "--at",
         TDX_NOW,
     ]
     if what == "policy":

@@ -91,18 +91,47 @@ def test_valid_binding_is_signed_and_recorded(
 ) -> None:
     url, _, db = served
     holder = holders[scheme_index]
-    status, answer = post(url, body_for(holder, wrap=wrap))
+    body = body_for(holder, wrap=wrap)
+    status, answer = post(url, body)
     assert status == 200, answer
     a = answer["attestation"]
+    bound = attestation.signature_hash(bytes.fromhex(body["signature"][2:]), holder.scheme)
+    assert answer["signatureHash"] == "0x" + bound.hex()
+    assert answer["signature"] == body["signature"]  # already bare: published as sent
+    vrs = (a["v"], bytes.fromhex(a["r"][2:]), bytes.fromhex(a["s"][2:]))
     signer = attestation.recover_signer(
-        (a["v"], bytes.fromhex(a["r"][2:]), bytes.fromhex(a["s"][2:])),
-        holder.account, RECEIVER, CONTEXT.chain_id, CONTEXT.migrator,
-    )  # fmt: skip
+        vrs, holder.account, RECEIVER, bound, CONTEXT.chain_id, CONTEXT.migrator
+    )
     assert signer == ATTESTER.address
+    # the attestation covers this signature only: any other one recovers someone else
+    other = attestation.signature_hash(b"\x01" * len(bytes.fromhex(body["signature"][2:])),
+                                       holder.scheme)  # fmt: skip
+    assert (
+        attestation.recover_signer(
+            vrs, holder.account, RECEIVER, other, CONTEXT.chain_id, CONTEXT.migrator
+        )
+        != ATTESTER.address
+    )
     assert answer["scheme"] == holder.scheme
     rows = Store(db).bindings_for("0x" + holder.account.hex())
     assert [r["receiver"].lower() for r in rows] == [RECEIVER]
     assert rows[0]["digest"] == answer["digest"]
+
+
+def test_multisignature_form_binds_the_same_bare_signature(
+    served: tuple[str, dict[int, bool], Path], holders: list[Keypair]
+) -> None:
+    """A wallet's SCALE MultiSignature (scheme byte first) is attested as the bare signature
+    the claim will publish, under the same signatureHash."""
+    url, _, _ = served
+    holder = holders[0]  # sr25519
+    body = body_for(holder)
+    bare = bytes.fromhex(body["signature"][2:])
+    tagged = dict(body, signature="0x01" + bare.hex())
+    status, answer = post(url, tagged)
+    assert status == 200, answer
+    assert answer["signature"] == "0x" + bare.hex()
+    assert answer["signatureHash"] == "0x" + attestation.signature_hash(bare, "sr25519").hex()
 
 
 def test_signature_for_another_receiver_is_refused(
@@ -174,12 +203,13 @@ def test_not_json_and_oversized(served: tuple[str, dict[int, bool], Path]) -> No
 
 def test_fast_signer_matches_the_reference_signing() -> None:
     account, receiver = b"\x05" * 32, "0x" + "cd" * 20
+    bound = attestation.signature_hash(b"\x09" * 64, "ed25519")
     fast = attestation.BindingSigner(ATTESTER.key, CONTEXT.chain_id, CONTEXT.migrator)
-    signed, digest = fast.sign(account, attestation._address(receiver, "receiver"))
+    signed, digest = fast.sign(account, attestation._address(receiver, "receiver"), bound)
     reference = attestation.sign_binding(
-        ATTESTER.key, account, receiver, CONTEXT.chain_id, CONTEXT.migrator
+        ATTESTER.key, account, receiver, bound, CONTEXT.chain_id, CONTEXT.migrator
     )
     assert digest == attestation.binding_digest(
-        account, receiver, CONTEXT.chain_id, CONTEXT.migrator
+        account, receiver, bound, CONTEXT.chain_id, CONTEXT.migrator
     )
     assert signed == reference

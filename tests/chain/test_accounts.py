@@ -46,3 +46,60 @@ def test_no_signer_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
     with pytest.raises(InputError, match="no signer"):
         resolve_signer(None, None)
+
+
+ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+def test_addresses_follow_eip55() -> None:
+    """Issue 8, defect 3: one wrong-case letter used to be re-checksummed silently."""
+    from veil.chain.accounts import parse_address
+
+    assert parse_address(ALICE) == ALICE
+    assert parse_address(ALICE.lower()) == ALICE  # no checksum given: accepted (EIP-55)
+    assert parse_address("0x" + ALICE[2:].upper()) == ALICE
+    typo = ALICE[:-2] + "c8"  # 'C8' -> 'c8': one letter's case wrong
+    with pytest.raises(InputError, match="wrong EIP-55 checksum") as refused:
+        parse_address(typo, "receiver")
+    assert ALICE in str(refused.value) and str(refused.value).startswith("receiver")
+    for bad in ("0xZZZ", "0x1234", ALICE + "00", ALICE[2:], " " + ALICE):
+        with pytest.raises(InputError, match="not an address"):
+            parse_address(bad)
+
+
+def test_zero_address_is_refused_unless_allowed() -> None:
+    from veil.chain.accounts import parse_address
+
+    with pytest.raises(InputError, match="zero address"):
+        parse_address("0x" + "00" * 20, "delegatee")
+    assert parse_address("0x" + "00" * 20, allow_zero=True) == "0x" + "00" * 20
+
+
+def test_devnet_names_resolve_as_addresses() -> None:
+    from veil.chain.accounts import resolve_address
+
+    assert resolve_address("alice") == ALICE
+    assert resolve_address(ALICE.lower()) == ALICE
+    with pytest.raises(InputError, match="neither an address nor a devnet name"):
+        resolve_address("mallory")
+
+
+def test_keystore_that_is_not_a_keystore(tmp_path: Path) -> None:
+    path = tmp_path / "key.json"
+    for text in ('{"address": "00"}', "[]", '{"crypto": 5}', '"x"'):
+        path.write_text(text)
+        with pytest.raises(InputError, match="not a keystore"):
+            resolve_signer(None, path)
+
+
+def test_keystore_without_password_or_terminal_names_the_env_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(Account.encrypt(KEY, "hunter2", iterations=2)))
+    monkeypatch.delenv(KEYSTORE_PASSWORD_ENV, raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(InputError, match=KEYSTORE_PASSWORD_ENV):
+        resolve_signer(None, path)

@@ -45,8 +45,19 @@ def test_address_target_and_address_argument(deployment: Deployment) -> None:
 
 
 def test_unknown_selector_is_named_not_guessed(deployment: Deployment) -> None:
-    action = parse_action("Vault:somethingElse(uint256):1", deployment)
-    assert "unknown selector" in decode_calldata(VAULT, action.calldata, deployment)
+    calldata = function_signature_to_4byte_selector("somethingElse(uint256)") + bytes(32)
+    assert "unknown selector" in decode_calldata(VAULT, calldata, deployment)
+
+
+def test_a_function_the_target_lacks_is_refused_before_proposing(deployment: Deployment) -> None:
+    """Issue 8, defect 7: `Vault:setFoo(..)` used to be proposed, voted on and then fail."""
+    with pytest.raises(InputError, match=r"Vault has no function setFoo\(uint256\)"):
+        parse_action("Vault:setFoo(uint256):1", deployment)
+    with pytest.raises(InputError, match=r"did you mean setRewardRate\(uint256\)"):
+        parse_action("Vault:setRewardRate(uint128):1", deployment)
+    # a target outside the deployment has no known ABI: taken as given
+    other = "0x" + "12" * 20
+    assert parse_action(f"{other}:anything(uint256):1", deployment).target.lower() == other
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,7 @@ def test_binding_round_trip_through_the_cli(pipeline: Path) -> None:
     keys = json.loads((pipeline / "keys.json").read_text())
     chain = ("--tree", "tree.json", "--deployment", "deployment.json")
     for entry in keys["keys"][:3]:
-        done = veil("migrate", "binding-message", "--account", entry["address"], "--to", RECEIVER,
+        done = veil("migrate", "binding-message", "--holder", entry["address"], "--to", RECEIVER,
                     *chain, cwd=pipeline)  # fmt: skip
         assert done.returncode == 0, done.stderr
         message = done.stdout.rstrip("\n")
@@ -130,7 +130,7 @@ def test_binding_round_trip_through_the_cli(pipeline: Path) -> None:
             assert needle in message
         signature = "0x" + key.sign(wrap_bytes(message.encode())).hex()
         extra = ("--pubkey", entry["public_key"]) if entry["scheme"] == "ecdsa" else ()
-        done = veil("migrate", "verify-binding", "--account", entry["address"], "--to", RECEIVER,
+        done = veil("migrate", "verify-binding", "--holder", entry["address"], "--to", RECEIVER,
                     "--signature", signature, *extra, *chain, cwd=pipeline)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert f"valid: {entry['scheme']}" in done.stdout
@@ -144,7 +144,7 @@ def test_binding_round_trip_through_the_cli(pipeline: Path) -> None:
              "--to", RECEIVER),
             (*chain, "--to", "0x" + "ac" * 20),
         ):  # fmt: skip
-            done = veil("migrate", "verify-binding", "--account", entry["address"],
+            done = veil("migrate", "verify-binding", "--holder", entry["address"],
                         "--signature", signature, *other, cwd=pipeline)  # fmt: skip
             assert done.returncode == 1
             lines = done.stderr.strip().splitlines()
@@ -160,12 +160,12 @@ def test_binding_round_trip_through_the_cli(pipeline: Path) -> None:
         (("migrate", "tree", "snap.json", "--out", "x.json"), "not a veil ledger"),
         (("migrate", "ledger", "snap.json", "--positions", "pos.json", "--out", "x.json"),
          "ledger refused: pool 'vault-1'"),
-        (("migrate", "binding-message", "--account", "0x12", "--to", RECEIVER, "--genesis",
+        (("migrate", "binding-message", "--holder", "0x12", "--to", RECEIVER, "--genesis",
           "0x" + "00" * 32, "--chain-id", "1", "--migrator", MIGRATOR), "expected 32 bytes"),
-        (("migrate", "binding-message", "--account", "0x" + "00" * 32, "--to", "0x12",
+        (("migrate", "binding-message", "--holder", "0x" + "00" * 32, "--to", "0x12",
           "--genesis", "0x" + "00" * 32, "--chain-id", "1", "--migrator", MIGRATOR),
-         "receiver '0x12': not a 20-byte"),
-        (("migrate", "verify-binding", "--account", "0x" + "00" * 32, "--to", RECEIVER,
+         "--to '0x12': not an address"),
+        (("migrate", "verify-binding", "--holder", "0x" + "00" * 32, "--to", RECEIVER,
           "--signature", "0x00", "--tree", "tree.json"), "--tree and --deployment go together"),
     ],
 )  # fmt: skip

@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from calendar import timegm
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -185,6 +183,9 @@ def default_cache_dir() -> Path:
 
 
 def _get(url: str, timeout: float) -> tuple[bytes, dict[str, str]]:
+    import urllib.error  # urllib.request takes ~0.05 s to import; `--help` should not pay it
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.read(), {k.lower(): v for k, v in response.headers.items()}

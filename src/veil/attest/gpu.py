@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -201,6 +199,9 @@ def submit_to_nras(
     body: dict[str, Any], url: str = NRAS_GPU_URL, timeout: float = 30.0
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """POST the request to NRAS and parse its answer (online only)."""
+    import urllib.error  # urllib.request takes ~0.05 s to import; offline checks skip it
+    import urllib.request
+
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),

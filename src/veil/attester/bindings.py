@@ -1,10 +1,13 @@
 """`POST /v1/migration/bindings`: verify a holder's binding, then sign it for the Migrator.
 
 The attester never decides amounts (they are in the Merkle tree anyone can rebuild); it
-only vouches that the account's key chose this receiver. So it checks, in order: the
-account is a leaf, the leaf is not yet claimed on chain, and the substrate signature
-binds this account to this receiver on this deployment. Only then does it sign, record,
-and answer.
+only vouches that the account's key chose this receiver, with this very signature. So it
+checks, in order: the account is a leaf, the leaf is not yet claimed on chain, and the
+substrate signature binds this account to this receiver on this deployment. Only then
+does it sign `Binding(account, receiver, signatureHash)`, signatureHash committing the
+signature it verified (and its scheme), so a claim can publish no other; then it records
+and answers (the answer carries signatureHash and the bare signature the claim must
+publish).
 
 Records are idempotent. The same binding (account, receiver, holder signature; the
 MultiSignature and bare forms of one signature are one binding) is answered from the
@@ -39,14 +42,6 @@ BINDING_FIELDS = {"account", "receiver", "scheme", "signature", "pubkey"}
 
 ClaimedCheck = Callable[[int], bool]
 MAX_BINDINGS_PER_ACCOUNT = 4
-# Substrate's MultiSignature variant byte, per scheme.
-_VARIANT = {"ed25519": 0, "sr25519": 1, "ecdsa": 2}
-
-
-def _bare(signature: bytes, scheme: str) -> bytes:
-    """The signature without its MultiSignature variant byte, as the record keys it."""
-    length = 65 if scheme == "ecdsa" else 64
-    return signature[1:] if len(signature) == length + 1 else signature
 
 
 def _record_keys(signature: bytes) -> list[str]:
@@ -117,7 +112,8 @@ class BindingService:
         except InputError as error:
             raise Refused(400, str(error)) from None
 
-        signed, digest = self._signer.sign(account, receiver)
+        sig_hash = attestation.signature_hash(signature, verified.scheme)
+        signed, digest = self._signer.sign(account, receiver, sig_hash)
         answer = {
             "account": "0x" + account.hex(),
             "ss58": ss58.encode(account),
@@ -127,6 +123,8 @@ class BindingService:
             "free": str(free),
             "staked": str(staked),
             "scheme": verified.scheme,
+            "signature": "0x" + attestation.published_signature(signature, verified.scheme).hex(),
+            "signatureHash": "0x" + sig_hash.hex(),
             "digest": "0x" + digest.hex(),
             "attestation": {
                 "signer": signed.signer,
@@ -142,7 +140,7 @@ class BindingService:
                     "receiver": receiver,
                     "leaf_index": index,
                     "scheme": verified.scheme,
-                    "substrate_signature": "0x" + _bare(signature, verified.scheme).hex(),
+                    "substrate_signature": answer["signature"],
                     "digest": answer["digest"],
                     "attestation": json.dumps(answer["attestation"]),
                 },

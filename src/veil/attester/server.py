@@ -276,6 +276,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if shed:
             self.close_connection = True
             self._overloaded("too many connections")
+            self._linger(limit=64 * 1024, seconds=0.5)
             return
         method = getattr(self, "do_" + self.command, None)
         if method is None:
@@ -402,6 +403,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 f"body of {length} bytes exceeds {limit}",
                 "body_too_large",
             )
+            self._linger()
             return
         raw = self._body(length)
         if raw is None:
@@ -417,6 +419,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._fail(HTTPStatus.BAD_REQUEST, f"body is not JSON: {error}")
             return
         self._working(partial(self._handle, route, body))
+
+    def _linger(self, limit: int = 4 << 20, seconds: float = 2.0) -> None:
+        """After refusing a body unread, discard what the client is still sending (bounded
+        in bytes and time) before closing: closing on unread data resets the connection,
+        and the client, still writing, would see a broken pipe instead of our answer."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(seconds)
+            deadline = time.monotonic() + seconds
+            discarded = 0
+            while discarded < limit and time.monotonic() < deadline:
+                chunk = self.connection.recv(64 * 1024)
+                if not chunk:
+                    break
+                discarded += len(chunk)
+        except OSError:
+            pass
 
     def _body(self, length: int) -> bytes | None:
         """The body, read under the body deadline (None: refused with 408, connection closed)."""

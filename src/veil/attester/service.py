@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from web3.exceptions import ProviderConnectionError
 
 from veil.attest import Policy
 from veil.attester.bindings import MAX_BINDINGS_PER_ACCOUNT, BindingService, ClaimedCheck
@@ -26,10 +27,12 @@ from veil.attester.compute import (
     CollateralSource,
     ComputeService,
 )
+from veil.attester.requests import Refused
 from veil.attester.server import AttesterServer, Limits, Reader, Route
 from veil.attester.store import Store
 from veil.chain.client import Chain
 from veil.compute.attestation import RegistryDomain
+from veil.errors import ChainError
 from veil.migration.binding import BindingContext
 from veil.migration.merkle import MerkleTree
 
@@ -60,6 +63,26 @@ class AttesterConfig:
     retention: int | None = None  # seconds; None: keep every heartbeat and registration
 
 
+def _chain_guarded(call: Callable[..., Any], chain: Chain) -> Callable[..., Any]:
+    """`call` reads the chain; if the chain does not answer, the client gets a 503 that names
+    it (the request may be retried as is) instead of a 500 and a traceback in the log."""
+    endpoint = getattr(chain.w3.provider, "endpoint_uri", None) or "(unknown rpc)"
+
+    def guarded(*args: Any) -> Any:
+        try:
+            return call(*args)
+        except (OSError, TimeoutError, ChainError, ProviderConnectionError) as error:
+            # requests' ConnectionError and Timeout are OSErrors
+            raise Refused(
+                503,
+                f"chain unavailable: the L2 at {endpoint} does not answer "
+                f"({type(error).__name__}); retry later",
+                code="chain_unavailable",
+            ) from None
+
+    return guarded
+
+
 def _json_reader(read: Callable[[str], dict[str, Any]]) -> Reader:
     return lambda suffix: ("application/json", json.dumps(read(suffix)).encode())
 
@@ -87,7 +110,9 @@ def build_server(config: AttesterConfig) -> AttesterServer:
             compute.chain_clock = config.chain_clock
         elif config.chain is not None:
             w3 = config.chain.w3
-            compute.chain_clock = lambda: int(w3.eth.get_block("latest")["timestamp"])
+            compute.chain_clock = _chain_guarded(
+                lambda: int(w3.eth.get_block("latest")["timestamp"]), config.chain
+            )
         routes[REGISTRATIONS_PATH] = Route(compute.register, MAX_REGISTRATION_BODY)
         routes[HEARTBEATS_PATH] = Route(compute.heartbeat)
         readers[EVIDENCE_PREFIX] = lambda h: ("application/json", compute.evidence(h))
@@ -110,7 +135,9 @@ def build_server(config: AttesterConfig) -> AttesterServer:
             service.is_claimed = config.is_claimed
         elif config.chain is not None:
             migrator = config.chain.contract("Migrator")
-            service.is_claimed = lambda index: bool(migrator.functions.isClaimed(index).call())
+            service.is_claimed = _chain_guarded(
+                lambda index: bool(migrator.functions.isClaimed(index).call()), config.chain
+            )
         routes[BINDINGS_PATH] = Route(service.attest)
         info.update(
             {

@@ -8,19 +8,19 @@ names the call and the contract's own revert reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
-from web3.contract import Contract
-from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
-from web3.logs import DISCARD
-from web3.types import TxReceipt
-
-from veil.chain.compile import Artifact
-from veil.chain.deployment import Deployment
 from veil.errors import ChainError
+
+if TYPE_CHECKING:  # web3 takes ~0.4 s to import: commands that never touch a chain skip it
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+    from web3.contract import Contract
+    from web3.contract.contract import ContractFunction
+    from web3.types import TxReceipt
+
+    from veil.chain.compile import Artifact
+    from veil.chain.deployment import Deployment
 
 # anvil estimates at the current block's timestamp; the mined block is later, so a call
 # whose cost grows with elapsed time (reward accrual) needs more than it was estimated at.
@@ -30,6 +30,8 @@ GAS_MARGIN = 50_000
 
 def connect(rpc_url: str, expected_chain_id: int | None = None, timeout: float = 30) -> Web3:
     """A Web3 over HTTP that has answered once, on the chain we expect."""
+    from web3 import Web3
+
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     try:
         chain_id = w3.eth.chain_id
@@ -44,6 +46,8 @@ def connect(rpc_url: str, expected_chain_id: int | None = None, timeout: float =
 
 def event_args(contract: Contract, receipt: TxReceipt, name: str) -> Any:
     """Arguments of the first `name` event `contract` emitted in this receipt."""
+    from web3.logs import DISCARD
+
     found = getattr(contract.events, name)().process_receipt(receipt, errors=DISCARD)
     if not found:
         raise ChainError(f"{name}: no such event in tx {receipt['transactionHash'].hex()}")
@@ -71,15 +75,21 @@ class Chain:
     def contract(self, name: str) -> Contract:
         if self.deployment is None:
             raise ChainError(f"contract {name}: no deployment loaded")
+        from web3 import Web3
+
         record = self.deployment.contracts.get(name)
         address = self.deployment.address(name)
         assert record is not None
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=record.abi)
 
     def at(self, address: str, abi: list[dict[str, Any]]) -> Contract:
+        from web3 import Web3
+
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
 
     def _send_tx(self, signer: LocalAccount, tx: dict[str, Any], label: str) -> TxReceipt:
+        from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+
         tx.setdefault("from", signer.address)
         tx.setdefault("chainId", self.w3.eth.chain_id)
         tx.setdefault("nonce", self.w3.eth.get_transaction_count(signer.address, "pending"))
@@ -100,6 +110,8 @@ class Chain:
         self, signer: LocalAccount, call: ContractFunction, label: str, value: int = 0
     ) -> TxReceipt:
         """Sign and send a contract call; `label` names it in any error."""
+        from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+
         try:
             tx = call.build_transaction(
                 {"from": signer.address, "value": value, "gas": 0, "gasPrice": 0}
@@ -108,6 +120,10 @@ class Chain:
             raise ChainError(f"{label} reverted: {_revert_reason(error)}") from error
         tx = {"to": tx["to"], "data": tx["data"], "value": value}
         return self._send_tx(signer, tx, label)
+
+    def send_value(self, signer: LocalAccount, to: str, value: int, label: str) -> TxReceipt:
+        """Send the chain's own coin (ETH on the L2: what gas is paid in) to an address."""
+        return self._send_tx(signer, {"to": to, "value": value}, label)
 
     def deploy(self, signer: LocalAccount, artifact: Artifact, *args: Any) -> tuple[str, int]:
         """Deploy an artifact; returns (address, block number)."""

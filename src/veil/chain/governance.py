@@ -19,9 +19,10 @@ from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
 from web3 import Web3
 
+from veil.chain.addresses import parse_address
 from veil.chain.client import Chain
 from veil.chain.deployment import Deployment
-from veil.chain.units import parse_amount
+from veil.chain.units import format_vpha, parse_amount
 from veil.errors import InputError
 
 STATES = ("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
@@ -66,9 +67,7 @@ def _parse_arg(kind: str, text: str, where: str) -> Any:
                 return parse_amount(text[:-3], what=where)
             return int(text, 0)
         if kind == "address":
-            if not is_address(text):
-                raise ValueError("not an address")
-            return to_checksum_address(text)
+            return parse_address(text, f"{where}: address argument", allow_zero=True)
         if kind == "bool":
             if text.lower() not in ("true", "false"):
                 raise ValueError("not true/false")
@@ -83,8 +82,8 @@ def _parse_arg(kind: str, text: str, where: str) -> Any:
 
 
 def _resolve_target(target: str, deployment: Deployment, where: str) -> str:
-    if is_address(target):
-        return to_checksum_address(target)
+    if target.startswith("0x"):
+        return parse_address(target, f"{where}: target")
     if target in deployment.contracts:
         return to_checksum_address(deployment.contracts[target].address)
     raise InputError(f"{where}: target {target!r} is neither an address nor a deployed contract")
@@ -100,10 +99,33 @@ def build_action(
     if len(args) != len(types):
         raise InputError(f"{where}: {signature} takes {len(types)} arguments, got {len(args)}")
     values = [_parse_arg(t, a, where) for t, a in zip(types, args, strict=True)]
-    selector = function_signature_to_4byte_selector(signature.replace(" ", ""))
+    canonical = signature.replace(" ", "")
+    selector = function_signature_to_4byte_selector(canonical)
     calldata = selector + abi_encode(types, values)
     address = _resolve_target(target, deployment, where)
+    _check_function(address, canonical, deployment, where)
     return Action(address, value, calldata, f"{target}.{signature}({', '.join(args)})")
+
+
+def _check_function(address: str, signature: str, deployment: Deployment, where: str) -> None:
+    """Refuse a call the target cannot take, before it is proposed: a typo found after the
+    vote and the timelock costs a week; here it costs nothing. Targets outside the
+    deployment (or without an ABI) are taken as given."""
+    for name, record in deployment.contracts.items():
+        if record.address.lower() != address.lower() or not record.abi:
+            continue
+        known = [
+            f"{item['name']}({','.join(i['type'] for i in item.get('inputs', []))})"
+            for item in record.abi
+            if item.get("type") == "function"
+            and item.get("stateMutability") not in ("view", "pure")
+            and not item.get("constant")
+        ]
+        if signature not in known:
+            same = [k for k in known if k.split("(")[0] == signature.split("(")[0]]
+            hint = f"; did you mean {', '.join(same)}?" if same else ""
+            raise InputError(f"{where}: {name} has no function {signature}{hint}")
+        return
 
 
 def parse_action(text: str, deployment: Deployment) -> Action:
@@ -216,15 +238,51 @@ def proposals(chain: Chain) -> list[Proposal]:
     return found
 
 
-def find_proposal(chain: Chain, proposal_id: int) -> Proposal:
-    for proposal in proposals(chain):
-        if proposal.proposal_id == proposal_id:
-            return proposal
-    raise InputError(f"proposal {proposal_id}: no such proposal on this Governor")
+#: Below this, a proposal reference is its number in creation order (#1, #2, ...); a real
+#: proposal id is a keccak256 hash, so it is never this small.
+MAX_NUMBER = 2**64
+
+
+def find_proposal(chain: Chain, proposal: int | str) -> tuple[int, Proposal]:
+    """A proposal by its short number (`3` or `#3`, as `gov list` shows) or its full id;
+    returns (number, proposal)."""
+    wanted = parse_proposal_id(proposal) if isinstance(proposal, str) else proposal
+    found = proposals(chain)
+    if wanted < MAX_NUMBER:
+        if 1 <= wanted <= len(found):
+            return wanted, found[wanted - 1]
+        raise InputError(
+            f"proposal #{wanted}: no such proposal on this Governor ({len(found)} so far)"
+        )
+    for number, candidate in enumerate(found, start=1):
+        if candidate.proposal_id == wanted:
+            return number, candidate
+    raise InputError(f"proposal {wanted}: no such proposal on this Governor")
 
 
 def parse_proposal_id(text: str) -> int:
+    """`#3`, `3`, a full decimal id, or a 0x-hex id."""
     try:
-        return int(text, 0)
+        value = int(text.removeprefix("#"), 0)
     except ValueError:
-        raise InputError(f"proposal id {text!r}: not an integer") from None
+        raise InputError(
+            f"proposal {text!r}: expected a number from `veil gov list` (like 3) or a full id"
+        ) from None
+    if value < 0:
+        raise InputError(f"proposal {text!r}: must not be negative")
+    return value
+
+
+def check_threshold(chain: Chain, proposer: str) -> None:
+    """Refuse a proposal the Governor would revert, saying by how much the proposer is short."""
+    governor = chain.contract("Governor")
+    threshold = int(governor.functions.proposalThreshold().call())
+    if threshold == 0:
+        return
+    votes = int(chain.contract("Vault").functions.getVotes(proposer).call())
+    if votes < threshold:
+        raise InputError(
+            f"proposal: proposer votes below threshold: {proposer} has "
+            f"{format_vpha(votes)} of votes, proposing takes {format_vpha(threshold)}"
+            " (votes come from vPHA delegated to you: `veil gov delegate self`)"
+        )

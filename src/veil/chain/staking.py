@@ -12,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from veil.chain.client import Chain, event_args
+from veil.chain.units import format_amount, format_vpha
 from veil.errors import InputError
 
 STATUS = {0: "none", 1: "pending", 2: "claimed", 3: "cancelled"}
@@ -47,7 +48,10 @@ def deposit(chain: Chain, signer: LocalAccount, assets: int, receiver: str | Non
     pha, vault = chain.contract("PHA"), chain.contract("Vault")
     balance = pha.functions.balanceOf(signer.address).call()
     if balance < assets:
-        raise InputError(f"deposit: {signer.address} holds {balance} wei PHA, less than {assets}")
+        raise InputError(
+            f"deposit: needs {format_amount(assets)}, {signer.address} holds "
+            f"{format_amount(balance)}"
+        )
     if pha.functions.allowance(signer.address, vault.address).call() < assets:
         chain.send(signer, pha.functions.approve(vault.address, assets), "PHA.approve")
     to = Web3.to_checksum_address(receiver or signer.address)
@@ -64,17 +68,32 @@ def request_unlock(
     if all_shares:
         shares = held
     elif assets is not None:
-        shares = vault.functions.previewWithdraw(assets).call()
+        shares = shares_for_at_least(chain, assets)
     else:
         raise InputError("request-unlock: give an amount or --all")
     if shares == 0:
         raise InputError("request-unlock: nothing to unlock")
     if shares > held:
-        raise InputError(f"request-unlock: needs {shares} vPHA shares, {signer.address} has {held}")
+        raise InputError(
+            f"request-unlock: needs {format_vpha(shares)}, {signer.address} holds "
+            f"{format_vpha(held)}"
+        )
     call = vault.functions.requestRedeem(shares, signer.address, signer.address)
     receipt = chain.send(signer, call, "Vault.requestRedeem")
     request_id = event_args(vault, receipt, "RedeemRequest")["requestId"]
     return read_request(chain, request_id)
+
+
+def shares_for_at_least(chain: Chain, assets: int) -> int:
+    """The fewest shares whose unlock request queues at least `assets` PHA at today's
+    price. The vault's previewWithdraw reverts (ERC-7540: a request's price is fixed when
+    it is made), so the rounding up is done here from the two exact conversions. Rewards
+    only raise the price before the request is mined, so it still covers `assets`."""
+    vault = chain.contract("Vault")
+    shares = vault.functions.convertToShares(assets).call()
+    if vault.functions.convertToAssets(shares).call() < assets:
+        shares += 1
+    return int(shares)
 
 
 def cancel(chain: Chain, signer: LocalAccount, request_id: int) -> int:

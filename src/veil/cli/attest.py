@@ -19,6 +19,7 @@ from veil.attest.simulator import AppSpec, is_simulated_quote, load_key_file, si
 from veil.attest.tdx import parse_measurements
 from veil.attest.verdict import SIMULATED_BANNER
 from veil.attest.verification import verify_evidence
+from veil.cli.options import AtOpt, deprecated, out_path, parse_time
 from veil.errors import InputError
 
 app = typer.Typer(
@@ -42,7 +43,10 @@ def _read(path: Path, what: str) -> bytes:
         raise InputError(f"{what} {path}: cannot read ({error.strerror})") from None
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil attest verify --quote evidence.json --collateral collateral.json"
+    " --at 2026-02-18T12:00:00Z --json"
+)
 def verify(
     quote: Path = typer.Option(..., "--quote", help="Quote: raw bytes, hex text, or dstack JSON."),
     collateral: Path | None = typer.Option(None, "--collateral", help="Collateral JSON file."),
@@ -51,7 +55,8 @@ def verify(
     event_log: Path | None = typer.Option(None, "--event-log", help="Event log JSON file."),
     vm_config: Path | None = typer.Option(None, "--vm-config", help="VM config JSON file."),
     policy: Path | None = typer.Option(None, "--policy", help="Policy TOML file."),
-    now: int | None = typer.Option(None, "--now", help="Verification time (unix seconds)."),
+    at: str | None = AtOpt,
+    now: str | None = typer.Option(None, "--now", hidden=True, help="Deprecated: use --at."),
     bind_key: str | None = typer.Option(
         None, "--bind-key", help="Hex key that report data must bind (sha512 of tag:key)."
     ),
@@ -61,6 +66,10 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """Verify a quote and event log against Intel collateral and a policy; exit 0 if accepted."""
+    if now is not None:
+        deprecated("--now", "--at")
+        at = at or now
+    moment = parse_time(at)
     evidence = load_evidence(quote, event_log=event_log, vm_config=vm_config)
     rules = load_policy(policy) if policy else DEFAULT_POLICY
     key = _hex_option(bind_key, "--bind-key")
@@ -69,7 +78,7 @@ def verify(
     if key is not None and not rules.report_data.tag:
         raise InputError("--bind-key: give --bind-tag or a [report_data] tag in the policy")
     rules = rules.binding(content=key, nonce=_hex_option(nonce, "--nonce"))
-    moment = int(time.time()) if now is None else now
+    moment = int(time.time()) if moment is None else moment
     found = None
     if collateral is not None:
         found = load_collateral(collateral)
@@ -88,7 +97,7 @@ def verify(
     raise typer.Exit(0 if verdict.accepted else 1)
 
 
-@app.command("compose-hash")
+@app.command("compose-hash", epilog="Example: veil attest compose-hash app-compose.json")
 def compose_hash_command(
     app_compose: Path = typer.Argument(..., help="app-compose.json"),
     raw: bool = typer.Option(False, "--raw", help="Hash the file bytes verbatim."),
@@ -109,7 +118,9 @@ def compose_hash_command(
         )
 
 
-@app.command("simulate")
+@app.command(
+    "simulate", epilog="Example: veil attest simulate --report-data 0x1234 --out evidence.json"
+)
 def simulate_evidence(
     report_data: str = typer.Option(..., "--report-data", help="Hex, at most 64 bytes."),
     out: Path = typer.Option(..., "--out", help="Where to write the simulated evidence JSON."),
@@ -118,6 +129,7 @@ def simulate_evidence(
     key_file: Path | None = typer.Option(None, "--key-file", help="Simulator key (hex seed)."),
 ) -> None:
     """Write SIMULATED evidence (dstack JSON shape) signed by a development key."""
+    out_path(out)
     data = _hex_option(report_data, "--report-data") or b""
     spec = AppSpec()
     if app_compose is not None:
@@ -131,12 +143,12 @@ def simulate_evidence(
     typer.echo(f"{SIMULATED_BANNER}: wrote {out}")
 
 
-@app.command("gpu")
+@app.command("gpu", epilog="Example: veil attest gpu claims.json --nonce 0xNONCE --json")
 def gpu_command(
     evidence: Path = typer.Argument(..., help="NVIDIA claim set JSON."),
     policy: Path | None = typer.Option(None, "--policy", help="Policy TOML ([gpu] table)."),
     nonce: str | None = typer.Option(None, "--nonce", help="Expected eat_nonce (hex)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """Judge a GPU claim set against the GPU policy (binding needs `verify --gpu`)."""
     rules = (load_policy(policy) if policy else DEFAULT_POLICY).gpu

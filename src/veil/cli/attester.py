@@ -16,17 +16,21 @@ from veil.attester.service import AttesterConfig, build_server
 from veil.chain import deployment as deployments
 from veil.chain.accounts import resolve_signer
 from veil.chain.client import Chain
-from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt
+from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt, out_path
 from veil.compute.attestation import RegistryDomain
 from veil.compute.genesis import devnet_policy
+from veil.errors import InputError
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
 from veil.migration.merkle import load_tree
 
 app = typer.Typer(no_args_is_help=True, help="Run an attester service.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil attester serve --tree TREE.json -d deployments/devnet.json"
+    " -a attester --port 8700"
+)
 def serve(
     tree: Path = typer.Option(None, "--tree", help="Migration tree (enables bindings)."),
     genesis: str = typer.Option(None, "--genesis", help="Source genesis hash (default: tree's)."),
@@ -34,8 +38,8 @@ def serve(
         deployments.default_path(), "--deployment", "-d", help="Deployment file."
     ),
     db: Path = typer.Option(Path("attester.sqlite"), "--db", help="SQLite record of signatures."),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8700, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8700, "--port", min=1, max=65535, help="TCP port to listen on."),
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
     rpc: str = RpcOpt,
@@ -51,7 +55,9 @@ def serve(
     trusted_proxy: list[str] = typer.Option(
         [], "--trusted-proxy", help="Load balancer address whose X-Forwarded-For is believed."
     ),
-    max_connections: int = typer.Option(256, "--max-connections", min=1),
+    max_connections: int = typer.Option(
+        256, "--max-connections", min=1, help="Open connections; more get 503."
+    ),
     max_inflight: int = typer.Option(
         16, "--max-inflight", min=1, help="Requests verified at once; more wait, then get 503."
     ),
@@ -66,10 +72,13 @@ def serve(
     retention_days: int = typer.Option(
         35, "--retention-days", min=1, help="Heartbeats and expired registrations kept, days."
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
-    """Serve until interrupted. Keys come from --keystore, $VEIL_PRIVATE_KEY, or a devnet
-    name (--account attester). Compute routes attest for the deployment's ComputeRegistry."""
+    """Verify and sign migration bindings and worker attestations until interrupted.
+
+    Keys come from --keystore, $VEIL_PRIVATE_KEY, or a devnet name (--account attester).
+    Compute routes attest for the deployment's ComputeRegistry.
+    """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO)
     signer = resolve_signer(account, keystore)
     dep = deployments.load(deployment)
@@ -110,7 +119,10 @@ def serve(
             config.collateral_source = lambda fmspc, now, tee: cache.get(fmspc, now, tee=tee)
         if config.policy.allow_simulated:
             console.print("warning: policy allows SIMULATED TEEs (devnet only)")
-    server = build_server(config)
+    try:
+        server = build_server(config)
+    except OSError as error:
+        raise InputError(f"attester: cannot listen on {host}:{port} ({error.strerror})") from None
     console.print(f"attester {signer.address} listening on {server.url}")
     for route in server.posts:
         console.print(f"  POST {route}")
@@ -124,11 +136,13 @@ def serve(
         server.server_close()
 
 
-@app.command("devnet-policy")
+@app.command("devnet-policy", epilog="Example: veil attester devnet-policy --out policy.toml")
 def devnet_policy_command(
     out: Path = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
 ) -> None:
     """The devnet's compute policy TOML (allows SIMULATED TEEs; never for production)."""
+    if out is not None:
+        out_path(out)
     text = devnet_policy()
     if out is None:
         typer.echo(text, nl=False)

@@ -19,10 +19,22 @@ from rich.table import Table
 from veil.atomic import write_json
 from veil.chain import deployment as deployments
 from veil.chain.accounts import resolve_signer
-from veil.chain.units import format_amount, format_with_wei
-from veil.cli.options import DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
+from veil.chain.addresses import parse_address
+from veil.chain.units import amount_json, format_amount, format_with_wei
+from veil.cli.options import (
+    AccountOpt,
+    DeploymentOpt,
+    JsonOpt,
+    KeystoreOpt,
+    RpcOpt,
+    deprecated,
+    open_chain,
+    out_path,
+)
+from veil.cli.output import print_json, print_table
 from veil.errors import InputError, VeilError
 from veil.migration import binding as binding_lib
+from veil.migration.attestation import signature_hash
 from veil.migration.audit import AuditInputs, run_audit
 from veil.migration.bulk import bulk
 from veil.migration.claim import collect_attestations, submit_claim
@@ -57,15 +69,18 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Move parachain balances to the L2: snapshot, ledger, Merkle tree, bindings.",
 )
-_out = Console()
-_err = Console(stderr=True)
+_out = Console(soft_wrap=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 
 def _pha(wei: int) -> str:
     return f"{Decimal(wei) / Decimal(10**18):,f} PHA"
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil migrate snapshot --raw-state RAW.json --out SNAP.json; "
+    "veil migrate snapshot --rpc wss://NODE --at 0xBLOCK_HASH --out SNAP.json"
+)
 @bulk
 def snapshot(
     out: Path = typer.Option(..., "--out", help="Snapshot file to write."),
@@ -74,7 +89,7 @@ def snapshot(
     ),
     rpc: str | None = typer.Option(None, "--rpc", help="Node endpoint, ws:// or http://."),
     at: str | None = typer.Option(None, "--at", help="Block hash to read (with --rpc)."),
-    page_size: int = typer.Option(1000, "--page-size", help="Keys per RPC page."),
+    page_size: int = typer.Option(1000, "--page-size", min=1, help="Keys per RPC page."),
     genesis: str | None = typer.Option(
         None, "--genesis", help="Genesis hash to record for a raw dump that lacks one."
     ),
@@ -89,6 +104,7 @@ def snapshot(
     """Decode every System.Account balance and TotalIssuance at one block."""
     from veil.substrate.metadata import load_metadata
 
+    out_path(out)
     if (raw_state is None) == (rpc is None):
         raise InputError("snapshot: give exactly one of --raw-state or --rpc")
     runtime = load_metadata(metadata) if metadata is not None else None
@@ -118,18 +134,22 @@ def snapshot(
     )
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil migrate ledger SNAP.json --positions positions.json "
+    "--exclusions exclusions.json --out LEDGER.json"
+)
 @bulk
 def ledger(
-    snapshot_file: Path = typer.Argument(..., metavar="SNAP.json"),
+    snapshot_file: Path = typer.Argument(..., metavar="SNAP.json", help="Snapshot to convert."),
     out: Path = typer.Option(..., "--out", help="Ledger file to write."),
     positions: Path | None = typer.Option(None, "--positions", help="Staked positions, CSV/JSON."),
     exclusions: Path | None = typer.Option(None, "--exclusions", help="Exclusions, JSON list."),
     accept_dust: int = typer.Option(
-        0, "--accept-dust", help="Planck a module account may hold beyond its positions."
+        0, "--accept-dust", min=0, help="Planck a module account may hold beyond its positions."
     ),
 ) -> None:
     """Convert planck to wei 1:1, split free and staked, and reconcile to TotalIssuance."""
+    out_path(out)
     snap = load_snapshot(snapshot_file)
     position_list = load_positions(positions) if positions else []
     exclusion_list = load_exclusions(exclusions) if exclusions else []
@@ -155,7 +175,7 @@ def _print_reconciliation(result: Ledger) -> None:
     table.add_column("PHA", justify="right")
     for label, wei in result.reconciliation():
         table.add_row(label, str(wei), _pha(wei))
-    _out.print(table)
+    print_table(_out, table)
     pools = pool_report(result)
     if pools:
         backing = Table(title="module accounts backing staked positions")
@@ -163,16 +183,17 @@ def _print_reconciliation(result: Ledger) -> None:
             backing.add_column(column)
         for names, account, balance, held, dust in pools:
             backing.add_row(names, account, str(balance), str(held), str(dust))
-        _out.print(backing)
+        print_table(_out, backing)
 
 
-@app.command()
+@app.command(epilog="Example: veil migrate tree LEDGER.json --out TREE.json")
 @bulk
 def tree(
-    ledger_file: Path = typer.Argument(..., metavar="LEDGER.json"),
+    ledger_file: Path = typer.Argument(..., metavar="LEDGER.json", help="Ledger to commit to."),
     out: Path = typer.Option(..., "--out", help="OpenZeppelin standard-v1 tree dump to write."),
 ) -> None:
     """Build the claim Merkle tree exactly as OpenZeppelin's StandardMerkleTree does."""
+    out_path(out)
     result = tree_from_ledger(load_ledger(ledger_file))
     write_tree(result, out)
     totals = result.totals()
@@ -184,10 +205,10 @@ def tree(
     )
 
 
-@app.command()
+@app.command(epilog="Example: veil migrate proof TREE.json 4xYourPhalaAddress")
 @bulk
 def proof(
-    tree_file: Path = typer.Argument(..., metavar="TREE.json"),
+    tree_file: Path = typer.Argument(..., metavar="TREE.json", help="The published tree."),
     account: str = typer.Argument(..., help="SS58 address or 0x account id."),
 ) -> None:
     """Print one leaf's proof as JSON (index, account, free, staked, proof, root)."""
@@ -211,10 +232,10 @@ def proof(
     )
 
 
-@app.command()
+@app.command(epilog="Example: veil migrate multiproof TREE.json 4xFirst... 4xSecond...")
 @bulk
 def multiproof(
-    tree_file: Path = typer.Argument(..., metavar="TREE.json"),
+    tree_file: Path = typer.Argument(..., metavar="TREE.json", help="The published tree."),
     accounts: list[str] = typer.Argument(..., help="SS58 addresses or 0x account ids."),
 ) -> None:
     """Print an OpenZeppelin multiproof for several leaves (batch claims)."""
@@ -247,13 +268,46 @@ _GENESIS = typer.Option(None, "--genesis", help="Parachain genesis hash (0x...).
 _CHAIN = typer.Option(None, "--chain-id", help="L2 chain id.")
 _MIGRATOR = typer.Option(None, "--migrator", help="Migrator contract address.")
 _TREE = typer.Option(None, "--tree", help="Published tree (gives the genesis hash).")
-_DEPLOYMENT = typer.Option(None, "--deployment", help="deployments/<network>.json.")
+_DEPLOYMENT = typer.Option(
+    None, "--deployment", "-d", help="Deployment file (gives the chain id and the Migrator)."
+)
+_HOLDER = typer.Option(
+    None, "--holder", help="The parachain holder: SS58 address (prefix 30) or 0x account id."
+)
+_OLD_HOLDER = typer.Option(None, "--account", hidden=True, help="Deprecated: use --holder.")
+_TO = typer.Option(..., "--to", help="L2 receiver address (EIP-55 checksum checked).")
 
 
-@app.command("binding-message")
+def _holder(holder: str | None, old: str | None) -> bytes:
+    """The holder's account id from --holder (or the deprecated --account spelling)."""
+    if old is not None:
+        deprecated("--account (the holder)", "--holder")
+        holder = holder or old
+    if holder is None:
+        raise InputError("give the holder: --holder SS58_ADDRESS")
+    return ss58.parse_account(holder)
+
+
+def _in_tree(tree_file: Path | None, account_id: bytes) -> None:
+    """A holder absent from the tree can never claim: say so before anyone signs anything."""
+    if tree_file is None:
+        return
+    if account_id not in {value[1] for value in load_tree(tree_file, validate=False).values}:
+        raise InputError(
+            f"holder {ss58.encode(account_id)}: not in the tree {tree_file} "
+            "(no balance at the snapshot, or a different network)"
+        )
+
+
+@app.command(
+    "binding-message",
+    epilog="Example: veil migrate binding-message --holder 4xYourPhalaAddress --to 0xYourL2Address"
+    " --tree TREE.json -d deployments/devnet.json",
+)
 def binding_message(
-    account: str = typer.Option(..., "--account", help="SS58 address (prefix 30) or 0x id."),
-    to: str = typer.Option(..., "--to", help="L2 receiver address."),
+    holder: str | None = _HOLDER,
+    to: str = _TO,
+    account: str | None = _OLD_HOLDER,
     genesis: str | None = _GENESIS,
     chain_id: int | None = _CHAIN,
     migrator: str | None = _MIGRATOR,
@@ -261,14 +315,22 @@ def binding_message(
     deployment: Path | None = _DEPLOYMENT,
 ) -> None:
     """Print the exact text to sign (wallets wrap it in <Bytes>...</Bytes>)."""
+    account_id = _holder(holder, account)
+    receiver = parse_address(to, "--to")
     context = _context(genesis, chain_id, migrator, tree_file, deployment)
-    typer.echo(binding_lib.binding_message(ss58.parse_account(account), to, context))
+    _in_tree(tree_file, account_id)
+    typer.echo(binding_lib.binding_message(account_id, receiver, context))
 
 
-@app.command("verify-binding")
+@app.command(
+    "verify-binding",
+    epilog="Example: veil migrate verify-binding --holder 4xYourPhalaAddress --to 0xYourL2Address"
+    " --signature 0xSIG --tree TREE.json -d deployments/devnet.json",
+)
 def verify_binding(
-    account: str = typer.Option(..., "--account", help="SS58 address (prefix 30) or 0x id."),
-    to: str = typer.Option(..., "--to", help="L2 receiver address."),
+    holder: str | None = _HOLDER,
+    to: str = _TO,
+    account: str | None = _OLD_HOLDER,
     signature: str = typer.Option(..., "--signature", help="0x signature from signRaw."),
     scheme: str | None = typer.Option(None, "--scheme", help="sr25519, ed25519 or ecdsa."),
     pubkey: str | None = typer.Option(None, "--pubkey", help="0x public key (ecdsa: 33 bytes)."),
@@ -278,14 +340,16 @@ def verify_binding(
     tree_file: Path | None = _TREE,
     deployment: Path | None = _DEPLOYMENT,
 ) -> None:
-    """Exit 0 if the signature binds ACCOUNT to the receiver on this deployment, else 1."""
+    """Exit 0 if the signature binds the holder to the receiver on this deployment, else 1."""
+    account_id = _holder(holder, account)
+    receiver = parse_address(to, "--to")
     context = _context(genesis, chain_id, migrator, tree_file, deployment)
     if scheme is not None and scheme not in SCHEMES:
         raise InputError(f"--scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
     signature_bytes = _hex_arg(signature, "--signature")
     key = _hex_arg(pubkey, "--pubkey") if pubkey else None
     verified = binding_lib.verify_binding(
-        ss58.parse_account(account), to, signature_bytes, context,
+        account_id, receiver, signature_bytes, context,
         scheme=scheme, public_key=key,  # type: ignore[arg-type]
     )  # fmt: skip
     form = "<Bytes>-wrapped" if verified.wrapped else "bare"
@@ -301,7 +365,11 @@ def _hex_arg(text: str, option: str) -> bytes:
         raise InputError(f"{option} {text!r:.40}: expected 0x-prefixed hex") from None
 
 
-@app.command("generate-state")
+@app.command(
+    "generate-state",
+    epilog="Example: veil migrate generate-state --accounts 1000 --out RAW.json"
+    " --positions positions.json --exclusions exclusions.json",
+)
 def generate_state_command(
     accounts: int = typer.Option(..., "--accounts", help="Ordinary holders to create."),
     out: Path = typer.Option(..., "--out", help="RAW.json to write."),
@@ -313,6 +381,10 @@ def generate_state_command(
     """Write a realistic synthetic parachain state for the demo and benchmarks."""
     if accounts < 3:
         raise InputError(f"--accounts {accounts}: need at least 3")
+    for path, option in ((out, "--out"), (positions, "--positions"), (exclusions, "--exclusions"),
+                         (keys, "--keys")):  # fmt: skip
+        if path is not None:
+            out_path(path, option)
     state = generate_state(accounts, seed=seed)
     write_json(out, raw_document(state), indent=None)
     write_json(positions, positions_to_json(state.positions))
@@ -346,34 +418,47 @@ def _onchain_context(
     return binding_lib.BindingContext(binding_lib.parse_genesis(genesis), chain_id, migrator)
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil migrate claim --tree TREE.json --holder 4xYourPhalaAddress"
+    " --to 0xYourL2Address --signature 0xSIG --attester http://127.0.0.1:8700 -a dave"
+)
 def claim(
     tree: Path = typer.Option(..., "--tree", help="The published migration tree."),
-    account: str = typer.Option(..., "--account", help="Holder's SS58 or 0x account id."),
+    holder: str = typer.Option(
+        None, "--holder", help="The parachain holder: SS58 address (prefix 30) or 0x account id."
+    ),
     to: str = typer.Option(..., "--to", help="The L2 receiver the holder bound."),
     signature: str = typer.Option(..., "--signature", help="The holder's binding signature."),
     scheme: str = typer.Option(None, "--scheme", help="sr25519, ed25519 or ecdsa."),
     pubkey: str = typer.Option(None, "--pubkey", help="33-byte key (ECDSA accounts)."),
     attester: list[str] = typer.Option(..., "--attester", help="Attester URL (repeat)."),
     genesis: str = typer.Option(None, "--genesis", help="Source genesis (default: tree's)."),
-    sender_name: str = typer.Option(
-        None, "--from", help="Devnet account that sends the transaction (anyone may)."
-    ),
+    account: str = AccountOpt,
+    sender_name: str = typer.Option(None, "--from", hidden=True, help="Deprecated: --account."),
     keystore: Path = KeystoreOpt,
+    as_json: bool = JsonOpt,
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
 ) -> None:
     """Check the binding, collect attestations, claim: PHA and vPHA go to the receiver.
 
-    Anyone may send the transaction (--from NAME on the devnet, --keystore, or
+    Anyone may send the transaction (--account NAME on the devnet, --keystore, or
     $VEIL_PRIVATE_KEY); the funds only ever go to the bound receiver.
     """
+    if sender_name is not None:
+        deprecated("--from", "--account/-a")
+        account = account or sender_name
+    if holder is None:
+        raise InputError(
+            "give the holder: --holder SS58_ADDRESS (--account now names the signer, "
+            "as in every other command)"
+        )
     if scheme is not None and scheme not in SCHEMES:
         raise InputError(f"--scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+    account_id = ss58.parse_account(holder)
+    receiver = parse_address(to, "receiver")
     context = _onchain_context(tree, genesis, deployment)
     migrator = context.migrator
-    account_id = ss58.parse_account(account)
-    receiver = binding_lib.checksum_address(to, "receiver")
     sig = _hex_arg(signature, "--signature")
     key = _hex_arg(pubkey, "--pubkey") if pubkey else None
     verified = binding_lib.verify_binding(
@@ -392,17 +477,32 @@ def claim(
     if pubkey:
         body["pubkey"] = pubkey
     attestations, problems = collect_attestations(
-        attester, body, merkle, account_id, receiver, context.chain_id, migrator
-    )
+        attester, body, merkle, account_id, receiver, context.chain_id, migrator,
+        signature_hash(sig, verified.scheme),
+    )  # fmt: skip
     for problem in problems:
         _out.print(f"[yellow]warning:[/yellow] {problem}")
     if not attestations:
         raise VeilError(f"claim {ss58.encode(account_id)}: no attester signed the binding")
-    sender = resolve_signer(sender_name, keystore)
+    sender = resolve_signer(account, keystore)
     result = submit_claim(chain, sender, merkle, account_id, receiver, sig, verified.scheme,
                           attestations)  # fmt: skip
     decimals = chain.contract("Vault").functions.decimals().call()
     holder = ss58.encode(account_id)
+    if as_json:
+        print_json(
+            {
+                "leaf": result.index,
+                "holder": holder,
+                "receiver": receiver,
+                "tx": result.tx_hash,
+                "pha": amount_json(result.pha),
+                "vpha": amount_json(result.vpha_shares, decimals),
+                "vpha_value": amount_json(result.vpha_value),
+                "gas_used": result.gas_used,
+            }
+        )
+        return
     _out.print(f"claimed leaf {result.index} for {holder} (tx {result.tx_hash})")
     _out.print(f"  PHA   {format_with_wei(result.pha)} -> {receiver}")
     _out.print(
@@ -412,14 +512,20 @@ def claim(
     _out.print(f"  gas   {result.gas_used}")
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil migrate audit --snapshot SNAP.json --tree TREE.json"
+    " --positions positions.json --exclusions exclusions.json --json"
+)
 def audit(
     snapshot: Path = typer.Option(..., "--snapshot", help="Published snapshot."),
     tree: Path = typer.Option(..., "--tree", help="Published tree."),
     positions: Path = typer.Option(None, "--positions", help="Published staked positions."),
     exclusions: Path = typer.Option(None, "--exclusions", help="Published exclusions."),
     ledger: Path = typer.Option(None, "--ledger", help="Published ledger (compared too)."),
-    accept_dust: int = typer.Option(0, "--accept-dust", min=0),
+    as_json: bool = JsonOpt,
+    accept_dust: int = typer.Option(
+        0, "--accept-dust", min=0, help="Planck a module account may hold beyond its positions."
+    ),
     genesis: str = typer.Option(None, "--genesis", help="Source genesis (default: tree's)."),
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
@@ -430,6 +536,17 @@ def audit(
     context = _onchain_context(tree, genesis, deployment)
     inputs = AuditInputs(snapshot, tree, positions, exclusions, ledger, accept_dust)
     report = run_audit(inputs, chain, context)
+    if as_json:
+        print_json(
+            {
+                "ok": report.ok,
+                "claims": report.claims,
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks],
+            }
+        )
+        if not report.ok:
+            raise typer.Exit(1)
+        return
     table = Table(title=f"migration audit ({report.claims} claims)")
     table.add_column("check")
     table.add_column("result")
@@ -437,7 +554,7 @@ def audit(
     for check in report.checks:
         table.add_row(check.name, "[green]ok[/green]" if check.ok else "[red]FAIL[/red]",
                       check.detail)  # fmt: skip
-    _out.print(table)
+    print_table(_out, table)
     if not report.ok:
         failed = sum(not c.ok for c in report.checks)
         _out.print(f"[red]audit failed: {failed} check(s)[/red]")

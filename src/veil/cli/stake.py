@@ -7,22 +7,26 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
-from web3 import Web3
 
 from veil.chain import staking
-from veil.chain.accounts import resolve_signer
-from veil.chain.units import format_amount, format_with_wei, parse_amount
-from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
+from veil.chain.accounts import resolve_address, resolve_signer
+from veil.chain.units import amount_json, format_amount, format_with_wei, parse_amount
+from veil.cli.options import AccountOpt, DeploymentOpt, JsonOpt, KeystoreOpt, RpcOpt, open_chain
+from veil.cli.output import iso, print_json, print_table, relative, when
 from veil.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Stake PHA in the vPHA vault.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(epilog="Example: veil stake deposit 12.5 -a alice")
 def deposit(
-    amount: str = typer.Argument(..., help="PHA to stake, e.g. 12.5"),
-    receiver: str = typer.Option(None, "--receiver", help="Who gets the vPHA (default: you)."),
+    amount: str = typer.Argument(
+        ..., help="PHA to stake: digits and at most one '.', up to 18 decimals (12.5)."
+    ),
+    receiver: str = typer.Option(
+        None, "--receiver", help="Who gets the vPHA: address or devnet name (default: you)."
+    ),
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
     deployment: Path = DeploymentOpt,
@@ -30,6 +34,8 @@ def deposit(
 ) -> None:
     """Stake PHA; vPHA starts earning rewards and can carry votes once delegated."""
     assets = parse_amount(amount)
+    if receiver is not None:
+        receiver = resolve_address(receiver, "--receiver")
     me = resolve_signer(account, keystore)
     chain = open_chain(deployment, rpc)
     shares = staking.deposit(chain, me, assets, receiver)
@@ -40,9 +46,11 @@ def deposit(
     )
 
 
-@app.command("request-unlock")
+@app.command("request-unlock", epilog="Example: veil stake request-unlock 100 -a alice")
 def request_unlock(
-    amount: str = typer.Argument(None, help="PHA to unlock, e.g. 100"),
+    amount: str = typer.Argument(
+        None, help="PHA to unlock: digits and at most one '.', up to 18 decimals (100)."
+    ),
     all_: bool = typer.Option(False, "--all", help="Unlock every vPHA you hold."),
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
@@ -56,13 +64,14 @@ def request_unlock(
     me = resolve_signer(account, keystore)
     chain = open_chain(deployment, rpc)
     request = staking.request_unlock(chain, me, assets=assets, all_shares=all_)
+    now = int(chain.w3.eth.get_block("latest")["timestamp"])
     console.print(
         f"unlock request {request.request_id}: {format_with_wei(request.assets)} "
-        f"claimable at {request.claimable_at} (chain time)"
+        f"claimable from {when(request.claimable_at, now)} (chain time)"
     )
 
 
-@app.command()
+@app.command(epilog="Example: veil stake cancel 3 -a alice")
 def cancel(
     request_id: int = typer.Argument(..., help="Unlock request id."),
     account: str = AccountOpt,
@@ -82,10 +91,11 @@ def cancel(
     )
 
 
-@app.command()
+@app.command(epilog="Example: veil stake claim --all -a alice --json")
 def claim(
     request_id: int = typer.Argument(None, help="Unlock request id."),
     all_ready: bool = typer.Option(False, "--all", help="Claim every matured request."),
+    as_json: bool = JsonOpt,
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
     deployment: Path = DeploymentOpt,
@@ -103,50 +113,86 @@ def claim(
         ids = [request_id]
     else:
         raise InputError("claim: give a request id or --all")
+    claimed = []
     for rid in ids:
         paid = staking.claim(chain, me, rid)
-        console.print(f"claimed request {rid}: {format_with_wei(paid)}")
+        claimed.append({"request": rid, "pha": amount_json(paid)})
+        if not as_json:
+            console.print(f"claimed request {rid}: {format_with_wei(paid)}")
+    if as_json:
+        print_json({"account": me.address, "claimed": claimed})
 
 
-@app.command()
+@app.command(epilog="Example: veil stake status -a alice; veil stake status bob --json")
 def status(
-    address: str = typer.Argument(None, help="Address to show (default: the signer's)."),
+    address: str = typer.Argument(
+        None, help="Address or devnet name to show (default: the signer's)."
+    ),
+    as_json: bool = JsonOpt,
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
 ) -> None:
     """Balances, staked value, votes, open unlock requests and the vault's parameters."""
+    if address is not None:
+        address = resolve_address(address, "address", allow_zero=True)
     chain = open_chain(deployment, rpc)
     if address is None:
         address = resolve_signer(account, keystore).address
-    elif not Web3.is_address(address):
-        raise InputError(f"address {address!r}: not an address")
     vault = chain.contract("Vault")
     decimals = vault.functions.decimals().call()
     pos = staking.position(chain, address)
+    now = int(chain.w3.eth.get_block("latest")["timestamp"])
+    delegate = pos.delegate if int(pos.delegate, 16) else None
+    rate = vault.functions.rewardRate().call()
+    reserve = vault.functions.rewardReserve().call()
+    total = vault.functions.totalAssets().call()
+    period = vault.functions.unlockPeriod().call()
+    if as_json:
+        print_json(
+            {
+                "address": pos.address,
+                "pha": amount_json(pos.pha),
+                "vpha": amount_json(pos.shares, decimals),
+                "staked_value": amount_json(pos.staked_value),
+                "delegate": delegate,
+                "votes": amount_json(pos.votes, decimals),
+                "unlock_requests": [
+                    {
+                        "id": r.request_id,
+                        "pha": amount_json(r.assets),
+                        "claimable_at": {"unix": r.claimable_at, "iso": iso(r.claimable_at)},
+                        "ready": r.ready(now),
+                    }
+                    for r in pos.requests
+                ],
+                "vault": {
+                    "total_assets": amount_json(total),
+                    "reward_rate_per_second": amount_json(rate),
+                    "reward_reserve": amount_json(reserve),
+                    "unlock_period_seconds": period,
+                },
+                "chain_time": {"unix": now, "iso": iso(now)},
+            }
+        )
+        return
     console.print(f"account {pos.address}")
     console.print(f"  PHA        {format_with_wei(pos.pha)}")
     console.print(f"  vPHA       {format_amount(pos.shares, decimals, 'vPHA')}")
     console.print(f"  worth      {format_with_wei(pos.staked_value)}")
-    delegate = "nobody (vPHA does not vote until delegated)"
-    if int(pos.delegate, 16):
-        delegate = pos.delegate
-    console.print(f"  delegate   {delegate}")
+    console.print(f"  delegate   {delegate or 'nobody (vPHA does not vote until delegated)'}")
     console.print(f"  votes      {format_amount(pos.votes, decimals, 'vPHA')}")
-    now = chain.w3.eth.get_block("latest")["timestamp"]
     if pos.requests:
         table = Table(title="unlock requests")
-        for col in ("id", "PHA owed", "claimable at", "state"):
+        for col in ("id", "PHA owed", "claimable from", "state"):
             table.add_column(col)
         for r in pos.requests:
-            state = "ready" if r.ready(now) else f"in {r.claimable_at - now} s"
-            table.add_row(str(r.request_id), format_amount(r.assets), str(r.claimable_at), state)
-        console.print(table)
-    rate = vault.functions.rewardRate().call()
-    reserve = vault.functions.rewardReserve().call()
+            state = "ready" if r.ready(now) else relative(r.claimable_at - now)
+            table.add_row(str(r.request_id), format_amount(r.assets), iso(r.claimable_at), state)
+        print_table(console, table)
     console.print(
-        f"vault: {format_amount(vault.functions.totalAssets().call())} staked, "
+        f"vault: {format_amount(total)} staked, "
         f"reward rate {format_amount(rate)}/s, reserve {format_amount(reserve)}, "
-        f"unlock period {vault.functions.unlockPeriod().call() // 86_400} days"
+        f"unlock period {period // 86_400} days"
     )

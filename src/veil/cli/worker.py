@@ -13,11 +13,22 @@ from rich.console import Console
 
 from veil.attest import load_policy
 from veil.chain.accounts import resolve_signer
+from veil.chain.addresses import parse_address
 from veil.chain.compile import REPO_ROOT
 from veil.chain.units import format_amount, parse_amount
-from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
+from veil.cli.options import (
+    AccountOpt,
+    AtOpt,
+    DeploymentOpt,
+    JsonOpt,
+    KeystoreOpt,
+    RpcOpt,
+    open_chain,
+    parse_time,
+)
+from veil.cli.output import when
 from veil.compute.attesters import AttesterRefused, AttesterUnavailable, fetch_evidence, worker_view
-from veil.compute.evidence import checksum, parse_gpu_model
+from veil.compute.evidence import parse_gpu_model
 from veil.compute.identity import load_identity
 from veil.compute.quote_source import quote_source
 from veil.compute.registry import RegistryClient
@@ -26,19 +37,21 @@ from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
 from veil.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Run and inspect a compute worker.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 DEFAULT_STATE = REPO_ROOT / ".veil" / "worker"
 StateOpt = typer.Option(DEFAULT_STATE, "--state-dir", help="Worker key and counters.")
 
 
 def _when(unix: int) -> str:
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@app.command()
+@app.command(epilog="Example: veil worker provider --stake 5000 -a provider")
 def provider(
-    stake: str = typer.Option(None, "--stake", help="PHA to stake and post as collateral."),
+    stake: str = typer.Option(
+        None, "--stake", help="PHA to stake and post as collateral (digits, one '.': 5000)."
+    ),
     account: str = AccountOpt,
     keystore: Path = KeystoreOpt,
     deployment: Path = DeploymentOpt,
@@ -47,13 +60,14 @@ def provider(
     """Register as a compute provider (once); with --stake, stake PHA and post the vPHA."""
     from veil.chain.staking import deposit
 
+    assets = None if stake is None else parse_amount(stake, what="--stake")
     chain = open_chain(deployment, rpc)
     me = resolve_signer(account, keystore)
     registry = RegistryClient.from_chain(chain)
     if registry.register_provider(me) is not None:
         console.print(f"registered provider {me.address}")
-    if stake is not None:
-        shares = deposit(chain, me, parse_amount(stake))
+    if assets is not None:
+        shares = deposit(chain, me, assets)
         registry.deposit_collateral(me, shares)
         console.print(f"staked {stake} PHA and posted the vPHA as collateral")
     record = registry.provider(me.address)
@@ -66,14 +80,17 @@ def provider(
         console.print(f"  FROZEN by the guardian until {_when(record.frozen_until)}: no withdrawal")
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil worker run --provider 0xPROVIDER --attester http://127.0.0.1:8700"
+    " -a provider --once"
+)
 def run(
     provider_address: str = typer.Option(..., "--provider", help="Provider address (your key)."),
     tee: str = typer.Option("sim", "--tee", help="tdx (configfs-tsm), dstack, or sim."),
     attesters: list[str] = typer.Option(..., "--attester", help="Attester URL (repeatable)."),
     state_dir: Path = StateOpt,
     gpu_model: str = typer.Option("CPU_TDX", "--gpu-model", help="CPU_TDX, H100, H200, B200."),
-    gpu_count: int = typer.Option(0, "--gpu-count"),
+    gpu_count: int = typer.Option(0, "--gpu-count", min=0, help="GPUs attached to this worker."),
     gpu_evidence: Path = typer.Option(None, "--gpu-evidence", help="NVIDIA claim set file."),
     collateral: Path = typer.Option(None, "--collateral", help="Intel collateral JSON to send."),
     event_log: Path = typer.Option(None, "--event-log", help="Event log (configfs-tsm only)."),
@@ -89,13 +106,16 @@ def run(
     keystore: Path = KeystoreOpt,
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step (debug level)."),
 ) -> None:
-    """Keep this machine attested and registered, and send heartbeats. The provider's key
-    (--keystore, $VEIL_PRIVATE_KEY, or --account on the devnet) sends registry txs."""
+    """Keep this machine attested and registered, and send heartbeats.
+
+    The provider's key (--keystore, $VEIL_PRIVATE_KEY, or --account on the devnet) sends
+    the registry transactions.
+    """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
     signer = resolve_signer(account, keystore)
-    if checksum(provider_address, "--provider") != signer.address:
+    if parse_address(provider_address, "--provider") != signer.address:
         raise InputError(f"--provider {provider_address}: the signing key is {signer.address};"
                          " the provider's own key must send registry transactions")  # fmt: skip
     if interval <= 0:
@@ -136,12 +156,12 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog="Example: veil worker status --worker 0xWORKER --json")
 def status(
     worker: str = typer.Option(None, "--worker", help="Worker address (default: this one)."),
     state_dir: Path = StateOpt,
     attesters: list[str] = typer.Option([], "--attester", help="Attester URL (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JsonOpt,
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
 ) -> None:
@@ -152,7 +172,7 @@ def status(
             raise InputError(f"no worker key in {state_dir}: pass --worker 0x...")
         worker = identity.address
     registry = RegistryClient.from_chain(open_chain(deployment, rpc))
-    record = registry.worker(worker)
+    record = registry.worker(parse_address(worker, "--worker"))
     owner = registry.provider(record.provider) if record.registered else None
     frozen_until = owner.frozen_until if owner is not None and owner.frozen else None
     views: dict[str, object] = {}
@@ -175,7 +195,7 @@ def status(
         if frozen_until is not None:
             console.print(f"  provider FROZEN by the guardian until {_when(frozen_until)}")
         console.print(f"  model: {record.to_json()['gpu_model']} x {record.gpu_count}")
-        console.print(f"  expiry: {_when(record.expiry)} ({record.expiry})")
+        console.print(f"  expiry: {when(record.expiry, int(time.time()))}")
         console.print(f"  evidence hash: 0x{record.evidence_hash.hex()}")
         console.print(f"  measurement hash: 0x{record.measurement_hash.hex()}")
     for url, view in views.items():
@@ -189,22 +209,26 @@ def status(
             console.print(f"    #{beat['sequence']} sent {_when(int(beat['sent_at']))}")
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil worker verify --worker 0xWORKER --attester http://127.0.0.1:8700"
+    " --policy policy.toml"
+)
 def verify(
     worker: str = typer.Option(..., "--worker", help="Registered worker address."),
     attester: str = typer.Option(..., "--attester", help="Where to fetch the evidence."),
     policy: Path = typer.Option(..., "--policy", help="Your own policy TOML."),
-    at: int = typer.Option(None, "--at", help="Judge at this unix time (default: now)."),
+    at: str = AtOpt,
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
 ) -> None:
     """Re-verify a registered worker from its published evidence, trusting no attester."""
+    moment = parse_time(at)
     registry = RegistryClient.from_chain(open_chain(deployment, rpc))
-    record = registry.worker(worker)
+    record = registry.worker(parse_address(worker, "--worker"))
     if not record.registered:
         raise InputError(f"worker {record.worker}: not registered")
     bundle = fetch_evidence(attester, "0x" + record.evidence_hash.hex())
-    result = reverify(bundle, record, load_policy(policy), at or int(time.time()))
+    result = reverify(bundle, record, load_policy(policy), moment or int(time.time()))
     console.print(result.verdict.render())
     for problem in result.mismatches:
         console.print(f"mismatch: {problem}")

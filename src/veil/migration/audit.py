@@ -5,18 +5,24 @@ chain itself. The audit trusts none of the operator's derived files: it rebuilds
 ledger and the root from the snapshot, checks them against the tree file and the root the
 timelock committed, re-verifies every holder signature published in `Claimed`, and
 checks that claimed + swept + unclaimed equals what was committed, to the wei.
+
+The Migrator only pays a claim whose published signature is the one the attesters bound
+(its hash is in the attested binding), so a signature that does not verify here means
+the attester threshold signed something it should not have: the audit fails on it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from veil.chain.client import Chain
 from veil.errors import VeilError
+from veil.migration.attestation import BARE_LENGTHS, SCHEME_IDS
 from veil.migration.binding import BindingContext, BindingRefused, verify_binding
-from veil.migration.claim import SCHEME_IDS
 from veil.migration.ledger import build_ledger, load_ledger
 from veil.migration.merkle import MerkleTree, load_tree, tree_from_ledger
 from veil.migration.positions import load_exclusions, load_positions
@@ -84,6 +90,59 @@ def _rebuild(inputs: AuditInputs, report: AuditReport) -> MerkleTree | None:
     return tree_from_ledger(ledger)
 
 
+def check_claims(
+    events: Iterable[Mapping[str, Any]],
+    published: MerkleTree,
+    context: BindingContext,
+    report: AuditReport,
+) -> tuple[int, int, Counter[int]]:
+    """Check decoded `Claimed` events against the tree and re-verify each holder signature
+    (sr25519, ed25519 or ECDSA, bare or `<Bytes>`-wrapped) over its binding message.
+
+    Adds three checks to `report`; returns (free, staked, claims per leaf index)."""
+    bad_leaf: list[str] = []
+    bad_signature: list[str] = []
+    claimed_free = claimed_staked = claims = 0
+    indices: Counter[int] = Counter()
+    for a in events:
+        claims += 1
+        account = bytes(a["account"])
+        indices[int(a["index"])] += 1
+        claimed_free += a["free"]
+        claimed_staked += a["staked"]
+        name = ss58.encode(account)
+        try:
+            value = published.values[published.value_index(account)]
+        except VeilError:
+            bad_leaf.append(f"{name}: not in the tree")
+        else:
+            if value != (a["index"], account, a["free"], a["staked"]):
+                bad_leaf.append(f"{name}: event amounts or index differ from its leaf")
+        signature = bytes(a["substrateSignature"])
+        scheme = SCHEME_NAMES.get(a["scheme"])
+        try:
+            if scheme is None:
+                raise BindingRefused(f"unknown signature scheme {a['scheme']}")
+            if len(signature) != BARE_LENGTHS[scheme]:
+                raise BindingRefused(
+                    f"{scheme} signature of {len(signature)} bytes, expected {BARE_LENGTHS[scheme]}"
+                )
+            verify_binding(account, a["receiver"], signature, context, scheme=scheme)
+        except (BindingRefused, VeilError) as error:
+            bad_signature.append(f"{name} -> {a['receiver']}: {error}")
+    report.claims = claims
+    doubles = [str(i) for i, n in indices.items() if n > 1]
+    report.add("every Claimed event matches a leaf", not bad_leaf,
+               "; ".join(bad_leaf[:5]) or f"{claims} claims")  # fmt: skip
+    report.add("no leaf claimed twice", not doubles, ", ".join(doubles) or "none")
+    report.add(
+        "every holder signature re-verifies",
+        not bad_signature,
+        "; ".join(bad_signature[:5]) or f"{claims} signatures (sr25519/ed25519/ecdsa)",
+    )
+    return claimed_free, claimed_staked, indices
+
+
 def run_audit(inputs: AuditInputs, chain: Chain, context: BindingContext) -> AuditReport:
     report = AuditReport()
     published = load_tree(inputs.tree)
@@ -112,38 +171,8 @@ def run_audit(inputs: AuditInputs, chain: Chain, context: BindingContext) -> Aud
     assert chain.deployment is not None
     start = chain.deployment.contracts["Migrator"].block
     logs = migrator.events.Claimed().get_logs(from_block=start)
-    report.claims = len(logs)
-    bad_leaf: list[str] = []
-    bad_signature: list[str] = []
-    claimed_free = claimed_staked = 0
-    indices = Counter(int(log["args"]["index"]) for log in logs)
-    for log in logs:
-        a = log["args"]
-        account = bytes(a["account"])
-        claimed_free += a["free"]
-        claimed_staked += a["staked"]
-        name = ss58.encode(account)
-        try:
-            value = published.values[published.value_index(account)]
-        except VeilError:
-            bad_leaf.append(f"{name}: not in the tree")
-            continue
-        if value != (a["index"], account, a["free"], a["staked"]):
-            bad_leaf.append(f"{name}: event amounts or index differ from its leaf")
-        scheme = SCHEME_NAMES.get(a["scheme"])
-        try:
-            verify_binding(account, a["receiver"], bytes(a["substrateSignature"]), context,
-                           scheme=scheme)  # fmt: skip
-        except (BindingRefused, VeilError) as error:
-            bad_signature.append(f"{name} -> {a['receiver']}: {error}")
-    doubles = [str(i) for i, n in indices.items() if n > 1]
-    report.add("every Claimed event matches a leaf", not bad_leaf,
-               "; ".join(bad_leaf[:5]) or f"{len(logs)} claims")  # fmt: skip
-    report.add("no leaf claimed twice", not doubles, ", ".join(doubles) or "none")
-    report.add(
-        "every holder signature re-verifies",
-        not bad_signature,
-        "; ".join(bad_signature[:5]) or f"{len(logs)} signatures (sr25519/ed25519/ecdsa)",
+    claimed_free, claimed_staked, indices = check_claims(
+        (log["args"] for log in logs), published, context, report
     )
 
     chain_free = migrator.functions.claimedFree().call()

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils import is_hex_address, to_checksum_address
-
+from veil.chain.addresses import parse_address
 from veil.errors import InputError, VeilError
 from veil.substrate import ss58
 from veil.substrate.signature import SCHEMES, Scheme, Verified, verify_raw
@@ -46,9 +45,13 @@ class BindingContext:
 
 
 def checksum_address(address: str, what: str) -> str:
+    """Strict EIP-55 (a mixed-case typo is refused, not re-checksummed); a zero receiver
+    would burn the claim, so it is refused too."""
+    from eth_utils import is_hex_address  # ~0.1 s; not for --help
+
     if not isinstance(address, str) or not is_hex_address(address):
         raise InputError(f"{what} {address!r}: not a 20-byte 0x address")
-    return to_checksum_address(address)
+    return parse_address(address, what, allow_zero=what != "receiver")
 
 
 def parse_genesis(text: str) -> bytes:

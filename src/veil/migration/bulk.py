@@ -13,6 +13,7 @@ import gc
 import json
 import multiprocessing
 import os
+import signal
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -190,6 +191,9 @@ def forked(job: Callable[[], bytes]) -> Callable[[], bytes | None]:
     receive, send = context.Pipe(duplex=False)
 
     def run() -> None:
+        # Ctrl-C reaches the whole process group: the child just dies (the parent, which
+        # got the same signal, reports it once) instead of printing its own traceback.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         send.send_bytes(job())
         send.close()
 

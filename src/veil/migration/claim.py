@@ -1,8 +1,9 @@
 """Claiming: gather attester signatures over a binding, then pay the leaf on the L2.
 
 The client trusts no attester's answer blindly: each returned signature must recover to
-the signer it names, that signer must be registered on the Migrator, and the leaf the
-attester echoes must be the one in our own copy of the tree. Only then is the
+the signer it names over the binding of *this* holder signature (its `signature_hash`),
+that signer must be registered on the Migrator, and the leaf the attester echoes must be
+the one in our own copy of the tree. Only then is the
 transaction built, so a misbehaving attester costs a retry, never gas or funds. An
 attester that sheds load (503) or throttles (429) is asked again after a jittered,
 growing delay that honours its Retry-After (veil.attester.backoff).
@@ -11,25 +12,23 @@ growing delay that honours its Retry-After (veil.attester.backoff).
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from veil.attester.backoff import DEFAULT, RETRY_STATUSES, Backoff, retry_after_seconds
 from veil.chain.client import Chain
 from veil.errors import ChainError, InputError, VeilError
 from veil.migration import attestation
-from veil.migration.attestation import Attestation
+from veil.migration.attestation import SCHEME_IDS, Attestation, published_signature
 from veil.migration.merkle import MerkleTree, value_to_json
 from veil.substrate.signature import Scheme
 
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
 BINDINGS_PATH = "/v1/migration/bindings"
-# The Migrator's scheme byte follows Substrate's MultiSignature variant order.
-SCHEME_IDS: dict[str, int] = {"ed25519": 0, "sr25519": 1, "ecdsa": 2}
+__all__ = ["SCHEME_IDS", "collect_attestations", "pack_proof_flags", "submit_claim"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,9 @@ def request_attestation(
     url: str, body: dict[str, Any], timeout: float = 15, backoff: Backoff = DEFAULT
 ) -> dict[str, Any]:
     """POST the binding to one attester; its refusal reason becomes the error text."""
+    import urllib.error  # urllib.request takes ~0.05 s to import; offline commands skip it
+    import urllib.request
+
     data = json.dumps(body).encode()
     for attempt in range(backoff.attempts):
         request = urllib.request.Request(
@@ -87,8 +89,13 @@ def collect_attestations(
     receiver: str,
     chain_id: int,
     migrator: str,
+    sig_hash: bytes,
 ) -> tuple[list[Attestation], list[str]]:
-    """Ask every attester; keep the answers that check out, and say why others did not."""
+    """Ask every attester; keep the answers that check out, and say why others did not.
+
+    `sig_hash` is `attestation.signature_hash` of the signature the claim will carry: an
+    attestation over any other signature would make the claim revert, so it is refused
+    here, before any gas is spent."""
     expected_leaf = value_to_json(tree.values[tree.value_index(account)])
     good: dict[str, Attestation] = {}
     problems: list[str] = []
@@ -104,7 +111,9 @@ def collect_attestations(
                 r=bytes.fromhex(raw["r"].removeprefix("0x")),
                 s=bytes.fromhex(raw["s"].removeprefix("0x")),
             )
-            recovered = attestation.recover_signer(signed, account, receiver, chain_id, migrator)
+            recovered = attestation.recover_signer(
+                signed, account, receiver, sig_hash, chain_id, migrator
+            )
             if recovered.lower() != signed.signer.lower():
                 raise VeilError(f"attester {url}: signature recovers to {recovered}")
             good[recovered.lower()] = Attestation(recovered, signed.v, signed.r, signed.s)
@@ -138,9 +147,7 @@ def submit_claim(
     if migrator.functions.isClaimed(index).call():
         raise ChainError(f"claim: leaf {index} is already claimed")
     proof = tree.proof(position)
-    bare_length = 65 if scheme == "ecdsa" else 64
-    if len(substrate_signature) == bare_length + 1:  # a MultiSignature: scheme byte first
-        substrate_signature = substrate_signature[1:]
+    substrate_signature = published_signature(substrate_signature, scheme)
     call = migrator.functions.claim(
         index, account, free, staked, receiver, proof, substrate_signature,
         SCHEME_IDS[scheme], [a.as_tuple() for a in usable],

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from Crypto.Hash import keccak as _keccak_module
+# pycryptodome is imported on first use: with its cffi backend, loading it parses C
+# declarations (~0.05 s), which commands that hash nothing (`--help`) should not pay.
 
 
 def _public_keccak256(data: bytes) -> bytes:
+    from Crypto.Hash import keccak as _keccak_module
+
     return _keccak_module.new(data=data, digest_bits=256).digest()
 
 
 def _fast_hasher(double: bool = False) -> Callable[[bytes], bytes] | None:
     try:
+        from Crypto.Hash import keccak as _keccak_module
         from Crypto.Util._raw_api import VoidPointer, c_size_t, c_ubyte, create_string_buffer
 
         lib = _keccak_module._raw_keccak_lib

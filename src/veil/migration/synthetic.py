@@ -17,7 +17,6 @@ from typing import Any
 
 import ed25519_zebra
 import sr25519
-from eth_keys import keys as eth_keys
 
 from veil.migration.positions import Exclusion, Position, module_account
 from veil.substrate import ss58
@@ -54,6 +53,8 @@ class Keypair:
             return bytes(sr25519.sign((public, secret), message))
         if self.scheme == "ed25519":
             return bytes(ed25519_zebra.ed_sign(self.seed, message))
+        from eth_keys import keys as eth_keys  # ~0.1 s to import; only ECDSA keys need it
+
         signature = eth_keys.PrivateKey(self.seed).sign_msg_hash(blake2_256(message))
         return signature.to_bytes()
 
@@ -74,6 +75,8 @@ def keypair(scheme: Scheme, seed: bytes) -> Keypair:
     if scheme == "ed25519":
         public = bytes(ed25519_zebra.ed_public_from_secret(seed))
         return Keypair(scheme, seed, public, public)
+    from eth_keys import keys as eth_keys
+
     public = eth_keys.PrivateKey(seed).public_key.to_compressed_bytes()
     return Keypair(scheme, seed, public, blake2_256(public))
 

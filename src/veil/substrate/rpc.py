@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import urllib.error
-import urllib.request
 from types import TracebackType
 from typing import Any
 
@@ -49,6 +47,9 @@ class SubstrateRpc:
 
     def call(self, method: str, params: list[Any]) -> Any:
         request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        import urllib.error  # urllib.request takes ~0.05 s to import; offline commands skip it
+        import urllib.request
+
         try:
             if self._ws is not None:
                 self._ws.send(json.dumps(request))

@@ -20,8 +20,6 @@ from typing import Literal
 
 import ed25519_zebra
 import sr25519
-from eth_keys import keys as eth_keys
-from eth_keys.exceptions import BadSignature
 
 from veil.substrate.storage import blake2_256
 
@@ -75,6 +73,9 @@ def recover_ecdsa(message: bytes, signature: bytes) -> bytes | None:
         v -= 27
     if v not in (0, 1):
         return None
+    from eth_keys import keys as eth_keys  # eth_keys pulls eth_utils (~0.1 s); only ECDSA needs it
+    from eth_keys.exceptions import BadSignature
+
     try:
         sig = eth_keys.Signature(signature[:64] + bytes([v]))
         return sig.recover_public_key_from_msg_hash(blake2_256(message)).to_compressed_bytes()

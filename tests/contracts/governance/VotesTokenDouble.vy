@@ -4,7 +4,13 @@
 @notice TEST ONLY. A minimal, unowned token that lets the Governor's unit tests
         control balances, delegation and vote history without depending on the
         vPHA vault. Anyone may mint: never deploy it outside tests.
+        It has vPHA's 24 decimals, so amounts in tests are written at vPHA's scale
+        (a double with 18 decimals is how tallies too narrow for vPHA went unseen).
+        Unlike the vault it does not cap its supply at 2**160 - 1, so that tests can
+        feed the Governor weights no real vPHA holder could have.
 """
+
+decimals: public(constant(uint8)) = 24
 
 struct Checkpoint:
     key: uint256

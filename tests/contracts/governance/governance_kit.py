@@ -28,10 +28,12 @@ DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
 VOTING_DELAY = 3_600
 VOTING_PERIOD = 3 * 86_400
-THRESHOLD = 10 * 10**18
+THRESHOLD = 10 * 10**24  # 10 vPHA
 QUORUM_NUMERATOR = 4
 MIN_DELAY = 2 * 86_400
-E18 = 10**18
+# One vPHA in wei: 24 decimals, as the real vault (18 for PHA + its 6-digit offset).
+# Votes doubles with 18 decimals are how the 104-bit tally overflow went unnoticed.
+VPHA = 10**24
 
 # OpenZeppelin ProposalState.
 PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = range(8)
@@ -127,7 +129,7 @@ def deploy_system() -> System:
     for name, amount in (("alice", 400), ("bob", 300), ("carol", 200), ("dave", 100)):
         account = boa.env.generate_address(name)
         system.voters[name] = account
-        token.mint(account, amount * E18)
+        token.mint(account, amount * VPHA)
         with boa.env.prank(account):
             token.delegate(account)
     boa.env.time_travel(seconds=1)

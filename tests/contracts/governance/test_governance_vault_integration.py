@@ -13,7 +13,6 @@ from governance_kit import (
     AGAINST,
     CANCELLER_ROLE,
     DEFAULT_ADMIN_ROLE,
-    E18,
     EXECUTED,
     FOR,
     GOVERNOR,
@@ -31,6 +30,7 @@ from governance_kit import (
 
 PHA = ROOT / "contracts" / "token" / "PHA.vy"
 VAULT = ROOT / "contracts" / "staking" / "Vault.vy"
+PHA_WEI = 10**18
 
 
 @dataclass
@@ -72,7 +72,7 @@ def economy() -> Economy:
     stakers = {}
     for name, amount in (("alice", 600), ("bob", 300), ("carol", 100)):
         stakers[name] = boa.env.generate_address(name)
-        _stake(pha, vault, stakers[name], amount * E18)
+        _stake(pha, vault, stakers[name], amount * PHA_WEI)
     pha.setMinter(deployer, False)
     vault.transfer_ownership(timelock.address)
     timelock.renounceRole(DEFAULT_ADMIN_ROLE, deployer)
@@ -131,7 +131,7 @@ def test_stake_after_the_snapshot_does_not_vote(economy: Economy) -> None:
     boa.env.time_travel(seconds=VOTING_DELAY + 1)
     latecomer = boa.env.generate_address("latecomer")
     pha.setMinter(boa.env.eoa, True)  # PHA stays with the deployer in this fixture
-    _stake(pha, vault, latecomer, 10_000 * E18)
+    _stake(pha, vault, latecomer, 10_000 * PHA_WEI)
     assert vault.getVotes(latecomer) > 0
     with boa.env.prank(latecomer):
         assert gov.castVote(pid, AGAINST) == 0

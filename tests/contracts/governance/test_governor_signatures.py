@@ -5,7 +5,7 @@ from __future__ import annotations
 import boa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from governance_kit import ABSTAIN, AGAINST, E18, FOR, System
+from governance_kit import ABSTAIN, AGAINST, FOR, VPHA, System
 
 BALLOT_TYPES = {
     "Ballot": [
@@ -57,24 +57,24 @@ def _active_proposal(system: System) -> int:
 
 def test_vote_by_signature_counts_for_the_signer(system: System) -> None:
     gov = system.governor
-    signer = _funded_signer(system, "11", 50 * E18)
+    signer = _funded_signer(system, "11", 50 * VPHA)
     pid = _active_proposal(system)
     assert gov.nonces(signer.address) == 0
     signature = _sign_ballot(system, signer, pid, FOR, signer.address, 0)
     relayer = boa.env.generate_address("relayer")
     with boa.env.prank(relayer):
-        assert gov.castVoteBySig(pid, FOR, signer.address, signature) == 50 * E18
+        assert gov.castVoteBySig(pid, FOR, signer.address, signature) == 50 * VPHA
     (log,) = [log for log in gov.get_logs() if type(log).__name__ == "VoteCast"]
-    assert (log.voter, log.support, log.weight, log.reason) == (signer.address, FOR, 50 * E18, "")
+    assert (log.voter, log.support, log.weight, log.reason) == (signer.address, FOR, 50 * VPHA, "")
     assert gov.hasVoted(pid, signer.address)
     assert not gov.hasVoted(pid, relayer)
     assert gov.nonces(signer.address) == 1
-    assert gov.proposalVotes(pid) == (0, 50 * E18, 0)
+    assert gov.proposalVotes(pid) == (0, 50 * VPHA, 0)
 
 
 def test_replayed_signature_is_refused(system: System) -> None:
     gov = system.governor
-    signer = _funded_signer(system, "12", 50 * E18)
+    signer = _funded_signer(system, "12", 50 * VPHA)
     pid = _active_proposal(system)
     second = system.propose(system.fee_proposal(description="second"))
     system.to_active()
@@ -88,13 +88,13 @@ def test_replayed_signature_is_refused(system: System) -> None:
         gov.castVoteBySig(second, FOR, signer.address, signature)
     # A fresh signature with the current nonce works on the second proposal.
     fresh = _sign_ballot(system, signer, second, AGAINST, signer.address, 1)
-    assert gov.castVoteBySig(second, AGAINST, signer.address, fresh) == 50 * E18
+    assert gov.castVoteBySig(second, AGAINST, signer.address, fresh) == 50 * VPHA
     assert gov.nonces(signer.address) == 2
 
 
 def test_signature_of_someone_else_is_refused(system: System) -> None:
     gov = system.governor
-    victim = _funded_signer(system, "13", 50 * E18)
+    victim = _funded_signer(system, "13", 50 * VPHA)
     attacker = Account.from_key(bytes.fromhex("14" * 32))
     pid = _active_proposal(system)
     forged = _sign_ballot(system, attacker, pid, AGAINST, victim.address, 0)
@@ -106,7 +106,7 @@ def test_signature_of_someone_else_is_refused(system: System) -> None:
 
 def test_signed_fields_are_bound(system: System) -> None:
     gov = system.governor
-    signer = _funded_signer(system, "15", 50 * E18)
+    signer = _funded_signer(system, "15", 50 * VPHA)
     pid = _active_proposal(system)
     signature = _sign_ballot(system, signer, pid, FOR, signer.address, 0)
     with boa.reverts("Governor: invalid signature"):
@@ -122,12 +122,12 @@ def test_signed_fields_are_bound(system: System) -> None:
         gov.castVoteBySig(pid, FOR, signer.address, foreign)
     with boa.reverts("ecdsa: invalid signature"):
         gov.castVoteBySig(pid, FOR, signer.address, b"\x00" * 65)
-    assert gov.castVoteBySig(pid, FOR, signer.address, signature) == 50 * E18
+    assert gov.castVoteBySig(pid, FOR, signer.address, signature) == 50 * VPHA
 
 
 def test_signed_vote_still_needs_an_active_proposal(system: System) -> None:
     gov = system.governor
-    signer = _funded_signer(system, "16", 50 * E18)
+    signer = _funded_signer(system, "16", 50 * VPHA)
     boa.env.time_travel(seconds=1)
     pid = system.propose(system.fee_proposal())
     signature = _sign_ballot(system, signer, pid, FOR, signer.address, 0)
@@ -138,7 +138,7 @@ def test_signed_vote_still_needs_an_active_proposal(system: System) -> None:
 
 def test_extended_ballot_by_signature(system: System) -> None:
     gov = system.governor
-    signer = _funded_signer(system, "17", 70 * E18)
+    signer = _funded_signer(system, "17", 70 * VPHA)
     pid = _active_proposal(system)
     message = {
         "proposalId": pid,
@@ -157,9 +157,9 @@ def test_extended_ballot_by_signature(system: System) -> None:
         gov.castVoteWithReasonAndParamsBySig(
             pid, ABSTAIN, signer.address, "conflict of interest", b"\x05", signature
         )
-        == 70 * E18
+        == 70 * VPHA
     )
     (log,) = [log for log in gov.get_logs() if type(log).__name__ == "VoteCastWithParams"]
     assert (log.voter, log.reason, log.params) == (signer.address, "conflict of interest", b"\x05")
-    assert gov.proposalVotes(pid) == (0, 0, 70 * E18)
+    assert gov.proposalVotes(pid) == (0, 0, 70 * VPHA)
     assert gov.nonces(signer.address) == 1

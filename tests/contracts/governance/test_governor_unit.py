@@ -14,7 +14,6 @@ from governance_kit import (
     CANCELED,
     CANCELLER_ROLE,
     DEFEATED,
-    E18,
     EXECUTED,
     EXECUTOR_ROLE,
     FOR,
@@ -31,6 +30,7 @@ from governance_kit import (
     VOTES_DOUBLE,
     VOTING_DELAY,
     VOTING_PERIOD,
+    VPHA,
     ZERO,
     Proposal,
     System,
@@ -178,14 +178,14 @@ def test_supports_interface(system: System) -> None:
 def test_get_votes_and_quorum_read_the_token_at_a_timepoint(system: System) -> None:
     gov, alice = system.governor, system.voters["alice"]
     now = gov.clock()
-    assert gov.getVotes(alice, now - 1) == 400 * E18
-    assert gov.getVotesWithParams(alice, now - 1, b"\x01") == 400 * E18
-    assert gov.quorum(now - 1) == 1000 * E18 * QUORUM_NUMERATOR // 100
-    system.token.mint(alice, 500 * E18)
+    assert gov.getVotes(alice, now - 1) == 400 * VPHA
+    assert gov.getVotesWithParams(alice, now - 1, b"\x01") == 400 * VPHA
+    assert gov.quorum(now - 1) == 1000 * VPHA * QUORUM_NUMERATOR // 100
+    system.token.mint(alice, 500 * VPHA)
     boa.env.time_travel(seconds=1)
-    assert gov.getVotes(alice, now - 1) == 400 * E18
-    assert gov.getVotes(alice, gov.clock() - 1) == 900 * E18
-    assert gov.quorum(gov.clock() - 1) == 1500 * E18 * QUORUM_NUMERATOR // 100
+    assert gov.getVotes(alice, now - 1) == 400 * VPHA
+    assert gov.getVotes(alice, gov.clock() - 1) == 900 * VPHA
+    assert gov.quorum(gov.clock() - 1) == 1500 * VPHA * QUORUM_NUMERATOR // 100
 
 
 # ------------------------------------------------------------------ constructor
@@ -366,10 +366,10 @@ def test_full_lifecycle_changes_a_timelock_owned_parameter(system: System) -> No
     assert gov.state(pid) == PENDING  # snapshot == now is still pending
     boa.env.time_travel(seconds=1)
     assert gov.state(pid) == ACTIVE
-    assert system.vote(pid, "alice", FOR) == 400 * E18
-    assert system.vote(pid, "bob", AGAINST) == 300 * E18
-    assert system.vote(pid, "carol", ABSTAIN) == 200 * E18
-    assert gov.proposalVotes(pid) == (300 * E18, 400 * E18, 200 * E18)
+    assert system.vote(pid, "alice", FOR) == 400 * VPHA
+    assert system.vote(pid, "bob", AGAINST) == 300 * VPHA
+    assert system.vote(pid, "carol", ABSTAIN) == 200 * VPHA
+    assert gov.proposalVotes(pid) == (300 * VPHA, 400 * VPHA, 200 * VPHA)
     boa.env.time_travel(seconds=VOTING_PERIOD - 1)
     assert gov.state(pid) == ACTIVE  # deadline itself still accepts votes
     boa.env.time_travel(seconds=1)
@@ -383,7 +383,8 @@ def test_full_lifecycle_changes_a_timelock_owned_parameter(system: System) -> No
     assert (queued.proposalId, queued.etaSeconds) == (pid, now + MIN_DELAY)
     assert gov.proposalEta(pid) == now + MIN_DELAY
     assert gov.state(pid) == QUEUED
-    assert gov.proposalVotes(pid) == (300 * E18, 400 * E18, 200 * E18)  # eta packing keeps tallies
+    # the eta shares a slot with the for-votes and leaves the tallies alone
+    assert gov.proposalVotes(pid) == (300 * VPHA, 400 * VPHA, 200 * VPHA)
     with boa.reverts("Governor: proposal not successful"):
         gov.queue(*proposal.args())
     with boa.reverts("timelock_controller: operation is not ready"):
@@ -474,8 +475,8 @@ def test_quorum_boundary_counts_for_and_abstain(system: System) -> None:
         with boa.env.prank(account):
             token.delegate(account)
     with boa.env.prank(alice):
-        token.transfer(yes, 25 * E18)
-        token.transfer(maybe, 15 * E18 - 1)
+        token.transfer(yes, 25 * VPHA)
+        token.transfer(maybe, 15 * VPHA - 1)
     boa.env.time_travel(seconds=1)
     short_id = system.propose(system.fee_proposal(description="one wei below quorum"))
     boa.env.time_travel(seconds=1)
@@ -487,13 +488,13 @@ def test_quorum_boundary_counts_for_and_abstain(system: System) -> None:
         token.transfer(maybe, 1)
     boa.env.time_travel(seconds=1)
     for pid in (short_id, exact_id):
-        assert gov.quorum(gov.proposalSnapshot(pid)) == 40 * E18
+        assert gov.quorum(gov.proposalSnapshot(pid)) == 40 * VPHA
         with boa.env.prank(yes):
             gov.castVote(pid, FOR)
         with boa.env.prank(maybe):
             gov.castVote(pid, ABSTAIN)
-    assert gov.proposalVotes(short_id) == (0, 25 * E18, 15 * E18 - 1)
-    assert gov.proposalVotes(exact_id) == (0, 25 * E18, 15 * E18)
+    assert gov.proposalVotes(short_id) == (0, 25 * VPHA, 15 * VPHA - 1)
+    assert gov.proposalVotes(exact_id) == (0, 25 * VPHA, 15 * VPHA)
     system.to_ended()
     assert gov.state(short_id) == DEFEATED
     assert gov.state(exact_id) == SUCCEEDED
@@ -545,18 +546,18 @@ def test_votes_count_at_the_snapshot_only(system: System) -> None:
     proposal = system.fee_proposal()
     pid = system.propose(proposal)
     boa.env.time_travel(seconds=VOTING_DELAY + 1)  # one second after the snapshot
-    token.mint(late, 500 * E18)
+    token.mint(late, 500 * VPHA)
     with boa.env.prank(late):
         token.delegate(late)
     with boa.env.prank(alice):
-        token.transfer(bob, 400 * E18)
+        token.transfer(bob, 400 * VPHA)
     with boa.env.prank(late):
         assert gov.castVote(pid, FOR) == 0
     with boa.env.prank(bob):
-        assert gov.castVote(pid, AGAINST) == 300 * E18
+        assert gov.castVote(pid, AGAINST) == 300 * VPHA
     with boa.env.prank(alice):
-        assert gov.castVote(pid, FOR) == 400 * E18
-    assert gov.proposalVotes(pid) == (300 * E18, 400 * E18, 0)
+        assert gov.castVote(pid, FOR) == 400 * VPHA
+    assert gov.proposalVotes(pid) == (300 * VPHA, 400 * VPHA, 0)
     assert gov.hasVoted(pid, late)  # a zero-weight vote is still a vote, as in OpenZeppelin
 
 
@@ -572,7 +573,7 @@ def test_vote_events_with_reason_and_params(system: System) -> None:
         system.voters["alice"],
         pid,
         FOR,
-        400 * E18,
+        400 * VPHA,
         "good for the network",
     )
     with boa.env.prank(system.voters["bob"]):
@@ -581,7 +582,7 @@ def test_vote_events_with_reason_and_params(system: System) -> None:
     assert type(log).__name__ == "VoteCastWithParams"
     assert (log.support, log.weight, log.reason, log.params) == (
         ABSTAIN,
-        300 * E18,
+        300 * VPHA,
         "meh",
         b"\x01\x02",
     )
@@ -593,7 +594,7 @@ def test_vote_events_with_reason_and_params(system: System) -> None:
         gov.castVote(pid, FOR)
     (log,) = gov.get_logs()
     assert (type(log).__name__, log.reason) == ("VoteCast", "")
-    assert gov.proposalVotes(pid) == (200 * E18, 500 * E18, 300 * E18)
+    assert gov.proposalVotes(pid) == (200 * VPHA, 500 * VPHA, 300 * VPHA)
 
 
 # ------------------------------------------------------------------ cancel
@@ -696,7 +697,7 @@ def test_state_follows_operations_done_or_cancelled_on_the_timelock(system: Syst
 SETTERS = [
     ("setVotingDelay", (60,), "votingDelay", 60, "VotingDelaySet"),
     ("setVotingPeriod", (600,), "votingPeriod", 600, "VotingPeriodSet"),
-    ("setProposalThreshold", (5 * E18,), "proposalThreshold", 5 * E18, "ProposalThresholdSet"),
+    ("setProposalThreshold", (5 * VPHA,), "proposalThreshold", 5 * VPHA, "ProposalThresholdSet"),
     ("updateQuorumNumerator", (10,), "quorumNumerator", 10, "QuorumNumeratorUpdated"),
 ]
 
@@ -753,7 +754,7 @@ def test_setter_events(system: System) -> None:
     logs = {type(log).__name__: tuple(log)[1:] for log in gov.get_logs()}
     assert logs["VotingDelaySet"] == (VOTING_DELAY, 60)
     assert logs["VotingPeriodSet"] == (VOTING_PERIOD, 600)
-    assert logs["ProposalThresholdSet"] == (THRESHOLD, 5 * E18)
+    assert logs["ProposalThresholdSet"] == (THRESHOLD, 5 * VPHA)
     assert logs["QuorumNumeratorUpdated"] == (QUORUM_NUMERATOR, 10)
     # New settings apply to new proposals.
     now = gov.clock()
@@ -818,10 +819,31 @@ def test_quorum_numerator_history(system: System) -> None:
     assert gov.quorumNumerator(t2) == 20
     assert gov.quorumNumerator(0) == 0  # before the Governor existed
     # The early proposal keeps the quorum of its snapshot (4%).
-    assert gov.quorum(gov.proposalSnapshot(early_id)) == 1000 * E18 * QUORUM_NUMERATOR // 100
-    assert gov.quorum(t2 - 1) == 1000 * E18 * 50 // 100
+    assert gov.quorum(gov.proposalSnapshot(early_id)) == 1000 * VPHA * QUORUM_NUMERATOR // 100
+    assert gov.quorum(t2 - 1) == 1000 * VPHA * 50 // 100
     boa.env.time_travel(seconds=1)
-    assert gov.quorum(t2) == 1000 * E18 * 20 // 100
+    assert gov.quorum(t2) == 1000 * VPHA * 20 // 100
+
+
+def test_quorum_updates_in_one_second_keep_one_checkpoint(system: System) -> None:
+    """Two updates executed in the same second leave one checkpoint (the later value),
+    and a third, later one is found by the history search behind the latest."""
+    gov = system.governor
+    t0 = gov.clock()
+    update = gov.updateQuorumNumerator.prepare_calldata
+    twice = Proposal([gov.address] * 2, [0] * 2, [update(30), update(60)], "quorum 30 then 60")
+    system.enact(twice)
+    logs = [log for log in gov.get_logs() if type(log).__name__ == "QuorumNumeratorUpdated"]
+    assert [(e.oldQuorumNumerator, e.newQuorumNumerator) for e in logs] == [(4, 30), (30, 60)]
+    t1 = gov.clock()
+    system.enact(system.self_proposal(update(10), "quorum 10"), supporters=("alice", "bob"))
+    t2 = gov.clock()
+    assert gov.quorumNumerator() == 10
+    assert gov.quorumNumerator(t2) == 10
+    assert gov.quorumNumerator(t2 - 1) == 60
+    assert gov.quorumNumerator(t1) == 60
+    assert gov.quorumNumerator(t1 - 1) == QUORUM_NUMERATOR
+    assert gov.quorumNumerator(t0) == QUORUM_NUMERATOR
 
 
 def test_update_timelock(system: System) -> None:
@@ -889,11 +911,41 @@ def test_description_suffix_restricts_the_proposer(system: System) -> None:
             gov.propose([target.address], [0], cd, f"Not a restriction #proposer={suffix}")
 
 
-def test_packed_tallies_refuse_overflow(system: System) -> None:
-    """For and against share a slot with 104 bits each: far above PHA's supply, still checked."""
+VPHA_MAX_SUPPLY = 2**160 - 1  # the vault refuses to mint more ("vPHA: supply overflow")
+
+
+def test_tallies_hold_the_largest_supply_vpha_can_have(system: System) -> None:
+    """Every side holds 2**160 - 1 vPHA wei, the most the vault can ever mint."""
+    gov = system.governor
+    sides = (FOR, AGAINST, ABSTAIN)
+    whales = [boa.env.generate_address(f"whale{support}") for support in sides]
+    for whale in whales:
+        system.token.mint(whale, VPHA_MAX_SUPPLY)
+        with boa.env.prank(whale):
+            system.token.delegate(whale)
+    boa.env.time_travel(seconds=1)
+    proposal = system.fee_proposal()
+    pid = system.propose(proposal)
+    system.to_active()
+    for whale, support in zip(whales, sides, strict=True):
+        with boa.env.prank(whale):
+            assert gov.castVote(pid, support) == VPHA_MAX_SUPPLY
+    for_votes = VPHA_MAX_SUPPLY + 400 * VPHA
+    assert system.vote(pid, "alice", FOR) == 400 * VPHA
+    assert gov.proposalVotes(pid) == (VPHA_MAX_SUPPLY, for_votes, VPHA_MAX_SUPPLY)
+    system.to_ended()
+    assert gov.state(pid) == SUCCEEDED
+    gov.queue(*proposal.args())
+    assert gov.proposalEta(pid) == gov.clock() + MIN_DELAY
+    assert gov.proposalVotes(pid) == (VPHA_MAX_SUPPLY, for_votes, VPHA_MAX_SUPPLY)
+
+
+def test_for_tally_refuses_to_spill_into_the_eta(system: System) -> None:
+    """For-votes share a slot with the eta; a token reporting more than 2**208 votes (which
+    vPHA cannot) is refused rather than corrupting it."""
     gov, token = system.governor, system.token
-    whales = [boa.env.generate_address(f"whale{i}") for i in range(3)]
-    for whale, amount in zip(whales, (2**104 - 1, 1, 2**104), strict=True):
+    whales = [boa.env.generate_address(f"whale{i}") for i in range(2)]
+    for whale, amount in zip(whales, (2**208 - 1, 1), strict=True):
         token.mint(whale, amount)
         with boa.env.prank(whale):
             token.delegate(whale)
@@ -904,11 +956,10 @@ def test_packed_tallies_refuse_overflow(system: System) -> None:
         gov.castVote(pid, FOR)
     with boa.env.prank(whales[1]), boa.reverts("Governor: tally overflow"):
         gov.castVote(pid, FOR)
-    with boa.env.prank(whales[2]), boa.reverts("Governor: tally overflow"):
-        gov.castVote(pid, AGAINST)
     with boa.env.prank(whales[1]):
         gov.castVote(pid, AGAINST)
-    assert gov.proposalVotes(pid) == (1, 2**104 - 1, 0)
+    assert gov.proposalVotes(pid) == (1, 2**208 - 1, 0)
+    assert gov.proposalEta(pid) == 0
 
 
 def test_extended_ballot_typehash(system: System) -> None:
@@ -916,3 +967,52 @@ def test_extended_ballot_typehash(system: System) -> None:
         text="ExtendedBallot(uint256 proposalId,uint8 support,address voter,uint256 nonce,"
         "string reason,bytes params)"
     )
+
+
+# ------------------------------------------------------------------ limits at propose
+
+
+def test_seventeen_actions_are_refused_at_propose_naming_the_limit(system: System) -> None:
+    gov, target = system.governor, system.target
+    assert gov.MAX_ACTIONS() == 16 == system.timelock.MAX_BATCH()
+    calldatas = [target.setFee.prepare_calldata(i) for i in range(17)]
+    limit = "Governor: more than MAX_ACTIONS (16) actions"
+    with boa.env.prank(system.voters["alice"]), boa.reverts(limit):
+        gov.propose([target.address] * 17, [0] * 17, calldatas, "seventeen")
+
+
+def test_a_1025_byte_calldata_is_refused_at_propose_naming_the_limit(system: System) -> None:
+    gov, target = system.governor, system.target
+    assert gov.MAX_CALLDATA() == 1_024
+    fine = target.setFee.prepare_calldata(1)
+    for position in (0, 2):
+        calldatas = [fine, fine, fine]
+        calldatas[position] = b"\x01" * 1_025
+        limit = "Governor: calldata over MAX_CALLDATA (1,024 bytes)"
+        with boa.env.prank(system.voters["alice"]), boa.reverts(limit):
+            gov.propose([target.address] * 3, [0] * 3, calldatas, f"long call at {position}")
+
+
+def test_a_proposal_at_both_limits_goes_all_the_way_through(system: System) -> None:
+    """16 actions, one of them 1,024 bytes: accepted at propose, so queue and execute on
+    the Timelock's own bounds must take it too."""
+    target = system.target
+    # setFee(uint256) with 988 bytes of trailing data, which the ABI decoder ignores.
+    padded = target.setFee.prepare_calldata(7) + b"\x00" * (1_024 - 36)
+    assert len(padded) == 1_024
+    calldatas = [target.setFee.prepare_calldata(i) for i in range(15)] + [padded]
+    proposal = Proposal([target.address] * 16, [0] * 16, calldatas, "both limits")
+    pid = system.enact(proposal, supporters=("alice", "bob"))
+    assert system.governor.state(pid) == EXECUTED
+    assert target.fee() == 7
+
+
+def test_far_over_the_limits_still_reverts_at_propose(system: System) -> None:
+    """Beyond one action or byte over, Vyper's ABI decoder refuses the call (no reason):
+    still at propose, never a proposal that fails later."""
+    gov, target = system.governor, system.target
+    with boa.env.prank(system.voters["alice"]):
+        with boa.reverts():
+            gov.propose([target.address] * 18, [0] * 18, [b""] * 18, "eighteen")
+        with boa.reverts():
+            gov.propose([target.address], [0], [b"\x01" * 1_026], "too long")

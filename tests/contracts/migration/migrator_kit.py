@@ -30,6 +30,10 @@ PHA_DOUBLE = HERE / "TestOnlyPHADouble.vy"
 VAULT_DOUBLE = HERE / "TestOnlyVaultDouble.vy"
 
 WEI = 10**18
+# What claims carry unless a test says otherwise: the contract cannot check an sr25519
+# signature, only that it is the one the attesters bound.
+SIGNATURE = b"\x11" * 64
+SCHEME = 1  # sr25519
 ATTESTER_KEYS = [keccak(text=f"veil migrator attester {i}") for i in range(6)]
 
 
@@ -39,6 +43,11 @@ ATTESTER_KEYS = [keccak(text=f"veil migrator attester {i}") for i in range(6)]
 REAL_TOKENS = os.environ.get("VEIL_MIGRATOR_DOUBLES") != "1" and (
     REAL_PHA.is_file() and REAL_VAULT.is_file()
 )
+
+
+def sig_hash(signature: bytes, scheme: int) -> bytes:
+    """The Binding's signatureHash: keccak256(scheme byte ++ bare signature)."""
+    return keccak(bytes([scheme]) + signature)
 
 
 # ------------------------------------------------------------ Merkle tree (OZ standard-v1)
@@ -117,19 +126,36 @@ class System:
     def chain_id(self) -> int:
         return int(self.migrator.eip712Domain()[3])
 
-    def attest(self, leaf: Leaf, receiver: str, signers: Sequence[int] | None = None) -> list:
-        """Sorted (v, r, s) attestations by the given attester key indices."""
+    def attest(
+        self,
+        leaf: Leaf,
+        receiver: str,
+        signers: Sequence[int] | None = None,
+        *,
+        signature: bytes = SIGNATURE,
+        scheme: int = SCHEME,
+    ) -> list:
+        """Sorted (v, r, s) attestations by the given attester key indices, binding the
+        leaf's account to `receiver` with this holder signature."""
         chosen = range(self.migrator.threshold()) if signers is None else signers
+        bound = sig_hash(signature, scheme)
         signed = [
-            sign_binding(self.keys[k], leaf.account, receiver, self.chain_id, self.migrator.address)
+            sign_binding(
+                self.keys[k], leaf.account, receiver, bound, self.chain_id, self.migrator.address
+            )
             for k in chosen
         ]
         return [a.as_tuple() for a in order_attestations(signed)]
 
-    def raw_attestations(self, leaf: Leaf, receiver: str, keys: Sequence[bytes]) -> list:
+    def raw_attestations(
+        self, leaf: Leaf, receiver: str, keys: Sequence[bytes], *, signature: bytes = SIGNATURE
+    ) -> list:
         """Unsorted, unchecked attestations by arbitrary keys, for negative tests."""
+        bound = sig_hash(signature, SCHEME)
         return [
-            sign_binding(k, leaf.account, receiver, self.chain_id, self.migrator.address).as_tuple()
+            sign_binding(
+                k, leaf.account, receiver, bound, self.chain_id, self.migrator.address
+            ).as_tuple()
             for k in keys
         ]
 
@@ -142,11 +168,15 @@ class System:
             "staked": leaf.staked,
             "receiver": receiver,
             "proof": tree.proof(value_index),
-            "substrateSignature": b"\x11" * 64,
-            "scheme": 1,
-            "attestations": self.attest(leaf, receiver),
+            "substrateSignature": SIGNATURE,
+            "scheme": SCHEME,
+            "attestations": None,
         }
         args.update(overrides)
+        if args["attestations"] is None:  # bind what the claim carries
+            args["attestations"] = self.attest(
+                leaf, receiver, signature=args["substrateSignature"], scheme=args["scheme"]
+            )
         return args
 
     def claim(self, tree: Tree, value_index: int, receiver: str, **overrides):
@@ -167,8 +197,8 @@ class System:
                     leaf.staked,
                     receiver,
                     b"\x22" * 64,
-                    1,
-                    self.attest(leaf, receiver),
+                    SCHEME,
+                    self.attest(leaf, receiver, signature=b"\x22" * 64),
                 )
             )
         return claims, proof, pack_proof_flags(flags)

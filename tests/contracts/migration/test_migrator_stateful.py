@@ -4,12 +4,16 @@ Random valid and invalid claims (single and batched), pauses, time jumps, sweeps
 claims run against a model. After every step: each leaf is claimed at most once and only
 through a valid path; minted PHA never exceeds the committed totals; for free and staked
 separately claimed + swept + remaining == committed; every receiver holds exactly the
-PHA and the vPHA value of the leaves paid to it.
+PHA and the vPHA value of the leaves paid to it, and votes with all its vPHA from the
+claim on (self-delegated at claim); a claim whose published signature is not the one the
+attesters bound never pays; the one-lookup registry `isAccepted(root, a)` always equals
+`isAttester(a)` under the current root, while attesters come and go.
 """
 
 from __future__ import annotations
 
 import boa
+from eth_account import Account
 from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -25,7 +29,15 @@ from migrator_kit import ATTESTER_KEYS, WEI, Leaf, Tree, deploy_system
 LEAVES = 10
 WINDOW = 10 * 86400
 RECEIVERS = 3
-FAULTS = ["none", "wrong proof", "other receiver", "too few", "same attester", "outsider"]
+FAULTS = [
+    "none",
+    "wrong proof",
+    "other receiver",
+    "too few",
+    "same attester",
+    "outsider",
+    "other signature",
+]
 
 
 def make_tree() -> Tree:
@@ -91,6 +103,8 @@ class MigratorMachine(RuleBasedStateMachine):
             args["attestations"] = [one, one]
         elif fault == "outsider":
             args["attestations"] = s.raw_attestations(leaf, receiver, [ATTESTER_KEYS[5]]) * 2
+        elif fault == "other signature":  # attested one signature, publishes another
+            args["substrateSignature"] = b"\x12" + args["substrateSignature"][1:]
         return args
 
     def fits(self, leaf: Leaf, free: int, staked: int) -> bool:
@@ -165,6 +179,14 @@ class MigratorMachine(RuleBasedStateMachine):
         with boa.env.prank(self.system.owner):
             self.system.migrator.unpause()
         self.paused = False
+
+    @rule(key=st.sampled_from([3, 4]))
+    def toggle_attester(self, key: int) -> None:
+        """Register or remove a spare attester: claims signed by 0 and 1 keep working."""
+        attester = Account.from_key(ATTESTER_KEYS[key]).address
+        allowed = not self.system.migrator.isAttester(attester)
+        with boa.env.prank(self.system.owner):
+            self.system.migrator.setAttester(attester, allowed)
 
     @rule(seconds=st.integers(0, 6 * 86400))
     def time_jump(self, seconds: int) -> None:
@@ -241,6 +263,20 @@ class MigratorMachine(RuleBasedStateMachine):
             assert self.system.pha.balanceOf(r) == self.owed_free[r]
             assert self.system.staked_value(r) == self.owed_staked[r]
         assert self.system.pha.balanceOf(self.system.treasury) == self.treasury_balance
+
+    @invariant()
+    def receivers_vote_with_all_their_stake(self) -> None:
+        for r in self.receivers:
+            assert self.system.vault.getVotes(r) == self.system.vault.balanceOf(r)
+
+    @invariant()
+    def one_lookup_equals_root_and_registry(self) -> None:
+        m = self.system.migrator
+        root = m.root()
+        for key in ATTESTER_KEYS:
+            attester = Account.from_key(key).address
+            assert m.isAccepted(root, attester) == m.isAttester(attester)
+            assert not m.isAccepted(self.tree.root[::-1], attester)
 
     @invariant()
     def flags_match(self) -> None:

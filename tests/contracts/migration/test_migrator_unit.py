@@ -17,12 +17,15 @@ from hypothesis import strategies as st
 from migrator_kit import (
     ATTESTER_KEYS,
     MIGRATOR,
+    SCHEME,
+    SIGNATURE,
     Leaf,
     System,
     Tree,
     deploy_system,
     deployer,
     make_leaves,
+    sig_hash,
 )
 
 from veil.migration.attestation import (
@@ -85,13 +88,28 @@ def test_eip712_domain_and_binding_digest_match_python_and_eth_account(system: S
     assert m.DOMAIN_SEPARATOR() == domain_separator(chain_id, m.address)
     account = bytes(range(32))
     receiver = addr("receiver")
-    expected = binding_digest(account, receiver, chain_id, m.address)
-    assert m.bindingDigest(account, receiver) == expected
+    bound = sig_hash(SIGNATURE, SCHEME)
+    expected = binding_digest(account, receiver, bound, chain_id, m.address)
+    assert m.bindingDigest(account, receiver, bound) == expected
     signable = encode_typed_data(
-        full_message=binding_typed_data(account, receiver, chain_id, m.address)
+        full_message=binding_typed_data(account, receiver, bound, chain_id, m.address)
     )
     assert keccak(b"\x19" + signable.version + signable.header + signable.body) == expected
-    assert m.bindingDigest(account, addr("other")) != expected
+    assert m.bindingDigest(account, addr("other"), bound) != expected
+    assert m.bindingDigest(account, receiver, sig_hash(SIGNATURE, 0)) != expected
+
+
+@pytest.mark.parametrize(
+    ("signature", "scheme"), [(b"\x11" * 64, 0), (b"\x11" * 64, 1), (b"\x02" * 65, 2)]
+)
+def test_signature_hash_is_keccak_of_the_multisignature(system: System, signature, scheme) -> None:
+    from veil.migration.attestation import signature_hash
+
+    name = {0: "ed25519", 1: "sr25519", 2: "ecdsa"}[scheme]
+    expected = keccak(bytes([scheme]) + signature)
+    assert system.migrator.signatureHash(signature, scheme) == expected
+    assert signature_hash(signature, name) == expected
+    assert signature_hash(bytes([scheme]) + signature, name) == expected  # SCALE MultiSignature
 
 
 # ------------------------------------------------------------ setRoot
@@ -302,7 +320,9 @@ def test_claim_refuses_a_high_s_twin(live) -> None:
     # the twin recovers to the same signer, so only the s check can refuse it
     assert (
         Account._recover_hash(
-            system.migrator.bindingDigest(tree.leaves[0].account, receiver),
+            system.migrator.bindingDigest(
+                tree.leaves[0].account, receiver, sig_hash(SIGNATURE, SCHEME)
+            ),
             vrs=(twin[0], r, twin[2]),
         )
         in system.attesters

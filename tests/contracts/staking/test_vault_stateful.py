@@ -1,21 +1,26 @@
 """Stateful property test of the vault's money invariants.
 
-Random deposits, mints, unlock requests, cancels, claims, time jumps, reward funding,
-rate and treasury-share changes, treasury releases and share transfers. After every
-step:
+Random deposits, mints, unlock requests (by owners, their operators and strangers,
+for themselves or other controllers), operator grants and revocations, cancels, claims
+(claim(requestId), and ERC-7540 redeem/withdraw, whole or split, to any receiver),
+time jumps, reward funding, rate and treasury-share changes, treasury releases and
+share transfers. After every step:
 
 - solvency: PHA held by the vault == totalAssets + pending unlocks + reward reserve +
   treasury owed (exact: nothing else sends PHA in), and the shares can never claim more
   than totalAssets (convertToAssets(totalSupply) <= totalAssets);
-- the queue: pendingAssets and every account's open request list match the model;
+- the queue: pendingAssets and every account's open request list match the model, and
+  so do maxRedeem, maxWithdraw and the requestId-0 pending/claimable totals;
 - the share price (totalAssets + 1) / (totalSupply + 10^6), compared exactly as a
   fraction, never drops. The single documented exception: a cancel whose rounding
   wei neither the reserve nor the treasury's share could pay; there the rule checks
   that all other holders together lost less than one wei.
 
 Rules check their own promises: previews equal results, a claim pays exactly the fixed
-assets and never before claimableAt, a cancel gives back shares worth at least the
-queued assets.
+assets and never before claimableAt (a request split over several claims pays, in
+total, exactly the PHA fixed when it was made), a cancel gives back shares worth at
+least the queued assets, and only a controller or its operator adds to or claims from
+its queue.
 """
 
 from __future__ import annotations
@@ -62,8 +67,15 @@ fraction_st = st.fractions(min_value=0, max_value=1, max_denominator=10**6)
 class Request:
     rid: int
     controller: str
-    assets: int
+    assets: int  # still owed (a split claim lowers it)
+    shares: int  # still standing for it
     claimable_at: int
+    fixed: int  # PHA fixed at request time
+    paid: int = 0
+
+
+NOT_CONTROLLER = "vPHA: caller is not the controller or its operator"
+maybe_staker = st.one_of(st.none(), staker)  # None: the rule's main account itself
 
 
 class VaultMoney(RuleBasedStateMachine):
@@ -79,6 +91,24 @@ class VaultMoney(RuleBasedStateMachine):
             with boa.env.prank(who):
                 self.vault.deposit(assets, who)
         self.open: dict[int, Request] = {}
+        self.operators: set[tuple[str, str]] = set()  # (controller, operator)
+        # The second staker starts as the first one's operator, and every staker's
+        # queue holds one request (the first one's made by its operator), so operator
+        # and claim rules have work from the first step.
+        with boa.env.prank(STAKERS[0]):
+            self.vault.setOperator(STAKERS[1], True)
+        self.operators.add((STAKERS[0], STAKERS[1]))
+        for who in STAKERS:
+            owner = STAKERS[1] if who == STAKERS[0] else who  # spends its own shares
+            shares = self.vault.balanceOf(owner) // 4
+            assets = self.vault.convertToAssets(shares)
+            if assets == 0:
+                continue
+            with boa.env.prank(owner):
+                rid = self.vault.requestRedeem(shares, who, owner)
+            self.open[rid] = Request(
+                rid, who, assets, shares, self.vault.redeemRequest(rid)[3], assets
+            )
         self.last_price = price(self.vault)
         self.diluted = False
 
@@ -116,14 +146,50 @@ class VaultMoney(RuleBasedStateMachine):
 
     # --- unlock queue --------------------------------------------------------------
 
-    @rule(target=requests, owner=staker, controller=staker, fraction=fraction_st)
-    def request(self, owner: str, controller: str, fraction: Fraction) -> Any:
+    def _acts_for(self, caller: str, account: str) -> bool:
+        return caller == account or (account, caller) in self.operators
+
+    @rule(controller=staker, operator=staker, approved=st.booleans())
+    def set_operator(self, controller: str, operator: str, approved: bool) -> None:
+        with boa.env.prank(controller):
+            if operator == controller:
+                with boa.reverts("vPHA: cannot operate for yourself"):
+                    self.vault.setOperator(operator, approved)
+                return
+            assert self.vault.setOperator(operator, approved) is True
+        if approved:
+            self.operators.add((controller, operator))
+        else:
+            self.operators.discard((controller, operator))
+        assert self.vault.isOperator(controller, operator) == approved
+
+    @rule(
+        target=requests,
+        owner=staker,
+        controller=maybe_staker,
+        caller=maybe_staker,
+        fraction=fraction_st,
+    )
+    def request(
+        self, owner: str, controller: str | None, caller: str | None, fraction: Fraction
+    ) -> Any:
+        controller = controller or owner
+        caller = caller or owner
         shares = int(self.vault.balanceOf(owner) * fraction)
-        expected = self.vault.previewRedeem(shares)
+        expected = self.vault.convertToAssets(shares)
         full = self.vault.openRequestCount(controller) >= self.vault.maxOpenRequests()
-        with boa.env.prank(owner):
+        with boa.env.prank(caller):
             if shares == 0:
                 with boa.reverts("vPHA: zero shares"):
+                    self.vault.requestRedeem(shares, controller, owner)
+                return None
+            if not self._acts_for(caller, controller):
+                event("request refused: not the controller's operator")
+                with boa.reverts(NOT_CONTROLLER):
+                    self.vault.requestRedeem(shares, controller, owner)
+                return None
+            if not self._acts_for(caller, owner):
+                with boa.reverts("vPHA: insufficient allowance"):  # nobody approves here
                     self.vault.requestRedeem(shares, controller, owner)
                 return None
             if full:
@@ -138,8 +204,8 @@ class VaultMoney(RuleBasedStateMachine):
         controller_, assets, shares_, claimable_at, status = self.vault.redeemRequest(rid)
         assert (controller_, assets, shares_, status) == (controller, expected, shares, 1)
         assert claimable_at == boa.env.evm.patch.timestamp + self.vault.unlockPeriod()
-        self.open[rid] = Request(rid, controller, assets, claimable_at)
-        event("request queued")
+        self.open[rid] = Request(rid, controller, assets, shares, claimable_at, assets)
+        event("request queued" if caller == owner == controller else "request queued by another")
         return rid
 
     @rule(rid=consumes(requests))
@@ -174,6 +240,117 @@ class VaultMoney(RuleBasedStateMachine):
             assert loss < 1
             self.diluted = True
 
+    def _paid(self, req: Request, assets: int) -> None:
+        """Book a payment on `req`; a request closed by it has paid exactly its fixed PHA."""
+        req.paid += assets
+        if req.rid not in self.open:
+            assert req.paid == req.fixed
+
+    @rule(
+        controller=staker,
+        by_operator=st.booleans(),
+        receiver=maybe_staker,
+        fraction=st.fractions(min_value=Fraction(1, 1000), max_value=1, max_denominator=10**6),
+        in_assets=st.booleans(),
+    )
+    def erc7540_claim_due(
+        self,
+        controller: str,
+        by_operator: bool,
+        receiver: str | None,
+        fraction: Fraction,
+        in_assets: bool,
+    ) -> None:
+        """Wait until the controller's oldest-maturing request is due, then claim part or
+        all of what is due, by the controller or one of its operators."""
+        operators = sorted(o for c, o in self.operators if c == controller)
+        caller = operators[0] if by_operator and operators else controller
+        self.erc7540_claim(controller, caller, receiver, fraction, in_assets, False, True)
+
+    @rule(
+        controller=staker,
+        caller=maybe_staker,
+        receiver=maybe_staker,
+        fraction=fraction_st,
+        in_assets=st.booleans(),
+        beyond=st.integers(0, 3).map(lambda n: n == 0),
+        wait=st.booleans(),
+    )
+    def erc7540_claim(
+        self,
+        controller: str,
+        caller: str | None,
+        receiver: str | None,
+        fraction: Fraction,
+        in_assets: bool,
+        beyond: bool,
+        wait: bool,
+    ) -> None:
+        """redeem(shares) or withdraw(assets) over the controller's due requests, after
+        waiting (if `wait`) until the oldest-maturing one is due; any caller, any amount."""
+        caller = caller or controller
+        receiver = receiver or controller
+        now = boa.env.evm.patch.timestamp
+        mine = [r.claimable_at for r in self.open.values() if r.controller == controller]
+        if wait and mine and min(mine) > now:
+            boa.env.time_travel(seconds=min(mine) - now)
+            now = min(mine)
+        due = sorted(
+            (r for r in self.open.values() if r.controller == controller and r.claimable_at <= now),
+            key=lambda r: r.rid,
+        )
+        total = sum(r.assets if in_assets else r.shares for r in due)
+        amount = total + 1 if beyond else int(total * fraction)
+        claim = self.vault.withdraw if in_assets else self.vault.redeem
+        with boa.env.prank(caller):
+            if amount == 0:
+                with boa.reverts("vPHA: zero amount"):
+                    claim(amount, receiver, controller)
+                return
+            if not self._acts_for(caller, controller):
+                event("erc7540 claim refused: not the controller's operator")
+                with boa.reverts(NOT_CONTROLLER):
+                    claim(amount, receiver, controller)
+                return
+            if beyond:
+                event("erc7540 claim refused: beyond claimable")
+                with boa.reverts("vPHA: exceeds claimable requests"):
+                    claim(amount, receiver, controller)
+                return
+            # The model: oldest first, the last one touched split.
+            left, paid_assets, paid_shares = amount, 0, 0
+            payments: list[tuple[Request, int]] = []
+            for req in due:
+                if left == 0:
+                    break
+                whole = req.assets if in_assets else req.shares
+                if left >= whole:
+                    part_assets, part_shares = req.assets, req.shares
+                    left -= whole
+                    del self.open[req.rid]
+                elif in_assets:
+                    part_assets = left
+                    part_shares = min(-(-req.shares * left // req.assets), req.shares - 1)
+                    left = 0
+                else:
+                    part_assets, part_shares = req.assets * left // req.shares, left
+                    left = 0
+                req.assets -= part_assets
+                req.shares -= part_shares
+                paid_assets += part_assets
+                paid_shares += part_shares
+                payments.append((req, part_assets))
+            before = self.pha.balanceOf(receiver)
+            result = claim(amount, receiver, controller)
+        assert result == (paid_shares if in_assets else paid_assets)
+        assert self.pha.balanceOf(receiver) == before + paid_assets
+        for req, assets in payments:
+            self._paid(req, assets)
+            if req.rid in self.open:
+                assert self.vault.redeemRequest(req.rid)[1:3] == (req.assets, req.shares)
+                event("erc7540 claim split a request")
+        event(f"erc7540 claim by {'operator' if caller != controller else 'controller'}")
+
     @rule(rid=requests)
     def claim(self, rid: int | None) -> None:
         if rid is None or rid not in self.open:
@@ -190,6 +367,7 @@ class VaultMoney(RuleBasedStateMachine):
             assert self.vault.claim(rid) == req.assets
         assert self.pha.balanceOf(req.controller) == before + req.assets
         del self.open[rid]
+        self._paid(req, req.assets)
         event("claim paid")
 
     @rule(who=staker)
@@ -202,6 +380,7 @@ class VaultMoney(RuleBasedStateMachine):
             for req in due:
                 assert self.vault.claim(req.rid) == req.assets
                 del self.open[req.rid]
+                self._paid(req, req.assets)
         assert self.pha.balanceOf(who) == before + sum(r.assets for r in due)
         if due:
             event("claim paid")
@@ -261,10 +440,18 @@ class VaultMoney(RuleBasedStateMachine):
 
     @invariant()
     def open_lists_match(self) -> None:
+        now = boa.env.evm.patch.timestamp
         for account in STAKERS:
-            expected = sorted(r.rid for r in self.open.values() if r.controller == account)
+            mine = [r for r in self.open.values() if r.controller == account]
+            expected = sorted(r.rid for r in mine)
             assert list(self.vault.openRequests(account)) == expected
             assert self.vault.openRequestCount(account) == len(expected)
+            due = [r for r in mine if r.claimable_at <= now]
+            assert self.vault.maxRedeem(account) == sum(r.shares for r in due)
+            assert self.vault.maxWithdraw(account) == sum(r.assets for r in due)
+            assert self.vault.claimableRedeemRequest(0, account) == sum(r.shares for r in due)
+            locked = sum(r.shares for r in mine if r.claimable_at > now)
+            assert self.vault.pendingRedeemRequest(0, account) == locked
 
     @invariant()
     def price_never_drops(self) -> None:

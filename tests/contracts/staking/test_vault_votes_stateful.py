@@ -1,13 +1,16 @@
 """Stateful property test of vPHA voting power.
 
-After any sequence of deposits, transfers, unlock requests, cancels, delegations and
-time jumps:
+After any sequence of deposits (plain or depositAndDelegate, for oneself or another
+receiver), transfers, unlock requests, cancels, delegations (including to the zero
+address) and time jumps:
 
 - each delegate's getVotes equals the sum of the balances delegated to it, so the sum
   of getVotes over all accounts equals the sum of balances of accounts that delegated
   (to anyone), and undelegated balances do not vote;
 - getPastVotes and getPastTotalSupply return, for every past second the test saw, the
-  values that were current at the end of that second.
+  values that were current at the end of that second;
+- delegates() is what the model says: the last choice made with delegate(), or the
+  receiver itself after a depositAndDelegate if it had never chosen.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ _VAULT = boa.load_partial(str(VAULT_SOURCE))
 
 staker = st.sampled_from(STAKERS)
 delegatee = st.sampled_from([*STAKERS, ZERO])
+first_choice = st.one_of(st.none(), delegatee)  # None: never delegates at the start
 fraction_st = st.fractions(min_value=0, max_value=1, max_denominator=1000)
 
 
@@ -35,17 +39,22 @@ class VaultVotes(RuleBasedStateMachine):
             min_size=len(STAKERS),
             max_size=len(STAKERS),
         ),
-        delegatees=st.lists(delegatee, min_size=len(STAKERS), max_size=len(STAKERS)),
+        delegatees=st.lists(first_choice, min_size=len(STAKERS), max_size=len(STAKERS)),
     )
-    def deploy(self, stakes: list[int], delegatees: list[str]) -> None:
+    def deploy(self, stakes: list[int], delegatees: list[str | None]) -> None:
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
         self.pha, self.vault = deploy_world(_PHA, _VAULT)
+        # the delegate each staker has, and whether it ever chose one itself
+        self.delegate_of: dict[str, str] = dict.fromkeys(STAKERS, ZERO)
+        self.chose: dict[str, bool] = dict.fromkeys(STAKERS, False)
         # Start from a staked, partly delegated population so every rule moves votes.
         for who, assets, to in zip(STAKERS, stakes, delegatees, strict=True):
             with boa.env.prank(who):
                 self.vault.deposit(assets, who)
-                self.vault.delegate(to)
+                if to is not None:
+                    self.vault.delegate(to)
+                    self.delegate_of[who], self.chose[who] = to, True
         # history[t] = (votes per staker, total supply) at the end of second t
         self.history: dict[int, tuple[dict[str, int], int]] = {}
 
@@ -58,6 +67,20 @@ class VaultVotes(RuleBasedStateMachine):
         with boa.env.prank(who):
             self.vault.deposit(assets, who)
 
+    @rule(payer=staker, receiver=staker, assets=st.integers(min_value=1, max_value=10**6 * PHA))
+    def deposit_and_delegate(self, payer: str, receiver: str, assets: int) -> None:
+        votes_before = self.vault.getVotes(receiver)
+        balance_before = self.vault.balanceOf(receiver)
+        fresh = not self.chose[receiver] and self.delegate_of[receiver] == ZERO
+        with boa.env.prank(payer):
+            shares = self.vault.depositAndDelegate(assets, receiver)
+        if fresh:
+            self.delegate_of[receiver] = receiver
+            # the receiver's whole balance, old and new, votes from this block
+            assert self.vault.getVotes(receiver) == votes_before + balance_before + shares
+        elif self.delegate_of[receiver] == receiver:
+            assert self.vault.getVotes(receiver) == votes_before + shares
+
     @rule(src=staker, dst=staker, fraction=fraction_st)
     def transfer(self, src: str, dst: str, fraction: Fraction) -> None:
         with boa.env.prank(src):
@@ -67,12 +90,13 @@ class VaultVotes(RuleBasedStateMachine):
     def delegate(self, who: str, to: str) -> None:
         with boa.env.prank(who):
             self.vault.delegate(to)
+        self.delegate_of[who], self.chose[who] = to, True
         assert self.vault.delegates(who) == to
 
     @rule(who=staker, fraction=fraction_st, cancel=st.booleans())
     def request(self, who: str, fraction: Fraction, cancel: bool) -> None:
         shares = int(self.vault.balanceOf(who) * fraction)
-        if self.vault.previewRedeem(shares) == 0 or self.vault.openRequestCount(who) >= 8:
+        if self.vault.convertToAssets(shares) == 0 or self.vault.openRequestCount(who) >= 8:
             return
         with boa.env.prank(who):
             rid = self.vault.requestRedeem(shares, who, who)
@@ -96,6 +120,7 @@ class VaultVotes(RuleBasedStateMachine):
         delegated_total = 0
         for account in STAKERS:
             to = self.vault.delegates(account)
+            assert to == self.delegate_of[account]
             if to != ZERO:
                 balance = self.vault.balanceOf(account)
                 expected[to] += balance

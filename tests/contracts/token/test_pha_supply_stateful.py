@@ -1,8 +1,9 @@
-"""Stateful property test of PHA's supply invariant: sum of balances == totalSupply <= cap.
+"""Stateful property test of PHA's supply invariant under the lifetime cap:
+sum of balances == totalSupply <= totalMinted <= cap, and totalMinted only grows.
 
-Random mints (some past the cap, some by non-minters), transfers, transferFroms and burns;
-each rule checks its own effect against a Python model, and the invariants hold after
-every step.
+Random mints (some past the cap, some by non-minters), transfers, transferFroms, burns and
+burnFroms; each rule checks its own effect against a Python model (which counts every
+mint, so a burn never makes room), and the invariants hold after every step.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class PHASupply(RuleBasedStateMachine):
             self.token = _DEPLOYER.deploy()
             self.token.setMinter(MINTER, True)
         self.balances = dict.fromkeys(HOLDERS, 0)
+        self.minted = 0
 
     def teardown(self) -> None:
         if hasattr(self, "_anchor"):
@@ -48,18 +50,28 @@ class PHASupply(RuleBasedStateMachine):
 
     @rule(to=holder, amount=amounts, by_minter=st.booleans())
     def mint(self, to: str, amount: int, by_minter: bool) -> None:
-        supply = sum(self.balances.values())
         caller = MINTER if by_minter else to
         with boa.env.prank(caller):
             if not by_minter:
                 with boa.reverts("PHA: caller is not a minter"):
                     self.token.mint(to, amount)
-            elif supply + amount > CAP:
+            elif self.minted + amount > CAP:
                 with boa.reverts("PHA: cap exceeded"):
                     self.token.mint(to, amount)
             else:
                 self.token.mint(to, amount)
                 self.balances[to] += amount
+                self.minted += amount
+
+    @rule(to=holder)
+    def mint_the_rest(self, to: str) -> None:
+        """Reach the cap exactly, so that later burns are followed by refused mints."""
+        with boa.env.prank(MINTER):
+            self.token.mint(to, CAP - self.minted)
+            with boa.reverts("PHA: cap exceeded"):
+                self.token.mint(to, 1)
+        self.balances[to] += CAP - self.minted
+        self.minted = CAP
 
     @rule(src=holder, dst=holder, fraction=st.fractions(0, 1), via_allowance=st.booleans())
     def transfer(self, src: str, dst: str, fraction: Any, via_allowance: bool) -> None:
@@ -88,11 +100,20 @@ class PHASupply(RuleBasedStateMachine):
             self.token.burn(amount)
         self.balances[src] -= amount
 
+    @rule(src=holder, spender=holder, fraction=st.fractions(0, 1))
+    def burn_from(self, src: str, spender: str, fraction: Any) -> None:
+        amount = int(self.balances[src] * fraction)
+        with boa.env.prank(src):
+            self.token.approve(spender, amount)
+        with boa.env.prank(spender):
+            self.token.burnFrom(src, amount)
+        self.balances[src] -= amount
+
     @invariant()
     def supply_is_sum_of_balances_and_capped(self) -> None:
         supply = self.token.totalSupply()
         assert supply == sum(self.balances.values())
-        assert supply <= CAP
+        assert supply <= self.token.totalMinted() == self.minted <= CAP
         for account, balance in self.balances.items():
             assert self.token.balanceOf(account) == balance
 

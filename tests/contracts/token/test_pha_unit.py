@@ -53,17 +53,41 @@ def test_mint_up_to_cap_then_refused(token: Any, minter: str, alice: str) -> Non
             token.mint(alice, 1)
 
 
-def test_burn_does_not_restore_minting_room_beyond_cap(token: Any, minter: str, alice: str) -> None:
-    """Burning lowers the supply, so the cap then allows minting again up to the same 1e27."""
+def test_burn_does_not_make_room_under_the_lifetime_cap(
+    token: Any, minter: str, alice: str, bob: str
+) -> None:
+    """1 B PHA, ever: once the cap is minted, burning PHA does not let anyone mint again."""
     with boa.env.prank(minter):
         token.mint(alice, CAP)
     with boa.env.prank(alice):
-        token.burn(10)
+        token.burn(10 * PHA)
+        token.approve(bob, PHA)
+    with boa.env.prank(bob):
+        token.burnFrom(alice, PHA)
+    assert token.totalSupply() == CAP - 11 * PHA
     with boa.env.prank(minter):
         with boa.reverts("PHA: cap exceeded"):
-            token.mint(alice, 11)
-        token.mint(alice, 10)
-    assert token.totalSupply() == CAP
+            token.mint(alice, 1)
+        with boa.reverts("PHA: cap exceeded"):
+            token.mint(bob, 11 * PHA)
+    assert token.totalSupply() == CAP - 11 * PHA
+    assert token.totalMinted() == CAP
+
+
+def test_total_minted_counts_mints_not_burns(token: Any, minter: str, alice: str) -> None:
+    assert token.totalMinted() == 0
+    with boa.env.prank(minter):
+        token.mint(alice, 7 * PHA)
+    with boa.env.prank(alice):
+        token.burn(3 * PHA)
+    with boa.env.prank(minter):
+        token.mint(alice, 2 * PHA)
+        with boa.reverts("PHA: cap exceeded"):
+            token.mint(alice, CAP - 9 * PHA + 1)  # would fit the supply (6 PHA), not the cap
+        token.mint(alice, CAP - 9 * PHA)
+    assert token.totalMinted() == CAP
+    assert token.totalSupply() == CAP - 3 * PHA
+    assert token.balanceOf(alice) == CAP - 3 * PHA
 
 
 def test_mint_to_zero_refused(token: Any, minter: str) -> None:
