@@ -139,7 +139,7 @@ def _slow_client(port: int, until: float, out: dict[str, int], lock: threading.L
             out[key] = out.get(key, 0) + 1
 
 
-def _flood(port: int, body: bytes, until: float, out: dict[str, int], lock: threading.Lock):
+def _flood(port: int, body: bytes, until: float, out: dict[str, int], lock: threading.Lock) -> None:
     """One address, as fast as one connection goes."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
                                       source_address=(FLOOD_ADDRESS, 0))  # fmt: skip

@@ -330,7 +330,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     # --- answers -----------------------------------------------------------------------
 
-    def _send(self, status: int, kind: str, body: bytes, headers: dict[str, str] | None = None):
+    def _send(
+        self, status: int, kind: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.connection.settimeout(self.server.limits.write_timeout)
         self.send_response(status)
         self.send_header("Content-Type", kind)
@@ -342,7 +344,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _answer(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None):
+    def _answer(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         self._send(status, "application/json", json.dumps(payload).encode(), headers)
 
     def _fail(
