@@ -239,7 +239,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # until the client's delayed ACK (~40 ms), capping each connection at ~25 req/s.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._reader = _DeadlineReader(self.connection)
-        self.rfile = io.BufferedReader(self._reader, 64 * 1024)
+        plain, self.rfile = self.rfile, io.BufferedReader(self._reader, 64 * 1024)
+        plain.close()  # nothing was read through it; it only holds a reference to the socket
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
