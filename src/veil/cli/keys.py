@@ -36,7 +36,7 @@ def _report(entry: keystore.KeystoreFile, verb: str, as_json: bool) -> None:
 
 
 @app.command(
-    epilog="Example: veil keys new --name treasury (password from VEIL_KEYSTORE_PASSWORD or a prompt)"
+    epilog="Example: veil keys new --name treasury (password: VEIL_KEYSTORE_PASSWORD or a prompt)"
 )
 def new(
     name: str = NameOpt,
