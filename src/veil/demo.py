@@ -24,6 +24,7 @@ from veil.chain.client import Chain
 from veil.chain.compile import REPO_ROOT
 from veil.chain.devnet import Devnet, free_port
 from veil.errors import VeilError
+from veil.substrate.signature import Scheme
 
 DEMO_HOME = REPO_ROOT / ".veil" / "demo"
 DEMO_DEPLOYMENT = REPO_ROOT / "deployments" / "demo.json"
@@ -183,7 +184,7 @@ def run_demo(run: Runner, port: int, console: Console | None = None) -> None:
     )
 
 
-SAMPLE_HOLDERS = ("sr25519", "ed25519", "ecdsa")
+SAMPLE_HOLDERS: tuple[Scheme, ...] = ("sr25519", "ed25519", "ecdsa")
 
 
 def migration(w: Walkthrough, work: Path, accounts: int, attester_port: int) -> None:

@@ -350,7 +350,7 @@ def verify_binding(
     key = _hex_arg(pubkey, "--pubkey") if pubkey else None
     verified = binding_lib.verify_binding(
         account_id, receiver, signature_bytes, context,
-        scheme=scheme, public_key=key,  # type: ignore[arg-type]
+        scheme=scheme, public_key=key,
     )  # fmt: skip
     form = "<Bytes>-wrapped" if verified.wrapped else "bare"
     typer.echo(f"valid: {verified.scheme} signature over the {form} binding message")
@@ -467,7 +467,7 @@ def claim(
         sig,
         context,
         scheme=scheme,
-        public_key=key,  # type: ignore[arg-type]
+        public_key=key,
     )
     chain = open_chain(deployment, rpc)
     merkle = load_tree(tree)

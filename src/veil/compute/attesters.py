@@ -39,7 +39,8 @@ def _call(url: str, path: str, body: Any | None, timeout: float) -> bytes:
     request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read()
+            answer: bytes = response.read()
+            return answer
     except urllib.error.HTTPError as error:
         try:
             reason = json.loads(error.read()).get("error", error.reason)

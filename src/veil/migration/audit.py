@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from veil.chain.client import Chain
 from veil.errors import VeilError
@@ -28,6 +28,7 @@ from veil.migration.merkle import MerkleTree, load_tree, tree_from_ledger
 from veil.migration.positions import load_exclusions, load_positions
 from veil.migration.snapshot import load_snapshot
 from veil.substrate import ss58
+from veil.substrate.signature import Scheme
 
 SCHEME_NAMES = {v: k for k, v in SCHEME_IDS.items()}
 
@@ -127,7 +128,7 @@ def check_claims(
                 raise BindingRefused(
                     f"{scheme} signature of {len(signature)} bytes, expected {BARE_LENGTHS[scheme]}"
                 )
-            verify_binding(account, a["receiver"], signature, context, scheme=scheme)
+            verify_binding(account, a["receiver"], signature, context, scheme=cast(Scheme, scheme))
         except (BindingRefused, VeilError) as error:
             bad_signature.append(f"{name} -> {a['receiver']}: {error}")
     report.claims = claims
