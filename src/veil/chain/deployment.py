@@ -8,6 +8,7 @@ but this file (and a key) to act, and an auditor can match the source hash to th
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from veil import atomic
 from veil.chain.compile import REPO_ROOT
 from veil.errors import InputError
 
-DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
+# VEIL_DEPLOYMENTS_DIR moves where `deployments/<network>.json` defaults to (a scratch devnet).
+DEPLOYMENTS_DIR = Path(os.environ.get("VEIL_DEPLOYMENTS_DIR") or REPO_ROOT / "deployments")
 
 
 @dataclass

@@ -35,8 +35,11 @@ from veil.chain.compile import REPO_ROOT
 from veil.errors import VeilError
 
 DEVNET_CHAIN_ID = 73217  # not a public chain's id (checked against chainlist)
-DEFAULT_PORT = 8545
-DEFAULT_HOME = REPO_ROOT / ".veil" / "devnet"
+# A second devnet (tests, the docs test, a scratch chain) needs no flag on every command:
+# VEIL_DEVNET_HOME and VEIL_DEVNET_PORT move the defaults of `--home` and `--port`.
+DEFAULT_HOME = Path(os.environ.get("VEIL_DEVNET_HOME") or REPO_ROOT / ".veil" / "devnet")
+_PORT_TEXT = os.environ.get("VEIL_DEVNET_PORT", "").strip()
+DEFAULT_PORT = int(_PORT_TEXT) if _PORT_TEXT.isdigit() else 8545
 STATE_INTERVAL_SECONDS = 2
 MAX_PORT = 65_535
 
