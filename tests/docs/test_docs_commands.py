@@ -140,23 +140,29 @@ class Session:
         failed_at.unlink(missing_ok=True)
         env = {**self.env, "DOCS_TEST_FAILED_AT": str(failed_at)}
         script = PRELUDE + block.text + EPILOGUE
-        process = subprocess.Popen(
-            ["bash", "-c", script],
-            cwd=self.work,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        # Output goes to a file, not a pipe: a process the block leaves running in the
+        # background (`veil attester serve ... &`) keeps its copy open, and reading a pipe
+        # to its end would wait for that process instead of for the block.
+        log = self.work.parent / "block.log"
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                ["bash", "-c", script],
+                cwd=self.work,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.groups.append(process.pid)
         try:
-            output, _ = process.communicate(timeout=BLOCK_TIMEOUT)
+            process.wait(timeout=BLOCK_TIMEOUT)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
+            process.wait()
+            output = log.read_text(errors="replace")
             pytest.fail(f"{block.doc}:{block.line}: block ran over {BLOCK_TIMEOUT} s\n{output}")
+        output = log.read_text(errors="replace")
         if process.returncode != 0:
             line = block.line
             if failed_at.exists() and failed_at.read_text().strip().isdigit():
@@ -213,7 +219,6 @@ def session(tmp_path: Path) -> Iterator[Session]:
         "DOCS_TEST_BASELINE": str(tmp_path / "baseline"),
         "PYTHONUNBUFFERED": "1",
         "NO_COLOR": "1",
-        "COLUMNS": "200",
     }
     baseline = subprocess.run(
         ["bash", "-c", PRELUDE + "compgen -v"], env={**env, "DOCS_TEST_FAILED_AT": "/dev/null"},
