@@ -24,6 +24,7 @@ A failure names the document, the line of the failing command and the command's 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -178,11 +179,13 @@ class Session:
         """Stop whatever the blocks left running (an attester started with `&`)."""
         for group in self.groups:
             for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(group, sig)
-                except ProcessLookupError:
+                if not _group_alive(group):
                     break
-                time.sleep(0.2)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, sig)
+                deadline = time.monotonic() + 5
+                while _group_alive(group) and time.monotonic() < deadline:
+                    time.sleep(0.05)
 
 
 def _line(block: Block, line: int) -> str:
@@ -251,3 +254,33 @@ def test_document_commands_run(doc: str, session: Session) -> None:
         )
     for block in runnable:
         session.run(block)
+
+
+def test_failure_names_document_line_and_output(session: Session, tmp_path: Path) -> None:
+    """The harness itself: shared variables, background jobs, and where a failure is."""
+    doc = tmp_path / "guide.md"
+    doc.write_text(
+        "# g\n\n```sh\nGREETING=hello\nsleep 300 &\n```\n\n"
+        '```sh\necho "$GREETING from the first block"\nfalse\necho not reached\n```\n'
+    )
+    first, second = blocks(doc)
+    session.run(first)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        session.run(second)
+    message = str(failed.value)
+    assert message.startswith("guide.md:10: `false` exited 1")
+    assert "hello from the first block" in message and "not reached" not in message
+    session.close()
+    assert all(not _group_alive(group) for group in session.groups)
+
+
+def _group_alive(group: int) -> bool:
+    """A live (not zombie) process in the group; a container's init may not reap zombies."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
