@@ -261,9 +261,7 @@ class Devnet:
 
     def _abandon(self, pid: int | None, created: list[Path]) -> None:
         """Stop the anvil a start launched and remove what it created; a second ^C waits."""
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-        try:
+        with _ctrl_c_deferred():
             if pid is not None:
                 _terminate(pid)
             self.process_file.unlink(missing_ok=True)
@@ -272,18 +270,17 @@ class Devnet:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
-        finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
 
     def stop(self, timeout: float = 20) -> DevnetProcess:
         """SIGTERM anvil so it dumps its state, and wait until it has gone."""
         current = self.running()
         if current is None:
             raise DevnetError("devnet is not running")
-        if not _terminate(current.pid, timeout):
+        with _ctrl_c_deferred():  # a half-done stop would leave a record of a dead process
+            gone = _terminate(current.pid, timeout)
+            self.process_file.unlink(missing_ok=True)
+        if not gone:
             raise DevnetError(f"anvil (pid {current.pid}) ignored SIGTERM; killed, state may lag")
-        self.process_file.unlink(missing_ok=True)
         return current
 
     def reset(self) -> None:
@@ -291,6 +288,22 @@ class Devnet:
         if self.running() is not None:
             raise DevnetError("devnet is running: `veil devnet down` before --fresh")
         self.state_file.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Ignore SIGINT while a stop or an undo finishes (bounded: anvil gets SIGKILL at worst).
+
+    Signal handlers can only be set from the main thread; elsewhere Ctrl-C never lands.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _reap(pid: int) -> None:
