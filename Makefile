@@ -16,7 +16,7 @@ $(STAMP_PY): pyproject.toml
 	touch $@
 
 $(STAMP_NODE): package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: setup

@@ -12,7 +12,6 @@ from veil.chain.deploy import Progress, deploy_network, devnet_parameters
 from veil.chain.deployment import Deployment
 from veil.chain.devnet import DEFAULT_PORT, Devnet, DevnetProcess
 from veil.compute.genesis import devnet_allowlist
-from veil.errors import VeilError
 
 DEMO_NAMES = ("alice", "bob", "carol", "dave", "provider")
 
@@ -37,9 +36,12 @@ def devnet_up(
     port: int = DEFAULT_PORT,
     progress: Progress = lambda _msg: None,
 ) -> DevnetUp:
-    """Start anvil; deploy unless the saved deployment is already on the resumed chain."""
-    process = devnet.start(port=port)
-    try:
+    """Start anvil; deploy unless the saved deployment is already on the resumed chain.
+
+    Any failure or Ctrl-C stops anvil again and removes what this start created (see
+    `Devnet.started`); the deployment file is written atomically only once complete.
+    """
+    with devnet.started(port=port) as process:
         w3 = connect(process.rpc_url, process.chain_id)
         chain = Chain(w3)
         if deployment_path.exists():
@@ -66,6 +68,3 @@ def devnet_up(
         )
         deployment.save(deployment_path)
         return DevnetUp(process, deployment, resumed=False)
-    except VeilError:
-        devnet.stop()
-        raise

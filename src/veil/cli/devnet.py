@@ -10,7 +10,7 @@ from rich.table import Table
 
 from veil.chain import deployment as deployments
 from veil.chain.client import Chain, connect
-from veil.chain.devnet import DEFAULT_HOME, DEFAULT_PORT, Devnet, DevnetError
+from veil.chain.devnet import DEFAULT_HOME, DEFAULT_PORT, Devnet, DevnetError, check_port
 from veil.chain.network import devnet_up
 
 app = typer.Typer(no_args_is_help=True, help="Run the embedded devnet (anvil, optimism mode).")
@@ -30,6 +30,7 @@ def up(
     deployment: Path = DeploymentPathOpt,
 ) -> None:
     """Start the devnet, deploy (or resume) the contracts, and print where they are."""
+    check_port(port)
     devnet = Devnet(home)
     if fresh:
         devnet.reset()
