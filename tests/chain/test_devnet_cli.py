@@ -136,3 +136,32 @@ def test_port_out_of_range_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip() == "error: --port 70000: not a TCP port (use 1 to 65535)"
     assert not (tmp_path / "h").exists()
+
+
+def test_devnet_commands_speak_json(tmp_path: Path) -> None:
+    """Issue 8: --json on every devnet command, with the fields docs/devnet.md lists."""
+    import json
+
+    home, dep, port = tmp_path / "home", tmp_path / "dep.json", str(free_port())
+    where = ("--home", str(home))
+    try:
+        up = veil("devnet", "up", *where, "-d", str(dep), "--port", port, "--json")
+        assert up.returncode == 0, up.stderr
+        started = json.loads(up.stdout)  # nothing but the JSON object on stdout
+        assert started["state"] == "started" and started["rpc_url"].endswith(port)
+        assert set(started["contracts"]) >= {"PHA", "Vault", "Governor", "Migrator"}
+        status = json.loads(veil("devnet", "status", *where, "-d", str(dep), "--json").stdout)
+        assert status["running"] and status["chain_id"] == started["chain_id"]
+        before = status["time"]["unix"]
+        moved = json.loads(veil("devnet", "advance", "--days", "1", *where, "--json").stdout)
+        assert moved["advanced_seconds"] == 86_400
+        assert moved["time"]["unix"] >= before + 86_400 and moved["time"]["iso"].endswith("Z")
+        down = json.loads(veil("devnet", "down", *where, "--json").stdout)
+        assert down["state"] == "stopped" and down["pid"] == started["pid"]
+        stopped = veil("devnet", "status", *where, "--json")
+        assert stopped.returncode == 1 and json.loads(stopped.stdout) == {
+            "running": False,
+            "home": str(home),
+        }
+    finally:
+        veil("devnet", "down", *where)
