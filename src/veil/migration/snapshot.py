@@ -32,6 +32,7 @@ from veil.migration.bulk import (
     read_document,
     split_records,
 )
+from veil.migration.phala_staking import StakingState, has_staking, read_staking
 from veil.substrate.account_layout import BUILTIN_DESCRIPTION, AccountLayout, account_layout
 from veil.substrate.chainspec import CODE_KEY, genesis_state, load_chain_spec
 from veil.substrate.header import state_root_of_block
@@ -48,6 +49,7 @@ from veil.substrate.storage import (
 from veil.substrate.trie import ProofError, verify_read_proof
 
 FORMAT = "veil-snapshot-v1"
+DEFAULT_DECIMALS = 12  # PHA; what snapshots without a recorded token_decimals hold
 PROOF_FORMAT = "veil-read-proof-v1"
 COLUMNS = (
     "account", "free", "reserved", "frozen", "flags",
@@ -86,6 +88,15 @@ class Snapshot:
     # Trie nodes proving every entry against the block's state root (RPC snapshots); kept
     # beside the snapshot file, not in it, so the snapshot format stays one table.
     proof_nodes: list[str] | None = None
+    # Phala's stake pool v2 state (pools, delegation NFTs, W-PHA), when the runtime has it:
+    # the ledger derives every holder's position from it instead of a positions file.
+    staking: StakingState | None = None
+
+    @property
+    def token_decimals(self) -> int:
+        """The native token's decimals (PHA: 12), as the spec or node declared them."""
+        decimals = self.source.get("token_decimals")
+        return decimals if isinstance(decimals, int) else DEFAULT_DECIMALS
 
     @bulk
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +116,7 @@ class Snapshot:
                 ]
                 for a in self.accounts
             ],
+            **self._tail(),
         }
 
     @bulk
@@ -113,7 +125,10 @@ class Snapshot:
         document = self.to_json_head()
         row = '["0x%s","%d","%d","%d","%d",%d,%d,%d,%d]'
         rows = [row % (a[0].hex(), *a[1:]) for a in self.accounts]
-        return json_document(document, {}, {"accounts": rows})
+        return json_document(document, self._tail(), {"accounts": rows})
+
+    def _tail(self) -> dict[str, Any]:
+        return {} if self.staking is None else {"phala_staking": self.staking.to_json()}
 
     def to_json_head(self) -> dict[str, Any]:
         return {
@@ -362,6 +377,9 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
     file_hash = "0x" + hashlib.sha256(data).hexdigest()
     is_spec = isinstance(document, dict) and "genesis" in document
     storage, layout_record = _apply_layout(_storage_map(document, source), metadata)
+    staking = (
+        read_staking(storage, metadata) if metadata is not None and has_staking(metadata) else None
+    )
     block = document.get("block") if isinstance(document.get("block"), str) else None
     genesis = (
         document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
@@ -381,6 +399,8 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
     if is_spec:
         origin = {"kind": "chain-spec", "state_root": None}
         spec = load_chain_spec(source)
+        if spec.token_decimals is not None:
+            origin["token_decimals"] = spec.token_decimals
         if CODE_KEY in spec.top:
             # A spec is the genesis state itself: its trie root names the chain, so record
             # the genesis hash it proves rather than one a caller asserts. (Without a
@@ -403,7 +423,21 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
             "ignored_keys": ignored,
             **layout_record,
         },
+        staking=staking,
     )
+
+
+def record_decimals(snapshot: Snapshot, decimals: int) -> None:
+    """Record the operator's `--decimals`; refuses one that contradicts the chain's own."""
+    if not 0 <= decimals <= 18:
+        raise InputError(f"--decimals {decimals}: must be between 0 and 18 (wei has 18)")
+    declared = snapshot.source.get("token_decimals")
+    if isinstance(declared, int) and declared != decimals:
+        raise InputError(
+            f"--decimals {decimals}: the chain declares tokenDecimals {declared} "
+            f"({snapshot.source.get('kind')}); planck would convert to wei by the wrong factor"
+        )
+    snapshot.source["token_decimals"] = decimals
 
 
 def record_genesis(snapshot: Snapshot, genesis: str) -> None:
@@ -665,6 +699,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
         raise InputError(
             f"{source}: account_count {document.get('account_count')} but {len(rows)} records"
         )
+    staking = document.get("phala_staking")
     return Snapshot(
         total_issuance=issuance,
         accounts=rows,
@@ -672,6 +707,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
         block=document.get("block"),
         genesis_hash=document.get("genesis_hash"),
         source=document.get("source") or {},
+        staking=None if staking is None else StakingState.from_json(staking, str(source)),
     )
 
 
