@@ -229,11 +229,19 @@ def pallet_ids(metadata: Metadata) -> dict[str, str]:
     return found
 
 
+def _has_item(metadata: Metadata, pallet: str, item: str) -> bool:
+    storage = (metadata.pallets.get(pallet) or {}).get("storage") or {}
+    return any(entry["name"] == item for entry in storage.get("entries", []))
+
+
 def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
     """Decode the stake pool v2 items from raw storage (0x-hex keys and values)."""
     registry = TypeRegistry(metadata)
-    maps = {name: StorageMap(registry, *item) for name, item in _ITEMS.items()
-            if item[0] in metadata.pallets}  # fmt: skip
+    maps = {
+        name: StorageMap(registry, *item)
+        for name, item in _ITEMS.items()
+        if _has_item(metadata, *item)
+    }
     for required in ("asset", "asset_account", "dust", "pools", "nfts", "properties"):
         if required not in maps:
             pallet, item = _ITEMS[required]
