@@ -68,10 +68,12 @@ def derived(prefix: bytes, pid: int, who: bytes, length: int) -> bytes:
 
 @functools.cache
 def _runtime(name: str) -> tuple[Any, dict[tuple[str, str], dict[str, Any]]]:
-    from scalecodec.base import RuntimeConfiguration, ScaleBytes
+    from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
     from scalecodec.type_registry import load_type_registry_preset
 
-    config = RuntimeConfiguration()
+    # Not scalecodec's `RuntimeConfiguration`: that one is a process-wide singleton, and a
+    # second runtime's registry would overwrite the first's type ids.
+    config = RuntimeConfigurationObject()
     config.update_type_registry(load_type_registry_preset("core"))
     metadata = config.create_scale_object(
         "MetadataVersioned", data=ScaleBytes((METADATA / f"{name}.scale").read_bytes())
@@ -202,7 +204,7 @@ def build(dump: str, runtime: str = "phala-1291", *, seed: int = 7) -> PhalaStor
         pools.append(record)
 
     nfts = []
-    for nft in data["delegationNfts"]:
+    for nft in data.get("delegationNfts", data.get("nfts", [])):
         owner = ss58_account(nft["owner"])
         cid, nft_id, shares = int(nft["cid"]), int(nft["nftId"]), int(nft["shares"])
         writer.put(
