@@ -24,7 +24,7 @@ from phala_storage import (
 )
 from test_migrate_cli import veil
 
-from veil.errors import InputError
+from veil.errors import ChainError, InputError
 from veil.migration.ledger import LedgerRefused, build_ledger, load_ledger, write_ledger
 from veil.migration.merkle import tree_from_ledger
 from veil.migration.positions import Position
@@ -256,3 +256,23 @@ def test_cli_snapshot_ledger_tree_without_a_positions_file(tmp_path: Path) -> No
                 "--decimals", "10", "--out", "s2.json", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0  # a raw dump declares no decimals; the operator's are kept
     assert load_snapshot(tmp_path / "s2.json").token_decimals == 10
+
+
+def test_rpc_snapshot_reads_and_proves_the_staking_storage(tmp_path: Path) -> None:
+    from substrate_fake_node import FakeNode, websocket_node
+
+    from veil.migration.snapshot import snapshot_from_rpc
+
+    state = build("dump_48000.json")
+    node = FakeNode(state.document(), "0x" + "ab" * 32)
+    node.lie_about = next(k for k in node.keys if k.startswith("0x" + twox128(b"RmrkCore").hex()))
+    metadata = _metadata(METADATA / "phala-1291.scale")
+    with websocket_node(node) as url, pytest.raises(ChainError, match="read proof"):
+        snapshot_from_rpc(url, node.block, tmp_path / "lied.json", page_size=7, metadata=metadata)
+    node.lie_about = None
+    with websocket_node(node) as url:
+        snap = snapshot_from_rpc(
+            url, node.block, tmp_path / "s.json", page_size=7, metadata=metadata
+        )
+    assert snap.staking == _snapshot(tmp_path, state).staking
+    assert build_ledger(snap).leaves == build_ledger(_snapshot(tmp_path, state)).leaves

@@ -234,6 +234,18 @@ def _has_item(metadata: Metadata, pallet: str, item: str) -> bool:
     return any(entry["name"] == item for entry in storage.get("entries", []))
 
 
+def staking_prefixes(metadata: Metadata) -> list[tuple[str, bool]]:
+    """(0x-hex key prefix, whether it is a single plain value) of every staking item this
+    runtime has: what a snapshot over RPC reads."""
+    registry = TypeRegistry(metadata)
+    found = []
+    for item in _ITEMS.values():
+        if _has_item(metadata, *item):
+            storage_map = StorageMap(registry, *item)
+            found.append(("0x" + storage_map.prefix.hex(), not storage_map.hashers))
+    return found
+
+
 def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
     """Decode the stake pool v2 items from raw storage (0x-hex keys and values)."""
     registry = TypeRegistry(metadata)

@@ -32,7 +32,12 @@ from veil.migration.bulk import (
     read_document,
     split_records,
 )
-from veil.migration.phala_staking import StakingState, has_staking, read_staking
+from veil.migration.phala_staking import (
+    StakingState,
+    has_staking,
+    read_staking,
+    staking_prefixes,
+)
 from veil.substrate.account_layout import BUILTIN_DESCRIPTION, AccountLayout, account_layout
 from veil.substrate.chainspec import CODE_KEY, genesis_state, load_chain_spec
 from veil.substrate.header import state_root_of_block
@@ -572,6 +577,24 @@ def snapshot_from_rpc(
             )
         issuance_proof = rpc.read_proof([_TOTAL_ISSUANCE_HEX], at)
         _check_proven(state_root, issuance_proof, [(_TOTAL_ISSUANCE_HEX, issuance_value)], at)
+        staking = None
+        staking_proof: list[str] = []
+        if has_staking(metadata):
+            staking_pairs: dict[str, str] = {}
+            for prefix, plain in staking_prefixes(metadata):
+                if plain:  # one value: its key is the prefix itself
+                    value = rpc.storage(prefix, at)
+                    if value is not None:
+                        nodes = rpc.read_proof([prefix], at)
+                        _check_proven(state_root, nodes, [(prefix, value)], at)
+                        staking_proof.extend(nodes)
+                        staking_pairs[prefix] = value
+                    continue
+                staking_pairs.update(
+                    _read_prefix(rpc, prefix, page_size, at, state_root, staking_proof)
+                )
+            staking = read_staking(staking_pairs, metadata)
+        decimals = _node_decimals(rpc)
     storage, layout_record = _apply_layout(dict(progress.pairs), metadata)
     all_pairs = [*storage.items(), (_TOTAL_ISSUANCE_HEX, issuance_value)]
     issuance, rows, state_hash, _ = _decode_pairs(all_pairs, strict_prefix=True)
@@ -587,9 +610,53 @@ def snapshot_from_rpc(
             "page_size": page_size,
             "state_root": "0x" + state_root.hex(),
             **layout_record,
+            **({"token_decimals": decimals} if decimals is not None else {}),
         },
-        proof_nodes=list({**progress.proof, **dict.fromkeys(issuance_proof)}),
+        proof_nodes=list(
+            {**progress.proof, **dict.fromkeys(issuance_proof), **dict.fromkeys(staking_proof)}
+        ),
+        staking=staking,
     )
+
+
+def _read_prefix(
+    rpc: SubstrateRpc, prefix: str, page_size: int, at: str, root: bytes, proof: list[str]
+) -> dict[str, str]:
+    """Every entry under `prefix` at block `at`, each proven against the state root."""
+    pairs: dict[str, str] = {}
+    last: str | None = None
+    while True:
+        keys = rpc.keys_paged(prefix, page_size, last, at)
+        for key in keys:
+            if not key.lower().startswith(prefix):
+                raise InputError(f"storage key {key}: not under the prefix {prefix} asked for")
+        values = rpc.query_storage_at(keys, at) if keys else {}
+        page = []
+        for key in keys:
+            value = values.get(key)
+            if value is None:
+                raise InputError(f"storage key {key}: listed by the node but has no value")
+            page.append((key, value))
+        if keys:
+            nodes = rpc.read_proof(keys, at)
+            _check_proven(root, nodes, page, at)
+            proof.extend(nodes)
+        pairs.update(page)
+        if len(keys) < page_size:
+            return pairs
+        last = keys[-1]
+
+
+def _node_decimals(rpc: SubstrateRpc) -> int | None:
+    """`system_properties.tokenDecimals`, or None from a node that does not serve it."""
+    try:
+        properties = rpc.call("system_properties", [])
+    except ChainError:
+        return None
+    decimals = (properties or {}).get("tokenDecimals") if isinstance(properties, dict) else None
+    if isinstance(decimals, list):
+        decimals = decimals[0] if decimals else None
+    return decimals if isinstance(decimals, int) else None
 
 
 def _check_proven(root: bytes, proof: list[str], pairs: list[tuple[str, str]], at: str) -> None:
