@@ -276,3 +276,17 @@ def test_rpc_snapshot_reads_and_proves_the_staking_storage(tmp_path: Path) -> No
         )
     assert snap.staking == _snapshot(tmp_path, state).staking
     assert build_ledger(snap).leaves == build_ledger(_snapshot(tmp_path, state)).leaves
+
+
+def test_spec_decimals_are_recorded_and_a_contrary_decimals_is_one_line(tmp_path: Path) -> None:
+    spec = METADATA.parent / "specs" / "khala.json"
+    done = veil("migrate", "snapshot", "--raw-state", spec, "--decimals", "10",
+                "--out", "s.json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode != 0 and not (tmp_path / "s.json").exists()
+    assert done.stderr.strip().splitlines() == [
+        "error: --decimals 10: the chain declares tokenDecimals 12 (chain-spec); planck would "
+        "convert to wei by the wrong factor"
+    ]
+    done = veil("migrate", "snapshot", "--raw-state", spec, "--out", "s.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert load_snapshot(tmp_path / "s.json").token_decimals == 12
