@@ -19,6 +19,7 @@ from typing import Any
 from veil.errors import InputError
 from veil.substrate.metadata import Metadata
 from veil.substrate.scale_types import StorageMap, TypeRegistry
+from veil.substrate.storage import SYSTEM_ACCOUNT_PREFIX
 
 WPHA_ASSET_ID = 10000
 MODULE_PREFIX = b"modl"
@@ -261,10 +262,14 @@ def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
     by_prefix = {"0x" + m.prefix.hex(): name for name, m in maps.items()}
     grouped: dict[str, dict[bytes, bytes]] = defaultdict(dict)
     digest_pairs: list[tuple[bytes, bytes]] = []
+    accounts_prefix = "0x" + SYSTEM_ACCOUNT_PREFIX.hex()
     for key, value in storage.items():
         if not isinstance(key, str):
             continue
-        name = by_prefix.get(key[:66].lower())
+        head = key[:66]
+        if head == accounts_prefix:  # most of a state: skipped before any other work
+            continue
+        name = by_prefix.get(head) or by_prefix.get(head.lower())
         if name is None:
             continue
         try:
@@ -285,15 +290,7 @@ def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
     for (asset_id,), details in maps["asset"].entries(grouped["asset"]):
         if asset_id == WPHA_ASSET_ID:
             supply = int(details["supply"])
-    balances: dict[bytes, int] = {}
-    asset_account = maps["asset_account"]
-    for raw_key, raw_value in grouped["asset_account"].items():
-        asset_id, account = asset_account.decode_key(raw_key)
-        if asset_id != WPHA_ASSET_ID:
-            continue
-        balance = int(asset_account.decode_value(raw_value, raw_key)["balance"])
-        if balance:
-            balances[bytes(account)] = balance
+    balances = _wpha_balances(maps["asset_account"], grouped["asset_account"])
     dust = 0
     for _, value in maps["dust"].entries(grouped["dust"]):
         dust = int(value)
@@ -339,6 +336,33 @@ def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
         pallet_ids=pallet_ids(metadata),
         entries_sha256="0x" + digest.hexdigest(),
     )
+
+
+def _wpha_balances(asset_account: StorageMap, entries: dict[bytes, bytes]) -> dict[bytes, int]:
+    """W-PHA balance per holder. `AssetAccount` starts with its u128 balance; the rest
+    (status, reason, extra) takes few distinct byte strings, so each distinct rest is
+    decoded once with the runtime's type and the balance is read by slicing."""
+    balances: dict[bytes, int] = {}
+    checked: set[bytes] = set()
+    first = asset_account.registry.metadata.types[asset_account.value_type]["def"]
+    fields = first.get("composite", {}).get("fields", [])
+    sliceable = bool(fields) and fields[0].get("name") == "balance"
+    sliceable = sliceable and asset_account.registry.metadata.types[fields[0]["type"]]["def"] == {
+        "primitive": "u128"
+    }
+    for raw_key, raw_value in entries.items():
+        asset_id, account = asset_account.decode_key(raw_key)
+        if asset_id != WPHA_ASSET_ID:
+            continue
+        if sliceable and raw_value[16:] in checked:
+            balance = int.from_bytes(raw_value[:16], "little")
+        else:
+            balance = int(asset_account.decode_value(raw_value, raw_key)["balance"])
+            if sliceable:
+                checked.add(raw_value[16:])
+        if balance:
+            balances[bytes(account)] = balance
+    return balances
 
 
 def _pool(pid: int, value: Any) -> Pool:

@@ -284,6 +284,16 @@ class StorageMap:
                 self.key_types = [key]
             if len(self.key_types) != len(self.hashers):
                 raise InputError(f"{self.name}: {len(self.hashers)} hashers for its key parts")
+        # Byte widths of fixed-size key parts (u32, u64, AccountId32): such keys are cut
+        # with slices instead of walking the decoder, which matters for W-PHA's balances.
+        self.fixed_parts: list[int] | None = []
+        for type_id in self.key_types:
+            try:
+                width = metadata.fixed_layout(type_id).size
+            except InputError:
+                self.fixed_parts = None
+                break
+            self.fixed_parts.append(width)
         for hasher in self.hashers:
             if hasher not in _HASH_PREFIX:
                 raise InputError(
@@ -294,6 +304,8 @@ class StorageMap:
     def decode_key(self, key: bytes) -> list[Any]:
         """The key parts, each checked against the hash in front of it."""
         at = len(self.prefix)
+        if self.fixed_parts is not None:
+            return self._decode_fixed_key(key, at)
         parts = []
         for hasher, type_id in zip(self.hashers, self.key_types, strict=True):
             skip = _HASH_PREFIX[hasher]
@@ -307,6 +319,27 @@ class StorageMap:
                     f"storage key 0x{key.hex()}: {hasher} hash does not match its {self.name} key"
                 )
             parts.append(value)
+            at = end
+        if at != len(key):
+            raise ScaleError(f"storage key 0x{key.hex()}: {len(key) - at} bytes after its key")
+        return parts
+
+    def _decode_fixed_key(self, key: bytes, at: int) -> list[Any]:
+        assert self.fixed_parts is not None
+        parts = []
+        for hasher, type_id, width in zip(
+            self.hashers, self.key_types, self.fixed_parts, strict=True
+        ):
+            start = at + _HASH_PREFIX[hasher]
+            end = start + width
+            part = key[start:end]
+            if len(part) != width:
+                raise ScaleError(f"storage key 0x{key.hex()}: not a {self.name} key")
+            if _HASHERS[hasher](part) != key[at:start]:
+                raise ScaleError(
+                    f"storage key 0x{key.hex()}: {hasher} hash does not match its {self.name} key"
+                )
+            parts.append(self.registry.decoder(type_id)(part, 0)[0])
             at = end
         if at != len(key):
             raise ScaleError(f"storage key 0x{key.hex()}: {len(key) - at} bytes after its key")
