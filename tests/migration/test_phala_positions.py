@@ -290,3 +290,32 @@ def test_spec_decimals_are_recorded_and_a_contrary_decimals_is_one_line(tmp_path
     done = veil("migrate", "snapshot", "--raw-state", spec, "--out", "s.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert load_snapshot(tmp_path / "s.json").token_decimals == 12
+
+
+def test_the_benchmark_state_is_phala_1291_storage_and_reconciles(tmp_path: Path) -> None:
+    from scalecodec.base import ScaleBytes
+
+    from veil.migration.synthetic import generate_phala_state
+
+    state = generate_phala_state(600, wpha_holders=300, pools=9, nfts=400, seed=3)
+    config, items = phala_storage._runtime("phala-1291")
+    checked = set()
+    for key, value in state.raw.items():
+        for (pallet, item), kind in items.items():
+            prefix = "0x" + (twox128(pallet.encode()) + twox128(item.encode())).hex()
+            every_one = pallet == "PhalaBasePool"  # stake pools and vaults alike
+            if key.startswith(prefix) and (every_one or (pallet, item) not in checked):
+                type_id = kind["Plain"] if "Plain" in kind else kind["Map"]["value"]
+                decoded = config.create_scale_object(
+                    f"scale_info::{type_id}", data=ScaleBytes(value)
+                )
+                decoded.decode(check_remaining=True)  # scalecodec: the hand encoding is exact
+                checked.add((pallet, item))
+    assert {("PhalaBasePool", "Pools"), ("RmrkCore", "Nfts"), ("RmrkCore", "Properties"),
+            ("Assets", "Account"), ("Assets", "Asset")} <= checked  # fmt: skip
+    raw = tmp_path / "raw.json"
+    raw.write_text(json.dumps(state.raw))
+    ledger = build_ledger(snapshot_from_raw(raw, metadata=_metadata(METADATA / "phala-1291.scale")))
+    assert ledger.reconciliation()[-1] == ("difference", 0)
+    assert dict(ledger.phala["wpha"])["difference"] == "0"
+    assert ledger.staked_wei > 0 and any(p["kind"] == "vault" for p in ledger.phala["pools"])
