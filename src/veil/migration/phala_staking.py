@@ -612,7 +612,7 @@ def derive(
                 if account in exclusions
                 else _module_reason(account, state.pallet_ids)
                 if account.startswith(MODULE_PREFIX)
-                else f"W-PHA of the {role} account"
+                else f"the {role} account"
             )
             excluded.append((account, f"W-PHA held by {reason}", "wpha", amount))
             excluded_wpha += amount
