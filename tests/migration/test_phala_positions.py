@@ -319,3 +319,13 @@ def test_the_benchmark_state_is_phala_1291_storage_and_reconciles(tmp_path: Path
     assert ledger.reconciliation()[-1] == ("difference", 0)
     assert dict(ledger.phala["wpha"])["difference"] == "0"
     assert ledger.staked_wei > 0 and any(p["kind"] == "vault" for p in ledger.phala["pools"])
+
+
+def test_a_wpha_balance_under_a_key_whose_hash_is_wrong_is_refused(tmp_path: Path) -> None:
+    state = build("dump_21000.json")
+    prefix = "0x" + (twox128(b"Assets") + twox128(b"Account")).hex()
+    key = next(k for k in state.raw if k.startswith(prefix) and "1027" in k[66:106])
+    forged = key[:106] + ("00" if key[106:108] != "00" else "01") + key[108:]
+    state.raw[forged] = state.raw.pop(key)
+    with pytest.raises(InputError, match=f"{forged}: Blake2_128Concat hash does not match"):
+        _snapshot(tmp_path, state)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from veil.errors import InputError
@@ -261,7 +262,6 @@ def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
             raise InputError(f"metadata {metadata.source}: no storage item {pallet}.{item}")
     by_prefix = {"0x" + m.prefix.hex(): name for name, m in maps.items()}
     grouped: dict[str, dict[bytes, bytes]] = defaultdict(dict)
-    digest_pairs: list[tuple[bytes, bytes]] = []
     accounts_prefix = "0x" + SYSTEM_ACCOUNT_PREFIX.hex()
     for key, value in storage.items():
         if not isinstance(key, str):
@@ -280,9 +280,8 @@ def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
         if raw_value is None:
             raise InputError(f"storage key {key}: value is not 0x-hex")
         grouped[name][raw_key] = raw_value
-        digest_pairs.append((raw_key, raw_value))
     digest = hashlib.sha256()
-    for raw_key, raw_value in sorted(digest_pairs):
+    for raw_key, raw_value in sorted(pair for group in grouped.values() for pair in group.items()):
         digest.update(len(raw_key).to_bytes(4, "little") + raw_key)
         digest.update(len(raw_value).to_bytes(4, "little") + raw_value)
 
@@ -350,10 +349,27 @@ def _wpha_balances(asset_account: StorageMap, entries: dict[bytes, bytes]) -> di
     sliceable = sliceable and asset_account.registry.metadata.types[fields[0]["type"]]["def"] == {
         "primitive": "u128"
     }
+    # Keys of the usual shape (blake2_128_concat(u32 asset) ‖ blake2_128_concat(account))
+    # are cut by offsets: the asset part is one constant, only the account's hash varies.
+    start = len(asset_account.prefix)
+    wpha_part = WPHA_ASSET_ID.to_bytes(4, "little")
+    wpha_head = hashlib.blake2b(wpha_part, digest_size=16).digest() + wpha_part
+    usual = asset_account.hashers == ["Blake2_128Concat"] * 2 and asset_account.fixed_parts == [
+        4,
+        32,
+    ]
+    blake2_128 = partial(hashlib.blake2b, digest_size=16)
     for raw_key, raw_value in entries.items():
-        asset_id, account = asset_account.decode_key(raw_key)
-        if asset_id != WPHA_ASSET_ID:
-            continue
+        if usual and len(raw_key) == start + 100:
+            if raw_key[start : start + 20] != wpha_head:
+                continue  # another asset's balance (or a key the slow path names)
+            account = raw_key[start + 36 :]
+            if blake2_128(account).digest() != raw_key[start + 20 : start + 36]:
+                asset_account.decode_key(raw_key)  # raises, naming the key
+        else:
+            asset_id, account = asset_account.decode_key(raw_key)
+            if asset_id != WPHA_ASSET_ID:
+                continue
         if sliceable and raw_value[16:] in checked:
             balance = int.from_bytes(raw_value[:16], "little")
         else:
