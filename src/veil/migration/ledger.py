@@ -436,23 +436,31 @@ def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledg
         raise LedgerRefused(problems)
     aside = derived.set_aside
     extra, staked = derived.free_extra, derived.staked
-    entries: dict[bytes, tuple[int, int]] = {}
-    for account, native in balances.items():
+    # Rows are sorted by account: walk them once; holders with W-PHA, stake or rewards but
+    # no System.Account entry are few, and merged in after.
+    leaves_rows: list[tuple[bytes, int, int]] = []
+    append = leaves_rows.append
+    extra_get, staked_get = extra.get, staked.get
+    for row in rows:
+        account = row[0]
         if account in aside:
             continue
-        free = native + extra.get(account, 0)
-        stake = staked.get(account, 0)
+        free = row[1] + row[2] + extra_get(account, 0)
+        stake = staked_get(account, 0)
         if free or stake:
-            entries[account] = (free, stake)
-    for account in extra.keys() | staked.keys():
-        if account not in balances:  # holders of W-PHA or stake without a native account
-            free, stake = extra.get(account, 0), staked.get(account, 0)
-            if free or stake:
-                entries[account] = (free, stake)
+            append((account, free, stake))
+    missing = [
+        (a, extra_get(a, 0), staked_get(a, 0))
+        for a in (extra.keys() | staked.keys()) - balances.keys()
+    ]
+    if missing:
+        leaves_rows += [entry for entry in missing if entry[1] or entry[2]]
+        leaves_rows.sort()
     leaves = [
         Leaf(index, account, free * factor, stake * factor)
-        for index, (account, (free, stake)) in enumerate(sorted(entries.items()))
+        for index, (account, free, stake) in enumerate(leaves_rows)
     ]
+    del leaves_rows
     backing = [
         Backing(r.account, (f"{r.kind} {r.pid}",), r.assets * factor, r.assets * factor)
         for r in derived.pools

@@ -161,7 +161,8 @@ class StakingState:
             ],
             "legacy_rewards": [[_hex(a), p, str(v)] for a, p, v in self.legacy_rewards],
             "reimbursements": [[_hex(a), p, str(v)] for a, p, v in self.reimbursements],
-            "wpha_balances": [[_hex(a), str(v)] for a, v in sorted(self.wpha_balances.items())],
+            # An object, not a list of pairs: half a million entries read back in one pass.
+            "wpha_balances": {_hex(a): str(v) for a, v in sorted(self.wpha_balances.items())},
         }
 
     @classmethod
@@ -170,7 +171,7 @@ class StakingState:
             return cls(
                 wpha_supply=int(item["wpha_supply"]),
                 unmintable_dust=int(item["unmintable_dust"]),
-                wpha_balances={_bytes(a): int(v) for a, v in item["wpha_balances"]},
+                wpha_balances={_bytes(a): int(v) for a, v in item["wpha_balances"].items()},
                 pools=[Pool.from_json(p) for p in item["pools"]],
                 nfts=[
                     Nft(int(c), int(n), _bytes(o) if o else None, None if s is None else int(s))
@@ -531,14 +532,18 @@ def derive(
     roles[BASEPOOL_ACCOUNT] = "basepool"
     roles[state.wpha_account] = "wpha/"
     roles[BUDGET_ACCOUNT] = "budget"
-    seen = set(balances) | set(wpha) | {n.owner for n in state.nfts if n.owner}
-    for account in sorted(seen):
-        if account.startswith(DERIVED_PREFIXES) and account not in roles:
-            kind = next(p for p in DERIVED_PREFIXES if account.startswith(p)).decode()
-            problems.append(
-                f"account {_hex(account)} has Phala's {kind} form but no pool derives it "
-                "(a pool missing from PhalaBasePool.Pools, or storage of another chain)"
-            )
+    underived = {
+        account
+        for source in (balances, wpha, [n.owner for n in state.nfts if n.owner])
+        for account in source
+        if account.startswith(DERIVED_PREFIXES) and account not in roles
+    }
+    for account in sorted(underived):
+        kind = next(p for p in DERIVED_PREFIXES if account.startswith(p)).decode()
+        problems.append(
+            f"account {_hex(account)} has Phala's {kind} form but no pool derives it "
+            "(a pool missing from PhalaBasePool.Pools, or storage of another chain)"
+        )
 
     def special(account: bytes) -> bool:
         return account in roles or account.startswith(MODULE_PREFIX) or account in exclusions
