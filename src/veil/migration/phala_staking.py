@@ -361,7 +361,7 @@ def _wpha_balances(asset_account: StorageMap, entries: dict[bytes, bytes]) -> di
     ]
     blake2_128 = partial(hashlib.blake2b, digest_size=16)
     for raw_key, raw_value in entries.items():
-        if usual and len(raw_key) == start + 100:
+        if usual and len(raw_key) == start + 68:
             if raw_key[start : start + 20] != wpha_head:
                 continue  # another asset's balance (or a key the slow path names)
             account = raw_key[start + 36 :]
