@@ -65,7 +65,7 @@ class Leaf(NamedTuple):
     without conversion.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the leaf's own name for it; shadows tuple.index
     account: bytes
     free_wei: int
     staked_wei: int
@@ -229,7 +229,8 @@ def wei_factor(decimals: int) -> int:
     """Wei per planck: 10^(18 - decimals), exact (PHA has 12 decimals: 10^6)."""
     if not isinstance(decimals, int) or not 0 <= decimals <= 18:
         raise InputError(f"token decimals {decimals!r}: must be an integer from 0 to 18")
-    return 10 ** (18 - decimals)
+    factor: int = 10 ** (18 - decimals)
+    return factor
 
 
 def _module_hint(account: bytes) -> str:
@@ -335,8 +336,8 @@ def build_ledger(
         map(or_, map(methodcaller("startswith", MODULE_PREFIX), accounts),
             map(named.__contains__, accounts))
     )  # fmt: skip
-    for position in compress(range(len(rows)), aside):
-        row = rows[position]
+    for row_number in compress(range(len(rows)), aside):
+        row = rows[row_number]
         balances[row[0]] = row[1] + row[2]
     keep = list(map(not_, aside))
     del aside
@@ -348,7 +349,7 @@ def build_ledger(
     staked = list(map(stake_left.pop, holders, repeat(0)))
     present = list(map(or_, held, staked))
     wei = repeat(factor)
-    columns = (
+    columns: tuple[list[Any], ...] = (
         list(compress(holders, present)),
         list(map(mul, compress(held, present), wei)),
         list(map(mul, compress(staked, present), wei)),
@@ -365,21 +366,21 @@ def build_ledger(
     excluded: list[Excluded] = []
     for account in sorted(backers):
         balance = balances.get(account, 0)
-        held = positions_by_backer.get(account, 0)
+        backed = positions_by_backer.get(account, 0)
         pools = tuple(sorted(pools_by_backer.get(account, ())))
         where = f"pool {', '.join(pools) or '(none)'} ({_hex(account)})"
-        difference = balance - held
+        difference = balance - backed
         if difference < 0:
             problems.append(
-                f"{where}: positions {held} planck exceed its balance {balance} by "
+                f"{where}: positions {backed} planck exceed its balance {balance} by "
                 f"{-difference} planck"
             )
         elif difference > accept_dust:
             problems.append(
-                f"{where}: balance {balance} planck exceeds its positions {held} by "
+                f"{where}: balance {balance} planck exceeds its positions {backed} by "
                 f"{difference} planck (more than --accept-dust {accept_dust})"
             )
-        backing.append(Backing(account, pools, balance * factor, held * factor))
+        backing.append(Backing(account, pools, balance * factor, backed * factor))
         if difference > 0:
             excluded.append(Excluded(account, DUST_REASON, "dust", difference * factor))
     for account in sorted(excluded_other):
@@ -398,8 +399,8 @@ def build_ledger(
     if problems:
         raise LedgerRefused(problems)
 
-    positions = range(len(columns[0]))
-    leaves = list(map(tuple.__new__, repeat(Leaf), zip(positions, *columns, strict=True)))
+    indices = range(len(columns[0]))
+    leaves = list(map(tuple.__new__, repeat(Leaf), zip(indices, *columns, strict=True)))
     del columns
     ledger = Ledger(
         total_issuance_planck=snapshot.total_issuance,

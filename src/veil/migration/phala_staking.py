@@ -385,7 +385,7 @@ def _wpha_balances(asset_account: StorageMap, entries: dict[bytes, bytes]) -> di
 def _pool(pid: int, value: Any) -> Pool:
     label, body = value
     base = body["basepool"]
-    common = {
+    common: dict[str, Any] = {
         "pid": int(base["pid"]),
         "owner": bytes(base["owner"]),
         "total_shares": int(base["total_shares"]),

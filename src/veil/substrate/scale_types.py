@@ -137,7 +137,7 @@ class TypeRegistry:
         raise ScaleError(f"type {self.name(type_id)}: {kind} values are not supported")
 
     def _is_u8(self, type_id: int) -> bool:
-        return self.metadata.types[type_id]["def"] == {"primitive": "u8"}
+        return bool(self.metadata.types[type_id]["def"] == {"primitive": "u8"})
 
     def _variant(self, type_id: int, variants: list[dict[str, Any]]) -> Decoder:
         is_option = self.metadata.types[type_id].get("path") == ["Option"]
