@@ -26,7 +26,7 @@ from veil.migration.binding import BindingContext, BindingRefused, verify_bindin
 from veil.migration.ledger import build_ledger, load_ledger
 from veil.migration.merkle import MerkleTree, load_tree, tree_from_ledger
 from veil.migration.positions import load_exclusions, load_positions
-from veil.migration.snapshot import load_snapshot
+from veil.migration.snapshot import load_snapshot, verify_snapshot_proof
 from veil.substrate import ss58
 from veil.substrate.signature import Scheme
 
@@ -70,6 +70,16 @@ def _hex(b: bytes) -> str:
 def _rebuild(inputs: AuditInputs, report: AuditReport) -> MerkleTree | None:
     """Ledger and tree from the snapshot alone (plus published positions/exclusions)."""
     snapshot = load_snapshot(inputs.snapshot)
+    if snapshot.source.get("read_proof"):
+        # An RPC snapshot carries the node's read proofs: re-check every account and the
+        # issuance under the block's state root, so the audit needs no node either.
+        label = "snapshot re-verifies against the block's state root"
+        try:
+            checked = verify_snapshot_proof(snapshot, inputs.snapshot)
+        except VeilError as error:
+            report.add(label, False, str(error))
+        else:
+            report.add(label, True, f"{checked} keys under {snapshot.source['state_root']}")
     positions = load_positions(inputs.positions) if inputs.positions else []
     exclusions = load_exclusions(inputs.exclusions) if inputs.exclusions else []
     try:
