@@ -210,6 +210,10 @@ def session(tmp_path: Path) -> Iterator[Session]:
     work = tmp_path / "work"
     work.mkdir()
     (work / ".venv").symlink_to(REPO_ROOT / ".venv")
+    # Commands written "from the repository root" reach the tests' data and the shared
+    # fixtures beside the clone the same way from the scratch directory.
+    (work / "tests").symlink_to(REPO_ROOT / "tests")
+    (tmp_path / "shared").symlink_to(REPO_ROOT.parent / "shared")
     venv_bin = REPO_ROOT / ".venv" / "bin"
     env = {
         **os.environ,
