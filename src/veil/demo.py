@@ -138,6 +138,9 @@ def govern(
     args = ["gov", "propose", "-m", description]
     for action in actions:
         args += ["--action", action]
+    # The Governor reads the proposer's votes one second in the past (ERC-6372 timestamp
+    # clock): a delegation made this very second does not count yet.
+    w.devnet("advance", "--seconds", "1")
     w.veil(*args, "--account", "alice")
     proposal = _latest_proposal(w)
     w.devnet("advance", "--seconds", "3601")
