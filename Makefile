@@ -16,7 +16,7 @@ $(STAMP_PY): pyproject.toml
 	touch $@
 
 $(STAMP_NODE): package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: setup
@@ -24,13 +24,15 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-BENCHES := gas attest migration
+BENCHES := gas attest migration startup trie
 
 # Each benchmark prints JSON lines; they are kept in bench/results/<name>.jsonl.
 bench: setup

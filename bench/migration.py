@@ -1,6 +1,7 @@
 """Benchmark: snapshot -> ledger -> tree for N generated accounts, and OpenZeppelin's `of`.
 
     .venv/bin/python bench/migration.py [--accounts 1000000] [--seed 0] [--keep DIR]
+    .venv/bin/python bench/migration.py --phala   # Phala-shaped: W-PHA, pools, NFTs
 
 Prints one JSON line per figure (wall seconds per step, peak memory of the pipeline,
 OpenZeppelin StandardMerkleTree.of on the same leaves, the ratio), each recording the
@@ -23,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+PHALA_METADATA = ROOT.parent / "shared" / "fixtures" / "substrate" / "metadata" / "phala-1291.scale"
+# The Phala-shaped state of issue 10: half the accounts hold W-PHA, 3,000 pools (a third
+# of them vaults), 100,000 delegation NFTs; positions come from storage, not a file.
+PHALA_SHAPE = {"wpha_share": 2, "pools": 3000, "nfts": 100_000}
 OZ_SCRIPT = ROOT / "tests" / "interop" / "js" / "oz_tree.js"
 
 
@@ -70,6 +75,22 @@ def emit(figure: str, value: Any, unit: str, **extra: Any) -> None:
 MACHINE = machine()
 
 
+def generate_phala(folder: Path, accounts: int, seed: int) -> dict[str, int]:
+    from veil.atomic import write_json
+    from veil.migration.synthetic import generate_phala_state, raw_document
+
+    state = generate_phala_state(
+        accounts,
+        wpha_holders=accounts // PHALA_SHAPE["wpha_share"],
+        pools=PHALA_SHAPE["pools"],
+        nfts=PHALA_SHAPE["nfts"],
+        seed=seed,
+    )
+    write_json(folder / "raw.json", raw_document(state), indent=None)
+    (folder / "phala").write_text("phala-1291\n")
+    return state.notes
+
+
 def generate(folder: Path, accounts: int, seed: int) -> None:
     from veil.atomic import write_json
     from veil.migration.positions import exclusions_to_json, positions_to_json
@@ -89,18 +110,21 @@ def pipeline(folder: Path) -> dict[str, float]:
     from veil.migration.merkle import build_tree, tree_from_ledger, write_tree
     from veil.migration.positions import load_exclusions, load_positions
     from veil.migration.snapshot import load_snapshot, snapshot_from_raw, write_snapshot
+    from veil.substrate.metadata import load_metadata
 
     gc.disable()  # as each `veil migrate` command runs (see veil.migration.bulk)
+    phala = (folder / "phala").exists()
     times: dict[str, float] = {}
     start = time.perf_counter()
-    write_snapshot(snapshot_from_raw(folder / "raw.json"), folder / "snap.json")
+    metadata = load_metadata(PHALA_METADATA) if phala else None
+    write_snapshot(snapshot_from_raw(folder / "raw.json", metadata), folder / "snap.json")
     times["snapshot"] = time.perf_counter() - start
 
     start = time.perf_counter()
     ledger = build_ledger(
         load_snapshot(folder / "snap.json"),
-        load_positions(folder / "pos.json"),
-        load_exclusions(folder / "exc.json"),
+        [] if phala else load_positions(folder / "pos.json"),
+        [] if phala else load_exclusions(folder / "exc.json"),
     )
     write_ledger(ledger, folder / "ledger.json")
     del ledger
@@ -154,6 +178,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="Keep the files in this folder.")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--skip-oz", action="store_true", help="Do not run OpenZeppelin's of.")
+    parser.add_argument(
+        "--phala",
+        action="store_true",
+        help="Phala-shaped state (W-PHA, 3,000 pools, 100,000 NFTs); pipeline figures only.",
+    )
     args = parser.parse_args()
     if args.child is not None:
         print(json.dumps(pipeline(args.child)))
@@ -162,10 +191,12 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="veil-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    generate(folder, args.accounts, args.seed)
-    emit(
-        "generate_state_seconds", round(time.perf_counter() - start, 2), "s", accounts=args.accounts
-    )
+    shape: dict[str, Any] = {"accounts": args.accounts}
+    if args.phala:
+        shape.update(state="phala", **generate_phala(folder, args.accounts, args.seed))
+    else:
+        generate(folder, args.accounts, args.seed)
+    emit("generate_state_seconds", round(time.perf_counter() - start, 2), "s", **shape)
 
     start = time.perf_counter()
     child = subprocess.run(
@@ -178,13 +209,13 @@ def main() -> None:
     peak_kib = times["peak_kib"]  # measured in the child right after the tree step
     cpu_seconds = times["cpu"]
     for step in ("snapshot", "ledger", "tree"):
-        emit(f"{step}_seconds", round(times[step], 2), "s", accounts=args.accounts)
+        emit(f"{step}_seconds", round(times[step], 2), "s", **shape)
     pipeline_seconds = times["snapshot"] + times["ledger"] + times["tree"]
     emit(
         "pipeline_seconds",
         round(pipeline_seconds, 2),
         "s",
-        accounts=args.accounts,
+        **shape,
         target_seconds=30,
         within_target=pipeline_seconds < 30,
         process_wall_seconds=round(wall, 2),
@@ -193,7 +224,7 @@ def main() -> None:
         "pipeline_cpu_seconds",
         round(cpu_seconds, 2),
         "s",
-        accounts=args.accounts,
+        **shape,
         note="user+sys of the pipeline process and its forked helper; less sensitive than "
         "wall time to other load on the machine (see load_average_1m)",
     )
@@ -201,7 +232,7 @@ def main() -> None:
         "pipeline_peak_memory",
         round(peak_kib / 2**20, 2),
         "GiB",
-        accounts=args.accounts,
+        **shape,
         target_gib=2,
         within_target=peak_kib < 2 * 2**20,
     )
@@ -213,6 +244,8 @@ def main() -> None:
         note="in-memory build of the same leaves, no file I/O",
     )
 
+    if args.phala:
+        return  # tree and on-chain figures are the same as the default run's
     if not args.skip_oz:
         oz = subprocess.run(
             [

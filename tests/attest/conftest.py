@@ -16,7 +16,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "tee"
 
 
-
 @pytest.fixture(scope="session")
 def tee() -> Path:
     if not FIXTURES.is_dir():

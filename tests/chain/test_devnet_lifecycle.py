@@ -89,3 +89,101 @@ def test_wrong_network_and_dead_rpc_are_one_line(tmp_path: Path) -> None:
         devnet.stop()
     with pytest.raises(ChainError, match="no answer"):
         connect(process.rpc_url, timeout=2)
+
+
+def _rpc_block(w3: Web3) -> tuple[int, int]:
+    block = w3.eth.get_block("latest")
+    return int(block["number"]), int(block["timestamp"])
+
+
+def test_resumed_chain_never_turns_its_clock_back(tmp_path: Path) -> None:
+    """Issue 8, defect 1: anvil reloads the blocks, not the clock, so a chain moved ahead
+    with time travel got new blocks stamped with the (earlier) wall clock after down/up."""
+    devnet = Devnet(tmp_path / "home")
+    process = devnet.start(port=free_port())
+    try:
+        w3 = Web3(Web3.HTTPProvider(process.rpc_url))
+        w3.provider.make_request("evm_increaseTime", [86_400])
+        w3.provider.make_request("evm_mine", [])
+        ahead_number, ahead_time = _rpc_block(w3)
+    finally:
+        devnet.stop()
+    process = devnet.start(port=free_port())
+    try:
+        w3 = Web3(Web3.HTTPProvider(process.rpc_url))
+        stamps = [ahead_time]
+        for _ in range(3):
+            w3.provider.make_request("evm_mine", [])
+            number, stamp = _rpc_block(w3)
+            stamps.append(stamp)
+        assert number == ahead_number + 3
+        assert stamps == sorted(stamps) and stamps[1] > ahead_time, stamps
+        # a transaction (not only an empty block) also lands after the advanced time
+        alice, bob = w3.eth.accounts[1], w3.eth.accounts[2]
+        tx = w3.eth.send_transaction({"from": alice, "to": bob, "value": 1})
+        receipt = w3.eth.wait_for_transaction_receipt(tx)
+        assert w3.eth.get_block(receipt["blockNumber"])["timestamp"] >= stamps[-1]
+    finally:
+        devnet.stop()
+
+
+def test_port_out_of_range_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with pytest.raises(DevnetError, match="--port 70000: not a TCP port"):
+        Devnet(home).start(port=70_000)
+    assert not home.exists()
+
+
+def test_anvil_that_fails_to_start_leaves_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "anvil"
+    broken.write_text("#!/bin/sh\necho 'boom: cannot bind' >&2\nexit 7\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(devnet_module, "anvil_binary", lambda: broken)
+    home = tmp_path / "nested" / "home"
+    with pytest.raises(DevnetError, match="anvil exited with code 7: boom: cannot bind"):
+        Devnet(home).start(port=free_port())
+    assert not (tmp_path / "nested").exists()
+
+
+def _anvil_pids(marker: str) -> list[int]:
+    """Live processes whose command line names `marker` (a test's own home directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and "anvil" in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_failed_setup_after_start_undoes_the_start(tmp_path: Path) -> None:
+    """A deploy that fails (or is interrupted) inside `started` stops anvil, frees the port
+    and removes the home it created; an existing chain's state file is kept."""
+    home = tmp_path / "home"
+    devnet = Devnet(home)
+    port = free_port()
+    with pytest.raises(RuntimeError, match="deploy failed"), devnet.started(port=port):
+        raise RuntimeError("deploy failed")
+    assert not home.exists()
+    assert not _anvil_pids(str(home))
+    assert not socket_busy(port)
+
+    devnet.start(port=port)
+    devnet.stop()
+    saved = (home / "state.json").read_bytes()
+    with pytest.raises(DevnetError, match="interrupted"), devnet.started(port=port):
+        raise KeyboardInterrupt
+    assert devnet.running() is None and not _anvil_pids(str(home))
+    assert (home / "state.json").exists() and len((home / "state.json").read_bytes()) > 0
+    assert len(saved) > 0
+
+
+def socket_busy(port: int) -> bool:
+    return devnet_module._port_busy(port)

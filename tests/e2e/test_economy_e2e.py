@@ -27,7 +27,7 @@ def test_economy_walkthrough(e2e) -> None:  # e2e: conftest.E2E
     timelock = chain.contract("Timelock").address
 
     # governance raised the reward rate through the timelock
-    assert vault.functions.rewardRate().call() == 2 * PHA // 10
+    assert vault.functions.rewardRate().call() == 18 * PHA // 10_000
     proposal = governance.proposals(chain)[-1]
     assert governance.STATES[governor.functions.state(proposal.proposal_id).call()] == "Executed"
     assert "Vault.setRewardRate(" in e2e.run.last("gov", "status")

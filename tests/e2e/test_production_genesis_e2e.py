@@ -278,24 +278,23 @@ def test_production_genesis_claims_then_first_proposal_passes(net: Net) -> None:
             signature = "0x" + holder.sign(wrap_bytes(message)).hex()
             extra = ["--pubkey", "0x" + holder.public_key.hex()] if holder.scheme == "ecdsa" else []
             veil("migrate", "claim", "--tree", str(net.tree),
-                 "--account", ss58.encode(holder.account), "--to", receiver.address,
+                 "--holder", ss58.encode(holder.account), "--to", receiver.address,
                  "--signature", signature, *extra, "--attester", url,
-                 "--from", "dave", *d)  # fmt: skip
+                 "--account", "dave", *d)  # fmt: skip
             index, _, free, staked = leaf
             assert migrator.functions.isClaimed(index).call()
             assert free > 0 and staked > 0
             assert pha.functions.balanceOf(receiver.address).call() == free
             shares = vault.functions.balanceOf(receiver.address).call()
             assert vault.functions.convertToAssets(shares).call() == staked
+            # Votes arrive with the stake: a receiver that never delegated votes at once.
+            assert vault.functions.getVotes(receiver.address).call() == shares
+            assert vault.functions.delegates(receiver.address).call() == receiver.address
     finally:
         attester.terminate()
         attester.wait(timeout=10)
     assert pha.functions.balanceOf(devnet_account("dave").address).call() == 0
 
-    # Until the vault's votes-at-claim merges, claimed vPHA votes only once delegated:
-    # the claimants delegate to themselves explicitly.
-    for name in ("alice", "bob", "carol"):
-        veil("gov", "delegate", "self", "--account", name, *d)
     alice, bob, carol = (r.address for r in receivers)
     threshold = governor.functions.proposalThreshold().call()
     assert vault.functions.getVotes(alice).call() >= threshold > 0

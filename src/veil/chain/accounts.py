@@ -37,7 +37,10 @@ def devnet_account(name: str) -> LocalAccount:
 
     Account.enable_unaudited_hdwallet_features()
     index = DEVNET_NAMES.index(name)
-    return Account.from_mnemonic(DEVNET_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    account: LocalAccount = Account.from_mnemonic(
+        DEVNET_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
+    )
+    return account
 
 
 def from_keystore(path: Path, password: str | None = None) -> LocalAccount:
@@ -74,7 +77,8 @@ def from_keystore(path: Path, password: str | None = None) -> LocalAccount:
         raise InputError(f"keystore {path}: cannot decrypt ({error})") from error
     except (KeyError, TypeError, NotImplementedError) as error:
         raise InputError(f"keystore {path}: not a usable keystore ({error!r})") from error
-    return Account.from_key(key)
+    account: LocalAccount = Account.from_key(key)
+    return account
 
 
 __all__ = ["devnet_account", "parse_address", "resolve_address", "resolve_signer"]
@@ -102,7 +106,8 @@ def resolve_signer(account: str | None, keystore: Path | None) -> LocalAccount:
         from eth_account import Account
 
         try:
-            return Account.from_key(key)
+            signer: LocalAccount = Account.from_key(key)
+            return signer
         except (ValueError, TypeError) as error:
             raise InputError(f"${KEY_ENV}: not a private key ({error})") from error
     raise InputError(f"no signer: pass --account NAME (devnet), --keystore FILE, or set ${KEY_ENV}")

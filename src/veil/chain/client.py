@@ -7,8 +7,9 @@ names the call and the contract's own revert reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from veil.errors import ChainError
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # web3 takes ~0.4 s to import: commands that never touch a ch
     from web3 import Web3
     from web3.contract import Contract
     from web3.contract.contract import ContractFunction
-    from web3.types import TxReceipt
+    from web3.types import TxParams, TxReceipt
 
     from veil.chain.compile import Artifact
     from veil.chain.deployment import Deployment
@@ -82,7 +83,7 @@ class Chain:
         assert record is not None
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=record.abi)
 
-    def at(self, address: str, abi: list[dict[str, Any]]) -> Contract:
+    def at(self, address: str, abi: Sequence[Any]) -> Contract:
         from web3 import Web3
 
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
@@ -96,7 +97,8 @@ class Chain:
         tx.setdefault("gasPrice", self.w3.eth.gas_price)
         if "gas" not in tx:
             try:
-                tx["gas"] = int(self.w3.eth.estimate_gas(tx) * GAS_HEADROOM) + GAS_MARGIN
+                estimate = self.w3.eth.estimate_gas(cast("TxParams", tx))
+                tx["gas"] = int(estimate * GAS_HEADROOM) + GAS_MARGIN
             except (ContractLogicError, ContractCustomError, Web3RPCError) as error:
                 raise ChainError(f"{label} reverted: {_revert_reason(error)}") from error
         signed = signer.sign_transaction(tx)
@@ -113,13 +115,14 @@ class Chain:
         from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
         try:
-            tx = call.build_transaction(
-                {"from": signer.address, "value": value, "gas": 0, "gasPrice": 0}
+            built = call.build_transaction(
+                cast("TxParams", {"from": signer.address, "value": value, "gas": 0, "gasPrice": 0})
             )
         except (ContractLogicError, ContractCustomError, Web3RPCError) as error:
             raise ChainError(f"{label} reverted: {_revert_reason(error)}") from error
-        tx = {"to": tx["to"], "data": tx["data"], "value": value}
-        return self._send_tx(signer, tx, label)
+        return self._send_tx(
+            signer, {"to": built["to"], "data": built["data"], "value": value}, label
+        )
 
     def send_value(self, signer: LocalAccount, to: str, value: int, label: str) -> TxReceipt:
         """Send the chain's own coin (ETH on the L2: what gas is paid in) to an address."""
@@ -130,10 +133,15 @@ class Chain:
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         data = factory.constructor(*args).data_in_transaction
         receipt = self._send_tx(signer, {"data": data, "value": 0}, f"deploy {artifact.name}")
-        return receipt["contractAddress"], receipt["blockNumber"]
+        address = receipt["contractAddress"]
+        if address is None:
+            raise ChainError(f"deploy {artifact.name}: the receipt names no contract address")
+        return str(address), int(receipt["blockNumber"])
 
     def advance_time(self, seconds: int) -> int:
         """Devnet only: move the clock forward and mine a block; returns the new timestamp."""
-        self.w3.provider.make_request("evm_increaseTime", [int(seconds)])
-        self.w3.provider.make_request("evm_mine", [])
+        from web3.types import RPCEndpoint
+
+        self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [int(seconds)])
+        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         return int(self.w3.eth.get_block("latest")["timestamp"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from veil.chain import deployment as deployments
 from veil.chain.accounts import DEVNET_NAMES, devnet_account
@@ -12,7 +13,9 @@ from veil.chain.deploy import Progress, deploy_network, devnet_parameters
 from veil.chain.deployment import Deployment
 from veil.chain.devnet import DEFAULT_PORT, Devnet, DevnetProcess
 from veil.compute.genesis import devnet_allowlist
-from veil.errors import VeilError
+
+if TYPE_CHECKING:
+    from eth_typing import ChecksumAddress
 
 DEMO_NAMES = ("alice", "bob", "carol", "dave", "provider")
 
@@ -28,7 +31,10 @@ def _deployment_live(chain: Chain, deployment: Deployment) -> bool:
     """The saved deployment belongs to this chain if its contracts have code here."""
     if deployment.chain_id != chain.w3.eth.chain_id or not deployment.contracts:
         return False
-    return all(len(chain.w3.eth.get_code(rec.address)) > 0 for rec in deployment.contracts.values())
+    code = chain.w3.eth.get_code
+    return all(
+        len(code(cast("ChecksumAddress", r.address))) > 0 for r in deployment.contracts.values()
+    )
 
 
 def devnet_up(
@@ -37,9 +43,12 @@ def devnet_up(
     port: int = DEFAULT_PORT,
     progress: Progress = lambda _msg: None,
 ) -> DevnetUp:
-    """Start anvil; deploy unless the saved deployment is already on the resumed chain."""
-    process = devnet.start(port=port)
-    try:
+    """Start anvil; deploy unless the saved deployment is already on the resumed chain.
+
+    Any failure or Ctrl-C stops anvil again and removes what this start created (see
+    `Devnet.started`); the deployment file is written atomically only once complete.
+    """
+    with devnet.started(port=port) as process:
         w3 = connect(process.rpc_url, process.chain_id)
         chain = Chain(w3)
         if deployment_path.exists():
@@ -49,7 +58,7 @@ def devnet_up(
                 saved.save(deployment_path)
                 return DevnetUp(process, saved, resumed=True)
         progress("deploying the veil contracts")
-        demo = {name: devnet_account(name).address for name in DEMO_NAMES}
+        demo = {name: str(devnet_account(name).address) for name in DEMO_NAMES}
         params = devnet_parameters(demo, [devnet_account("attester").address])
         params.os_images, params.compose_hashes = devnet_allowlist()
         deployment = deploy_network(
@@ -66,6 +75,3 @@ def devnet_up(
         )
         deployment.save(deployment_path)
         return DevnetUp(process, deployment, resumed=False)
-    except VeilError:
-        devnet.stop()
-        raise

@@ -34,7 +34,8 @@ def parse_amount(text: str, decimals: int = PHA_DECIMALS, what: str = "amount") 
     if len(frac.rstrip("0")) > decimals:
         raise InputError(f"{what} {text!r}: more than {decimals} decimals")
     frac = frac[:decimals].ljust(decimals, "0")
-    return int(match["whole"]) * 10**decimals + int(frac or "0")
+    scale: int = 10**decimals
+    return int(match["whole"]) * scale + int(frac or "0")
 
 
 def _why_refused(text: str) -> str:

@@ -35,7 +35,9 @@ def _report(entry: keystore.KeystoreFile, verb: str, as_json: bool) -> None:
     typer.echo(f"  sign with: --keystore {entry.path}  (password from ${KEYSTORE_PASSWORD_ENV})")
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil keys new --name treasury (password: VEIL_KEYSTORE_PASSWORD or a prompt)"
+)
 def new(
     name: str = NameOpt,
     directory: Path = DirOpt,
@@ -44,8 +46,6 @@ def new(
     """Make a new key and store it encrypted; prints its address, never the key.
 
     The password comes from $VEIL_KEYSTORE_PASSWORD or is asked twice on the terminal.
-
-    Example: VEIL_KEYSTORE_PASSWORD=... veil keys new --name treasury
     """
     where = keystore.keys_dir(directory, create=True)
     password = keystore.read_password(confirm=True)
@@ -53,7 +53,7 @@ def new(
     _report(entry, "created", as_json)
 
 
-@app.command("import")
+@app.command("import", epilog="Example: veil keys import --name ops < key.hex")
 def import_(
     name: str = NameOpt,
     directory: Path = DirOpt,
@@ -62,8 +62,6 @@ def import_(
     """Encrypt an existing private key (64 hex digits) read from stdin or a hidden prompt.
 
     The key is never an argument, so it stays out of shell history and `ps`.
-
-    Example: veil keys import --name ops < key.hex
     """
     if sys.stdin.isatty():
         import getpass
@@ -80,15 +78,12 @@ def import_(
     _report(entry, "imported", as_json)
 
 
-@app.command("list")
+@app.command("list", epilog="Example: veil keys list --json")
 def list_(
     directory: Path = DirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {address, path}."),
 ) -> None:
-    """Show each keystore's address and file; no password is needed (addresses are clear).
-
-    Example: veil keys list --json
-    """
+    """Show each keystore's address and file; no password is needed (addresses are clear)."""
     where = keystore.keys_dir(directory, create=False) if directory else keystore.default_dir()
     found = keystore.list_keystores(where) if where.is_dir() else []
     if as_json:

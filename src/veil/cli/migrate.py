@@ -56,6 +56,7 @@ from veil.migration.positions import (
 )
 from veil.migration.snapshot import (
     load_snapshot,
+    record_decimals,
     record_genesis,
     snapshot_from_raw,
     snapshot_from_rpc,
@@ -100,6 +101,11 @@ def snapshot(
         help="Runtime metadata (raw SCALE, 0x-hex, or a state_getMetadata answer) to decode "
         "accounts with; --rpc reads it from the node.",
     ),
+    decimals: int | None = typer.Option(
+        None,
+        "--decimals",
+        help="Native token decimals (PHA: 12); refused if the spec or node declares others.",
+    ),
 ) -> None:
     """Decode every System.Account balance and TotalIssuance at one block."""
     from veil.substrate.metadata import load_metadata
@@ -127,11 +133,22 @@ def snapshot(
         record_genesis(result, "0x" + binding_lib.parse_genesis(genesis).hex())
     if block is not None:
         result.block = "0x" + binding_lib.parse_genesis(block).hex()
+    if decimals is not None:
+        record_decimals(result, decimals)
     write_snapshot(result, out)
     _out.print(
         f"snapshot: {len(result.accounts)} accounts, TotalIssuance {result.total_issuance} planck"
         f" at block {result.block or '(not recorded)'}, state {result.state_sha256} -> {out}"
     )
+    if result.staking is not None:
+        staking = result.staking
+        _out.print(
+            f"phala staking: {len(staking.pools)} pools, {len(staking.nfts)} NFTs, "
+            f"{len(staking.wpha_balances)} W-PHA holders (supply {staking.wpha_supply} planck), "
+            f"{len(staking.legacy_rewards)} LegacyRewards, "
+            f"{len(staking.reimbursements)} Reimbursements; staking entries "
+            f"{staking.entries_sha256}"
+        )
 
 
 @app.command(
@@ -168,22 +185,54 @@ def ledger(
     _out.print(f"ledger: {len(result.leaves)} leaves -> {out}")
 
 
-def _print_reconciliation(result: Ledger) -> None:
-    table = Table(title="reconciliation (wei)")
-    table.add_column("line")
-    table.add_column("wei", justify="right")
-    table.add_column("PHA", justify="right")
-    for label, wei in result.reconciliation():
-        table.add_row(label, str(wei), _pha(wei))
+def _print_rows(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table that is fitted to a terminal and printed whole anywhere else (an auditor
+    compares every digit of the wei)."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
     print_table(_out, table)
+
+
+def _print_reconciliation(result: Ledger) -> None:
+    _print_rows(
+        "reconciliation (wei)",
+        ("line", "wei", "PHA"),
+        [(label, str(wei), _pha(wei)) for label, wei in result.reconciliation()],
+    )
+    if result.phala is not None:
+        factor = result.wei_per_planck
+        _print_rows(
+            "W-PHA (planck): supply == idle + owner rewards + pool assets + excluded",
+            ("line", "planck", "PHA"),
+            [(label, amount, _pha(int(amount) * factor)) for label, amount in result.phala["wpha"]],
+        )
+        _print_rows(
+            "pools: allocated (exact) beside the runtime's U64F64 value (planck)",
+            ("pid", "kind", "account", "shares", "allocated", "runtime", "difference"),
+            [
+                (
+                    str(p["pid"]),
+                    p["kind"],
+                    p["account"],
+                    p["held_shares"],
+                    p["assets_planck"],
+                    p["runtime_value_planck"],
+                    p["difference_planck"],
+                )
+                for p in result.phala["pools"]
+            ],
+        )
+        return
     pools = pool_report(result)
     if pools:
-        backing = Table(title="module accounts backing staked positions")
-        for column in ("pools", "module account", "balance wei", "positions wei", "dust wei"):
-            backing.add_column(column)
-        for names, account, balance, held, dust in pools:
-            backing.add_row(names, account, str(balance), str(held), str(dust))
-        print_table(_out, backing)
+        _print_rows(
+            "module accounts backing staked positions",
+            ("pools", "module account", "balance wei", "positions wei", "dust wei"),
+            [(names, account, str(b), str(h), str(d)) for names, account, b, h, d in pools],
+        )
 
 
 @app.command(epilog="Example: veil migrate tree LEDGER.json --out TREE.json")
@@ -350,7 +399,7 @@ def verify_binding(
     key = _hex_arg(pubkey, "--pubkey") if pubkey else None
     verified = binding_lib.verify_binding(
         account_id, receiver, signature_bytes, context,
-        scheme=scheme, public_key=key,  # type: ignore[arg-type]
+        scheme=scheme, public_key=key,
     )  # fmt: skip
     form = "<Bytes>-wrapped" if verified.wrapped else "bare"
     typer.echo(f"valid: {verified.scheme} signature over the {form} binding message")
@@ -467,7 +516,7 @@ def claim(
         sig,
         context,
         scheme=scheme,
-        public_key=key,  # type: ignore[arg-type]
+        public_key=key,
     )
     chain = open_chain(deployment, rpc)
     merkle = load_tree(tree)

@@ -39,7 +39,11 @@ def _hash32(text: str, option: str) -> bytes:
     return value
 
 
-@app.command()
+@app.command(
+    epilog="Example: veil network deploy --rpc http://127.0.0.1:8545 --chain-id 31337 "
+    "--keystore deployer.json --tree TREE.json --ledger LEDGER.json --attester 0x... "
+    "--threshold 1 --guardian none --out deployments/l2.json"
+)
 def deploy(
     rpc: str = typer.Option(..., "--rpc", help="RPC URL of the L2."),
     chain_id: int = typer.Option(..., "--chain-id", help="The L2's chain id (checked)."),
@@ -102,7 +106,7 @@ def deploy(
     console.print(f"deployment {deployment.network} (chain {chain_id}) -> {out}")
 
 
-@app.command()
+@app.command(epilog="Example: veil network check --deployer 0x... -d deployments/l2.json")
 def check(
     deployer: str = typer.Option(..., "--deployer", help="The address that deployed."),
     deployment: Path = DeploymentOpt,

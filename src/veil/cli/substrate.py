@@ -14,7 +14,10 @@ app = typer.Typer(
 )
 
 
-@app.command("genesis-hash")
+@app.command(
+    "genesis-hash",
+    epilog="Example: veil substrate genesis-hash ../shared/fixtures/substrate/specs/khala.json",
+)
 def genesis_hash(
     spec: Path = typer.Argument(..., help="Raw chain spec JSON (`build-spec --raw`)."),
     state_version: int | None = typer.Option(
@@ -28,8 +31,6 @@ def genesis_hash(
 
     The hash must equal the chain's published genesis hash (what polkadot.js and every node
     call the chain); if it does, the spec's storage is that chain's genesis state.
-
-    Example: veil substrate genesis-hash ../shared/fixtures/substrate/specs/khala.json
     """
     from veil.substrate.chainspec import genesis_state, load_chain_spec
     from veil.substrate.trie import StateVersion

@@ -53,7 +53,7 @@ def _named_or_address(text: str, what: str, *, allow_zero: bool) -> str:
     return parse_address(text, what, allow_zero=allow_zero)
 
 
-@app.command()
+@app.command(epilog="Example: veil wallet balance -a alice")
 def balance(
     address: str = typer.Argument(
         None, help="Address or devnet name (default: the --account or --keystore address)."
@@ -67,8 +67,6 @@ def balance(
     """PHA, vPHA and its PHA value, voting power, delegate and open unlock requests.
 
     A keystore's address is read without its password.
-
-    Example: veil wallet balance -a alice
     """
     from veil.chain import staking
 
@@ -142,7 +140,7 @@ def balance(
     typer.echo("\n".join(lines))
 
 
-@app.command()
+@app.command(epilog="Example: veil wallet transfer 12.5 bob -a alice")
 def transfer(
     amount: str = typer.Argument(..., help="How much, e.g. 12.5 (PHA: 18 decimals, vPHA: 24)."),
     to: str = typer.Argument(..., help="Receiver: an EIP-55 address, or a devnet name."),
@@ -161,8 +159,6 @@ def transfer(
     """Send PHA (or vPHA with --vpha, ETH for gas with --eth) from the signer to an address.
 
     Checked before sending: amount, receiver's EIP-55 checksum, not zero or a token, balance.
-
-    Example: veil wallet transfer 12.5 bob -a alice
     """
     if vpha and eth:
         raise InputError("transfer: --vpha and --eth exclude each other")

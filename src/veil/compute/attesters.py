@@ -45,7 +45,8 @@ def _call(
         request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.read()
+                answer: bytes = response.read()
+                return answer
         except urllib.error.HTTPError as error:
             try:
                 reason = json.loads(error.read()).get("error", error.reason)

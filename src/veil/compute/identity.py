@@ -30,7 +30,8 @@ STATE_FILE = "state.json"
 def _read_key(file: Path) -> LocalAccount:
     try:
         text = file.read_text().strip()
-        return Account.from_key(bytes.fromhex(text.removeprefix("0x")))
+        key: LocalAccount = Account.from_key(bytes.fromhex(text.removeprefix("0x")))
+        return key
     except OSError as error:
         raise InputError(f"worker key {file}: cannot read ({error.strerror})") from None
     except ValueError:

@@ -88,7 +88,10 @@ class RegistryClient:
         address = checksum(worker, "worker")
         fields = self.contract.functions.worker(address).call()
         active = bool(self.contract.functions.isActive(address).call())
-        return WorkerRecord(address, checksum(fields[0], "provider"), *fields[1:], active=active)
+        # The contract's tuple fills the leading fields in order; mypy cannot count it.
+        return WorkerRecord(  # type: ignore[misc]
+            address, checksum(fields[0], "provider"), *fields[1:], active=active
+        )
 
     def provider(self, provider: str) -> ProviderRecord:
         address = checksum(provider, "provider")
@@ -96,7 +99,7 @@ class RegistryClient:
         free = int(self.contract.functions.freeCollateral(address).call())
         until = int(self.contract.functions.frozenUntil(address).call())
         frozen = bool(self.contract.functions.isFrozen(address).call())
-        return ProviderRecord(*fields, free=free, frozen_until=until, frozen=frozen)
+        return ProviderRecord(*fields, free=free, frozen_until=until, frozen=frozen)  # type: ignore[misc]
 
     def guardian(self) -> str:
         return checksum(self.contract.functions.guardian().call(), "guardian")

@@ -64,7 +64,8 @@ def request_attestation(
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return json.loads(response.read())
+                answer: dict[str, Any] = json.loads(response.read())
+                return answer
         except urllib.error.HTTPError as error:
             try:
                 reason = json.loads(error.read()).get("error", "")

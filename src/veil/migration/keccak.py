@@ -24,17 +24,22 @@ def _public_keccak256(data: bytes) -> bytes:
 def _fast_hasher(double: bool = False) -> Callable[[bytes], bytes] | None:
     try:
         from Crypto.Hash import keccak as _keccak_module
-        from Crypto.Util._raw_api import VoidPointer, c_size_t, c_ubyte, create_string_buffer
+        from Crypto.Util._raw_api import (  # type: ignore[attr-defined]
+            VoidPointer,
+            c_size_t,
+            c_ubyte,
+            create_string_buffer,
+        )
 
-        lib = _keccak_module._raw_keccak_lib
+        lib = _keccak_module._raw_keccak_lib  # type: ignore[attr-defined]
         holder = VoidPointer()
         if lib.keccak_init(holder.address_of(), c_size_t(64), c_ubyte(24)):
             return None
         state = holder.get()
-        out = create_string_buffer(32)
+        out = create_string_buffer(32)  # type: ignore[call-arg]
         reset, absorb, digest = lib.keccak_reset, lib.keccak_absorb, lib.keccak_digest
         try:  # cffi backend: a buffer view copies the 32 bytes out in one step
-            from Crypto.Util._raw_api import ffi  # type: ignore[attr-defined]
+            from Crypto.Util._raw_api import ffi
 
             view = ffi.buffer(out)
         except (ImportError, AttributeError, TypeError):  # ctypes backend

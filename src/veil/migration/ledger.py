@@ -33,6 +33,7 @@ from veil.migration.bulk import (
     read_document,
     split_records,
 )
+from veil.migration.phala_staking import derive
 from veil.migration.positions import (
     BACKING_REASON,
     DUST_REASON,
@@ -41,7 +42,7 @@ from veil.migration.positions import (
     Position,
     source_account,
 )
-from veil.migration.snapshot import Snapshot
+from veil.migration.snapshot import DEFAULT_DECIMALS, Snapshot
 
 FORMAT = "veil-ledger-v1"
 WEI_PER_PLANCK = 10**6
@@ -64,7 +65,7 @@ class Leaf(NamedTuple):
     without conversion.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the leaf's own name for it; shadows tuple.index
     account: bytes
     free_wei: int
     staked_wei: int
@@ -102,10 +103,17 @@ class Ledger:
     excluded: list[Excluded]
     snapshot: dict[str, Any] = field(default_factory=dict)
     dust_limit_planck: int = 0
+    token_decimals: int = DEFAULT_DECIMALS
+    # Derived from Phala's staking storage: per-pool report and the W-PHA reconciliation.
+    phala: dict[str, Any] | None = None
+
+    @property
+    def wei_per_planck(self) -> int:
+        return wei_factor(self.token_decimals)
 
     @property
     def total_issuance_wei(self) -> int:
-        return self.total_issuance_planck * WEI_PER_PLANCK
+        return self.total_issuance_planck * self.wei_per_planck
 
     @property
     def free_wei(self) -> int:
@@ -179,6 +187,8 @@ class Ledger:
                 "leaf_count": len(self.leaves),
             },
             "dust_limit_planck": self.dust_limit_planck,
+            "token_decimals": self.token_decimals,
+            **({"phala": self.phala} if self.phala is not None else {}),
             "backing": [
                 {
                     "account": "0x" + b.account.hex(),
@@ -215,6 +225,20 @@ def _hex(account: bytes) -> str:
     return "0x" + account.hex()
 
 
+def wei_factor(decimals: int) -> int:
+    """Wei per planck: 10^(18 - decimals), exact (PHA has 12 decimals: 10^6)."""
+    if not isinstance(decimals, int) or not 0 <= decimals <= 18:
+        raise InputError(f"token decimals {decimals!r}: must be an integer from 0 to 18")
+    factor: int = 10 ** (18 - decimals)
+    return factor
+
+
+def _module_hint(account: bytes) -> str:
+    pallet_id = account[4:12].decode("latin-1")
+    printable = "".join(c if 32 <= ord(c) < 127 else "?" for c in pallet_id)
+    return f"module account {_hex(account)} (modl{printable}: pallet id {printable!r})"
+
+
 @bulk
 def build_ledger(
     snapshot: Snapshot,
@@ -233,6 +257,14 @@ def build_ledger(
         raise InputError(f"--accept-dust {accept_dust}: must not be negative")
     positions = list(positions)
     exclusions = list(exclusions)
+    if snapshot.staking is not None:
+        if positions:
+            raise InputError(
+                "--positions: this snapshot holds Phala's staking storage; positions are "
+                "derived from it, a positions file would count them twice"
+            )
+        return _build_phala_ledger(snapshot, exclusions)
+    factor = wei_factor(snapshot.token_decimals)
     problems: list[str] = []
 
     # Which module account backs each pool: the exclusions file first, then derivation.
@@ -304,8 +336,8 @@ def build_ledger(
         map(or_, map(methodcaller("startswith", MODULE_PREFIX), accounts),
             map(named.__contains__, accounts))
     )  # fmt: skip
-    for position in compress(range(len(rows)), aside):
-        row = rows[position]
+    for row_number in compress(range(len(rows)), aside):
+        row = rows[row_number]
         balances[row[0]] = row[1] + row[2]
     keep = list(map(not_, aside))
     del aside
@@ -316,8 +348,8 @@ def build_ledger(
     del keep
     staked = list(map(stake_left.pop, holders, repeat(0)))
     present = list(map(or_, held, staked))
-    wei = repeat(WEI_PER_PLANCK)
-    columns = (
+    wei = repeat(factor)
+    columns: tuple[list[Any], ...] = (
         list(compress(holders, present)),
         list(map(mul, compress(held, present), wei)),
         list(map(mul, compress(staked, present), wei)),
@@ -325,7 +357,7 @@ def build_ledger(
     del holders, held, staked, present
     if stake_left:  # delegators without a System.Account entry still get their stake
         entries = list(zip(*columns, strict=True))
-        entries += [(a, 0, s * WEI_PER_PLANCK) for a, s in stake_left.items() if s]
+        entries += [(a, 0, s * factor) for a, s in stake_left.items() if s]
         entries.sort()
         columns = tuple(map(list, zip(*entries, strict=True))) if entries else ([], [], [])
         del entries
@@ -334,40 +366,41 @@ def build_ledger(
     excluded: list[Excluded] = []
     for account in sorted(backers):
         balance = balances.get(account, 0)
-        held = positions_by_backer.get(account, 0)
+        backed = positions_by_backer.get(account, 0)
         pools = tuple(sorted(pools_by_backer.get(account, ())))
         where = f"pool {', '.join(pools) or '(none)'} ({_hex(account)})"
-        difference = balance - held
+        difference = balance - backed
         if difference < 0:
             problems.append(
-                f"{where}: positions {held} planck exceed its balance {balance} by "
+                f"{where}: positions {backed} planck exceed its balance {balance} by "
                 f"{-difference} planck"
             )
         elif difference > accept_dust:
             problems.append(
-                f"{where}: balance {balance} planck exceeds its positions {held} by "
+                f"{where}: balance {balance} planck exceeds its positions {backed} by "
                 f"{difference} planck (more than --accept-dust {accept_dust})"
             )
-        backing.append(Backing(account, pools, balance * WEI_PER_PLANCK, held * WEI_PER_PLANCK))
+        backing.append(Backing(account, pools, balance * factor, backed * factor))
         if difference > 0:
-            excluded.append(Excluded(account, DUST_REASON, "dust", difference * WEI_PER_PLANCK))
+            excluded.append(Excluded(account, DUST_REASON, "dust", difference * factor))
     for account in sorted(excluded_other):
         item = excluded_other[account]
         excluded.append(
-            Excluded(account, item.reason, item.kind, balances.get(account, 0) * WEI_PER_PLANCK)
+            Excluded(account, item.reason, item.kind, balances.get(account, 0) * factor)
         )
 
     for account, balance in balances.items():
         if balance and account not in named:
             problems.append(
-                f"module account {_hex(account)} holds {balance} planck but no position or "
-                f"exclusion names it"
+                f"{_module_hint(account)} holds {balance} planck but no position or exclusion "
+                "names it; name it in --exclusions with a reason (or give its delegators' "
+                "positions)"
             )
     if problems:
         raise LedgerRefused(problems)
 
-    positions = range(len(columns[0]))
-    leaves = list(map(tuple.__new__, repeat(Leaf), zip(positions, *columns, strict=True)))
+    indices = range(len(columns[0]))
+    leaves = list(map(tuple.__new__, repeat(Leaf), zip(indices, *columns, strict=True)))
     del columns
     ledger = Ledger(
         total_issuance_planck=snapshot.total_issuance,
@@ -380,6 +413,80 @@ def build_ledger(
             "genesis_hash": snapshot.genesis_hash,
         },
         dust_limit_planck=accept_dust,
+        token_decimals=snapshot.token_decimals,
+    )
+    ledger.check()
+    return ledger
+
+
+def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledger:
+    """The ledger of a Phala state: positions derived from its own staking storage."""
+    assert snapshot.staking is not None
+    factor = wei_factor(snapshot.token_decimals)
+    problems: list[str] = []
+    named: dict[bytes, tuple[str, str]] = {}
+    for item in exclusions:
+        if item.account in named:
+            problems.append(f"exclusion for {_hex(item.account)}: listed twice")
+        named[item.account] = (item.reason, item.kind)
+    rows = snapshot.accounts
+    balances = {row[0]: row[1] + row[2] for row in rows}
+    derived = derive(balances, snapshot.staking, named)
+    problems += derived.problems
+    if problems:
+        raise LedgerRefused(problems)
+    aside = derived.set_aside
+    extra, staked = derived.free_extra, derived.staked
+    # Rows are sorted by account: walk them once; holders with W-PHA, stake or rewards but
+    # no System.Account entry are few, and merged in after.
+    leaves_rows: list[tuple[bytes, int, int]] = []
+    append = leaves_rows.append
+    extra_get, staked_get = extra.get, staked.get
+    for row in rows:
+        account = row[0]
+        if account in aside:
+            continue
+        free = row[1] + row[2] + extra_get(account, 0)
+        stake = staked_get(account, 0)
+        if free or stake:
+            append((account, free, stake))
+    missing = [
+        (a, extra_get(a, 0), staked_get(a, 0))
+        for a in (extra.keys() | staked.keys()) - balances.keys()
+    ]
+    if missing:
+        leaves_rows += [entry for entry in missing if entry[1] or entry[2]]
+        leaves_rows.sort()
+    leaves = [
+        Leaf(index, account, free * factor, stake * factor)
+        for index, (account, free, stake) in enumerate(leaves_rows)
+    ]
+    del leaves_rows
+    backing = [
+        Backing(r.account, (f"{r.kind} {r.pid}",), r.assets * factor, r.assets * factor)
+        for r in derived.pools
+        if r.kind == "stake-pool" or r.assets
+    ]
+    excluded = [
+        Excluded(account, reason, kind, amount * factor)
+        for account, reason, kind, amount in derived.excluded
+    ]
+    ledger = Ledger(
+        total_issuance_planck=snapshot.total_issuance,
+        leaves=leaves,
+        backing=backing,
+        excluded=excluded,
+        snapshot={
+            "state_sha256": snapshot.state_sha256,
+            "block": snapshot.block,
+            "genesis_hash": snapshot.genesis_hash,
+            "staking_sha256": snapshot.staking.entries_sha256,
+        },
+        token_decimals=snapshot.token_decimals,
+        phala={
+            "pools": [r.to_json() for r in derived.pools],
+            "wpha": [[label, str(amount)] for label, amount in derived.wpha_rows],
+        },
     )
     ledger.check()
     return ledger
@@ -521,6 +628,8 @@ def load_ledger(path: str | os.PathLike[str]) -> Ledger:
         excluded,
         snapshot=document.get("snapshot") or {},
         dust_limit_planck=int(document.get("dust_limit_planck") or 0),
+        token_decimals=int(document.get("token_decimals") or DEFAULT_DECIMALS),
+        phala=document.get("phala"),
     )
     try:
         ledger.check()

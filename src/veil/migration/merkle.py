@@ -455,9 +455,9 @@ def load_tree(path: str | os.PathLike[str], *, validate: bool = True) -> MerkleT
     result = MerkleTree(tree, values, tree_indices, dict(document.get("veil") or {}))
     if validate:
         hasher = new_hasher()
-        for number, (value, node) in enumerate(zip(values, tree_indices, strict=True)):
-            if tree[node] != hasher(hasher(encode_leaf(value))):
-                raise InputError(f"{source}: value {number} does not match tree node {node}")
+        for number, (value, position) in enumerate(zip(values, tree_indices, strict=True)):
+            if tree[position] != hasher(hasher(encode_leaf(value))):
+                raise InputError(f"{source}: value {number} does not match tree node {position}")
         for i in range(len(tree) - len(values) - 1, -1, -1):
             a, b = tree[2 * i + 1], tree[2 * i + 2]
             if tree[i] != hasher(a + b if a <= b else b + a):

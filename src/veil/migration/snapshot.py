@@ -32,6 +32,12 @@ from veil.migration.bulk import (
     read_document,
     split_records,
 )
+from veil.migration.phala_staking import (
+    StakingState,
+    has_staking,
+    read_staking,
+    staking_prefixes,
+)
 from veil.substrate.account_layout import BUILTIN_DESCRIPTION, AccountLayout, account_layout
 from veil.substrate.chainspec import CODE_KEY, genesis_state, load_chain_spec
 from veil.substrate.header import state_root_of_block
@@ -48,6 +54,7 @@ from veil.substrate.storage import (
 from veil.substrate.trie import ProofError, verify_read_proof
 
 FORMAT = "veil-snapshot-v1"
+DEFAULT_DECIMALS = 12  # PHA; what snapshots without a recorded token_decimals hold
 PROOF_FORMAT = "veil-read-proof-v1"
 COLUMNS = (
     "account", "free", "reserved", "frozen", "flags",
@@ -86,6 +93,15 @@ class Snapshot:
     # Trie nodes proving every entry against the block's state root (RPC snapshots); kept
     # beside the snapshot file, not in it, so the snapshot format stays one table.
     proof_nodes: list[str] | None = None
+    # Phala's stake pool v2 state (pools, delegation NFTs, W-PHA), when the runtime has it:
+    # the ledger derives every holder's position from it instead of a positions file.
+    staking: StakingState | None = None
+
+    @property
+    def token_decimals(self) -> int:
+        """The native token's decimals (PHA: 12), as the spec or node declared them."""
+        decimals = self.source.get("token_decimals")
+        return decimals if isinstance(decimals, int) else DEFAULT_DECIMALS
 
     @bulk
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +121,7 @@ class Snapshot:
                 ]
                 for a in self.accounts
             ],
+            **self._tail(),
         }
 
     @bulk
@@ -113,7 +130,10 @@ class Snapshot:
         document = self.to_json_head()
         row = '["0x%s","%d","%d","%d","%d",%d,%d,%d,%d]'
         rows = [row % (a[0].hex(), *a[1:]) for a in self.accounts]
-        return json_document(document, {}, {"accounts": rows})
+        return json_document(document, self._tail(), {"accounts": rows})
+
+    def _tail(self) -> dict[str, Any]:
+        return {} if self.staking is None else {"phala_staking": self.staking.to_json()}
 
     def to_json_head(self) -> dict[str, Any]:
         return {
@@ -362,6 +382,9 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
     file_hash = "0x" + hashlib.sha256(data).hexdigest()
     is_spec = isinstance(document, dict) and "genesis" in document
     storage, layout_record = _apply_layout(_storage_map(document, source), metadata)
+    staking = (
+        read_staking(storage, metadata) if metadata is not None and has_staking(metadata) else None
+    )
     block = document.get("block") if isinstance(document.get("block"), str) else None
     genesis = (
         document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
@@ -381,6 +404,8 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
     if is_spec:
         origin = {"kind": "chain-spec", "state_root": None}
         spec = load_chain_spec(source)
+        if spec.token_decimals is not None:
+            origin["token_decimals"] = spec.token_decimals
         if CODE_KEY in spec.top:
             # A spec is the genesis state itself: its trie root names the chain, so record
             # the genesis hash it proves rather than one a caller asserts. (Without a
@@ -403,7 +428,21 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
             "ignored_keys": ignored,
             **layout_record,
         },
+        staking=staking,
     )
+
+
+def record_decimals(snapshot: Snapshot, decimals: int) -> None:
+    """Record the operator's `--decimals`; refuses one that contradicts the chain's own."""
+    if not 0 <= decimals <= 18:
+        raise InputError(f"--decimals {decimals}: must be between 0 and 18 (wei has 18)")
+    declared = snapshot.source.get("token_decimals")
+    if isinstance(declared, int) and declared != decimals:
+        raise InputError(
+            f"--decimals {decimals}: the chain declares tokenDecimals {declared} "
+            f"({snapshot.source.get('kind')}); planck would convert to wei by the wrong factor"
+        )
+    snapshot.source["token_decimals"] = decimals
 
 
 def record_genesis(snapshot: Snapshot, genesis: str) -> None:
@@ -538,6 +577,24 @@ def snapshot_from_rpc(
             )
         issuance_proof = rpc.read_proof([_TOTAL_ISSUANCE_HEX], at)
         _check_proven(state_root, issuance_proof, [(_TOTAL_ISSUANCE_HEX, issuance_value)], at)
+        staking = None
+        staking_proof: list[str] = []
+        if has_staking(metadata):
+            staking_pairs: dict[str, str] = {}
+            for prefix, plain in staking_prefixes(metadata):
+                if plain:  # one value: its key is the prefix itself
+                    value = rpc.storage(prefix, at)
+                    if value is not None:
+                        nodes = rpc.read_proof([prefix], at)
+                        _check_proven(state_root, nodes, [(prefix, value)], at)
+                        staking_proof.extend(nodes)
+                        staking_pairs[prefix] = value
+                    continue
+                staking_pairs.update(
+                    _read_prefix(rpc, prefix, page_size, at, state_root, staking_proof)
+                )
+            staking = read_staking(staking_pairs, metadata)
+        decimals = _node_decimals(rpc)
     storage, layout_record = _apply_layout(dict(progress.pairs), metadata)
     all_pairs = [*storage.items(), (_TOTAL_ISSUANCE_HEX, issuance_value)]
     issuance, rows, state_hash, _ = _decode_pairs(all_pairs, strict_prefix=True)
@@ -553,9 +610,53 @@ def snapshot_from_rpc(
             "page_size": page_size,
             "state_root": "0x" + state_root.hex(),
             **layout_record,
+            **({"token_decimals": decimals} if decimals is not None else {}),
         },
-        proof_nodes=list({**progress.proof, **dict.fromkeys(issuance_proof)}),
+        proof_nodes=list(
+            {**progress.proof, **dict.fromkeys(issuance_proof), **dict.fromkeys(staking_proof)}
+        ),
+        staking=staking,
     )
+
+
+def _read_prefix(
+    rpc: SubstrateRpc, prefix: str, page_size: int, at: str, root: bytes, proof: list[str]
+) -> dict[str, str]:
+    """Every entry under `prefix` at block `at`, each proven against the state root."""
+    pairs: dict[str, str] = {}
+    last: str | None = None
+    while True:
+        keys = rpc.keys_paged(prefix, page_size, last, at)
+        for key in keys:
+            if not key.lower().startswith(prefix):
+                raise InputError(f"storage key {key}: not under the prefix {prefix} asked for")
+        values = rpc.query_storage_at(keys, at) if keys else {}
+        page = []
+        for key in keys:
+            value = values.get(key)
+            if value is None:
+                raise InputError(f"storage key {key}: listed by the node but has no value")
+            page.append((key, value))
+        if keys:
+            nodes = rpc.read_proof(keys, at)
+            _check_proven(root, nodes, page, at)
+            proof.extend(nodes)
+        pairs.update(page)
+        if len(keys) < page_size:
+            return pairs
+        last = keys[-1]
+
+
+def _node_decimals(rpc: SubstrateRpc) -> int | None:
+    """`system_properties.tokenDecimals`, or None from a node that does not serve it."""
+    try:
+        properties = rpc.call("system_properties", [])
+    except ChainError:
+        return None
+    decimals = (properties or {}).get("tokenDecimals") if isinstance(properties, dict) else None
+    if isinstance(decimals, list):
+        decimals = decimals[0] if decimals else None
+    return decimals if isinstance(decimals, int) else None
 
 
 def _check_proven(root: bytes, proof: list[str], pairs: list[tuple[str, str]], at: str) -> None:
@@ -665,6 +766,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
         raise InputError(
             f"{source}: account_count {document.get('account_count')} but {len(rows)} records"
         )
+    staking = document.get("phala_staking")
     return Snapshot(
         total_issuance=issuance,
         accounts=rows,
@@ -672,6 +774,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
         block=document.get("block"),
         genesis_hash=document.get("genesis_hash"),
         source=document.get("source") or {},
+        staking=None if staking is None else StakingState.from_json(staking, str(source)),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import ed25519_zebra
 import sr25519
+import xxhash
 
 from veil.migration.positions import Exclusion, Position, module_account
 from veil.substrate import ss58
@@ -190,3 +191,173 @@ def raw_document(state: SyntheticState) -> dict[str, str]:
         "genesis_hash": "0x" + state.genesis_hash.hex(),
         **state.raw,
     }
+
+
+# --- a Phala-shaped state: stake pool v2 storage in phala 1291's layouts -----------------
+
+_PHALA_RESERVED = (b"modl", b"bp/", b"sl/", b"so/", b"spm/", b"wpha/", b"basepool")
+
+
+def _twox64_concat(data: bytes) -> bytes:
+    return xxhash.xxh64_digest(data, seed=0)[::-1] + data
+
+
+def _blake2_128_concat(data: bytes) -> bytes:
+    return blake2_128(data) + data
+
+
+def _u128(value: int) -> bytes:
+    return value.to_bytes(16, "little")
+
+
+def _compact_len(length: int) -> bytes:
+    if length < 1 << 6:
+        return bytes([length << 2])
+    if length < 1 << 14:
+        return ((length << 2) | 1).to_bytes(2, "little")
+    return ((length << 2) | 2).to_bytes(4, "little")
+
+
+def generate_phala_state(
+    accounts: int,
+    *,
+    wpha_holders: int,
+    pools: int,
+    nfts: int,
+    seed: int = 0,
+) -> SyntheticState:
+    """A state shaped like Phala's since stake pool v2, for the benchmark: every staked PHA
+    in `wpha/` behind W-PHA, W-PHA in pool accounts, shares in delegation NFTs, a few
+    withdraw queues, vaults invested in stake pools, LegacyRewards owed by the budget.
+
+    Values are encoded by hand in phala 1291's layouts (pass that metadata to the
+    snapshot); a million values through a generic encoder would dominate the benchmark.
+    """
+    from veil.migration.phala_staking import (
+        BASEPOOL_ACCOUNT,
+        BUDGET_ACCOUNT,
+        WPHA_ACCOUNT,
+        pool_accounts,
+    )
+
+    rng = random.Random(seed)
+    raw: dict[str, str] = {}
+    native: dict[bytes, int] = {}
+
+    def prefix(pallet: bytes, item: bytes) -> bytes:
+        return twox128(pallet) + twox128(item)
+
+    def put(key: bytes, value: bytes) -> None:
+        raw["0x" + key.hex()] = "0x" + value.hex()
+
+    holders: list[bytes] = []
+    while len(holders) < accounts:
+        account = rng.randbytes(32)
+        if not account.startswith(_PHALA_RESERVED):
+            holders.append(account)
+    wpha: dict[bytes, int] = {}
+    for account in rng.sample(holders, min(wpha_holders, accounts)):
+        wpha[account] = int(rng.lognormvariate(5.0, 2.0) * PLANCK_PER_PHA)
+    for account in holders:
+        native[account] = int(rng.lognormvariate(6.0, 2.0) * PLANCK_PER_PHA)
+
+    pools_key = prefix(b"PhalaBasePool", b"Pools")
+    nfts_key = prefix(b"RmrkCore", b"Nfts")
+    props_key = prefix(b"RmrkCore", b"Properties")
+    stake_info = _blake2_128_concat(_compact_len(10) + b"stake-info")
+    kinds = ["vault" if pid % 3 == 2 else "stake-pool" for pid in range(pools)]
+    owners = [rng.choice(holders) for _ in range(pools)]
+    derived = [pool_accounts(pid, owners[pid]) for pid in range(pools)]
+    stake_pids = [pid for pid in range(pools) if kinds[pid] == "stake-pool"]
+    shares: dict[int, list[tuple[int, bytes, int]]] = {pid: [] for pid in range(pools)}
+    queues: dict[int, list[tuple[bytes, int]]] = {pid: [] for pid in range(pools)}
+    next_nft = dict.fromkeys(range(pools), 0)
+    for number in range(nfts):
+        pid = rng.randrange(pools)
+        owner = rng.choice(holders)
+        if kinds[pid] == "stake-pool" and number % 50 == 0 and pools > 2:
+            vault = rng.randrange(2, pools, 3)  # a vault invested in this stake pool
+            owner = derived[vault][0]
+        nft_id = next_nft[pid]
+        next_nft[pid] += 1
+        amount = int(rng.lognormvariate(7.0, 1.5) * PLANCK_PER_PHA) + 1
+        if number % 97 == 0:  # in the withdraw queue: held by the basepool pallet
+            queues[pid].append((owner, nft_id))
+            owner = BASEPOOL_ACCOUNT
+        shares[pid].append((nft_id, owner, amount))
+    for pid in range(pools):
+        bp, sl, so = derived[pid]
+        owner = owners[pid]
+        held = sum(s for _, _, s in shares[pid])
+        owner_shares = rng.randint(0, 10**15) if kinds[pid] == "vault" else 0
+        total_shares = held + owner_shares
+        free = rng.randint(0, 10**16) if total_shares else 0
+        if free:
+            wpha[bp] = free
+        native[bp] = PLANCK_PER_PHA // 100
+        locked = rng.randint(0, 10**16) if total_shares and kinds[pid] == "stake-pool" else 0
+        total_value = free + locked
+        queue = queues[pid]
+        base = (
+            pid.to_bytes(8, "little") + owner + _u128(total_shares) + _u128(total_value)
+            + _compact_len(len(queue))
+            + b"".join(u + (1_700_000_000).to_bytes(8, "little") + n.to_bytes(4, "little")
+                       for u, n in queue)
+            + b"\x00" + (10000 + pid).to_bytes(4, "little") + bp
+        )  # fmt: skip
+        if kinds[pid] == "stake-pool":
+            if locked:
+                wpha[sl] = locked
+            reward = rng.randint(0, 10**13)
+            if reward:
+                wpha[so] = reward
+            value = b"\x00" + base + b"\x00\x00" + b"\x00\x00" + sl + so
+        else:
+            value = b"\x01" + base + _u128(PLANCK_PER_PHA) + b"\x00" + _u128(owner_shares)
+            value += b"\x00"
+        put(pools_key + _twox64_concat(pid.to_bytes(8, "little")), value)
+        cid = (10000 + pid).to_bytes(4, "little")
+        for nft_id, holder, amount in shares[pid]:
+            nft = nft_id.to_bytes(4, "little")
+            put(nfts_key + _twox64_concat(cid) + _twox64_concat(nft),
+                b"\x00" + holder + b"\x00\x00\x00\x00\x01")  # fmt: skip
+            put(props_key + _blake2_128_concat(cid) + _blake2_128_concat(b"\x01" + nft)
+                + stake_info, b"\x40" + _u128(amount))  # fmt: skip
+    del stake_pids
+
+    legacy_key = prefix(b"PhalaStakePoolv2", b"LegacyRewards")
+    owed = 0
+    for account in rng.sample(holders, min(2000, accounts)):
+        amount = rng.randint(1, 10**15)
+        pid = rng.randrange(max(pools, 1))
+        put(legacy_key + _twox64_concat(account + pid.to_bytes(8, "little")), _u128(amount))
+        owed += amount
+    supply = sum(wpha.values())
+    asset_key = prefix(b"Assets", b"Account")
+    asset_id = _blake2_128_concat((10000).to_bytes(4, "little"))
+    for account, amount in wpha.items():
+        put(asset_key + asset_id + _blake2_128_concat(account), _u128(amount) + b"\x00\x01")
+    details = WPHA_ACCOUNT * 4 + _u128(supply) + _u128(0) + _u128(1) + b"\x01"
+    details += len(wpha).to_bytes(4, "little") * 2 + bytes(4) + b"\x00"
+    put(prefix(b"Assets", b"Asset") + asset_id, details)
+    dust = rng.randint(0, 10**9)
+    put(prefix(b"PhalaWrappedBalances", b"UnmintableDust"), _u128(dust))
+    native[WPHA_ACCOUNT] = supply + dust
+    native[BUDGET_ACCOUNT] = owed + 10**18
+    native[TREASURY] = 25_000_000 * PLANCK_PER_PHA
+    account_prefix = SYSTEM_ACCOUNT_PREFIX
+    for account, amount in native.items():
+        put(account_prefix + blake2_128(account) + account,
+            bytes.fromhex(_account_value(1, amount, 0, 0)[2:]))  # fmt: skip
+    total_issuance = sum(native.values())
+    put(TOTAL_ISSUANCE_KEY, _u128(total_issuance))
+    return SyntheticState(
+        raw=raw,
+        positions=[],
+        exclusions=[],
+        keys=[],
+        total_issuance=total_issuance,
+        genesis_hash=rng.randbytes(32),
+        block=rng.randbytes(32),
+        notes={"pools": pools, "nfts": nfts, "wpha_holders": len(wpha)},
+    )

@@ -233,6 +233,8 @@ def test_outcome_on_the_real_vault_is_the_arithmetic_one(
         voters: list[tuple[str, int | None]] = []
         for i, (ppm, support) in enumerate(stakes):
             amount = (PHA_CAP - pha.totalMinted()) * ppm // 10**6
+            if amount == 0:  # an earlier staker took all that can still be minted
+                continue
             account = boa.env.generate_address(f"staker{i}")
             with boa.env.prank(minter):
                 pha.mint(account, amount)
