@@ -27,7 +27,7 @@ class Backoff:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed try number `attempt` (0-based)."""
-        ceiling = min(self.cap, self.base * 2**attempt)
+        ceiling: float = min(self.cap, self.base * 2**attempt)
         drawn = self.random() * ceiling
         if retry_after is not None and retry_after > 0:
             # the attester's floor, plus a jitter so its crowd spreads out again

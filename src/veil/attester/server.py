@@ -131,7 +131,7 @@ class AttesterServer(ThreadingHTTPServer):
         self,
         address: tuple[str, int],
         posts: dict[str, Route],
-        info: Callable[[], dict],
+        info: Callable[[], dict[str, Any]],
         readers: dict[str, Reader] | None = None,
         limits: Limits | None = None,
     ) -> None:
@@ -152,7 +152,8 @@ class AttesterServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
 
     @property
     def open_connections(self) -> int:
