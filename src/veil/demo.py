@@ -280,8 +280,9 @@ def compute(w: Walkthrough, work: Path, attester_port: int) -> None:
     w.say("the devnet has no TDX hardware: its policy admits SIMULATED TEEs, production never")
     w.veil_to_file(policy, "attester", "devnet-policy")
     url = f"http://127.0.0.1:{attester_port}"
+    # The demo's worker beats every second; keep each beat (production thins to one per 10 s).
     attester = _start_attester(w, work / "attester.sqlite", attester_port,
-                               ["--policy", str(policy)])  # fmt: skip
+                               ["--policy", str(policy), "--min-heartbeat-interval", "0"])  # fmt: skip
     try:
         w.step("A provider stakes PHA and posts the vPHA as collateral")
         w.veil("worker", "provider", "--stake", "2000", "--account", "provider")
