@@ -281,8 +281,9 @@ def compute(w: Walkthrough, work: Path, attester_port: int) -> None:
     w.veil_to_file(policy, "attester", "devnet-policy")
     url = f"http://127.0.0.1:{attester_port}"
     # The demo's worker beats every second; keep each beat (production thins to one per 10 s).
+    keep_every_beat = ["--min-heartbeat-interval", "0"]
     attester = _start_attester(w, work / "attester.sqlite", attester_port,
-                               ["--policy", str(policy), "--min-heartbeat-interval", "0"])  # fmt: skip
+                               ["--policy", str(policy), *keep_every_beat])  # fmt: skip
     try:
         w.step("A provider stakes PHA and posts the vPHA as collateral")
         w.veil("worker", "provider", "--stake", "2000", "--account", "provider")
