@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 
 from veil.chain.client import Chain
@@ -115,12 +114,6 @@ def production_parameters(
         os_images=list(os_images or []),
         compose_hashes=list(compose_hashes or []),
     )
-
-
-def parse_address(text: str, what: str) -> str:
-    if not is_address(text) or int(text, 16) == 0:
-        raise InputError(f"{what} {text!r}: not a non-zero 0x address")
-    return to_checksum_address(text)
 
 
 def check_production(

@@ -13,13 +13,13 @@ import typer
 from rich.console import Console
 
 from veil.chain.accounts import resolve_signer
+from veil.chain.addresses import parse_address
 from veil.chain.client import Chain, connect
 from veil.chain.production import (
     DEFAULT_CLAIM_DAYS,
     deploy_production,
     genesis_problems,
     migration_source,
-    parse_address,
     production_parameters,
 )
 from veil.cli.options import DeploymentOpt, KeystoreOpt, RpcOpt, open_chain

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from veil.chain.accounts import DEVNET_NAMES, devnet_account, resolve_signer
+from veil.chain.addresses import parse_address
 from veil.chain.keystore import keystore_address
-from veil.chain.units import format_amount
-from veil.chain.wallet_input import parse_address, parse_amount
+from veil.chain.units import amount_json, format_amount, parse_amount
 from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
+from veil.cli.output import iso
 from veil.errors import ChainError, InputError
 
 if TYPE_CHECKING:
@@ -23,15 +23,6 @@ app = typer.Typer(no_args_is_help=True, help="See balances and votes, transfer P
 
 PHA_DECIMALS = 18
 VPHA_DECIMALS = 24  # the vault's shares: 6 more decimals than PHA (ERC-4626 offset)
-
-
-def _amount_json(value: int, decimals: int) -> dict[str, str]:
-    """Exact integer as a string (JSON numbers lose digits) beside the decimal text."""
-    return {"raw": str(value), "amount": format_amount(value, decimals, "").replace(",", "")}
-
-
-def _iso(unix: int) -> str:
-    return datetime.fromtimestamp(unix, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _until(seconds: int) -> str:
@@ -87,9 +78,9 @@ def balance(
     requests = [
         {
             "id": r.request_id,
-            "pha": _amount_json(r.assets, PHA_DECIMALS),
-            "vpha_burned": _amount_json(r.shares, VPHA_DECIMALS),
-            "claimable_at": _iso(r.claimable_at),
+            "pha": amount_json(r.assets, PHA_DECIMALS),
+            "vpha_burned": amount_json(r.shares, VPHA_DECIMALS),
+            "claimable_at": iso(r.claimable_at),
             "claimable_at_unix": r.claimable_at,
             "ready": r.ready(now),
         }
@@ -100,12 +91,12 @@ def balance(
             json.dumps(
                 {
                     "address": pos.address,
-                    "chain_time": _iso(now),
-                    "gas_eth": _amount_json(gas, 18),
-                    "pha": _amount_json(pos.pha, PHA_DECIMALS),
-                    "vpha": _amount_json(pos.shares, VPHA_DECIMALS),
-                    "vpha_value_pha": _amount_json(pos.staked_value, PHA_DECIMALS),
-                    "votes_vpha": _amount_json(pos.votes, VPHA_DECIMALS),
+                    "chain_time": iso(now),
+                    "gas_eth": amount_json(gas, 18),
+                    "pha": amount_json(pos.pha, PHA_DECIMALS),
+                    "vpha": amount_json(pos.shares, VPHA_DECIMALS),
+                    "vpha_value_pha": amount_json(pos.staked_value, PHA_DECIMALS),
+                    "votes_vpha": amount_json(pos.votes, VPHA_DECIMALS),
                     "delegate": delegate,
                     "unlock_requests": requests,
                 }
@@ -128,12 +119,12 @@ def balance(
         f"  gas       {format_amount(gas, 18, 'ETH')}",
     ]
     if pos.requests:
-        lines.append(f"unlock requests (chain time {_iso(now)}):")
+        lines.append(f"unlock requests (chain time {iso(now)}):")
         for r in pos.requests:
             state = "ready to claim" if r.ready(now) else _until(r.claimable_at - now)
             lines.append(
                 f"  #{r.request_id}  {format_amount(r.assets)}  claimable "
-                f"{_iso(r.claimable_at)} ({state})"
+                f"{iso(r.claimable_at)} ({state})"
             )
     else:
         lines.append("unlock requests: none open")
@@ -199,7 +190,7 @@ def transfer(
         "token": token_name,
         "from": me.address,
         "to": receiver,
-        "amount": _amount_json(value, decimals),
+        "amount": amount_json(value, decimals),
         "tx": tx,
         "block": int(receipt["blockNumber"]),
     }
