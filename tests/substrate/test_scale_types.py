@@ -10,7 +10,8 @@ import xxhash
 
 from veil.migration.phala_staking import pallet_ids
 from veil.substrate.metadata import load_metadata
-from veil.substrate.scale_types import ScaleError, StorageMap, TypeRegistry, encode_compact
+from veil.substrate.scale import encode_compact
+from veil.substrate.scale_types import ScaleError, StorageMap, TypeRegistry
 
 METADATA = Path(__file__).resolve().parents[2].parent / "shared/fixtures/substrate/metadata"
 

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from veil.errors import InputError
+from veil.substrate.scale import decode_compact
 from veil.substrate.trie import (
     CHILD_STORAGE_PREFIX,
     StateVersion,
     genesis_hash,
-    read_compact,
     trie_root,
 )
 
@@ -159,7 +159,7 @@ def _leb128(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _scale_str(data: bytes, pos: int) -> tuple[str, int]:
-    length, pos = read_compact(data, pos)
+    length, pos = decode_compact(data, pos)
     return data[pos : pos + length].decode("utf-8", "replace"), pos + length
 
 
@@ -205,7 +205,7 @@ def _decode_runtime_version(payload: bytes) -> RuntimeVersion:
     _impl_name, pos = _scale_str(payload, pos)
     spec_version = int.from_bytes(payload[pos + 4 : pos + 8], "little")
     pos += 12  # authoring_version, spec_version, impl_version
-    apis, pos = read_compact(payload, pos)
+    apis, pos = decode_compact(payload, pos)
     pos += 12 * apis + 4  # (api id, version) pairs, transaction_version
     declared = pos < len(payload)
     version = StateVersion(payload[pos]) if declared else StateVersion.V0

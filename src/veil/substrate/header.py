@@ -12,7 +12,7 @@ import hashlib
 from typing import Any
 
 from veil.errors import ChainError
-from veil.substrate.trie import compact
+from veil.substrate.scale import encode_compact
 
 
 def _bytes32(header: dict[str, Any], field: str) -> bytes:
@@ -36,10 +36,10 @@ def header_hash(header: dict[str, Any]) -> bytes:
         raise ChainError("block header: number or digest logs malformed") from None
     encoded = (
         _bytes32(header, "parentHash")
-        + compact(height)
+        + encode_compact(height)
         + _bytes32(header, "stateRoot")
         + _bytes32(header, "extrinsicsRoot")
-        + compact(len(logs))
+        + encode_compact(len(logs))
         + b"".join(logs)
     )
     return hashlib.blake2b(encoded, digest_size=32).digest()

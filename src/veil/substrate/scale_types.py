@@ -22,6 +22,7 @@ import xxhash
 
 from veil.errors import InputError
 from veil.substrate.metadata import Metadata
+from veil.substrate.scale import decode_compact
 from veil.substrate.storage import twox128
 
 Decoder = Callable[[bytes, int], tuple[Any, int]]
@@ -39,31 +40,9 @@ class ScaleError(InputError):
 
 def _compact(data: bytes, at: int) -> tuple[int, int]:
     try:
-        mode = data[at] & 3
-        if mode == 0:
-            return data[at] >> 2, at + 1
-        if mode == 1:
-            return int.from_bytes(data[at : at + 2], "little") >> 2, at + 2
-        if mode == 2:
-            return int.from_bytes(data[at : at + 4], "little") >> 2, at + 4
-        size = (data[at] >> 2) + 4
-        end = at + 1 + size
-        if end > len(data):
-            raise IndexError
-        return int.from_bytes(data[at + 1 : end], "little"), end
-    except IndexError:
-        raise ScaleError("compact integer runs past the end of the value") from None
-
-
-def encode_compact(value: int) -> bytes:
-    if value < 1 << 6:
-        return bytes([value << 2])
-    if value < 1 << 14:
-        return ((value << 2) | 1).to_bytes(2, "little")
-    if value < 1 << 30:
-        return ((value << 2) | 2).to_bytes(4, "little")
-    body = value.to_bytes((value.bit_length() + 7) // 8, "little")
-    return bytes([((len(body) - 4) << 2) | 3]) + body
+        return decode_compact(data, at)
+    except ValueError as error:
+        raise ScaleError(str(error)) from None
 
 
 class TypeRegistry:

@@ -23,6 +23,7 @@ from enum import IntEnum
 from itertools import pairwise
 
 from veil.errors import InputError
+from veil.substrate.scale import decode_compact, encode_compact
 
 _blake2b = hashlib.blake2b
 
@@ -55,18 +56,6 @@ class StateVersion(IntEnum):
 
 class ProofError(InputError):
     """A read proof that does not lead from the state root to a key."""
-
-
-def compact(n: int) -> bytes:
-    """SCALE compact encoding of a non-negative integer."""
-    if n < 1 << 6:
-        return bytes([n << 2])
-    if n < 1 << 14:
-        return ((n << 2) | 1).to_bytes(2, "little")
-    if n < 1 << 30:
-        return ((n << 2) | 2).to_bytes(4, "little")
-    body = n.to_bytes((n.bit_length() + 7) // 8, "little")
-    return bytes([((len(body) - 4) << 2) | 3]) + body
 
 
 def _header(prefix: tuple[int, int], nibbles: int) -> bytes:
@@ -159,7 +148,7 @@ class _Builder:
                 continue
             length = lengths.get(size)
             if length is None:
-                length = lengths[size] = compact(size)
+                length = lengths[size] = encode_compact(size)
             self.encoded.append(length + value)
             self.by_hash.append(False)
         self.headers: dict[tuple[tuple[int, int], int], bytes] = {}
@@ -173,11 +162,11 @@ class _Builder:
     def reference(self, encoded: bytes) -> bytes:
         """How a parent holds a child: inline when short, else by hash (SCALE bytes)."""
         if len(encoded) < _HASH_LEN:
-            return compact(len(encoded)) + encoded
+            return encode_compact(len(encoded)) + encoded
         digest = _blake2b(encoded, digest_size=32).digest()
         if self.nodes is not None:
             self.nodes[digest] = encoded
-        return b"\x80" + digest  # compact(32) == 0x80
+        return b"\x80" + digest  # encode_compact(32) == 0x80
 
     def branch(self, branch: _Branch, start: int) -> bytes:
         if branch.value_by_hash:
@@ -272,19 +261,6 @@ class Node:
         return not self.children
 
 
-def read_compact(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode a SCALE compact integer at `pos`; returns it and the position after it."""
-    mode = data[pos] & 3
-    if mode == 0:
-        return data[pos] >> 2, pos + 1
-    if mode == 1:
-        return int.from_bytes(data[pos : pos + 2], "little") >> 2, pos + 2
-    if mode == 2:
-        return int.from_bytes(data[pos : pos + 4], "little") >> 2, pos + 4
-    size = (data[pos] >> 2) + 4
-    return int.from_bytes(data[pos + 1 : pos + 1 + size], "little"), pos + 1 + size
-
-
 def decode_node(data: bytes) -> Node:
     """Decode one node's encoding; refuses anything that is not a well-formed node."""
     try:
@@ -331,7 +307,7 @@ def _decode_node(data: bytes) -> Node:
     def read_value(at: int, hashed: bool) -> tuple[bytes | None, bytes | None, int]:
         if hashed:
             return None, data[at : at + _HASH_LEN], at + _HASH_LEN
-        length, at = read_compact(data, at)
+        length, at = decode_compact(data, at)
         return data[at : at + length], None, at + length
 
     if kind in (_LEAF, _LEAF_HASHED_VALUE):
@@ -347,7 +323,7 @@ def _decode_node(data: bytes) -> Node:
     children: list[bytes | None] = []
     for index in range(16):
         if bitmap & (1 << index):
-            length, pos = read_compact(data, pos)
+            length, pos = decode_compact(data, pos)
             children.append(data[pos : pos + length])
             pos += length
         else:
@@ -422,5 +398,5 @@ def verify_read_proof(
 
 def genesis_hash(state_root: bytes) -> bytes:
     """Hash of the genesis header: zero parent, number 0, no extrinsics, empty digest."""
-    header = bytes(32) + compact(0) + state_root + EMPTY_TRIE_ROOT + compact(0)
+    header = bytes(32) + encode_compact(0) + state_root + EMPTY_TRIE_ROOT + encode_compact(0)
     return _blake2_256(header)
