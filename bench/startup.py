@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from migration import machine
 
 TARGET_SECONDS = 0.3
 COMMANDS = (
@@ -40,15 +41,6 @@ COMMANDS = (
     ("attest", "verify", "--help"),
 )
 TARGETED = {"--help", "migrate --help", "migrate tree --help", "attest verify --help"}
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-    }
 
 
 def veil_executable() -> Path:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from anvil_processes import anvil_pids
 
 from veil.chain.devnet import _port_busy, free_port
 from veil.demo import veil_executable
@@ -21,22 +22,6 @@ VEIL = str(veil_executable())
 
 def veil(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([VEIL, *args], capture_output=True, text=True, timeout=300)
-
-
-def anvil_pids(marker: str) -> list[int]:
-    """Live anvil processes whose command line names `marker` (this test's home)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and "anvil" in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def test_down_up_then_stake_after_time_travel(tmp_path: Path) -> None:

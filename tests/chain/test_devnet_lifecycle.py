@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from anvil_processes import anvil_pids
 from web3 import Web3
 
 from veil.chain import devnet as devnet_module
@@ -147,22 +148,6 @@ def test_anvil_that_fails_to_start_leaves_no_files(
     assert not (tmp_path / "nested").exists()
 
 
-def _anvil_pids(marker: str) -> list[int]:
-    """Live processes whose command line names `marker` (a test's own home directory)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and "anvil" in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 def test_failed_setup_after_start_undoes_the_start(tmp_path: Path) -> None:
     """A deploy that fails (or is interrupted) inside `started` stops anvil, frees the port
     and removes the home it created; an existing chain's state file is kept."""
@@ -172,7 +157,7 @@ def test_failed_setup_after_start_undoes_the_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="deploy failed"), devnet.started(port=port):
         raise RuntimeError("deploy failed")
     assert not home.exists()
-    assert not _anvil_pids(str(home))
+    assert not anvil_pids(str(home))
     assert not socket_busy(port)
 
     devnet.start(port=port)
@@ -180,7 +165,7 @@ def test_failed_setup_after_start_undoes_the_start(tmp_path: Path) -> None:
     saved = (home / "state.json").read_bytes()
     with pytest.raises(DevnetError, match="interrupted"), devnet.started(port=port):
         raise KeyboardInterrupt
-    assert devnet.running() is None and not _anvil_pids(str(home))
+    assert devnet.running() is None and not anvil_pids(str(home))
     assert (home / "state.json").exists() and len((home / "state.json").read_bytes()) > 0
     assert len(saved) > 0
 
