@@ -407,16 +407,24 @@ def build_ledger(
         leaves=leaves,
         backing=backing,
         excluded=excluded,
-        snapshot={
-            "state_sha256": snapshot.state_sha256,
-            "block": snapshot.block,
-            "genesis_hash": snapshot.genesis_hash,
-        },
+        snapshot=_snapshot_record(snapshot),
         dust_limit_planck=accept_dust,
         token_decimals=snapshot.token_decimals,
     )
     ledger.check()
     return ledger
+
+
+def _snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
+    """What a ledger records of the snapshot it was built from (the audit compares it)."""
+    record: dict[str, Any] = {
+        "state_sha256": snapshot.state_sha256,
+        "block": snapshot.block,
+        "genesis_hash": snapshot.genesis_hash,
+    }
+    if snapshot.staking is not None:
+        record["staking_sha256"] = snapshot.staking.entries_sha256
+    return record
 
 
 def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledger:
@@ -476,12 +484,7 @@ def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledg
         leaves=leaves,
         backing=backing,
         excluded=excluded,
-        snapshot={
-            "state_sha256": snapshot.state_sha256,
-            "block": snapshot.block,
-            "genesis_hash": snapshot.genesis_hash,
-            "staking_sha256": snapshot.staking.entries_sha256,
-        },
+        snapshot=_snapshot_record(snapshot),
         token_decimals=snapshot.token_decimals,
         phala={
             "pools": [r.to_json() for r in derived.pools],
