@@ -11,7 +11,13 @@ import typer
 from veil.chain.accounts import DEVNET_NAMES, devnet_account, resolve_signer
 from veil.chain.addresses import parse_address
 from veil.chain.keystore import keystore_address
-from veil.chain.units import amount_json, format_amount, parse_amount
+from veil.chain.units import (
+    PHA_DECIMALS,
+    VPHA_DECIMALS,
+    amount_json,
+    format_amount,
+    parse_amount,
+)
 from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
 from veil.cli.output import iso
 from veil.errors import ChainError, InputError
@@ -20,9 +26,6 @@ if TYPE_CHECKING:
     from eth_typing import ChecksumAddress
 
 app = typer.Typer(no_args_is_help=True, help="See balances and votes, transfer PHA or vPHA.")
-
-PHA_DECIMALS = 18
-VPHA_DECIMALS = 24  # the vault's shares: 6 more decimals than PHA (ERC-4626 offset)
 
 
 def _until(seconds: int) -> str:

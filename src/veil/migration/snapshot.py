@@ -39,7 +39,7 @@ from veil.migration.phala_staking import (
     staking_prefixes,
 )
 from veil.substrate.account_layout import BUILTIN_DESCRIPTION, AccountLayout, account_layout
-from veil.substrate.chainspec import CODE_KEY, genesis_state, load_chain_spec
+from veil.substrate.chainspec import CODE_KEY, chain_spec_from_document, genesis_state
 from veil.substrate.header import state_root_of_block
 from veil.substrate.metadata import Metadata, parse_metadata
 from veil.substrate.rpc import SubstrateRpc
@@ -389,6 +389,7 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
     genesis = (
         document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
     )
+    spec = chain_spec_from_document(document, source) if is_spec else None
     del document
     decoded = _decode_storage_fast(storage)
     if decoded is None:
@@ -401,9 +402,8 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
             "not a whole state (a dump of other storage, or of the wrong prefix)"
         )
     origin: dict[str, Any] = {"kind": "raw-state"}
-    if is_spec:
+    if spec is not None:
         origin = {"kind": "chain-spec", "state_root": None}
-        spec = load_chain_spec(source)
         if spec.token_decimals is not None:
             origin["token_decimals"] = spec.token_decimals
         if CODE_KEY in spec.top:

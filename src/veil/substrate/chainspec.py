@@ -98,6 +98,11 @@ def load_chain_spec(path: str | Path) -> ChainSpec:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except orjson.JSONDecodeError as exc:
         raise InputError(f"{path}: not JSON ({exc})") from None
+    return chain_spec_from_document(document, path)
+
+
+def chain_spec_from_document(document: Any, path: Path) -> ChainSpec:
+    """The same, from a document already parsed (a snapshot reads the file only once)."""
     if not isinstance(document, dict) or not isinstance(document.get("genesis"), dict):
         raise InputError(f"{path}: not a chain spec (no genesis object)")
     genesis = document["genesis"]
