@@ -16,6 +16,8 @@ from eth_utils import keccak
 ROOT = Path(__file__).resolve().parents[3]
 GOVERNOR = ROOT / "contracts" / "governance" / "Governor.vy"
 TIMELOCK = ROOT / "contracts" / "governance" / "Timelock.vy"
+PHA_SOURCE = ROOT / "contracts" / "token" / "PHA.vy"
+VAULT_SOURCE = ROOT / "contracts" / "staking" / "Vault.vy"
 HERE = Path(__file__).resolve().parent
 VOTES_DOUBLE = HERE / "VotesTokenDouble.vy"
 TARGET_DOUBLE = HERE / "TargetDouble.vy"
@@ -134,3 +136,27 @@ def deploy_system() -> System:
             token.delegate(account)
     boa.env.time_travel(seconds=1)
     return system
+
+
+def deploy_governed(threshold: int = THRESHOLD) -> tuple[Any, Any, Any, Any]:
+    """The real PHA, Timelock, vPHA Vault and Governor wired as deploy wires them (the
+    Governor proposes and cancels through the timelock); the deployer is still a PHA minter
+    and the owner, so a test funds its stakers before handing over. (pha, timelock, vault,
+    governor)."""
+    deployer = boa.env.eoa
+    pha = boa.load(PHA_SOURCE)
+    timelock = boa.load(TIMELOCK, MIN_DELAY, [], [ZERO], deployer)
+    vault = boa.load(VAULT_SOURCE, pha.address, deployer, timelock.address)
+    governor = boa.load(
+        GOVERNOR,
+        vault.address,
+        timelock.address,
+        VOTING_DELAY,
+        VOTING_PERIOD,
+        threshold,
+        QUORUM_NUMERATOR,
+    )
+    timelock.grantRole(PROPOSER_ROLE, governor.address)
+    timelock.grantRole(CANCELLER_ROLE, governor.address)
+    pha.setMinter(deployer, True)
+    return pha, timelock, vault, governor

@@ -11,25 +11,18 @@ import pytest
 from eth_utils import keccak
 from governance_kit import (
     AGAINST,
-    CANCELLER_ROLE,
     DEFAULT_ADMIN_ROLE,
     EXECUTED,
     FOR,
-    GOVERNOR,
     MIN_DELAY,
-    PROPOSER_ROLE,
     QUORUM_NUMERATOR,
-    ROOT,
     SUCCEEDED,
     THRESHOLD,
-    TIMELOCK,
     VOTING_DELAY,
     VOTING_PERIOD,
-    ZERO,
+    deploy_governed,
 )
 
-PHA = ROOT / "contracts" / "token" / "PHA.vy"
-VAULT = ROOT / "contracts" / "staking" / "Vault.vy"
 PHA_WEI = 10**18
 
 
@@ -54,21 +47,7 @@ def _stake(pha: Any, vault: Any, account: str, amount: int) -> None:
 def economy() -> Economy:
     """The production wiring: everything owned by the timelock, the deployer left with nothing."""
     deployer = boa.env.eoa
-    pha = boa.load(PHA)
-    timelock = boa.load(TIMELOCK, MIN_DELAY, [], [ZERO], deployer)
-    vault = boa.load(VAULT, pha.address, deployer, timelock.address)
-    governor = boa.load(
-        GOVERNOR,
-        vault.address,
-        timelock.address,
-        VOTING_DELAY,
-        VOTING_PERIOD,
-        THRESHOLD,
-        QUORUM_NUMERATOR,
-    )
-    timelock.grantRole(PROPOSER_ROLE, governor.address)
-    timelock.grantRole(CANCELLER_ROLE, governor.address)
-    pha.setMinter(deployer, True)
+    pha, timelock, vault, governor = deploy_governed(THRESHOLD)
     stakers = {}
     for name, amount in (("alice", 600), ("bob", 300), ("carol", 100)):
         stakers[name] = boa.env.generate_address(name)

@@ -17,29 +17,22 @@ from eth_utils import keccak
 from governance_kit import (
     ABSTAIN,
     AGAINST,
-    CANCELLER_ROLE,
     DEFAULT_ADMIN_ROLE,
     DEFEATED,
     EXECUTED,
     FOR,
-    GOVERNOR,
     MIN_DELAY,
-    PROPOSER_ROLE,
     QUEUED,
     QUORUM_NUMERATOR,
-    ROOT,
     SUCCEEDED,
-    TIMELOCK,
     VOTES_DOUBLE,
     VOTING_DELAY,
     VOTING_PERIOD,
-    ZERO,
+    deploy_governed,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-PHA_CONTRACT = ROOT / "contracts" / "token" / "PHA.vy"
-VAULT = ROOT / "contracts" / "staking" / "Vault.vy"
 PHA = 10**18
 VPHA = 10**24
 M = 1_000_000
@@ -71,21 +64,7 @@ class Network:
 def network() -> Network:
     """Production wiring: the timelock owns the PHA minter role, the vault and the Governor."""
     deployer = boa.env.eoa
-    pha = boa.load(PHA_CONTRACT)
-    timelock = boa.load(TIMELOCK, MIN_DELAY, [], [ZERO], deployer)
-    vault = boa.load(VAULT, pha.address, deployer, timelock.address)
-    governor = boa.load(
-        GOVERNOR,
-        vault.address,
-        timelock.address,
-        VOTING_DELAY,
-        VOTING_PERIOD,
-        THRESHOLD,
-        QUORUM_NUMERATOR,
-    )
-    timelock.grantRole(PROPOSER_ROLE, governor.address)
-    timelock.grantRole(CANCELLER_ROLE, governor.address)
-    pha.setMinter(deployer, True)
+    pha, timelock, vault, governor = deploy_governed(THRESHOLD)
     stakers = {}
     for name, amount in STAKES.items():
         account = boa.env.generate_address(name)
