@@ -110,6 +110,8 @@ def economy(w: Walkthrough, port: int) -> None:
     )
     w.devnet("advance", "--days", "30")
     w.veil("stake", "status", "--account", "alice")
+    w.say("the wallet view: PHA, vPHA and its PHA value, voting power and delegate together")
+    w.veil("wallet", "balance", "--account", "alice")
 
     w.step("Alice proposes raising the reward rate; alice votes for, bob against")
     w.say("voting opens after the voting delay; queue after the vote, execute after the timelock")
