@@ -28,7 +28,7 @@ from veil.attest.simulator import AppSpec, simulate
 from veil.attester.compute import EVIDENCE_PREFIX, HEARTBEATS_PATH, REGISTRATIONS_PATH
 from veil.attester.service import AttesterConfig, build_server
 from veil.attester.store import Store
-from veil.chain.compile import REPO_ROOT
+from veil.chain.compile import CONTRACTS_DIR, REPO_ROOT
 from veil.compute import attestation, heartbeat
 from veil.compute.attestation import RegistryDomain, WorkerAttestation
 from veil.compute.evidence import EvidenceBundle, worker_report_data
@@ -48,7 +48,7 @@ def registry() -> Any:
     """A real ComputeRegistry (in titanoboa) over the test-only share token."""
     token = boa.load(str(REPO_ROOT / "tests/contracts/compute/TestOnlyShareToken.vy"), 18)
     owner = boa.env.generate_address()
-    return boa.load(str(REPO_ROOT / "contracts/compute/ComputeRegistry.vy"), token, owner, owner)
+    return boa.load(str(CONTRACTS_DIR / "compute" / "ComputeRegistry.vy"), token, owner, owner)
 
 
 @pytest.fixture(scope="module")

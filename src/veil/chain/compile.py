@@ -22,7 +22,9 @@ if TYPE_CHECKING:  # vyper takes ~0.1 s to import; only compiling needs it
     from vyper.compiler.phases import CompilerData
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-CONTRACTS_DIR = REPO_ROOT / "contracts"
+# The Vyper sources ship inside the package, so an installed wheel compiles the same code.
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+CONTRACTS_DIR = PACKAGE_DIR / "contracts"
 CACHE_DIR = REPO_ROOT / "build" / "contracts"
 
 
@@ -45,7 +47,7 @@ def _search_paths() -> list[Path]:
 
 
 def find_source(name: str) -> Path:
-    """`Vault` -> contracts/staking/Vault.vy; a path is taken as given."""
+    """`Vault` -> veil/contracts/staking/Vault.vy; a path is taken as given."""
     candidate = Path(name)
     if candidate.suffix == ".vy" and candidate.is_file():
         return candidate.resolve()
@@ -59,7 +61,7 @@ def find_source(name: str) -> Path:
 
 def _display_path(source: Path) -> str:
     try:
-        return str(source.relative_to(REPO_ROOT))
+        return str(source.relative_to(PACKAGE_DIR))
     except ValueError:
         return str(source)
 

@@ -17,13 +17,13 @@ import boa
 from eth_account import Account
 from eth_utils import keccak
 
+from veil.chain.compile import CONTRACTS_DIR
 from veil.compute import attestation as att
 
-REPO = Path(__file__).resolve().parents[3]
-REGISTRY_SOURCE = REPO / "contracts" / "compute" / "ComputeRegistry.vy"
+REGISTRY_SOURCE = CONTRACTS_DIR / "compute" / "ComputeRegistry.vy"
 TOKEN_SOURCE = Path(__file__).with_name("TestOnlyShareToken.vy")
-PHA_SOURCE = REPO / "contracts" / "token" / "PHA.vy"
-VAULT_SOURCE = REPO / "contracts" / "staking" / "Vault.vy"
+PHA_SOURCE = CONTRACTS_DIR / "token" / "PHA.vy"
+VAULT_SOURCE = CONTRACTS_DIR / "staking" / "Vault.vy"
 SHARE_DECIMALS = 21
 UNIT = 10**SHARE_DECIMALS
 DAY = 86_400

@@ -23,16 +23,16 @@ from registry_world import (
     OS_IMAGE,
     PHA_SOURCE,
     REGISTRY_SOURCE,
-    REPO,
     VAULT_SOURCE,
     World,
 )
 
+from veil.chain.compile import CONTRACTS_DIR
 from veil.chain.deploy import NetworkParameters, check_slash_window
 from veil.compute import attestation as att
 
-GOVERNOR_SOURCE = REPO / "contracts" / "governance" / "Governor.vy"
-TIMELOCK_SOURCE = REPO / "contracts" / "governance" / "Timelock.vy"
+GOVERNOR_SOURCE = CONTRACTS_DIR / "governance" / "Governor.vy"
+TIMELOCK_SOURCE = CONTRACTS_DIR / "governance" / "Timelock.vy"
 ZERO = "0x" + "00" * 20
 PHA = 10**18
 FOR = 1

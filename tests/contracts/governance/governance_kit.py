@@ -13,11 +13,12 @@ from typing import Any
 import boa
 from eth_utils import keccak
 
-ROOT = Path(__file__).resolve().parents[3]
-GOVERNOR = ROOT / "contracts" / "governance" / "Governor.vy"
-TIMELOCK = ROOT / "contracts" / "governance" / "Timelock.vy"
-PHA_SOURCE = ROOT / "contracts" / "token" / "PHA.vy"
-VAULT_SOURCE = ROOT / "contracts" / "staking" / "Vault.vy"
+from veil.chain.compile import CONTRACTS_DIR
+
+GOVERNOR = CONTRACTS_DIR / "governance" / "Governor.vy"
+TIMELOCK = CONTRACTS_DIR / "governance" / "Timelock.vy"
+PHA_SOURCE = CONTRACTS_DIR / "token" / "PHA.vy"
+VAULT_SOURCE = CONTRACTS_DIR / "staking" / "Vault.vy"
 HERE = Path(__file__).resolve().parent
 VOTES_DOUBLE = HERE / "VotesTokenDouble.vy"
 TARGET_DOUBLE = HERE / "TargetDouble.vy"

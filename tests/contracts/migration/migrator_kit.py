@@ -17,15 +17,15 @@ import boa
 from eth_account import Account
 from eth_utils import keccak
 
+from veil.chain.compile import CONTRACTS_DIR
 from veil.migration.attestation import order_attestations, sign_binding
 from veil.migration.claim import pack_proof_flags
 from veil.migration.merkle import build_tree
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
-MIGRATOR = REPO / "contracts" / "migration" / "Migrator.vy"
-REAL_PHA = REPO / "contracts" / "token" / "PHA.vy"
-REAL_VAULT = REPO / "contracts" / "staking" / "Vault.vy"
+MIGRATOR = CONTRACTS_DIR / "migration" / "Migrator.vy"
+REAL_PHA = CONTRACTS_DIR / "token" / "PHA.vy"
+REAL_VAULT = CONTRACTS_DIR / "staking" / "Vault.vy"
 PHA_DOUBLE = HERE / "TestOnlyPHADouble.vy"
 VAULT_DOUBLE = HERE / "TestOnlyVaultDouble.vy"
 

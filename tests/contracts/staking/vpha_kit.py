@@ -7,16 +7,16 @@ both suites sign permits the same way a wallet would, with eth_account.
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import boa
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-ROOT = Path(__file__).resolve().parents[3]
-PHA_SOURCE = ROOT / "contracts" / "token" / "PHA.vy"
-VAULT_SOURCE = ROOT / "contracts" / "staking" / "Vault.vy"
+from veil.chain.compile import CONTRACTS_DIR
+
+PHA_SOURCE = CONTRACTS_DIR / "token" / "PHA.vy"
+VAULT_SOURCE = CONTRACTS_DIR / "staking" / "Vault.vy"
 
 PHA = 10**18
 VIRTUAL_SHARES = 10**6
