@@ -40,6 +40,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from veil.attestation import api
 from veil.services.attester.requests import Refused
 
 log = logging.getLogger("veil.attester")
@@ -54,7 +55,7 @@ MAX_REQUEST_LINE = 8 * 1024
 @dataclass(frozen=True)
 class Route:
     handler: Handler
-    max_body: int = 16 * 1024
+    max_body: int = api.MAX_BODY
 
 
 @dataclass(frozen=True)
@@ -356,14 +357,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
     ) -> None:
         """Every error answer carries a code, a message and a request id (the one in the
         log line), and keeps `error` for clients that read only that."""
-        request_id = uuid.uuid4().hex
-        code = code or HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
-        level = logging.DEBUG if status in (429, 503) else logging.INFO
-        log.log(level, "%s %s -> %d %s [%s]: %s", self.command, self.path, status, code,
-                request_id, message)  # fmt: skip
-        payload = {"error": message, "code": code, "message": message, "request_id": request_id}
+        answer = api.ErrorAnswer(code or api.error_code(status), message, uuid.uuid4().hex)
+        level = logging.DEBUG if status in api.RETRY_STATUSES else logging.INFO
+        log.log(level, "%s %s -> %d %s [%s]: %s", self.command, self.path, status, answer.code,
+                answer.request_id, message)  # fmt: skip
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        self._answer(status, payload, headers)
+        self._answer(status, answer.to_json(), headers)
 
     def _refused(self, refused: Refused) -> None:
         retry = refused.retry_after
@@ -376,7 +375,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self._rate_limited():
             return
-        if self.path == "/v1/health":
+        if self.path == api.HEALTH:
             self._answer(HTTPStatus.OK, {"ok": True, **self.server.info()})
             return
         for prefix, reader in self.server.readers.items():
@@ -401,7 +400,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._fail(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
             return
-        limit = route.max_body if route is not None else 16 * 1024
+        limit = route.max_body if route is not None else api.MAX_BODY
         if length > limit or length < 0:
             self.close_connection = True
             self._fail(
