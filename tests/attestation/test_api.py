@@ -50,7 +50,7 @@ def test_answers_round_trip_through_json() -> None:
         (api.BindingAnswer, {k: v for k, v in BINDING.to_json().items() if k != "index"},
          "binding answer: missing field 'index'"),
         (api.BindingAnswer, {**BINDING.to_json(), "attestation": {**SIGNED.to_json(), "r": "zz"}},
-         "answer field r: 'zz' is not hex"),
+         "answer field r: expected 0x-hex, got 'zz'"),
         (api.BindingAnswer, {**BINDING.to_json(), "attestation": {**SIGNED.to_json(), "v": "27"}},
          "answer field v: expected an integer"),
         (api.RegistrationAnswer, {**REGISTRATION.to_json(), "domain": None},
@@ -138,7 +138,7 @@ def test_client_reads_typed_answers_and_refuses_garbage(canned: Any) -> None:
     assert AttesterClient(good.url).bind(request) == BINDING
     with pytest.raises(InputError, match="registration answer: missing field"):
         AttesterClient(good.url).register(api.RegistrationRequest("{}", "0xw", "0xp", 0, 0))
-    with pytest.raises(AttesterUnavailable, match="not JSON"):
+    with pytest.raises(AttesterUnavailable, match="not a JSON object"):
         AttesterClient(canned(200, b"<html>").url).health()
     with pytest.raises(AttesterUnavailable, match="not a JSON object"):
         AttesterClient(canned(200, b"[1]").url).worker("0x" + "22" * 20)

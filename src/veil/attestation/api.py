@@ -15,7 +15,7 @@ fields); what a statement means is its domain's (`veil.migration.attestation`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -120,9 +120,7 @@ class BindingRequest:
     pubkey: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return _drop_none({"account": self.account, "receiver": self.receiver,
-                           "signature": self.signature, "scheme": self.scheme,
-                           "pubkey": self.pubkey})  # fmt: skip
+        return _drop_none(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -140,10 +138,7 @@ class RegistrationRequest:
     expiry: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return _drop_none({"evidence": self.evidence, "worker": self.worker,
-                           "provider": self.provider, "gpu_model": self.gpu_model,
-                           "gpu_count": self.gpu_count, "gpu_evidence": self.gpu_evidence,
-                           "collateral": self.collateral, "expiry": self.expiry})  # fmt: skip
+        return _drop_none(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -156,21 +151,18 @@ class HeartbeatRequest:
     signature: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"worker": self.worker, "sequence": self.sequence, "timestamp": self.timestamp,
-                "signature": self.signature}  # fmt: skip
+        return asdict(self)
 
 
 # --- answers ---------------------------------------------------------------------------
 
 
 def _hex(data: dict[str, Any], name: str) -> bytes:
-    value = data.get(name)
-    if not isinstance(value, str):
-        raise InputError(f"answer field {name}: expected 0x-hex, got {value!r:.40}")
+    value: Any = data.get(name)
     try:
         return bytes.fromhex(value.removeprefix("0x"))
-    except ValueError:
-        raise InputError(f"answer field {name}: {value!r:.40} is not hex") from None
+    except (AttributeError, ValueError):  # not a string, or not hex
+        raise InputError(f"answer field {name}: expected 0x-hex, got {value!r:.40}") from None
 
 
 def _object(data: Any, name: str) -> dict[str, Any]:
@@ -328,8 +320,7 @@ class HeartbeatAnswer:
     stored: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"worker": self.worker, "sequence": self.sequence, "timestamp": self.timestamp,
-                "stored": self.stored}  # fmt: skip
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: Any) -> HeartbeatAnswer:

@@ -110,14 +110,13 @@ class AttesterClient:
 
     def post(self, path: str, body: Any | None, timeout: float | None = None) -> dict[str, Any]:
         """The JSON object an attester answers at `path` (GET when `body` is None)."""
-        raw = self.call(path, body, timeout)
         try:
-            answer = json.loads(raw)
-        except ValueError:
-            raise AttesterUnavailable(f"attester {self.url}: answer is not JSON") from None
-        if not isinstance(answer, dict):
-            raise AttesterUnavailable(f"attester {self.url}: answer is not a JSON object")
-        return answer
+            answer = json.loads(self.call(path, body, timeout))
+        except ValueError:  # not JSON at all: the same to the caller as any other shape
+            answer = None
+        if isinstance(answer, dict):
+            return answer
+        raise AttesterUnavailable(f"attester {self.url}: answer is not a JSON object")
 
     def bind(self, request: api.BindingRequest) -> api.BindingAnswer:
         """Ask for an attestation of a holder's binding."""
