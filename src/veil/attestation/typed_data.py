@@ -19,7 +19,7 @@ statement, and must not pay for eth_utils, pycryptodome or libsecp256k1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
@@ -51,26 +51,41 @@ def keccak256(data: bytes) -> bytes:
     return keccak.new(data=data, digest_bits=256).digest()
 
 
-def _word(kind: str, value: Any, what: str) -> bytes:
-    """One static EIP-712 field as its 32-byte ABI word."""
+def _encoder(kind: str, what: str) -> Callable[[Any], bytes]:
+    """How one static EIP-712 field becomes its 32-byte ABI word. Chosen once per struct
+    field, not per value: hashing is on the attester's per-request path."""
     if kind == "address":
-        raw = bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
-        if len(raw) != 20:
-            raise InputError(f"{what}: {value!r} is not a 20-byte address")
-        return bytes(12) + raw
+
+        def address(value: Any) -> bytes:
+            raw = bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
+            if len(raw) != 20:
+                raise InputError(f"{what}: {value!r} is not a 20-byte address")
+            return _PAD + raw
+
+        return address
     if kind == "bytes32":
-        raw = bytes(value)
-        if len(raw) != 32:
-            raise InputError(f"{what}: expected 32 bytes")
-        return raw
+
+        def bytes32(value: Any) -> bytes:
+            if not isinstance(value, bytes | bytearray) or len(value) != 32:
+                raise InputError(f"{what}: expected 32 bytes")
+            return bytes(value)
+
+        return bytes32
     if kind == "bool":
-        return (1 if value else 0).to_bytes(32, "big")
-    if kind.startswith("uint"):
-        bits = int(kind[4:])
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
-            raise InputError(f"{what}: {value!r} is not a {kind}")
-        return value.to_bytes(32, "big")
+        return lambda value: (1 if value else 0).to_bytes(32, "big")
+    if kind.startswith("uint") and kind[4:].isdigit():
+        limit = 1 << int(kind[4:])
+
+        def uint(value: Any) -> bytes:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
+                raise InputError(f"{what}: {value!r} is not a {kind}")
+            return value.to_bytes(32, "big")
+
+        return uint
     raise InputError(f"{what}: EIP-712 type {kind} is not a static field veil signs")
+
+
+_PAD = bytes(12)
 
 
 @dataclass(frozen=True)
@@ -89,17 +104,19 @@ class StructType:
     def typehash(self) -> bytes:
         return keccak256(self.type_string.encode())
 
+    @cached_property
+    def _encoders(self) -> list[Callable[[Any], bytes]]:
+        return [_encoder(kind, f"{self.name}.{name}") for name, kind in self.fields]
+
     def eip712_fields(self) -> list[dict[str, str]]:
         return [{"name": name, "type": kind} for name, kind in self.fields]
 
     def hash(self, values: Sequence[Any]) -> bytes:
         """hashStruct for the field values in declaration order."""
-        if len(values) != len(self.fields):
-            raise InputError(f"{self.name}: {len(values)} values for {len(self.fields)} fields")
-        words = [
-            _word(kind, value, f"{self.name}.{name}")
-            for (name, kind), value in zip(self.fields, values, strict=True)
-        ]
+        encoders = self._encoders
+        if len(values) != len(encoders):
+            raise InputError(f"{self.name}: {len(values)} values for {len(encoders)} fields")
+        words = [encode(value) for encode, value in zip(encoders, values, strict=True)]
         return keccak256(self.typehash + b"".join(words))
 
 
@@ -126,8 +143,8 @@ class Domain:
             keccak256(DOMAIN_TYPE.encode())
             + keccak256(self.name.encode())
             + keccak256(self.version.encode())
-            + _word("uint256", self.chain_id, "chainId")
-            + _word("address", self.verifying_contract, "verifyingContract")
+            + _encoder("uint256", "chainId")(self.chain_id)
+            + _encoder("address", "verifyingContract")(self.verifying_contract)
         )
 
     def digest(self, struct_hash: bytes) -> bytes:
