@@ -28,6 +28,7 @@ import dcap_qvl
 
 from veil.atomic import write_json
 from veil.errors import InputError, VeilError
+from veil.tee.document import json_document
 
 _FIELDS = (
     "pck_crl_issuer_chain",
@@ -105,10 +106,7 @@ def crl_next_update(der: bytes) -> int | None:
 
 def from_json_text(text: str, name: str = "collateral") -> Collateral:
     """Build collateral from dcap-qvl's JSON form; one clear line for anything malformed."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{name}: not JSON ({error})") from None
+    data = json_document(text, name)
     if not isinstance(data, dict):
         raise InputError(f"{name}: expected a JSON object of collateral fields")
     missing = [field for field in _FIELDS if field not in data]

@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from veil.errors import InputError
+from veil.tee.document import json_document
 
 #: Nested objects whose declared fields the SDK drops when null (extra fields are kept).
 _NULL_DROPPED_FIELDS = {
@@ -81,10 +82,7 @@ def raw_compose_hash(data: bytes) -> str:
 
 def load_app_compose(data: bytes, name: str = "app-compose") -> dict[str, Any]:
     """Parse app-compose JSON bytes; one clear line when they are not a JSON object."""
-    try:
-        parsed = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{name}: not JSON ({error})") from None
+    parsed = json_document(data, name)
     if not isinstance(parsed, dict):
         raise InputError(f"{name}: expected a JSON object")
     return parsed

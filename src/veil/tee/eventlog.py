@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from veil.errors import InputError
+from veil.tee.document import json_document
 
 RUNTIME_EVENT_TYPE = 0x08000001
 RTMR_COUNT = 4
@@ -72,12 +73,7 @@ def _hex(value: Any, what: str) -> bytes:
 
 def parse_event_log(source: str | bytes | Sequence[Any]) -> list[Event]:
     """Read a dstack event log: a JSON list (or its text) of {imr, event_type, digest, ...}."""
-    raw: Any = source
-    if isinstance(source, bytes | str):
-        try:
-            raw = json.loads(source)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InputError(f"event log: not JSON ({error})") from None
+    raw = json_document(source, "event log")
     if not isinstance(raw, list):
         raise InputError("event log: expected a JSON list of events")
     events: list[Event] = []

@@ -18,6 +18,7 @@ from typing import Any
 import dcap_qvl
 
 from veil.errors import InputError
+from veil.tee.document import json_document
 from veil.tee.eventlog import Event, parse_event_log
 from veil.tee.simulator import is_simulated_quote
 
@@ -35,12 +36,8 @@ class Evidence:
 
 
 def _json_field(value: Any, what: str) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{what}: not JSON ({error})") from None
-    return value
+    """A field that may hold JSON as text (dstack) or already parsed (our files)."""
+    return json_document(value, what) if isinstance(value, str) else value
 
 
 def evidence_from_json(data: Any, name: str = "evidence") -> Evidence:

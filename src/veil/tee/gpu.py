@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from veil.errors import InputError, VeilError
+from veil.tee.document import json_document
 from veil.tee.identity import GPU_EVIDENCE_EVENT
 from veil.tee.policy import GpuPolicy
 
@@ -77,12 +78,7 @@ def parse_claim_set(
     data: bytes | str | dict[str, Any], name: str = "gpu evidence"
 ) -> list[GpuClaims]:
     """Read a claim set (`{"claims": [...], ...}`) into one GpuClaims per GPU."""
-    parsed: Any = data
-    if isinstance(data, bytes | str):
-        try:
-            parsed = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InputError(f"{name}: not JSON ({error})") from None
+    parsed = json_document(data, name)
     if not isinstance(parsed, dict) or not isinstance(parsed.get("claims"), list):
         raise InputError(f"{name}: expected an object with a 'claims' list")
     if not parsed["claims"]:
