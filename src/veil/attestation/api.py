@@ -15,6 +15,7 @@ fields); what a statement means is its domain's (`veil.migration.attestation`,
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from typing import Any
@@ -36,39 +37,6 @@ MAX_EVIDENCE_CHARS = 128 * 1024  # each evidence text inside a registration
 
 #: Statuses that mean "the same request, later": the attester did no work for it.
 RETRY_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
-
-
-@dataclass(frozen=True)
-class Fields:
-    """The fields a request body may carry, and those it must."""
-
-    allowed: frozenset[str]
-    required: frozenset[str]
-
-
-BINDING_FIELDS = Fields(
-    frozenset({"account", "receiver", "scheme", "signature", "pubkey"}),
-    frozenset({"account", "receiver", "signature"}),
-)
-REGISTRATION_FIELDS = Fields(
-    frozenset(
-        {
-            "evidence",
-            "gpu_evidence",
-            "collateral",
-            "worker",
-            "provider",
-            "gpu_model",
-            "gpu_count",
-            "expiry",
-        }
-    ),
-    frozenset({"evidence", "worker", "provider", "gpu_model", "gpu_count"}),
-)
-HEARTBEAT_FIELDS = Fields(
-    frozenset({"worker", "sequence", "timestamp", "signature"}),
-    frozenset({"worker", "sequence", "timestamp"}),
-)
 
 
 def _drop_none(fields: dict[str, Any]) -> dict[str, Any]:
@@ -143,15 +111,38 @@ class RegistrationRequest:
 
 @dataclass(frozen=True)
 class HeartbeatRequest:
-    """A worker-signed heartbeat (the signature is 0x-hex, 65 bytes)."""
+    """A worker-signed heartbeat (the signature is 0x-hex, 65 bytes). Unsigned is a
+    well-formed request that the attester refuses as unauthenticated (401), not as bad."""
 
     worker: str
     sequence: int
     timestamp: int
-    signature: str
+    signature: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _drop_none(asdict(self))
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The fields a request body may carry, and those it must: read off the request type,
+    so the server checks exactly what the client sends."""
+
+    allowed: frozenset[str]
+    required: frozenset[str]
+
+    @classmethod
+    def of(cls, request: type) -> Fields:
+        declared = dataclasses.fields(request)
+        return cls(
+            frozenset(f.name for f in declared),
+            frozenset(f.name for f in declared if f.default is dataclasses.MISSING),
+        )
+
+
+BINDING_FIELDS = Fields.of(BindingRequest)
+REGISTRATION_FIELDS = Fields.of(RegistrationRequest)
+HEARTBEAT_FIELDS = Fields.of(HeartbeatRequest)
 
 
 # --- answers ---------------------------------------------------------------------------
