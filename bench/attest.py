@@ -32,9 +32,9 @@ from typing import Any
 from eth_account import Account
 
 from veil.atomic import write_text
-from veil.attest import Policy, load_collateral, load_evidence, verify_evidence
-from veil.attest.evidence import evidence_from_bytes
-from veil.attest.simulator import simulate
+from veil.tee import Policy, load_collateral, load_evidence, verify_evidence
+from veil.tee.evidence import evidence_from_bytes
+from veil.tee.simulator import simulate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "tee"
@@ -110,9 +110,6 @@ def gas_figures() -> list[dict[str, Any]]:
     import tomllib
 
     from chainbench import scratch_chain
-    from veil.attest.policy import policy_from_dict
-    from veil.attester.compute import ComputeService
-    from veil.attester.store import Store
     from veil.chain.accounts import devnet_account
     from veil.chain.deploy import deploy_network, devnet_parameters
     from veil.chain.staking import deposit
@@ -121,6 +118,9 @@ def gas_figures() -> list[dict[str, Any]]:
     from veil.compute.evidence import worker_report_data
     from veil.compute.genesis import devnet_allowlist, devnet_policy
     from veil.compute.registry import RegistryClient
+    from veil.services.attester.store import Store
+    from veil.services.attester.workers import ComputeService
+    from veil.tee.policy import policy_from_dict
 
     provider, attester = devnet_account("provider"), devnet_account("attester")
     figures: list[dict[str, Any]] = []

@@ -20,11 +20,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chainbench import emit
-from veil.attester.service import BINDINGS_PATH, AttesterConfig, build_server
+from veil.attestation.api import BINDINGS as BINDINGS_PATH
 from veil.chain.accounts import devnet_account
 from veil.migration.binding import BindingContext, binding_message
 from veil.migration.merkle import build_tree
 from veil.migration.synthetic import keypair
+from veil.services.attester.service import AttesterConfig, build_server
 from veil.substrate.signature import wrap_bytes
 
 CONTEXT = BindingContext(b"\x42" * 32, 73217, "0x" + "ab" * 20)

@@ -16,12 +16,13 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from veil.attester.service import BINDINGS_PATH, AttesterConfig, build_server
+from veil.attestation.api import BINDINGS as BINDINGS_PATH
 from veil.chain.client import Chain
 from veil.chain.deployment import ContractRecord, Deployment
 from veil.migration.binding import BindingContext, binding_message
 from veil.migration.merkle import build_tree
 from veil.migration.synthetic import keypair
+from veil.services.attester.service import AttesterConfig, build_server
 from veil.substrate.signature import wrap_bytes
 
 MIGRATOR = "0x" + "ab" * 20

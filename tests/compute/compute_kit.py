@@ -6,12 +6,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from veil.attester.server import AttesterServer
-from veil.attester.service import AttesterConfig, build_server
 from veil.chain.client import Chain
 from veil.chain.deployment import Deployment
 from veil.chain.devnet import Devnet
 from veil.compute.registry import RegistryClient
+from veil.services.attester.server import AttesterServer
+from veil.services.attester.service import AttesterConfig, build_server
 
 
 @dataclass

@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from compute_kit import ComputeNetwork, RunningAttester, start_attester
 
-from veil.attest.policy import policy_from_dict
-from veil.attester.service import AttesterConfig
 from veil.chain.accounts import devnet_account
 from veil.chain.client import Chain, connect
 from veil.chain.deploy import deploy_network, devnet_parameters
@@ -23,6 +21,8 @@ from veil.chain.staking import deposit
 from veil.chain.units import WEI_PER_PHA
 from veil.compute.genesis import devnet_allowlist, devnet_policy
 from veil.compute.registry import RegistryClient
+from veil.services.attester.service import AttesterConfig
+from veil.tee.policy import policy_from_dict
 
 
 @pytest.fixture(scope="module")

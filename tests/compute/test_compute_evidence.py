@@ -10,9 +10,6 @@ import pytest
 from eth_account import Account
 from eth_utils import to_canonical_address
 
-from veil.attest.evidence import evidence_from_bytes
-from veil.attest.policy import policy_from_dict
-from veil.attest.simulator import parse_simulated_quote, simulate
 from veil.compute import heartbeat
 from veil.compute.attestation import GpuModel, RegistryDomain
 from veil.compute.evidence import (
@@ -25,6 +22,9 @@ from veil.compute.genesis import devnet_allowlist, devnet_policy
 from veil.compute.registry import WorkerRecord
 from veil.compute.reverify import reverify
 from veil.errors import InputError
+from veil.tee.evidence import evidence_from_bytes
+from veil.tee.policy import policy_from_dict
+from veil.tee.simulator import parse_simulated_quote, simulate
 
 WORKER = Account.from_key(b"\x41" * 32)
 DOMAIN = RegistryDomain(73217, "0x" + "12" * 20)

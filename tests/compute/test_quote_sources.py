@@ -23,14 +23,14 @@ import pytest
 from eth_account import Account
 from eth_utils import to_canonical_address
 
-from veil.attest import Policy, verify_evidence
-from veil.attest.evidence import evidence_from_bytes
-from veil.attest.identity import GPU_EVIDENCE_EVENT
-from veil.attest.policy import policy_from_dict
-from veil.attest.simulator import parse_simulated_quote, simulate
 from veil.compute.evidence import WORKER_TAG, worker_report_data
 from veil.compute.genesis import devnet_policy
 from veil.compute.quote_source import ConfigfsTsm, DstackSocket, QuoteError, Simulator
+from veil.tee import Policy, verify_evidence
+from veil.tee.evidence import evidence_from_bytes
+from veil.tee.identity import GPU_EVIDENCE_EVENT
+from veil.tee.policy import policy_from_dict
+from veil.tee.simulator import parse_simulated_quote, simulate
 
 WORKER = Account.from_key(b"\x31" * 32)
 REPORT_DATA = worker_report_data(WORKER.address)

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from compute_kit import ComputeNetwork, RunningAttester, start_attester
 
-from veil.attester.store import Store
+from veil.attestation.client import AttesterClient
 from veil.chain.accounts import devnet_account
 from veil.chain.client import event_args
 from veil.chain.devnet import free_port
-from veil.compute.attesters import fetch_evidence, worker_view
 from veil.compute.evidence import EvidenceBundle
 from veil.compute.identity import KEY_FILE, load_or_create_identity
 from veil.compute.quote_source import Simulator
 from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
+from veil.services.attester.store import Store
 
 pytestmark = pytest.mark.xdist_group("compute-anvil")
 
@@ -64,13 +64,13 @@ def test_bounded_run_registers_and_heartbeats(
     assert record.expiry == reports[0].expiry
 
     # the evidence the attester published is the evidence the registry names
-    bundle = fetch_evidence(attester.url, "0x" + record.evidence_hash.hex())
+    bundle = AttesterClient(attester.url).evidence("0x" + record.evidence_hash.hex())
     assert hashlib.sha256(bundle).digest() == record.evidence_hash
     assert EvidenceBundle.decode(bundle).evidence.startswith("{")
 
     stored = Store(attester.config.db).heartbeats(agent.address)
     assert sorted(b["sequence"] for b in stored) == [1, 2, 3]
-    view = worker_view(attester.url, agent.address)
+    view = AttesterClient(attester.url).worker(agent.address)
     assert view["registration"]["evidence_hash"] == "0x" + record.evidence_hash.hex()
 
     # a second agent on the same state dir is the same worker and continues the sequence

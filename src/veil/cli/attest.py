@@ -10,17 +10,17 @@ from pathlib import Path
 import typer
 
 from veil.atomic import write_json
-from veil.attest.collateral import CollateralCache, default_cache_dir, load_collateral
-from veil.attest.compose import compose_hash, load_app_compose, raw_compose_hash
-from veil.attest.evidence import load_evidence
-from veil.attest.gpu import gpu_evidence_hash, gpu_problems, parse_claim_set
-from veil.attest.policy import DEFAULT_POLICY, load_policy
-from veil.attest.simulator import AppSpec, is_simulated_quote, load_key_file, simulate
-from veil.attest.tdx import parse_measurements
-from veil.attest.verdict import SIMULATED_BANNER
-from veil.attest.verification import verify_evidence
 from veil.cli.options import AtOpt, deprecated, out_path, parse_time
 from veil.errors import InputError
+from veil.tee.collateral import CollateralCache, default_cache_dir, load_collateral
+from veil.tee.compose import compose_hash, load_app_compose, raw_compose_hash
+from veil.tee.evidence import load_evidence
+from veil.tee.gpu import gpu_evidence_hash, gpu_problems, parse_claim_set
+from veil.tee.policy import DEFAULT_POLICY, load_policy
+from veil.tee.simulator import AppSpec, is_simulated_quote, load_key_file, simulate
+from veil.tee.tdx import parse_measurements
+from veil.tee.verdict import SIMULATED_BANNER
+from veil.tee.verification import verify_evidence
 
 app = typer.Typer(
     no_args_is_help=True, help="Verify TEE attestation evidence (Intel TDX, NVIDIA GPU)."

@@ -9,10 +9,6 @@ import typer
 from rich.console import Console
 
 from veil.atomic import write_text
-from veil.attest import load_policy
-from veil.attest.collateral import CollateralCache, default_cache_dir
-from veil.attester.server import Limits
-from veil.attester.service import AttesterConfig, build_server
 from veil.chain import deployment as deployments
 from veil.chain.accounts import resolve_signer
 from veil.chain.client import Chain
@@ -22,6 +18,10 @@ from veil.compute.genesis import devnet_policy
 from veil.errors import InputError
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
 from veil.migration.merkle import load_tree
+from veil.services.attester.server import Limits
+from veil.services.attester.service import AttesterConfig, build_server
+from veil.tee import load_policy
+from veil.tee.collateral import CollateralCache, default_cache_dir
 
 app = typer.Typer(no_args_is_help=True, help="Run an attester service.")
 console = Console(highlight=False, soft_wrap=True)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from veil.atomic import write_json
+from veil.attestation.api import BindingRequest
 from veil.chain import deployment as deployments
 from veil.chain.accounts import resolve_signer
 from veil.chain.addresses import parse_address
@@ -520,13 +521,10 @@ def claim(
     )
     chain = open_chain(deployment, rpc)
     merkle = load_tree(tree)
-    body = {"account": "0x" + account_id.hex(), "receiver": receiver, "signature": signature}
-    if scheme:
-        body["scheme"] = scheme
-    if pubkey:
-        body["pubkey"] = pubkey
+    request = BindingRequest("0x" + account_id.hex(), receiver, signature, scheme or None,
+                             pubkey or None)  # fmt: skip
     attestations, problems = collect_attestations(
-        attester, body, merkle, account_id, receiver, context.chain_id, migrator,
+        attester, request, merkle, account_id, receiver, context.chain_id, migrator,
         signature_hash(sig, verified.scheme),
     )  # fmt: skip
     for problem in problems:

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from veil.attest import load_policy
+from veil.attestation.client import AttesterClient, AttesterRefused, AttesterUnavailable
 from veil.chain.accounts import resolve_signer
 from veil.chain.addresses import parse_address
 from veil.chain.compile import REPO_ROOT
@@ -27,7 +27,6 @@ from veil.cli.options import (
     parse_time,
 )
 from veil.cli.output import when
-from veil.compute.attesters import AttesterRefused, AttesterUnavailable, fetch_evidence, worker_view
 from veil.compute.evidence import parse_gpu_model
 from veil.compute.identity import load_identity
 from veil.compute.quote_source import quote_source
@@ -35,6 +34,7 @@ from veil.compute.registry import RegistryClient
 from veil.compute.reverify import reverify
 from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
 from veil.errors import InputError
+from veil.tee import load_policy
 
 app = typer.Typer(no_args_is_help=True, help="Run and inspect a compute worker.")
 console = Console(highlight=False, soft_wrap=True)
@@ -178,7 +178,7 @@ def status(
     views: dict[str, object] = {}
     for url in attesters:
         try:
-            views[url] = worker_view(url, record.worker)
+            views[url] = AttesterClient(url).worker(record.worker)
         except (AttesterRefused, AttesterUnavailable) as error:
             views[url] = {"error": str(error)}
     if as_json:
@@ -227,7 +227,7 @@ def verify(
     record = registry.worker(parse_address(worker, "--worker"))
     if not record.registered:
         raise InputError(f"worker {record.worker}: not registered")
-    bundle = fetch_evidence(attester, "0x" + record.evidence_hash.hex())
+    bundle = AttesterClient(attester).evidence("0x" + record.evidence_hash.hex())
     result = reverify(bundle, record, load_policy(policy), moment or int(time.time()))
     console.print(result.verdict.render())
     for problem in result.mismatches:

@@ -7,24 +7,29 @@ decision. The type string, field order and domain here must stay byte-for-byte e
 `ATTESTATION_TYPEHASH` and `_digest` in contracts/compute/ComputeRegistry.vy; the tests
 compare both digests.
 
-The contract takes the signatures ordered by strictly increasing signer address (that is
-how it proves they are distinct without storage), so `order_signatures` puts them in that
-order, and it refuses high-s signatures, which `recover` refuses too.
+Hashing, signing, recovery and signer ordering are `veil.attestation.typed_data`'s, the
+same for every statement; this module only says what a worker attestation is.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils import is_address, keccak, to_checksum_address
-
-from veil.chain.eip712 import DOMAIN_FIELDS
+from veil.attestation.typed_data import (
+    SECP256K1_N,
+    Domain,
+    StructType,
+    checksum,
+    order_by_signer,
+    recover_digest,
+    sign_digest,
+)
 from veil.errors import InputError
+
+__all__ = ["SECP256K1_N", "GpuModel", "RegistryDomain", "WorkerAttestation"]
 
 DOMAIN_NAME = "veil ComputeRegistry"
 DOMAIN_VERSION = "1"
@@ -44,13 +49,8 @@ ATTESTATION_FIELDS: list[dict[str, str]] = [
     {"name": "evidenceHash", "type": "bytes32"},
 ]
 
-TYPE_STRING = (
-    PRIMARY_TYPE + "(" + ",".join(f"{f['type']} {f['name']}" for f in ATTESTATION_FIELDS) + ")"
-)
-
-#: secp256k1 group order; signatures with s above half of it are malleable copies.
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_HALF_N = SECP256K1_N // 2
+STRUCT = StructType(PRIMARY_TYPE, tuple((f["name"], f["type"]) for f in ATTESTATION_FIELDS))
+TYPE_STRING = STRUCT.type_string
 
 _HASH_FIELDS = ("quote_hash", "measurement_hash", "os_image_hash", "compose_hash", "evidence_hash")
 
@@ -75,14 +75,13 @@ class RegistryDomain:
         if not isinstance(self.chain_id, int) or self.chain_id <= 0:
             raise InputError(f"attestation domain: chain id {self.chain_id!r} is not positive")
         object.__setattr__(self, "registry", _address("attestation domain registry", self.registry))
+        eip712 = Domain(DOMAIN_NAME, DOMAIN_VERSION, self.chain_id, self.registry)
+        object.__setattr__(self, "eip712", eip712)
+
+    eip712: Domain = field(init=False, repr=False, compare=False)
 
     def to_eip712(self) -> dict[str, Any]:
-        return {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": self.chain_id,
-            "verifyingContract": self.registry,
-        }
+        return self.eip712.to_eip712()
 
 
 @dataclass(frozen=True)
@@ -163,65 +162,40 @@ def evidence_hash(evidence: bytes) -> bytes:
 
 
 def type_hash() -> bytes:
-    return keccak(text=TYPE_STRING)
+    return STRUCT.typehash
 
 
 def typed_data(attestation: WorkerAttestation, domain: RegistryDomain) -> dict[str, Any]:
     """The full EIP-712 document, as wallets and `eth_signTypedData_v4` take it."""
-    return {
-        "types": {
-            "EIP712Domain": DOMAIN_FIELDS,
-            PRIMARY_TYPE: ATTESTATION_FIELDS,
-        },
-        "primaryType": PRIMARY_TYPE,
-        "domain": domain.to_eip712(),
-        "message": attestation.message(),
-    }
+    return domain.eip712.document(STRUCT, attestation.message())
 
 
 def digest(attestation: WorkerAttestation, domain: RegistryDomain) -> bytes:
     """keccak256(0x1901 ++ domainSeparator ++ structHash): what is actually signed."""
-    signable = encode_typed_data(full_message=typed_data(attestation, domain))
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+    return domain.eip712.digest(STRUCT.hash(attestation.as_tuple()))
 
 
 def sign(attestation: WorkerAttestation, domain: RegistryDomain, private_key: Any) -> bytes:
-    """A 65-byte (r, s, v) signature with v in {27, 28}; eth_account always emits low s."""
-    signed = Account.unsafe_sign_hash(digest(attestation, domain), private_key)
-    return bytes(signed.signature)
+    """A 65-byte (r, s, v) signature with v in {27, 28} and low s."""
+    return sign_digest(private_key, digest(attestation, domain)).to_bytes()
 
 
 def recover(attestation: WorkerAttestation, domain: RegistryDomain, signature: bytes) -> str:
     """The checksummed signer, refusing what the contract refuses (length, v, high s)."""
-    sig = bytes(signature)
-    if len(sig) != 65:
-        raise InputError(f"attestation signature: {len(sig)} bytes, expected 65")
-    s = int.from_bytes(sig[32:64], "big")
-    if s > _HALF_N:
-        raise InputError("attestation signature: high-s (malleable) signature refused")
-    if sig[64] not in (27, 28):
-        raise InputError(f"attestation signature: v={sig[64]}, expected 27 or 28")
-    return to_checksum_address(Account._recover_hash(digest(attestation, domain), signature=sig))
+    return recover_digest(digest(attestation, domain), bytes(signature), "attestation signature")
 
 
 def order_signatures(
     attestation: WorkerAttestation, domain: RegistryDomain, signatures: list[bytes]
 ) -> list[bytes]:
     """Sort by signer address as the contract requires; two from one signer is an error."""
-    by_signer: dict[int, bytes] = {}
-    for signature in signatures:
-        signer = recover(attestation, domain, signature)
-        key = int(signer, 16)
-        if key in by_signer:
-            raise InputError(f"attestation signatures: two signatures from {signer}")
-        by_signer[key] = bytes(signature)
-    return [by_signer[key] for key in sorted(by_signer)]
+    hashed = digest(attestation, domain)
+    signed = ((recover_digest(hashed, s, "attestation signature"), bytes(s)) for s in signatures)
+    return order_by_signer(signed, "attestation signatures")
 
 
 def _address(record: str, value: Any) -> str:
-    if not isinstance(value, str) or not is_address(value):
-        raise InputError(f"{record}: {value!r} is not an address")
-    return to_checksum_address(value)
+    return checksum(value, record)
 
 
 def _bytes32(record: str, value: Any) -> bytes:

@@ -22,12 +22,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import is_address, to_canonical_address, to_checksum_address
+from eth_utils import is_address, to_canonical_address
 
-from veil.attest.policy import bound_report_data
-from veil.attest.tdx import Measurements
 from veil.compute.attestation import GpuModel
 from veil.errors import InputError
+from veil.tee.policy import bound_report_data
+from veil.tee.tdx import Measurements
 
 WORKER_TAG = "veil-worker"
 BUNDLE_VERSION = 1
@@ -120,9 +120,3 @@ class EvidenceBundle:
         if bundle.encode() != raw:
             raise InputError("evidence bundle: not in canonical form")
         return bundle
-
-
-def checksum(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
-        raise InputError(f"{what} {value!r}: not an address")
-    return to_checksum_address(value)

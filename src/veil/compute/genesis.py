@@ -9,8 +9,8 @@ allows simulated TEEs; a production policy never does (it is the default: refuse
 
 from __future__ import annotations
 
-from veil.attest.simulator import AppSpec
 from veil.compute.evidence import WORKER_TAG
+from veil.tee.simulator import AppSpec
 
 
 def devnet_allowlist() -> tuple[list[bytes], list[bytes]]:

@@ -14,13 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils import keccak, to_checksum_address
-
-from veil.chain.eip712 import DOMAIN_FIELDS
+from veil.attestation.api import HeartbeatRequest
+from veil.attestation.typed_data import StructType, checksum, recover_digest, sign_digest
 from veil.compute.attestation import RegistryDomain
-from veil.compute.evidence import checksum
 from veil.errors import InputError
 
 HEARTBEAT_FIELDS = [
@@ -28,6 +24,7 @@ HEARTBEAT_FIELDS = [
     {"name": "sequence", "type": "uint64"},
     {"name": "timestamp", "type": "uint64"},
 ]
+STRUCT = StructType("Heartbeat", tuple((f["name"], f["type"]) for f in HEARTBEAT_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -43,43 +40,32 @@ class Heartbeat:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
                 raise InputError(f"heartbeat {name}: {value!r} is not a uint64")
 
+    def message(self) -> dict[str, Any]:
+        return {"worker": self.worker, "sequence": self.sequence, "timestamp": self.timestamp}
+
 
 def typed_data(beat: Heartbeat, domain: RegistryDomain) -> dict[str, Any]:
-    return {
-        "types": {
-            "EIP712Domain": DOMAIN_FIELDS,
-            "Heartbeat": HEARTBEAT_FIELDS,
-        },
-        "primaryType": "Heartbeat",
-        "domain": domain.to_eip712(),
-        "message": {"worker": beat.worker, "sequence": beat.sequence, "timestamp": beat.timestamp},
-    }
+    return domain.eip712.document(STRUCT, beat.message())
 
 
 def digest(beat: Heartbeat, domain: RegistryDomain) -> bytes:
-    signable = encode_typed_data(full_message=typed_data(beat, domain))
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+    return domain.eip712.digest(STRUCT.hash((beat.worker, beat.sequence, beat.timestamp)))
 
 
 def sign(beat: Heartbeat, domain: RegistryDomain, private_key: Any) -> bytes:
-    return bytes(Account.unsafe_sign_hash(digest(beat, domain), private_key).signature)
+    return sign_digest(private_key, digest(beat, domain)).to_bytes()
 
 
 def recover(beat: Heartbeat, domain: RegistryDomain, signature: bytes) -> str:
     """The checksummed signer; a malformed signature is an InputError."""
-    if len(signature) != 65:
-        raise InputError(f"heartbeat signature: {len(signature)} bytes, expected 65")
-    try:
-        return to_checksum_address(Account._recover_hash(digest(beat, domain), signature=signature))
-    except Exception as error:  # eth_keys raises several types for bad (r, s, v)
-        raise InputError(f"heartbeat signature: unrecoverable ({type(error).__name__})") from None
+    return recover_digest(digest(beat, domain), bytes(signature), "heartbeat signature")
+
+
+def request(beat: Heartbeat, signature: bytes) -> HeartbeatRequest:
+    """What the worker posts to every attester."""
+    return HeartbeatRequest(beat.worker, beat.sequence, beat.timestamp, "0x" + signature.hex())
 
 
 def to_json(beat: Heartbeat, signature: bytes) -> dict[str, Any]:
     """The POST /v1/compute/heartbeats body."""
-    return {
-        "worker": beat.worker,
-        "sequence": beat.sequence,
-        "timestamp": beat.timestamp,
-        "signature": "0x" + signature.hex(),
-    }
+    return request(beat, signature).to_json()

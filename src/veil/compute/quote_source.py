@@ -13,7 +13,7 @@ Each source returns the evidence as dstack-shaped JSON text (`quote` hex, `event
   `POST /GetQuote {"report_data": hex}` answers quote, event log and VM config. GPU
   evidence is bound first with `POST /EmitEvent` (event `gpu-evidence-hash`, payload
   sha256 of the evidence), which extends RTMR3 before the quote is taken.
-- `Simulator`: veil's development TEE (veil.attest.simulator); SIMULATED, no hardware.
+- `Simulator`: veil's development TEE (veil.tee.simulator); SIMULATED, no hardware.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from veil.attest.identity import GPU_EVIDENCE_EVENT
-from veil.attest.simulator import AppSpec, simulate
 from veil.errors import VeilError
+from veil.tee.identity import GPU_EVIDENCE_EVENT
+from veil.tee.simulator import AppSpec, simulate
 
 TSM_REPORT_ROOT = Path("/sys/kernel/config/tsm/report")
 DSTACK_SOCKET = Path("/var/run/dstack.sock")

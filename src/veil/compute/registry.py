@@ -15,9 +15,9 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 from web3.types import TxReceipt
 
+from veil.attestation.typed_data import checksum, encode_signatures
 from veil.chain.client import Chain
 from veil.compute.attestation import GpuModel, RegistryDomain, WorkerAttestation
-from veil.compute.evidence import checksum
 
 STATUS_NAMES = {0: "none", 1: "registered", 2: "deregistered"}
 REGISTERED = 1
@@ -148,11 +148,15 @@ class RegistryClient:
     def register_worker(
         self, signer: LocalAccount, attestation: WorkerAttestation, signatures: list[bytes]
     ) -> TxReceipt:
-        call = self.contract.functions.registerWorker(attestation.as_tuple(), signatures)
+        call = self.contract.functions.registerWorker(
+            attestation.as_tuple(), encode_signatures(signatures, "ComputeRegistry")
+        )
         return self.chain.send(signer, call, "ComputeRegistry.registerWorker")
 
     def reattest_worker(
         self, signer: LocalAccount, attestation: WorkerAttestation, signatures: list[bytes]
     ) -> TxReceipt:
-        call = self.contract.functions.reattestWorker(attestation.as_tuple(), signatures)
+        call = self.contract.functions.reattestWorker(
+            attestation.as_tuple(), encode_signatures(signatures, "ComputeRegistry")
+        )
         return self.chain.send(signer, call, "ComputeRegistry.reattestWorker")

@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 
 from eth_utils import to_canonical_address
 
-from veil.attest import Policy, verify_evidence
-from veil.attest.collateral import from_json_text
-from veil.attest.evidence import evidence_from_bytes
-from veil.attest.policy import ReportDataRule
-from veil.attest.verdict import Verdict
 from veil.compute.evidence import WORKER_TAG, EvidenceBundle, measurement_hash
 from veil.compute.registry import WorkerRecord
 from veil.errors import InputError
+from veil.tee import Policy, verify_evidence
+from veil.tee.collateral import from_json_text
+from veil.tee.evidence import evidence_from_bytes
+from veil.tee.policy import ReportDataRule
+from veil.tee.verdict import Verdict
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,15 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from veil.attestation.api import RegistrationRequest
+from veil.attestation.client import AttesterClient
 from veil.compute import attestation, heartbeat
 from veil.compute.attestation import GpuModel, RegistryDomain, WorkerAttestation
-from veil.compute.attesters import (
-    AttesterRefused,
-    AttesterUnavailable,
-    request_attestation,
-    send_heartbeat,
-)
 from veil.compute.evidence import worker_report_data
 from veil.compute.identity import load_or_create_identity, load_state, save_state
 from veil.compute.quote_source import QuoteSource
@@ -105,17 +100,16 @@ class WorkerAgent:
         evidence = self.config.source.evidence(
             worker_report_data(self.address), self.config.gpu_evidence
         )
-        body: dict[str, Any] = {
-            "evidence": evidence,
-            "worker": self.address,
-            "provider": self.config.provider.address,
-            "gpu_model": int(self.config.gpu_model),
-            "gpu_count": self.config.gpu_count,
-        }
-        if self.config.gpu_evidence is not None:
-            body["gpu_evidence"] = self.config.gpu_evidence.decode()
-        if self.config.collateral is not None:
-            body["collateral"] = self.config.collateral
+        gpu = self.config.gpu_evidence
+        request = RegistrationRequest(
+            evidence=evidence,
+            worker=self.address,
+            provider=self.config.provider.address,
+            gpu_model=int(self.config.gpu_model),
+            gpu_count=self.config.gpu_count,
+            gpu_evidence=gpu.decode() if gpu is not None else None,
+            collateral=self.config.collateral,
+        )
         need = self.registry.threshold()
         agreed: WorkerAttestation | None = None
         signatures: list[bytes] = []
@@ -124,11 +118,11 @@ class WorkerAgent:
             if len(signatures) >= need:
                 break
             try:
-                answer = request_attestation(url, body)
-                signed = WorkerAttestation.from_json(answer["attestation"])
-                signature = bytes.fromhex(answer["signature"].removeprefix("0x"))
+                answer = AttesterClient(url).register(request)
+                signed = WorkerAttestation.from_json(answer.attestation)
+                signature = answer.signature
                 signer = attestation.recover(signed, self.domain, signature)
-            except (AttesterUnavailable, AttesterRefused, VeilError, KeyError, ValueError) as error:
+            except VeilError as error:
                 problems.append(str(error))
                 continue
             if signed.worker != self.address or signed.provider != self.config.provider.address:
@@ -142,7 +136,7 @@ class WorkerAgent:
                 continue
             if agreed is None:
                 agreed = signed
-                body["expiry"] = signed.expiry  # the others must sign this very struct
+                request = replace(request, expiry=signed.expiry)  # the others sign this struct
             signatures.append(signature)
         if agreed is None or len(signatures) < need:
             detail = "; ".join(problems) or "no attesters configured"
@@ -176,13 +170,13 @@ class WorkerAgent:
         sequence = int(state.get("sequence", 0)) + 1
         save_state(self.config.state_dir, {**state, "sequence": sequence})
         beat = heartbeat.Heartbeat(self.address, sequence, int(self.clock()))
-        body = heartbeat.to_json(beat, heartbeat.sign(beat, self.domain, self.identity.key))
+        request = heartbeat.request(beat, heartbeat.sign(beat, self.domain, self.identity.key))
         accepted, problems = 0, []
         for url in self.config.attesters:
             try:
-                send_heartbeat(url, body)
+                AttesterClient(url).heartbeat(request)
                 accepted += 1
-            except (AttesterUnavailable, AttesterRefused) as error:
+            except VeilError as error:  # unreachable, refused, or an answer of another shape
                 problems.append(str(error))
         return accepted, sequence, problems
 

@@ -10,40 +10,45 @@ SCALE-encoded MultiSignature. The attester service signs with this
 module, the claim client orders and encodes the signatures with it, and the contract
 tests check that both sides hash the same bytes, so the typed data lives in one place.
 
-Attestations travel as `(v, r, s)` tuples (the contract's `Signature` struct): a static
-96-byte ABI tuple is cheaper in calldata and decoding than a 65-byte `bytes` blob. The
-contract requires them sorted by strictly increasing signer address (that is how it
-rejects a signer counted twice without a loop over earlier signers) and rejects
-high-s signatures, which `eth_keys` never produces.
+Hashing, signing, recovery (refusing high-s and bad v, as the contract does), ordering by
+signer address and the contract's signature encoding are `veil.attestation.typed_data`'s,
+shared with every other statement; this module says what a binding is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
-from veil.chain.eip712 import DOMAIN_FIELDS
+from veil.attestation.typed_data import (
+    DOMAIN_TYPE,
+    HALF_N,
+    SECP256K1_N,
+    DigestSigner,
+    Domain,
+    Signature,
+    StructType,
+    checksum,
+    keccak256,
+    order_by_signer,
+    recover_digest,
+)
 from veil.errors import InputError
-from veil.migration.keccak import keccak256 as _keccak
 
-# eth_account, eth_keys and eth_utils cost ~0.3 s to import together; they are imported
-# where a key or a checksum is needed, so that `veil migrate --help` does not pay for them.
+__all__ = ["DOMAIN_TYPE", "HALF_N", "SECP256K1_N", "Attestation", "BindingSigner"]
 
 DOMAIN_NAME = "veil Migrator"
 DOMAIN_VERSION = "1"
 
-DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-BINDING_TYPE = "Binding(bytes32 account,address receiver,bytes32 signatureHash)"
+BINDING = StructType(
+    "Binding", (("account", "bytes32"), ("receiver", "address"), ("signatureHash", "bytes32"))
+)
+BINDING_TYPE = BINDING.type_string
 # keccak256 of the two type strings, written out so that importing this module loads no
 # Keccak library; tests/migration/test_binding_attestation.py recomputes them.
 DOMAIN_TYPEHASH = bytes.fromhex("8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f")
 BINDING_TYPEHASH = bytes.fromhex("57d6d0950aba572c09f5f72e362cce7dc05a781ac9cc6cd70e23639eeea2ed64")
-
-# secp256k1 group order; a signature with s above half of it is the malleable twin.
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-HALF_N = SECP256K1_N // 2
 
 # The Migrator's scheme byte follows Substrate's MultiSignature variant order.
 SCHEME_IDS: dict[str, int] = {"ed25519": 0, "sr25519": 1, "ecdsa": 2}
@@ -63,6 +68,14 @@ class Attestation:
         """The contract's `Signature(v, r, s)` struct as an ABI tuple."""
         return (self.v, self.r, self.s)
 
+    @property
+    def signature(self) -> Signature:
+        return Signature(self.v, self.r, self.s)
+
+    @classmethod
+    def of(cls, signer: str, signature: Signature) -> Attestation:
+        return cls(signer, signature.v, signature.r, signature.s)
+
 
 def _account_bytes(account: bytes | str) -> bytes:
     """Accept a 32-byte id as bytes or 0x-hex, because ledgers store it as hex."""
@@ -73,12 +86,13 @@ def _account_bytes(account: bytes | str) -> bytes:
 
 
 def _address(value: str, what: str) -> str:
-    from eth_utils import to_checksum_address
-
+    """Checksummed; a mixed-case address is re-checksummed, not refused: a digest over
+    another address is the caller's lookout (recovery then names another signer), and
+    the attester checks receivers strictly before it signs anything."""
     try:
-        return to_checksum_address(value)
-    except ValueError as error:
-        raise InputError(f"binding {what} {value!r}: not an Ethereum address") from error
+        return checksum(value.lower() if isinstance(value, str) else value, f"binding {what}")
+    except InputError:
+        raise InputError(f"binding {what} {value!r}: not an Ethereum address") from None
 
 
 def published_signature(signature: bytes, scheme: str) -> bytes:
@@ -100,7 +114,7 @@ def signature_hash(signature: bytes, scheme: str) -> bytes:
     """keccak256(scheme byte ++ bare signature): what a binding commits the signature with
     (equals the Migrator's `signatureHash(bare, schemeId)`)."""
     bare = published_signature(signature, scheme)
-    return _keccak(bytes([SCHEME_IDS[scheme]]) + bare)
+    return keccak256(bytes([SCHEME_IDS[scheme]]) + bare)
 
 
 def _hash32(value: bytes | str, what: str) -> bytes:
@@ -110,25 +124,26 @@ def _hash32(value: bytes | str, what: str) -> bytes:
     return raw
 
 
+def migrator_domain(chain_id: int, migrator: str) -> Domain:
+    return Domain(DOMAIN_NAME, DOMAIN_VERSION, chain_id, _address(migrator, "migrator"))
+
+
 def domain_separator(chain_id: int, migrator: str) -> bytes:
     """The Migrator's EIP-712 domain separator (equals its `DOMAIN_SEPARATOR()`)."""
-    return _keccak(
-        DOMAIN_TYPEHASH
-        + _keccak(DOMAIN_NAME.encode())
-        + _keccak(DOMAIN_VERSION.encode())
-        + chain_id.to_bytes(32, "big")
-        + bytes.fromhex(_address(migrator, "migrator")[2:]).rjust(32, b"\0")
+    return migrator_domain(chain_id, migrator).separator
+
+
+def _fields(account: bytes | str, receiver: str, sig_hash: bytes | str) -> tuple[Any, ...]:
+    return (
+        _account_bytes(account),
+        _address(receiver, "receiver"),
+        _hash32(sig_hash, "signature hash"),
     )
 
 
 def binding_struct_hash(account: bytes | str, receiver: str, sig_hash: bytes | str) -> bytes:
     """hashStruct(Binding) for one account, receiver and holder signature hash."""
-    return _keccak(
-        BINDING_TYPEHASH
-        + _account_bytes(account)
-        + bytes.fromhex(_address(receiver, "receiver")[2:]).rjust(32, b"\0")
-        + _hash32(sig_hash, "signature hash")
-    )
+    return BINDING.hash(_fields(account, receiver, sig_hash))
 
 
 def binding_digest(
@@ -136,35 +151,20 @@ def binding_digest(
 ) -> bytes:
     """The 32-byte digest attesters sign (equals the contract's `bindingDigest`)."""
     struct = binding_struct_hash(account, receiver, sig_hash)
-    return _keccak(b"\x19\x01" + domain_separator(chain_id, migrator) + struct)
+    return migrator_domain(chain_id, migrator).digest(struct)
 
 
 def binding_typed_data(
     account: bytes | str, receiver: str, sig_hash: bytes | str, chain_id: int, migrator: str
 ) -> dict[str, Any]:
     """The full EIP-712 message, for wallets and `eth_signTypedData_v4` tooling."""
-    return {
-        "types": {
-            "EIP712Domain": DOMAIN_FIELDS,
-            "Binding": [
-                {"name": "account", "type": "bytes32"},
-                {"name": "receiver", "type": "address"},
-                {"name": "signatureHash", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "Binding",
-        "domain": {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": chain_id,
-            "verifyingContract": _address(migrator, "migrator"),
-        },
-        "message": {
-            "account": "0x" + _account_bytes(account).hex(),
-            "receiver": _address(receiver, "receiver"),
-            "signatureHash": "0x" + _hash32(sig_hash, "signature hash").hex(),
-        },
+    account_id, receiver, signature = _fields(account, receiver, sig_hash)
+    message = {
+        "account": "0x" + account_id.hex(),
+        "receiver": receiver,
+        "signatureHash": "0x" + signature.hex(),
     }
+    return migrator_domain(chain_id, migrator).document(BINDING, message)
 
 
 def sign_binding(
@@ -177,16 +177,9 @@ def sign_binding(
 ) -> Attestation:
     """Sign a binding as an attester; the caller must have verified the holder's signature
     whose `signature_hash` this is."""
-    from eth_account import Account
-
+    signer = DigestSigner(private_key)
     digest = binding_digest(account, receiver, sig_hash, chain_id, migrator)
-    signed = Account.unsafe_sign_hash(digest, private_key)
-    return Attestation(
-        signer=Account.from_key(private_key).address,
-        v=signed.v,
-        r=signed.r.to_bytes(32, "big"),
-        s=signed.s.to_bytes(32, "big"),
-    )
+    return Attestation.of(signer.address, signer.sign(digest))
 
 
 def recover_signer(
@@ -199,60 +192,34 @@ def recover_signer(
 ) -> str:
     """The address that signed this binding, refusing what the contract would refuse."""
     v, r, s = attestation.as_tuple() if isinstance(attestation, Attestation) else attestation
-    s_int = int.from_bytes(s, "big")
-    if v not in (27, 28):
-        raise InputError(f"attestation v={v}: must be 27 or 28")
-    if not 0 < s_int <= HALF_N:
-        raise InputError(f"attestation s=0x{s.hex()}: high-s (malleable) or zero")
-    from eth_keys import keys
-
     digest = binding_digest(account, receiver, sig_hash, chain_id, migrator)
-    signature = keys.Signature(vrs=(v - 27, int.from_bytes(r, "big"), s_int))
-    try:
-        public_key = signature.recover_public_key_from_msg_hash(digest)
-    except Exception as error:  # eth_keys raises BadSignature and ValidationError
-        raise InputError(f"attestation r=0x{r.hex()}: does not recover a key") from error
-    return public_key.to_checksum_address()
+    return recover_digest(digest, Signature(v, r, s), "attestation")
 
 
 def order_attestations(attestations: Iterable[Attestation]) -> list[Attestation]:
     """Sort by signer address, as the contract requires; refuse a signer twice."""
-    ordered = sorted(attestations, key=lambda a: int(a.signer, 16))
-    for previous, current in pairwise(ordered):
-        if int(previous.signer, 16) == int(current.signer, 16):
-            raise InputError(f"attestations: signer {current.signer} appears twice")
-    return ordered
+    return order_by_signer(((a.signer, a) for a in attestations), "attestations")
 
 
 class BindingSigner:
     """Signs bindings for one Migrator at service speed.
 
     `sign_binding` re-derives the domain, the key and the checksummed addresses on every
-    call, which is most of an attester's time per request; this keeps them prepared and
-    signs with libsecp256k1 directly (which always produces low-s signatures). Same
+    call, which is most of an attester's time per request; this keeps them prepared. Same
     digest and signature bytes as `sign_binding` (a test holds them equal).
     """
 
     def __init__(self, private_key: bytes, chain_id: int, migrator: str) -> None:
-        import coincurve
-        from eth_account import Account
-
-        self._key = coincurve.PrivateKey(bytes(private_key))
-        self.address = Account.from_key(private_key).address
-        self._prefix = b"\x19\x01" + domain_separator(chain_id, migrator)
+        self._signer = DigestSigner(private_key)
+        self.address = self._signer.address
+        self._domain = migrator_domain(chain_id, migrator)
 
     def digest(self, account: bytes, receiver: str, sig_hash: bytes) -> bytes:
         """`binding_digest` for a 32-byte account, an already checksummed receiver and a
         32-byte signature hash."""
-        struct = _keccak(
-            BINDING_TYPEHASH + account + bytes(12) + bytes.fromhex(receiver[2:]) + sig_hash
-        )
-        return _keccak(self._prefix + struct)
+        return self._domain.digest(BINDING.hash((account, receiver, sig_hash)))
 
     def sign(self, account: bytes, receiver: str, sig_hash: bytes) -> tuple[Attestation, bytes]:
         """The attestation and the digest it signs."""
         digest = self.digest(account, receiver, sig_hash)
-        signature = self._key.sign_recoverable(digest, hasher=None)
-        attestation = Attestation(self.address, signature[64] + 27, signature[:32],
-                                  signature[32:64])  # fmt: skip
-        return attestation, digest
+        return Attestation.of(self.address, self._signer.sign(digest)), digest

@@ -4,19 +4,20 @@ The client trusts no attester's answer blindly: each returned signature must rec
 the signer it names over the binding of *this* holder signature (its `signature_hash`),
 that signer must be registered on the Migrator, and the leaf the attester echoes must be
 the one in our own copy of the tree. Only then is the
-transaction built, so a misbehaving attester costs a retry, never gas or funds. An
-attester that sheds load (503) or throttles (429) is asked again after a jittered,
-growing delay that honours its Retry-After (veil.attester.backoff).
+transaction built, so a misbehaving attester costs a retry, never gas or funds.
+Attesters are asked through the one attester client (`veil.attestation.client`), which
+retries an attester that sheds load or throttles.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from veil.attester.backoff import DEFAULT, RETRY_STATUSES, Backoff, retry_after_seconds
+from veil.attestation.api import BindingRequest
+from veil.attestation.client import AttesterClient
+from veil.attestation.typed_data import encode_signatures
 from veil.chain.client import Chain
 from veil.errors import ChainError, InputError, VeilError
 from veil.migration import attestation
@@ -27,7 +28,6 @@ from veil.substrate.signature import Scheme
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-BINDINGS_PATH = "/v1/migration/bindings"
 __all__ = ["SCHEME_IDS", "collect_attestations", "pack_proof_flags", "submit_claim"]
 
 
@@ -48,43 +48,9 @@ def pack_proof_flags(flags: Sequence[bool]) -> int:
     return sum(1 << i for i, flag in enumerate(flags) if flag)
 
 
-def request_attestation(
-    url: str, body: dict[str, Any], timeout: float = 15, backoff: Backoff = DEFAULT
-) -> dict[str, Any]:
-    """POST the binding to one attester; its refusal reason becomes the error text."""
-    import urllib.error  # urllib.request takes ~0.05 s to import; offline commands skip it
-    import urllib.request
-
-    data = json.dumps(body).encode()
-    for attempt in range(backoff.attempts):
-        request = urllib.request.Request(
-            url.rstrip("/") + BINDINGS_PATH,
-            data=data,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                answer: dict[str, Any] = json.loads(response.read())
-                return answer
-        except urllib.error.HTTPError as error:
-            try:
-                reason = json.loads(error.read()).get("error", "")
-            except ValueError:
-                reason = ""
-            if error.code not in RETRY_STATUSES or attempt + 1 == backoff.attempts:
-                raise VeilError(
-                    f"attester {url}: refused ({error.code}) {reason}".rstrip()
-                ) from None
-            wait = retry_after_seconds(error.headers.get("Retry-After"))
-            backoff.sleep(backoff.delay(attempt, wait))
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise VeilError(f"attester {url}: unreachable ({error})") from None
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
 def collect_attestations(
     urls: Sequence[str],
-    body: dict[str, Any],
+    request: BindingRequest,
     tree: MerkleTree,
     account: bytes,
     receiver: str,
@@ -102,23 +68,17 @@ def collect_attestations(
     problems: list[str] = []
     for url in urls:
         try:
-            answer = request_attestation(url, body)
-            if answer.get("leaf") != expected_leaf:
+            answer = AttesterClient(url).bind(request)
+            if answer.leaf != expected_leaf:
                 raise VeilError(f"attester {url}: answered for a different leaf")
-            raw = answer["attestation"]
-            signed = Attestation(
-                signer=raw["signer"],
-                v=int(raw["v"]),
-                r=bytes.fromhex(raw["r"].removeprefix("0x")),
-                s=bytes.fromhex(raw["s"].removeprefix("0x")),
-            )
+            signed = Attestation.of(answer.attestation.signer, answer.attestation.signature)
             recovered = attestation.recover_signer(
                 signed, account, receiver, sig_hash, chain_id, migrator
             )
             if recovered.lower() != signed.signer.lower():
                 raise VeilError(f"attester {url}: signature recovers to {recovered}")
-            good[recovered.lower()] = Attestation(recovered, signed.v, signed.r, signed.s)
-        except (VeilError, KeyError, TypeError, ValueError) as error:
+            good[recovered.lower()] = Attestation.of(recovered, signed.signature)
+        except VeilError as error:
             problems.append(str(error))
     return attestation.order_attestations(good.values()), problems
 
@@ -151,7 +111,7 @@ def submit_claim(
     substrate_signature = published_signature(substrate_signature, scheme)
     call = migrator.functions.claim(
         index, account, free, staked, receiver, proof, substrate_signature,
-        SCHEME_IDS[scheme], [a.as_tuple() for a in usable],
+        SCHEME_IDS[scheme], encode_signatures([a.signature for a in usable], "Migrator"),
     )  # fmt: skip
     pha_before = pha.functions.balanceOf(receiver).call()
     shares_before = vault.functions.balanceOf(receiver).call()

@@ -1,0 +1,1 @@
+"""Programs that serve the network over the library; the library never imports them."""

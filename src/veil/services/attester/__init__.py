@@ -1,0 +1,1 @@
+"""The attester service: verify, then sign; publish what was verified."""
