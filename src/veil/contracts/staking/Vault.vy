@@ -710,11 +710,14 @@ def cancelRedeemRequest(requestId: uint256) -> uint256:
     """
     @notice Cancel a pending unlock request: its PHA is staked again at the current
             price and the controller gets shares worth at least that PHA (no loss).
-    @dev Shares are rounded up so the controller loses nothing; the part of a wei
-         that rounding up costs the other holders is paid from the reward reserve
-         (or else the treasury's unpaid share) when either has it, so the share price
-         does not drop. Only when both are empty do the other holders carry that
-         fraction of a wei.
+    @dev Shares are rounded up so the controller loses nothing. What rounding up
+         costs the other holders (less than one share's worth) is paid from the
+         reward reserve (or else the treasury's unpaid share) when either has it, so
+         the share price does not drop. When neither can pay, the other holders carry
+         it only if it is less than one wei between them; a share can be worth many
+         wei (large rewards into an almost empty vault), and then the cancel is
+         refused: the request stays claimable in full, and funding the reserve with
+         the gap lets the cancel through.
     @param requestId The request.
     @return uint256 Shares minted to the controller.
     """
@@ -741,6 +744,12 @@ def cancelRedeemRequest(requestId: uint256) -> uint256:
         elif (stream >> 96) & _M96 >= gap:
             self._stream = stream - (gap << 96)
             added = needed
+        else:
+            # Unpaid, the others lose (shares * (staked + 1) - assets * (supply + V))
+            # / (supply + V + shares) wei in total: allowed only below one wei.
+            assert shares * denominator - assets * (supply + _VIRTUAL_SHARES) < (
+                supply + _VIRTUAL_SHARES + shares
+            ), "vPHA: cancel rounding exceeds the reserve"
     # pending -= assets; staked += added
     pool = pool - (assets << 96)
     self._stake(pool, staked + added)
