@@ -749,7 +749,7 @@ def test_privileged_functions_refuse_other_callers(
 ) -> None:
     with (
         boa.env.prank(ACCOUNTS[caller_index].address),
-        boa.reverts("vPHA: caller is not the owner"),
+        boa.reverts("ownable: caller is not the owner"),
     ):
         getattr(vault, method)(*args)
 
@@ -789,7 +789,7 @@ def test_setter_bounds(vault: Any, gov: str) -> None:
             vault.setTreasuryShareBps(10_001)
         with boa.reverts("vPHA: rate too large"):
             vault.setRewardRate(2**64)
-        with boa.reverts("vPHA: new owner is the zero address"):
+        with boa.reverts("ownable: new owner is the zero address"):
             vault.transferOwnership(ZERO)
 
 
@@ -800,7 +800,7 @@ def test_ownership_transfer(vault: Any, gov: str, alice: str, method: str) -> No
         (log,) = _events(vault, "OwnershipTransferred")
     assert (log.previous_owner, log.new_owner) == (gov, alice)
     assert vault.owner() == alice
-    with boa.env.prank(gov), boa.reverts("vPHA: caller is not the owner"):
+    with boa.env.prank(gov), boa.reverts("ownable: caller is not the owner"):
         vault.setUnlockPeriod(1)
     with boa.env.prank(alice):
         vault.setUnlockPeriod(1)
