@@ -807,6 +807,16 @@ def test_ownership_transfer(vault: Any, gov: str, alice: str, method: str) -> No
     assert vault.unlockPeriod() == 1
 
 
+def test_owner_can_neither_renounce_nor_hand_to_zero(vault: Any, gov: str) -> None:
+    """snekmate's ownable has renounce_ownership; the vault does not export it, so its
+    parameters always have a governor."""
+    assert not hasattr(vault, "renounce_ownership")
+    for method in ("transferOwnership", "transfer_ownership"):
+        with boa.env.prank(gov), boa.reverts("ownable: new owner is the zero address"):
+            getattr(vault, method)(ZERO)
+    assert vault.owner() == gov
+
+
 def test_zero_unlock_period_makes_requests_claimable_at_once(
     vault: Any, gov: str, alice: str
 ) -> None:
