@@ -1,6 +1,6 @@
 """Revert paths of the vault that real PHA cannot reach: the 96-bit packing bounds
 (PHA's 1e27 cap is below 2**96) and an asset whose transfer returns false. They use a
-test-only uncapped token.
+test-only uncapped token. And the bound of the contract itself: EIP-170's code size limit.
 
 Two defensive checks stay unreachable even here and are not tested: "supply overflow"
 (shares stay below 2**117 when staked PHA is below 2**96) and "request ids exhausted"
@@ -18,6 +18,8 @@ from vpha_kit import DAY, GOV, MAX_UINT, STAKERS, TREASURY
 
 LOOSE_TOKEN = Path(__file__).with_name("TestOnlyLooseToken.vy")
 M96 = 2**96 - 1
+EIP170_LIMIT = 24_576
+SIZE_MARGIN = 1_024  # room for fixes before a deploy could fail
 ALICE = STAKERS[0]
 
 
@@ -91,3 +93,12 @@ def test_asset_returning_false_is_refused(loose: tuple[Any, Any]) -> None:
     assert vault.treasuryOwed() > 0
     with boa.reverts("vPHA: PHA transfer failed"):
         vault.releaseTreasury()
+
+
+def test_vault_fits_eip170_with_margin(loose: tuple[Any, Any]) -> None:
+    """A chain refuses to deploy more than 24,576 bytes of code; the vault's modules
+    and its venom build are sized to stay a kilobyte below that."""
+    _token, vault = loose
+    size = len(boa.env.evm.get_code(vault.address))
+    assert size > 10_000  # the deployed vault, immutables included, not a stub
+    assert size + SIZE_MARGIN <= EIP170_LIMIT, f"Vault runtime is {size} bytes"

@@ -14,7 +14,8 @@ share transfers. After every step:
 - the share price (totalAssets + 1) / (totalSupply + 10^6), compared exactly as a
   fraction, never drops. The single documented exception: a cancel whose rounding
   wei neither the reserve nor the treasury's share could pay; there the rule checks
-  that all other holders together lost less than one wei.
+  that all other holders together lost less than one wei (and that a cancel which
+  would cost them a wei or more is refused, leaving the request pending).
 
 Rules check their own promises: previews equal results, a claim pays exactly the fixed
 assets and never before claimableAt (a request split over several claims pays, in
@@ -226,8 +227,17 @@ class VaultMoney(RuleBasedStateMachine):
         needed = -(-minted * (staked + 1) // (supply + VIRTUAL_SHARES))
         gap = needed - req.assets
         covered = gap == 0 or self.vault.rewardReserve() >= gap or self.vault.treasuryOwed() >= gap
+        # What the others would carry unpaid, times (supply + V + minted): refused from 1 wei.
+        carried = minted * (staked + 1) - req.assets * (supply + VIRTUAL_SHARES)
         old_price = price(self.vault)
         balance = self.vault.balanceOf(req.controller)
+        if not covered and carried >= supply + VIRTUAL_SHARES + minted:
+            event("cancel refused: rounding worth a wei or more, nothing pays it")
+            self.open[req.rid] = req  # still pending, still owed in full
+            refused = boa.reverts("vPHA: cancel rounding exceeds the reserve")
+            with boa.env.prank(req.controller), refused:
+                self.vault.cancelRedeemRequest(req.rid)
+            return
         with boa.env.prank(req.controller):
             assert self.vault.cancelRedeemRequest(req.rid) == minted
         assert self.vault.balanceOf(req.controller) == balance + minted

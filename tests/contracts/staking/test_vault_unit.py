@@ -589,6 +589,87 @@ def test_cancel_restakes_without_loss(vault: Any, gov: str, alice: str, bob: str
         vault.claim(rid)
 
 
+def test_cancel_into_emptied_rich_vault_never_costs_the_others(
+    vault: Any, gov: str, alice: str, bob: str
+) -> None:
+    """Regression (found by TestVaultMoney): a large reward streamed into an almost
+    empty vault makes one share worth about 1e9 wei. Rounding the cancelled request's
+    shares up then cost the other holders about one share's worth, far above the
+    promised fraction of a wei, while the reserve was empty. The cancel is refused
+    instead; the request still pays in full, and funding the reserve with the gap
+    lets the cancel through at an unchanged price."""
+    with boa.env.prank(gov):
+        vault.setTreasuryShareBps(0)  # the treasury holds nothing that could pay
+    _stake(vault, alice, 1000)
+    bob_shares = _stake(vault, bob, 1000)
+    with boa.env.prank(bob):
+        rid = vault.requestRedeem(bob_shares, bob, bob)
+    owed = vault.redeemRequest(rid)[1]
+    assert owed == 1000
+    _stream(vault, gov, 10**18, 10**18)  # the whole reserve streams in one second
+    boa.env.time_travel(seconds=1)
+    vault.accrue()
+    assert vault.rewardReserve() == 0 and vault.treasuryOwed() == 0
+    staked, supply = vault.totalAssets(), vault.totalSupply()
+    assert (staked + 1) // (supply + VIRTUAL_SHARES) > 10**8  # one share >> 1 wei
+    minted = -(-owed * (supply + VIRTUAL_SHARES) // (staked + 1))
+    needed = -(-minted * (staked + 1) // (supply + VIRTUAL_SHARES))
+    gap = needed - owed
+    assert gap > 10**8
+    p_before = price(vault)
+    with boa.env.prank(bob), boa.reverts("vPHA: cancel rounding exceeds the reserve"):
+        vault.cancelRedeemRequest(rid)
+    assert price(vault) == p_before
+    assert vault.redeemRequest(rid)[4] == 1  # still pending, still owed in full
+    with boa.env.prank(gov):
+        vault.setRewardRate(0)
+        vault.fundRewards(gap - 1)
+    with boa.env.prank(bob), boa.reverts("vPHA: cancel rounding exceeds the reserve"):
+        vault.cancelRedeemRequest(rid)
+    with boa.env.prank(gov):
+        vault.fundRewards(1)
+    with boa.env.prank(bob):
+        assert vault.cancelRedeemRequest(rid) == minted
+    assert vault.rewardReserve() == 0
+    assert vault.totalAssets() == staked + needed
+    assert price(vault) >= p_before
+    assert vault.convertToAssets(minted) >= owed
+
+
+def test_cancel_rounding_below_one_wei_is_carried_when_nothing_pays(
+    vault: Any, gov: str, alice: str
+) -> None:
+    """With the reserve and the treasury's share empty, a gap worth less than one wei to
+    the others in total is carried by them rather than refusing the cancel."""
+    shares = _stake(vault, alice, 10**21 + 1)
+    _stream(vault, gov, 10 * PHA, 3)
+    boa.env.time_travel(seconds=7)
+    with boa.env.prank(alice):
+        rid = vault.requestRedeem(shares // 7, alice, alice)
+    with boa.env.prank(gov):
+        vault.setRewardRate(0)
+    vault.releaseTreasury()
+    assert vault.treasuryOwed() == 0 and vault.rewardReserve() != 0
+    # Empty the reserve by streaming all of it out.
+    with boa.env.prank(gov):
+        vault.setRewardRate(10 * PHA)
+    boa.env.time_travel(seconds=2)
+    vault.releaseTreasury()
+    assert vault.rewardReserve() == 0 and vault.treasuryOwed() == 0
+    owed = vault.redeemRequest(rid)[1]
+    staked, supply = vault.totalAssets(), vault.totalSupply()
+    minted = -(-owed * (supply + VIRTUAL_SHARES) // (staked + 1))
+    needed = -(-minted * (staked + 1) // (supply + VIRTUAL_SHARES))
+    assert needed - owed == 1
+    p_before = price(vault)
+    with boa.env.prank(alice):
+        assert vault.cancelRedeemRequest(rid) == minted
+    assert vault.totalAssets() == staked + owed
+    loss = (p_before - price(vault)) * (supply + VIRTUAL_SHARES)
+    assert 0 < loss < 1
+    assert vault.convertToAssets(minted) >= owed
+
+
 def test_cancel_gap_is_paid_from_reserve(vault: Any, gov: str, alice: str) -> None:
     """Rounding the re-staked shares up costs the others a fraction of a wei; the reserve
     pays that wei, so the price cannot drop."""
@@ -668,7 +749,7 @@ def test_privileged_functions_refuse_other_callers(
 ) -> None:
     with (
         boa.env.prank(ACCOUNTS[caller_index].address),
-        boa.reverts("vPHA: caller is not the owner"),
+        boa.reverts("ownable: caller is not the owner"),
     ):
         getattr(vault, method)(*args)
 
@@ -708,7 +789,7 @@ def test_setter_bounds(vault: Any, gov: str) -> None:
             vault.setTreasuryShareBps(10_001)
         with boa.reverts("vPHA: rate too large"):
             vault.setRewardRate(2**64)
-        with boa.reverts("vPHA: new owner is the zero address"):
+        with boa.reverts("ownable: new owner is the zero address"):
             vault.transferOwnership(ZERO)
 
 
@@ -719,11 +800,21 @@ def test_ownership_transfer(vault: Any, gov: str, alice: str, method: str) -> No
         (log,) = _events(vault, "OwnershipTransferred")
     assert (log.previous_owner, log.new_owner) == (gov, alice)
     assert vault.owner() == alice
-    with boa.env.prank(gov), boa.reverts("vPHA: caller is not the owner"):
+    with boa.env.prank(gov), boa.reverts("ownable: caller is not the owner"):
         vault.setUnlockPeriod(1)
     with boa.env.prank(alice):
         vault.setUnlockPeriod(1)
     assert vault.unlockPeriod() == 1
+
+
+def test_owner_can_neither_renounce_nor_hand_to_zero(vault: Any, gov: str) -> None:
+    """snekmate's ownable has renounce_ownership; the vault does not export it, so its
+    parameters always have a governor."""
+    assert not hasattr(vault, "renounce_ownership")
+    for method in ("transferOwnership", "transfer_ownership"):
+        with boa.env.prank(gov), boa.reverts("ownable: new owner is the zero address"):
+            getattr(vault, method)(ZERO)
+    assert vault.owner() == gov
 
 
 def test_zero_unlock_period_makes_requests_claimable_at_once(

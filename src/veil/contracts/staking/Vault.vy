@@ -1,4 +1,5 @@
 # pragma version ~=0.4.3
+# pragma experimental-codegen
 """
 @title vPHA, the PHA staking vault
 @custom:contract-name Vault
@@ -12,27 +13,32 @@
         or its ERC-7540 operators put requests into its queue. vPHA carries ERC-5805
         voting power (timestamp clock, ERC-6372) once the holder delegates, even to
         itself; depositAndDelegate self-delegates a receiver that never chose.
-@dev Storage is packed by hand because the gas benchmark compares deposit, unlock
-     request, claim, delegate and delegated transfer with OpenZeppelin 5.x ERC4626 +
-     ERC20Votes:
+@dev Modules: `unlock_queue` keeps the redeem requests, `votes` the delegation and
+     checkpoints, `holders` the two packed words per account that both share with the
+     ERC-20 core here. From snekmate: `ownable` (the owner, handed to the timelock),
+     `eip712_domain_separator` (EIP-712 domain, ERC-5267), `ecdsa` (signature
+     recovery, low-s rule) and `math` (ceil_div). Not from snekmate, and why:
+       - `tokens/erc20`: it keeps balances and total supply in slots of its own and has
+         no hook, so a transfer could not move votes, and every mint, burn or transfer
+         would cost extra slots (the balance word carries the delegation mode, and the
+         total supply is the head of the votes' total-supply trace);
+       - `extensions/erc4626`: built on that erc20, redeems synchronously (ERC-7540
+         requests are asynchronous), and counts every PHA the vault holds as assets,
+         where the reward reserve, the treasury's share and the queued PHA are not;
+       - `math._mul_div`: the 512-bit product is never needed (assets fit 96 bits and
+         shares 160, so every product fits 256 bits, and a checked multiplication
+         reverts on anything else) and would add gas to every deposit and request.
+     Compiled with Vyper's venom pipeline (the experimental-codegen pragma above):
+     with the legacy pipeline the modules cost about 700 bytes and the vault no longer
+     fits EIP-170's 24,576 bytes (25,221 deployed; 24,917 even without snekmate's
+     eip712 and math), while venom gives 22,861 bytes and slightly less gas on every
+     benchmarked operation. tests/contracts/staking/test_vault_bounds_unit.py holds
+     the size to the limit.
+     Storage of the vault itself is packed by hand because the gas benchmark compares
+     deposit, unlock request, claim, delegate and delegated transfer with OpenZeppelin
+     5.x ERC4626 + ERC20Votes:
        _pool   staked(96) | pending(96) | lastAccrual(48) | bps(14) | streaming(1)
        _stream reserve(96) | treasuryOwed(96) | rewardRate(64)
-       _params unlockPeriod(48) | maxOpenRequests(16) | nextRequestId(40)
-       _account delegate(160) | queue head(40) | tail(40) | count(16): the unlock
-               queue of a controller shares the slot its delegation already uses
-       _balance shares(160) | ... | chosen(1, bit 253) | delegation mode(2, top
-               bits): none, self or another delegate, so a transfer, mint or burn
-               learns the delegate from the slot it already reads and loads _account
-               only for delegation to someone else (the delegate field of _account
-               is meaningful only in that mode). `chosen` records that the holder
-               called delegate/delegateBySig, even to zero, so depositAndDelegate
-               never overrides a choice
-       trace   latest checkpoint: value(160) | count(48) | key(48); older ones in
-               _history as value(208) | key(48). The total-supply trace (key 0x0)
-               is the total supply itself, so a mint writes one slot, not two.
-       request A: controller(160) | claimableAt(48) | status(8) | prev(40)
-               B: assets(96) | shares(120) | next(40)
-       queue   a doubly linked list of a controller's open requests (ids in A and B)
      No reentrancy lock: the only external calls go to the immutable asset (PHA, no
      transfer hooks) and every state change is written before them.
      PHA amounts fit 96 bits because PHA's supply is capped at 1e27 < 2**96; every
@@ -43,46 +49,56 @@ from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
 from ethereum.ercs import IERC4626
 
+from snekmate.auth import ownable
+from snekmate.utils import ecdsa
+from snekmate.utils import eip712_domain_separator as eip712
+from snekmate.utils import math
+
+from . import holders
+from . import unlock_queue
+from . import votes
+
 implements: IERC20
 implements: IERC20Detailed
 implements: IERC4626
 
+initializes: ownable
+initializes: eip712
+initializes: holders
+initializes: votes[holders := holders]
+initializes: unlock_queue[holders := holders]
 
-# --- events (ERC-20 and ERC-4626 events come from the interfaces) ----------------
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    eip712.eip712Domain,
+    votes.clock,
+    votes.CLOCK_MODE,
+    votes.getVotes,
+    votes.getPastVotes,
+    votes.getPastTotalSupply,
+    votes.numCheckpoints,
+    votes.checkpoints,
+    votes.delegates,
+    votes.delegate,
+    unlock_queue.MAX_UNLOCK_PERIOD,
+    unlock_queue.MAX_OPEN_REQUESTS_LIMIT,
+    unlock_queue.isOperator,
+    unlock_queue.setOperator,
+    unlock_queue.maxWithdraw,
+    unlock_queue.maxRedeem,
+    unlock_queue.redeemRequest,
+    unlock_queue.openRequests,
+    unlock_queue.openRequestCount,
+    unlock_queue.pendingRedeemRequest,
+    unlock_queue.claimableRedeemRequest,
+    unlock_queue.unlockPeriod,
+    unlock_queue.maxOpenRequests,
+)
 
-event RedeemRequest:
-    controller: indexed(address)
-    owner: indexed(address)
-    requestId: indexed(uint256)
-    sender: address
-    shares: uint256
 
-
-event RedeemRequestCancelled:
-    controller: indexed(address)
-    requestId: indexed(uint256)
-    sender: address
-    assets: uint256
-    shares: uint256
-
-
-event OperatorSet:
-    controller: indexed(address)
-    operator: indexed(address)
-    approved: bool
-
-
-event DelegateChanged:
-    delegator: indexed(address)
-    fromDelegate: indexed(address)
-    toDelegate: indexed(address)
-
-
-event DelegateVotesChanged:
-    delegate: indexed(address)
-    previousVotes: uint256
-    newVotes: uint256
-
+# --- events (ERC-20 and ERC-4626 events come from the interfaces, the queue's and
+# the votes' from their modules) ----------------------------------------------------
 
 event RewardsFunded:
     funder: indexed(address)
@@ -104,25 +120,12 @@ event RewardRateSet:
     rate: uint256
 
 
-event UnlockPeriodSet:
-    period: uint256
-
-
-event MaxOpenRequestsSet:
-    limit: uint256
-
-
 event TreasurySet:
     treasury: indexed(address)
 
 
 event TreasuryShareSet:
     bps: uint256
-
-
-event OwnershipTransferred:
-    previous_owner: indexed(address)
-    new_owner: indexed(address)
 
 
 # --- constants -------------------------------------------------------------------
@@ -134,80 +137,48 @@ decimals: public(constant(uint8)) = 18 + DECIMALS_OFFSET
 _VIRTUAL_SHARES: constant(uint256) = 10**6  # 10 ** DECIMALS_OFFSET
 
 BPS: constant(uint256) = 10_000
-MAX_UNLOCK_PERIOD: public(constant(uint256)) = 365 * 86400
-MAX_OPEN_REQUESTS_LIMIT: public(constant(uint256)) = 64
-DEFAULT_UNLOCK_PERIOD: constant(uint256) = 21 * 86400
-DEFAULT_MAX_OPEN_REQUESTS: constant(uint256) = 8
 DEFAULT_TREASURY_SHARE_BPS: constant(uint256) = 1000
 
-STATUS_NONE: constant(uint8) = 0
-STATUS_PENDING: constant(uint8) = 1
-STATUS_CLAIMED: constant(uint8) = 2
-STATUS_CANCELLED: constant(uint8) = 3
-
-_M8: constant(uint256) = 2**8 - 1
 _M14: constant(uint256) = 2**14 - 1
-_M16: constant(uint256) = 2**16 - 1
-_M40: constant(uint256) = 2**40 - 1
 _M48: constant(uint256) = 2**48 - 1
 _M64: constant(uint256) = 2**64 - 1
 _M96: constant(uint256) = 2**96 - 1
-_M120: constant(uint256) = 2**120 - 1
 _M160: constant(uint256) = 2**160 - 1
-_M208: constant(uint256) = 2**208 - 1
 _STREAMING: constant(uint256) = 2**254
-_SELF_DELEGATED: constant(uint256) = 2**254  # in _balance: delegate is the account
-_OTHER_DELEGATED: constant(uint256) = 2**255  # in _balance: delegate is in _account
-_MODES: constant(uint256) = 2**255 | 2**254
-_CHOSEN: constant(uint256) = 2**253  # in _balance: the holder has chosen a delegate
 
 # ERC-165 interface ids (tests recompute them from the ERCs' function selectors).
 _IERC165_ID: constant(bytes4) = 0x01ffc9a7
 _IERC7540_OPERATOR_ID: constant(bytes4) = 0xe3bc4e65
 _IERC7540_REDEEM_ID: constant(bytes4) = 0x620ee8e4
 _IERC7575_ID: constant(bytes4) = 0x2f0a18c5
-_TOTAL: constant(address) = empty(address)  # trace key of the total supply
 
 _VERSION: constant(String[20]) = "1"
-_TYPE_HASH: constant(bytes32) = keccak256(
-    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
 _PERMIT_TYPE_HASH: constant(bytes32) = keccak256(
     "Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
 )
 _DELEGATION_TYPE_HASH: constant(bytes32) = keccak256(
     "Delegation(address delegatee,uint256 nonce,uint256 expiry)"
 )
-_MAX_S: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 
 _ASSET: immutable(address)
-_CACHED_CHAIN_ID: immutable(uint256)
-_CACHED_DOMAIN_SEPARATOR: immutable(bytes32)
 
 
 # --- storage ---------------------------------------------------------------------
 
-_balance: HashMap[address, uint256]
 allowance: public(HashMap[address, HashMap[address, uint256]])
 nonces: public(HashMap[address, uint256])
-isOperator: public(HashMap[address, HashMap[address, bool]])
-owner: public(address)
 treasury: public(address)
 
 _pool: uint256
 _stream: uint256
-_params: uint256
-_latest: HashMap[address, uint256]
-_history: HashMap[address, HashMap[uint256, uint256]]
-_request_a: HashMap[uint256, uint256]
-_request_b: HashMap[uint256, uint256]
-_account: HashMap[address, uint256]
 
 
 @deploy
 def __init__(asset: address, owner: address, treasury: address):
     """
     @notice Create the vault over `asset` (PHA).
+    @dev snekmate's ownable starts with the deployer as owner; the ownership then
+         moves to `owner` at once (two OwnershipTransferred events).
     @param asset The staked token, PHA.
     @param owner The governor of the parameters; the deploy script hands this to the
            timelock.
@@ -217,13 +188,12 @@ def __init__(asset: address, owner: address, treasury: address):
     assert owner != empty(address), "vPHA: owner is the zero address"
     assert treasury != empty(address), "vPHA: treasury is the zero address"
     _ASSET = asset
-    _CACHED_CHAIN_ID = chain.id
-    _CACHED_DOMAIN_SEPARATOR = self._build_domain_separator()
-    self.owner = owner
+    ownable.__init__()
+    ownable._transfer_ownership(owner)
+    eip712.__init__(name, _VERSION)
+    unlock_queue.__init__()
     self.treasury = treasury
     self._pool = (block.timestamp << 192) | (DEFAULT_TREASURY_SHARE_BPS << 240)
-    self._params = DEFAULT_UNLOCK_PERIOD | (DEFAULT_MAX_OPEN_REQUESTS << 48) | (1 << 64)
-    log OwnershipTransferred(previous_owner=empty(address), new_owner=owner)
     log TreasurySet(treasury=treasury)
 
 
@@ -241,7 +211,7 @@ def balanceOf(arg0: address) -> uint256:
     @param arg0 The holder.
     @return uint256 Shares.
     """
-    return self._balance[arg0] & _M160
+    return holders.balances[arg0] & _M160
 
 
 @view
@@ -251,7 +221,7 @@ def totalSupply() -> uint256:
     @notice Total vPHA shares; pending unlock requests hold none.
     @return uint256 Shares in the smallest unit (24 decimals).
     """
-    return self._latest[_TOTAL] & _M160
+    return votes.latest[votes.TOTAL] & _M160
 
 
 @external
@@ -333,23 +303,7 @@ def DOMAIN_SEPARATOR() -> bytes32:
     @notice The EIP-712 domain separator for permit and delegateBySig.
     @return bytes32 The separator on the current chain.
     """
-    return self._domain_separator()
-
-
-@view
-@external
-def eip712Domain() -> (bytes1, String[50], String[20], uint256, address, bytes32, DynArray[uint256, 32]):
-    """
-    @notice ERC-5267 domain description for wallets.
-    @return bytes1 Fields present (name, version, chainId, verifyingContract).
-    @return String Name.
-    @return String Version.
-    @return uint256 Chain id.
-    @return address This contract.
-    @return bytes32 Salt (unused).
-    @return DynArray Extensions (none).
-    """
-    return (0x0f, name, _VERSION, chain.id, self, empty(bytes32), empty(DynArray[uint256, 32]))
+    return eip712._domain_separator_v4()
 
 
 # =================================================================================
@@ -459,20 +413,7 @@ def previewMint(shares: uint256) -> uint256:
     staked: uint256 = 0
     supply: uint256 = 0
     staked, supply = self._price_view()
-    return self._ceil_div(shares * (staked + 1), supply + _VIRTUAL_SHARES)
-
-
-@view
-@external
-def maxWithdraw(controller: address) -> uint256:
-    """
-    @notice ERC-7540: PHA that `controller` can withdraw now, the sum of its requests
-            whose unlock period is over. Staked PHA never leaves instantly; it goes
-            through requestRedeem first.
-    @param controller The controller of the requests.
-    @return uint256 PHA wei.
-    """
-    return self._queue_totals(controller)[0]
+    return math._ceil_div(shares * (staked + 1), supply + _VIRTUAL_SHARES)
 
 
 @view
@@ -486,18 +427,6 @@ def previewWithdraw(assets: uint256) -> uint256:
     @return uint256 Never returns.
     """
     raise "vPHA: async redeem, no preview"
-
-
-@view
-@external
-def maxRedeem(controller: address) -> uint256:
-    """
-    @notice ERC-7540: shares that `controller` can redeem now, the sum of its requests
-            whose unlock period is over.
-    @param controller The controller of the requests.
-    @return uint256 Shares (as burned when the requests were made).
-    """
-    return self._queue_totals(controller)[1]
 
 
 @view
@@ -549,13 +478,13 @@ def mint(shares: uint256, receiver: address) -> uint256:
     @return uint256 PHA taken from the caller.
     """
     assert shares != 0, "vPHA: zero shares"
-    supply: uint256 = self._latest[_TOTAL] & _M160
+    supply: uint256 = votes.latest[votes.TOTAL] & _M160
     pool: uint256 = self._accrue(supply, False)
     staked: uint256 = pool & _M96
-    assets: uint256 = self._ceil_div(shares * (staked + 1), supply + _VIRTUAL_SHARES)
+    assets: uint256 = math._ceil_div(shares * (staked + 1), supply + _VIRTUAL_SHARES)
     self._stake(pool, staked + assets)
     assert extcall IERC20(_ASSET).transferFrom(msg.sender, self, assets), "vPHA: PHA transfer failed"
-    self._mint(receiver, shares, self._latest[_TOTAL], False)  # re-read after the call
+    self._mint(receiver, shares, votes.latest[votes.TOTAL], False)  # re-read after the call
     log IERC4626.Deposit(sender=msg.sender, owner=receiver, assets=assets, shares=shares)
     return assets
 
@@ -600,22 +529,6 @@ def redeem(shares: uint256, receiver: address, controller: address) -> uint256:
 
 
 @external
-def setOperator(operator: address, approved: bool) -> bool:
-    """
-    @notice ERC-7540: let `operator` request, cancel and claim unlocks for the caller,
-            including requests that name the caller as controller (only the controller
-            and its operators can add to its queue).
-    @param operator The operator.
-    @param approved Grant or revoke.
-    @return bool Always true.
-    """
-    assert operator != msg.sender, "vPHA: cannot operate for yourself"
-    self.isOperator[msg.sender][operator] = approved
-    log OperatorSet(controller=msg.sender, operator=operator, approved=approved)
-    return True
-
-
-@external
 def requestRedeem(shares: uint256, controller: address, owner: address) -> uint256:
     """
     @notice Start unstaking: burn `shares` of `owner` now, at the current price, and
@@ -633,16 +546,14 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
     """
     assert shares != 0, "vPHA: zero shares"
     assert controller != empty(address), "vPHA: controller is the zero address"
-    self._check_controller(controller)
-    if msg.sender != owner and not self.isOperator[owner][msg.sender]:
+    unlock_queue._check_controller(controller)
+    if msg.sender != owner and not unlock_queue.isOperator[owner][msg.sender]:
         self._spend_allowance(owner, msg.sender, shares)
-    params: uint256 = self._params
-    account: uint256 = self._account[controller]
-    queue: uint256 = account >> 160
-    count: uint256 = (queue >> 80) & _M16
-    assert count < (params >> 48) & _M16, "vPHA: too many open unlock requests"
+    params: uint256 = 0
+    account: uint256 = 0
+    params, account = unlock_queue._check_room(controller)
 
-    total: uint256 = self._latest[_TOTAL]
+    total: uint256 = votes.latest[votes.TOTAL]
     supply: uint256 = total & _M160
     pool: uint256 = self._accrue(supply, False)
     staked: uint256 = pool & _M96
@@ -654,25 +565,8 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
     self._burn(owner, shares, total)
     self._pool = ((pool & ~_M96 & ~(_M96 << 96)) | (staked - assets)) | (pending << 96)
 
-    request_id: uint256 = params >> 64
-    assert request_id <= _M40, "vPHA: request ids exhausted"
-    self._params = (params & _M64) | ((request_id + 1) << 64)
-    claimable_at: uint256 = block.timestamp + (params & _M48)
-    tail: uint256 = (queue >> 40) & _M40
-    self._request_a[request_id] = (
-        convert(controller, uint256)
-        | (claimable_at << 160)
-        | (convert(STATUS_PENDING, uint256) << 208)
-        | (tail << 216)
-    )
-    self._request_b[request_id] = assets | (shares << 96)
-    if tail == 0:
-        queue = request_id | (request_id << 40) | ((count + 1) << 80)
-    else:
-        self._request_b[tail] = self._request_b[tail] | (request_id << 216)
-        queue = (queue & _M40) | (request_id << 40) | ((count + 1) << 80)
-    self._account[controller] = (account & _M160) | (queue << 160)
-    log RedeemRequest(
+    request_id: uint256 = unlock_queue._enqueue(controller, params, account, assets, shares)
+    log unlock_queue.RedeemRequest(
         controller=controller, owner=owner, requestId=request_id, sender=msg.sender, shares=shares
     )
     return request_id
@@ -686,12 +580,10 @@ def claim(requestId: uint256) -> uint256:
     @param requestId The request.
     @return uint256 PHA paid, exactly the amount fixed at request time.
     """
-    a: uint256 = self._request_a[requestId]
-    controller: address = self._open_request(a)
-    assert block.timestamp >= (a >> 160) & _M48, "vPHA: unlock period not over"
-    b: uint256 = self._request_b[requestId]
-    assets: uint256 = b & _M96
-    self._close_request(requestId, a, b, controller, STATUS_CLAIMED)
+    controller: address = empty(address)
+    assets: uint256 = 0
+    shares: uint256 = 0
+    controller, assets, shares = unlock_queue._close(requestId, unlock_queue.STATUS_CLAIMED)
     pool: uint256 = self._pool
     self._pool = pool - (assets << 96)
     assert extcall IERC20(_ASSET).transfer(controller, assets), "vPHA: PHA transfer failed"
@@ -700,7 +592,7 @@ def claim(requestId: uint256) -> uint256:
         receiver=controller,
         owner=controller,
         assets=assets,
-        shares=(b >> 96) & _M120,
+        shares=shares,
     )
     return assets
 
@@ -710,27 +602,29 @@ def cancelRedeemRequest(requestId: uint256) -> uint256:
     """
     @notice Cancel a pending unlock request: its PHA is staked again at the current
             price and the controller gets shares worth at least that PHA (no loss).
-    @dev Shares are rounded up so the controller loses nothing; the part of a wei
-         that rounding up costs the other holders is paid from the reward reserve
-         (or else the treasury's unpaid share) when either has it, so the share price
-         does not drop. Only when both are empty do the other holders carry that
-         fraction of a wei.
+    @dev Shares are rounded up so the controller loses nothing. What rounding up
+         costs the other holders (less than one share's worth) is paid from the
+         reward reserve (or else the treasury's unpaid share) when either has it, so
+         the share price does not drop. When neither can pay, the other holders carry
+         it only if it is less than one wei between them; a share can be worth many
+         wei (large rewards into an almost empty vault), and then the cancel is
+         refused: the request stays claimable in full, and funding the reserve with
+         the gap lets the cancel through.
     @param requestId The request.
     @return uint256 Shares minted to the controller.
     """
-    a: uint256 = self._request_a[requestId]
-    controller: address = self._open_request(a)
-    b: uint256 = self._request_b[requestId]
-    assets: uint256 = b & _M96
-    self._close_request(requestId, a, b, controller, STATUS_CANCELLED)
+    controller: address = empty(address)
+    assets: uint256 = 0
+    burned: uint256 = 0
+    controller, assets, burned = unlock_queue._close(requestId, unlock_queue.STATUS_CANCELLED)
 
-    total: uint256 = self._latest[_TOTAL]
+    total: uint256 = votes.latest[votes.TOTAL]
     supply: uint256 = total & _M160
     pool: uint256 = self._accrue(supply, False)
     staked: uint256 = pool & _M96
     denominator: uint256 = staked + 1
-    shares: uint256 = self._ceil_div(assets * (supply + _VIRTUAL_SHARES), denominator)
-    needed: uint256 = self._ceil_div(shares * denominator, supply + _VIRTUAL_SHARES)
+    shares: uint256 = math._ceil_div(assets * (supply + _VIRTUAL_SHARES), denominator)
+    needed: uint256 = math._ceil_div(shares * denominator, supply + _VIRTUAL_SHARES)
     gap: uint256 = needed - assets
     added: uint256 = assets
     if gap != 0:
@@ -741,105 +635,20 @@ def cancelRedeemRequest(requestId: uint256) -> uint256:
         elif (stream >> 96) & _M96 >= gap:
             self._stream = stream - (gap << 96)
             added = needed
+        else:
+            # Unpaid, the others lose (shares * (staked + 1) - assets * (supply + V))
+            # / (supply + V + shares) wei in total: allowed only below one wei.
+            assert shares * denominator - assets * (supply + _VIRTUAL_SHARES) < (
+                supply + _VIRTUAL_SHARES + shares
+            ), "vPHA: cancel rounding exceeds the reserve"
     # pending -= assets; staked += added
     pool = pool - (assets << 96)
     self._stake(pool, staked + added)
     self._mint(controller, shares, total, False)
-    log RedeemRequestCancelled(
+    log unlock_queue.RedeemRequestCancelled(
         controller=controller, requestId=requestId, sender=msg.sender, assets=assets, shares=shares
     )
     return shares
-
-
-@view
-@external
-def redeemRequest(requestId: uint256) -> (address, uint256, uint256, uint256, uint8):
-    """
-    @notice Read an unlock request.
-    @param requestId The request.
-    @return address Controller (zero if the id does not exist).
-    @return uint256 PHA owed (fixed at request time).
-    @return uint256 Shares burned for it.
-    @return uint256 Timestamp from which it can be claimed.
-    @return uint8 Status: 0 none, 1 pending, 2 claimed, 3 cancelled.
-    """
-    a: uint256 = self._request_a[requestId]
-    b: uint256 = self._request_b[requestId]
-    return (
-        convert(a & _M160, address),
-        b & _M96,
-        (b >> 96) & _M120,
-        (a >> 160) & _M48,
-        convert((a >> 208) & _M8, uint8),
-    )
-
-
-@view
-@external
-def openRequests(account: address) -> DynArray[uint256, MAX_OPEN_REQUESTS_LIMIT]:
-    """
-    @notice Ids of the pending unlock requests controlled by `account`, oldest first.
-    @param account The controller.
-    @return DynArray The ids.
-    """
-    ids: DynArray[uint256, MAX_OPEN_REQUESTS_LIMIT] = []
-    cursor: uint256 = (self._account[account] >> 160) & _M40
-    for i: uint256 in range(MAX_OPEN_REQUESTS_LIMIT):
-        if cursor == 0:
-            break
-        ids.append(cursor)
-        cursor = self._request_b[cursor] >> 216
-    return ids
-
-
-@view
-@external
-def openRequestCount(account: address) -> uint256:
-    """
-    @notice Number of pending unlock requests controlled by `account`.
-    @param account The controller.
-    @return uint256 The count (at most maxOpenRequests()).
-    """
-    return (self._account[account] >> 240) & _M16
-
-
-@view
-@external
-def pendingRedeemRequest(requestId: uint256, controller: address) -> uint256:
-    """
-    @notice ERC-7540: shares of a request still inside its unlock period.
-    @param requestId The request; 0 (never a request id) sums every request of
-           `controller`, as ERC-7540 reads id 0.
-    @param controller Its controller.
-    @return uint256 Shares, or 0 if claimable, closed or not this controller's.
-    """
-    if requestId == 0:
-        return self._queue_totals(controller)[2]
-    a: uint256 = self._request_a[requestId]
-    if (a & _M160 != convert(controller, uint256)
-            or (a >> 208) & _M8 != convert(STATUS_PENDING, uint256)
-            or block.timestamp >= (a >> 160) & _M48):
-        return 0
-    return (self._request_b[requestId] >> 96) & _M120
-
-
-@view
-@external
-def claimableRedeemRequest(requestId: uint256, controller: address) -> uint256:
-    """
-    @notice ERC-7540: shares of a request whose unlock period is over.
-    @param requestId The request; 0 sums every request of `controller`.
-    @param controller Its controller.
-    @return uint256 Shares, or 0 if still pending, closed or not this controller's.
-    """
-    if requestId == 0:
-        return self._queue_totals(controller)[1]
-    a: uint256 = self._request_a[requestId]
-    if (a & _M160 != convert(controller, uint256)
-            or (a >> 208) & _M8 != convert(STATUS_PENDING, uint256)
-            or block.timestamp < (a >> 160) & _M48):
-        return 0
-    return (self._request_b[requestId] >> 96) & _M120
 
 
 @view
@@ -886,7 +695,7 @@ def fundRewards(amount: uint256):
     @param amount PHA wei; the caller must have approved the vault.
     """
     assert amount != 0, "vPHA: zero amount"
-    supply: uint256 = self._latest[_TOTAL] & _M160
+    supply: uint256 = votes.latest[votes.TOTAL] & _M160
     self._accrue(supply, True)
     stream: uint256 = self._stream
     reserve: uint256 = (stream & _M96) + amount
@@ -903,7 +712,7 @@ def releaseTreasury() -> uint256:
     @notice Send the treasury's accrued share of rewards to treasury(). Anyone may call.
     @return uint256 PHA sent.
     """
-    supply: uint256 = self._latest[_TOTAL] & _M160
+    supply: uint256 = votes.latest[votes.TOTAL] & _M160
     self._accrue(supply, False)
     stream: uint256 = self._stream
     owed: uint256 = (stream >> 96) & _M96
@@ -921,7 +730,7 @@ def accrue():
     @notice Checkpoint accrued rewards into totalAssets. Never needed for correctness
             (every operation accrues first); useful to keepers and tests.
     """
-    self._accrue(self._latest[_TOTAL] & _M160, False)
+    self._accrue(votes.latest[votes.TOTAL] & _M160, False)
 
 
 @view
@@ -974,27 +783,6 @@ def lastAccrual() -> uint256:
     return (self._pool >> 192) & _M48
 
 
-@view
-@external
-def unlockPeriod() -> uint256:
-    """
-    @notice Seconds between an unlock request and its claim (fixed per request when
-            it is made).
-    @return uint256 Seconds.
-    """
-    return self._params & _M48
-
-
-@view
-@external
-def maxOpenRequests() -> uint256:
-    """
-    @notice Most pending unlock requests one controller may hold.
-    @return uint256 The limit.
-    """
-    return (self._params >> 48) & _M16
-
-
 # =================================================================================
 # Governance (owner = timelock)
 # =================================================================================
@@ -1006,9 +794,9 @@ def setRewardRate(rate: uint256):
     @notice Set the reward stream in PHA wei per second. Accrues at the old rate first.
     @param rate Wei per second (< 2**64).
     """
-    self._check_owner()
+    ownable._check_owner()
     assert rate <= _M64, "vPHA: rate too large"
-    self._accrue(self._latest[_TOTAL] & _M160, True)
+    self._accrue(votes.latest[votes.TOTAL] & _M160, True)
     stream: uint256 = self._stream
     self._stream = (stream & ~(_M64 << 192)) | (rate << 192)
     self._set_streaming(rate, stream & _M96)
@@ -1021,10 +809,8 @@ def setUnlockPeriod(period: uint256):
     @notice Set the unlock period for new requests (existing ones keep theirs).
     @param period Seconds, at most 365 days.
     """
-    self._check_owner()
-    assert period <= MAX_UNLOCK_PERIOD, "vPHA: unlock period too long"
-    self._params = (self._params & ~_M48) | period
-    log UnlockPeriodSet(period=period)
+    ownable._check_owner()
+    unlock_queue._set_unlock_period(period)
 
 
 @external
@@ -1033,10 +819,8 @@ def setMaxOpenRequests(limit: uint256):
     @notice Set how many pending unlock requests one controller may hold.
     @param limit Between 1 and 64.
     """
-    self._check_owner()
-    assert limit >= 1 and limit <= MAX_OPEN_REQUESTS_LIMIT, "vPHA: limit out of range"
-    self._params = (self._params & ~(_M16 << 48)) | (limit << 48)
-    log MaxOpenRequestsSet(limit=limit)
+    ownable._check_owner()
+    unlock_queue._set_max_open_requests(limit)
 
 
 @external
@@ -1045,7 +829,7 @@ def setTreasury(treasury: address):
     @notice Set the treasury. Its unreleased share is paid to the new address.
     @param treasury Not the zero address.
     """
-    self._check_owner()
+    ownable._check_owner()
     assert treasury != empty(address), "vPHA: treasury is the zero address"
     self.treasury = treasury
     log TreasurySet(treasury=treasury)
@@ -1057,9 +841,9 @@ def setTreasuryShareBps(bps: uint256):
     @notice Set the treasury's share of rewards. Accrues at the old share first.
     @param bps Basis points, at most 10000.
     """
-    self._check_owner()
+    ownable._check_owner()
     assert bps <= BPS, "vPHA: share above 100%"
-    pool: uint256 = self._accrue(self._latest[_TOTAL] & _M160, False)
+    pool: uint256 = self._accrue(votes.latest[votes.TOTAL] & _M160, False)
     self._pool = (pool & ~(_M14 << 240)) | (bps << 240)
     log TreasuryShareSet(bps=bps)
 
@@ -1067,140 +851,20 @@ def setTreasuryShareBps(bps: uint256):
 @external
 def transferOwnership(new_owner: address):
     """
-    @notice Hand the vault's parameters to `new_owner`. Owner only.
+    @notice Hand the vault's parameters to `new_owner`. Owner only. The same as
+            snekmate's transfer_ownership (exported too; veil's deploy code calls it),
+            under OpenZeppelin's name. There is no renounce: the vault always has an
+            owner.
     @param new_owner Not the zero address.
     """
-    self._transfer_ownership(new_owner)
-
-
-@external
-def transfer_ownership(new_owner: address):
-    """
-    @notice Same as transferOwnership, under snekmate's name used by veil's deploy code.
-    @param new_owner Not the zero address.
-    """
-    self._transfer_ownership(new_owner)
+    ownable._check_owner()
+    assert new_owner != empty(address), "ownable: new owner is the zero address"
+    ownable._transfer_ownership(new_owner)
 
 
 # =================================================================================
 # Votes (ERC-5805, ERC-6372)
 # =================================================================================
-
-
-@view
-@external
-def clock() -> uint48:
-    """
-    @notice ERC-6372 clock: the block timestamp.
-    @return uint48 Now.
-    """
-    return convert(block.timestamp, uint48)
-
-
-@view
-@external
-def CLOCK_MODE() -> String[14]:
-    """
-    @notice ERC-6372 clock description.
-    @return String "mode=timestamp".
-    """
-    return "mode=timestamp"
-
-
-@view
-@external
-def getVotes(account: address) -> uint256:
-    """
-    @notice Current voting power delegated to `account`.
-    @param account The delegate.
-    @return uint256 Votes (in shares); 0 for the zero address, which never votes.
-    """
-    if account == empty(address):
-        return 0
-    return self._latest[account] & _M160
-
-
-@view
-@external
-def getPastVotes(account: address, timepoint: uint256) -> uint256:
-    """
-    @notice Voting power of `account` at the end of timestamp `timepoint`.
-    @param account The delegate.
-    @param timepoint A past timestamp (strictly before clock()).
-    @return uint256 Votes.
-    """
-    assert timepoint < block.timestamp, "vPHA: future lookup"
-    if account == empty(address):
-        return 0
-    return self._lookup(account, timepoint)
-
-
-@view
-@external
-def getPastTotalSupply(timepoint: uint256) -> uint256:
-    """
-    @notice Total vPHA supply at the end of timestamp `timepoint`.
-    @param timepoint A past timestamp (strictly before clock()).
-    @return uint256 Shares.
-    """
-    assert timepoint < block.timestamp, "vPHA: future lookup"
-    return self._lookup(_TOTAL, timepoint)
-
-
-@view
-@external
-def numCheckpoints(account: address) -> uint32:
-    """
-    @notice Number of vote checkpoints of `account` (OpenZeppelin compatible).
-    @param account The delegate.
-    @return uint32 Count.
-    """
-    if account == empty(address):
-        return 0
-    return convert((self._latest[account] >> 160) & _M48, uint32)
-
-
-@view
-@external
-def checkpoints(account: address, pos: uint32) -> (uint48, uint208):
-    """
-    @notice The `pos`-th vote checkpoint of `account` (OpenZeppelin compatible).
-    @param account The delegate.
-    @param pos Index, oldest first.
-    @return uint48 Timestamp.
-    @return uint208 Votes from then on.
-    """
-    latest: uint256 = self._latest[account]
-    count: uint256 = (latest >> 160) & _M48
-    if account == empty(address):
-        count = 0  # slot 0x0 holds the total-supply trace, not anyone's votes
-    index: uint256 = convert(pos, uint256)
-    assert index < count, "vPHA: no such checkpoint"
-    if index + 1 == count:
-        return convert(latest >> 208, uint48), convert(latest & _M160, uint208)
-    packed: uint256 = self._history[account][index]
-    return convert(packed >> 208, uint48), convert(packed & _M208, uint208)
-
-
-@view
-@external
-def delegates(account: address) -> address:
-    """
-    @notice Who `account` has delegated its voting power to (zero: nobody, no votes).
-    @param account The delegator.
-    @return address The delegate.
-    """
-    return self._delegate_in(account, self._balance[account])
-
-
-@external
-def delegate(delegatee: address):
-    """
-    @notice Give the caller's voting power to `delegatee` (yourself to vote directly;
-            the zero address to stop voting).
-    @param delegatee The delegate.
-    """
-    self._delegate(msg.sender, delegatee)
 
 
 @external
@@ -1221,7 +885,7 @@ def delegateBySig(delegatee: address, nonce: uint256, expiry: uint256, v: uint8,
     )
     assert nonce == self.nonces[signer], "vPHA: invalid nonce"
     self.nonces[signer] = unsafe_add(nonce, 1)
-    self._delegate(signer, delegatee)
+    votes._delegate(signer, delegatee)
 
 
 # =================================================================================
@@ -1232,12 +896,12 @@ def delegateBySig(delegatee: address, nonce: uint256, expiry: uint256, v: uint8,
 @internal
 def _transfer(owner: address, to: address, amount: uint256):
     assert to != empty(address), "vPHA: transfer to the zero address"
-    packed: uint256 = self._balance[owner]
+    packed: uint256 = holders.balances[owner]
     assert packed & _M160 >= amount, "vPHA: transfer amount exceeds balance"
-    self._balance[owner] = unsafe_sub(packed, amount)
-    received: uint256 = self._balance[to]  # read after the write: `to` may be `owner`
-    self._balance[to] = unsafe_add(received, amount)  # < 2**160: no carry into the mode
-    self._move_votes(self._delegate_in(owner, packed), self._delegate_in(to, received), amount)
+    holders.balances[owner] = unsafe_sub(packed, amount)
+    received: uint256 = holders.balances[to]  # read after the write: `to` may be `owner`
+    holders.balances[to] = unsafe_add(received, amount)  # < 2**160: no carry into the mode
+    votes._move_votes(votes._delegate_in(owner, packed), votes._delegate_in(to, received), amount)
     log IERC20.Transfer(sender=owner, receiver=to, value=amount)
 
 
@@ -1249,27 +913,27 @@ def _mint(to: address, shares: uint256, latest: uint256, self_delegate: bool):
     assert to != empty(address), "vPHA: mint to the zero address"
     supply: uint256 = (latest & _M160) + shares
     assert supply <= _M160, "vPHA: supply overflow"
-    self._push(_TOTAL, latest, supply)
-    packed: uint256 = self._balance[to]
-    if self_delegate and packed & (_MODES | _CHOSEN) == 0:
-        # Only the mode bits: _account keeps no delegate for self mode (see _delegate).
-        self._balance[to] = unsafe_add(packed | _SELF_DELEGATED, shares)
-        log DelegateChanged(delegator=to, fromDelegate=empty(address), toDelegate=to)
-        self._move_votes(empty(address), to, unsafe_add(packed & _M160, shares))
+    votes._push(votes.TOTAL, latest, supply)
+    packed: uint256 = holders.balances[to]
+    if self_delegate and packed & (holders.MODES | holders.CHOSEN) == 0:
+        # Only the mode bits: holders.accounts keeps no delegate for self mode.
+        holders.balances[to] = unsafe_add(packed | holders.SELF_DELEGATED, shares)
+        log votes.DelegateChanged(delegator=to, fromDelegate=empty(address), toDelegate=to)
+        votes._move_votes(empty(address), to, unsafe_add(packed & _M160, shares))
     else:
-        self._balance[to] = unsafe_add(packed, shares)  # balance <= supply < 2**160
-        self._move_votes(empty(address), self._delegate_in(to, packed), shares)
+        holders.balances[to] = unsafe_add(packed, shares)  # balance <= supply < 2**160
+        votes._move_votes(empty(address), votes._delegate_in(to, packed), shares)
     log IERC20.Transfer(sender=empty(address), receiver=to, value=shares)
 
 
 @internal
 def _burn(owner: address, shares: uint256, latest: uint256):
     """`latest` is the total-supply trace slot as the caller read it."""
-    packed: uint256 = self._balance[owner]
+    packed: uint256 = holders.balances[owner]
     assert packed & _M160 >= shares, "vPHA: burn amount exceeds balance"
-    self._balance[owner] = unsafe_sub(packed, shares)
-    self._push(_TOTAL, latest, unsafe_sub(latest & _M160, shares))
-    self._move_votes(self._delegate_in(owner, packed), empty(address), shares)
+    holders.balances[owner] = unsafe_sub(packed, shares)
+    votes._push(votes.TOTAL, latest, unsafe_sub(latest & _M160, shares))
+    votes._move_votes(votes._delegate_in(owner, packed), empty(address), shares)
     log IERC20.Transfer(sender=owner, receiver=empty(address), value=shares)
 
 
@@ -1286,102 +950,6 @@ def _spend_allowance(owner: address, spender: address, amount: uint256):
     if allowed != max_value(uint256):
         assert allowed >= amount, "vPHA: insufficient allowance"
         self.allowance[owner][spender] = unsafe_sub(allowed, amount)
-
-
-@view
-@internal
-def _delegate_of(account: address) -> address:
-    return convert(self._account[account] & _M160, address)
-
-
-@view
-@internal
-def _delegate_in(account: address, packed: uint256) -> address:
-    """The delegate of `account`, given its _balance slot `packed`."""
-    if packed & _SELF_DELEGATED != 0:
-        return account
-    if packed & _OTHER_DELEGATED != 0:
-        return self._delegate_of(account)
-    return empty(address)
-
-
-@internal
-def _delegate(account: address, delegatee: address):
-    packed: uint256 = self._account[account]
-    balance: uint256 = self._balance[account]
-    # The stored delegate is current only in the other-delegate mode: self mode may
-    # have been set by depositAndDelegate without touching _account.
-    previous: address = empty(address)
-    if balance & _SELF_DELEGATED != 0:
-        previous = account
-    elif balance & _OTHER_DELEGATED != 0:
-        previous = convert(packed & _M160, address)
-    self._account[account] = (packed & ~_M160) | convert(delegatee, uint256)
-    log DelegateChanged(delegator=account, fromDelegate=previous, toDelegate=delegatee)
-    mode: uint256 = _OTHER_DELEGATED | _CHOSEN
-    if delegatee == account:
-        mode = _SELF_DELEGATED | _CHOSEN
-    elif delegatee == empty(address):
-        mode = _CHOSEN
-    if balance & (_MODES | _CHOSEN) != mode:
-        self._balance[account] = (balance & ~(_MODES | _CHOSEN)) | mode
-    self._move_votes(previous, delegatee, balance & _M160)
-
-
-@internal
-def _move_votes(source: address, target: address, amount: uint256):
-    if source == target or amount == 0:
-        return
-    if source != empty(address):
-        latest: uint256 = self._latest[source]
-        before: uint256 = latest & _M160
-        after: uint256 = unsafe_sub(before, amount)  # votes >= the delegators' balances
-        self._push(source, latest, after)
-        log DelegateVotesChanged(delegate=source, previousVotes=before, newVotes=after)
-    if target != empty(address):
-        latest: uint256 = self._latest[target]
-        before: uint256 = latest & _M160
-        after: uint256 = unsafe_add(before, amount)  # <= total supply < 2**160
-        self._push(target, latest, after)
-        log DelegateVotesChanged(delegate=target, previousVotes=before, newVotes=after)
-
-
-@internal
-def _push(trace: address, latest: uint256, amount: uint256):
-    """Write `amount` as of now: overwrite this second's checkpoint or open a new one,
-    moving the previous latest into history."""
-    count: uint256 = (latest >> 160) & _M48
-    key: uint256 = latest >> 208
-    if count != 0 and key == block.timestamp:
-        self._latest[trace] = (latest & ~_M160) | amount
-        return
-    if count != 0:
-        self._history[trace][count - 1] = (key << 208) | (latest & _M160)
-    self._latest[trace] = (block.timestamp << 208) | ((count + 1) << 160) | amount
-
-
-@view
-@internal
-def _lookup(trace: address, timepoint: uint256) -> uint256:
-    latest: uint256 = self._latest[trace]
-    if latest >> 208 <= timepoint:
-        return latest & _M160
-    # Binary search the history (keys ascending) for the last key <= timepoint.
-    low: uint256 = 0
-    high: uint256 = (latest >> 160) & _M48
-    if high != 0:
-        high -= 1
-    for i: uint256 in range(48):
-        if low >= high:
-            break
-        mid: uint256 = unsafe_div(unsafe_add(low, high), 2)
-        if self._history[trace][mid] >> 208 > timepoint:
-            high = mid
-        else:
-            low = mid + 1
-    if high == 0:
-        return 0
-    return self._history[trace][high - 1] & _M208
 
 
 @internal
@@ -1423,7 +991,7 @@ def _accrued_view() -> (uint256, uint256):
     stream: uint256 = self._stream
     last: uint256 = (pool >> 192) & _M48
     if (last == block.timestamp or pool & _STREAMING == 0
-            or self._latest[_TOTAL] & _M160 == 0):
+            or votes.latest[votes.TOTAL] & _M160 == 0):
         return pool, stream
     reserve: uint256 = stream & _M96
     reward: uint256 = min((stream >> 192) * (block.timestamp - last), reserve)
@@ -1436,7 +1004,7 @@ def _accrued_view() -> (uint256, uint256):
 @view
 @internal
 def _price_view() -> (uint256, uint256):
-    return self._accrued_view()[0] & _M96, self._latest[_TOTAL] & _M160
+    return self._accrued_view()[0] & _M96, votes.latest[votes.TOTAL] & _M160
 
 
 @internal
@@ -1456,38 +1024,16 @@ def _set_streaming(rate: uint256, reserve: uint256):
 
 @internal
 def _deposit(assets: uint256, receiver: address, self_delegate: bool) -> uint256:
-    supply: uint256 = self._latest[_TOTAL] & _M160
+    supply: uint256 = votes.latest[votes.TOTAL] & _M160
     pool: uint256 = self._accrue(supply, False)
     staked: uint256 = pool & _M96
     shares: uint256 = assets * (supply + _VIRTUAL_SHARES) // (staked + 1)
     assert shares != 0, "vPHA: deposit too small for one share"
     self._stake(pool, staked + assets)
     assert extcall IERC20(_ASSET).transferFrom(msg.sender, self, assets), "vPHA: PHA transfer failed"
-    self._mint(receiver, shares, self._latest[_TOTAL], self_delegate)  # re-read after the call
+    self._mint(receiver, shares, votes.latest[votes.TOTAL], self_delegate)  # re-read after the call
     log IERC4626.Deposit(sender=msg.sender, owner=receiver, assets=assets, shares=shares)
     return shares
-
-
-@view
-@internal
-def _queue_totals(controller: address) -> (uint256, uint256, uint256):
-    """PHA and shares of `controller`'s requests whose unlock period is over, and the
-    shares of those still inside it."""
-    assets: uint256 = 0
-    claimable: uint256 = 0
-    pending: uint256 = 0
-    cursor: uint256 = (self._account[controller] >> 160) & _M40
-    for i: uint256 in range(MAX_OPEN_REQUESTS_LIMIT):
-        if cursor == 0:
-            break
-        b: uint256 = self._request_b[cursor]
-        if block.timestamp >= (self._request_a[cursor] >> 160) & _M48:
-            assets += b & _M96
-            claimable += (b >> 96) & _M120
-        else:
-            pending += (b >> 96) & _M120
-        cursor = b >> 216
-    return assets, claimable, pending
 
 
 @internal
@@ -1495,50 +1041,11 @@ def _claim_queue(
     amount: uint256, receiver: address, controller: address, in_assets: bool
 ) -> (uint256, uint256):
     """Pay `amount` (PHA if `in_assets`, else request shares) of `controller`'s
-    claimable requests to `receiver`, oldest first, splitting the last one touched.
-    Returns the PHA and shares paid. The queue order is the order requests were made,
-    so requests keep being paid in order; one still in its unlock period (made
-    before a shorter period was set) is skipped, not waited for."""
-    assert amount != 0, "vPHA: zero amount"
-    self._check_controller(controller)
-    left: uint256 = amount
+    claimable requests to `receiver`, oldest first (the queue splits the last one
+    touched). Returns the PHA and shares paid."""
     paid_assets: uint256 = 0
     paid_shares: uint256 = 0
-    cursor: uint256 = (self._account[controller] >> 160) & _M40
-    for i: uint256 in range(MAX_OPEN_REQUESTS_LIMIT):
-        if cursor == 0 or left == 0:
-            break
-        a: uint256 = self._request_a[cursor]
-        b: uint256 = self._request_b[cursor]
-        nxt: uint256 = b >> 216
-        if block.timestamp >= (a >> 160) & _M48:
-            assets: uint256 = b & _M96
-            shares: uint256 = (b >> 96) & _M120
-            whole: uint256 = shares
-            if in_assets:
-                whole = assets
-            if left >= whole:
-                self._close_request(cursor, a, b, controller, STATUS_CLAIMED)
-                paid_assets += assets
-                paid_shares += shares
-                left -= whole
-            else:
-                # Split: the rest keeps >= 1 wei and >= 1 share, so it stays claimable
-                # by either function and pays exactly the remainder of the fixed PHA.
-                part_assets: uint256 = left
-                part_shares: uint256 = left
-                if in_assets:
-                    part_shares = min(self._ceil_div(shares * left, assets), shares - 1)
-                else:
-                    part_assets = assets * left // shares
-                self._request_b[cursor] = (
-                    (b & (_M40 << 216)) | (assets - part_assets) | ((shares - part_shares) << 96)
-                )
-                paid_assets += part_assets
-                paid_shares += part_shares
-                left = 0
-        cursor = nxt
-    assert left == 0, "vPHA: exceeds claimable requests"
+    paid_assets, paid_shares = unlock_queue._claim_due(amount, controller, in_assets)
     self._pool = self._pool - (paid_assets << 96)
     assert extcall IERC20(_ASSET).transfer(receiver, paid_assets), "vPHA: PHA transfer failed"
     log IERC4626.Withdraw(
@@ -1553,83 +1060,12 @@ def _claim_queue(
 
 @view
 @internal
-def _open_request(a: uint256) -> address:
-    """The controller of a pending request, if the caller may act on it."""
-    assert (a >> 208) & _M8 == convert(STATUS_PENDING, uint256), "vPHA: request not pending"
-    controller: address = convert(a & _M160, address)
-    self._check_controller(controller)
-    return controller
-
-
-@view
-@internal
-def _check_controller(controller: address):
-    """The caller acts for `controller`: it is the controller or one of its operators."""
-    assert msg.sender == controller or self.isOperator[controller][msg.sender], "vPHA: caller is not the controller or its operator"
-
-
-@internal
-def _close_request(request_id: uint256, a: uint256, b: uint256, controller: address, status: uint8):
-    prev: uint256 = a >> 216
-    nxt: uint256 = b >> 216
-    self._request_a[request_id] = (a & ~(_M8 << 208)) | (convert(status, uint256) << 208)
-    account: uint256 = self._account[controller]
-    queue: uint256 = account >> 160
-    head: uint256 = queue & _M40
-    tail: uint256 = (queue >> 40) & _M40
-    if prev == 0:
-        head = nxt
-    else:
-        self._request_b[prev] = (self._request_b[prev] & ~(_M40 << 216)) | (nxt << 216)
-    if nxt == 0:
-        tail = prev
-    else:
-        self._request_a[nxt] = (self._request_a[nxt] & ~(_M40 << 216)) | (prev << 216)
-    queue = head | (tail << 40) | ((((queue >> 80) & _M16) - 1) << 80)
-    self._account[controller] = (account & _M160) | (queue << 160)
-
-
-@internal
-def _check_owner():
-    assert msg.sender == self.owner, "vPHA: caller is not the owner"
-
-
-@internal
-def _transfer_ownership(new_owner: address):
-    self._check_owner()
-    assert new_owner != empty(address), "vPHA: new owner is the zero address"
-    previous: address = self.owner
-    self.owner = new_owner
-    log OwnershipTransferred(previous_owner=previous, new_owner=new_owner)
-
-
-@view
-@internal
 def _recover(struct_hash: bytes32, v: uint8, r: bytes32, s: bytes32) -> address:
-    digest: bytes32 = keccak256(concat(b"\x19\x01", self._domain_separator(), struct_hash))
-    assert convert(s, uint256) <= _MAX_S, "vPHA: invalid signature"
-    signer: address = ecrecover(digest, v, r, s)
-    assert signer != empty(address), "vPHA: invalid signature"
-    return signer
-
-
-@pure
-@internal
-def _ceil_div(numerator: uint256, denominator: uint256) -> uint256:
-    return (numerator + denominator - 1) // denominator
-
-
-@view
-@internal
-def _domain_separator() -> bytes32:
-    if chain.id == _CACHED_CHAIN_ID:
-        return _CACHED_DOMAIN_SEPARATOR
-    return self._build_domain_separator()
-
-
-@view
-@internal
-def _build_domain_separator() -> bytes32:
-    return keccak256(
-        abi_encode(_TYPE_HASH, keccak256(name), keccak256(_VERSION), chain.id, self)
+    """The signer of an EIP-712 message of this domain; snekmate's ecdsa refuses a
+    high s (malleable) and a signature that recovers to no one."""
+    return ecdsa._recover_vrs(
+        eip712._hash_typed_data_v4(struct_hash),
+        convert(v, uint256),
+        convert(r, uint256),
+        convert(s, uint256),
     )
