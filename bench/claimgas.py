@@ -64,7 +64,7 @@ def _claim_args(tree: MerkleTree, index: int, attester: LocalAccount, chain_id: 
     bound = signature_hash(signature, "sr25519")
     signed = sign_binding(attester.key, account, receiver, bound, chain_id, migrator)
     return (index, account, free, staked, receiver, signature, SCHEME_IDS["sr25519"],
-            [signed.as_tuple()])  # fmt: skip
+            [signed.as_compact()])  # fmt: skip
 
 
 def claim_gas_figures() -> list[dict[str, Any]]:

@@ -10,9 +10,9 @@ SCALE-encoded MultiSignature. The attester service signs with this
 module, the claim client orders and encodes the signatures with it, and the contract
 tests check that both sides hash the same bytes, so the typed data lives in one place.
 
-Attestations travel as `(v, r, s)` tuples (the contract's `Signature` struct): a static
-96-byte ABI tuple is cheaper in calldata and decoding than a 65-byte `bytes` blob. The
-contract requires them sorted by strictly increasing signer address (that is how it
+Attestations travel as `(v, r, s)`; the contract takes them in EIP-2098 compact form
+(`as_compact`, the shared `attester_set` module's `Signature(r, vs)`), the cheapest in
+calldata. The contract requires them sorted by strictly increasing signer address (that is how it
 rejects a signer counted twice without a loop over earlier signers) and rejects
 high-s signatures, which `eth_keys` never produces.
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from veil.chain.eip712 import DOMAIN_FIELDS
+from veil.chain.eip712 import DOMAIN_FIELDS, compact_signature
 from veil.errors import InputError
 from veil.migration.keccak import keccak256 as _keccak
 
@@ -60,8 +60,12 @@ class Attestation:
     s: bytes
 
     def as_tuple(self) -> tuple[int, bytes, bytes]:
-        """The contract's `Signature(v, r, s)` struct as an ABI tuple."""
+        """`(v, r, s)`, as `recover_signer` takes it."""
         return (self.v, self.r, self.s)
+
+    def as_compact(self) -> tuple[bytes, bytes]:
+        """The contract's `Signature(r, vs)` struct (EIP-2098) as an ABI tuple."""
+        return compact_signature(self.v, self.r, self.s)
 
 
 def _account_bytes(account: bytes | str) -> bytes:

@@ -151,7 +151,7 @@ def submit_claim(
     substrate_signature = published_signature(substrate_signature, scheme)
     call = migrator.functions.claim(
         index, account, free, staked, receiver, proof, substrate_signature,
-        SCHEME_IDS[scheme], [a.as_tuple() for a in usable],
+        SCHEME_IDS[scheme], [a.as_compact() for a in usable],
     )  # fmt: skip
     pha_before = pha.functions.balanceOf(receiver).call()
     shares_before = vault.functions.balanceOf(receiver).call()

@@ -135,7 +135,7 @@ class System:
         signature: bytes = SIGNATURE,
         scheme: int = SCHEME,
     ) -> list:
-        """Sorted (v, r, s) attestations by the given attester key indices, binding the
+        """Sorted compact (r, vs) attestations by the given attester key indices, binding the
         leaf's account to `receiver` with this holder signature."""
         chosen = range(self.migrator.threshold()) if signers is None else signers
         bound = sig_hash(signature, scheme)
@@ -145,7 +145,7 @@ class System:
             )
             for k in chosen
         ]
-        return [a.as_tuple() for a in order_attestations(signed)]
+        return [a.as_compact() for a in order_attestations(signed)]
 
     def raw_attestations(
         self, leaf: Leaf, receiver: str, keys: Sequence[bytes], *, signature: bytes = SIGNATURE
@@ -155,7 +155,7 @@ class System:
         return [
             sign_binding(
                 k, leaf.account, receiver, bound, self.chain_id, self.migrator.address
-            ).as_tuple()
+            ).as_compact()
             for k in keys
         ]
 
