@@ -16,6 +16,7 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from veil.chain.client import Chain
+from veil.chain.eip712 import compact_from_rsv
 from veil.compute.attestation import GpuModel, RegistryDomain, WorkerAttestation
 from veil.compute.evidence import checksum
 
@@ -148,11 +149,13 @@ class RegistryClient:
     def register_worker(
         self, signer: LocalAccount, attestation: WorkerAttestation, signatures: list[bytes]
     ) -> TxReceipt:
-        call = self.contract.functions.registerWorker(attestation.as_tuple(), signatures)
+        compact = [compact_from_rsv(s) for s in signatures]
+        call = self.contract.functions.registerWorker(attestation.as_tuple(), compact)
         return self.chain.send(signer, call, "ComputeRegistry.registerWorker")
 
     def reattest_worker(
         self, signer: LocalAccount, attestation: WorkerAttestation, signatures: list[bytes]
     ) -> TxReceipt:
-        call = self.contract.functions.reattestWorker(attestation.as_tuple(), signatures)
+        compact = [compact_from_rsv(s) for s in signatures]
+        call = self.contract.functions.reattestWorker(attestation.as_tuple(), compact)
         return self.chain.send(signer, call, "ComputeRegistry.reattestWorker")

@@ -18,6 +18,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from veil.chain.compile import CONTRACTS_DIR
+from veil.chain.eip712 import compact_from_rsv
 from veil.compute import attestation as att
 
 REGISTRY_SOURCE = CONTRACTS_DIR / "compute" / "ComputeRegistry.vy"
@@ -100,9 +101,10 @@ class World:
 
     def signatures(
         self, a: att.WorkerAttestation, keys: Sequence[Any] = ATTESTER_KEYS[:1]
-    ) -> list[bytes]:
+    ) -> list[tuple[bytes, bytes]]:
+        """Ordered, in the contract's compact (r, vs) form."""
         sigs = [att.sign(a, self.domain, key.key) for key in keys]
-        return att.order_signatures(a, self.domain, sigs)
+        return [compact_from_rsv(s) for s in att.order_signatures(a, self.domain, sigs)]
 
     def register(
         self, a: att.WorkerAttestation, keys: Sequence[Any] = ATTESTER_KEYS[:1]
