@@ -225,11 +225,17 @@ def deployer(path: Path):
     return boa.load_partial(str(path))
 
 
-def _deploy_tokens(owner: str, treasury: str):
-    pha_source, vault_source = (REAL_PHA, REAL_VAULT) if REAL_TOKENS else (PHA_DOUBLE, VAULT_DOUBLE)
+def _deploy_tokens(owner: str, treasury: str, migrator: str):
+    """PHA names `migrator` as its minter at construction, as the deploy script does."""
+    if REAL_TOKENS:
+        with boa.env.prank(owner):
+            pha = deployer(REAL_PHA).deploy(migrator)
+            vault = deployer(REAL_VAULT).deploy(pha.address, owner, treasury)
+        return pha, vault
     with boa.env.prank(owner):
-        pha = deployer(pha_source).deploy()
-        vault = deployer(vault_source).deploy(pha.address, owner, treasury)
+        pha = deployer(PHA_DOUBLE).deploy()
+        vault = deployer(VAULT_DOUBLE).deploy(pha.address, owner, treasury)
+        pha.setMinter(migrator, True)
     return pha, vault
 
 
@@ -237,10 +243,12 @@ def deploy_system(attester_count: int = 3, threshold: int = 2) -> System:
     owner = boa.env.generate_address("owner")
     guardian = boa.env.generate_address("guardian")
     treasury = boa.env.generate_address("treasury")
-    pha, vault = _deploy_tokens(owner, treasury)
+    migrator_address = boa.env.generate_address("migrator")
+    pha, vault = _deploy_tokens(owner, treasury, migrator_address)
     with boa.env.prank(owner):
-        migrator = deployer(MIGRATOR).deploy(pha.address, vault.address, owner, guardian, treasury)
-        pha.setMinter(migrator.address, True)
+        migrator = deployer(MIGRATOR).deploy(
+            pha.address, vault.address, owner, guardian, treasury, override_address=migrator_address
+        )
         keys = ATTESTER_KEYS[:attester_count]
         attesters = [Account.from_key(k).address for k in keys]
         for a in attesters:
