@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import Nonce
 from web3.utils.address import get_create_address
 
 from veil.chain.client import Chain
@@ -188,7 +189,7 @@ def deploy_network(
     # Migrator go out as three consecutive transactions, so the Migrator's address is the
     # deployer's CREATE address two nonces after PHA's.
     nonce = chain.w3.eth.get_transaction_count(me, "pending")
-    predicted = get_create_address(me, nonce + 2)
+    predicted = get_create_address(me, Nonce(nonce + 2))
     pha = deploy("PHA", predicted)
     vault = deploy("Vault", pha, me, timelock)
     migrator = deploy("Migrator", pha, vault, me, guardian or ZERO_ADDRESS, timelock)
