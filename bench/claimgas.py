@@ -64,7 +64,7 @@ def _claim_args(tree: MerkleTree, index: int, attester: LocalAccount, chain_id: 
     bound = signature_hash(signature, "sr25519")
     signed = sign_binding(attester.key, account, receiver, bound, chain_id, migrator)
     return (index, account, free, staked, receiver, signature, SCHEME_IDS["sr25519"],
-            [signed.as_tuple()])  # fmt: skip
+            [signed.as_compact()])  # fmt: skip
 
 
 def claim_gas_figures() -> list[dict[str, Any]]:
@@ -128,7 +128,9 @@ def claim_gas_figures() -> list[dict[str, Any]]:
         theirs["batch10_per_leaf"] = sum(reference_claim(i) for i in
                                          range(11, 11 + 2 * BATCH, 2)) // BATCH  # fmt: skip
 
-    targets = {"free_warm": ("reference", 1.0), "batch10_per_leaf": ("absolute", 55_000)}
+    # free_warm: issue 7's acceptance, at most 80,000 gas for a fresh receiver, warm word,
+    # one attestation (86,073 before PHA named the Migrator at construction)
+    targets = {"free_warm": ("absolute", 80_000), "batch10_per_leaf": ("absolute", 55_000)}
     figures = []
     for name, used in ours.items():
         figure: dict[str, Any] = {"figure": f"claim_gas_{name}", "value": used, "unit": "gas",

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from veil.attestation.typed_data import (
     HALF_N,
     SECP256K1_N,
-    SIGNATURE_ENCODINGS,
     DigestSigner,
     Domain,
     Signature,
@@ -112,16 +111,21 @@ def test_order_by_signer_sorts_by_address_and_refuses_a_signer_twice(order) -> N
         order_by_signer([(signers[0], 1), (signers[1], 2), (signers[0].lower(), 3)])
 
 
-def test_each_contract_gets_its_encoding() -> None:
+def test_signatures_encode_in_eip2098_compact_form() -> None:
     signatures = [sign_digest(k, keccak(b"x")) for k in KEYS[:2]]
-    assert encode_signatures(signatures, "Migrator") == [s.as_tuple() for s in signatures]
-    packed = encode_signatures([s.to_bytes() for s in signatures], "ComputeRegistry")
-    assert packed == [s.to_bytes() for s in signatures]
-    assert set(SIGNATURE_ENCODINGS) == {"Migrator", "ComputeRegistry"}
-    with pytest.raises(InputError, match="no attester signature encoding"):
-        encode_signatures(signatures, "Vault")
+    encoded = encode_signatures([signatures[0], signatures[1].to_bytes()])
+    for sig, (r, vs) in zip(signatures, encoded, strict=True):
+        assert r == sig.r
+        vs_int = int.from_bytes(vs, "big")
+        assert vs_int >> 255 == sig.v - 27  # the recovery bit on top of s
+        assert (vs_int & ((1 << 255) - 1)).to_bytes(32, "big") == sig.s
     with pytest.raises(InputError, match="expected 65"):
-        encode_signatures([b"\x01" * 64], "Migrator")
+        encode_signatures([b"\x01" * 64])
+    high_s = Signature(27, signatures[0].r, (SECP256K1_N - 1).to_bytes(32, "big"))
+    with pytest.raises(InputError, match="high-s has no compact form"):
+        high_s.compact()
+    with pytest.raises(InputError, match="must be 27 or 28"):
+        Signature(29, signatures[0].r, signatures[0].s).compact()
 
 
 @pytest.mark.parametrize(

@@ -200,6 +200,20 @@ class Signature:
         """The `(v, r, s)` struct form."""
         return (self.v, self.r, self.s)
 
+    def compact(self) -> tuple[bytes, bytes]:
+        """EIP-2098 `(r, vs)`: the recovery bit moves into the top bit of `s`.
+
+        The contracts' `attester_set` module takes this form: 64 static calldata bytes
+        instead of 96 for `(v, r, s)` or 160 for a 65-byte `bytes`. Only a low `s` (as every
+        signer here produces) leaves that top bit free.
+        """
+        if self.v not in (27, 28):
+            raise InputError(f"signature v={self.v}: must be 27 or 28")
+        s_int = int.from_bytes(self.s, "big")
+        if s_int > HALF_N:
+            raise InputError(f"signature s=0x{self.s.hex()}: high-s has no compact form")
+        return bytes(self.r), ((self.v - 27) << 255 | s_int).to_bytes(32, "big")
+
 
 class DigestSigner:
     """One private key, prepared once: signing is an attester's work per request, and
@@ -262,18 +276,9 @@ def order_by_signer(signed: Iterable[tuple[str, T]], what: str = "signatures") -
     return [by_signer[key] for key in sorted(by_signer)]
 
 
-#: How each contract takes its list of attester signatures: the Migrator as `(v, r, s)`
-#: structs, ComputeRegistry as 65-byte `r ++ s ++ v` strings. The contracts are moving to
-#: one encoding; when they do, this table and `encode_signatures` are what changes.
-SIGNATURE_ENCODINGS: dict[str, str] = {"Migrator": "struct", "ComputeRegistry": "packed"}
-
-
-def encode_signatures(signatures: Sequence[Signature | bytes], contract: str) -> list[Any]:
-    """Signatures, already in signer order, as `contract`'s signatures argument."""
-    encoding = SIGNATURE_ENCODINGS.get(contract)
-    if encoding is None:
-        raise InputError(f"signatures for {contract}: no attester signature encoding known")
-    parsed = [s if isinstance(s, Signature) else Signature.from_bytes(s) for s in signatures]
-    if encoding == "struct":
-        return [s.as_tuple() for s in parsed]
-    return [s.to_bytes() for s in parsed]
+def encode_signatures(signatures: Sequence[Signature | bytes]) -> list[tuple[bytes, bytes]]:
+    """Signatures, already in signer order, as every veil contract takes them: the shared
+    `attester_set` module's `Signature(r, vs)` structs (EIP-2098 compact form)."""
+    return [
+        (s if isinstance(s, Signature) else Signature.from_bytes(s)).compact() for s in signatures
+    ]

@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass, field
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import Nonce
+from web3.utils.address import get_create_address
 
 from veil.chain.client import Chain
 from veil.chain.compile import compile_contract
 from veil.chain.deployment import ContractRecord, Deployment
 from veil.chain.units import WEI_PER_PHA
-from veil.errors import InputError
+from veil.errors import ChainError, InputError
 
 DAY = 86_400
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -182,8 +184,20 @@ def deploy_network(
         chain.send(deployer, getattr(chain.contract(name).functions, fn)(*args), f"{name}.{fn}")
 
     timelock = deploy("Timelock", params.timelock_delay, [], [ZERO_ADDRESS], me)
-    pha = deploy("PHA")
+    # PHA names the Migrator as its minter at construction (an immutable: no storage read
+    # on each claim), and the Migrator needs PHA and the vault: PHA, the vault and the
+    # Migrator go out as three consecutive transactions, so the Migrator's address is the
+    # deployer's CREATE address two nonces after PHA's.
+    nonce = chain.w3.eth.get_transaction_count(me, "pending")
+    predicted = get_create_address(me, Nonce(nonce + 2))
+    pha = deploy("PHA", predicted)
     vault = deploy("Vault", pha, me, timelock)
+    migrator = deploy("Migrator", pha, vault, me, guardian or ZERO_ADDRESS, timelock)
+    if migrator.lower() != predicted.lower():
+        raise ChainError(
+            f"deploy: the Migrator landed at {migrator}, not at {predicted} that PHA names as "
+            "its minter (did another transaction from the deployer key interleave?)"
+        )
     governor = deploy(
         "Governor",
         vault,
@@ -193,13 +207,11 @@ def deploy_network(
         params.proposal_threshold_pha * 10 ** _vault_decimals(chain),
         params.quorum_numerator,
     )
-    migrator = deploy("Migrator", pha, vault, me, guardian or ZERO_ADDRESS, timelock)
     deploy("ComputeRegistry", vault, me, timelock)
 
     send("Vault", "setUnlockPeriod", params.unlock_period)
     send("Vault", "setMaxOpenRequests", params.max_open_requests)
     send("Vault", "setTreasuryShareBps", params.treasury_share_bps)
-    send("PHA", "setMinter", migrator, True)
     for attester in params.attesters:
         send("Migrator", "setAttester", attester, True)
         send("ComputeRegistry", "setAttester", attester, True)

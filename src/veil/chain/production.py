@@ -33,7 +33,7 @@ from veil.migration.merkle import load_tree
 
 # PHA.vy's CAP (1 B PHA in wei): a root committing more could never be claimed in full.
 PHA_CAP_WEI = 10**27
-# Migrator.vy's MAX_ATTESTATIONS: a claim carries at most this many attester signatures.
+# attester_set.vy's MAX_SIGNATURES: a statement carries at most this many attester signatures.
 MAX_THRESHOLD = 8
 DEFAULT_CLAIM_DAYS = 180
 

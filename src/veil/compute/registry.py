@@ -149,7 +149,7 @@ class RegistryClient:
         self, signer: LocalAccount, attestation: WorkerAttestation, signatures: list[bytes]
     ) -> TxReceipt:
         call = self.contract.functions.registerWorker(
-            attestation.as_tuple(), encode_signatures(signatures, "ComputeRegistry")
+            attestation.as_tuple(), encode_signatures(signatures)
         )
         return self.chain.send(signer, call, "ComputeRegistry.registerWorker")
 
@@ -157,6 +157,6 @@ class RegistryClient:
         self, signer: LocalAccount, attestation: WorkerAttestation, signatures: list[bytes]
     ) -> TxReceipt:
         call = self.contract.functions.reattestWorker(
-            attestation.as_tuple(), encode_signatures(signatures, "ComputeRegistry")
+            attestation.as_tuple(), encode_signatures(signatures)
         )
         return self.chain.send(signer, call, "ComputeRegistry.reattestWorker")

@@ -11,8 +11,9 @@ module, the claim client orders and encodes the signatures with it, and the cont
 tests check that both sides hash the same bytes, so the typed data lives in one place.
 
 Hashing, signing, recovery (refusing high-s and bad v, as the contract does), ordering by
-signer address and the contract's signature encoding are `veil.attestation.typed_data`'s,
-shared with every other statement; this module says what a binding is.
+signer address and the contract's signature encoding (EIP-2098 compact `(r, vs)`, the shared
+`attester_set` module's form) are `veil.attestation.typed_data`'s, shared with every other
+statement; this module says what a binding is.
 """
 
 from __future__ import annotations
@@ -65,12 +66,16 @@ class Attestation:
     s: bytes
 
     def as_tuple(self) -> tuple[int, bytes, bytes]:
-        """The contract's `Signature(v, r, s)` struct as an ABI tuple."""
+        """`(v, r, s)`, as `recover_signer` takes it."""
         return (self.v, self.r, self.s)
 
     @property
     def signature(self) -> Signature:
         return Signature(self.v, self.r, self.s)
+
+    def as_compact(self) -> tuple[bytes, bytes]:
+        """The contracts' `Signature(r, vs)` struct (EIP-2098) as an ABI tuple."""
+        return self.signature.compact()
 
     @classmethod
     def of(cls, signer: str, signature: Signature) -> Attestation:

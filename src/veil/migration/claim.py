@@ -111,7 +111,7 @@ def submit_claim(
     substrate_signature = published_signature(substrate_signature, scheme)
     call = migrator.functions.claim(
         index, account, free, staked, receiver, proof, substrate_signature,
-        SCHEME_IDS[scheme], encode_signatures([a.signature for a in usable], "Migrator"),
+        SCHEME_IDS[scheme], encode_signatures([a.signature for a in usable]),
     )  # fmt: skip
     pha_before = pha.functions.balanceOf(receiver).call()
     shares_before = vault.functions.balanceOf(receiver).call()

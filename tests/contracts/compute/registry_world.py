@@ -17,6 +17,7 @@ import boa
 from eth_account import Account
 from eth_utils import keccak
 
+from veil.attestation.typed_data import encode_signatures
 from veil.chain.compile import CONTRACTS_DIR
 from veil.compute import attestation as att
 
@@ -100,9 +101,10 @@ class World:
 
     def signatures(
         self, a: att.WorkerAttestation, keys: Sequence[Any] = ATTESTER_KEYS[:1]
-    ) -> list[bytes]:
+    ) -> list[tuple[bytes, bytes]]:
+        """Ordered, in the contract's compact (r, vs) form."""
         sigs = [att.sign(a, self.domain, key.key) for key in keys]
-        return att.order_signatures(a, self.domain, sigs)
+        return encode_signatures(att.order_signatures(a, self.domain, sigs))
 
     def register(
         self, a: att.WorkerAttestation, keys: Sequence[Any] = ATTESTER_KEYS[:1]
@@ -137,7 +139,7 @@ def make_vault_world(registry_deployer: Any, pha_deployer: Any, vault_deployer: 
     """The real stack: PHA (deployer appointed minter) staked into the vPHA Vault."""
     minter = boa.env.generate_address("pha minter")
     with boa.env.prank(minter):
-        pha = pha_deployer.deploy()
+        pha = pha_deployer.deploy("0x" + "00" * 20)  # no Migrator here
         pha.setMinter(minter, True)
     vault_owner = boa.env.generate_address("vault owner")
     vault_treasury = boa.env.generate_address("vault treasury")

@@ -91,7 +91,7 @@ def deploy_like_genesis(params: NetworkParameters) -> Network:
     check_slash_window(params)
     me = boa.env.eoa
     timelock = boa.load(TIMELOCK_SOURCE, params.timelock_delay, [], [ZERO], me)
-    pha = boa.load(PHA_SOURCE)
+    pha = boa.load(PHA_SOURCE, "0x" + "00" * 20)  # no Migrator here
     vault = boa.load(VAULT_SOURCE, pha.address, me, timelock.address)
     threshold = params.proposal_threshold_pha * 10 ** vault.decimals()
     governor = boa.load(

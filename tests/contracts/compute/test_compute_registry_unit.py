@@ -16,6 +16,7 @@ from registry_world import (
     World,
 )
 
+from veil.attestation.typed_data import Signature
 from veil.compute import attestation as att
 
 H100 = 1_250 * UNIT
@@ -167,7 +168,7 @@ def test_unregistered_provider_refused(world: World) -> None:
 
 def test_unregistered_attester_refused(world: World) -> None:
     p = funded(world)
-    with boa.reverts("registry: signer is not an attester"):
+    with boa.reverts("attester_set: unknown attester"):
         world.register(world.attestation(p), keys=[ATTESTER_KEYS[3]])
 
 
@@ -176,8 +177,8 @@ def test_duplicate_attester_refused(world: World) -> None:
     with boa.env.prank(world.owner):
         world.registry.setThreshold(2)
     a = world.attestation(p)
-    sig = att.sign(a, world.domain, ATTESTER_KEYS[0].key)
-    with boa.env.prank(p), boa.reverts("registry: signers not strictly increasing"):
+    sig = Signature.from_bytes(att.sign(a, world.domain, ATTESTER_KEYS[0].key)).compact()
+    with boa.env.prank(p), boa.reverts("attester_set: signers not strictly increasing"):
         world.registry.registerWorker(a.as_tuple(), [sig, sig])
 
 
@@ -185,7 +186,7 @@ def test_signers_out_of_order_refused(world: World) -> None:
     p = funded(world)
     a = world.attestation(p)
     ordered = world.signatures(a, ATTESTER_KEYS[:2])
-    with boa.env.prank(p), boa.reverts("registry: signers not strictly increasing"):
+    with boa.env.prank(p), boa.reverts("attester_set: signers not strictly increasing"):
         world.registry.registerWorker(a.as_tuple(), list(reversed(ordered)))
 
 
@@ -194,7 +195,7 @@ def test_too_few_attestations_refused(world: World) -> None:
     with boa.env.prank(world.owner):
         world.registry.setThreshold(3)
     a = world.attestation(p)
-    with boa.reverts("registry: too few attestations"):
+    with boa.reverts("attester_set: too few signatures"):
         world.register(a, keys=ATTESTER_KEYS[:2])
     world.register(a, keys=ATTESTER_KEYS[:3])
     assert world.registry.isActive(a.worker)
@@ -204,7 +205,7 @@ def test_threshold_with_one_outsider_refused(world: World) -> None:
     p = funded(world)
     with boa.env.prank(world.owner):
         world.registry.setThreshold(2)
-    with boa.reverts("registry: signer is not an attester"):
+    with boa.reverts("attester_set: unknown attester"):
         world.register(world.attestation(p), keys=[ATTESTER_KEYS[0], ATTESTER_KEYS[3]])
 
 
@@ -261,16 +262,21 @@ def test_high_s_signature_refused(world: World) -> None:
     high = sig[:32] + (att.SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
     with pytest.raises(att.InputError, match="high-s"):
         att.recover(a, world.domain, high)
-    with boa.env.prank(p), boa.reverts("ecdsa: invalid signature `s` value"):
-        world.registry.registerWorker(a.as_tuple(), [high])
+    # s above half the order, below 2**255 so the compact form can carry it
+    vs = (1 << 255) | (att.SECP256K1_N // 2 + 1)
+    with boa.env.prank(p), boa.reverts("attester_set: high-s signature"):
+        world.registry.registerWorker(a.as_tuple(), [(sig[:32], vs.to_bytes(32, "big"))])
 
 
-def test_short_signature_refused(world: World) -> None:
+def test_signature_that_recovers_nothing_refused(world: World) -> None:
+    """r = 0 recovers no key (ecrecover answers the zero address), which never counts."""
     p = funded(world)
     a = world.attestation(p)
-    sig = att.sign(a, world.domain, ATTESTER_KEYS[0].key)
-    with boa.env.prank(p), boa.reverts("registry: signature must be 65 bytes"):
-        world.registry.registerWorker(a.as_tuple(), [sig[:64]])
+    r, vs = Signature.from_bytes(att.sign(a, world.domain, ATTESTER_KEYS[0].key)).compact()
+    with boa.env.prank(p), boa.reverts("attester_set: signers not strictly increasing"):
+        world.registry.registerWorker(a.as_tuple(), [(bytes(32), vs)])
+    with boa.env.prank(p):
+        world.registry.registerWorker(a.as_tuple(), [(r, vs)])
 
 
 def test_zero_worker_refused(world: World) -> None:
@@ -550,25 +556,29 @@ def test_attester_set_and_threshold(world: World) -> None:
     with boa.env.prank(world.owner):
         r.setAttester(new, True)
         assert r.isAttester(new) and r.attesterCount() == 4
-        with boa.reverts("registry: attester unchanged"):
+        with boa.reverts("attester_set: attester unchanged"):
             r.setAttester(new, True)
-        with boa.reverts("registry: zero attester"):
+        with boa.reverts("attester_set: zero attester"):
             r.setAttester("0x" + "00" * 20, True)
         r.setThreshold(4)
-        with boa.reverts("registry: threshold above attester count"):
+        with boa.reverts("attester_set: threshold above attesters"):
             r.setThreshold(5)
-        with boa.reverts("registry: zero threshold"):
+        with boa.reverts("attester_set: zero threshold"):
             r.setThreshold(0)
+        # the one rule: a removal may not leave fewer attesters than the threshold
+        with boa.reverts("attester_set: below threshold"):
+            r.setAttester(new, False)
+        r.setThreshold(3)
         r.setAttester(new, False)
         assert not r.isAttester(new) and r.attesterCount() == 3
-    assert r.threshold() == 4
+    assert r.threshold() == 3
 
 
 def test_removed_attester_signature_refused(world: World) -> None:
     p = funded(world)
     with boa.env.prank(world.owner):
         world.registry.setAttester(ATTESTER_KEYS[0].address, False)
-    with boa.reverts("registry: signer is not an attester"):
+    with boa.reverts("attester_set: unknown attester"):
         world.register(world.attestation(p), keys=[ATTESTER_KEYS[0]])
 
 

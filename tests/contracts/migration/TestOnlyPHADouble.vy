@@ -5,7 +5,7 @@
         only until contracts/token/PHA.vy exists. Never deploy.
 """
 
-from ....contracts.interfaces import IPHA
+from ....src.veil.contracts.interfaces import IPHA
 
 implements: IPHA
 

@@ -5,7 +5,7 @@
         a claimed bitmap and an ERC-20 transfer from a pre-funded balance. Never deploy.
 """
 
-from ....contracts.interfaces import IPHA
+from ....src.veil.contracts.interfaces import IPHA
 
 TOKEN: immutable(address)
 ROOT: immutable(bytes32)

@@ -7,8 +7,8 @@
         the real vault, previewDeposit is then 0 and a deposit reverts. Never deploy.
 """
 
-from ....contracts.interfaces import IPHA
-from ....contracts.interfaces import IVault
+from ....src.veil.contracts.interfaces import IPHA
+from ....src.veil.contracts.interfaces import IVault
 
 implements: IVault
 

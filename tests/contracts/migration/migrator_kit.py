@@ -135,7 +135,7 @@ class System:
         signature: bytes = SIGNATURE,
         scheme: int = SCHEME,
     ) -> list:
-        """Sorted (v, r, s) attestations by the given attester key indices, binding the
+        """Sorted compact (r, vs) attestations by the given attester key indices, binding the
         leaf's account to `receiver` with this holder signature."""
         chosen = range(self.migrator.threshold()) if signers is None else signers
         bound = sig_hash(signature, scheme)
@@ -145,7 +145,7 @@ class System:
             )
             for k in chosen
         ]
-        return [a.as_tuple() for a in order_attestations(signed)]
+        return [a.as_compact() for a in order_attestations(signed)]
 
     def raw_attestations(
         self, leaf: Leaf, receiver: str, keys: Sequence[bytes], *, signature: bytes = SIGNATURE
@@ -155,7 +155,7 @@ class System:
         return [
             sign_binding(
                 k, leaf.account, receiver, bound, self.chain_id, self.migrator.address
-            ).as_tuple()
+            ).as_compact()
             for k in keys
         ]
 
@@ -225,11 +225,17 @@ def deployer(path: Path):
     return boa.load_partial(str(path))
 
 
-def _deploy_tokens(owner: str, treasury: str):
-    pha_source, vault_source = (REAL_PHA, REAL_VAULT) if REAL_TOKENS else (PHA_DOUBLE, VAULT_DOUBLE)
+def _deploy_tokens(owner: str, treasury: str, migrator: str):
+    """PHA names `migrator` as its minter at construction, as the deploy script does."""
+    if REAL_TOKENS:
+        with boa.env.prank(owner):
+            pha = deployer(REAL_PHA).deploy(migrator)
+            vault = deployer(REAL_VAULT).deploy(pha.address, owner, treasury)
+        return pha, vault
     with boa.env.prank(owner):
-        pha = deployer(pha_source).deploy()
-        vault = deployer(vault_source).deploy(pha.address, owner, treasury)
+        pha = deployer(PHA_DOUBLE).deploy()
+        vault = deployer(VAULT_DOUBLE).deploy(pha.address, owner, treasury)
+        pha.setMinter(migrator, True)
     return pha, vault
 
 
@@ -237,10 +243,12 @@ def deploy_system(attester_count: int = 3, threshold: int = 2) -> System:
     owner = boa.env.generate_address("owner")
     guardian = boa.env.generate_address("guardian")
     treasury = boa.env.generate_address("treasury")
-    pha, vault = _deploy_tokens(owner, treasury)
+    migrator_address = boa.env.generate_address("migrator")
+    pha, vault = _deploy_tokens(owner, treasury, migrator_address)
     with boa.env.prank(owner):
-        migrator = deployer(MIGRATOR).deploy(pha.address, vault.address, owner, guardian, treasury)
-        pha.setMinter(migrator.address, True)
+        migrator = deployer(MIGRATOR).deploy(
+            pha.address, vault.address, owner, guardian, treasury, override_address=migrator_address
+        )
         keys = ATTESTER_KEYS[:attester_count]
         attesters = [Account.from_key(k).address for k in keys]
         for a in attesters:

@@ -58,7 +58,7 @@ def test_claim_with_another_signature_than_the_bound_one_reverts(live) -> None:
     with boa.env.prank(system.owner):
         system.migrator.setThreshold(1)
     (one,) = system.attest(tree.leaves[0], receiver, [0])
-    with boa.reverts("Migrator: unknown attester"):  # recovers to nobody registered
+    with boa.reverts("attester_set: unknown attester"):  # recovers to nobody registered
         system.claim(tree, 0, receiver, attestations=[one], substrateSignature=other)
     system.claim(tree, 0, receiver, attestations=[one])
     (log,) = events(system.migrator, "Claimed")

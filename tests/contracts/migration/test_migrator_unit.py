@@ -278,9 +278,9 @@ def test_claim_refuses_attestations_over_another_receiver(live) -> None:
 def test_claim_refuses_too_few_attestations(live) -> None:
     system, tree = live
     receiver = addr("r")
-    with boa.reverts("Migrator: too few attestations"):
+    with boa.reverts("attester_set: too few signatures"):
         system.claim(tree, 0, receiver, attestations=system.attest(tree.leaves[0], receiver, [0]))
-    with boa.reverts("Migrator: too few attestations"):
+    with boa.reverts("attester_set: too few signatures"):
         system.claim(tree, 0, receiver, attestations=[])
 
 
@@ -288,7 +288,7 @@ def test_claim_refuses_the_same_attester_twice(live) -> None:
     system, tree = live
     receiver = addr("r")
     (one,) = system.attest(tree.leaves[0], receiver, [0])
-    with boa.reverts("Migrator: attesters not strictly increasing"):
+    with boa.reverts("attester_set: signers not strictly increasing"):
         system.claim(tree, 0, receiver, attestations=[one, one])
 
 
@@ -296,7 +296,7 @@ def test_claim_refuses_attestations_out_of_order(live) -> None:
     system, tree = live
     receiver = addr("r")
     ordered = system.attest(tree.leaves[0], receiver, [0, 1])
-    with boa.reverts("Migrator: attesters not strictly increasing"):
+    with boa.reverts("attester_set: signers not strictly increasing"):
         system.claim(tree, 0, receiver, attestations=list(reversed(ordered)))
 
 
@@ -307,36 +307,29 @@ def test_claim_refuses_an_unregistered_attester(live) -> None:
     signed = system.raw_attestations(tree.leaves[0], receiver, [ATTESTER_KEYS[0], outsider])
     signers = [Account.from_key(k).address for k in (ATTESTER_KEYS[0], outsider)]
     signed = [s for _, s in sorted(zip(signers, signed, strict=True), key=lambda p: int(p[0], 16))]
-    with boa.reverts("Migrator: unknown attester"):
+    with boa.reverts("attester_set: unknown attester"):
         system.claim(tree, 0, receiver, attestations=signed)
 
 
-def test_claim_refuses_a_high_s_twin(live) -> None:
+def test_claim_refuses_a_high_s_signature(live) -> None:
     system, tree = live
     receiver = addr("r")
     first, second = system.attest(tree.leaves[0], receiver, [0, 1])
-    v, r, s = first
-    twin = (55 - v, r, (SECP256K1_N - int.from_bytes(s, "big")).to_bytes(32, "big"))
-    # the twin recovers to the same signer, so only the s check can refuse it
-    assert (
-        Account._recover_hash(
-            system.migrator.bindingDigest(
-                tree.leaves[0].account, receiver, sig_hash(SIGNATURE, SCHEME)
-            ),
-            vrs=(twin[0], r, twin[2]),
-        )
-        in system.attesters
-    )
-    with boa.reverts("Migrator: high-s attestation"):
-        system.claim(tree, 0, receiver, attestations=[twin, second])
+    r, vs = first
+    # s above half the curve order (the range where a valid signature's malleable twin
+    # lies), kept below 2**255 so the compact form can carry it, with the recovery bit set
+    high = (1 << 255) | (SECP256K1_N // 2 + 1)
+    assert int.from_bytes(vs, "big") != high
+    with boa.reverts("attester_set: high-s signature"):
+        system.claim(tree, 0, receiver, attestations=[(r, high.to_bytes(32, "big")), second])
 
 
 def test_claim_refuses_a_signature_that_recovers_nothing(live) -> None:
     system, tree = live
     receiver = addr("r")
     first, second = system.attest(tree.leaves[0], receiver, [0, 1])
-    with boa.reverts("Migrator: attesters not strictly increasing"):
-        system.claim(tree, 0, receiver, attestations=[(29, first[1], first[2]), second])
+    with boa.reverts("attester_set: signers not strictly increasing"):
+        system.claim(tree, 0, receiver, attestations=[(bytes(32), first[1]), second])
 
 
 def test_claim_refuses_a_double_claim(live) -> None:
@@ -372,11 +365,12 @@ def test_claim_refuses_before_a_root_is_set(system: System, tree: Tree) -> None:
         system.claim(tree, 0, addr("r"))
 
 
-def test_claim_refuses_without_a_threshold() -> None:
+def test_claim_needs_an_attestation_even_before_a_threshold_is_chosen() -> None:
     system = deploy_system(threshold=0)
+    assert system.migrator.threshold() == 1  # the attester set starts at threshold 1
     tree = Tree(make_leaves(4))
     system.set_tree(tree)
-    with boa.reverts("Migrator: no threshold"):
+    with boa.reverts("attester_set: too few signatures"):
         system.claim(tree, 0, addr("r"), attestations=[])
 
 
@@ -583,7 +577,7 @@ def test_honour_late_claim_checks_proof_attestations_and_swept_amounts(system: S
     with boa.env.prank(system.owner), boa.reverts("Migrator: invalid proof"):
         m.honourLateClaim(*system.claim_args(tree, 1, receiver, proof=tree.proof(2)).values())
     too_few = system.attest(tree.leaves[1], receiver, [0])
-    with boa.env.prank(system.owner), boa.reverts("Migrator: too few attestations"):
+    with boa.env.prank(system.owner), boa.reverts("attester_set: too few signatures"):
         m.honourLateClaim(*system.claim_args(tree, 1, receiver, attestations=too_few).values())
     with boa.env.prank(system.owner):
         m.sweep()
@@ -622,14 +616,14 @@ def test_set_attester_adds_and_removes(system: System) -> None:
 def test_set_attester_refusals(system: System) -> None:
     m = system.migrator
     with boa.env.prank(system.owner):
-        with boa.reverts("Migrator: attester unchanged"):
+        with boa.reverts("attester_set: attester unchanged"):
             m.setAttester(system.attesters[0], True)
-        with boa.reverts("Migrator: attester unchanged"):
+        with boa.reverts("attester_set: attester unchanged"):
             m.setAttester(addr("never"), False)
-        with boa.reverts("Migrator: zero attester"):
+        with boa.reverts("attester_set: zero attester"):
             m.setAttester("0x" + "00" * 20, True)
         m.setAttester(system.attesters[0], False)  # 2 left, threshold 2
-        with boa.reverts("Migrator: below threshold"):
+        with boa.reverts("attester_set: below threshold"):
             m.setAttester(system.attesters[1], False)
 
 
@@ -639,7 +633,7 @@ def test_removed_attester_no_longer_counts(live) -> None:
     signed = system.attest(tree.leaves[0], receiver, [0, 1])
     with boa.env.prank(system.owner):
         system.migrator.setAttester(system.attesters[0], False)
-    with boa.reverts("Migrator: unknown attester"):
+    with boa.reverts("attester_set: unknown attester"):
         system.claim(tree, 0, receiver, attestations=signed)
 
 
@@ -649,9 +643,9 @@ def test_set_threshold_bounds(system: System) -> None:
         m.setThreshold(3)
         (log,) = events(m, "ThresholdSet")
         assert log.threshold == 3 and m.threshold() == 3
-        with boa.reverts("Migrator: zero threshold"):
+        with boa.reverts("attester_set: zero threshold"):
             m.setThreshold(0)
-        with boa.reverts("Migrator: threshold above attesters"):
+        with boa.reverts("attester_set: threshold above attesters"):
             m.setThreshold(4)
 
 

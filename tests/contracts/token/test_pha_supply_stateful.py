@@ -1,9 +1,12 @@
 """Stateful property test of PHA's supply invariant under the lifetime cap:
 sum of balances == totalSupply <= totalMinted <= cap, and totalMinted only grows.
 
-Random mints (some past the cap, some by non-minters), transfers, transferFroms, burns and
-burnFroms; each rule checks its own effect against a Python model (which counts every
-mint, so a burn never makes room), and the invariants hold after every step.
+Random mints (some past the cap, some by non-minters, some by the Migrator named at
+construction while the owner dismisses and reappoints it), transfers, transferFroms, burns
+and burnFroms; each rule checks its own effect against a Python model (which counts every
+mint, so a burn never makes room), and the invariants hold after every step. The
+Migrator's dismissal bit shares the supply slot, so the invariants also show that no
+supply arithmetic touches it and that it never leaks into totalSupply or totalMinted.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ CAP = 10**27
 HOLDERS = [a.address for a in ACCOUNTS[2:6]]
 OWNER = ACCOUNTS[0].address
 MINTER = ACCOUNTS[1].address
+MIGRATOR = ACCOUNTS[6].address
 
 _DEPLOYER = boa.load_partial(str(PHA_SOURCE))
 
@@ -39,10 +43,11 @@ class PHASupply(RuleBasedStateMachine):
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
         with boa.env.prank(OWNER):
-            self.token = _DEPLOYER.deploy()
+            self.token = _DEPLOYER.deploy(MIGRATOR)
             self.token.setMinter(MINTER, True)
         self.balances = dict.fromkeys(HOLDERS, 0)
         self.minted = 0
+        self.migrator_minter = True
 
     def teardown(self) -> None:
         if hasattr(self, "_anchor"):
@@ -62,6 +67,26 @@ class PHASupply(RuleBasedStateMachine):
                 self.token.mint(to, amount)
                 self.balances[to] += amount
                 self.minted += amount
+
+    @rule(to=holder, amount=amounts)
+    def migrator_mints(self, to: str, amount: int) -> None:
+        with boa.env.prank(MIGRATOR):
+            if not self.migrator_minter:
+                with boa.reverts("PHA: caller is not a minter"):
+                    self.token.mint(to, amount)
+            elif self.minted + amount > CAP:
+                with boa.reverts("PHA: cap exceeded"):
+                    self.token.mint(to, amount)
+            else:
+                self.token.mint(to, amount)
+                self.balances[to] += amount
+                self.minted += amount
+
+    @rule(allowed=st.booleans())
+    def owner_sets_the_migrator(self, allowed: bool) -> None:
+        with boa.env.prank(OWNER):
+            self.token.setMinter(MIGRATOR, allowed)
+        self.migrator_minter = allowed
 
     @rule(to=holder)
     def mint_the_rest(self, to: str) -> None:
@@ -116,6 +141,8 @@ class PHASupply(RuleBasedStateMachine):
         assert supply <= self.token.totalMinted() == self.minted <= CAP
         for account, balance in self.balances.items():
             assert self.token.balanceOf(account) == balance
+        assert self.token.isMinter(MIGRATOR) is self.migrator_minter
+        assert self.token.isMinter(MINTER) and not self.token.isMinter(HOLDERS[0])
 
 
 PHASupply.TestCase.settings = settings(max_examples=40, stateful_step_count=20, deadline=None)

@@ -339,3 +339,66 @@ def test_permit_for_zero_owner_with_garbage_signature_refused(token: Any, bob: s
 def test_permit_signature_is_what_eth_account_produces(token: Any) -> None:
     """Guard against a test kit that signs with the wrong key."""
     assert Account.from_key(KEYS[2]).address == ACCOUNTS[2].address
+
+
+# ------------------------------------------------------------ the Migrator named at deploy
+
+
+@pytest.fixture
+def named(pha_deployer: Any, owner: str) -> Any:
+    """PHA deployed with ACCOUNTS[6] as its Migrator, as the deploy script does."""
+    with boa.env.prank(owner):
+        return pha_deployer.deploy(ACCOUNTS[6].address)
+
+
+def test_the_named_migrator_mints_from_deployment(named: Any, owner: str, alice: str) -> None:
+    migrator = ACCOUNTS[6].address
+    assert named.MIGRATOR() == migrator and named.isMinter(migrator)
+    with boa.env.prank(migrator):
+        named.mint(alice, 3 * PHA)
+    assert named.balanceOf(alice) == named.totalSupply() == named.totalMinted() == 3 * PHA
+
+
+def test_the_deploy_names_the_migrator_in_a_minter_event(pha_deployer: Any, owner: str) -> None:
+    with boa.env.prank(owner):
+        token = pha_deployer.deploy(ACCOUNTS[6].address)
+    (log,) = _events(token, "MinterSet")
+    assert (log.minter, log.allowed) == (ACCOUNTS[6].address, True)
+    with boa.env.prank(owner):
+        plain = pha_deployer.deploy(ZERO)
+    assert _events(plain, "MinterSet") == []
+    assert plain.MIGRATOR() == ZERO and not plain.isMinter(ZERO)
+
+
+def test_the_owner_dismisses_and_reappoints_the_migrator(
+    named: Any, owner: str, alice: str
+) -> None:
+    migrator = ACCOUNTS[6].address
+    with boa.env.prank(migrator):
+        named.mint(alice, 2 * PHA)
+    with boa.env.prank(owner):
+        named.setMinter(migrator, False)
+        (log,) = _events(named, "MinterSet")
+        assert (log.minter, log.allowed) == (migrator, False)
+    assert not named.isMinter(migrator)
+    with boa.env.prank(migrator), boa.reverts("PHA: caller is not a minter"):
+        named.mint(alice, 1)
+    # the dismissal bit lives in the supply slot: supply, minted and burns ignore it
+    assert named.totalSupply() == named.totalMinted() == 2 * PHA
+    with boa.env.prank(alice):
+        named.burn(PHA)
+    assert (named.totalSupply(), named.totalMinted()) == (PHA, 2 * PHA)
+    assert not named.isMinter(migrator)
+    with boa.env.prank(owner):
+        named.setMinter(migrator, True)
+    with boa.env.prank(migrator):
+        named.mint(alice, PHA)
+    assert (named.totalSupply(), named.totalMinted()) == (2 * PHA, 3 * PHA)
+
+
+def test_only_the_owner_dismisses_the_migrator(named: Any) -> None:
+    migrator = ACCOUNTS[6].address
+    for caller in (migrator, STRANGER):
+        with boa.env.prank(caller), boa.reverts("PHA: caller is not the owner"):
+            named.setMinter(migrator, False)
+    assert named.isMinter(migrator)

@@ -45,25 +45,31 @@
 """
 
 from snekmate.auth import ownable
-from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
 from ethereum.ercs import IERC20Detailed
 
+from ..attestation import attester_set
 from ..interfaces import IVault
 
 initializes: ownable
 initializes: eip712
+initializes: attester_set[ownable := ownable]
 
 exports: (
     ownable.owner,
     ownable.transfer_ownership,
     eip712.eip712Domain,
+    attester_set.setAttester,
+    attester_set.setThreshold,
+    attester_set.threshold,
+    attester_set.isAttester,
+    attester_set.attesters,
+    attester_set.attesterCount,
 )
 
 
 # --- constants -------------------------------------------------------------------
 
-MAX_SIGNATURES: constant(uint256) = 16
 MAX_REASON: constant(uint256) = 256
 MAX_COOLDOWN: constant(uint64) = 365 * 86400
 # Upper bound of the governed maximum freeze: governance cannot let the guardian hold
@@ -192,13 +198,6 @@ event AllowlistChanged:
     item: indexed(bytes32)
     allowed: bool
 
-event AttesterChanged:
-    attester: indexed(address)
-    allowed: bool
-
-event ThresholdChanged:
-    threshold: uint256
-
 event AcceleratorTypeChanged:
     gpuModel: indexed(uint8)
     collateral: uint256
@@ -240,10 +239,6 @@ maxFreeze: public(uint64)
 # block.timestamp < frozenUntil; a new freeze needs block.timestamp >= frozenUntil + maxFreeze.
 frozenUntil: public(HashMap[address, uint64])
 
-isAttester: public(HashMap[address, bool])
-attesterCount: public(uint256)
-threshold: public(uint256)
-
 osImageAllowed: public(HashMap[bytes32, bool])
 composeHashAllowed: public(HashMap[bytes32, bool])
 
@@ -268,12 +263,12 @@ def __init__(vault_: address, owner_: address, treasury_: address):
     assert treasury_ != empty(address), "registry: zero treasury"
     ownable.__init__()
     eip712.__init__("veil ComputeRegistry", "1")
+    attester_set.__init__()
     ownable._transfer_ownership(owner_)
     vault = vault_
     self.treasury = treasury_
     self.cooldown = 7 * 86400
     self.maxFreeze = 14 * 86400
-    self.threshold = 1
 
     unit: uint256 = 10 ** convert(staticcall IERC20Detailed(vault_).decimals(), uint256)
     self._set_accelerator(MODEL_CPU_TDX, 250 * unit, 1_000)
@@ -347,14 +342,14 @@ def releaseCollateral():
 # --- workers ---------------------------------------------------------------------
 
 @external
-def registerWorker(attestation: WorkerAttestation, signatures: DynArray[Bytes[65], MAX_SIGNATURES]):
+def registerWorker(attestation: WorkerAttestation, signatures: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES]):
     """
     @notice Register an attested worker for msg.sender and lock its collateral,
             required(model) * max(count, 1).
     @dev The signatures must come from at least `threshold` distinct registered
          attesters, ordered by strictly increasing recovered address.
     @param attestation The EIP-712 WorkerAttestation the attesters signed.
-    @param signatures 65-byte (r, s, v) signatures, low-s only.
+    @param signatures EIP-2098 compact (r, vs) signatures, low-s only.
     """
     self._check_attestation(attestation, signatures)
     head: Worker = self._unpack(self.workers[attestation.worker].head)
@@ -400,13 +395,13 @@ def registerWorker(attestation: WorkerAttestation, signatures: DynArray[Bytes[65
 
 
 @external
-def reattestWorker(attestation: WorkerAttestation, signatures: DynArray[Bytes[65], MAX_SIGNATURES]):
+def reattestWorker(attestation: WorkerAttestation, signatures: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES]):
     """
     @notice Renew a registered worker's attestation (before or after expiry) with new
             evidence and a later expiry; model and GPU count must stay the same.
     @dev The locked collateral stays what it was at registration.
     @param attestation The new EIP-712 WorkerAttestation.
-    @param signatures 65-byte (r, s, v) signatures, low-s only, increasing signers.
+    @param signatures EIP-2098 compact (r, vs) signatures, low-s only, increasing signers.
     """
     self._check_attestation(attestation, signatures)
     w: Worker = self._load(attestation.worker)
@@ -574,40 +569,6 @@ def setComposeHashAllowed(compose_hash: bytes32, allowed: bool):
     ownable._check_owner()
     self.composeHashAllowed[compose_hash] = allowed
     log AllowlistChanged(kind="compose", item=compose_hash, allowed=allowed)
-
-
-@external
-def setAttester(attester: address, allowed: bool):
-    """
-    @notice Add or remove an attester key.
-    @dev Removal is always possible (a compromised key must go at once), even if it
-         leaves fewer attesters than the threshold.
-    @param attester The attester's signing address.
-    @param allowed True to add, False to remove.
-    """
-    ownable._check_owner()
-    assert attester != empty(address), "registry: zero attester"
-    assert self.isAttester[attester] != allowed, "registry: attester unchanged"
-    self.isAttester[attester] = allowed
-    if allowed:
-        self.attesterCount += 1
-    else:
-        self.attesterCount -= 1
-    log AttesterChanged(attester=attester, allowed=allowed)
-
-
-@external
-def setThreshold(threshold_: uint256):
-    """
-    @notice Set how many distinct attester signatures a worker attestation needs.
-    @param threshold_ At least 1, at most the current number of attesters.
-    """
-    ownable._check_owner()
-    assert threshold_ >= 1, "registry: zero threshold"
-    assert threshold_ <= self.attesterCount, "registry: threshold above attester count"
-    assert threshold_ <= MAX_SIGNATURES, "registry: threshold too high"
-    self.threshold = threshold_
-    log ThresholdChanged(threshold=threshold_)
 
 
 @external
@@ -836,21 +797,15 @@ def _digest(a: WorkerAttestation) -> bytes32:
 
 @view
 @internal
-def _check_attestation(a: WorkerAttestation, signatures: DynArray[Bytes[65], MAX_SIGNATURES]):
+def _check_attestation(a: WorkerAttestation, signatures: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES]):
     assert a.provider == msg.sender, "registry: attestation is for another provider"
     assert a.worker != empty(address), "registry: zero worker"
     assert convert(a.expiry, uint256) > block.timestamp, "registry: attestation expired"
     assert self.osImageAllowed[a.osImageHash], "registry: os image not allowed"
     assert self.composeHashAllowed[a.composeHash], "registry: compose hash not allowed"
-    assert len(signatures) >= self.threshold, "registry: too few attestations"
-    digest: bytes32 = self._digest(a)
-    last: address = empty(address)
-    for sig: Bytes[65] in signatures:
-        assert len(sig) == 65, "registry: signature must be 65 bytes"
-        signer: address = ecdsa._recover_sig(digest, sig)
-        assert convert(signer, uint160) > convert(last, uint160), "registry: signers not strictly increasing"
-        assert self.isAttester[signer], "registry: signer is not an attester"
-        last = signer
+    # The registry never changes the attester set's scope, so the empty scope is current
+    # and the check cannot return False: it reverts on every refusal.
+    assert attester_set._check(empty(bytes32), self._digest(a), signatures)
 
 
 @view

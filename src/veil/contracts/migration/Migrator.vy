@@ -32,12 +32,11 @@
           debits `remaining` and reverts if it would go below zero, so a
           root that commits smaller totals than its leaves can never mint
           more than it committed.
-        - Attestations: a list of (v, r, s) structs (96 static calldata bytes
-          each; a `bytes` of 65 costs 160 with its offset and length), sorted
-          by strictly increasing recovered signer address. Sorting is how
-          duplicates are rejected in O(1) per signature; every signer must be a
-          registered attester, high-s (malleable) signatures are refused,
-          and at least `threshold` must be supplied (all supplied are checked).
+        - Attestations: checked by the shared `attester_set` module (the same
+          rules as every attested statement in veil): EIP-2098 compact
+          signatures sorted by strictly increasing signer, each a registered
+          attester, low-s only, at least `threshold` of them. The attester set
+          is scoped to the current root.
         - The holder's signature: the contract cannot verify sr25519 or
           ed25519 (the attesters do), but the binding the attesters sign
           covers it: signatureHash = keccak256(scheme ++ signature), the
@@ -59,37 +58,39 @@
         - Batches: `claimMany` takes an OpenZeppelin multiproof with its
           proof flags packed into one uint256 (flag i in bit i).
 
-        Gas layout: remaining free, remaining staked, deadline, threshold and
-        the paused/frozen/swept flags share one storage slot, so a claim
-        reads and writes one word of state besides its bitmap word. The root
-        and the attester registry are checked with one lookup per signer:
-        `_accepted[root][attester]` is true exactly for the current root and
-        a registered attester (setRoot and setAttester keep it so), and a
-        claim looks it up under the root its proof computes, so a wrong
-        proof or an unknown signer both find false (the revert reason then
-        says which).
+        Gas layout: remaining free, remaining staked, deadline and the
+        paused/frozen/swept flags share one storage slot, so a claim reads
+        and writes one word of state besides its bitmap word. The root and
+        the attester registry are checked with one lookup per signer: the
+        attester set is scoped to the root (`setRoot` moves it), and a claim
+        looks each signer up under the root its proof computes, so a wrong
+        proof or an unknown signer both find nothing (the revert reason then
+        says which). That lookup also yields the threshold.
 """
 
 from snekmate.auth import ownable
 from snekmate.utils import eip712_domain_separator as eip712
 
+from ..attestation import attester_set
 from ..interfaces import IPHA
 from ..interfaces import IVault
 
 initializes: ownable
 initializes: eip712
+initializes: attester_set[ownable := ownable]
 
 exports: (
     ownable.owner,
     ownable.transfer_ownership,
     eip712.eip712Domain,
+    attester_set.setAttester,
+    attester_set.setThreshold,
+    attester_set.threshold,
+    attester_set.isAttester,
+    attester_set.isAccepted,
+    attester_set.attesters,
+    attester_set.attesterCount,
 )
-
-
-struct Signature:
-    v: uint8
-    r: bytes32
-    s: bytes32
 
 
 struct Claim:
@@ -100,7 +101,7 @@ struct Claim:
     receiver: address
     substrateSignature: Bytes[65]
     scheme: uint8
-    attestations: DynArray[Signature, MAX_ATTESTATIONS]
+    attestations: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES]
 
 
 event Claimed:
@@ -119,15 +120,6 @@ event RootSet:
     totalStaked: uint256
     leafCount: uint256
     deadline: uint256
-
-
-event AttesterSet:
-    attester: indexed(address)
-    allowed: bool
-
-
-event ThresholdSet:
-    threshold: uint256
 
 
 event GuardianSet:
@@ -163,8 +155,6 @@ event StakePaidAsPHA:
     amount: uint256
 
 
-MAX_ATTESTATIONS: constant(uint256) = 8
-MAX_ATTESTERS: constant(uint256) = 64
 MAX_PROOF: constant(uint256) = 32
 MAX_BATCH: constant(uint256) = 16
 MAX_MULTIPROOF: constant(uint256) = 256
@@ -176,19 +166,12 @@ BINDING_TYPEHASH: public(constant(bytes32)) = keccak256(
     "Binding(bytes32 account,address receiver,bytes32 signatureHash)"
 )
 
-# secp256k1n / 2: a larger s is the malleable twin of a valid signature.
-_HALF_N: constant(uint256) = (
-    57_896_044_618_658_097_711_785_492_504_343_953_926_418_782_139_537_452_191_302_581_570_759_080_747_168
-)
-
 # Layout of `_state` (one storage word, read and written once per claim).
 _MASK_96: constant(uint256) = (1 << 96) - 1
 _MASK_128: constant(uint256) = (1 << 128) - 1
 _STAKED_SHIFT: constant(uint256) = 96
 _DEADLINE_SHIFT: constant(uint256) = 192
 _MASK_48: constant(uint256) = (1 << 48) - 1
-_THRESHOLD_SHIFT: constant(uint256) = 240
-_MASK_8: constant(uint256) = (1 << 8) - 1
 _PAUSED: constant(uint256) = 1 << 248
 _FROZEN: constant(uint256) = 1 << 249
 _SWEPT: constant(uint256) = 1 << 250
@@ -203,14 +186,10 @@ totalStaked: public(uint256)
 leafCount: public(uint256)
 guardian: public(address)
 treasury: public(address)
-isAttester: public(HashMap[address, bool])
 
 _state: uint256
 _swept: uint256  # swept free (low 128 bits) and swept staked (high 128 bits)
 _claimed_words: HashMap[uint256, uint256]
-_attesters: DynArray[address, MAX_ATTESTERS]
-# _accepted[r][a] == (r == root and isAttester[a]): one lookup checks both.
-_accepted: HashMap[bytes32, HashMap[address, bool]]
 
 
 @deploy
@@ -231,6 +210,7 @@ def __init__(pha: address, vault: address, owner: address, guardian: address, tr
     ownable.__init__()
     ownable._transfer_ownership(owner)
     eip712.__init__("veil Migrator", "1")
+    attester_set.__init__()
     PHA = pha
     VAULT = vault
     self.guardian = guardian
@@ -251,7 +231,7 @@ def claim(
     proof: DynArray[bytes32, MAX_PROOF],
     substrateSignature: Bytes[65],
     scheme: uint8,
-    attestations: DynArray[Signature, MAX_ATTESTATIONS],
+    attestations: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES],
 ):
     """
     @notice Pay one leaf to the receiver its account is bound to. Anyone may
@@ -291,32 +271,12 @@ def claim(
     remaining_staked: uint256 = (state >> _STAKED_SHIFT) & _MASK_96
     assert free <= remaining_free and staked <= remaining_staked, "Migrator: exceeds committed totals"
     self._state = (state - free - (staked << _STAKED_SHIFT)) | _FROZEN
-    # _check_attestations, inlined: the internal call would copy the signature and the
-    # attestations into memory once more. The root is checked here too, by the lookup
-    # _accepted[computed][signer] (true only under the current root), which runs at least
-    # once because the threshold is at least 1.
-    threshold: uint256 = (state >> _THRESHOLD_SHIFT) & _MASK_8
-    assert threshold != 0, "Migrator: no threshold"
-    assert len(attestations) >= threshold, "Migrator: too few attestations"
-    struct_hash: bytes32 = keccak256(
-        abi_encode(
-            BINDING_TYPEHASH,
-            account,
-            receiver,
-            keccak256(concat(convert(scheme, bytes1), substrateSignature)),
-        )
+    # The root is checked by the attester lookup under the root the proof computed.
+    digest: bytes32 = self._binding_digest(
+        account, receiver, keccak256(concat(convert(scheme, bytes1), substrateSignature))
     )
-    digest: bytes32 = keccak256(concat(b"\x19\x01", eip712._domain_separator_v4(), struct_hash))
-    previous: uint256 = 0
-    for sig: Signature in attestations:
-        assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
-        signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
-        current: uint256 = convert(signer, uint256)
-        assert current > previous, "Migrator: attesters not strictly increasing"
-        if not self._accepted[computed][signer]:
-            assert computed == self.root, "Migrator: invalid proof"
-            raise "Migrator: unknown attester"
-        previous = current
+    if not attester_set._check(computed, digest, attestations):
+        raise "Migrator: invalid proof"
     if free != 0:
         extcall IPHA(PHA).mint(receiver, free)
     if staked != 0:
@@ -362,8 +322,6 @@ def claimMany(
     computed: bytes32 = self._multiproof_root(leaves, proof, proofFlags)
     assert computed == self.root, "Migrator: invalid proof"
 
-    threshold: uint256 = self._threshold(state)
-    assert threshold != 0, "Migrator: no threshold"
     separator: bytes32 = eip712._domain_separator_v4()
     word: uint256 = max_value(uint256)
     bits: uint256 = 0
@@ -380,9 +338,6 @@ def claimMany(
         bits |= bit
         state = self._debit(state, c.free, c.staked)
         staked_sum += c.staked
-        # _check_attestations, inlined (the call would copy each claim's signature and
-        # attestations into memory once more)
-        assert len(c.attestations) >= threshold, "Migrator: too few attestations"
         struct_hash: bytes32 = keccak256(
             abi_encode(
                 BINDING_TYPEHASH,
@@ -392,14 +347,8 @@ def claimMany(
             )
         )
         digest: bytes32 = keccak256(concat(b"\x19\x01", separator, struct_hash))
-        previous: uint256 = 0
-        for sig: Signature in c.attestations:
-            assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
-            signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
-            current: uint256 = convert(signer, uint256)
-            assert current > previous, "Migrator: attesters not strictly increasing"
-            assert self._accepted[computed][signer], "Migrator: unknown attester"
-            previous = current
+        # never false: `computed` is the current root, so the set is scoped to it
+        assert attester_set._check(computed, digest, c.attestations)
     self._claimed_words[word] = bits
     self._state = state | _FROZEN
 
@@ -431,7 +380,7 @@ def honourLateClaim(
     proof: DynArray[bytes32, MAX_PROOF],
     substrateSignature: Bytes[65],
     scheme: uint8,
-    attestations: DynArray[Signature, MAX_ATTESTATIONS],
+    attestations: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES],
 ):
     """
     @notice Owner only, after the deadline: pay a leaf that missed the
@@ -465,9 +414,11 @@ def honourLateClaim(
     bit: uint256 = 1 << (index & 255)
     assert bits & bit == 0, "Migrator: already claimed"
     self._claimed_words[word] = bits | bit
-    self._check_attestations(
-        computed, account, receiver, substrateSignature, scheme, attestations, state
+    digest: bytes32 = self._binding_digest(
+        account, receiver, keccak256(concat(convert(scheme, bytes1), substrateSignature))
     )
+    # never false: `computed` is the current root, so the set is scoped to it
+    assert attester_set._check(computed, digest, attestations)
 
     from_treasury: bool = state & _SWEPT != 0
     if from_treasury:
@@ -543,17 +494,12 @@ def setRoot(root: bytes32, totalFree: uint256, totalStaked: uint256, leafCount: 
     assert leafCount != 0, "Migrator: no leaves"
     assert totalFree <= _MASK_96 and totalStaked <= _MASK_96, "Migrator: totals too large"
     assert deadline > block.timestamp and deadline <= _MASK_48, "Migrator: bad deadline"
-    old: bytes32 = self.root
-    if old != empty(bytes32):
-        for a: address in self._attesters:
-            self._accepted[old][a] = False
-    for a: address in self._attesters:
-        self._accepted[root][a] = True
+    attester_set._set_scope(root)
     self.root = root
     self.totalFree = totalFree
     self.totalStaked = totalStaked
     self.leafCount = leafCount
-    keep: uint256 = state & ((_MASK_8 << _THRESHOLD_SHIFT) | _PAUSED)
+    keep: uint256 = state & _PAUSED
     self._state = keep | (deadline << _DEADLINE_SHIFT) | (totalStaked << _STAKED_SHIFT) | totalFree
     log RootSet(
         root=root,
@@ -562,49 +508,6 @@ def setRoot(root: bytes32, totalFree: uint256, totalStaked: uint256, leafCount: 
         leafCount=leafCount,
         deadline=deadline,
     )
-
-
-@external
-def setAttester(attester: address, allowed: bool):
-    """
-    @notice Owner only: add or remove an attester key. Removing one is
-            refused while it would leave fewer attesters than the threshold.
-    @param attester The attester's signing address.
-    @param allowed True to register, False to remove.
-    """
-    ownable._check_owner()
-    assert attester != empty(address), "Migrator: zero attester"
-    assert self.isAttester[attester] != allowed, "Migrator: attester unchanged"
-    self.isAttester[attester] = allowed
-    root: bytes32 = self.root
-    if root != empty(bytes32):
-        self._accepted[root][attester] = allowed
-    if allowed:
-        self._attesters.append(attester)
-    else:
-        count: uint256 = len(self._attesters)
-        assert count - 1 >= self._threshold(self._state), "Migrator: below threshold"
-        for i: uint256 in range(MAX_ATTESTERS):
-            if self._attesters[i] == attester:
-                self._attesters[i] = self._attesters[count - 1]
-                self._attesters.pop()
-                break
-    log AttesterSet(attester=attester, allowed=allowed)
-
-
-@external
-def setThreshold(threshold: uint256):
-    """
-    @notice Owner only: how many distinct attesters must sign a binding.
-    @param threshold At least 1, at most the number of attesters (and MAX_ATTESTATIONS).
-    """
-    ownable._check_owner()
-    assert threshold != 0, "Migrator: zero threshold"
-    assert threshold <= len(self._attesters), "Migrator: threshold above attesters"
-    assert threshold <= MAX_ATTESTATIONS, "Migrator: threshold above attestation bound"
-    state: uint256 = self._state
-    self._state = (state & ~(_MASK_8 << _THRESHOLD_SHIFT)) | (threshold << _THRESHOLD_SHIFT)
-    log ThresholdSet(threshold=threshold)
 
 
 @external
@@ -695,20 +598,6 @@ def signatureHash(substrateSignature: Bytes[65], scheme: uint8) -> bytes32:
 
 @view
 @external
-def isAccepted(root: bytes32, attester: address) -> bool:
-    """
-    @notice Whether a claim proving `root` may count `attester`'s signature:
-            true exactly when `root` is the current root and `attester` is
-            registered (the one lookup a claim makes for both checks).
-    @param root A Merkle root.
-    @param attester An attester address.
-    @return bool True for the current root and a registered attester.
-    """
-    return self._accepted[root][attester]
-
-
-@view
-@external
 def isClaimed(index: uint256) -> bool:
     """
     @notice Whether leaf `index` has been paid.
@@ -770,16 +659,6 @@ def deadline() -> uint256:
 
 @view
 @external
-def threshold() -> uint256:
-    """
-    @notice Attester signatures required per binding (0 until set).
-    @return uint256 The threshold.
-    """
-    return self._threshold(self._state)
-
-
-@view
-@external
 def paused() -> bool:
     """
     @notice Whether claims are paused.
@@ -808,26 +687,6 @@ def rootFrozen() -> bool:
     return self._state & _FROZEN != 0
 
 
-@view
-@external
-def attesters() -> DynArray[address, MAX_ATTESTERS]:
-    """
-    @notice The registered attester addresses (unordered).
-    @return DynArray The attester set.
-    """
-    return self._attesters
-
-
-@view
-@external
-def attesterCount() -> uint256:
-    """
-    @notice The number of registered attesters.
-    @return uint256 The count.
-    """
-    return len(self._attesters)
-
-
 # ---------------------------------------------------------------- internals
 
 
@@ -838,12 +697,6 @@ def _open_state() -> uint256:
     assert state & _PAUSED == 0, "Migrator: paused"
     assert block.timestamp <= (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period closed"
     return state
-
-
-@internal
-@pure
-def _threshold(state: uint256) -> uint256:
-    return (state >> _THRESHOLD_SHIFT) & _MASK_8
 
 
 @internal
@@ -926,37 +779,6 @@ def _debit(state: uint256, free: uint256, staked: uint256) -> uint256:
 def _binding_digest(account: bytes32, receiver: address, signature_hash: bytes32) -> bytes32:
     struct_hash: bytes32 = keccak256(abi_encode(BINDING_TYPEHASH, account, receiver, signature_hash))
     return keccak256(concat(b"\x19\x01", eip712._domain_separator_v4(), struct_hash))
-
-
-@internal
-@view
-def _check_attestations(
-    computed_root: bytes32,
-    account: bytes32,
-    receiver: address,
-    substrate_signature: Bytes[65],
-    scheme: uint8,
-    attestations: DynArray[Signature, MAX_ATTESTATIONS],
-    state: uint256,
-):
-    # The signature hash comes from the calldata, so the signature a claim publishes is
-    # the one the attesters bound. Each signer is looked up under the root the proof
-    # computed: _accepted holds true only for the current root and registered attesters.
-    threshold: uint256 = self._threshold(state)
-    assert threshold != 0, "Migrator: no threshold"
-    assert len(attestations) >= threshold, "Migrator: too few attestations"
-    signature_hash: bytes32 = keccak256(concat(convert(scheme, bytes1), substrate_signature))
-    digest: bytes32 = self._binding_digest(account, receiver, signature_hash)
-    previous: uint256 = 0
-    for sig: Signature in attestations:
-        assert convert(sig.s, uint256) <= _HALF_N, "Migrator: high-s attestation"
-        signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
-        current: uint256 = convert(signer, uint256)
-        assert current > previous, "Migrator: attesters not strictly increasing"
-        if not self._accepted[computed_root][signer]:
-            assert computed_root == self.root, "Migrator: invalid proof"
-            raise "Migrator: unknown attester"
-        previous = current
 
 
 @internal

@@ -9,16 +9,23 @@
         1,000,000,000 PHA can ever be minted, counted cumulatively (`totalMinted`),
         so burning PHA destroys it for good and does not make room for new PHA. That
         is what holders read "1 B PHA, ever" to mean, and it leaves room to migrate
-        the parachain's 1 B issuance 1:1 and nothing beyond it. Only minters
-        appointed by the owner (the timelock after deployment) can mint: the
-        Migrator for verified claims, and governance-funded reserves.
+        the parachain's 1 B issuance 1:1 and nothing beyond it. Only minters can
+        mint: the Migrator for verified claims (named at deployment, `MIGRATOR`),
+        and governance-funded reserves the owner (the timelock after deployment)
+        appoints. The owner can dismiss the Migrator like any other minter.
 @dev Written without snekmate's erc20 module on purpose: that module keeps a role
      system and hooks that a fixed-cap token does not need, and the gas benchmark
      compares transfer and permit with OpenZeppelin 5.x. Storage is one slot per
      balance, allowance and nonce, and one slot for the supply: totalSupply (bits
      0..127) | totalMinted (128..255), so a mint reads and writes one slot, as a
-     plain supply cap would (both stay <= CAP < 2**128); the EIP-712 domain separator is an immutable that is
+     plain supply cap would (both stay <= CAP < 2**127); the EIP-712 domain separator is an immutable that is
      recomputed only if the chain id ever changes (a fork).
+
+     The Migrator's minter right is an immutable plus one bit of the supply slot (bit
+     255, set when the owner dismisses it), not a `HashMap` entry: a claim's mint reads
+     the supply slot anyway, so the Migrator is checked without a cold storage read
+     (2,100 gas on every claim). The deployer predicts the Migrator's address (it is
+     deployed two transactions after PHA).
 """
 
 from ethereum.ercs import IERC20
@@ -55,6 +62,9 @@ decimals: public(constant(uint8)) = 18
 CAP: constant(uint256) = 10**27
 _MINTED_SHIFT: constant(uint256) = 128
 _SUPPLY_MASK: constant(uint256) = (1 << 128) - 1
+_MINTED_MASK: constant(uint256) = (1 << 127) - 1
+# Set in `_supply` while the Migrator is dismissed as a minter.
+_MIGRATOR_DISMISSED: constant(uint256) = 1 << 255
 
 _VERSION: constant(String[20]) = "1"
 _TYPE_HASH: constant(bytes32) = keccak256(
@@ -69,24 +79,31 @@ _MAX_S: constant(uint256) = 5789604461865809771178549250434395392641878213953745
 _CACHED_CHAIN_ID: immutable(uint256)
 _CACHED_DOMAIN_SEPARATOR: immutable(bytes32)
 
+# @notice The Migrator, a minter from deployment on (zero if none was named).
+MIGRATOR: public(immutable(address))
+
 balanceOf: public(HashMap[address, uint256])
 allowance: public(HashMap[address, HashMap[address, uint256]])
 _supply: uint256
 nonces: public(HashMap[address, uint256])
-isMinter: public(HashMap[address, bool])
+_minters: HashMap[address, bool]
 owner: public(address)
 
 
 @deploy
-def __init__():
+def __init__(migrator: address):
     """
-    @notice The deployer becomes the owner; the deploy script appoints minters and
-            then hands ownership to the timelock.
+    @notice The deployer becomes the owner; the deploy script appoints other minters
+            and then hands ownership to the timelock.
+    @param migrator The Migrator, a minter from the start (zero for none).
     """
     _CACHED_CHAIN_ID = chain.id
     _CACHED_DOMAIN_SEPARATOR = self._build_domain_separator()
+    MIGRATOR = migrator
     self.owner = msg.sender
     log OwnershipTransferred(previous_owner=empty(address), new_owner=msg.sender)
+    if migrator != empty(address):
+        log MinterSet(minter=migrator, allowed=True)
 
 
 @external
@@ -158,13 +175,16 @@ def mint(owner: address, amount: uint256):
     @param owner The recipient of the new PHA.
     @param amount The amount in wei.
     """
-    assert self.isMinter[msg.sender], "PHA: caller is not a minter"
-    assert owner != empty(address), "PHA: mint to the zero address"
     packed: uint256 = self._supply
-    minted: uint256 = (packed >> _MINTED_SHIFT) + amount
+    if msg.sender != MIGRATOR or packed & _MIGRATOR_DISMISSED != 0:
+        assert self._minters[msg.sender], "PHA: caller is not a minter"
+    assert owner != empty(address), "PHA: mint to the zero address"
+    minted: uint256 = ((packed >> _MINTED_SHIFT) & _MINTED_MASK) + amount
     assert minted <= CAP, "PHA: cap exceeded"
-    # totalSupply <= totalMinted <= CAP < 2**128: the low half cannot carry over.
-    self._supply = (minted << _MINTED_SHIFT) | ((packed & _SUPPLY_MASK) + amount)
+    # totalSupply <= totalMinted <= CAP < 2**127: neither half carries over.
+    self._supply = (
+        (packed & _MIGRATOR_DISMISSED) | (minted << _MINTED_SHIFT) | ((packed & _SUPPLY_MASK) + amount)
+    )
     # Cannot overflow: a balance never exceeds the total supply, which is <= CAP.
     self.balanceOf[owner] = unsafe_add(self.balanceOf[owner], amount)
     log IERC20.Transfer(sender=empty(address), receiver=owner, value=amount)
@@ -179,8 +199,27 @@ def setMinter(minter: address, allowed: bool):
     """
     self._check_owner()
     assert minter != empty(address), "PHA: minter is the zero address"
-    self.isMinter[minter] = allowed
+    if minter == MIGRATOR:
+        if allowed:
+            self._supply &= ~_MIGRATOR_DISMISSED
+        else:
+            self._supply |= _MIGRATOR_DISMISSED
+    else:
+        self._minters[minter] = allowed
     log MinterSet(minter=minter, allowed=allowed)
+
+
+@view
+@external
+def isMinter(account: address) -> bool:
+    """
+    @notice Whether `account` may mint.
+    @param account Any address.
+    @return bool True for an appointed minter, and for the Migrator unless dismissed.
+    """
+    if account == MIGRATOR and account != empty(address):
+        return self._supply & _MIGRATOR_DISMISSED == 0
+    return self._minters[account]
 
 
 @external
@@ -268,7 +307,7 @@ def totalMinted() -> uint256:
             `cap() - totalMinted()` is all the PHA that can still be created.
     @return uint256 The cumulative minted amount in wei.
     """
-    return self._supply >> _MINTED_SHIFT
+    return (self._supply >> _MINTED_SHIFT) & _MINTED_MASK
 
 
 @view
