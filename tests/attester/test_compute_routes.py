@@ -28,12 +28,13 @@ from veil.attest.simulator import AppSpec, simulate
 from veil.attester.compute import EVIDENCE_PREFIX, HEARTBEATS_PATH, REGISTRATIONS_PATH
 from veil.attester.service import AttesterConfig, build_server
 from veil.attester.store import Store
-from veil.chain.compile import CONTRACTS_DIR, REPO_ROOT
+from veil.chain.compile import CONTRACTS_DIR
 from veil.compute import attestation, heartbeat
 from veil.compute.attestation import RegistryDomain, WorkerAttestation
 from veil.compute.evidence import EvidenceBundle, worker_report_data
-from veil.compute.genesis import devnet_allowlist, devnet_policy
+from veil.network.genesis import devnet_allowlist, devnet_policy
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "tee"
 ATTESTER = Account.from_key(b"\x07" * 32)
 WORKER = Account.from_key(b"\x21" * 32)

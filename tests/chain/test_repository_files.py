@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from veil.chain.compile import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 ANVIL = "@foundry-rs/anvil"
 

@@ -8,16 +8,16 @@ from pathlib import Path
 
 from veil.attester.server import AttesterServer
 from veil.attester.service import AttesterConfig, build_server
-from veil.chain.client import Chain
 from veil.chain.deployment import Deployment
-from veil.chain.devnet import Devnet
 from veil.compute.registry import RegistryClient
+from veil.devnet.anvil import Devnet
+from veil.devnet.client import DevnetChain
 
 
 @dataclass
 class ComputeNetwork:
     devnet: Devnet
-    chain: Chain
+    chain: DevnetChain
     deployment: Deployment
     deployment_path: Path
     registry: RegistryClient

@@ -21,10 +21,10 @@ from veil.compute.evidence import (
     parse_gpu_model,
     worker_report_data,
 )
-from veil.compute.genesis import devnet_allowlist, devnet_policy
 from veil.compute.registry import WorkerRecord
 from veil.compute.reverify import reverify
 from veil.errors import InputError
+from veil.network.genesis import devnet_allowlist, devnet_policy
 
 WORKER = Account.from_key(b"\x41" * 32)
 DOMAIN = RegistryDomain(73217, "0x" + "12" * 20)

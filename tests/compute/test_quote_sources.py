@@ -29,8 +29,8 @@ from veil.attest.identity import GPU_EVIDENCE_EVENT
 from veil.attest.policy import policy_from_dict
 from veil.attest.simulator import parse_simulated_quote, simulate
 from veil.compute.evidence import WORKER_TAG, worker_report_data
-from veil.compute.genesis import devnet_policy
 from veil.compute.quote_source import ConfigfsTsm, DstackSocket, QuoteError, Simulator
+from veil.network.genesis import devnet_policy
 
 WORKER = Account.from_key(b"\x31" * 32)
 REPORT_DATA = worker_report_data(WORKER.address)

@@ -14,14 +14,14 @@ from veil.attest.collateral import CollateralCache, default_cache_dir
 from veil.attester.server import Limits
 from veil.attester.service import AttesterConfig, build_server
 from veil.chain import deployment as deployments
-from veil.chain.accounts import resolve_signer
 from veil.chain.client import Chain
+from veil.cli.accounts import resolve_signer
 from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt, out_path
 from veil.compute.attestation import RegistryDomain
-from veil.compute.genesis import devnet_policy
 from veil.errors import InputError
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
 from veil.migration.merkle import load_tree
+from veil.network.genesis import devnet_policy
 
 app = typer.Typer(no_args_is_help=True, help="Run an attester service.")
 console = Console(highlight=False, soft_wrap=True)
