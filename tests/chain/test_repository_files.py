@@ -57,7 +57,7 @@ def test_setup_installs_from_the_lockfile_without_rewriting_it() -> None:
         "deployments/devnet.json",
         "deployments/demo.json",
         "deployments/.devnet.json.x1y2.tmp",  # an atomic write cut short
-        "build/contracts/Vault.json",  # compile cache
+        "build/lib/veil/__init__.py",  # pip install . (setuptools builds in the tree)
         ".hypothesis/examples/x",
         ".mypy_cache/3.11/x.json",
         "src/veil/__pycache__/x.cpython-311.pyc",
