@@ -19,7 +19,7 @@ from veil.devnet.accounts import DEVNET_NAMES, devnet_account
 from veil.devnet.anvil import DEFAULT_PORT, Devnet, DevnetProcess
 from veil.network.deploy import (
     DAY,
-    Genesis,
+    GenesisMinter,
     GenesisMints,
     NetworkParameters,
     Progress,
@@ -52,7 +52,7 @@ def devnet_parameters(attesters: list[str]) -> NetworkParameters:
 def fund_accounts(accounts: dict[str, str], balance_pha: int = DEMO_BALANCE_PHA) -> GenesisMints:
     """A genesis hook minting `balance_pha` PHA to each named account and recording it."""
 
-    def mint(genesis: Genesis) -> None:
+    def mint(genesis: GenesisMinter) -> None:
         for name, address in accounts.items():
             genesis.mint(address, balance_pha * WEI_PER_PHA, f"PHA.mint to {name}")
             genesis.deployment.accounts[name] = address

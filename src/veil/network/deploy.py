@@ -121,7 +121,7 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Genesis:
+class GenesisMinter:
     """The deployment in progress, handed to a `genesis_mints` hook while the deployer may
     still mint PHA (and before any power is handed to the timelock)."""
 
@@ -136,7 +136,7 @@ class Genesis:
         self.chain.send(self.deployer, call, label)
 
 
-GenesisMints = Callable[[Genesis], None]
+GenesisMints = Callable[[GenesisMinter], None]
 
 
 def deploy_network(
@@ -235,7 +235,7 @@ def deploy_network(
     if genesis_mints is not None or params.reward_reserve_pha:
         send("PHA", "setMinter", me, True)
         if genesis_mints is not None:
-            genesis_mints(Genesis(chain, deployer, deployment, progress))
+            genesis_mints(GenesisMinter(chain, deployer, deployment, progress))
         if params.reward_reserve_pha:
             reserve = params.reward_reserve_pha * WEI_PER_PHA
             send("PHA", "mint", me, reserve)
