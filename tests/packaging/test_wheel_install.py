@@ -23,7 +23,8 @@ import pytest
 from veil.devnet.accounts import devnet_account
 from veil.devnet.anvil import DEVNET_CHAIN_ID, Devnet, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
+# its own group: it starts its own anvil on a free port, and pip need not wait for the others
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("packaging")]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "tee"
