@@ -110,16 +110,17 @@ def gas_figures() -> list[dict[str, Any]]:
     import tomllib
 
     from chainbench import scratch_chain
-    from veil.chain.accounts import devnet_account
-    from veil.chain.deploy import deploy_network, devnet_parameters
-    from veil.chain.staking import deposit
     from veil.chain.units import WEI_PER_PHA
     from veil.compute.attestation import WorkerAttestation
     from veil.compute.evidence import worker_report_data
-    from veil.compute.genesis import devnet_allowlist, devnet_policy
     from veil.compute.registry import RegistryClient
+    from veil.devnet.accounts import devnet_account
+    from veil.devnet.network import devnet_parameters, fund_accounts
+    from veil.network.deploy import deploy_network
+    from veil.network.genesis import devnet_allowlist, devnet_policy
     from veil.services.attester.store import Store
     from veil.services.attester.workers import ComputeService
+    from veil.staking.vault import deposit
     from veil.tee.policy import policy_from_dict
 
     provider, attester = devnet_account("provider"), devnet_account("attester")
@@ -130,10 +131,11 @@ def gas_figures() -> list[dict[str, Any]]:
                         "source": "anvil receipt", **extra})  # fmt: skip
 
     with scratch_chain() as chain, tempfile.TemporaryDirectory() as tmp:
-        params = devnet_parameters({"provider": provider.address}, [attester.address])
+        params = devnet_parameters([attester.address])
         params.os_images, params.compose_hashes = devnet_allowlist()
         params.reward_reserve_pha = 0
-        deploy_network(chain, devnet_account("deployer"), "bench", "", params)
+        funded = fund_accounts({"provider": provider.address})
+        deploy_network(chain, devnet_account("deployer"), "bench", "", params, genesis_mints=funded)
         registry = RegistryClient.from_chain(chain)
         figure("provider_register_gas", registry.register_provider(provider))
         shares = deposit(chain, provider, 10_000 * WEI_PER_PHA)

@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chainbench import emit
 from veil.attestation.api import BINDINGS as BINDINGS_PATH
-from veil.chain.accounts import devnet_account
+from veil.devnet.accounts import devnet_account
 from veil.migration.binding import BindingContext, binding_message
 from veil.migration.merkle import build_tree
 from veil.migration.synthetic import keypair

@@ -21,18 +21,21 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
 from veil.chain.client import Chain, connect
-from veil.chain.compile import REPO_ROOT, Artifact
-from veil.chain.devnet import Devnet, free_port
+from veil.chain.compile import Artifact
+from veil.devnet.anvil import Devnet, free_port
+from veil.devnet.client import DevnetChain
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def scratch_chain() -> Iterator[Chain]:
+def scratch_chain() -> Iterator[DevnetChain]:
     """A fresh anvil (optimism mode) for one benchmark run, stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="veil-bench-") as home:
         devnet = Devnet(Path(home))
         process = devnet.start(port=free_port())
         try:
-            yield Chain(connect(process.rpc_url))
+            yield DevnetChain(connect(process.rpc_url))
         finally:
             devnet.stop()
 

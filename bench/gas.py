@@ -24,9 +24,11 @@ from web3.contract import Contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chainbench import deploy_reference, emit, machine, reference_artifacts, scratch_chain
-from veil.chain.accounts import devnet_account
-from veil.chain.client import Chain, event_args
-from veil.chain.deploy import NetworkParameters, deploy_network
+from veil.chain.client import event_args
+from veil.devnet.accounts import devnet_account
+from veil.devnet.client import DevnetChain
+from veil.devnet.network import fund_accounts
+from veil.network.deploy import NetworkParameters, deploy_network
 
 PHA = 10**18
 VOTING_DELAY = 3_600
@@ -55,7 +57,7 @@ class Side:
     timelock: Contract
 
 
-def gas(chain: Chain, signer: LocalAccount, call: Any, label: str) -> int:
+def gas(chain: DevnetChain, signer: LocalAccount, call: Any, label: str) -> int:
     """Gas of one call mined a second after the previous block, on both sides alike:
     vote checkpoints (and reward accrual) cost differently within the same second."""
     chain.advance_time(1)
@@ -96,7 +98,7 @@ def permit_signature(token: Contract, owner: LocalAccount, spender: str, value: 
             signed.s.to_bytes(32, "big"))  # fmt: skip
 
 
-def deploy_openzeppelin(chain: Chain, deployer: LocalAccount, funded: list[str]) -> Side:
+def deploy_openzeppelin(chain: DevnetChain, deployer: LocalAccount, funded: list[str]) -> Side:
     artifacts = reference_artifacts()["contracts"]
 
     def deploy(name: str, *args: Any) -> Contract:
@@ -120,22 +122,21 @@ def deploy_openzeppelin(chain: Chain, deployer: LocalAccount, funded: list[str])
     return Side("openzeppelin", token, vault, governor, timelock)
 
 
-def deploy_veil(chain: Chain, deployer: LocalAccount, funded: dict[str, str]) -> Side:
+def deploy_veil(chain: DevnetChain, deployer: LocalAccount, funded: dict[str, str]) -> Side:
     params = NetworkParameters(
         timelock_delay=TIMELOCK_DELAY,
         voting_delay=VOTING_DELAY,
         voting_period=VOTING_PERIOD,
         reward_rate=0,
         reward_reserve_pha=0,
-        demo_accounts=funded,
     )
     url = chain.w3.provider.endpoint_uri  # type: ignore[attr-defined]
-    deploy_network(chain, deployer, "bench", url, params)
+    deploy_network(chain, deployer, "bench", url, params, genesis_mints=fund_accounts(funded))
     c = chain.contract
     return Side("veil", c("PHA"), c("Vault"), c("Governor"), c("Timelock"))
 
 
-def unstake(chain: Chain, side: Side, who: LocalAccount, shares: int) -> dict[str, int]:
+def unstake(chain: DevnetChain, side: Side, who: LocalAccount, shares: int) -> dict[str, int]:
     """veil queues then claims after the unlock period; OpenZeppelin redeems at once."""
     if side.name == "openzeppelin":
         used = gas(chain, who, side.vault.functions.redeem(shares, who.address, who.address), "r")
@@ -150,7 +151,7 @@ def unstake(chain: Chain, side: Side, who: LocalAccount, shares: int) -> dict[st
     return {"redeem_request": requested, "claim": claimed, "unstake_total": requested + claimed}
 
 
-def scenario(chain: Chain, side: Side) -> dict[str, int]:
+def scenario(chain: DevnetChain, side: Side) -> dict[str, int]:
     alice, bob, carol = (devnet_account(n) for n in ("alice", "bob", "carol"))
     t, v, g = side.token, side.vault, side.governor
     out: dict[str, int] = {}

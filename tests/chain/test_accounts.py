@@ -1,4 +1,8 @@
-"""Signers come from a keystore, a devnet name or $VEIL_PRIVATE_KEY, never argv."""
+"""Signers come from a keystore, a devnet name or $VEIL_PRIVATE_KEY, never argv.
+
+Devnet names are the devnet package's: the library resolves a name only among the
+accounts its caller hands it, so a library call without them can never sign as `alice`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from veil.chain.accounts import KEY_ENV, KEYSTORE_PASSWORD_ENV, devnet_account, resolve_signer
+from veil.chain.accounts import KEY_ENV, KEYSTORE_PASSWORD_ENV, resolve_signer
+from veil.devnet.accounts import DEVNET_ACCOUNTS, devnet_account
 from veil.errors import InputError
 
 KEY = "0x" + "11" * 32
@@ -19,6 +24,19 @@ def test_devnet_names_are_anvils_accounts() -> None:
     assert devnet_account("alice").address == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
     with pytest.raises(InputError, match="not a devnet name"):
         devnet_account("mallory")
+
+
+def test_names_resolve_only_among_the_accounts_handed_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil.chain.accounts import resolve_address
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    alice = devnet_account("alice").address
+    assert resolve_signer("alice", None, named=DEVNET_ACCOUNTS).address == alice
+    with pytest.raises(InputError, match="named accounts exist only on the devnet"):
+        resolve_signer("alice", None)
+    with pytest.raises(InputError, match="not an address"):
+        resolve_address("alice")
+    assert resolve_address("alice", named=DEVNET_ACCOUNTS) == alice
 
 
 def test_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,10 +96,10 @@ def test_zero_address_is_refused_unless_allowed() -> None:
 def test_devnet_names_resolve_as_addresses() -> None:
     from veil.chain.accounts import resolve_address
 
-    assert resolve_address("alice") == ALICE
-    assert resolve_address(ALICE.lower()) == ALICE
+    assert resolve_address("alice", named=DEVNET_ACCOUNTS) == ALICE
+    assert resolve_address(ALICE.lower(), named=DEVNET_ACCOUNTS) == ALICE
     with pytest.raises(InputError, match="neither an address nor a devnet name"):
-        resolve_address("mallory")
+        resolve_address("mallory", named=DEVNET_ACCOUNTS)
 
 
 def test_keystore_that_is_not_a_keystore(tmp_path: Path) -> None:

@@ -15,24 +15,25 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 from web3 import Web3
 
-from veil.chain.accounts import devnet_account
-from veil.chain.client import Chain, connect
-from veil.chain.deploy import (
+from veil.chain.client import connect
+from veil.chain.deployment import Deployment
+from veil.chain.units import WEI_PER_PHA
+from veil.cli.main import app
+from veil.compute import attestation as att
+from veil.compute.registry import RegistryClient
+from veil.devnet.accounts import devnet_account
+from veil.devnet.anvil import Devnet, free_port
+from veil.devnet.client import DevnetChain
+from veil.devnet.network import devnet_parameters, fund_accounts
+from veil.errors import ChainError, InputError
+from veil.network.deploy import (
     DAY,
     NetworkParameters,
     SlashWindowRefused,
     check_slash_window,
     deploy_network,
-    devnet_parameters,
 )
-from veil.chain.deployment import Deployment
-from veil.chain.devnet import Devnet, free_port
-from veil.chain.staking import deposit
-from veil.chain.units import WEI_PER_PHA
-from veil.cli.main import app
-from veil.compute import attestation as att
-from veil.compute.registry import RegistryClient
-from veil.errors import ChainError, InputError
+from veil.staking.vault import deposit
 
 pytestmark = pytest.mark.xdist_group("anvil")
 
@@ -42,7 +43,7 @@ COMPOSE = keccak(text="slash window compose")
 
 def test_genesis_defaults_and_devnet_are_accepted() -> None:
     check_slash_window(NetworkParameters())
-    check_slash_window(devnet_parameters({}, []))
+    check_slash_window(devnet_parameters([]))
 
 
 def test_short_cooldown_refused_naming_both_numbers() -> None:
@@ -110,20 +111,18 @@ def test_deploy_refuses_before_sending_anything() -> None:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetChain]:
     devnet = Devnet(tmp_path_factory.mktemp("slash-window"))
     process = devnet.start(port=free_port())
     try:
-        yield Chain(connect(process.rpc_url))
+        yield DevnetChain(connect(process.rpc_url))
     finally:
         devnet.stop()
 
 
-def _deploy(chain: Chain, **overrides: object) -> tuple[NetworkParameters, Deployment]:
+def _deploy(chain: DevnetChain, **overrides: object) -> tuple[NetworkParameters, Deployment]:
     """Genesis with production timings (NetworkParameters() defaults), two demo accounts."""
     params = NetworkParameters(
-        demo_accounts={"alice": devnet_account("alice").address,
-                       "provider": devnet_account("provider").address},
         attesters=[devnet_account("attester").address],
         os_images=[OS_IMAGE],
         compose_hashes=[COMPOSE],
@@ -132,11 +131,19 @@ def _deploy(chain: Chain, **overrides: object) -> tuple[NetworkParameters, Deplo
     for key, value in overrides.items():
         setattr(params, key, value)
     url = chain.w3.provider.endpoint_uri  # type: ignore[attr-defined]
-    deployment = deploy_network(chain, devnet_account("deployer"), "slash-window", url, params)
+    funded = {name: devnet_account(name).address for name in ("alice", "provider")}
+    deployment = deploy_network(
+        chain,
+        devnet_account("deployer"),
+        "slash-window",
+        url,
+        params,
+        genesis_mints=fund_accounts(funded),
+    )
     return params, deployment
 
 
-def _h100_worker(chain: Chain, registry: RegistryClient, key: str) -> tuple[str, int]:
+def _h100_worker(chain: DevnetChain, registry: RegistryClient, key: str) -> tuple[str, int]:
     """Stake, register the provider, post one H100's collateral and register a worker."""
     provider, attester = devnet_account("provider"), devnet_account("attester")
     stake = registry.required_collateral(att.GpuModel.H100, 1)
@@ -154,7 +161,9 @@ def _h100_worker(chain: Chain, registry: RegistryClient, key: str) -> tuple[str,
     return worker, stake
 
 
-def test_deployed_registry_gets_cooldown_freeze_and_guardian(chain: Chain, tmp_path: Path) -> None:
+def test_deployed_registry_gets_cooldown_freeze_and_guardian(
+    chain: DevnetChain, tmp_path: Path
+) -> None:
     """The deploy wiring, the client's freeze, and what `veil worker status` shows."""
     guardian = devnet_account("guardian")
     params, deployment = _deploy(chain, registry_guardian=guardian.address)
@@ -182,7 +191,7 @@ def test_deployed_registry_gets_cooldown_freeze_and_guardian(chain: Chain, tmp_p
     assert "provider FROZEN by the guardian until" in text.output
 
 
-def test_deregistering_at_the_proposal_cannot_dodge_the_slash(chain: Chain) -> None:
+def test_deregistering_at_the_proposal_cannot_dodge_the_slash(chain: DevnetChain) -> None:
     """With the deployed timings alone (no guardian): the provider deregisters as the slash
     proposal appears and tries to withdraw just before it can execute; the slash executes.
     Before the fix the cooldown (7 days) ended a day before the slash could (8 days), the

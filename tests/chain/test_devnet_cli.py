@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from anvil_processes import anvil_pids
 
-from veil.chain.devnet import _port_busy, free_port
-from veil.demo import veil_executable
+from veil.devnet.anvil import _port_busy, free_port
+from veil.devnet.demo import veil_executable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 

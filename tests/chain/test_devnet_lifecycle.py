@@ -9,8 +9,8 @@ import pytest
 from anvil_processes import anvil_pids
 from web3 import Web3
 
-from veil.chain import devnet as devnet_module
-from veil.chain.devnet import Devnet, DevnetError, free_port
+from veil.devnet import anvil as devnet_module
+from veil.devnet.anvil import Devnet, DevnetError, free_port
 
 pytestmark = pytest.mark.xdist_group("anvil")
 
@@ -58,10 +58,36 @@ def test_busy_port_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_anvil_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(devnet_module, "REPO_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)  # no ./node_modules/.bin/anvil here
+    monkeypatch.delenv(devnet_module.ANVIL_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(DevnetError, match="anvil not found: run `make setup`"):
+    with pytest.raises(DevnetError, match=r"anvil not found .*npm install @foundry-rs/anvil"):
         Devnet(tmp_path).start(port=free_port())
+    monkeypatch.setenv(devnet_module.ANVIL_ENV, str(tmp_path / "nowhere" / "anvil"))
+    with pytest.raises(DevnetError, match=r"VEIL_ANVIL .*: no such file"):
+        Devnet(tmp_path).start(port=free_port())
+    assert not (tmp_path / "process.json").exists()
+
+
+def test_anvil_is_found_from_the_working_directory_not_the_source_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed veil has no checkout to look in: the project's node_modules comes
+    first (the pinned version), then PATH."""
+    monkeypatch.delenv(devnet_module.ANVIL_ENV, raising=False)
+    on_path = tmp_path / "bin" / "anvil"
+    on_path.parent.mkdir()
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    assert devnet_module.anvil_binary() == on_path
+    pinned = project / "node_modules" / ".bin" / "anvil"
+    pinned.parent.mkdir(parents=True)
+    pinned.write_text("#!/bin/sh\n")
+    assert devnet_module.anvil_binary() == pinned
 
 
 def test_stop_when_not_running(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from veil.chain.accounts import devnet_account
-from veil.chain.client import Chain
-from veil.chain.devnet import Devnet, free_port
-from veil.chain.network import devnet_up
-from veil.chain.staking import deposit
 from veil.chain.units import WEI_PER_PHA
+from veil.devnet.accounts import devnet_account
+from veil.devnet.anvil import Devnet, free_port
+from veil.devnet.client import DevnetChain
+from veil.devnet.network import devnet_up
+from veil.staking.vault import deposit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 
@@ -20,17 +20,17 @@ YEAR = 365 * 86_400
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetChain]:
     root = tmp_path_factory.mktemp("rewards")
     devnet = Devnet(root / "home")
     up = devnet_up(devnet, root / "deployment.json", port=free_port())
     try:
-        yield Chain.open(up.deployment, up.process.rpc_url)
+        yield DevnetChain.open(up.deployment, up.process.rpc_url)
     finally:
         devnet.stop()
 
 
-def test_demo_stake_earns_ten_to_fifteen_percent_a_year(chain: Chain) -> None:
+def test_demo_stake_earns_ten_to_fifteen_percent_a_year(chain: DevnetChain) -> None:
     vault = chain.contract("Vault")
     for name, pha in DEMO_STAKES.items():
         deposit(chain, devnet_account(name), pha * WEI_PER_PHA)

@@ -10,8 +10,8 @@ from eth_abi import decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from veil.chain.deployment import ContractRecord, Deployment
-from veil.chain.governance import decode_calldata, load_actions, parse_action
 from veil.errors import InputError
+from veil.governance.governor import decode_calldata, load_actions, parse_action
 
 VAULT = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
 ABI = [

@@ -13,17 +13,17 @@ import pytest
 
 from veil.atomic import write_json
 from veil.chain.addresses import parse_address
-from veil.chain.production import (
-    PHA_CAP_WEI,
-    check_production,
-    migration_source,
-    production_parameters,
-)
 from veil.errors import InputError
 from veil.migration.ledger import Leaf, Ledger, build_ledger, write_ledger
 from veil.migration.merkle import tree_from_ledger, write_tree
 from veil.migration.snapshot import snapshot_from_raw
 from veil.migration.synthetic import generate_state, raw_document
+from veil.network.production import (
+    PHA_CAP_WEI,
+    check_production,
+    migration_source,
+    production_parameters,
+)
 
 A1, A2, A3 = (f"0x{n:040x}" for n in (0xA1, 0xA2, 0xA3))
 DEPLOYER = f"0x{0xD0:040x}"
@@ -103,7 +103,7 @@ def test_tampered_tree_is_refused(published, tmp_path) -> None:
 
 def test_production_parameters_fund_nobody() -> None:
     params = production_parameters([A1, A2], 2)
-    assert params.demo_accounts == {} and params.reward_reserve_pha == 0
+    assert params.reward_reserve_pha == 0
     assert params.reward_rate == 0 and params.attester_threshold == 2
     check_production(params, DEPLOYER, None, 180)  # accepted as is
 
@@ -128,10 +128,6 @@ def test_check_production_refuses(attesters, threshold, guardian, days, message)
 
 
 def test_check_production_refuses_funding() -> None:
-    params = production_parameters([A1], 1)
-    params.demo_accounts = {"alice": A2}
-    with pytest.raises(InputError, match="funds nobody"):
-        check_production(params, DEPLOYER, None, 180)
     params = production_parameters([A1], 1)
     params.reward_reserve_pha = 1
     with pytest.raises(InputError, match="funds nobody"):

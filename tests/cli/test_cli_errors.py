@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from veil.demo import veil_executable
+from veil.devnet.demo import veil_executable
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from veil.chain.accounts import devnet_account
-from veil.chain.devnet import free_port
-from veil.demo import veil_executable
+from veil.devnet.accounts import devnet_account
+from veil.devnet.anvil import free_port
+from veil.devnet.demo import veil_executable
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 

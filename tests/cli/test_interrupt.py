@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from veil.demo import veil_executable
+from veil.devnet.demo import veil_executable
 
 
 def test_interrupted_command_prints_one_line_and_leaves_nothing(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 
 from veil.chain.accounts import resolve_signer
-from veil.demo import veil_executable
+from veil.devnet.demo import veil_executable
 
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 PASSWORD = "correct horse battery staple"

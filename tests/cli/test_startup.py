@@ -15,7 +15,7 @@ import pytest
 from Crypto.Hash import keccak
 
 from veil.cli import main as cli_main
-from veil.demo import veil_executable
+from veil.devnet.demo import veil_executable
 from veil.migration import attestation
 
 HEAVY = ("web3", "eth_account", "eth_utils", "vyper", "boa", "substrateinterface", "pydantic",

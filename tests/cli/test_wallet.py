@@ -14,10 +14,10 @@ import pytest
 from eth_account import Account
 
 from veil.chain import deployment as deployments
-from veil.chain.accounts import DEVNET_MNEMONIC, devnet_account
 from veil.chain.client import Chain
-from veil.chain.devnet import free_port
-from veil.demo import veil_executable
+from veil.devnet.accounts import DEVNET_MNEMONIC, devnet_account
+from veil.devnet.anvil import free_port
+from veil.devnet.demo import veil_executable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 PHA, VPHA = 10**18, 10**24

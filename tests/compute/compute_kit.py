@@ -6,10 +6,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from veil.chain.client import Chain
 from veil.chain.deployment import Deployment
-from veil.chain.devnet import Devnet
 from veil.compute.registry import RegistryClient
+from veil.devnet.anvil import Devnet
+from veil.devnet.client import DevnetChain
 from veil.services.attester.server import AttesterServer
 from veil.services.attester.service import AttesterConfig, build_server
 
@@ -17,7 +17,7 @@ from veil.services.attester.service import AttesterConfig, build_server
 @dataclass
 class ComputeNetwork:
     devnet: Devnet
-    chain: Chain
+    chain: DevnetChain
     deployment: Deployment
     deployment_path: Path
     registry: RegistryClient

@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from compute_kit import ComputeNetwork, RunningAttester, start_attester
 
-from veil.chain.accounts import devnet_account
-from veil.chain.client import Chain, connect
-from veil.chain.deploy import deploy_network, devnet_parameters
-from veil.chain.devnet import Devnet, free_port
-from veil.chain.staking import deposit
+from veil.chain.client import connect
 from veil.chain.units import WEI_PER_PHA
-from veil.compute.genesis import devnet_allowlist, devnet_policy
 from veil.compute.registry import RegistryClient
+from veil.devnet.accounts import devnet_account
+from veil.devnet.anvil import Devnet, free_port
+from veil.devnet.client import DevnetChain
+from veil.devnet.network import devnet_parameters, fund_accounts
+from veil.network.deploy import deploy_network
+from veil.network.genesis import devnet_allowlist, devnet_policy
 from veil.services.attester.service import AttesterConfig
+from veil.staking.vault import deposit
 from veil.tee.policy import policy_from_dict
 
 
@@ -31,15 +33,18 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComputeNetwork
     devnet = Devnet(root / "devnet")
     process = devnet.start(port=free_port())
     try:
-        chain = Chain(connect(process.rpc_url))
+        chain = DevnetChain(connect(process.rpc_url))
         provider = devnet_account("provider")
-        params = devnet_parameters(
-            {"provider": provider.address}, [devnet_account("attester").address]
-        )
+        params = devnet_parameters([devnet_account("attester").address])
         params.os_images, params.compose_hashes = devnet_allowlist()
         params.reward_reserve_pha = 0
         deployment = deploy_network(
-            chain, devnet_account("deployer"), "compute-test", process.rpc_url, params
+            chain,
+            devnet_account("deployer"),
+            "compute-test",
+            process.rpc_url,
+            params,
+            genesis_mints=fund_accounts({"provider": provider.address}),
         )
         path = deployment.save(root / "deployment.json")
         registry = RegistryClient.from_chain(chain)

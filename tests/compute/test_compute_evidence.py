@@ -18,10 +18,10 @@ from veil.compute.evidence import (
     parse_gpu_model,
     worker_report_data,
 )
-from veil.compute.genesis import devnet_allowlist, devnet_policy
 from veil.compute.registry import WorkerRecord
 from veil.compute.reverify import reverify
 from veil.errors import InputError
+from veil.network.genesis import devnet_allowlist, devnet_policy
 from veil.tee.evidence import evidence_from_bytes
 from veil.tee.policy import policy_from_dict
 from veil.tee.simulator import parse_simulated_quote, simulate

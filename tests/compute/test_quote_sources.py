@@ -24,8 +24,8 @@ from eth_account import Account
 from eth_utils import to_canonical_address
 
 from veil.compute.evidence import WORKER_TAG, worker_report_data
-from veil.compute.genesis import devnet_policy
 from veil.compute.quote_source import ConfigfsTsm, DstackSocket, QuoteError, Simulator
+from veil.network.genesis import devnet_policy
 from veil.tee import Policy, verify_evidence
 from veil.tee.evidence import evidence_from_bytes
 from veil.tee.identity import GPU_EVIDENCE_EVENT

@@ -13,13 +13,13 @@ import pytest
 from compute_kit import ComputeNetwork, RunningAttester, start_attester
 
 from veil.attestation.client import AttesterClient
-from veil.chain.accounts import devnet_account
 from veil.chain.client import event_args
-from veil.chain.devnet import free_port
 from veil.compute.evidence import EvidenceBundle
 from veil.compute.identity import KEY_FILE, load_or_create_identity
 from veil.compute.quote_source import Simulator
 from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
+from veil.devnet.accounts import devnet_account
+from veil.devnet.anvil import free_port
 from veil.services.attester.store import Store
 
 pytestmark = pytest.mark.xdist_group("compute-anvil")

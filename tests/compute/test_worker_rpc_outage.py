@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from compute_kit import ComputeNetwork, RunningAttester
 
-from veil.chain.accounts import devnet_account
 from veil.compute.identity import KEY_FILE
 from veil.compute.quote_source import Simulator
 from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
+from veil.devnet.accounts import devnet_account
 from veil.services.attester.store import Store
 
 pytestmark = pytest.mark.xdist_group("compute-anvil")

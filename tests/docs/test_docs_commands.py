@@ -36,8 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from veil.chain.compile import REPO_ROOT
-
+REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN = frozenset({"sh", "bash", "shell"})
 NOT_RUN = re.compile(r"^# docs-test: not run \((?P<reason>.*\S.*)\)\s*$")
 FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
@@ -205,7 +204,7 @@ def _starts_own_devnet(runnable: list[Block]) -> bool:
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[Session]:
-    from veil.chain.devnet import free_port
+    from veil.devnet.anvil import free_port
 
     work = tmp_path / "work"
     work.mkdir()
@@ -213,6 +212,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
     # Commands written "from the repository root" reach the tests' data and the shared
     # fixtures beside the clone the same way from the scratch directory.
     (work / "tests").symlink_to(REPO_ROOT / "tests")
+    (work / "node_modules").symlink_to(REPO_ROOT / "node_modules")  # the pinned anvil
     (tmp_path / "shared").symlink_to(REPO_ROOT.parent / "shared")
     venv_bin = REPO_ROOT / ".venv" / "bin"
     env = {
@@ -235,7 +235,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
     current = Session(work, env, [])
     yield current
     current.close()
-    from veil.chain.devnet import Devnet
+    from veil.devnet.anvil import Devnet
 
     devnet = Devnet(tmp_path / "devnet")
     if devnet.running() is not None:
@@ -248,8 +248,8 @@ def session(tmp_path: Path) -> Iterator[Session]:
 def test_document_commands_run(doc: str, session: Session) -> None:
     runnable = [b for b in blocks(REPO_ROOT / doc) if b.lang in RUN and b.skip_reason is None]
     if runnable and not _starts_own_devnet(runnable):
-        from veil.chain.devnet import Devnet
-        from veil.chain.network import devnet_up
+        from veil.devnet.anvil import Devnet
+        from veil.devnet.network import devnet_up
 
         devnet_up(
             Devnet(Path(session.env["VEIL_DEVNET_HOME"])),

@@ -12,8 +12,8 @@ from rich.console import Console
 
 from veil.chain import deployment as deployments
 from veil.chain.client import Chain
-from veil.chain.devnet import Devnet, free_port
-from veil.demo import Walkthrough, veil_executable
+from veil.devnet.anvil import Devnet, free_port
+from veil.devnet.demo import Walkthrough, veil_executable
 
 VEIL = str(veil_executable())
 

@@ -12,9 +12,9 @@ import re
 import pytest
 from web3 import Web3
 
-from veil.chain import governance
-from veil.chain.accounts import devnet_account
-from veil.demo import economy
+from veil.devnet.accounts import devnet_account
+from veil.devnet.demo import economy
+from veil.governance import governor as governance
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 PHA = 10**18

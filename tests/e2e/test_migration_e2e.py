@@ -14,9 +14,15 @@ import subprocess
 import pytest
 from eth_account import Account
 
-from veil.chain.accounts import devnet_account
-from veil.chain.devnet import free_port
-from veil.demo import SAMPLE_HOLDERS, bring_up, migration, stake_and_delegate, veil_executable
+from veil.devnet.accounts import devnet_account
+from veil.devnet.anvil import free_port
+from veil.devnet.demo import (
+    SAMPLE_HOLDERS,
+    bring_up,
+    migration,
+    stake_and_delegate,
+    veil_executable,
+)
 from veil.migration.merkle import load_tree
 from veil.migration.synthetic import keypair
 

@@ -24,16 +24,18 @@ from eth_account import Account
 from web3 import Web3
 
 from veil.chain import deployment as deployments
-from veil.chain.accounts import KEYSTORE_PASSWORD_ENV, devnet_account
+from veil.chain.accounts import KEYSTORE_PASSWORD_ENV
 from veil.chain.client import Chain, connect
-from veil.chain.deploy import DAY, ZERO_ADDRESS, deploy_network
-from veil.chain.devnet import DEVNET_CHAIN_ID, Devnet, DevnetProcess, free_port
-from veil.chain.production import production_parameters
-from veil.demo import veil_executable
+from veil.devnet.accounts import devnet_account
+from veil.devnet.anvil import DEVNET_CHAIN_ID, Devnet, DevnetProcess, free_port
+from veil.devnet.client import DevnetChain
+from veil.devnet.demo import veil_executable
 from veil.errors import ChainError
 from veil.migration.binding import binding_message, context_from_files
 from veil.migration.merkle import load_tree
 from veil.migration.synthetic import keypair
+from veil.network.deploy import DAY, ZERO_ADDRESS, deploy_network
+from veil.network.production import production_parameters
 from veil.substrate import ss58
 from veil.substrate.signature import wrap_bytes
 
@@ -239,7 +241,7 @@ def test_production_genesis_claims_then_first_proposal_passes(net: Net) -> None:
     deployment = deployments.load(out)
     assert deployment.network == "mainnet" and deployment.chain_id == DEVNET_CHAIN_ID
     assert deployment.accounts == {}
-    chain = Chain.open(deployment)
+    chain = DevnetChain.open(deployment)
     pha, vault, migrator, governor = (
         chain.contract(n) for n in ("PHA", "Vault", "Migrator", "Governor")
     )

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from veil.chain.accounts import devnet_account
 from veil.chain.client import Chain, connect
-from veil.chain.deploy import deploy_network, devnet_parameters
-from veil.chain.devnet import Devnet, free_port
-from veil.compute.genesis import devnet_allowlist, devnet_policy
-from veil.demo import veil_executable
+from veil.devnet.accounts import devnet_account
+from veil.devnet.anvil import Devnet, free_port
+from veil.devnet.demo import veil_executable
+from veil.devnet.network import devnet_parameters, fund_accounts
+from veil.network.deploy import deploy_network
+from veil.network.genesis import devnet_allowlist, devnet_policy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 
@@ -54,10 +55,15 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     try:
         chain = Chain(connect(process.rpc_url))
         demo = {name: devnet_account(name).address for name in ("provider", "alice")}
-        params = devnet_parameters(demo, [devnet_account("attester").address])
+        params = devnet_parameters([devnet_account("attester").address])
         params.os_images, params.compose_hashes = devnet_allowlist()
         deployment = deploy_network(
-            chain, devnet_account("deployer"), "devnet", process.rpc_url, params
+            chain,
+            devnet_account("deployer"),
+            "devnet",
+            process.rpc_url,
+            params,
+            genesis_mints=fund_accounts(demo),
         )
         path = deployment.save(root / "deployment.json")
         policy = root / "devnet-policy.toml"

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from veil.demo import veil_executable
+from veil.devnet.demo import veil_executable
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "substrate" / "specs"
 PHALA = "0x1bb969d85965e4bb5a651abbedf21a54b6b31a21f66b5401cc3f1e286268d736"

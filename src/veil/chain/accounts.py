@@ -1,8 +1,9 @@
-"""Where signing keys come from: devnet names, an env var, or a keystore file.
+"""Where signing keys come from: a keystore file, an env var, or a name the caller knows.
 
 Keys never travel as command-line arguments in clear (they would land in shell history
-and `ps`). The one exception is the devnet's well-known accounts, derived from anvil's
-public test mnemonic and addressed by name.
+and `ps`). Names (`--account alice`) are not the library's to define: a program passes the
+accounts it knows by name (the devnet's public ones, from `veil.devnet`), so a library
+call on a real network can only ever sign with a keystore or `$VEIL_PRIVATE_KEY`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import getpass
 import json
 import os
 import sys
-from functools import cache
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,26 +23,20 @@ from veil.errors import InputError
 if TYPE_CHECKING:  # eth_account takes ~0.25 s to import; only signing needs it
     from eth_account.signers.local import LocalAccount
 
-# anvil's default mnemonic: public, funded on every devnet, worthless anywhere else.
-DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
-DEVNET_NAMES = ("deployer", "alice", "bob", "carol", "dave", "guardian", "attester", "provider")
 KEY_ENV = "VEIL_PRIVATE_KEY"
 KEYSTORE_PASSWORD_ENV = "VEIL_KEYSTORE_PASSWORD"
 
 
-@cache
-def devnet_account(name: str) -> LocalAccount:
-    """The named devnet account (index in DEVNET_NAMES on anvil's mnemonic)."""
-    if name not in DEVNET_NAMES:
-        raise InputError(f"account {name!r}: not a devnet name ({', '.join(DEVNET_NAMES)})")
-    from eth_account import Account
+@dataclass(frozen=True)
+class NamedAccounts:
+    """Accounts a program lets users address by name; `kind` says where they are valid."""
 
-    Account.enable_unaudited_hdwallet_features()
-    index = DEVNET_NAMES.index(name)
-    account: LocalAccount = Account.from_mnemonic(
-        DEVNET_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
-    )
-    return account
+    kind: str
+    names: tuple[str, ...]
+    lookup: Callable[[str], LocalAccount]
+
+    def account(self, name: str) -> LocalAccount:
+        return self.lookup(name)
 
 
 def from_keystore(path: Path, password: str | None = None) -> LocalAccount:
@@ -81,26 +77,40 @@ def from_keystore(path: Path, password: str | None = None) -> LocalAccount:
     return account
 
 
-__all__ = ["devnet_account", "parse_address", "resolve_address", "resolve_signer"]
+__all__ = ["NamedAccounts", "parse_address", "resolve_address", "resolve_signer"]
 
 
-def resolve_address(text: str, what: str = "address", *, allow_zero: bool = False) -> str:
-    """An address or a devnet name (alice, bob, ...), as `--account NAME` accepts it."""
-    if text in DEVNET_NAMES:
-        return str(devnet_account(text).address)
-    if not text.startswith(("0x", "0X")) and text.isidentifier():
+def resolve_address(
+    text: str,
+    what: str = "address",
+    *,
+    allow_zero: bool = False,
+    named: NamedAccounts | None = None,
+) -> str:
+    """An address, or a name among `named` (alice, bob, ... on the devnet)."""
+    if named is not None and text in named.names:
+        return str(named.account(text).address)
+    if named is not None and not text.startswith(("0x", "0X")) and text.isidentifier():
         raise InputError(
-            f"{what} {text!r}: neither an address nor a devnet name ({', '.join(DEVNET_NAMES)})"
+            f"{what} {text!r}: neither an address nor a {named.kind} name "
+            f"({', '.join(named.names)})"
         )
     return parse_address(text, what, allow_zero=allow_zero)
 
 
-def resolve_signer(account: str | None, keystore: Path | None) -> LocalAccount:
-    """Pick the signer: keystore file, then a devnet name, then $VEIL_PRIVATE_KEY."""
+def resolve_signer(
+    account: str | None, keystore: Path | None, *, named: NamedAccounts | None = None
+) -> LocalAccount:
+    """Pick the signer: keystore file, then a name among `named`, then $VEIL_PRIVATE_KEY."""
     if keystore is not None:
         return from_keystore(keystore)
     if account is not None:
-        return devnet_account(account)
+        if named is None:
+            raise InputError(
+                f"--account {account}: named accounts exist only on the devnet; "
+                f"use --keystore FILE or set ${KEY_ENV}"
+            )
+        return named.account(account)
     key = os.environ.get(KEY_ENV)
     if key:
         from eth_account import Account

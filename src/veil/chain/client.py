@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from veil.errors import ChainError
 
@@ -70,7 +70,7 @@ class Chain:
     deployment: Deployment | None = None
 
     @classmethod
-    def open(cls, deployment: Deployment, rpc_url: str | None = None) -> Chain:
+    def open(cls, deployment: Deployment, rpc_url: str | None = None) -> Self:
         return cls(connect(rpc_url or deployment.rpc_url, deployment.chain_id), deployment)
 
     def contract(self, name: str) -> Contract:
@@ -137,11 +137,3 @@ class Chain:
         if address is None:
             raise ChainError(f"deploy {artifact.name}: the receipt names no contract address")
         return str(address), int(receipt["blockNumber"])
-
-    def advance_time(self, seconds: int) -> int:
-        """Devnet only: move the clock forward and mine a block; returns the new timestamp."""
-        from web3.types import RPCEndpoint
-
-        self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [int(seconds)])
-        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
-        return int(self.w3.eth.get_block("latest")["timestamp"])

@@ -8,6 +8,7 @@ module invalidates exactly the contracts that import it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import site
 import sys
@@ -16,16 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from veil import atomic
+from veil.chain.home import cache_dir as user_cache_dir
 from veil.errors import InputError
 
 if TYPE_CHECKING:  # vyper takes ~0.1 s to import; only compiling needs it
     from vyper.compiler.phases import CompilerData
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 # The Vyper sources ship inside the package, so an installed wheel compiles the same code.
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = PACKAGE_DIR / "contracts"
-CACHE_DIR = REPO_ROOT / "build" / "contracts"
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,17 @@ def outputs_from_compiler_data(data: CompilerData, formats: tuple[str, ...]) -> 
     return dict(generate(data, formats))
 
 
-def compile_contract(name: str, *, cache_dir: Path = CACHE_DIR) -> Artifact:
+def default_cache_dir() -> Path:
+    """Compiled artifacts: a cache keyed by source hash, safe to share across projects."""
+    return user_cache_dir() / "contracts"
+
+
+def compile_contract(name: str, *, cache_dir: Path | None = None) -> Artifact:
     """Return the artifact for `name`, compiling only when its integrity sum is new."""
     import vyper
 
+    if cache_dir is None:
+        cache_dir = default_cache_dir()
     source = find_source(name)
     data = _compiler_data(source)
     integrity = data.integrity_sum
@@ -104,7 +111,8 @@ def compile_contract(name: str, *, cache_dir: Path = CACHE_DIR) -> Artifact:
             "abi": out["abi"],
             "bytecode": out["bytecode"],
         }
-        atomic.write_json(cached, entry, indent=None)
+        with contextlib.suppress(OSError):  # an unwritable cache only costs a recompile
+            atomic.write_json(cached, entry, indent=None)
     return Artifact(
         name=entry["name"],
         abi=entry["abi"],

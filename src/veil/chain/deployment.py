@@ -8,17 +8,13 @@ but this file (and a key) to act, and an auditor can match the source hash to th
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from veil import atomic
-from veil.chain.compile import REPO_ROOT
+from veil.chain.home import deployments_dir
 from veil.errors import InputError
-
-# VEIL_DEPLOYMENTS_DIR moves where `deployments/<network>.json` defaults to (a scratch devnet).
-DEPLOYMENTS_DIR = Path(os.environ.get("VEIL_DEPLOYMENTS_DIR") or REPO_ROOT / "deployments")
 
 
 @dataclass
@@ -70,7 +66,8 @@ class Deployment:
 
 
 def default_path(network: str = "devnet") -> Path:
-    return DEPLOYMENTS_DIR / f"{network}.json"
+    """`deployments/<network>.json` in the working directory, or under $VEIL_DEPLOYMENTS_DIR."""
+    return deployments_dir() / f"{network}.json"
 
 
 def load(path: Path | None = None) -> Deployment:

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from veil.chain.accounts import KEYSTORE_PASSWORD_ENV
+from veil.chain.home import HOME_ENV
 from veil.errors import InputError
 
-HOME_ENV = "VEIL_HOME"
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_KEYSTORE_BYTES = 64 * 1024

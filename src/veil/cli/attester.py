@@ -10,14 +10,14 @@ from rich.console import Console
 
 from veil.atomic import write_text
 from veil.chain import deployment as deployments
-from veil.chain.accounts import resolve_signer
 from veil.chain.client import Chain
+from veil.cli.accounts import resolve_signer
 from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt, out_path
 from veil.compute.attestation import RegistryDomain
-from veil.compute.genesis import devnet_policy
 from veil.errors import InputError
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
 from veil.migration.merkle import load_tree
+from veil.network.genesis import devnet_policy
 from veil.services.attester.server import Limits
 from veil.services.attester.service import AttesterConfig, build_server
 from veil.tee import load_policy

@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from veil.chain import deployment as deployments
-from veil.chain.client import Chain, connect
-from veil.chain.devnet import DEFAULT_HOME, DEFAULT_PORT, Devnet, DevnetError, check_port
-from veil.chain.network import devnet_up
+from veil.chain.client import connect
 from veil.cli.options import JsonOpt
 from veil.cli.output import iso
+from veil.devnet.anvil import DEFAULT_HOME, DEFAULT_PORT, Devnet, DevnetError, check_port
+from veil.devnet.client import DevnetChain
+from veil.devnet.network import devnet_up
 
 app = typer.Typer(no_args_is_help=True, help="Run the embedded devnet (anvil, optimism mode).")
 console = Console(highlight=False)
@@ -124,7 +125,7 @@ def advance(
     if process is None:
         raise DevnetError("devnet is not running")
     total = seconds + int(days * 86_400)
-    now = Chain(connect(process.rpc_url)).advance_time(total)
+    now = DevnetChain(connect(process.rpc_url)).advance_time(total)
     if as_json:
         typer.echo(json.dumps({"advanced_seconds": total, "time": {"unix": now, "iso": iso(now)}}))
         return

@@ -10,13 +10,13 @@ from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 
-from veil.chain import governance as gov
-from veil.chain.accounts import resolve_address, resolve_signer
 from veil.chain.client import Chain, event_args
 from veil.chain.units import amount_json, format_amount
+from veil.cli.accounts import resolve_address, resolve_signer
 from veil.cli.options import AccountOpt, DeploymentOpt, JsonOpt, KeystoreOpt, RpcOpt, open_chain
 from veil.cli.output import iso, print_json, print_table, when
 from veil.errors import InputError
+from veil.governance import governor as gov
 
 app = typer.Typer(no_args_is_help=True, help="On-chain governance (OpenZeppelin Governor ABI).")
 console = Console(highlight=False, soft_wrap=True)

@@ -108,8 +108,8 @@ def demo(
     port: int = typer.Option(0, "--port", help="RPC port (default: 8545, or a free one)."),
 ) -> None:
     """Walk through the network on a fresh devnet, printing every command and its output."""
-    from veil.chain.devnet import free_port
-    from veil.demo import run_demo
+    from veil.devnet.anvil import free_port
+    from veil.devnet.demo import run_demo
 
     def run(args: Sequence[str]) -> None:
         code = app(list(args), standalone_mode=False)

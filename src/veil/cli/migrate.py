@@ -19,9 +19,9 @@ from rich.table import Table
 from veil.atomic import write_json
 from veil.attestation.api import BindingRequest
 from veil.chain import deployment as deployments
-from veil.chain.accounts import resolve_signer
 from veil.chain.addresses import parse_address
 from veil.chain.units import amount_json, format_amount, format_with_wei
+from veil.cli.accounts import resolve_signer
 from veil.cli.options import (
     AccountOpt,
     DeploymentOpt,

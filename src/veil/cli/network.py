@@ -2,7 +2,7 @@
 
 The devnet has `veil devnet up`; a real L2 gets this: the operator's key, the published
 migration tree and ledger, the attesters, and an explicit guardian choice in, a
-deployments/<name>.json out. The checks live in `veil.chain.production`.
+deployments/<name>.json out. The checks live in `veil.network.production`.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from veil.chain.accounts import resolve_signer
 from veil.chain.addresses import parse_address
 from veil.chain.client import Chain, connect
-from veil.chain.production import (
+from veil.cli.accounts import resolve_signer
+from veil.cli.options import DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
+from veil.errors import InputError, VeilError
+from veil.network.production import (
     DEFAULT_CLAIM_DAYS,
     deploy_production,
     genesis_problems,
     migration_source,
     production_parameters,
 )
-from veil.cli.options import DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
-from veil.errors import InputError, VeilError
 
 app = typer.Typer(no_args_is_help=True, help="Deploy a production network and check its genesis.")
 console = Console(highlight=False, soft_wrap=True)

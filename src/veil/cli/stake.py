@@ -8,12 +8,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from veil.chain import staking
-from veil.chain.accounts import resolve_address, resolve_signer
 from veil.chain.units import amount_json, format_amount, format_with_wei, parse_amount
+from veil.cli.accounts import resolve_address, resolve_signer
 from veil.cli.options import AccountOpt, DeploymentOpt, JsonOpt, KeystoreOpt, RpcOpt, open_chain
 from veil.cli.output import iso, print_json, print_table, relative, when
 from veil.errors import InputError
+from veil.staking import vault as staking
 
 app = typer.Typer(no_args_is_help=True, help="Stake PHA in the vPHA vault.")
 console = Console(highlight=False, soft_wrap=True)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from veil.chain.accounts import DEVNET_NAMES, devnet_account, resolve_signer
 from veil.chain.addresses import parse_address
 from veil.chain.keystore import keystore_address
 from veil.chain.units import (
@@ -18,8 +17,10 @@ from veil.chain.units import (
     format_amount,
     parse_amount,
 )
+from veil.cli.accounts import resolve_signer
 from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt, open_chain
 from veil.cli.output import iso
+from veil.devnet.accounts import DEVNET_NAMES, devnet_account
 from veil.errors import ChainError, InputError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def balance(
 
     A keystore's address is read without its password.
     """
-    from veil.chain import staking
+    from veil.staking import vault as staking
 
     if address is not None:
         who = _named_or_address(address, "address", allow_zero=True)

@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 
 from veil.attestation.client import AttesterClient, AttesterRefused, AttesterUnavailable
-from veil.chain.accounts import resolve_signer
 from veil.chain.addresses import parse_address
-from veil.chain.compile import REPO_ROOT
+from veil.chain.home import veil_home
 from veil.chain.units import format_amount, parse_amount
+from veil.cli.accounts import resolve_signer
 from veil.cli.options import (
     AccountOpt,
     AtOpt,
@@ -39,7 +39,7 @@ from veil.tee import load_policy
 app = typer.Typer(no_args_is_help=True, help="Run and inspect a compute worker.")
 console = Console(highlight=False, soft_wrap=True)
 
-DEFAULT_STATE = REPO_ROOT / ".veil" / "worker"
+DEFAULT_STATE = veil_home() / "worker"
 StateOpt = typer.Option(DEFAULT_STATE, "--state-dir", help="Worker key and counters.")
 
 
@@ -58,7 +58,7 @@ def provider(
     rpc: str = RpcOpt,
 ) -> None:
     """Register as a compute provider (once); with --stake, stake PHA and post the vPHA."""
-    from veil.chain.staking import deposit
+    from veil.staking.vault import deposit
 
     assets = None if stake is None else parse_amount(stake, what="--stake")
     chain = open_chain(deployment, rpc)

@@ -1,7 +1,7 @@
 """End to end through the real Governor and Timelock: a provider who sees a slash proposal
 cannot take its collateral out before the slash executes.
 
-The system is wired the way `veil.chain.deploy.deploy_network` wires it (Timelock first,
+The system is wired the way `veil.network.deploy.deploy_network` wires it (Timelock first,
 PHA, the vPHA Vault, Governor, ComputeRegistry owned by the timelock, the deployer left
 with no role) with the genesis parameters of `NetworkParameters()`, which
 `check_slash_window` accepts; the guardian is a separate account. Only the Governor's
@@ -28,8 +28,8 @@ from registry_world import (
 )
 
 from veil.chain.compile import CONTRACTS_DIR
-from veil.chain.deploy import NetworkParameters, check_slash_window
 from veil.compute import attestation as att
+from veil.network.deploy import NetworkParameters, check_slash_window
 
 GOVERNOR_SOURCE = CONTRACTS_DIR / "governance" / "Governor.vy"
 TIMELOCK_SOURCE = CONTRACTS_DIR / "governance" / "Timelock.vy"

@@ -25,17 +25,18 @@ from eth_account import Account
 from veil.attestation.api import EVIDENCE_PREFIX
 from veil.attestation.api import HEARTBEATS as HEARTBEATS_PATH
 from veil.attestation.api import REGISTRATIONS as REGISTRATIONS_PATH
-from veil.chain.compile import CONTRACTS_DIR, REPO_ROOT
+from veil.chain.compile import CONTRACTS_DIR
 from veil.compute import attestation, heartbeat
 from veil.compute.attestation import RegistryDomain, WorkerAttestation
 from veil.compute.evidence import EvidenceBundle, worker_report_data
-from veil.compute.genesis import devnet_allowlist, devnet_policy
+from veil.network.genesis import devnet_allowlist, devnet_policy
 from veil.services.attester.service import AttesterConfig, build_server
 from veil.services.attester.store import Store
 from veil.tee import Policy
 from veil.tee.policy import policy_from_dict
 from veil.tee.simulator import AppSpec, simulate
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "tee"
 ATTESTER = Account.from_key(b"\x07" * 32)
 WORKER = Account.from_key(b"\x21" * 32)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from binding_kit import parse_answer, raw_exchange
 
-from veil.chain.devnet import Devnet, free_port
-from veil.compute.genesis import devnet_policy
-from veil.demo import veil_executable
+from veil.devnet.anvil import Devnet, free_port
+from veil.devnet.demo import veil_executable
+from veil.network.genesis import devnet_policy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 

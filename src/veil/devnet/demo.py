@@ -20,14 +20,15 @@ from rich.console import Console
 from rich.rule import Rule
 
 from veil.chain import deployment as deployments
-from veil.chain.client import Chain
-from veil.chain.compile import REPO_ROOT
-from veil.chain.devnet import Devnet, free_port
+from veil.chain.home import deployments_dir, veil_home
+from veil.devnet.anvil import Devnet, free_port
+from veil.devnet.client import DevnetChain
 from veil.errors import VeilError
 from veil.substrate.signature import Scheme
 
-DEMO_HOME = REPO_ROOT / ".veil" / "demo"
-DEMO_DEPLOYMENT = REPO_ROOT / "deployments" / "demo.json"
+# Beside the user's own devnet, never on it: `.veil/demo` and `deployments/demo.json`.
+DEMO_HOME = veil_home() / "demo"
+DEMO_DEPLOYMENT = deployments_dir() / "demo.json"
 
 Runner = Callable[[Sequence[str]], None]
 
@@ -71,9 +72,9 @@ class Walkthrough:
         if done.returncode != 0:
             raise VeilError(f"demo step `veil {shown}` exited with {done.returncode}")
 
-    def chain(self) -> Chain:
+    def chain(self) -> DevnetChain:
         """The demo's chain, for the few values a step reads back (ids, chain time)."""
-        return Chain.open(deployments.load(self.deployment))
+        return DevnetChain.open(deployments.load(self.deployment))
 
     def devnet(self, *args: str) -> None:
         shown = " ".join(shlex.quote(a) for a in args)
@@ -156,14 +157,14 @@ def govern(
 
 
 def _latest_proposal(w: Walkthrough) -> str:
-    from veil.chain import governance
+    from veil.governance import governor as governance
 
     return str(governance.proposals(w.chain())[-1].proposal_id)
 
 
 def _latest_request(w: Walkthrough, name: str) -> str:
-    from veil.chain import staking
-    from veil.chain.accounts import devnet_account
+    from veil.devnet.accounts import devnet_account
+    from veil.staking import vault as staking
 
     requests = staking.open_requests(w.chain(), devnet_account(name).address)
     return str(requests[-1].request_id)
@@ -188,8 +189,7 @@ def run_demo(run: Runner, port: int, console: Console | None = None) -> None:
     console.print()
     console.print(
         "[bold green]demo complete.[/bold green] The chain is kept: "
-        f"`veil devnet up --home {DEMO_HOME.relative_to(REPO_ROOT)} "
-        f"-d {DEMO_DEPLOYMENT.relative_to(REPO_ROOT)}` resumes it."
+        f"`veil devnet up --home {DEMO_HOME} -d {DEMO_DEPLOYMENT}` resumes it."
     )
 
 
@@ -271,7 +271,7 @@ def migration(w: Walkthrough, work: Path, accounts: int, attester_port: int) -> 
 
 def compute(w: Walkthrough, work: Path, attester_port: int) -> None:
     """Issue 4's story: a provider stakes collateral and a (simulated) TDX worker joins."""
-    from veil.chain.accounts import devnet_account
+    from veil.devnet.accounts import devnet_account
 
     work.mkdir(parents=True, exist_ok=True)
     policy = work / "devnet-policy.toml"

@@ -18,7 +18,11 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from veil.chain.client import Chain
-from veil.chain.deploy import (
+from veil.chain.deployment import Deployment
+from veil.errors import ChainError, InputError
+from veil.migration.ledger import load_ledger
+from veil.migration.merkle import load_tree
+from veil.network.deploy import (
     DAY,
     ZERO_ADDRESS,
     MigrationRoot,
@@ -26,10 +30,6 @@ from veil.chain.deploy import (
     Progress,
     deploy_network,
 )
-from veil.chain.deployment import Deployment
-from veil.errors import ChainError, InputError
-from veil.migration.ledger import load_ledger
-from veil.migration.merkle import load_tree
 
 # PHA.vy's CAP (1 B PHA in wei): a root committing more could never be claimed in full.
 PHA_CAP_WEI = 10**27
@@ -120,8 +120,8 @@ def check_production(
     params: NetworkParameters, deployer: str, guardian: str | None, claim_days: int
 ) -> None:
     """Refuse what would leave the network unable to start or with a privileged deployer."""
-    if params.demo_accounts or params.reward_reserve_pha:
-        raise InputError("production deploy: funds nobody (no demo accounts, no reserve)")
+    if params.reward_reserve_pha:
+        raise InputError("production deploy: funds nobody (no reward reserve at genesis)")
     if not params.attesters:
         raise InputError("production deploy: no --attester; without one no claim can pass")
     if len(set(params.attesters)) != len(params.attesters):

@@ -2,9 +2,10 @@
 
 The order matters: the timelock comes first because it is the treasury and the owner of
 everything; the deployer keeps temporary powers (timelock admin, PHA minter, Migrator
-owner) only long enough to wire the system, commit the migration root and fund the
-devnet's demo accounts, then renounces them, so the finished deployment has exactly one
-master: governance.
+owner) only long enough to wire the system, commit the migration root and fund the reward
+reserve, then renounces them, so the finished deployment has exactly one master:
+governance. This path funds no account: the devnet mints its demo balances through the
+`genesis_mints` hook, from `veil.devnet`, which the library never imports.
 
 The root must be committed before the handover on a network without demo accounts:
 governance votes with vPHA, vPHA exists only once holders claim, and claims need a root.
@@ -49,8 +50,6 @@ class NetworkParameters:
     reward_reserve_pha: int = 10_000_000
     max_open_requests: int = 16
     treasury_share_bps: int = 1_000
-    demo_balance_pha: int = 1_000_000
-    demo_accounts: dict[str, str] = field(default_factory=dict)
     attesters: list[str] = field(default_factory=list)
     attester_threshold: int = 1
     os_images: list[bytes] = field(default_factory=list)
@@ -96,23 +95,6 @@ def check_slash_window(params: NetworkParameters) -> None:
         )
 
 
-# 0.0014 PHA a second is 44,150 PHA a year: on the demo's 370,000 staked PHA that is about
-# 11.9% a year, 10.7% to stakers after the treasury's 10% (the demo then raises it to 0.0018).
-DEVNET_REWARD_RATE = WEI_PER_PHA * 14 // 10_000
-
-
-def devnet_parameters(demo_accounts: dict[str, str], attesters: list[str]) -> NetworkParameters:
-    """Short governance timings so the demo's time travel stays small; a realistic yield."""
-    return NetworkParameters(
-        timelock_delay=DAY,
-        voting_delay=3_600,
-        voting_period=3 * DAY,
-        reward_rate=DEVNET_REWARD_RATE,
-        demo_accounts=demo_accounts,
-        attesters=attesters,
-    )
-
-
 @dataclass(frozen=True)
 class MigrationRoot:
     """What the Migrator commits to: the tree's root, its exact totals and the deadline.
@@ -140,6 +122,25 @@ class MigrationRoot:
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class GenesisMinter:
+    """The deployment in progress, handed to a `genesis_mints` hook while the deployer may
+    still mint PHA (and before any power is handed to the timelock)."""
+
+    chain: Chain
+    deployer: LocalAccount
+    deployment: Deployment
+    progress: Progress
+
+    def mint(self, to: str, amount: int, label: str) -> None:
+        """Mint `amount` wei of PHA to `to` as the (still) minting deployer."""
+        call = self.chain.contract("PHA").functions.mint(to, amount)
+        self.chain.send(self.deployer, call, label)
+
+
+GenesisMints = Callable[[GenesisMinter], None]
+
+
 def deploy_network(
     chain: Chain,
     deployer: LocalAccount,
@@ -149,20 +150,22 @@ def deploy_network(
     *,
     guardian: str | None = None,
     migration: MigrationRoot | None = None,
+    genesis_mints: GenesisMints | None = None,
     progress: Progress = lambda _msg: None,
 ) -> Deployment:
-    """Deploy all contracts, wire roles, fund demo accounts, and renounce the deployer.
+    """Deploy all contracts, wire roles, fund the reward reserve, and renounce the deployer.
 
     `guardian` may pause claims; None deploys the Migrator without one (never the
     deployer by default: its key should hold nothing once governance owns the network).
     `migration`, when given, is committed before the handover so claims open at once.
+    `genesis_mints`, when given, runs while the deployer may still mint (the devnet funds
+    its demo accounts there); a production deploy passes none.
     """
     check_slash_window(params)
     deployment = Deployment(
         network=network,
         chain_id=chain.w3.eth.chain_id,
         rpc_url=rpc_url,
-        accounts=dict(params.demo_accounts),
         parameters=_public_parameters(params),
     )
     deployment.parameters["migrator_guardian"] = guardian or ZERO_ADDRESS
@@ -241,11 +244,10 @@ def deploy_network(
     if params.registry_guardian:
         send("ComputeRegistry", "setGuardian", params.registry_guardian)
 
-    if params.demo_accounts or params.reward_reserve_pha:
+    if genesis_mints is not None or params.reward_reserve_pha:
         send("PHA", "setMinter", me, True)
-        for name, address in params.demo_accounts.items():
-            send("PHA", "mint", address, params.demo_balance_pha * WEI_PER_PHA)
-            progress(f"funded {name} with {params.demo_balance_pha:,} PHA")
+        if genesis_mints is not None:
+            genesis_mints(GenesisMinter(chain, deployer, deployment, progress))
         if params.reward_reserve_pha:
             reserve = params.reward_reserve_pha * WEI_PER_PHA
             send("PHA", "mint", me, reserve)
@@ -271,8 +273,6 @@ def _public_parameters(params: NetworkParameters) -> dict[str, object]:
     """What the deployment file records of the genesis parameters (JSON-safe)."""
     out: dict[str, object] = {}
     for key, value in asdict(params).items():
-        if key == "demo_accounts":
-            continue
         if isinstance(value, list):
             value = [v.hex() if isinstance(v, bytes) else v for v in value]
         out[key] = value

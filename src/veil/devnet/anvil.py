@@ -30,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from veil import atomic
-from veil.chain.accounts import DEVNET_MNEMONIC
-from veil.chain.compile import REPO_ROOT
+from veil.chain.home import veil_home
+from veil.devnet.accounts import DEVNET_MNEMONIC
 from veil.errors import VeilError
 
 DEVNET_CHAIN_ID = 73217  # not a public chain's id (checked against chainlist)
 # A second devnet (tests, the docs test, a scratch chain) needs no flag on every command:
-# VEIL_DEVNET_HOME and VEIL_DEVNET_PORT move the defaults of `--home` and `--port`.
-DEFAULT_HOME = Path(os.environ.get("VEIL_DEVNET_HOME") or REPO_ROOT / ".veil" / "devnet")
+# VEIL_DEVNET_HOME and VEIL_DEVNET_PORT move the defaults of `--home` and `--port`; the home
+# is otherwise `$VEIL_HOME/devnet` (`.veil/devnet` in the working directory).
+DEFAULT_HOME = Path(os.environ.get("VEIL_DEVNET_HOME") or veil_home() / "devnet")
 _PORT_TEXT = os.environ.get("VEIL_DEVNET_PORT", "").strip()
 DEFAULT_PORT = int(_PORT_TEXT) if _PORT_TEXT.isdigit() else 8545
 STATE_INTERVAL_SECONDS = 2
@@ -66,15 +67,30 @@ class DevnetProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
+ANVIL_ENV = "VEIL_ANVIL"
+LOCAL_ANVIL = Path("node_modules") / ".bin" / "anvil"
+
+
 def anvil_binary() -> Path:
-    """anvil pinned in package.json (node_modules/.bin), else one on PATH."""
-    local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
-    if local.exists():
-        return local
+    """$VEIL_ANVIL, else the project's pinned anvil (./node_modules/.bin), else one on PATH.
+
+    The project's own comes before PATH as with `npx`: the repository pins the version
+    whose optimism mode and state files the devnet was written against.
+    """
+    explicit = os.environ.get(ANVIL_ENV)
+    if explicit:
+        if not Path(explicit).is_file():
+            raise DevnetError(f"${ANVIL_ENV} {explicit}: no such file")
+        return Path(explicit)
+    if LOCAL_ANVIL.is_file():
+        return LOCAL_ANVIL.absolute()
     found = shutil.which("anvil")
     if found:
         return Path(found)
-    raise DevnetError("anvil not found: run `make setup` (installs @foundry-rs/anvil from npm)")
+    raise DevnetError(
+        "anvil not found (not in ./node_modules/.bin nor on PATH): install it with "
+        "`npm install @foundry-rs/anvil` (`make setup` in the repository) or set $VEIL_ANVIL"
+    )
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,0 +1,1 @@
+"""veil.staking: the Vault (vPHA) as a holder uses it; a domain over `veil.chain`."""
