@@ -36,7 +36,7 @@ from veil.tee import Policy
 from veil.tee.policy import policy_from_dict
 from veil.tee.simulator import AppSpec, simulate
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "tee"
 ATTESTER = Account.from_key(b"\x07" * 32)
 WORKER = Account.from_key(b"\x21" * 32)
