@@ -1,0 +1,400 @@
+"""Stateful property test of the Market's money, on the real PHA token.
+
+Random sequences of deposits, withdrawals, lease openings, top-ups, settlements, provider
+withdrawals over several leases, fee collections, closes (by customer, provider or a
+stranger), fee and price changes and time jumps run against the contract and against a
+Python model that settles every lease eagerly at every step. The contract settles only
+when the random `settle`/`withdraw`/`close`/`top_up` steps happen to touch a lease, so the
+two settle at different moments and in different orders. After every step:
+
+- escrow: PHA held by the market == lease balances + provider earnings not withdrawn (net
+  and fee) + fees not collected + customers' free balances;
+- provider bound: what a provider has received or can withdraw never exceeds rate x paid
+  seconds of its leases, and paid seconds never exceed the seconds a lease was billing;
+- no loss: a customer's wallet + free balance + unspent lease balances == everything it
+  was given minus rate x paid seconds of its leases;
+- order: every lease's settled balance, billing clock, status, runway and state, every
+  provider's earnings and the treasury's fees equal the eagerly settled model's;
+- a call reverts exactly when the model says it must.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import boa
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from market_kit import (
+    CPU,
+    CPU_RATE,
+    DAY,
+    H100,
+    H100_RATE,
+    MARKET_SOURCE,
+    PHA,
+    PHA_SOURCE,
+    STATE_CLOSED,
+    STATE_PAUSED,
+    STATE_RUNNING,
+    STATUS_BILLING,
+    STATUS_CLOSED,
+    STATUS_STOPPED,
+    deployment_id,
+    make_market,
+)
+
+GRACE = 2 * DAY
+START = 50 * PHA
+AMOUNTS = st.one_of(
+    st.integers(min_value=0, max_value=3 * PHA),
+    st.sampled_from([PHA // 6, PHA // 2 + 12_345, 301 * H100_RATE, 300 * H100_RATE]),
+)
+JUMPS = st.one_of(
+    st.sampled_from([1, 60, 299, 300, 301, 1_799, 1_800, 3_600, DAY, GRACE + 1]),
+    st.integers(min_value=1, max_value=3 * DAY),
+)
+
+_deployers: dict[str, object] = {}
+
+
+def _deployer(source: object) -> object:
+    key = str(source)
+    if key not in _deployers:
+        _deployers[key] = boa.load_partial(key)
+    return _deployers[key]
+
+
+@dataclass
+class LeaseModel:
+    customer: str
+    provider: str
+    rate: int
+    fee_rate: int
+    window: int
+    balance: int
+    last: int
+    opened: int
+    status: int = STATUS_BILLING
+    billed: int = 0  # seconds paid so far
+    billing_seconds: int = 0  # wall-clock seconds spent billing (an upper bound)
+
+    def settle(self, now: int) -> None:
+        if self.status != STATUS_BILLING or now == self.last:
+            return
+        elapsed = now - self.last
+        affordable = self.balance // self.rate
+        seconds = min(elapsed, affordable)
+        self.balance -= seconds * self.rate
+        self.billed += seconds
+        self.billing_seconds += elapsed if elapsed < affordable else seconds
+        self.last += seconds
+        if seconds == affordable:
+            self.status = STATUS_STOPPED
+            event("billing stopped")
+
+    def pauses_at(self) -> int:
+        if self.status == STATUS_STOPPED:
+            return self.last - self.window
+        return self.last + self.balance // self.rate - self.window
+
+    def runway(self, now: int) -> int:
+        if self.status == STATUS_CLOSED:
+            return 0
+        return max(0, self.pauses_at() - now)
+
+
+class MarketMachine(RuleBasedStateMachine):
+    @initialize()
+    def deploy(self) -> None:
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        self.m = make_market(_deployer(MARKET_SOURCE), _deployer(PHA_SOURCE))
+        self.market, self.pha = self.m.market, self.m.pha
+        with boa.env.prank(self.m.owner):
+            self.market.setGracePeriod(GRACE)
+        self.customers = [a.address for a in self.m.customers[:3]]
+        self.providers = self.m.providers[:2]
+        self.stranger = boa.env.generate_address("stranger")
+        self.given = dict.fromkeys(self.customers, START)
+        for c in self.customers:
+            self.pha.mint(c, START)
+            with boa.env.prank(c):
+                self.pha.approve(self.market.address, 2**256 - 1)
+        self.free = dict.fromkeys(self.customers, 0)
+        self.leases: dict[int, LeaseModel] = {}
+        self.fee_bps = self.market.feeBps()
+        self.prices = {H100: H100_RATE, CPU: CPU_RATE}
+        self.window = self.market.shutdownWindow()
+        self.names = 0
+
+    def teardown(self) -> None:
+        if hasattr(self, "_anchor"):
+            self._anchor.__exit__(None, None, None)
+
+    # --- helpers -------------------------------------------------------------------
+
+    def now(self) -> int:
+        return self.m.now()
+
+    def settle_model(self) -> None:
+        for lease in self.leases.values():
+            lease.settle(self.now())
+
+    def pick(self, data: st.DataObject) -> int | None:
+        if not self.leases:
+            return None
+        return data.draw(st.sampled_from(sorted(self.leases)))
+
+    # --- rules ---------------------------------------------------------------------
+
+    @rule(c=st.integers(0, 2), amount=AMOUNTS)
+    def deposit(self, c: int, amount: int) -> None:
+        who = self.customers[c]
+        amount = min(amount, self.pha.balanceOf(who))
+        with boa.env.prank(who):
+            if amount == 0:
+                with boa.reverts("market: zero amount"):
+                    self.market.deposit(0)
+                return
+            self.market.deposit(amount)
+        self.free[who] += amount
+
+    @rule(c=st.integers(0, 2), amount=AMOUNTS)
+    def withdraw(self, c: int, amount: int) -> None:
+        who = self.customers[c]
+        with boa.env.prank(who):
+            if amount == 0:
+                with boa.reverts("market: zero amount"):
+                    self.market.withdraw(0)
+            elif amount > self.free[who]:
+                with boa.reverts("market: amount exceeds free balance"):
+                    self.market.withdraw(amount)
+            else:
+                self.market.withdraw(amount)
+                self.free[who] -= amount
+
+    def top_free_up(self, who: str, amount: int) -> None:
+        """A customer about to spend more than its free balance usually deposits first."""
+        missing = min(amount - self.free[who], self.pha.balanceOf(who))
+        if missing > 0:
+            with boa.env.prank(who):
+                self.market.deposit(missing)
+            self.free[who] += missing
+
+    @rule(
+        c=st.integers(0, 2),
+        p=st.integers(0, 1),
+        cpu=st.booleans(),
+        amount=AMOUNTS,
+        fund=st.booleans(),
+    )
+    def open(self, c: int, p: int, cpu: bool, amount: int, fund: bool) -> None:
+        who, provider = self.customers[c], self.providers[p]
+        if fund:
+            self.top_free_up(who, amount)
+        instance = CPU if cpu else H100
+        rate = self.prices[instance]
+        self.names += 1
+        args = (provider, deployment_id(f"d{self.names}"), instance, amount, rate)
+        with boa.env.prank(who):
+            if amount // rate <= self.window:
+                with boa.reverts("market: funding does not cover the shutdown window"):
+                    self.market.openLease(*args)
+                return
+            if amount > self.free[who]:
+                with boa.reverts("market: amount exceeds free balance"):
+                    self.market.openLease(*args)
+                return
+            lease_id = self.market.openLease(*args)
+        self.free[who] -= amount
+        fee_rate = rate * self.fee_bps // 10_000
+        self.leases[lease_id] = LeaseModel(
+            who, provider, rate, fee_rate, self.window, amount, self.now(), self.now()
+        )
+
+    @rule(data=st.data(), amount=AMOUNTS, fund=st.booleans())
+    def top_up(self, data: st.DataObject, amount: int, fund: bool) -> None:
+        lease_id = self.pick(data)
+        if lease_id is None:
+            return
+        lease = self.leases[lease_id]
+        who = lease.customer
+        if fund:
+            self.top_free_up(who, amount)
+        with boa.env.prank(who):
+            if amount > self.free[who]:
+                with boa.reverts("market: amount exceeds free balance"):
+                    self.market.topUp(lease_id, amount)
+                return
+            if amount == 0:
+                with boa.reverts("market: zero amount"):
+                    self.market.topUp(lease_id, 0)
+                return
+            if lease.status == STATUS_CLOSED:
+                with boa.reverts("market: lease is closed"):
+                    self.market.topUp(lease_id, amount)
+                return
+            paused = lease.runway(self.now()) == 0
+            after = LeaseModel(**vars(lease))
+            after.balance += amount
+            if after.status == STATUS_STOPPED:
+                after.status, after.last = STATUS_BILLING, self.now()
+            if paused and after.runway(self.now()) == 0:
+                event("top-up too small to resume")
+                with boa.reverts("market: top-up too small to resume"):
+                    self.market.topUp(lease_id, amount)
+                return
+            self.market.topUp(lease_id, amount)
+        event("top-up resumed a paused lease" if paused else "top-up of a running lease")
+        self.free[who] -= amount
+        self.leases[lease_id] = after
+
+    @rule(data=st.data())
+    def settle(self, data: st.DataObject) -> None:
+        lease_id = self.pick(data)
+        if lease_id is not None:
+            self.market.settle(lease_id)
+
+    @rule(p=st.integers(0, 1), data=st.data())
+    def withdraw_earnings(self, p: int, data: st.DataObject) -> None:
+        provider = self.providers[p]
+        own = sorted(i for i, lease in self.leases.items() if lease.provider == provider)
+        chosen = data.draw(st.lists(st.sampled_from(own), unique=True)) if own else []
+        with boa.env.prank(provider):
+            self.market.withdrawEarnings(chosen)
+
+    @rule(data=st.data())
+    def withdraw_foreign_lease_refused(self, data: st.DataObject) -> None:
+        lease_id = self.pick(data)
+        if lease_id is None:
+            return
+        other = next(p for p in self.providers if p != self.leases[lease_id].provider)
+        with boa.env.prank(other), boa.reverts("market: lease of another provider"):
+            self.market.withdrawEarnings([lease_id])
+
+    @rule(which=st.sets(st.integers(0, 1)))
+    def collect_fees(self, which: set[int]) -> None:
+        self.market.collectFees([self.providers[i] for i in sorted(which)])
+
+    @rule(data=st.data(), closer=st.sampled_from(["customer", "provider", "stranger"]))
+    def close(self, data: st.DataObject, closer: str) -> None:
+        lease_id = self.pick(data)
+        if lease_id is None:
+            return
+        lease = self.leases[lease_id]
+        who = {"customer": lease.customer, "provider": lease.provider}.get(closer, self.stranger)
+        with boa.env.prank(who):
+            if lease.status == STATUS_CLOSED:
+                with boa.reverts("market: lease is closed"):
+                    self.market.closeLease(lease_id)
+                return
+            if closer == "stranger" and self.now() < lease.pauses_at() + GRACE:
+                event("stranger close before grace refused")
+                with boa.reverts("market: grace period not over"):
+                    self.market.closeLease(lease_id)
+                return
+            self.market.closeLease(lease_id)
+        event(f"closed by {closer} ({'paused' if lease.runway(self.now()) == 0 else 'running'})")
+        lease.status = STATUS_CLOSED
+        lease.balance = 0  # refunded to the customer's wallet
+
+    @rule(bps=st.sampled_from([0, 1, 250, 777, 2_000]), h100=st.integers(1, 3 * H100_RATE))
+    def governance(self, bps: int, h100: int) -> None:
+        with boa.env.prank(self.m.owner):
+            self.market.setFeeBps(bps)
+            self.market.setPrice(H100, h100)
+        self.fee_bps, self.prices[H100] = bps, h100
+
+    @rule(seconds=JUMPS)
+    def time_passes(self, seconds: int) -> None:
+        boa.env.time_travel(seconds=seconds)
+        self.settle_model()
+
+    # --- invariants ----------------------------------------------------------------
+
+    @invariant()
+    def escrow_is_conserved(self) -> None:
+        if not hasattr(self, "m"):
+            return
+        held = self.pha.balanceOf(self.market.address)
+        assert held == self.m.escrow_liabilities(self.providers, self.customers)
+
+    @invariant()
+    def leases_match_the_eager_model(self) -> None:
+        if not hasattr(self, "m"):
+            return
+        now = self.now()
+        for lease_id, model in self.leases.items():
+            model.settle(now)
+            got = self.market.settledLease(lease_id)
+            assert (got.balance, got.status) == (model.balance, model.status), lease_id
+            if model.status != STATUS_CLOSED:
+                assert got.lastSettled == model.last
+            runway = model.runway(now)
+            assert self.market.runway(lease_id) == runway
+            expected = (
+                STATE_CLOSED
+                if model.status == STATUS_CLOSED
+                else STATE_RUNNING
+                if runway
+                else STATE_PAUSED
+            )
+            assert self.market.state(lease_id) == expected
+            assert model.billed <= model.billing_seconds <= now - model.opened
+
+    def _pending(self, lease_id: int) -> tuple[int, int]:
+        """(net, fee) that a settlement now would credit, read from the contract."""
+        stored, settled = self.market.lease(lease_id), self.market.settledLease(lease_id)
+        seconds = (stored.balance - settled.balance) // stored.rate
+        return seconds * (stored.rate - stored.feeRate), seconds * stored.feeRate
+
+    @invariant()
+    def providers_get_exactly_rate_times_paid_seconds(self) -> None:
+        if not hasattr(self, "m"):
+            return
+        fees_due = 0
+        fees_held = self.pha.balanceOf(self.m.treasury) + self.market.feesAccrued()
+        for provider in self.providers:
+            net_due = 0
+            net, fee = self.market.earningsOf(provider)
+            received = self.pha.balanceOf(provider) + net
+            fees_held += fee
+            for lease_id, model in self.leases.items():
+                if model.provider != provider:
+                    continue
+                net_due += model.billed * (model.rate - model.fee_rate)
+                fees_due += model.billed * model.fee_rate
+                pending_net, pending_fee = self._pending(lease_id)
+                received += pending_net
+                fees_held += pending_fee
+            assert received == net_due
+            assert self.pha.balanceOf(provider) <= net_due
+        assert fees_held == fees_due
+
+    @invariant()
+    def customers_never_lose_unspent_funds(self) -> None:
+        if not hasattr(self, "m"):
+            return
+        for who in self.customers:
+            spent = sum(
+                lease.billed * lease.rate for lease in self.leases.values() if lease.customer == who
+            )
+            unspent = sum(
+                self.market.settledLease(i).balance
+                for i, lease in self.leases.items()
+                if lease.customer == who
+            )
+            assert self.market.freeBalance(who) == self.free[who]
+            total = self.pha.balanceOf(who) + self.free[who] + unspent
+            assert total == self.given[who] - spent
+
+
+TestMarketMoney = MarketMachine.TestCase
+TestMarketMoney.settings = settings(
+    max_examples=40,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
