@@ -11,7 +11,7 @@ import boa
 from eth_utils import keccak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "governance"))
-from governance_kit import (  # noqa: E402
+from governance_kit import (
     DEFAULT_ADMIN_ROLE,
     FOR,
     MIN_DELAY,
@@ -20,7 +20,7 @@ from governance_kit import (  # noqa: E402
     VOTING_PERIOD,
     deploy_governed,
 )
-from market_kit import CPU, DAY, H100, H100_RATE, MARKET_SOURCE, PHA  # noqa: E402
+from market_kit import CPU, DAY, H100, H100_RATE, MARKET_SOURCE, PHA
 
 
 def test_stakers_change_market_parameters_through_the_timelock() -> None:
