@@ -162,10 +162,12 @@ class Market:
         signed = sign_typed(key, domain_of(self.pha), PERMIT_TYPES, message)
         return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
 
-    def escrow_liabilities(self, providers: list[str], customers: list[str]) -> int:
+    def escrow_liabilities(
+        self, leases_ids: list[int], providers: list[str], customers: list[str]
+    ) -> int:
         """What the market owes, from its own storage: lease balances + provider
         earnings (net and fee) + fees accrued + free balances."""
-        leases = sum(self.market.lease(i).balance for i in range(1, self.market.leaseCount() + 1))
+        leases = sum(self.market.lease(i).balance for i in leases_ids)
         earnings = sum(sum(self.market.earningsOf(p)) for p in providers)
         free = sum(self.market.freeBalance(c) for c in customers)
         return leases + earnings + self.market.feesAccrued() + free

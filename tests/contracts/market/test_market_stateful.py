@@ -319,7 +319,7 @@ class MarketMachine(RuleBasedStateMachine):
         if not hasattr(self, "m"):
             return
         held = self.pha.balanceOf(self.market.address)
-        assert held == self.m.escrow_liabilities(self.providers, self.customers)
+        assert held == self.m.escrow_liabilities(list(self.leases), self.providers, self.customers)
 
     @invariant()
     def leases_match_the_eager_model(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import boa
 import pytest
+from eth_abi import encode
+from eth_utils import keccak
 from market_kit import (
     CPU,
     CPU_RATE,
@@ -139,14 +141,16 @@ def test_open_by_own_transaction(m: Market) -> None:
     m.deposit(alice, 3 * PHA)
     with boa.env.prank(alice):
         lease_id = m.market.openLease(bob, deployment_id("web"), H100, 2 * PHA, H100_RATE)
-    assert lease_id == 1
+    assert lease_id == m.market.leaseId(alice, deployment_id("web"))
+    assert lease_id == int.from_bytes(
+        keccak(encode(["address", "bytes32"], [alice, deployment_id("web")]))
+    )
     lease = m.market.lease(lease_id)
     assert (lease.customer, lease.provider) == (alice, bob)
     assert (lease.rate, lease.feeRate) == (H100_RATE, FEE_RATE)
     assert (lease.balance, lease.lastSettled) == (2 * PHA, m.now())
     assert (lease.window, lease.status) == (DEFAULT_WINDOW, STATUS_BILLING)
     assert m.market.freeBalance(alice) == PHA
-    assert m.market.leaseOf(alice, deployment_id("web")) == lease_id
     assert m.market.state(lease_id) == STATE_RUNNING
     assert m.market.runway(lease_id) == 2 * ONE_PHA_SECONDS - DEFAULT_WINDOW
     assert m.market.pausesAt(lease_id) == m.now() + 2 * ONE_PHA_SECONDS - DEFAULT_WINDOW

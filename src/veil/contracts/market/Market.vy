@@ -34,6 +34,8 @@
      provider's earnings; every other function moves PHA across the contract boundary by
      exactly the amount it credits or debits.
 
+     A lease's id is keccak256(customer, deployment), so one deployment has one lease ever
+     (which also makes an `OpenLease` signature single-use) and opening writes no index.
      Storage per lease is three packed slots, so that opening, settling and a provider's
      batch withdrawal stay cheap: head = customer | lastSettled << 160 | status << 208 |
      window << 216; parties = provider | feeRate << 160; money = balance | rate << 128.
@@ -196,8 +198,6 @@ priceOf: public(HashMap[bytes32, uint256])
 
 freeBalance: public(HashMap[address, uint256])
 autoTopUpOf: public(HashMap[address, AutoTopUp])
-leaseOf: public(HashMap[address, HashMap[bytes32, uint256]])
-leaseCount: public(uint256)
 feesAccrued: public(uint256)
 
 _heads: HashMap[uint256, uint256]
@@ -300,7 +300,8 @@ def openLease(
     @notice Open the caller's lease for `deployment` on `provider`, funded with `amount`
             from its free balance, at the current price of `instance_type`.
     @param provider Who is paid.
-    @param deployment The deployment's id; one lease per customer and deployment, ever.
+    @param deployment The deployment's id; one lease per customer and deployment, ever
+           (the lease id is `leaseId(customer, deployment)`).
     @param instance_type The price-list entry.
     @param amount The initial funding; must buy more seconds than the shutdown window.
     @param max_rate The highest rate (wei/s) the customer accepts.
@@ -646,6 +647,19 @@ def earningsOf(provider: address) -> (uint256, uint256):
     return packed & _MASK128, packed >> 128
 
 
+@pure
+@external
+def leaseId(customer: address, deployment: bytes32) -> uint256:
+    """
+    @notice The id of `customer`'s lease for `deployment` (whether opened or not): a
+            control plane finds a deployment's lease without an index.
+    @param customer The customer.
+    @param deployment The deployment's id.
+    @return uint256 keccak256(abi.encode(customer, deployment)) as a number.
+    """
+    return self._lease_id(customer, deployment)
+
+
 @view
 @external
 def openDigest(
@@ -687,14 +701,13 @@ def _open(
     rate: uint256 = self.priceOf[instance_type]
     assert rate != 0, "market: instance type not offered"
     assert rate <= max_rate, "market: price above max rate"
-    assert self.leaseOf[customer][deployment] == 0, "market: deployment already has a lease"
+    lease_id: uint256 = self._lease_id(customer, deployment)
+    assert self._heads[lease_id] == 0, "market: deployment already has a lease"
     window: uint256 = self.shutdownWindow
     assert amount // rate > window, "market: funding does not cover the shutdown window"
     free: uint256 = self.freeBalance[customer]
     assert free >= amount, "market: amount exceeds free balance"
     self.freeBalance[customer] = unsafe_sub(free, amount)
-    lease_id: uint256 = self.leaseCount + 1
-    self.leaseCount = lease_id
     fee_rate: uint256 = rate * self.feeBps // BPS
     self._heads[lease_id] = (
         convert(customer, uint256)
@@ -704,7 +717,6 @@ def _open(
     )
     self._parties[lease_id] = convert(provider, uint256) | (fee_rate << 160)
     self._money[lease_id] = amount | (rate << 128)
-    self.leaseOf[customer][deployment] = lease_id
     log LeaseOpened(
         lease=lease_id,
         customer=customer,
@@ -831,6 +843,12 @@ def _closable_at(lease_id: uint256) -> uint256:
 @internal
 def _customer(lease_id: uint256) -> address:
     return convert(self._heads[lease_id] & _MASK160, address)
+
+
+@pure
+@internal
+def _lease_id(customer: address, deployment: bytes32) -> uint256:
+    return convert(keccak256(abi_encode(customer, deployment)), uint256)
 
 
 @pure
