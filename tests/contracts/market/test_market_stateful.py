@@ -128,6 +128,11 @@ class MarketMachine(RuleBasedStateMachine):
         self.prices = {H100: H100_RATE, CPU: CPU_RATE}
         self.window = self.market.shutdownWindow()
         self.names = 0
+        # Auto top-up starts on for everyone (threshold, amount, cap); a rule changes it.
+        self.auto = dict.fromkeys(self.customers, (DAY, PHA // 2, 4 * PHA))
+        for c in self.customers:
+            with boa.env.prank(c):
+                self.market.setAutoTopUp(*self.auto[c])
 
     def teardown(self) -> None:
         if hasattr(self, "_anchor"):
@@ -249,6 +254,55 @@ class MarketMachine(RuleBasedStateMachine):
             self.market.topUp(lease_id, amount)
         event("top-up resumed a paused lease" if paused else "top-up of a running lease")
         self.free[who] -= amount
+        self.leases[lease_id] = after
+
+    @rule(
+        c=st.integers(0, 2),
+        threshold=st.sampled_from([0, 600, 3_600, DAY]),
+        amount=AMOUNTS,
+        cap=st.sampled_from([0, PHA // 3, 2 * PHA, 10 * PHA]),
+    )
+    def set_auto_top_up(self, c: int, threshold: int, amount: int, cap: int) -> None:
+        who = self.customers[c]
+        with boa.env.prank(who):
+            self.market.setAutoTopUp(threshold, amount, cap)
+        self.auto[who] = (threshold, amount, cap)
+
+    @rule(data=st.data())
+    def auto_top_up(self, data: st.DataObject) -> None:
+        lease_id = self.pick(data)
+        if lease_id is None:
+            return
+        lease = self.leases[lease_id]
+        who = lease.customer
+        threshold, amount, cap = self.auto[who]
+        pull = min(amount, cap)
+        runway = lease.runway(self.now())
+        after = LeaseModel(**vars(lease))
+        after.balance += pull
+        if after.status == STATUS_STOPPED:
+            after.status, after.last = STATUS_BILLING, self.now()
+        refusal = None
+        if amount == 0:
+            refusal = "market: auto top-up is off"
+        elif runway >= threshold:
+            refusal = "market: runway above the threshold"
+        elif pull == 0:
+            refusal = "market: auto top-up cap used up"
+        elif self.pha.balanceOf(who) < pull:
+            refusal = "PHA: transfer amount exceeds balance"
+        elif lease.status == STATUS_CLOSED:
+            refusal = "market: lease is closed"
+        elif runway == 0 and after.runway(self.now()) == 0:
+            refusal = "market: top-up too small to resume"
+        with boa.env.prank(self.stranger):
+            if refusal is not None:
+                with boa.reverts(refusal):
+                    self.market.autoTopUp(lease_id)
+                return
+            self.market.autoTopUp(lease_id)
+        event("auto top-up")
+        self.auto[who] = (threshold, amount, cap - pull)
         self.leases[lease_id] = after
 
     @rule(data=st.data())
@@ -387,6 +441,7 @@ class MarketMachine(RuleBasedStateMachine):
                 if lease.customer == who
             )
             assert self.market.freeBalance(who) == self.free[who]
+            assert tuple(self.market.autoTopUpOf(who)) == self.auto[who]
             total = self.pha.balanceOf(who) + self.free[who] + unspent
             assert total == self.given[who] - spent
 
@@ -394,7 +449,7 @@ class MarketMachine(RuleBasedStateMachine):
 TestMarketMoney = MarketMachine.TestCase
 TestMarketMoney.settings = settings(
     max_examples=40,
-    stateful_step_count=40,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
