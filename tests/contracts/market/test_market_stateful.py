@@ -252,7 +252,14 @@ class MarketMachine(RuleBasedStateMachine):
                     self.market.topUp(lease_id, amount)
                 return
             self.market.topUp(lease_id, amount)
-        event("top-up resumed a paused lease" if paused else "top-up of a running lease")
+        stopped = lease.status == STATUS_STOPPED
+        event(
+            "top-up resumed a stopped lease"
+            if stopped
+            else "top-up resumed a paused lease"
+            if paused
+            else "top-up of a running lease"
+        )
         self.free[who] -= amount
         self.leases[lease_id] = after
 
@@ -301,7 +308,11 @@ class MarketMachine(RuleBasedStateMachine):
                     self.market.autoTopUp(lease_id)
                 return
             self.market.autoTopUp(lease_id)
-        event("auto top-up")
+        event(
+            "auto top-up resumed a stopped lease"
+            if lease.status == STATUS_STOPPED
+            else "auto top-up"
+        )
         self.auto[who] = (threshold, amount, cap - pull)
         self.leases[lease_id] = after
 
@@ -360,6 +371,22 @@ class MarketMachine(RuleBasedStateMachine):
             self.market.setFeeBps(bps)
             self.market.setPrice(H100, h100)
         self.fee_bps, self.prices[H100] = bps, h100
+
+    @rule(data=st.data(), offset=st.sampled_from([-1, 0, 1, "window-1", "window", "grace"]))
+    def time_passes_to_a_pause(self, data: st.DataObject, offset: int | str) -> None:
+        """Jump to the edges that matter: a lease's pause, the end of its funded time
+        (pause + window) and the end of its grace."""
+        lease_id = self.pick(data)
+        if lease_id is None or self.leases[lease_id].status == STATUS_CLOSED:
+            return
+        lease = self.leases[lease_id]
+        extra = {"window-1": lease.window - 1, "window": lease.window, "grace": GRACE}
+        target = lease.pauses_at() + extra.get(offset, offset)  # type: ignore[call-overload]
+        # A price of a few wei per second puts a pause millions of years away; block
+        # timestamps are 64-bit, so stay far below that.
+        if self.now() < target < 2**40:
+            boa.env.time_travel(seconds=target - self.now())
+            self.settle_model()
 
     @rule(seconds=JUMPS)
     def time_passes(self, seconds: int) -> None:
@@ -443,7 +470,8 @@ class MarketMachine(RuleBasedStateMachine):
             assert self.market.freeBalance(who) == self.free[who]
             assert tuple(self.market.autoTopUpOf(who)) == self.auto[who]
             total = self.pha.balanceOf(who) + self.free[who] + unspent
-            assert total == self.given[who] - spent
+            mine = [(i % 1000, vars(x)) for i, x in self.leases.items() if x.customer == who]
+            assert total == self.given[who] - spent, (who, self.pha.balanceOf(who), mine)
 
 
 TestMarketMoney = MarketMachine.TestCase

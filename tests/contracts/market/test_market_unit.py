@@ -544,3 +544,17 @@ def test_settled_lease_view_matches_a_settlement(m: Market) -> None:
     m.market.settle(lease_id)
     assert projected == m.market.lease(lease_id)
     assert projected.status == STATUS_STOPPED
+
+
+def test_timestamps_beyond_48_bits_keep_the_lease_intact(m: Market) -> None:
+    """The billing clock is packed with the status: a clock past 2**48 s (found by the
+    stateful test with a 1 wei/s price) must not spill into the status bits."""
+    boa.env.time_travel(seconds=2**48 - m.now() + 5)
+    alice, bob = _customer(m), m.providers[0]
+    lease_id = m.open(alice, bob, PHA)
+    lease = m.market.lease(lease_id)
+    assert (lease.lastSettled, lease.status, lease.window) == (m.now(), STATUS_BILLING, 300)
+    boa.env.time_travel(seconds=10)
+    m.market.settle(lease_id)
+    assert m.market.lease(lease_id).lastSettled == m.now()
+    assert m.market.state(lease_id) == STATE_RUNNING

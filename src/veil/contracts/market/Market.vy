@@ -37,8 +37,8 @@
      A lease's id is keccak256(customer, deployment), so one deployment has one lease ever
      (which also makes an `OpenLease` signature single-use) and opening writes no index.
      Storage per lease is three packed slots, so that opening, settling and a provider's
-     batch withdrawal stay cheap: head = customer | lastSettled << 160 | status << 208 |
-     window << 216; parties = provider | feeRate << 160; money = balance | rate << 128.
+     batch withdrawal stay cheap: head = customer | lastSettled << 160 (64 bits, as the
+     block header's timestamp) | status << 224 | window << 232 (24 bits > MAX_WINDOW); parties = provider | feeRate << 160; money = balance | rate << 128.
      A provider's earnings are one slot: net | fee << 128; the fee half moves to
      feesAccrued when the provider withdraws or anyone calls `collectFees`.
 """
@@ -80,7 +80,9 @@ STATE_RUNNING: constant(uint8) = 1
 STATE_PAUSED: constant(uint8) = 2
 STATE_CLOSED: constant(uint8) = 3
 
-_MASK48: constant(uint256) = (1 << 48) - 1
+_MASK64: constant(uint256) = (1 << 64) - 1
+_STATUS_SHIFT: constant(uint256) = 224
+_WINDOW_SHIFT: constant(uint256) = 232
 _MASK128: constant(uint256) = (1 << 128) - 1
 _MASK160: constant(uint256) = (1 << 160) - 1
 
@@ -422,7 +424,9 @@ def closeLease(lease_id: uint256):
     refund: uint256 = money & _MASK128
     self._money[lease_id] = money & ~_MASK128
     head = self._heads[lease_id]
-    self._heads[lease_id] = (head & ~(255 << 208)) | (convert(STATUS_CLOSED, uint256) << 208)
+    self._heads[lease_id] = (head & ~(255 << _STATUS_SHIFT)) | (
+        convert(STATUS_CLOSED, uint256) << _STATUS_SHIFT
+    )
     if refund != 0:
         extcall pha.transfer(customer, refund)
     log LeaseClosed(lease=lease_id, refund=refund, closer=msg.sender)
@@ -712,8 +716,8 @@ def _open(
     self._heads[lease_id] = (
         convert(customer, uint256)
         | (block.timestamp << 160)
-        | (convert(STATUS_BILLING, uint256) << 208)
-        | (window << 216)
+        | (convert(STATUS_BILLING, uint256) << _STATUS_SHIFT)
+        | (window << _WINDOW_SHIFT)
     )
     self._parties[lease_id] = convert(provider, uint256) | (fee_rate << 160)
     self._money[lease_id] = amount | (rate << 128)
@@ -746,9 +750,9 @@ def _credit(lease_id: uint256, amount: uint256):
     self._money[lease_id] = money + amount
     if status == STATUS_STOPPED:
         # Billing restarts now: the stopped time is not billed.
-        head = (head & ~((_MASK48 << 160) | (255 << 208))) | (
+        head = (head & ~((_MASK64 << 160) | (255 << _STATUS_SHIFT))) | (
             block.timestamp << 160
-        ) | (convert(STATUS_BILLING, uint256) << 208)
+        ) | (convert(STATUS_BILLING, uint256) << _STATUS_SHIFT)
         self._heads[lease_id] = head
     if was_paused:
         assert self._runway(lease_id) != 0, "market: top-up too small to resume"
@@ -769,8 +773,8 @@ def _settle(lease_id: uint256) -> (address, uint256, uint256):
     self._heads[lease_id] = (
         (head & _MASK160)
         | (p.last << 160)
-        | (convert(p.status, uint256) << 208)
-        | ((head >> 216) << 216)
+        | (convert(p.status, uint256) << _STATUS_SHIFT)
+        | ((head >> _WINDOW_SHIFT) << _WINDOW_SHIFT)
     )
     self._money[lease_id] = (money & ~_MASK128) | p.balance
     cost: uint256 = p.billed * (money >> 128)
@@ -785,7 +789,7 @@ def _settle(lease_id: uint256) -> (address, uint256, uint256):
 @internal
 def _project(head: uint256, money: uint256) -> Projection:
     status: uint8 = self._status(head)
-    last: uint256 = (head >> 160) & _MASK48
+    last: uint256 = (head >> 160) & _MASK64
     balance: uint256 = money & _MASK128
     if status != STATUS_BILLING:
         return Projection(status=status, last=last, balance=balance, billed=0)
@@ -811,8 +815,8 @@ def _pauses_at(lease_id: uint256) -> uint256:
     status: uint8 = self._status(head)
     if status != STATUS_BILLING and status != STATUS_STOPPED:
         return 0
-    last: uint256 = (head >> 160) & _MASK48
-    window: uint256 = head >> 216
+    last: uint256 = (head >> 160) & _MASK64
+    window: uint256 = head >> _WINDOW_SHIFT
     if status == STATUS_STOPPED:
         return last - window
     money: uint256 = self._money[lease_id]
@@ -854,7 +858,7 @@ def _lease_id(customer: address, deployment: bytes32) -> uint256:
 @pure
 @internal
 def _status(head: uint256) -> uint8:
-    return convert((head >> 208) & 255, uint8)
+    return convert((head >> _STATUS_SHIFT) & 255, uint8)
 
 
 @view
@@ -867,8 +871,8 @@ def _unpack(lease_id: uint256, head: uint256, money: uint256) -> Lease:
         rate=money >> 128,
         feeRate=parties >> 160,
         balance=money & _MASK128,
-        lastSettled=(head >> 160) & _MASK48,
-        window=head >> 216,
+        lastSettled=(head >> 160) & _MASK64,
+        window=head >> _WINDOW_SHIFT,
         status=self._status(head),
     )
 
