@@ -222,8 +222,42 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(data=st.data(), amount=AMOUNTS, fund=st.booleans())
     def top_up(self, data: st.DataObject, amount: int, fund: bool) -> None:
         lease_id = self.pick(data)
-        if lease_id is None:
-            return
+        if lease_id is not None:
+            self.top_up_lease(lease_id, amount, fund)
+
+    @rule(data=st.data(), slack=st.sampled_from([-1, 0, 1, 7_777, PHA // 10]))
+    def top_up_paused(self, data: st.DataObject, slack: int) -> None:
+        """Top a paused lease up by just enough to resume it (slack 0), one wei less, or
+        a little more: the edge of the resume rule."""
+        now = self.now()
+        paused = sorted(
+            i
+            for i, lease in self.leases.items()
+            if lease.status != STATUS_CLOSED and lease.runway(now) == 0
+        )
+        if not paused:
+            # Let one run dry first: to its pause, into its window, or past its funding.
+            open_ids = sorted(i for i, x in self.leases.items() if x.status != STATUS_CLOSED)
+            if not open_ids:
+                return
+            lease_id = data.draw(st.sampled_from(open_ids))
+            lease = self.leases[lease_id]
+            after = data.draw(st.sampled_from([0, lease.window - 1, lease.window, DAY]))
+            target = lease.pauses_at() + after
+            if target >= 2**40:
+                return
+            boa.env.time_travel(seconds=target - now)
+            self.settle_model()
+            now = self.now()
+            paused = [lease_id]
+        lease_id = data.draw(st.sampled_from(paused))
+        lease = self.leases[lease_id]
+        start = lease.last if lease.status == STATUS_BILLING else now
+        # Funded seconds needed: the end of funding must pass now + window.
+        needed = (now + lease.window + 1 - start) * lease.rate - lease.balance
+        self.top_up_lease(lease_id, max(needed + slack, 1), fund=True)
+
+    def top_up_lease(self, lease_id: int, amount: int, fund: bool) -> None:
         lease = self.leases[lease_id]
         who = lease.customer
         if fund:
