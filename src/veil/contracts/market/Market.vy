@@ -676,7 +676,15 @@ def openDigest(
     deadline: uint256,
 ) -> bytes32:
     """
-    @notice The EIP-712 digest a customer signs for `openLeaseFor`.
+    @notice The EIP-712 digest a customer signs for `openLeaseFor`, so a wallet or
+            control plane can check what it is about to sign against the contract.
+    @param customer The signer.
+    @param provider Who is paid.
+    @param deployment The deployment's id.
+    @param instance_type The price-list entry.
+    @param amount The initial funding.
+    @param max_rate The highest rate (wei/s) the customer accepts.
+    @param deadline Last valid block timestamp of the signature.
     @return bytes32 The digest.
     """
     return self._open_digest(customer, provider, deployment, instance_type, amount, max_rate, deadline)
