@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from boa.contracts.vyper import vyper_contract
+from compiled import compiled
 
 _decode_storage = vyper_contract.StorageVar.get
 
@@ -24,3 +26,15 @@ def _storage_or_placeholder(self: Any, truncate_limit: int | None = None) -> Any
 
 
 vyper_contract.StorageVar.get = _storage_or_placeholder
+
+
+@pytest.fixture(scope="session")
+def pha_deployer() -> Any:
+    """PHA, compiled once for every suite that deploys the real token."""
+    return compiled("PHA")
+
+
+@pytest.fixture(scope="session")
+def vault_deployer() -> Any:
+    """The vPHA vault, compiled once for every suite that deploys it."""
+    return compiled("Vault")

@@ -8,13 +8,14 @@ from typing import Any
 
 import boa
 import pytest
+from compiled import compiled
 
 HOST = Path(__file__).resolve().parent / "TestOnlyAttestedHost.vy"
 
 
 @pytest.fixture(scope="session")
 def host_deployer() -> Any:
-    return boa.load_partial(str(HOST))
+    return compiled(HOST)
 
 
 @pytest.fixture(scope="module")

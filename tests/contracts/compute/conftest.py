@@ -7,17 +7,18 @@ from typing import Any
 
 import boa
 import pytest
+from compiled import compiled
 from registry_world import REGISTRY_SOURCE, SHARE_DECIMALS, TOKEN_SOURCE, World, make_world
 
 
 @pytest.fixture(scope="session")
 def registry_deployer() -> Any:
-    return boa.load_partial(str(REGISTRY_SOURCE))
+    return compiled(REGISTRY_SOURCE)
 
 
 @pytest.fixture(scope="session")
 def token_deployer() -> Any:
-    return boa.load_partial(str(TOKEN_SOURCE))
+    return compiled(TOKEN_SOURCE)
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import boa
 import pytest
+from compiled import compiled
 from eth_utils import keccak
 from registry_world import (
     ATTESTER_KEYS,
@@ -90,12 +91,11 @@ class Network:
 def deploy_like_genesis(params: NetworkParameters) -> Network:
     check_slash_window(params)
     me = boa.env.eoa
-    timelock = boa.load(TIMELOCK_SOURCE, params.timelock_delay, [], [ZERO], me)
-    pha = boa.load(PHA_SOURCE, "0x" + "00" * 20)  # no Migrator here
-    vault = boa.load(VAULT_SOURCE, pha.address, me, timelock.address)
+    timelock = compiled(TIMELOCK_SOURCE).deploy(params.timelock_delay, [], [ZERO], me)
+    pha = compiled(PHA_SOURCE).deploy("0x" + "00" * 20)  # no Migrator here
+    vault = compiled(VAULT_SOURCE).deploy(pha.address, me, timelock.address)
     threshold = params.proposal_threshold_pha * 10 ** vault.decimals()
-    governor = boa.load(
-        GOVERNOR_SOURCE,
+    governor = compiled(GOVERNOR_SOURCE).deploy(
         vault.address,
         timelock.address,
         params.voting_delay,
@@ -103,7 +103,7 @@ def deploy_like_genesis(params: NetworkParameters) -> Network:
         threshold,
         params.quorum_numerator,
     )
-    registry = boa.load(REGISTRY_SOURCE, vault.address, me, timelock.address)
+    registry = compiled(REGISTRY_SOURCE).deploy(vault.address, me, timelock.address)
     guardian = str(boa.env.generate_address("guardian"))
     registry.setAttester(ATTESTER_KEYS[0].address, True)
     registry.setOsImageAllowed(OS_IMAGE, True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import boa
 import pytest
+from compiled import compiled
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -41,15 +42,6 @@ START_BALANCE_VPHA = 20_000
 COOLDOWN = 7 * DAY
 MAX_FREEZES = [DAY, 3 * DAY, 14 * DAY]
 GUARDIAN = "0x" + "6a" * 20
-
-_deployers: dict[str, object] = {}
-
-
-def _deployer(source: object) -> object:
-    key = str(source)
-    if key not in _deployers:
-        _deployers[key] = boa.load_partial(key)
-    return _deployers[key]
 
 
 @dataclass
@@ -102,7 +94,7 @@ class RegistryAccounting(RuleBasedStateMachine):
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
         self.world = make_vault_world(
-            _deployer(REGISTRY_SOURCE), _deployer(PHA_SOURCE), _deployer(VAULT_SOURCE)
+            compiled(REGISTRY_SOURCE), compiled(PHA_SOURCE), compiled(VAULT_SOURCE)
         )
         self.r = self.world.registry
         self.t = self.world.token

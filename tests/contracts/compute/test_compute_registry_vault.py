@@ -10,6 +10,7 @@ from typing import Any
 
 import boa
 import pytest
+from compiled import compiled
 from registry_world import DAY, PHA_SOURCE, VAULT_SOURCE, World, make_vault_world
 
 from veil.compute import attestation as att
@@ -19,7 +20,7 @@ PHA = 10**18
 
 @pytest.fixture(scope="module")
 def stack_deployers() -> tuple[Any, Any]:
-    return boa.load_partial(str(PHA_SOURCE)), boa.load_partial(str(VAULT_SOURCE))
+    return compiled(PHA_SOURCE), compiled(VAULT_SOURCE)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import boa
+from compiled import compiled
 from eth_utils import keccak
 
 from veil.chain.compile import CONTRACTS_DIR
@@ -112,11 +113,10 @@ class System:
 
 def deploy_system() -> System:
     tl_admin = boa.env.generate_address("timelock-admin")
-    token = boa.load(VOTES_DOUBLE)
+    token = compiled(VOTES_DOUBLE).deploy()
     with boa.env.prank(tl_admin):
-        timelock = boa.load(TIMELOCK, MIN_DELAY, [], [ZERO], tl_admin)
-    governor = boa.load(
-        GOVERNOR,
+        timelock = compiled(TIMELOCK).deploy(MIN_DELAY, [], [ZERO], tl_admin)
+    governor = compiled(GOVERNOR).deploy(
         token.address,
         timelock.address,
         VOTING_DELAY,
@@ -127,7 +127,7 @@ def deploy_system() -> System:
     with boa.env.prank(tl_admin):
         timelock.grantRole(PROPOSER_ROLE, governor.address)
         timelock.grantRole(CANCELLER_ROLE, governor.address)
-    target = boa.load(TARGET_DOUBLE, timelock.address)
+    target = compiled(TARGET_DOUBLE).deploy(timelock.address)
     system = System(token, timelock, governor, target, tl_admin)
     for name, amount in (("alice", 400), ("bob", 300), ("carol", 200), ("dave", 100)):
         account = boa.env.generate_address(name)
@@ -145,11 +145,10 @@ def deploy_governed(threshold: int = THRESHOLD) -> tuple[Any, Any, Any, Any]:
     and the owner, so a test funds its stakers before handing over. (pha, timelock, vault,
     governor)."""
     deployer = boa.env.eoa
-    pha = boa.load(PHA_SOURCE, "0x" + "00" * 20)  # no Migrator here
-    timelock = boa.load(TIMELOCK, MIN_DELAY, [], [ZERO], deployer)
-    vault = boa.load(VAULT_SOURCE, pha.address, deployer, timelock.address)
-    governor = boa.load(
-        GOVERNOR,
+    pha = compiled(PHA_SOURCE).deploy("0x" + "00" * 20)  # no Migrator here
+    timelock = compiled(TIMELOCK).deploy(MIN_DELAY, [], [ZERO], deployer)
+    vault = compiled(VAULT_SOURCE).deploy(pha.address, deployer, timelock.address)
+    governor = compiled(GOVERNOR).deploy(
         vault.address,
         timelock.address,
         VOTING_DELAY,

@@ -13,6 +13,7 @@ from typing import Any
 
 import boa
 import pytest
+from compiled import compiled
 from eth_utils import keccak
 from governance_kit import (
     ABSTAIN,
@@ -110,7 +111,7 @@ def test_the_stakes_are_at_real_scale(network: Network) -> None:
 
 def test_the_governors_votes_double_has_vphas_decimals(network: Network) -> None:
     """Unit tests run on a votes double; at 18 decimals it hid the tally overflow."""
-    assert boa.load(VOTES_DOUBLE).decimals() == network.vault.decimals() == 24
+    assert compiled(VOTES_DOUBLE).deploy().decimals() == network.vault.decimals() == 24
 
 
 def test_a_delegate_above_25m_vpha_votes_with_its_full_weight(network: Network) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import boa
 import pytest
+from compiled import compiled
 from eth.exceptions import Revert
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, keccak
@@ -192,7 +193,7 @@ def test_get_votes_and_quorum_read_the_token_at_a_timepoint(system: System) -> N
 
 
 def test_constructor_emits_setting_events(system: System) -> None:
-    gov = boa.load(GOVERNOR, system.token.address, system.timelock.address, 5, 7, 11, 13)
+    gov = compiled(GOVERNOR).deploy(system.token.address, system.timelock.address, 5, 7, 11, 13)
     names = [type(log).__name__ for log in gov.get_logs()]
     assert names == [
         "TimelockChange",
@@ -219,15 +220,15 @@ def CLOCK_MODE() -> String[64]:
 """
     )
     with boa.reverts("Governor: token clock must be mode=timestamp"):
-        boa.load(GOVERNOR, block_clock_token.address, system.timelock.address, 1, 1, 0, 4)
+        compiled(GOVERNOR).deploy(block_clock_token.address, system.timelock.address, 1, 1, 0, 4)
 
 
 def test_constructor_refuses_zero_period_and_quorum_over_100(system: System) -> None:
     with boa.reverts("Governor: voting period must be non-zero"):
-        boa.load(GOVERNOR, system.token.address, system.timelock.address, 1, 0, 0, 4)
+        compiled(GOVERNOR).deploy(system.token.address, system.timelock.address, 1, 0, 0, 4)
     with boa.reverts("Governor: quorum numerator over denominator"):
-        boa.load(GOVERNOR, system.token.address, system.timelock.address, 1, 1, 0, 101)
-    gov = boa.load(GOVERNOR, system.token.address, system.timelock.address, 1, 1, 0, 100)
+        compiled(GOVERNOR).deploy(system.token.address, system.timelock.address, 1, 1, 0, 101)
+    gov = compiled(GOVERNOR).deploy(system.token.address, system.timelock.address, 1, 1, 0, 100)
     assert gov.quorumNumerator() == 100
 
 
@@ -848,7 +849,7 @@ def test_quorum_updates_in_one_second_keep_one_checkpoint(system: System) -> Non
 
 def test_update_timelock(system: System) -> None:
     gov = system.governor
-    new_tl = boa.load(TIMELOCK, MIN_DELAY, [gov.address], [ZERO], ZERO)
+    new_tl = compiled(TIMELOCK).deploy(MIN_DELAY, [gov.address], [ZERO], ZERO)
     system.enact(
         system.self_proposal(gov.updateTimelock.prepare_calldata(new_tl.address), "move timelock")
     )
@@ -858,7 +859,7 @@ def test_update_timelock(system: System) -> None:
     with boa.env.prank(system.timelock.address), boa.reverts("Governor: only governance"):
         gov.updateTimelock(system.timelock.address)
     # The new timelock now executes proposals; a target owned by it changes.
-    target2 = boa.load(TARGET_DOUBLE, new_tl.address)
+    target2 = compiled(TARGET_DOUBLE).deploy(new_tl.address)
     proposal = Proposal(
         [target2.address], [0], [target2.setFee.prepare_calldata(8)], "via the new timelock"
     )

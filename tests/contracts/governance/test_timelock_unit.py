@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import boa
+from compiled import compiled
 from eth_abi import encode
 from eth_utils import keccak
 from governance_kit import (
@@ -38,7 +39,7 @@ def test_roles_after_wiring(system: System) -> None:
 def test_production_wiring_without_admin(system: System) -> None:
     """Deployed with the Governor as proposer and no bootstrap admin: only itself administers."""
     gov = system.governor
-    timelock = boa.load(TIMELOCK, MIN_DELAY, [gov.address], [ZERO], ZERO)
+    timelock = compiled(TIMELOCK).deploy(MIN_DELAY, [gov.address], [ZERO], ZERO)
     assert timelock.hasRole(PROPOSER_ROLE, gov.address)
     assert timelock.hasRole(CANCELLER_ROLE, gov.address)
     assert timelock.hasRole(DEFAULT_ADMIN_ROLE, timelock.address)
@@ -132,7 +133,7 @@ def test_batch_id_events_and_execution(system: System) -> None:
 def test_closed_executor_role_is_enforced(system: System) -> None:
     gov, target = system.governor, system.target
     executor = boa.env.generate_address("executor")
-    timelock = boa.load(TIMELOCK, MIN_DELAY, [gov.address], [executor], ZERO)
+    timelock = compiled(TIMELOCK).deploy(MIN_DELAY, [gov.address], [executor], ZERO)
     call = target.setFee.prepare_calldata(1)
     with boa.env.prank(gov.address):
         timelock.schedule_batch([target.address], [0], [call], NO_PREDECESSOR, NO_SALT, MIN_DELAY)

@@ -7,17 +7,13 @@ from typing import Any
 
 import boa
 import pytest
-from market_kit import MARKET_SOURCE, PHA_SOURCE, Market, make_market
+from compiled import compiled
+from market_kit import MARKET_SOURCE, Market, make_market
 
 
 @pytest.fixture(scope="session")
 def market_deployer() -> Any:
-    return boa.load_partial(str(MARKET_SOURCE))
-
-
-@pytest.fixture(scope="session")
-def pha_deployer() -> Any:
-    return boa.load_partial(str(PHA_SOURCE))
+    return compiled(MARKET_SOURCE)
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boa
+from compiled import ZERO_ADDRESS, compiled
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
@@ -177,10 +178,10 @@ def make_market(market_deployer: Any = None, pha_deployer: Any = None) -> Market
     """Real PHA and the market; the deployer keeps PHA's minter role to fund accounts."""
     owner = boa.env.generate_address("market-owner (timelock)")
     treasury = boa.env.generate_address("treasury")
-    pha = pha_deployer.deploy() if pha_deployer else boa.load(PHA_SOURCE)
+    pha = (pha_deployer or compiled(PHA_SOURCE)).deploy(ZERO_ADDRESS)  # no Migrator here
     pha.setMinter(boa.env.eoa, True)
     args = (pha.address, owner, treasury)
-    market = market_deployer.deploy(*args) if market_deployer else boa.load(MARKET_SOURCE, *args)
+    market = (market_deployer or compiled(MARKET_SOURCE)).deploy(*args)
     with boa.env.prank(owner):
         market.setPrice(H100, H100_RATE)
         market.setPrice(CPU, CPU_RATE)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import boa
+from compiled import compiled
 from eth_utils import keccak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "governance"))
@@ -27,7 +28,7 @@ def test_stakers_change_market_parameters_through_the_timelock() -> None:
     deployer = boa.env.eoa
     pha, timelock, vault, governor = deploy_governed(THRESHOLD)
     treasury = boa.env.generate_address("treasury")
-    market = boa.load(MARKET_SOURCE, pha.address, timelock.address, treasury)
+    market = compiled(MARKET_SOURCE).deploy(pha.address, timelock.address, treasury)
     staker = boa.env.generate_address("staker")
     pha.mint(staker, 1_000 * PHA)
     with boa.env.prank(staker):

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import boa
+from compiled import compiled
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -55,15 +56,6 @@ JUMPS = st.one_of(
     st.sampled_from([1, 60, 299, 300, 301, 1_799, 1_800, 3_600, DAY, GRACE + 1]),
     st.integers(min_value=1, max_value=3 * DAY),
 )
-
-_deployers: dict[str, object] = {}
-
-
-def _deployer(source: object) -> object:
-    key = str(source)
-    if key not in _deployers:
-        _deployers[key] = boa.load_partial(key)
-    return _deployers[key]
 
 
 @dataclass
@@ -110,7 +102,7 @@ class MarketMachine(RuleBasedStateMachine):
     def deploy(self) -> None:
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
-        self.m = make_market(_deployer(MARKET_SOURCE), _deployer(PHA_SOURCE))
+        self.m = make_market(compiled(MARKET_SOURCE), compiled(PHA_SOURCE))
         self.market, self.pha = self.m.market, self.m.pha
         with boa.env.prank(self.m.owner):
             self.market.setGracePeriod(GRACE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import boa
 import pytest
+from compiled import compiled
 from eth_abi import encode
 from eth_utils import keccak
 from market_kit import (
@@ -65,7 +66,7 @@ def test_constructor_refuses_zero_addresses(m: Market, index: int, message: str)
     args = [m.pha.address, m.owner, m.treasury]
     args[index] = ZERO
     with boa.reverts(message):
-        boa.load(MARKET_SOURCE, *args)
+        compiled(MARKET_SOURCE).deploy(*args)
 
 
 # --- escrow ----------------------------------------------------------------------

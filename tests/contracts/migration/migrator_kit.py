@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boa
+from compiled import compiled
 from eth_account import Account
 from eth_utils import keccak
 
@@ -222,7 +223,7 @@ class System:
 @functools.cache
 def deployer(path: Path):
     """Compile once per process; deployments after that take milliseconds."""
-    return boa.load_partial(str(path))
+    return compiled(path)
 
 
 def _deploy_tokens(owner: str, treasury: str, migrator: str):

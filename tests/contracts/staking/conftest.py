@@ -7,17 +7,7 @@ from typing import Any
 
 import boa
 import pytest
-from vpha_kit import ACCOUNTS, PHA, PHA_SOURCE, VAULT_SOURCE
-
-
-@pytest.fixture(scope="session")
-def pha_deployer() -> Any:
-    return boa.load_partial(str(PHA_SOURCE))
-
-
-@pytest.fixture(scope="session")
-def vault_deployer() -> Any:
-    return boa.load_partial(str(VAULT_SOURCE))
+from vpha_kit import ACCOUNTS, PHA
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import boa
 import pytest
+from compiled import compiled
 from vpha_kit import DAY, GOV, MAX_UINT, STAKERS, TREASURY
 
 LOOSE_TOKEN = Path(__file__).with_name("TestOnlyLooseToken.vy")
@@ -25,7 +26,7 @@ ALICE = STAKERS[0]
 
 @pytest.fixture
 def loose(vault_deployer: Any) -> tuple[Any, Any]:
-    token = boa.load(str(LOOSE_TOKEN))
+    token = compiled(LOOSE_TOKEN).deploy()
     vault = vault_deployer.deploy(token.address, GOV, TREASURY)
     for who in (GOV, ALICE):
         token.mint(who, 4 * 2**96)

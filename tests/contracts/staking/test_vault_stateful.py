@@ -31,6 +31,7 @@ from fractions import Fraction
 from typing import Any
 
 import boa
+from compiled import compiled
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -53,8 +54,8 @@ from vpha_kit import (
     price,
 )
 
-_PHA = boa.load_partial(str(PHA_SOURCE))
-_VAULT = boa.load_partial(str(VAULT_SOURCE))
+_PHA = compiled(PHA_SOURCE)
+_VAULT = compiled(VAULT_SOURCE)
 
 staker = st.sampled_from(STAKERS)
 assets_st = st.one_of(

@@ -18,13 +18,14 @@ from __future__ import annotations
 from fractions import Fraction
 
 import boa
+from compiled import compiled
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from vpha_kit import PHA, PHA_SOURCE, STAKERS, VAULT_SOURCE, ZERO, deploy_world
 
-_PHA = boa.load_partial(str(PHA_SOURCE))
-_VAULT = boa.load_partial(str(VAULT_SOURCE))
+_PHA = compiled(PHA_SOURCE)
+_VAULT = compiled(VAULT_SOURCE)
 
 staker = st.sampled_from(STAKERS)
 delegatee = st.sampled_from([*STAKERS, ZERO])

@@ -12,12 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "staking"))
 
-from vpha_kit import ACCOUNTS, PHA_SOURCE
-
-
-@pytest.fixture(scope="session")
-def pha_deployer() -> Any:
-    return boa.load_partial(str(PHA_SOURCE))
+from vpha_kit import ACCOUNTS
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import boa
+from compiled import compiled
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -25,7 +26,7 @@ OWNER = ACCOUNTS[0].address
 MINTER = ACCOUNTS[1].address
 MIGRATOR = ACCOUNTS[6].address
 
-_DEPLOYER = boa.load_partial(str(PHA_SOURCE))
+_DEPLOYER = compiled(PHA_SOURCE)
 
 amounts = st.one_of(
     st.integers(min_value=0, max_value=10**6),
