@@ -25,9 +25,9 @@ from chainbench import deploy_reference, emit, reference_artifacts, scratch_chai
 from veil.chain.accounts import devnet_account
 from veil.chain.client import Chain
 from veil.chain.deploy import NetworkParameters, deploy_network
+from veil.merkle import MerkleTree, build_tree
 from veil.migration.attestation import SCHEME_IDS, sign_binding, signature_hash
 from veil.migration.claim import pack_proof_flags
-from veil.migration.merkle import MerkleTree, build_tree
 
 PHA = 10**18
 LEAVES = 64

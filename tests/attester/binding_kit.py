@@ -18,8 +18,8 @@ from eth_account import Account
 
 from veil.attester.server import AttesterServer, Limits
 from veil.attester.service import BINDINGS_PATH, AttesterConfig, build_server
+from veil.merkle import MerkleTree, build_tree
 from veil.migration.binding import BindingContext, binding_message
-from veil.migration.merkle import MerkleTree, build_tree
 from veil.migration.synthetic import Keypair, keypair
 from veil.substrate.signature import wrap_bytes
 

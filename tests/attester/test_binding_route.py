@@ -15,9 +15,9 @@ from eth_account import Account
 
 from veil.attester.service import BINDINGS_PATH, AttesterConfig, build_server
 from veil.attester.store import Store
+from veil.merkle import build_tree
 from veil.migration import attestation
 from veil.migration.binding import BindingContext, binding_message
-from veil.migration.merkle import build_tree
 from veil.migration.synthetic import Keypair, keypair
 from veil.substrate.signature import wrap_bytes
 

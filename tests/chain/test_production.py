@@ -20,8 +20,9 @@ from veil.chain.production import (
     production_parameters,
 )
 from veil.errors import InputError
-from veil.migration.ledger import Leaf, Ledger, build_ledger, write_ledger
-from veil.migration.merkle import tree_from_ledger, write_tree
+from veil.merkle import write_tree
+from veil.migration.ledger import Leaf, Ledger, build_ledger, tree_from_ledger
+from veil.migration.ledger_format import write_ledger
 from veil.migration.snapshot import snapshot_from_raw
 from veil.migration.synthetic import generate_state, raw_document
 

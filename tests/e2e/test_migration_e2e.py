@@ -17,7 +17,7 @@ from eth_account import Account
 from veil.chain.accounts import devnet_account
 from veil.chain.devnet import free_port
 from veil.demo import SAMPLE_HOLDERS, bring_up, migration, stake_and_delegate, veil_executable
-from veil.migration.merkle import load_tree
+from veil.merkle import load_tree
 from veil.migration.synthetic import keypair
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]

@@ -31,8 +31,8 @@ from veil.chain.devnet import DEVNET_CHAIN_ID, Devnet, DevnetProcess, free_port
 from veil.chain.production import production_parameters
 from veil.demo import veil_executable
 from veil.errors import ChainError
+from veil.merkle import load_tree
 from veil.migration.binding import binding_message, context_from_files
-from veil.migration.merkle import load_tree
 from veil.migration.synthetic import keypair
 from veil.substrate import ss58
 from veil.substrate.signature import wrap_bytes

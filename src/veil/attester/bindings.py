@@ -32,9 +32,9 @@ from eth_account.signers.local import LocalAccount
 from veil.attester.requests import Refused, hex_field, require_object, text_field
 from veil.attester.store import BindingLimit, Store
 from veil.errors import InputError
+from veil.merkle import MerkleTree, value_to_json
 from veil.migration import attestation
 from veil.migration.binding import BindingContext, BindingRefused, checksum_address, verify_binding
-from veil.migration.merkle import MerkleTree, value_to_json
 from veil.substrate import ss58
 from veil.substrate.signature import SCHEMES
 

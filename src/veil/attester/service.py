@@ -33,8 +33,8 @@ from veil.attester.store import Store
 from veil.chain.client import Chain
 from veil.compute.attestation import RegistryDomain
 from veil.errors import ChainError
+from veil.merkle import MerkleTree
 from veil.migration.binding import BindingContext
-from veil.migration.merkle import MerkleTree
 
 BINDINGS_PATH = "/v1/migration/bindings"
 

@@ -28,8 +28,8 @@ from veil.chain.deploy import (
 )
 from veil.chain.deployment import Deployment
 from veil.errors import ChainError, InputError
-from veil.migration.ledger import load_ledger
-from veil.migration.merkle import load_tree
+from veil.merkle import load_tree
+from veil.migration.ledger_format import load_ledger
 
 # PHA.vy's CAP (1 B PHA in wei): a root committing more could never be claimed in full.
 PHA_CAP_WEI = 10**27

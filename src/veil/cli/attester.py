@@ -20,8 +20,8 @@ from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt, out_path
 from veil.compute.attestation import RegistryDomain
 from veil.compute.genesis import devnet_policy
 from veil.errors import InputError
+from veil.merkle import load_tree
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
-from veil.migration.merkle import load_tree
 
 app = typer.Typer(no_args_is_help=True, help="Run an attester service.")
 console = Console(highlight=False, soft_wrap=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 from veil.chain.eip712 import DOMAIN_FIELDS
 from veil.errors import InputError
-from veil.migration.keccak import keccak256 as _keccak
+from veil.merkle.keccak import keccak256 as _keccak
 
 # eth_account, eth_keys and eth_utils cost ~0.3 s to import together; they are imported
 # where a key or a checksum is needed, so that `veil migrate --help` does not pay for them.

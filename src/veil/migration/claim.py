@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from veil.attester.backoff import DEFAULT, RETRY_STATUSES, Backoff, retry_after_seconds
 from veil.chain.client import Chain
 from veil.errors import ChainError, InputError, VeilError
+from veil.merkle import MerkleTree, value_to_json
 from veil.migration import attestation
 from veil.migration.attestation import SCHEME_IDS, Attestation, published_signature
-from veil.migration.merkle import MerkleTree, value_to_json
 from veil.substrate.signature import Scheme
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from veil.errors import InputError
-from veil.migration.merkle import (
+from veil.merkle.tree import (
     _internal_ranges,
     build_tree,
     leaf_hash,

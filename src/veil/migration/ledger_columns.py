@@ -1,0 +1,69 @@
+"""The ledger's rules applied a column at a time, over a million accounts.
+
+`ledger.build_ledger` says what happens to each account; these passes do the same to
+every row at once (`map`, `compress`, no per-row Python frame), which is what keeps a
+million-account ledger within seconds. Row order is kept: snapshot rows are sorted by
+account, and so are the leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from itertools import compress, repeat
+from operator import add, itemgetter, methodcaller, mul, not_, or_
+from typing import Any
+
+
+def holder_columns(
+    rows: Sequence[tuple[Any, ...]],
+    named: Collection[bytes],
+    module_prefix: bytes,
+    stake: dict[bytes, int],
+) -> tuple[list[bytes], list[int], list[int], dict[bytes, int], dict[bytes, int]]:
+    """Split (account, free, reserved, ...) rows into holders and set-aside accounts.
+
+    Returns the holders that have a balance or a stake as three columns (account,
+    free + reserved, stake; planck), the native balance of every module or `named`
+    account (their PHA does not become a leaf), and the stakes of holders without a row.
+    """
+    accounts = list(map(itemgetter(0), rows))
+    aside = list(
+        map(or_, map(methodcaller("startswith", module_prefix), accounts),
+            map(named.__contains__, accounts))
+    )  # fmt: skip
+    balances = {row[0]: row[1] + row[2] for row in compress(rows, aside)}
+    keep = list(map(not_, aside))
+    del aside
+    holders = list(compress(accounts, keep))
+    del accounts
+    held = list(map(add, compress(map(itemgetter(1), rows), keep),
+                    compress(map(itemgetter(2), rows), keep)))  # fmt: skip
+    del keep
+    unlisted = dict(stake)
+    staked = list(map(unlisted.pop, holders, repeat(0)))
+    present = list(map(or_, held, staked))
+    return (
+        list(compress(holders, present)),
+        list(compress(held, present)),
+        list(compress(staked, present)),
+        balances,
+        unlisted,
+    )
+
+
+def merge_missing(
+    accounts: list[bytes], free: list[int], staked: list[int], unlisted: dict[bytes, int]
+) -> tuple[list[bytes], list[int], list[int]]:
+    """The columns with each unlisted holder's stake inserted in account order (few)."""
+    entries = [(account, 0, amount) for account, amount in unlisted.items() if amount]
+    if not entries:
+        return accounts, free, staked
+    entries += zip(accounts, free, staked, strict=True)
+    entries.sort()
+    account_column, free_column, staked_column = map(list, zip(*entries, strict=True))
+    return account_column, free_column, staked_column
+
+
+def in_wei(planck: list[int], factor: int) -> list[int]:
+    """A planck column in wei: an exact multiplication, never a rounding."""
+    return list(map(mul, planck, repeat(factor)))
