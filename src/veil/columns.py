@@ -89,13 +89,14 @@ def amount_column(column: Sequence[Any]) -> list[int] | None:
     (the caller's record-by-record path then names the bad record)."""
     if set(map(type, column)) != {str}:
         return None
+    joined = "".join(column)
+    # `int` also takes " 7", "+7", "1_000" and non-ASCII digits: the format does not.
+    if not (joined.isascii() and joined.isdigit()):
+        return None
     try:
-        numbers = list(map(int, column))
-    except ValueError:
+        return list(map(int, column))
+    except ValueError:  # an empty string
         return None
-    if numbers and min(numbers) < 0:
-        return None
-    return numbers
 
 
 def has_float(value: Any) -> bool:
@@ -150,3 +151,31 @@ def named_rows(kind: type[T], *columns: Iterable[Any]) -> list[T]:
     `__new__` is a Python function, and a million calls of it cost about a second.
     """
     return list(map(tuple.__new__, repeat(kind), zip(*columns, strict=True)))  # type: ignore[arg-type]
+
+
+# The checked twins of the kernels above: one cell at a time, each problem named.
+
+
+def decimal_cell(value: Any, where: str) -> int:
+    """A non-negative amount written as a string of ASCII digits (JSON numbers lose
+    precision beyond 2^53 in most readers, so amounts are never numbers)."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        raise InputError(f"{where}: {value!r:.40} is not a decimal string of digits")
+    return int(value)
+
+
+def count_cell(value: Any, where: str) -> int:
+    """A non-negative JSON integer (not a string, a float or a boolean)."""
+    if type(value) is not int or value < 0:
+        raise InputError(f"{where}: {value!r:.40} is not a non-negative integer")
+    return value
+
+
+def hex_cell(value: Any, size: int, where: str) -> bytes:
+    """ "0x" + exactly `size` bytes of hex (either case; no spaces, unlike bytes.fromhex)."""
+    if not isinstance(value, str) or len(value) != 2 + 2 * size or value[:2] != "0x":
+        raise InputError(f"{where}: {value!r:.70} is not 0x + {size} bytes of hex")
+    try:
+        return binascii.a2b_hex(value[2:])
+    except ValueError:
+        raise InputError(f"{where}: {value!r:.70} is not valid hex") from None

@@ -9,6 +9,7 @@ it. On any state both accept, they give the same rows and the same state hash
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import struct
 from collections.abc import Iterable
@@ -66,7 +67,7 @@ def decode_account_pairs(
     append = entries.append
     issuance_value: bytes | None = None
     ignored = 0
-    fromhex = bytes.fromhex
+    fromhex = binascii.a2b_hex  # strict: no spaces (bytes.fromhex skips them)
     blake2b = hashlib.blake2b
     prefix = ACCOUNT_PREFIX_HEX
     for raw_key, raw_value in pairs:

@@ -18,6 +18,9 @@ from veil.atomic import write_text
 from veil.bulkwork import collector_paused
 from veil.columns import (
     amount_column,
+    count_cell,
+    decimal_cell,
+    hex_cell,
     hex_records,
     json_document,
     json_exact,
@@ -159,19 +162,16 @@ def leaves_checked(records: list[Any], source: Path) -> list[Leaf]:
     leaves: list[Leaf] = []
     for number, record in enumerate(records):
         where = f"{source}: leaf {number}"
-        if not isinstance(record, list) or len(record) != 4:
+        if not isinstance(record, list) or len(record) != len(COLUMNS):
             raise InputError(f"{where}: expected [index, account, free_wei, staked_wei]")
-        try:
-            account = bytes.fromhex(record[1][2:]) if record[1][:2] == "0x" else b""
-            leaf = Leaf(int(record[0]), account, int(record[2]), int(record[3]))
-        except (TypeError, ValueError):
-            leaf = Leaf(-1, b"", -1, -1)
-        if len(leaf.account) != 32 or leaf.free_wei < 0 or leaf.staked_wei < 0:
-            _account(record[1], where)
-            _int(record[2], f"{where} free_wei")
-            _int(record[3], f"{where} staked_wei")
-            raise InputError(f"{where}: index {record[0]!r:.20} is not an integer")
-        leaves.append(leaf)
+        leaves.append(
+            Leaf(
+                count_cell(record[0], f"{where} index"),
+                hex_cell(record[1], 32, f"{where} account"),
+                decimal_cell(record[2], f"{where} free_wei"),
+                decimal_cell(record[3], f"{where} staked_wei"),
+            )
+        )
     return leaves
 
 

@@ -21,6 +21,9 @@ from veil.atomic import write_text
 from veil.bulkwork import collector_paused
 from veil.columns import (
     amount_column,
+    count_cell,
+    decimal_cell,
+    hex_cell,
     hex_records,
     json_document,
     json_exact,
@@ -195,25 +198,14 @@ def rows_checked(records: list[Any], source: Path) -> list[AccountRow]:
     append = rows.append
     previous = b""
     for number, record in enumerate(records):
-        try:
-            account_hex = record[0]
-            account = bytes.fromhex(account_hex[2:]) if account_hex[:2] == "0x" else b""
-            row = AccountRow(
-                account, int(record[1]), int(record[2]), int(record[3]), int(record[4]),
-                int(record[5]), int(record[6]), int(record[7]), int(record[8]),
-            )  # fmt: skip
-        except (IndexError, TypeError, ValueError, KeyError):
-            where = f"{source}: account record {number}"
-            raise InputError(f"{where} ({str(record)[:80]}): malformed") from None
-        if len(account) != 32 or row.free < 0 or row.reserved < 0:
-            raise InputError(
-                f"{source}: account record {number} ({account_hex!r:.70}): "
-                f"bad id or negative amount"
-            )
+        where = f"{source}: account record {number}"
+        if not isinstance(record, list) or len(record) != len(COLUMNS):
+            raise InputError(f"{where} ({str(record)[:80]}): expected [{', '.join(COLUMNS)}]")
+        account = hex_cell(record[0], 32, where)
+        amounts = [decimal_cell(record[i], f"{where} {COLUMNS[i]}") for i in range(1, 5)]
+        counters = [count_cell(record[i], f"{where} {COLUMNS[i]}") for i in range(5, 9)]
         if account <= previous:
-            raise InputError(
-                f"{source}: account record {number} ({account_hex}): not sorted or duplicated"
-            )
+            raise InputError(f"{where} ({record[0]}): not sorted or duplicated")
         previous = account
-        append(row)
+        append(AccountRow(account, *amounts, *counters))
     return rows
