@@ -231,6 +231,13 @@ STATE_INVALID = {
     "short key": lambda s, k: _respell(s, k, k[:-2]),
     "the same account twice": lambda s, k: s.__setitem__("0x" + k[2:].upper(), s[k]),
     "no total issuance": lambda s, k: s.pop("0x" + TOTAL_ISSUANCE_KEY.hex()),
+    "total issuance with a space": lambda s, k: s.__setitem__(
+        "0x" + TOTAL_ISSUANCE_KEY.hex(), "0x " + s["0x" + TOTAL_ISSUANCE_KEY.hex()][2:]
+    ),
+    "short total issuance": lambda s, k: s.__setitem__("0x" + TOTAL_ISSUANCE_KEY.hex(), "0x00"),
+    "total issuance twice": lambda s, k: s.__setitem__(
+        "0x" + TOTAL_ISSUANCE_KEY.hex().upper(), s["0x" + TOTAL_ISSUANCE_KEY.hex()]
+    ),
 }
 STATE_VALID = {
     "upper-case id": lambda s, k: _respell(s, k, k[:98] + k[98:].upper()),

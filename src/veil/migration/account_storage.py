@@ -31,6 +31,9 @@ from veil.substrate.storage import (
 ACCOUNT_PREFIX_HEX = "0x" + SYSTEM_ACCOUNT_PREFIX.hex()
 TOTAL_ISSUANCE_HEX = "0x" + TOTAL_ISSUANCE_KEY.hex()
 _ACCOUNT_KEY_HEX_LEN = 2 + 2 * (32 + 16 + 32)
+_ISSUANCE_KEY_HEX_LEN = len(TOTAL_ISSUANCE_HEX)
+# Keys of a raw dump that are not storage: where the dump says it was taken.
+_DOCUMENT_KEYS = frozenset({"block", "genesis_hash"})
 _HEAD = struct.Struct("<IIII")
 # account id, then AccountInfo: four u32 counters and four u128 amounts as (low, high) u64s
 _RECORD = struct.Struct("<32sIIIIQQQQQQQQ")
@@ -98,6 +101,8 @@ def decode_account_pairs(
                 )
             append((account, value))
         elif raw_key.lower() == TOTAL_ISSUANCE_HEX:
+            if issuance_value is not None:
+                raise InputError(f"storage key {raw_key}: Balances.TotalIssuance appears twice")
             try:
                 issuance_value = fromhex(raw_value[2:]) if raw_value[:2] == "0x" else b"?"
             except ValueError:
@@ -158,28 +163,25 @@ def decode_account_storage(storage: dict[Any, Any]) -> Decoded | None:
         others = [key for key in storage if key[:66] != prefix]
     except TypeError:
         return None
-    issuance_value: bytes | None = None
-    ignored = 0
-    for key in others:
-        if key in ("block", "genesis_hash"):
-            continue
-        value = storage[key]
-        if not isinstance(key, str) or not isinstance(value, str):
-            return None
-        if key[:66].lower() == prefix:
-            return None
-        if key.lower() != TOTAL_ISSUANCE_HEX:
-            ignored += 1
-            continue
-        if issuance_value is not None or value[:2] != "0x":
-            return None
-        try:
-            issuance_value = bytes.fromhex(value[2:])
-        except ValueError:
-            return None
-        if len(issuance_value) != 16:
-            return None
-    if issuance_value is None:
+    others = [key for key in others if key not in _DOCUMENT_KEYS]
+    # Column-wide over the other pallets' entries too (a Phala state has 700,000).
+    if others and set(map(type, map(storage.__getitem__, others))) != {str}:
+        return None
+    if prefix in {key[:66].lower() for key in others}:  # an account key in upper case
+        return None
+    spellings = [key for key in others if len(key) == _ISSUANCE_KEY_HEX_LEN]
+    issuance_keys = [key for key in spellings if key.lower() == TOTAL_ISSUANCE_HEX]
+    if len(issuance_keys) != 1:
+        return None
+    ignored = len(others) - 1
+    value = storage[issuance_keys[0]]
+    if value[:2] != "0x":
+        return None
+    try:
+        issuance_value = binascii.a2b_hex(value[2:])
+    except ValueError:
+        return None
+    if len(issuance_value) != 16:
         return None
     # Every pass runs in dict order, i.e. the order the strings lie in memory: after
     # sorting, each access would be a cache miss. Only compact records are sorted.

@@ -26,7 +26,12 @@ from veil.bulkwork import collector_paused
 from veil.columns import named_rows
 from veil.errors import InputError
 from veil.merkle import MerkleTree, build_tree
-from veil.migration.ledger_columns import holder_columns, in_wei, merge_missing
+from veil.migration.ledger_columns import (
+    holder_columns,
+    in_wei,
+    merge_missing,
+    phala_holder_columns,
+)
 from veil.migration.phala_staking import derive
 from veil.migration.positions import (
     DUST_REASON,
@@ -212,7 +217,8 @@ def build_ledger(
     if problems:
         raise LedgerRefused(problems)
     # Delegators without a System.Account entry still get their stake.
-    accounts, free, staked = merge_missing(accounts, free, staked, unlisted)
+    missing = [(account, 0, stake) for account, stake in unlisted.items()]
+    accounts, free, staked = merge_missing(accounts, free, staked, missing)
     ledger = Ledger(
         total_issuance_planck=snapshot.total_issuance,
         leaves=named_rows(
@@ -398,33 +404,18 @@ def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledg
     problems += derived.problems
     if problems:
         raise LedgerRefused(problems)
-    aside = derived.set_aside
     extra, staked = derived.free_extra, derived.staked
-    # Rows are sorted by account: walk them once; holders with W-PHA, stake or rewards but
-    # no System.Account entry are few, and merged in after.
-    leaves_rows: list[tuple[bytes, int, int]] = []
-    append = leaves_rows.append
-    extra_get, staked_get = extra.get, staked.get
-    for row in rows:
-        account = row[0]
-        if account in aside:
-            continue
-        free = row[1] + row[2] + extra_get(account, 0)
-        stake = staked_get(account, 0)
-        if free or stake:
-            append((account, free, stake))
+    accounts, free, stake = phala_holder_columns(rows, derived.set_aside, extra, staked)
+    # Holders with W-PHA, stake or rewards but no System.Account entry are few.
     missing = [
-        (a, extra_get(a, 0), staked_get(a, 0))
+        (a, extra.get(a, 0), staked.get(a, 0))
         for a in (extra.keys() | staked.keys()) - balances.keys()
     ]
-    if missing:
-        leaves_rows += [entry for entry in missing if entry[1] or entry[2]]
-        leaves_rows.sort()
-    leaves = [
-        Leaf(index, account, free * factor, stake * factor)
-        for index, (account, free, stake) in enumerate(leaves_rows)
-    ]
-    del leaves_rows
+    accounts, free, stake = merge_missing(accounts, free, stake, missing)
+    leaves = named_rows(
+        Leaf, range(len(accounts)), accounts, in_wei(free, factor), in_wei(stake, factor)
+    )
+    del accounts, free, stake
     backing = [
         Backing(r.account, (f"{r.kind} {r.pid}",), r.assets * factor, r.assets * factor)
         for r in derived.pools

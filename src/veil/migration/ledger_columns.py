@@ -8,7 +8,7 @@ account, and so are the leaves.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from itertools import compress, repeat
 from operator import add, itemgetter, methodcaller, mul, not_, or_
 from typing import Any
@@ -51,11 +51,44 @@ def holder_columns(
     )
 
 
-def merge_missing(
-    accounts: list[bytes], free: list[int], staked: list[int], unlisted: dict[bytes, int]
+def phala_holder_columns(
+    rows: Sequence[tuple[Any, ...]],
+    aside: Collection[bytes],
+    extra: dict[bytes, int],
+    stake: dict[bytes, int],
 ) -> tuple[list[bytes], list[int], list[int]]:
-    """The columns with each unlisted holder's stake inserted in account order (few)."""
-    entries = [(account, 0, amount) for account, amount in unlisted.items() if amount]
+    """The holders of a Phala state as three columns (account, free, staked; planck).
+
+    free = native free + reserved + `extra` (idle W-PHA, owner rewards, what the budget
+    owes); accounts in `aside` (Phala's own and excluded ones) get no leaf; rows with
+    neither free nor stake are dropped.
+    """
+    accounts = list(map(itemgetter(0), rows))
+    keep = list(map(not_, map(aside.__contains__, accounts)))
+    holders = list(compress(accounts, keep))
+    del accounts
+    native = map(add, compress(map(itemgetter(1), rows), keep),
+                 compress(map(itemgetter(2), rows), keep))  # fmt: skip
+    free = list(map(add, native, map(extra.get, holders, repeat(0))))
+    del keep
+    staked = list(map(stake.get, holders, repeat(0)))
+    present = list(map(or_, free, staked))
+    return (
+        list(compress(holders, present)),
+        list(compress(free, present)),
+        list(compress(staked, present)),
+    )
+
+
+def merge_missing(
+    accounts: list[bytes],
+    free: list[int],
+    staked: list[int],
+    missing: Iterable[tuple[bytes, int, int]],
+) -> tuple[list[bytes], list[int], list[int]]:
+    """The columns with the `missing` (account, free, staked) entries inserted in account
+    order: holders without a System.Account row, who are few. Empty entries are dropped."""
+    entries = [entry for entry in missing if entry[1] or entry[2]]
     if not entries:
         return accounts, free, staked
     entries += zip(accounts, free, staked, strict=True)
