@@ -69,7 +69,11 @@ def forked(job: Callable[[], bytes]) -> Callable[[], bytes | None]:
         # Ctrl-C reaches the whole process group: the child just dies (the parent, which
         # got the same signal, reports it once) instead of printing its own traceback.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        send.send_bytes(job())
+        try:
+            payload = job()
+        except Exception:  # the parent does the work again and reports the problem once
+            os._exit(1)
+        send.send_bytes(payload)
         send.close()
 
     process = context.Process(target=run, daemon=True)

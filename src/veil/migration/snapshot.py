@@ -15,16 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veil.bulkwork import collector_paused
+from veil.bulkwork import can_fork, collector_paused, forked
 from veil.columns import load_json
 from veil.errors import InputError
 from veil.migration.account_storage import (
     ACCOUNT_PREFIX_HEX,
     AccountRow,
+    Decoded,
     decode_account_pairs,
     decode_account_storage,
 )
@@ -126,19 +128,31 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
     del data  # half a gigabyte for a million accounts; the peak of the pipeline is here
     is_spec = isinstance(document, dict) and "genesis" in document
     storage, layout_record = apply_layout(_storage_map(document, source), metadata)
-    staking = (
-        read_staking(storage, metadata) if metadata is not None and has_staking(metadata) else None
-    )
+    with_staking = metadata is not None and has_staking(metadata)
     block = document.get("block") if isinstance(document.get("block"), str) else None
     genesis = (
         document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
     )
     spec = chain_spec_from_document(document, source) if is_spec else None
     del document
-    decoded = decode_account_storage(storage)
-    if decoded is None:
-        pairs = ((k, v) for k, v in storage.items() if k not in ("block", "genesis_hash"))
-        decoded = decode_account_pairs(pairs, strict_prefix=False)
+    if with_staking and can_fork(len(storage)):
+        assert metadata is not None
+        # The staking items and the accounts decode independently: a forked child reads
+        # the staking while this process decodes the accounts (two cores, half the wait).
+        # A child that fails leaves the work, and the report of any problem, to us.
+        runtime = metadata
+        shipped = forked(lambda: pickle.dumps(read_staking(storage, runtime), protocol=5))
+        try:
+            decoded = _decode_accounts(storage)
+        finally:
+            staking_bytes = shipped()
+        staking = (
+            read_staking(storage, runtime) if staking_bytes is None else pickle.loads(staking_bytes)
+        )
+        del staking_bytes
+    else:
+        staking = read_staking(storage, metadata) if with_staking and metadata is not None else None
+        decoded = _decode_accounts(storage)
     issuance, rows, state_hash, ignored = decoded
     if not rows and issuance:
         raise InputError(
@@ -198,3 +212,12 @@ def record_genesis(snapshot: Snapshot, genesis: str) -> None:
             "(recomputed from its storage); this spec is another chain"
         )
     snapshot.genesis_hash = genesis
+
+
+def _decode_accounts(storage: dict[str, Any]) -> Decoded:
+    """The fast decoder, or the checked one (which names the problem) when it steps aside."""
+    decoded = decode_account_storage(storage)
+    if decoded is None:
+        pairs = ((k, v) for k, v in storage.items() if k not in ("block", "genesis_hash"))
+        decoded = decode_account_pairs(pairs, strict_prefix=False)
+    return decoded
