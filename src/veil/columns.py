@@ -163,7 +163,7 @@ def named_rows(kind: type[T], *columns: Iterable[Any]) -> list[T]:
     `tuple.__new__` builds each row straight from its fields; the NamedTuple's own
     `__new__` is a Python function, and a million calls of it cost about a second.
     """
-    return list(map(tuple.__new__, repeat(kind), zip(*columns, strict=True)))  # type: ignore[arg-type]
+    return list(map(tuple.__new__, repeat(kind), zip(*columns, strict=True)))
 
 
 # The checked twins of the kernels above: one cell at a time, each problem named.
