@@ -173,6 +173,8 @@ def decimal_cell(value: Any, where: str) -> int:
     """A non-negative amount written as a string of ASCII digits (JSON numbers lose
     precision beyond 2^53 in most readers, so amounts are never numbers)."""
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        if isinstance(value, str) and value[:1] == "-" and value[1:].isdigit():
+            raise InputError(f"{where}: {value} is negative")
         raise InputError(f"{where}: {value!r:.40} is not a decimal string of digits")
     return int(value)
 

@@ -109,7 +109,7 @@ def test_snapshot_file_refusals_name_the_record(files: dict[str, Path], tmp_path
         d["accounts"][4], d["accounts"][5] = d["accounts"][5], d["accounts"][4]
 
     for change, message in [
-        (bad_amount, r"account record 3 .*malformed"),
+        (bad_amount, r"account record 3 free: .lots. is not a decimal string"),
         (unsorted, r"account record 5 .*not sorted or duplicated"),
         (lambda d: d.__setitem__("format", "x"), r"not a veil snapshot"),
         (lambda d: d.__setitem__("total_issuance", None), r"total_issuance missing"),
@@ -132,7 +132,7 @@ def test_ledger_file_refusals_name_the_record(files: dict[str, Path], tmp_path: 
 
     for change, message in [
         (richer, r"differ from it by -1 wei"),
-        (bad_account, r"leaf 7: account '0x1234' is not 0x \+ 32 bytes"),
+        (bad_account, r"leaf 7 account: '0x1234' is not 0x \+ 32 bytes"),
         (bad_amount, r"leaf 8 staked_wei: -5 is negative"),
         (lambda d: d["excluded"][0].pop("reason"), r"excluded 0: expected an object with a reason"),
     ]:

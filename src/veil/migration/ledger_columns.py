@@ -32,23 +32,11 @@ def holder_columns(
             map(named.__contains__, accounts))
     )  # fmt: skip
     balances = {row[0]: row[1] + row[2] for row in compress(rows, aside)}
-    keep = list(map(not_, aside))
-    del aside
-    holders = list(compress(accounts, keep))
-    del accounts
-    held = list(map(add, compress(map(itemgetter(1), rows), keep),
-                    compress(map(itemgetter(2), rows), keep)))  # fmt: skip
-    del keep
+    holders, held = _kept(rows, accounts, list(map(not_, aside)))
+    del aside, accounts
     unlisted = dict(stake)
     staked = list(map(unlisted.pop, holders, repeat(0)))
-    present = list(map(or_, held, staked))
-    return (
-        list(compress(holders, present)),
-        list(compress(held, present)),
-        list(compress(staked, present)),
-        balances,
-        unlisted,
-    )
+    return (*_present(holders, held, staked), balances, unlisted)
 
 
 def phala_holder_columns(
@@ -64,17 +52,30 @@ def phala_holder_columns(
     neither free nor stake are dropped.
     """
     accounts = list(map(itemgetter(0), rows))
-    keep = list(map(not_, map(aside.__contains__, accounts)))
-    holders = list(compress(accounts, keep))
+    holders, native = _kept(rows, accounts, list(map(not_, map(aside.__contains__, accounts))))
     del accounts
+    free = list(map(add, native, map(extra.get, holders, repeat(0))))
+    del native
+    staked = list(map(stake.get, holders, repeat(0)))
+    return _present(holders, free, staked)
+
+
+def _kept(
+    rows: Sequence[tuple[Any, ...]], accounts: list[bytes], keep: list[bool]
+) -> tuple[list[bytes], list[int]]:
+    """The kept rows' accounts and native balances (free + reserved)."""
     native = map(add, compress(map(itemgetter(1), rows), keep),
                  compress(map(itemgetter(2), rows), keep))  # fmt: skip
-    free = list(map(add, native, map(extra.get, holders, repeat(0))))
-    del keep
-    staked = list(map(stake.get, holders, repeat(0)))
+    return list(compress(accounts, keep)), list(native)
+
+
+def _present(
+    accounts: list[bytes], free: list[int], staked: list[int]
+) -> tuple[list[bytes], list[int], list[int]]:
+    """The three columns without the rows that hold nothing (no leaf for zero)."""
     present = list(map(or_, free, staked))
     return (
-        list(compress(holders, present)),
+        list(compress(accounts, present)),
         list(compress(free, present)),
         list(compress(staked, present)),
     )
