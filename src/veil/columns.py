@@ -30,16 +30,28 @@ def json_document(head: dict[str, Any], tail: dict[str, Any], lists: dict[str, l
     """JSON text of `head`, then each big list from pre-rendered item texts, then `tail`.
 
     Rendering a million rows with one `%` format each is about three times faster than
-    building dicts and lists for `json.dumps`; the small parts still go through `json`.
+    building dicts and lists for `json.dumps`; the other parts (a Phala snapshot's staking
+    section holds half a million balances) go through orjson.
     """
-    parts = [json.dumps(head)[:-1]]
+    parts = [dumps(head)[:-1]]
     for key, items in lists.items():
-        parts.append(f", {json.dumps(key)}: [")
+        parts.append(f", {dumps(key)}: [")
         parts.append(",".join(items))
         parts.append("]")
-    rest = json.dumps(tail)
+    rest = dumps(tail)
     parts.append(", " + rest[1:] if len(tail) else "}")
     return "".join(parts) + "\n"
+
+
+def dumps(value: Any) -> str:
+    """JSON text of `value`: orjson (over ten times faster on big sections), or `json`
+    for what orjson does not write (integers beyond 64 bits, non-text keys, NaN)."""
+    if not has_float(value):
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # orjson.JSONEncodeError
+            pass
+    return json.dumps(value)
 
 
 def load_json(data: bytes) -> Any:
