@@ -7,15 +7,12 @@ then runs and names the problem); these tests hold both to that on real and spoi
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from veil.columns import has_float, hex_records, load_json, split_records
-from veil.errors import InputError
-from veil.merkle import build_tree, leaf_hash, node_hash
 from veil.migration.account_storage import decode_account_pairs, decode_account_storage
 from veil.migration.snapshot import snapshot_from_raw
 from veil.migration.snapshot_format import load_snapshot, rows_checked, rows_fast, write_snapshot
@@ -154,46 +151,3 @@ def test_hex_records_and_split() -> None:
         assert hex_records(bad, 4) is None
     assert load_json(b"[NaN]")[0] != load_json(b"[NaN]")[0]  # json's extension still loads
     assert has_float({"a": [1, {"b": 2.0}]}) and not has_float({"a": [1, "2.0"]})
-
-
-def _reference_tree(values: list[tuple[int, bytes, int, int]]) -> tuple[list[bytes], list[int]]:
-    """OpenZeppelin's algorithm written out plainly: one leaf and one node at a time."""
-    count = len(values)
-    hashes = [leaf_hash(v) for v in values]
-    order = sorted(range(count), key=hashes.__getitem__)
-    tree = [b""] * (2 * count - 1)
-    indices = [0] * count
-    for position, value_index in enumerate(order):
-        tree[2 * count - 2 - position] = hashes[value_index]
-        indices[value_index] = 2 * count - 2 - position
-    for i in range(count - 2, -1, -1):
-        tree[i] = node_hash(tree[2 * i + 1], tree[2 * i + 2])
-    return tree, indices
-
-
-@pytest.mark.parametrize("count", [*range(1, 20), 33, 64, 65, 200, 70_000])
-def test_bulk_tree_build_equals_the_plain_algorithm(count: int) -> None:
-    rng = random.Random(count)
-    values = [
-        (i, rng.randbytes(32), rng.randrange(2**256), rng.randrange(10**20)) for i in range(count)
-    ]
-    tree, indices = _reference_tree(values)
-    for workers in (1, 2):
-        built = build_tree(values, workers=workers)
-        assert built.tree == tree and built.tree_indices == indices
-
-
-@pytest.mark.parametrize(
-    ("spoil", "message"),
-    [
-        ((3, b"\1" * 31, 5, 5), r"leaf 3: account must be 32 bytes"),
-        ((-1, b"\1" * 32, 5, 5), r"leaf -1: index -1 does not fit"),
-        ((3, b"\1" * 32, 2**256, 5), r"leaf 3: free \d+ does not fit"),
-        ((3, b"\1" * 32, 5, -2), r"leaf 3: staked -2 does not fit"),
-    ],
-)
-def test_bulk_tree_build_names_a_bad_leaf(spoil: tuple[int, bytes, int, int], message: str) -> None:
-    values = [(i, bytes([i]) * 32, i, 0) for i in range(10)]
-    values[3] = spoil
-    with pytest.raises(InputError, match=message):
-        build_tree(values, workers=1)
