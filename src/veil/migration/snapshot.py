@@ -30,7 +30,12 @@ from veil.migration.account_storage import (
     decode_account_pairs,
     decode_account_storage,
 )
-from veil.migration.phala_staking import StakingState, has_staking, read_staking
+from veil.migration.phala_staking import (
+    StakingState,
+    has_staking,
+    read_staking,
+    staking_prefixes,
+)
 from veil.substrate.account_layout import BUILTIN_DESCRIPTION, AccountLayout, account_layout
 from veil.substrate.chainspec import CODE_KEY, chain_spec_from_document, genesis_state
 from veil.substrate.metadata import Metadata
@@ -140,8 +145,11 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
         # The staking items and the accounts decode independently: a forked child reads
         # the staking while this process decodes the accounts (two cores, half the wait).
         # A child that fails leaves the work, and the report of any problem, to us.
+        # The child gets only the staking entries: walking the whole state would make it
+        # copy every page of the parent's memory (reference counts are writes).
         runtime = metadata
-        shipped = forked(lambda: pickle.dumps(read_staking(storage, runtime), protocol=5))
+        entries = _staking_entries(storage, runtime)
+        shipped = forked(lambda: pickle.dumps(read_staking(entries, runtime), protocol=5))
         try:
             decoded = _decode_accounts(storage)
         finally:
@@ -149,7 +157,7 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
         staking = (
             read_staking(storage, runtime) if staking_bytes is None else pickle.loads(staking_bytes)
         )
-        del staking_bytes
+        del staking_bytes, entries
     else:
         staking = read_staking(storage, metadata) if with_staking and metadata is not None else None
         decoded = _decode_accounts(storage)
@@ -221,3 +229,17 @@ def _decode_accounts(storage: dict[str, Any]) -> Decoded:
         pairs = ((k, v) for k, v in storage.items() if k not in ("block", "genesis_hash"))
         decoded = decode_account_pairs(pairs, strict_prefix=False)
     return decoded
+
+
+def _staking_entries(storage: dict[str, Any], metadata: Metadata) -> dict[str, Any]:
+    """The entries under the runtime's staking prefixes: all `read_staking` looks at."""
+    prefixes = {prefix for prefix, _ in staking_prefixes(metadata)}
+    try:
+        return {
+            key: value
+            for key, value in storage.items()
+            if (head := key[:66]) != ACCOUNT_PREFIX_HEX
+            and (head in prefixes or head.lower() in prefixes)
+        }
+    except TypeError:  # a key that is not text: let `read_staking` see everything
+        return storage
