@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chainbench import emit
 from veil.attestation.api import BINDINGS as BINDINGS_PATH
 from veil.devnet.accounts import devnet_account
+from veil.merkle import build_tree
 from veil.migration.binding import BindingContext, binding_message
-from veil.migration.merkle import build_tree
 from veil.migration.synthetic import keypair
 from veil.services.attester.service import AttesterConfig, build_server
 from veil.substrate.signature import wrap_bytes

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chainbench import deploy_reference, emit, reference_artifacts, scratch_chain
 from veil.chain.client import Chain
 from veil.devnet.accounts import devnet_account
+from veil.merkle import MerkleTree, build_tree
 from veil.migration.attestation import SCHEME_IDS, sign_binding, signature_hash
 from veil.migration.claim import pack_proof_flags
-from veil.migration.merkle import MerkleTree, build_tree
 from veil.network.deploy import NetworkParameters, deploy_network
 
 PHA = 10**18

@@ -28,9 +28,9 @@ from web3.contract import Contract
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chainbench import emit, machine, scratch_chain
 from veil import atomic
-from veil.chain.accounts import devnet_account
 from veil.chain.client import Chain
 from veil.chain.compile import compile_contract
+from veil.devnet.accounts import devnet_account
 
 PHA = 10**18
 H100 = keccak(text="h100")

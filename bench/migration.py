@@ -106,13 +106,15 @@ def pipeline(folder: Path) -> dict[str, float]:
     """The three CLI steps as the CLI runs them (file in, file out), timed one by one."""
     import gc
 
-    from veil.migration.ledger import build_ledger, load_ledger, write_ledger
-    from veil.migration.merkle import build_tree, tree_from_ledger, write_tree
+    from veil.merkle import build_tree, write_tree
+    from veil.migration.ledger import build_ledger, tree_from_ledger
+    from veil.migration.ledger_format import load_ledger, write_ledger
     from veil.migration.positions import load_exclusions, load_positions
-    from veil.migration.snapshot import load_snapshot, snapshot_from_raw, write_snapshot
+    from veil.migration.snapshot import snapshot_from_raw
+    from veil.migration.snapshot_format import load_snapshot, write_snapshot
     from veil.substrate.metadata import load_metadata
 
-    gc.disable()  # as each `veil migrate` command runs (see veil.migration.bulk)
+    gc.disable()  # as each `veil migrate` step runs (see veil.cli.migrate)
     phala = (folder / "phala").exists()
     times: dict[str, float] = {}
     start = time.perf_counter()

@@ -14,8 +14,9 @@ import pytest
 from veil.atomic import write_json
 from veil.chain.addresses import parse_address
 from veil.errors import InputError
-from veil.migration.ledger import Leaf, Ledger, build_ledger, write_ledger
-from veil.migration.merkle import tree_from_ledger, write_tree
+from veil.merkle import write_tree
+from veil.migration.ledger import Leaf, Ledger, build_ledger, tree_from_ledger
+from veil.migration.ledger_format import write_ledger
 from veil.migration.snapshot import snapshot_from_raw
 from veil.migration.synthetic import generate_state, raw_document
 from veil.network.production import (

@@ -19,8 +19,8 @@ from web3 import Web3
 from veil.attestation.api import BINDINGS as BINDINGS_PATH
 from veil.chain.client import Chain
 from veil.chain.deployment import ContractRecord, Deployment
+from veil.merkle import build_tree
 from veil.migration.binding import BindingContext, binding_message
-from veil.migration.merkle import build_tree
 from veil.migration.synthetic import keypair
 from veil.services.attester.service import AttesterConfig, build_server
 from veil.substrate.signature import wrap_bytes

@@ -48,7 +48,7 @@ def test_one_line_errors(tmp_path: Path, args: list[str], code: int, message: st
 def test_claim_with_a_bad_signature_fails_before_any_chain_call(tmp_path: Path) -> None:
     """The claim client checks the binding locally: no attester, no RPC is bothered."""
     from veil.atomic import write_json
-    from veil.migration.merkle import build_tree
+    from veil.merkle import build_tree
     from veil.migration.synthetic import keypair
     from veil.substrate import ss58
 
@@ -245,7 +245,7 @@ def test_every_command_has_help_with_summary_options_and_example() -> None:
 def test_binding_message_for_a_holder_not_in_the_tree_says_so(tmp_path: Path, dep: str) -> None:
     """Issue 8, defect 7: the message was printed for an account that can never claim."""
     from veil.atomic import write_json
-    from veil.migration.merkle import build_tree
+    from veil.merkle import build_tree
     from veil.migration.synthetic import keypair
     from veil.substrate import ss58
 

@@ -43,7 +43,7 @@ def test_interrupted_command_prints_one_line_and_leaves_nothing(tmp_path: Path) 
 
 SCRIPT = """
 import time
-from veil.migration.bulk import forked
+from veil.bulkwork import forked
 
 wait = forked(lambda: time.sleep(60) or b"x")
 print("ready", flush=True)

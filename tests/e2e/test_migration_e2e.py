@@ -23,7 +23,7 @@ from veil.devnet.demo import (
     stake_and_delegate,
     veil_executable,
 )
-from veil.migration.merkle import load_tree
+from veil.merkle import load_tree
 from veil.migration.synthetic import keypair
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]

@@ -31,8 +31,8 @@ from veil.devnet.anvil import DEVNET_CHAIN_ID, Devnet, DevnetProcess, free_port
 from veil.devnet.client import DevnetChain
 from veil.devnet.demo import veil_executable
 from veil.errors import ChainError
+from veil.merkle import load_tree
 from veil.migration.binding import binding_message, context_from_files
-from veil.migration.merkle import load_tree
 from veil.migration.synthetic import keypair
 from veil.network.deploy import DAY, ZERO_ADDRESS, deploy_network
 from veil.network.production import production_parameters

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from veil.migration.ledger import build_ledger
-from veil.migration.merkle import (
+from veil.merkle import (
     LEAF_ENCODING,
     Multiproof,
     build_tree,
     load_tree,
-    tree_from_ledger,
     value_to_json,
     verify_multiproof,
     verify_proof,
     write_tree,
 )
+from veil.migration.ledger import build_ledger, tree_from_ledger
 from veil.migration.snapshot import snapshot_from_raw
 from veil.migration.synthetic import generate_state, raw_document
 

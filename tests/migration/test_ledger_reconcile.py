@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from veil.migration.account_storage import AccountRow
 from veil.migration.ledger import WEI_PER_PLANCK, LedgerRefused, build_ledger
 from veil.migration.positions import Exclusion, Position, module_account
-from veil.migration.snapshot import AccountRow, Snapshot
+from veil.migration.snapshot import Snapshot
 
 POOL_A = module_account(b"phala/sp", 1)
 POOL_B = module_account(b"phala/sp", 2)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from veil.cli.main import main
+from veil.merkle import load_tree, verify_multiproof, verify_proof
 from veil.migration.binding import BindingContext, binding_message
-from veil.migration.merkle import load_tree, verify_multiproof, verify_proof
 from veil.migration.synthetic import keypair
 from veil.substrate import ss58
 from veil.substrate.signature import wrap_bytes
@@ -102,7 +102,7 @@ def test_proof_and_multiproof_commands(pipeline: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     multi = json.loads(done.stdout)
-    from veil.migration.merkle import Multiproof
+    from veil.merkle import Multiproof
 
     parsed = Multiproof(
         [(int(v[0]), bytes.fromhex(v[1][2:]), int(v[2]), int(v[3])) for v in multi["leaves"]],

@@ -7,24 +7,15 @@ then runs and names the problem); these tests hold both to that on real and spoi
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from veil.errors import InputError
-from veil.migration.bulk import has_float, hex_records, load_json, split_records
-from veil.migration.merkle import build_tree, leaf_hash, node_hash
-from veil.migration.snapshot import (
-    _decode_pairs,
-    _decode_storage_fast,
-    _rows_checked,
-    _rows_fast,
-    load_snapshot,
-    snapshot_from_raw,
-    write_snapshot,
-)
+from veil.columns import has_float, hex_records, load_json, split_records
+from veil.migration.account_storage import decode_account_pairs, decode_account_storage
+from veil.migration.snapshot import snapshot_from_raw
+from veil.migration.snapshot_format import load_snapshot, rows_checked, rows_fast, write_snapshot
 from veil.migration.synthetic import generate_state, raw_document
 
 PREFIX_LEN = 2 + 2 * 32  # "0x" + System.Account prefix
@@ -37,7 +28,7 @@ def storage() -> dict[str, Any]:
 
 def _slow(storage: dict[str, Any]) -> Any:
     pairs = ((k, v) for k, v in storage.items() if k not in ("block", "genesis_hash"))
-    return _decode_pairs(pairs, strict_prefix=False)
+    return decode_account_pairs(pairs, strict_prefix=False)
 
 
 def _account_keys(storage: dict[str, Any]) -> list[str]:
@@ -45,7 +36,7 @@ def _account_keys(storage: dict[str, Any]) -> list[str]:
 
 
 def test_fast_storage_decode_equals_slow(storage: dict[str, Any]) -> None:
-    fast = _decode_storage_fast(storage)
+    fast = decode_account_storage(storage)
     assert fast is not None
     issuance, rows, state_hash, ignored = fast
     assert fast == _slow(storage)
@@ -88,7 +79,7 @@ def test_fast_storage_decode_steps_aside_on_anything_unusual(
     storage: dict[str, Any], how: str
 ) -> None:
     spoiled = _spoil(storage, how)
-    fast = _decode_storage_fast(spoiled)
+    fast = decode_account_storage(spoiled)
     if how in ("upper-account", "upper-hex-value"):  # valid hex: both paths read it alike
         assert fast is not None and fast == _slow(spoiled)
         return
@@ -99,12 +90,12 @@ def test_fast_storage_decode_steps_aside_on_anything_unusual(
         assert "storage key" in str(error) or "account 0x" in str(error)
     else:
         assert how in ("upper-prefix", "space-in-value")
-        assert len(slow[1]) == len(_decode_storage_fast(storage)[1])  # type: ignore[index]
+        assert len(slow[1]) == len(decode_account_storage(storage)[1])  # type: ignore[index]
 
 
 def test_fast_storage_decode_needs_total_issuance(storage: dict[str, Any]) -> None:
     without = {k: v for k, v in storage.items() if not k.startswith("0xc2261276")}
-    assert _decode_storage_fast(without) is None
+    assert decode_account_storage(without) is None
 
 
 def test_fast_rows_equal_checked_rows(storage: dict[str, Any], tmp_path: Path) -> None:
@@ -112,8 +103,8 @@ def test_fast_rows_equal_checked_rows(storage: dict[str, Any], tmp_path: Path) -
     raw.write_text(json.dumps(storage))
     write_snapshot(snapshot_from_raw(raw), tmp_path / "snap.json")
     records = json.loads((tmp_path / "snap.json").read_text())["accounts"]
-    fast = _rows_fast(records)
-    assert fast is not None and fast == _rows_checked(records, tmp_path)
+    fast = rows_fast(records)
+    assert fast is not None and fast == rows_checked(records, tmp_path)
     assert load_snapshot(tmp_path / "snap.json").accounts == fast
     steps_aside = (
         lambda r: r[3].__setitem__(5, "7"),  # counter as a string: slow path reads it
@@ -127,7 +118,7 @@ def test_fast_rows_equal_checked_rows(storage: dict[str, Any], tmp_path: Path) -
     for spoil in steps_aside:
         spoiled = json.loads(json.dumps(records))
         spoil(spoiled)
-        assert _rows_fast(spoiled) is None
+        assert rows_fast(spoiled) is None
     read_alike = (
         lambda r: r[3].__setitem__(0, r[3][0].upper().replace("0X", "0x")),
         lambda r: r[3].__setitem__(5, 2**70),
@@ -135,8 +126,8 @@ def test_fast_rows_equal_checked_rows(storage: dict[str, Any], tmp_path: Path) -
     for spoil in read_alike:
         spoiled = json.loads(json.dumps(records))
         spoil(spoiled)
-        read = _rows_fast(spoiled)
-        assert read is not None and read == _rows_checked(spoiled, tmp_path)
+        read = rows_fast(spoiled)
+        assert read is not None and read == rows_checked(spoiled, tmp_path)
 
 
 def test_big_integers_are_read_exactly(storage: dict[str, Any], tmp_path: Path) -> None:
@@ -160,46 +151,3 @@ def test_hex_records_and_split() -> None:
         assert hex_records(bad, 4) is None
     assert load_json(b"[NaN]")[0] != load_json(b"[NaN]")[0]  # json's extension still loads
     assert has_float({"a": [1, {"b": 2.0}]}) and not has_float({"a": [1, "2.0"]})
-
-
-def _reference_tree(values: list[tuple[int, bytes, int, int]]) -> tuple[list[bytes], list[int]]:
-    """OpenZeppelin's algorithm written out plainly: one leaf and one node at a time."""
-    count = len(values)
-    hashes = [leaf_hash(v) for v in values]
-    order = sorted(range(count), key=hashes.__getitem__)
-    tree = [b""] * (2 * count - 1)
-    indices = [0] * count
-    for position, value_index in enumerate(order):
-        tree[2 * count - 2 - position] = hashes[value_index]
-        indices[value_index] = 2 * count - 2 - position
-    for i in range(count - 2, -1, -1):
-        tree[i] = node_hash(tree[2 * i + 1], tree[2 * i + 2])
-    return tree, indices
-
-
-@pytest.mark.parametrize("count", [*range(1, 20), 33, 64, 65, 200, 70_000])
-def test_bulk_tree_build_equals_the_plain_algorithm(count: int) -> None:
-    rng = random.Random(count)
-    values = [
-        (i, rng.randbytes(32), rng.randrange(2**256), rng.randrange(10**20)) for i in range(count)
-    ]
-    tree, indices = _reference_tree(values)
-    for workers in (1, 2):
-        built = build_tree(values, workers=workers)
-        assert built.tree == tree and built.tree_indices == indices
-
-
-@pytest.mark.parametrize(
-    ("spoil", "message"),
-    [
-        ((3, b"\1" * 31, 5, 5), r"leaf 3: account must be 32 bytes"),
-        ((-1, b"\1" * 32, 5, 5), r"leaf -1: index -1 does not fit"),
-        ((3, b"\1" * 32, 2**256, 5), r"leaf 3: free \d+ does not fit"),
-        ((3, b"\1" * 32, 5, -2), r"leaf 3: staked -2 does not fit"),
-    ],
-)
-def test_bulk_tree_build_names_a_bad_leaf(spoil: tuple[int, bytes, int, int], message: str) -> None:
-    values = [(i, bytes([i]) * 32, i, 0) for i in range(10)]
-    values[3] = spoil
-    with pytest.raises(InputError, match=message):
-        build_tree(values, workers=1)

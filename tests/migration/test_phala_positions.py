@@ -25,15 +25,11 @@ from phala_storage import (
 from test_migrate_cli import veil
 
 from veil.errors import ChainError, InputError
-from veil.migration.ledger import LedgerRefused, build_ledger, load_ledger, write_ledger
-from veil.migration.merkle import tree_from_ledger
+from veil.migration.ledger import LedgerRefused, build_ledger, tree_from_ledger
+from veil.migration.ledger_format import load_ledger, write_ledger
 from veil.migration.positions import Position
-from veil.migration.snapshot import (
-    load_snapshot,
-    record_decimals,
-    snapshot_from_raw,
-    write_snapshot,
-)
+from veil.migration.snapshot import record_decimals, snapshot_from_raw
+from veil.migration.snapshot_format import load_snapshot, write_snapshot
 from veil.substrate.metadata import load_metadata
 
 WEI = 10**6  # PHA: 12 decimals
@@ -265,7 +261,7 @@ def test_cli_snapshot_ledger_tree_without_a_positions_file(tmp_path: Path) -> No
 def test_rpc_snapshot_reads_and_proves_the_staking_storage(tmp_path: Path) -> None:
     from substrate_fake_node import FakeNode, websocket_node
 
-    from veil.migration.snapshot import snapshot_from_rpc
+    from veil.migration.rpc_snapshot import snapshot_from_rpc
 
     state = build("dump_48000.json")
     node = FakeNode(state.document(), "0x" + "ab" * 32)

@@ -10,13 +10,13 @@ from substrate_fake_node import METADATA, FakeNode, http_node, websocket_node
 
 from veil.errors import ChainError, InputError
 from veil.migration.phala_staking import staking_prefixes
-from veil.migration.snapshot import (
+from veil.migration.rpc_snapshot import snapshot_from_rpc, verify_snapshot_proof
+from veil.migration.snapshot import snapshot_from_raw
+from veil.migration.snapshot_format import (
     load_snapshot,
     progress_path,
     proof_path,
-    snapshot_from_raw,
-    snapshot_from_rpc,
-    verify_snapshot_proof,
+    snapshot_document,
     write_snapshot,
 )
 from veil.migration.synthetic import generate_state, raw_document
@@ -46,7 +46,7 @@ def BLOCK(state) -> str:  # type: ignore[no-untyped-def]
 def _reference(state, tmp_path: Path) -> dict:  # type: ignore[no-untyped-def]
     raw = tmp_path / "raw.json"
     raw.write_text(json.dumps(raw_document(state)))
-    return snapshot_from_raw(raw).to_json()
+    return snapshot_document(snapshot_from_raw(raw))
 
 
 def test_websocket_snapshot_pages_through_every_account(state, BLOCK: str, tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_websocket_snapshot_pages_through_every_account(state, BLOCK: str, tmp_p
     assert snap.total_issuance == state.total_issuance
     # Same storage, same decoded accounts and the same state hash as the raw-dump path.
     assert snap.state_sha256 == reference["state_sha256"]
-    assert snap.to_json()["accounts"] == reference["accounts"]
+    assert snapshot_document(snap)["accounts"] == reference["accounts"]
 
 
 def test_interrupted_snapshot_resumes_to_the_identical_file(
@@ -107,7 +107,7 @@ def test_truncated_progress_line_is_ignored_on_resume(state, BLOCK: str, tmp_pat
     node.fail_after_pages = None
     with http_node(node) as url:
         snap = snapshot_from_rpc(url, BLOCK, out, page_size=60)
-    assert snap.to_json()["accounts"] == _reference(state, tmp_path)["accounts"]
+    assert snapshot_document(snap)["accounts"] == _reference(state, tmp_path)["accounts"]
 
 
 def test_progress_file_of_another_block_is_refused(state, BLOCK: str, tmp_path: Path) -> None:

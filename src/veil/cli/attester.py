@@ -15,8 +15,8 @@ from veil.cli.accounts import resolve_signer
 from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt, out_path
 from veil.compute.attestation import RegistryDomain
 from veil.errors import InputError
+from veil.merkle import load_tree
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
-from veil.migration.merkle import load_tree
 from veil.network.genesis import devnet_policy
 from veil.services.attester.server import Limits
 from veil.services.attester.service import AttesterConfig, build_server

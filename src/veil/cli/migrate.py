@@ -18,6 +18,7 @@ from rich.table import Table
 
 from veil.atomic import write_json
 from veil.attestation.api import BindingRequest
+from veil.bulkwork import gc_paused
 from veil.chain import deployment as deployments
 from veil.chain.addresses import parse_address
 from veil.chain.units import amount_json, format_amount, format_with_wei
@@ -34,35 +35,22 @@ from veil.cli.options import (
 )
 from veil.cli.output import print_json, print_table
 from veil.errors import InputError, VeilError
+from veil.merkle import load_tree, write_tree
 from veil.migration import binding as binding_lib
 from veil.migration.attestation import signature_hash
 from veil.migration.audit import AuditInputs, run_audit
-from veil.migration.bulk import bulk
 from veil.migration.claim import collect_attestations, submit_claim
-from veil.migration.ledger import (
-    Ledger,
-    LedgerRefused,
-    build_ledger,
-    file_sha256,
-    load_ledger,
-    pool_report,
-    write_ledger,
-)
-from veil.migration.merkle import load_tree, tree_from_ledger, write_tree
+from veil.migration.ledger import Ledger, LedgerRefused, build_ledger, pool_report, tree_from_ledger
+from veil.migration.ledger_format import file_sha256, load_ledger, write_ledger
 from veil.migration.positions import (
     exclusions_to_json,
     load_exclusions,
     load_positions,
     positions_to_json,
 )
-from veil.migration.snapshot import (
-    load_snapshot,
-    record_decimals,
-    record_genesis,
-    snapshot_from_raw,
-    snapshot_from_rpc,
-    write_snapshot,
-)
+from veil.migration.rpc_snapshot import snapshot_from_rpc
+from veil.migration.snapshot import record_decimals, record_genesis, snapshot_from_raw
+from veil.migration.snapshot_format import load_snapshot, write_snapshot
 from veil.migration.synthetic import generate_state, raw_document
 from veil.substrate import ss58
 from veil.substrate.signature import SCHEMES
@@ -75,6 +63,17 @@ _out = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 
 
+# The steps that hold a million records run without the cyclic collector: it would scan
+# every row again and again for cycles that none of them form (see veil.bulkwork).
+_MILLION_ROW_STEPS = frozenset({"snapshot", "ledger", "tree", "proof", "multiproof"})
+
+
+@app.callback()
+def _pause_collector(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand in _MILLION_ROW_STEPS:
+        ctx.with_resource(gc_paused())
+
+
 def _pha(wei: int) -> str:
     return f"{Decimal(wei) / Decimal(10**18):,f} PHA"
 
@@ -83,7 +82,6 @@ def _pha(wei: int) -> str:
     epilog="Example: veil migrate snapshot --raw-state RAW.json --out SNAP.json; "
     "veil migrate snapshot --rpc wss://NODE --at 0xBLOCK_HASH --out SNAP.json"
 )
-@bulk
 def snapshot(
     out: Path = typer.Option(..., "--out", help="Snapshot file to write."),
     raw_state: Path | None = typer.Option(
@@ -156,7 +154,6 @@ def snapshot(
     epilog="Example: veil migrate ledger SNAP.json --positions positions.json "
     "--exclusions exclusions.json --out LEDGER.json"
 )
-@bulk
 def ledger(
     snapshot_file: Path = typer.Argument(..., metavar="SNAP.json", help="Snapshot to convert."),
     out: Path = typer.Option(..., "--out", help="Ledger file to write."),
@@ -237,7 +234,6 @@ def _print_reconciliation(result: Ledger) -> None:
 
 
 @app.command(epilog="Example: veil migrate tree LEDGER.json --out TREE.json")
-@bulk
 def tree(
     ledger_file: Path = typer.Argument(..., metavar="LEDGER.json", help="Ledger to commit to."),
     out: Path = typer.Option(..., "--out", help="OpenZeppelin standard-v1 tree dump to write."),
@@ -256,7 +252,6 @@ def tree(
 
 
 @app.command(epilog="Example: veil migrate proof TREE.json 4xYourPhalaAddress")
-@bulk
 def proof(
     tree_file: Path = typer.Argument(..., metavar="TREE.json", help="The published tree."),
     account: str = typer.Argument(..., help="SS58 address or 0x account id."),
@@ -283,7 +278,6 @@ def proof(
 
 
 @app.command(epilog="Example: veil migrate multiproof TREE.json 4xFirst... 4xSecond...")
-@bulk
 def multiproof(
     tree_file: Path = typer.Argument(..., metavar="TREE.json", help="The published tree."),
     accounts: list[str] = typer.Argument(..., help="SS58 addresses or 0x account ids."),

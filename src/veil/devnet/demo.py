@@ -202,8 +202,8 @@ def migration(w: Walkthrough, work: Path, accounts: int, attester_port: int) -> 
 
     from eth_account import Account
 
+    from veil.merkle import load_tree
     from veil.migration.binding import binding_message, context_from_files
-    from veil.migration.merkle import load_tree
     from veil.migration.synthetic import keypair
     from veil.substrate import ss58
     from veil.substrate.signature import wrap_bytes

@@ -21,12 +21,14 @@ from typing import Any, cast
 
 from veil.chain.client import Chain
 from veil.errors import VeilError
+from veil.merkle import MerkleTree, load_tree
 from veil.migration.attestation import BARE_LENGTHS, SCHEME_IDS
 from veil.migration.binding import BindingContext, BindingRefused, verify_binding
-from veil.migration.ledger import build_ledger, load_ledger
-from veil.migration.merkle import MerkleTree, load_tree, tree_from_ledger
+from veil.migration.ledger import build_ledger, tree_from_ledger
+from veil.migration.ledger_format import ledger_document, load_ledger
 from veil.migration.positions import load_exclusions, load_positions
-from veil.migration.snapshot import load_snapshot, verify_snapshot_proof
+from veil.migration.rpc_snapshot import verify_snapshot_proof
+from veil.migration.snapshot_format import load_snapshot
 from veil.substrate import ss58
 from veil.substrate.signature import Scheme
 
@@ -95,7 +97,7 @@ def _rebuild(inputs: AuditInputs, report: AuditReport) -> MerkleTree | None:
     )
     if inputs.ledger is not None:
         published = load_ledger(inputs.ledger)
-        same = published.to_json()["leaves"] == ledger.to_json()["leaves"]
+        same = ledger_document(published)["leaves"] == ledger_document(ledger)["leaves"]
         report.add("published ledger matches the rebuilt one", same,
                    "identical leaves" if same else "leaves differ")  # fmt: skip
     return tree_from_ledger(ledger)

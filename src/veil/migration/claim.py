@@ -20,9 +20,9 @@ from veil.attestation.client import AttesterClient
 from veil.attestation.typed_data import encode_signatures
 from veil.chain.client import Chain
 from veil.errors import ChainError, InputError, VeilError
+from veil.merkle import MerkleTree, value_to_json
 from veil.migration import attestation
 from veil.migration.attestation import SCHEME_IDS, Attestation, published_signature
-from veil.migration.merkle import MerkleTree, value_to_json
 from veil.substrate.signature import Scheme
 
 if TYPE_CHECKING:

@@ -8,34 +8,32 @@ that does not migrate carries a written reason. The ledger is refused unless
     TotalIssuance x 10^6 == sum(free) + sum(staked) + sum(excluded)
 
 holds exactly.
+
+This module holds the rules and the types. The file format is `ledger_format`; the
+column-wide passes that apply the rules to a million accounts are `ledger_columns`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import compress, islice, repeat
-from operator import add, itemgetter, lt, methodcaller, mul, not_, or_
-from pathlib import Path
+from itertools import islice
+from operator import itemgetter, lt
 from typing import Any, NamedTuple
 
-from veil.atomic import write_text
+from veil.bulkwork import collector_paused
+from veil.columns import named_rows
 from veil.errors import InputError
-from veil.migration.bulk import (
-    amount_column,
-    bulk,
-    hex_records,
-    json_document,
-    json_exact,
-    read_document,
-    split_records,
+from veil.merkle import MerkleTree, build_tree
+from veil.migration.ledger_columns import (
+    holder_columns,
+    in_wei,
+    merge_missing,
+    phala_holder_columns,
 )
 from veil.migration.phala_staking import derive
 from veil.migration.positions import (
-    BACKING_REASON,
     DUST_REASON,
     MODULE_PREFIX,
     Exclusion,
@@ -44,9 +42,7 @@ from veil.migration.positions import (
 )
 from veil.migration.snapshot import DEFAULT_DECIMALS, Snapshot
 
-FORMAT = "veil-ledger-v1"
 WEI_PER_PLANCK = 10**6
-COLUMNS = ("index", "account", "free_wei", "staked_wei")
 
 
 class LedgerRefused(InputError):
@@ -164,62 +160,6 @@ class Ledger:
             if position and leaf.account <= self.leaves[position - 1].account:
                 raise LedgerRefused([f"leaf {position}: accounts not sorted or duplicated"])
 
-    @bulk
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self._head(),
-            "leaves": [
-                [leaf.index, "0x" + leaf.account.hex(), str(leaf.free_wei), str(leaf.staked_wei)]
-                for leaf in self.leaves
-            ],
-        }
-
-    def _head(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "snapshot": self.snapshot,
-            "total_issuance_planck": str(self.total_issuance_planck),
-            "total_issuance_wei": str(self.total_issuance_wei),
-            "totals": {
-                "free_wei": str(self.free_wei),
-                "staked_wei": str(self.staked_wei),
-                "excluded_wei": str(self.excluded_wei),
-                "leaf_count": len(self.leaves),
-            },
-            "dust_limit_planck": self.dust_limit_planck,
-            "token_decimals": self.token_decimals,
-            **({"phala": self.phala} if self.phala is not None else {}),
-            "backing": [
-                {
-                    "account": "0x" + b.account.hex(),
-                    "reason": BACKING_REASON,
-                    "pools": list(b.pools),
-                    "balance_wei": str(b.balance_wei),
-                    "positions_wei": str(b.positions_wei),
-                    "dust_wei": str(b.dust_wei),
-                }
-                for b in self.backing
-            ],
-            "excluded": [
-                {
-                    "account": "0x" + e.account.hex(),
-                    "reason": e.reason,
-                    "kind": e.kind,
-                    "amount_wei": str(e.amount_wei),
-                }
-                for e in self.excluded
-            ],
-            "columns": list(COLUMNS),
-        }
-
-    @bulk
-    def to_json_text(self) -> str:
-        """The same document as `to_json`, rendered fast (a ledger has a million leaves)."""
-        head = self._head()
-        row = '[%d,"0x%s","%d","%d"]'
-        leaves = [row % (leaf[0], leaf[1].hex(), leaf[2], leaf[3]) for leaf in self.leaves]
-        return json_document(head, {}, {"leaves": leaves})
-
 
 def _hex(account: bytes) -> str:
     return "0x" + account.hex()
@@ -239,7 +179,7 @@ def _module_hint(account: bytes) -> str:
     return f"module account {_hex(account)} (modl{printable}: pallet id {printable!r})"
 
 
-@bulk
+@collector_paused
 def build_ledger(
     snapshot: Snapshot,
     positions: Iterable[Position] = (),
@@ -265,109 +205,147 @@ def build_ledger(
             )
         return _build_phala_ledger(snapshot, exclusions)
     factor = wei_factor(snapshot.token_decimals)
-    problems: list[str] = []
-
-    # Which module account backs each pool: the exclusions file first, then derivation.
-    pool_backer: dict[str, bytes] = {}
-    backers: dict[bytes, Exclusion | None] = {}
-    excluded_other: dict[bytes, Exclusion] = {}
-    for item in exclusions:
-        if item.account in backers or item.account in excluded_other:
-            problems.append(f"exclusion for {_hex(item.account)}: listed twice")
-            continue
-        if item.backs_stake:
-            backers[item.account] = item
-            for pool in item.pools:
-                if pool in pool_backer and pool_backer[pool] != item.account:
-                    problems.append(f"pool {pool}: backed by two accounts in the exclusions file")
-                pool_backer[pool] = item.account
-        else:
-            excluded_other[item.account] = item
-
-    staked_by_account: dict[bytes, int] = defaultdict(int)
-    positions_by_backer: dict[bytes, int] = defaultdict(int)
-    pools_by_backer: dict[bytes, set[str]] = defaultdict(set)
-    unbacked: dict[str, int] = defaultdict(int)
-    for number, position in enumerate(positions):
-        backer = pool_backer.get(position.source)
-        if backer is None:
-            try:
-                backer = source_account(position.source)
-            except InputError as error:
-                problems.append(f"position {number}: {error}")
-                continue
-        if backer is None:
-            unbacked[position.source] += 1
-            continue
-        if position.account in backers or position.account in excluded_other:
-            problems.append(
-                f"position {number}: holder {_hex(position.account)} is itself an excluded account"
-            )
-            continue
-        if backer in excluded_other:
-            problems.append(
-                f"position {number}: pool {position.source!r} is backed by "
-                f"{_hex(backer)}, which is excluded as {excluded_other[backer].reason!r}"
-            )
-            continue
-        backers.setdefault(backer, None)
-        staked_by_account[position.account] += position.staked
-        positions_by_backer[backer] += position.staked
-        pools_by_backer[backer].add(position.source)
-
-    for account in staked_by_account.keys() & backers.keys():
-        problems.append(f"holder {_hex(account)}: a module account backing stake holds positions")
-    for pool, count in sorted(unbacked.items()):
-        problems.append(
-            f"pool {pool!r}: {count} positions but no backing account (name it in --exclusions "
-            f"with kind stake-pool, vault or wrapped-balance and pools [{pool!r}], or write the "
-            f"source as modl:<pallet id>:<n>)"
-        )
-    # One pass over the (sorted) accounts: holders become leaf entries, module and excluded
-    # accounts are set aside with their balances.
-    named = backers.keys() | excluded_other.keys()
-    balances: dict[bytes, int] = {}
-    stake_left = dict(staked_by_account)
-    # Column-wide over the million rows (row order kept): module and named accounts are
-    # set aside, every other account with a balance or a stake becomes a leaf.
-    rows = snapshot.accounts
-    accounts = list(map(itemgetter(0), rows))
-    aside = list(
-        map(or_, map(methodcaller("startswith", MODULE_PREFIX), accounts),
-            map(named.__contains__, accounts))
-    )  # fmt: skip
-    for row_number in compress(range(len(rows)), aside):
-        row = rows[row_number]
-        balances[row[0]] = row[1] + row[2]
-    keep = list(map(not_, aside))
-    del aside
-    holders = list(compress(accounts, keep))
-    del accounts
-    held = list(map(add, compress(map(itemgetter(1), rows), keep),
-                    compress(map(itemgetter(2), rows), keep)))  # fmt: skip
-    del keep
-    staked = list(map(stake_left.pop, holders, repeat(0)))
-    present = list(map(or_, held, staked))
-    wei = repeat(factor)
-    columns: tuple[list[Any], ...] = (
-        list(compress(holders, present)),
-        list(map(mul, compress(held, present), wei)),
-        list(map(mul, compress(staked, present), wei)),
+    named = _NamedAccounts.of(exclusions)
+    stakes = _Stakes.of(positions, named)
+    problems = named.problems + stakes.problems
+    # Holders become leaves; module and named accounts are set aside with their balance.
+    accounts, free, staked, balances, unlisted = holder_columns(
+        snapshot.accounts, named.accounts, MODULE_PREFIX, stakes.by_holder
     )
-    del holders, held, staked, present
-    if stake_left:  # delegators without a System.Account entry still get their stake
-        entries = list(zip(*columns, strict=True))
-        entries += [(a, 0, s * factor) for a, s in stake_left.items() if s]
-        entries.sort()
-        columns = tuple(map(list, zip(*entries, strict=True))) if entries else ([], [], [])
-        del entries
+    backing, excluded, unbalanced = _module_balances(balances, named, stakes, accept_dust, factor)
+    problems += unbalanced
+    if problems:
+        raise LedgerRefused(problems)
+    # Delegators without a System.Account entry still get their stake.
+    missing = [(account, 0, stake) for account, stake in unlisted.items()]
+    accounts, free, staked = merge_missing(accounts, free, staked, missing)
+    ledger = Ledger(
+        total_issuance_planck=snapshot.total_issuance,
+        leaves=named_rows(
+            Leaf, range(len(accounts)), accounts, in_wei(free, factor), in_wei(staked, factor)
+        ),
+        backing=backing,
+        excluded=excluded,
+        snapshot=_snapshot_record(snapshot),
+        dust_limit_planck=accept_dust,
+        token_decimals=snapshot.token_decimals,
+    )
+    ledger.check()
+    return ledger
 
+
+@dataclass
+class _NamedAccounts:
+    """The exclusions file read as rules: which account backs which pool, which is excluded."""
+
+    backers: dict[bytes, Exclusion | None]
+    excluded: dict[bytes, Exclusion]
+    pool_backer: dict[str, bytes]
+    problems: list[str]
+
+    @classmethod
+    def of(cls, exclusions: list[Exclusion]) -> _NamedAccounts:
+        named = cls({}, {}, {}, [])
+        for item in exclusions:
+            if item.account in named.backers or item.account in named.excluded:
+                named.problems.append(f"exclusion for {_hex(item.account)}: listed twice")
+                continue
+            if not item.backs_stake:
+                named.excluded[item.account] = item
+                continue
+            named.backers[item.account] = item
+            for pool in item.pools:
+                if named.pool_backer.get(pool, item.account) != item.account:
+                    named.problems.append(
+                        f"pool {pool}: backed by two accounts in the exclusions file"
+                    )
+                named.pool_backer[pool] = item.account
+        return named
+
+    @property
+    def accounts(self) -> set[bytes]:
+        """Every account the file names (their own balance never becomes a leaf)."""
+        return self.backers.keys() | self.excluded.keys()
+
+
+@dataclass
+class _Stakes:
+    """Positions summed per holder and per backing account (planck)."""
+
+    by_holder: dict[bytes, int]
+    by_backer: dict[bytes, int]
+    pools: dict[bytes, set[str]]
+    problems: list[str]
+
+    @classmethod
+    def of(cls, positions: list[Position], named: _NamedAccounts) -> _Stakes:
+        stakes = cls(defaultdict(int), defaultdict(int), defaultdict(set), [])
+        unbacked: dict[str, int] = defaultdict(int)
+        for number, position in enumerate(positions):
+            backer = named.pool_backer.get(position.source)
+            if backer is None:
+                try:
+                    backer = source_account(position.source)
+                except InputError as error:
+                    stakes.problems.append(f"position {number}: {error}")
+                    continue
+            if backer is None:
+                unbacked[position.source] += 1
+                continue
+            problem = _position_problem(position, backer, named)
+            if problem:
+                stakes.problems.append(f"position {number}: {problem}")
+                continue
+            named.backers.setdefault(backer, None)
+            stakes.by_holder[position.account] += position.staked
+            stakes.by_backer[backer] += position.staked
+            stakes.pools[backer].add(position.source)
+        for account in stakes.by_holder.keys() & named.backers.keys():
+            stakes.problems.append(
+                f"holder {_hex(account)}: a module account backing stake holds positions"
+            )
+        for pool, count in sorted(unbacked.items()):
+            stakes.problems.append(
+                f"pool {pool!r}: {count} positions but no backing account (name it in "
+                f"--exclusions with kind stake-pool, vault or wrapped-balance and pools "
+                f"[{pool!r}], or write the source as modl:<pallet id>:<n>)"
+            )
+        stakes.by_holder = dict(stakes.by_holder)
+        return stakes
+
+
+def _position_problem(position: Position, backer: bytes, named: _NamedAccounts) -> str | None:
+    """Why a position cannot migrate as stake, if it cannot."""
+    if position.account in named.backers or position.account in named.excluded:
+        return f"holder {_hex(position.account)} is itself an excluded account"
+    if backer in named.excluded:
+        return (
+            f"pool {position.source!r} is backed by {_hex(backer)}, which is excluded as "
+            f"{named.excluded[backer].reason!r}"
+        )
+    return None
+
+
+def _module_balances(
+    balances: dict[bytes, int],
+    named: _NamedAccounts,
+    stakes: _Stakes,
+    accept_dust: int,
+    factor: int,
+) -> tuple[list[Backing], list[Excluded], list[str]]:
+    """Each set-aside account against what it must cover (compared in planck, kept in wei).
+
+    A backing account must hold exactly its positions, up to `accept_dust` more (excluded
+    as dust); a named exclusion goes out whole with its reason; any other module account
+    with a balance is an error, since nothing says where its PHA goes.
+    """
     backing: list[Backing] = []
     excluded: list[Excluded] = []
-    for account in sorted(backers):
+    problems: list[str] = []
+    for account in sorted(named.backers):
         balance = balances.get(account, 0)
-        backed = positions_by_backer.get(account, 0)
-        pools = tuple(sorted(pools_by_backer.get(account, ())))
+        backed = stakes.by_backer.get(account, 0)
+        pools = tuple(sorted(stakes.pools.get(account, ())))
         where = f"pool {', '.join(pools) or '(none)'} ({_hex(account)})"
         difference = balance - backed
         if difference < 0:
@@ -383,36 +361,19 @@ def build_ledger(
         backing.append(Backing(account, pools, balance * factor, backed * factor))
         if difference > 0:
             excluded.append(Excluded(account, DUST_REASON, "dust", difference * factor))
-    for account in sorted(excluded_other):
-        item = excluded_other[account]
+    for account in sorted(named.excluded):
+        item = named.excluded[account]
         excluded.append(
             Excluded(account, item.reason, item.kind, balances.get(account, 0) * factor)
         )
-
     for account, balance in balances.items():
-        if balance and account not in named:
+        if balance and account not in named.backers and account not in named.excluded:
             problems.append(
                 f"{_module_hint(account)} holds {balance} planck but no position or exclusion "
                 "names it; name it in --exclusions with a reason (or give its delegators' "
                 "positions)"
             )
-    if problems:
-        raise LedgerRefused(problems)
-
-    indices = range(len(columns[0]))
-    leaves = list(map(tuple.__new__, repeat(Leaf), zip(indices, *columns, strict=True)))
-    del columns
-    ledger = Ledger(
-        total_issuance_planck=snapshot.total_issuance,
-        leaves=leaves,
-        backing=backing,
-        excluded=excluded,
-        snapshot=_snapshot_record(snapshot),
-        dust_limit_planck=accept_dust,
-        token_decimals=snapshot.token_decimals,
-    )
-    ledger.check()
-    return ledger
+    return backing, excluded, problems
 
 
 def _snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
@@ -443,33 +404,18 @@ def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledg
     problems += derived.problems
     if problems:
         raise LedgerRefused(problems)
-    aside = derived.set_aside
     extra, staked = derived.free_extra, derived.staked
-    # Rows are sorted by account: walk them once; holders with W-PHA, stake or rewards but
-    # no System.Account entry are few, and merged in after.
-    leaves_rows: list[tuple[bytes, int, int]] = []
-    append = leaves_rows.append
-    extra_get, staked_get = extra.get, staked.get
-    for row in rows:
-        account = row[0]
-        if account in aside:
-            continue
-        free = row[1] + row[2] + extra_get(account, 0)
-        stake = staked_get(account, 0)
-        if free or stake:
-            append((account, free, stake))
+    accounts, free, stake = phala_holder_columns(rows, derived.set_aside, extra, staked)
+    # Holders with W-PHA, stake or rewards but no System.Account entry are few.
     missing = [
-        (a, extra_get(a, 0), staked_get(a, 0))
+        (a, extra.get(a, 0), staked.get(a, 0))
         for a in (extra.keys() | staked.keys()) - balances.keys()
     ]
-    if missing:
-        leaves_rows += [entry for entry in missing if entry[1] or entry[2]]
-        leaves_rows.sort()
-    leaves = [
-        Leaf(index, account, free * factor, stake * factor)
-        for index, (account, free, stake) in enumerate(leaves_rows)
-    ]
-    del leaves_rows
+    accounts, free, stake = merge_missing(accounts, free, stake, missing)
+    leaves = named_rows(
+        Leaf, range(len(accounts)), accounts, in_wei(free, factor), in_wei(stake, factor)
+    )
+    del accounts, free, stake
     backing = [
         Backing(r.account, (f"{r.kind} {r.pid}",), r.assets * factor, r.assets * factor)
         for r in derived.pools
@@ -495,12 +441,6 @@ def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledg
     return ledger
 
 
-def write_ledger(ledger: Ledger, out: str | os.PathLike[str]) -> Path:
-    """Write the ledger atomically (re-checked first: a refused ledger is never written)."""
-    ledger.check()
-    return write_text(out, ledger.to_json_text())
-
-
 def pool_report(ledger: Ledger) -> list[tuple[str, str, int, int, int]]:
     """(pools, module account, balance, positions, dust) in wei, for the operator's table."""
     return [
@@ -509,133 +449,15 @@ def pool_report(ledger: Ledger) -> list[tuple[str, str, int, int, int]]:
     ]
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "0x" + digest.hexdigest()
-
-
-def _int(value: Any, where: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: {value!r:.40} is not an integer") from None
-    if number < 0:
-        raise InputError(f"{where}: {number} is negative")
-    return number
-
-
-def _account(value: Any, where: str) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
-        raise InputError(f"{where}: account {value!r:.70} is not 0x + 32 bytes of hex")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError:
-        raise InputError(f"{where}: account {value!r:.70} is not valid hex") from None
-
-
-def _leaves_fast(records: list[Any]) -> list[Leaf] | None:
-    """All leaves in column-wide bulk operations, or None if anything is off.
-
-    Stricter than `_leaves_checked` (which then names the first bad leaf): indices must
-    be JSON integers and amounts strings, so whatever this accepts reads identically.
-    """
-    if not records:
-        return []
-    if set(map(type, records)) != {list} or set(map(len, records)) != {len(COLUMNS)}:
-        return None
-    index, account, free, staked = zip(*records, strict=True)
-    if set(map(type, index)) != {int}:
-        return None
-    blob = hex_records(account, 32)
-    if blob is None:
-        return None
-    accounts = split_records(blob, 33, 1, 32)
-    del blob
-    amounts = []
-    for column in (free, staked):
-        numbers = amount_column(column)
-        if numbers is None:
-            return None
-        amounts.append(numbers)
-    return list(map(tuple.__new__, repeat(Leaf), zip(index, accounts, *amounts, strict=True)))
-
-
-def _leaves_checked(records: list[Any], source: Path) -> list[Leaf]:
-    """The slow path: find and name the first malformed leaf."""
-    leaves: list[Leaf] = []
-    for number, record in enumerate(records):
-        where = f"{source}: leaf {number}"
-        if not isinstance(record, list) or len(record) != 4:
-            raise InputError(f"{where}: expected [index, account, free_wei, staked_wei]")
-        try:
-            account = bytes.fromhex(record[1][2:]) if record[1][:2] == "0x" else b""
-            leaf = Leaf(int(record[0]), account, int(record[2]), int(record[3]))
-        except (TypeError, ValueError):
-            leaf = Leaf(-1, b"", -1, -1)
-        if len(leaf.account) != 32 or leaf.free_wei < 0 or leaf.staked_wei < 0:
-            _account(record[1], where)
-            _int(record[2], f"{where} free_wei")
-            _int(record[3], f"{where} staked_wei")
-            raise InputError(f"{where}: index {record[0]!r:.20} is not an integer")
-        leaves.append(leaf)
-    return leaves
-
-
-@bulk
-def load_ledger(path: str | os.PathLike[str]) -> Ledger:
-    """Read a ledger back and re-check its reconciliation (a hand-edited file is refused)."""
-    source = Path(path)
-    document = read_document(source, FORMAT, COLUMNS, "ledger", "leaves")
-    issuance = _int(document.get("total_issuance_planck"), f"{source}: total_issuance_planck")
-    records = document.get("leaves")
-    if not isinstance(records, list):
-        raise InputError(f"{source}: leaves must be a list")
-    leaves = _leaves_fast(records)
-    if leaves is None:  # read again as `json` does (exact big integers) to name the problem
-        records = json_exact(source.read_bytes())["leaves"]
-        leaves = _leaves_checked(records, source)
-    del records
-    backing = []
-    for number, item in enumerate(document.get("backing") or []):
-        where = f"{source}: backing {number}"
-        if not isinstance(item, dict):
-            raise InputError(f"{where}: expected an object")
-        backing.append(
-            Backing(
-                _account(item.get("account"), where),
-                tuple(item.get("pools") or ()),
-                _int(item.get("balance_wei"), f"{where} balance_wei"),
-                _int(item.get("positions_wei"), f"{where} positions_wei"),
-            )
-        )
-    excluded = []
-    for number, item in enumerate(document.get("excluded") or []):
-        where = f"{source}: excluded {number}"
-        if not isinstance(item, dict) or not item.get("reason"):
-            raise InputError(f"{where}: expected an object with a reason")
-        excluded.append(
-            Excluded(
-                _account(item.get("account"), where),
-                str(item["reason"]),
-                str(item.get("kind") or "other"),
-                _int(item.get("amount_wei"), f"{where} amount_wei"),
-            )
-        )
-    ledger = Ledger(
-        issuance,
-        leaves,
-        backing,
-        excluded,
-        snapshot=document.get("snapshot") or {},
-        dust_limit_planck=int(document.get("dust_limit_planck") or 0),
-        token_decimals=int(document.get("token_decimals") or DEFAULT_DECIMALS),
-        phala=document.get("phala"),
+def tree_from_ledger(ledger: Ledger) -> MerkleTree:
+    """The claim tree: the ledger's leaves, with what the ledger committed to beside them."""
+    return build_tree(
+        ledger.leaves,
+        {
+            "ledger": {
+                "snapshot": ledger.snapshot,
+                "total_issuance_wei": str(ledger.total_issuance_wei),
+                "excluded_wei": str(ledger.excluded_wei),
+            }
+        },
     )
-    try:
-        ledger.check()
-    except LedgerRefused as refused:
-        raise InputError(f"{source}: {refused.problems[0]}") from None
-    return ledger

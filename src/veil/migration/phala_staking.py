@@ -264,12 +264,19 @@ def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
     by_prefix = {"0x" + m.prefix.hex(): name for name, m in maps.items()}
     grouped: dict[str, dict[bytes, bytes]] = defaultdict(dict)
     accounts_prefix = "0x" + SYSTEM_ACCOUNT_PREFIX.hex()
-    for key, value in storage.items():
-        if not isinstance(key, str):
-            continue
+    # Most of a state is System.Account: one comprehension picks the staking entries out
+    # (a Python loop over every key costs seconds on a million accounts).
+    try:
+        wanted = [
+            (key, value)
+            for key, value in storage.items()
+            if (head := key[:66]) != accounts_prefix
+            and (head in by_prefix or head.lower() in by_prefix)
+        ]
+    except TypeError:  # a key that is not text: not storage of any item
+        wanted = [(k, v) for k, v in storage.items() if isinstance(k, str)]
+    for key, value in wanted:
         head = key[:66]
-        if head == accounts_prefix:  # most of a state: skipped before any other work
-            continue
         name = by_prefix.get(head) or by_prefix.get(head.lower())
         if name is None:
             continue

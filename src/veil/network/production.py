@@ -20,8 +20,8 @@ from web3 import Web3
 from veil.chain.client import Chain
 from veil.chain.deployment import Deployment
 from veil.errors import ChainError, InputError
-from veil.migration.ledger import load_ledger
-from veil.migration.merkle import load_tree
+from veil.merkle import load_tree
+from veil.migration.ledger_format import load_ledger
 from veil.network.deploy import (
     DAY,
     ZERO_ADDRESS,

@@ -19,9 +19,9 @@ from eth_account import Account
 from eth_utils import keccak
 
 from veil.chain.compile import CONTRACTS_DIR
+from veil.merkle import build_tree
 from veil.migration.attestation import order_attestations, sign_binding
 from veil.migration.claim import pack_proof_flags
-from veil.migration.merkle import build_tree
 
 HERE = Path(__file__).resolve().parent
 MIGRATOR = CONTRACTS_DIR / "migration" / "Migrator.vy"
@@ -67,7 +67,7 @@ class Leaf:
 
 
 class Tree:
-    """The project's StandardMerkleTree (veil.migration.merkle) seen through `Leaf`s."""
+    """The project's StandardMerkleTree (veil.merkle) seen through `Leaf`s."""
 
     def __init__(self, leaves: Sequence[Leaf]) -> None:
         self.leaves = list(leaves)

@@ -28,6 +28,7 @@ from migrator_kit import (
     sig_hash,
 )
 
+from veil.merkle import leaf_hash
 from veil.migration.attestation import (
     SECP256K1_N,
     binding_digest,
@@ -35,7 +36,6 @@ from veil.migration.attestation import (
     domain_separator,
 )
 from veil.migration.claim import pack_proof_flags
-from veil.migration.merkle import leaf_hash
 
 MAX_UINT = 2**256 - 1
 

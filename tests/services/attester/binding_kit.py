@@ -17,8 +17,8 @@ from typing import Any
 from eth_account import Account
 
 from veil.attestation.api import BINDINGS as BINDINGS_PATH
+from veil.merkle import MerkleTree, build_tree
 from veil.migration.binding import BindingContext, binding_message
-from veil.migration.merkle import MerkleTree, build_tree
 from veil.migration.synthetic import Keypair, keypair
 from veil.services.attester.server import AttesterServer, Limits
 from veil.services.attester.service import AttesterConfig, build_server

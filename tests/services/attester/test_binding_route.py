@@ -14,9 +14,9 @@ import pytest
 from eth_account import Account
 
 from veil.attestation.api import BINDINGS as BINDINGS_PATH
+from veil.merkle import build_tree
 from veil.migration import attestation
 from veil.migration.binding import BindingContext, binding_message
-from veil.migration.merkle import build_tree
 from veil.migration.synthetic import Keypair, keypair
 from veil.services.attester.service import AttesterConfig, build_server
 from veil.services.attester.store import Store

@@ -31,9 +31,9 @@ from eth_account.signers.local import LocalAccount
 
 from veil.attestation import api
 from veil.errors import InputError
+from veil.merkle import MerkleTree, value_to_json
 from veil.migration import attestation
 from veil.migration.binding import BindingContext, BindingRefused, checksum_address, verify_binding
-from veil.migration.merkle import MerkleTree, value_to_json
 from veil.services.attester.requests import Refused, hex_field, require_object, text_field
 from veil.services.attester.store import BindingLimit, Store
 from veil.substrate import ss58

@@ -20,8 +20,8 @@ from veil.attestation import api
 from veil.chain.client import Chain
 from veil.compute.attestation import RegistryDomain
 from veil.errors import ChainError
+from veil.merkle import MerkleTree
 from veil.migration.binding import BindingContext
-from veil.migration.merkle import MerkleTree
 from veil.services.attester.bindings import MAX_BINDINGS_PER_ACCOUNT, BindingService, ClaimedCheck
 from veil.services.attester.requests import Refused
 from veil.services.attester.server import AttesterServer, Limits, Reader, Route

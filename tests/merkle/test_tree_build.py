@@ -7,7 +7,7 @@ import random
 import pytest
 
 from veil.errors import InputError
-from veil.migration.merkle import (
+from veil.merkle.tree import (
     _internal_ranges,
     build_tree,
     leaf_hash,
@@ -62,3 +62,10 @@ def test_every_leaf_proves_and_the_root_is_the_pairwise_hash() -> None:
         build_tree([])
     with pytest.raises(InputError, match=r"does not fit in uint256"):
         build_tree([(0, bytes(32), 2**256, 0)])
+
+
+def test_dump_text_is_the_dump() -> None:
+    import json
+
+    tree = build_tree(_values(300, 7), workers=1)
+    assert json.loads(tree.dump_text()) == json.loads(json.dumps(tree.dump()))

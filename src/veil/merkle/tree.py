@@ -1,4 +1,4 @@
-"""The claim tree: an OpenZeppelin `StandardMerkleTree` of (index, account, free, staked).
+"""An OpenZeppelin `StandardMerkleTree` of (index, account, free, staked) leaves.
 
 Built exactly as `@openzeppelin/merkle-tree` builds it, so that its `load`, `verify` and
 `getMultiProof` agree with ours and the Migrator can use OpenZeppelin's `MerkleProof`:
@@ -27,16 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from veil.atomic import write_text
+from veil.bulkwork import can_fork, collector_paused, forked
+from veil.columns import json_document, split_records
 from veil.errors import InputError
-from veil.migration.bulk import (
-    bulk,
-    can_fork,
-    forked,
-    json_document,
-    split_records,
-)
-from veil.migration.keccak import keccak256, new_double_hasher, new_hasher
-from veil.migration.ledger import Ledger
+from veil.merkle.keccak import keccak256, new_double_hasher, new_hasher
 
 LEAF_ENCODING = ("uint256", "bytes32", "uint256", "uint256")
 FORMAT = "standard-v1"
@@ -164,7 +158,7 @@ class MerkleTree:
             "leaf_count": len(self.values),
         }
 
-    @bulk
+    @collector_paused
     def dump(self) -> dict[str, Any]:
         """OpenZeppelin standard-v1 JSON (plus the `veil` metadata key)."""
         return {
@@ -181,17 +175,26 @@ class MerkleTree:
     def _veil(self) -> dict[str, Any]:
         return {"root": "0x" + self.root.hex(), "totals": self.totals(), **self.metadata}
 
-    @bulk
+    @collector_paused
     def dump_text(self) -> str:
-        """`dump()` as JSON text, rendered fast (a tree has two million nodes)."""
+        """`dump()` as JSON text, rendered fast (a tree has two million nodes).
+
+        The values are joined into one text as they are rendered: a million separate
+        strings would outlive the join and add a few hundred MiB to the peak.
+        """
         nodes = [f'"0x{node.hex()}"' for node in self.tree]
-        entry = '{"value":["%d","0x%s","%d","%d"],"treeIndex":%d}'
-        values = [
-            entry % (v[0], v[1].hex(), v[2], v[3], tree_index)
-            for v, tree_index in zip(self.values, self.tree_indices, strict=True)
-        ]
         head = {"format": FORMAT, "leafEncoding": list(LEAF_ENCODING)}
-        return json_document(head, {"veil": self._veil()}, {"tree": nodes, "values": values})
+        tail = {"veil": self._veil()}
+        return json_document(head, tail, {"tree": nodes, "values": [self._values_text()]})
+
+    def _values_text(self) -> str:
+        entry = '{"value":["%d","0x%s","%d","%d"],"treeIndex":%d}'
+        return ",".join(
+            [
+                entry % (v[0], v[1].hex(), v[2], v[3], tree_index)
+                for v, tree_index in zip(self.values, self.tree_indices, strict=True)
+            ]
+        )
 
 
 _CHUNK = 1 << 16  # leaves encoded at a time: bounds the memory of the encodings
@@ -272,7 +275,7 @@ def _hash_internal(tree: list[bytes], ranges: list[range]) -> None:
         tree[span.start : span.stop] = map(hasher, map(add, map(min, a, b), map(max, a, b)))
 
 
-@bulk
+@collector_paused
 def build_tree(
     values: Iterable[LeafValue],
     metadata: dict[str, Any] | None = None,
@@ -349,19 +352,6 @@ def build_tree(
     return MerkleTree(tree, values, tree_indices, metadata or {})
 
 
-def tree_from_ledger(ledger: Ledger) -> MerkleTree:
-    return build_tree(
-        ledger.leaves,
-        {
-            "ledger": {
-                "snapshot": ledger.snapshot,
-                "total_issuance_wei": str(ledger.total_issuance_wei),
-                "excluded_wei": str(ledger.excluded_wei),
-            }
-        },
-    )
-
-
 def write_tree(tree: MerkleTree, out: str | os.PathLike[str]) -> Path:
     return write_text(out, tree.dump_text())
 
@@ -412,7 +402,7 @@ def _value(raw: Any, where: str) -> LeafValue:
     return value
 
 
-@bulk
+@collector_paused
 def load_tree(path: str | os.PathLike[str], *, validate: bool = True) -> MerkleTree:
     """Read a standard-v1 dump. `validate` re-hashes every node, as OpenZeppelin's `load`.
 

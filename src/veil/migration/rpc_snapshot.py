@@ -1,0 +1,291 @@
+"""A snapshot read from a live node: page by page, every value proven, resumable.
+
+Each page of `System.Account` keys is read with its values and a `state_getReadProof`,
+checked against the block's state root before it is kept, and appended to
+`<out>.partial`; a rerun continues after the last saved page. The proofs go beside the
+snapshot so the audit can check it again without a node (`verify_snapshot_proof`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from veil.bulkwork import collector_paused
+from veil.columns import load_json
+from veil.errors import ChainError, InputError
+from veil.migration.account_storage import (
+    ACCOUNT_PREFIX_HEX,
+    TOTAL_ISSUANCE_HEX,
+    AccountRow,
+    decode_account_pairs,
+)
+from veil.migration.phala_staking import has_staking, read_staking, staking_prefixes
+from veil.migration.snapshot import Snapshot, apply_layout
+from veil.migration.snapshot_format import progress_path
+from veil.substrate.header import state_root_of_block
+from veil.substrate.metadata import Metadata, parse_metadata
+from veil.substrate.rpc import SubstrateRpc
+from veil.substrate.storage import TOTAL_ISSUANCE_KEY, AccountInfo, account_key
+from veil.substrate.trie import ProofError, verify_read_proof
+
+
+class _Progress:
+    """Append-only record of fetched pages beside the output, so a broken run resumes.
+
+    Each line is one JSON page; a line cut short by a crash is simply ignored.
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = header
+        self.pairs: list[tuple[str, str]] = []
+        self.proof: dict[str, None] = {}  # trie nodes, deduplicated, in arrival order
+        self.last_key: str | None = None
+        self.done = False
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        if not lines:
+            return
+        try:
+            header = json.loads(lines[0])
+        except json.JSONDecodeError:
+            return
+        if header != self.header:
+            raise InputError(
+                f"{self.path}: progress file is for another node, block or prefix "
+                f"({header.get('at')}); delete it to start over"
+            )
+        for line in lines[1:]:
+            try:
+                page = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            self.pairs.extend((k, v) for k, v in page["pairs"])
+            self.proof.update(dict.fromkeys(page.get("proof", [])))
+            self.last_key = page["last_key"]
+            self.done = bool(page.get("done"))
+
+    def append(
+        self, pairs: list[tuple[str, str]], last_key: str | None, done: bool, proof: list[str]
+    ) -> None:
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        page = {"last_key": last_key, "done": done, "pairs": pairs, "proof": proof}
+        with self.path.open("a") as handle:
+            if new_file:
+                handle.write(json.dumps(self.header) + "\n")
+            handle.write(json.dumps(page) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.pairs.extend(pairs)
+        self.proof.update(dict.fromkeys(proof))
+        self.last_key = last_key
+        self.done = done
+
+
+@collector_paused
+def snapshot_from_rpc(
+    url: str,
+    at: str,
+    out: str | os.PathLike[str],
+    *,
+    page_size: int = 1000,
+    on_page: Callable[[int], None] | None = None,
+    metadata: Metadata | None = None,
+) -> Snapshot:
+    """Read every `System.Account` entry at block `at` from a node, page by page.
+
+    Every value is checked against the block's state root with `state_getReadProof`, and
+    the root against the block hash through the header the node serves, so a node cannot
+    alter a balance unnoticed (one that leaves accounts out is caught by the ledger: the
+    proven TotalIssuance would no longer reconcile). The proofs are kept for the audit.
+    Pages go to `<out>.partial` as they arrive; a rerun with the same node, block and
+    output continues after the last saved page and yields the identical snapshot.
+    Accounts are read in the layout of the runtime's metadata at that block (the node's
+    `state_getMetadata` unless `metadata` is given).
+    """
+    if not at.startswith("0x") or len(at) != 66:
+        raise InputError(f"--at {at!r}: expected a 0x-prefixed 32-byte block hash")
+    progress = _Progress(
+        progress_path(out), {"format": "veil-snapshot-progress-v1", "at": at.lower(),
+                             "prefix": ACCOUNT_PREFIX_HEX},
+    )  # fmt: skip
+    progress.load()
+    if on_page is not None and progress.pairs:
+        on_page(len(progress.pairs))
+    with SubstrateRpc(url) as rpc:
+        genesis = rpc.genesis_hash()
+        state_root = state_root_of_block(rpc.header(at), at)
+        if metadata is None:
+            metadata = parse_metadata(rpc.metadata(at), f"{url} at {at}")
+        while not progress.done:
+            keys = rpc.keys_paged(ACCOUNT_PREFIX_HEX, page_size, progress.last_key, at)
+            for key in keys:
+                if not key.lower().startswith(ACCOUNT_PREFIX_HEX):
+                    raise InputError(f"storage key {key}: not a System.Account key")
+            values = rpc.query_storage_at(keys, at) if keys else {}
+            pairs: list[tuple[str, str]] = []
+            for key in keys:
+                value = values.get(key)
+                if value is None:
+                    raise InputError(f"storage key {key}: listed by the node but has no value")
+                pairs.append((key, value))
+            proof = rpc.read_proof(keys, at) if keys else []
+            _check_proven(state_root, proof, pairs, at)
+            done = len(keys) < page_size
+            progress.append(pairs, keys[-1] if keys else progress.last_key, done, proof)
+            if on_page is not None:
+                on_page(len(pairs))
+        issuance_value = rpc.storage(TOTAL_ISSUANCE_HEX, at)
+        if issuance_value is None:
+            raise InputError(
+                f"storage key {TOTAL_ISSUANCE_HEX} (Balances.TotalIssuance): missing at block {at}"
+            )
+        issuance_proof = rpc.read_proof([TOTAL_ISSUANCE_HEX], at)
+        _check_proven(state_root, issuance_proof, [(TOTAL_ISSUANCE_HEX, issuance_value)], at)
+        staking = None
+        staking_proof: list[str] = []
+        if has_staking(metadata):
+            staking_pairs: dict[str, str] = {}
+            for prefix, plain in staking_prefixes(metadata):
+                if plain:  # one value: its key is the prefix itself
+                    value = rpc.storage(prefix, at)
+                    if value is not None:
+                        nodes = rpc.read_proof([prefix], at)
+                        _check_proven(state_root, nodes, [(prefix, value)], at)
+                        staking_proof.extend(nodes)
+                        staking_pairs[prefix] = value
+                    continue
+                staking_pairs.update(
+                    _read_prefix(rpc, prefix, page_size, at, state_root, staking_proof)
+                )
+            staking = read_staking(staking_pairs, metadata)
+        decimals = _node_decimals(rpc)
+    storage, layout_record = apply_layout(dict(progress.pairs), metadata)
+    all_pairs = [*storage.items(), (TOTAL_ISSUANCE_HEX, issuance_value)]
+    issuance, rows, state_hash, _ = decode_account_pairs(all_pairs, strict_prefix=True)
+    return Snapshot(
+        total_issuance=issuance,
+        accounts=rows,
+        state_sha256=state_hash,
+        block=at.lower(),
+        genesis_hash=genesis,
+        source={
+            "kind": "rpc",
+            "endpoint": url,
+            "page_size": page_size,
+            "state_root": "0x" + state_root.hex(),
+            **layout_record,
+            **({"token_decimals": decimals} if decimals is not None else {}),
+        },
+        proof_nodes=list(
+            {**progress.proof, **dict.fromkeys(issuance_proof), **dict.fromkeys(staking_proof)}
+        ),
+        staking=staking,
+    )
+
+
+def _read_prefix(
+    rpc: SubstrateRpc, prefix: str, page_size: int, at: str, root: bytes, proof: list[str]
+) -> dict[str, str]:
+    """Every entry under `prefix` at block `at`, each proven against the state root."""
+    pairs: dict[str, str] = {}
+    last: str | None = None
+    while True:
+        keys = rpc.keys_paged(prefix, page_size, last, at)
+        for key in keys:
+            if not key.lower().startswith(prefix):
+                raise InputError(f"storage key {key}: not under the prefix {prefix} asked for")
+        values = rpc.query_storage_at(keys, at) if keys else {}
+        page = []
+        for key in keys:
+            value = values.get(key)
+            if value is None:
+                raise InputError(f"storage key {key}: listed by the node but has no value")
+            page.append((key, value))
+        if keys:
+            nodes = rpc.read_proof(keys, at)
+            _check_proven(root, nodes, page, at)
+            proof.extend(nodes)
+        pairs.update(page)
+        if len(keys) < page_size:
+            return pairs
+        last = keys[-1]
+
+
+def _node_decimals(rpc: SubstrateRpc) -> int | None:
+    """`system_properties.tokenDecimals`, or None from a node that does not serve it."""
+    try:
+        properties = rpc.call("system_properties", [])
+    except ChainError:
+        return None
+    decimals = (properties or {}).get("tokenDecimals") if isinstance(properties, dict) else None
+    if isinstance(decimals, list):
+        decimals = decimals[0] if decimals else None
+    return decimals if isinstance(decimals, int) else None
+
+
+def _check_proven(root: bytes, proof: list[str], pairs: list[tuple[str, str]], at: str) -> None:
+    """Every value must be the one the read proof shows under the block's state root."""
+    try:
+        nodes = [bytes.fromhex(node.removeprefix("0x")) for node in proof]
+        keys = [bytes.fromhex(key[2:]) for key, _ in pairs]
+    except ValueError:
+        raise ChainError(f"block {at}: read proof is not hex") from None
+    try:
+        proven = verify_read_proof(root, nodes, keys)
+    except ProofError as error:
+        raise ChainError(f"block {at}: {error}") from None
+    for (key, value), raw_key in zip(pairs, keys, strict=True):
+        shown = proven[raw_key]
+        if shown is None or "0x" + shown.hex() != value.lower():
+            raise ChainError(
+                f"storage key {key}: the node's value differs from what its read proof shows "
+                f"under the state root of block {at}"
+            )
+
+
+def verify_snapshot_proof(snapshot: Snapshot, path: str | os.PathLike[str]) -> int:
+    """Re-verify an RPC snapshot against its saved read proof; returns the keys checked.
+
+    Every account row is re-encoded to the exact `AccountInfo` bytes and looked up under
+    the recorded state root, and TotalIssuance with it: anyone holding the two files can
+    confirm the snapshot is the block's storage without asking a node again."""
+    record = snapshot.source.get("read_proof")
+    root_hex = snapshot.source.get("state_root")
+    if not isinstance(record, dict) or not isinstance(root_hex, str):
+        raise InputError(f"{path}: snapshot has no read proof (only --rpc snapshots carry one)")
+    sidecar = Path(path).with_name(str(record.get("file")))
+    try:
+        data = sidecar.read_bytes()
+    except OSError as error:
+        raise InputError(f"{sidecar}: cannot read ({error.strerror})") from None
+    if "0x" + hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        raise InputError(f"{sidecar}: sha256 differs from the one the snapshot recorded")
+    nodes = [bytes.fromhex(node.removeprefix("0x")) for node in load_json(data)["nodes"]]
+    expected = {account_key(row.account): _account_bytes(row) for row in snapshot.accounts}
+    expected[TOTAL_ISSUANCE_KEY] = snapshot.total_issuance.to_bytes(16, "little")
+    try:
+        proven = verify_read_proof(bytes.fromhex(root_hex[2:]), nodes, expected)
+    except ProofError as error:
+        raise InputError(f"{sidecar}: {error}") from None
+    for key, value in expected.items():
+        if proven[key] != value:
+            raise InputError(
+                f"{path}: storage key 0x{key.hex()} differs from the value its proof shows"
+            )
+    return len(expected)
+
+
+def _account_bytes(row: AccountRow) -> bytes:
+    return AccountInfo(
+        row.nonce, row.consumers, row.providers, row.sufficients,
+        row.free, row.reserved, row.frozen, row.flags,
+    ).encode()  # fmt: skip
