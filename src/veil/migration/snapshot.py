@@ -32,11 +32,11 @@ from veil.migration.bulk import (
     read_document,
     split_records,
 )
+from veil.migration.phala_read import read_staking_rpc, staking_progress_path
 from veil.migration.phala_staking import (
     StakingState,
     has_staking,
     read_staking,
-    staking_prefixes,
 )
 from veil.substrate.account_layout import BUILTIN_DESCRIPTION, AccountLayout, account_layout
 from veil.substrate.chainspec import CODE_KEY, chain_spec_from_document, genesis_state
@@ -579,21 +579,10 @@ def snapshot_from_rpc(
         _check_proven(state_root, issuance_proof, [(_TOTAL_ISSUANCE_HEX, issuance_value)], at)
         staking = None
         staking_proof: list[str] = []
-        if has_staking(metadata):
-            staking_pairs: dict[str, str] = {}
-            for prefix, plain in staking_prefixes(metadata):
-                if plain:  # one value: its key is the prefix itself
-                    value = rpc.storage(prefix, at)
-                    if value is not None:
-                        nodes = rpc.read_proof([prefix], at)
-                        _check_proven(state_root, nodes, [(prefix, value)], at)
-                        staking_proof.extend(nodes)
-                        staking_pairs[prefix] = value
-                    continue
-                staking_pairs.update(
-                    _read_prefix(rpc, prefix, page_size, at, state_root, staking_proof)
-                )
-            staking = read_staking(staking_pairs, metadata)
+        if has_staking(metadata):  # resumable like the accounts: phala_read
+            staking, staking_proof = read_staking_rpc(
+                rpc, metadata, at, state_root, out, page_size=page_size
+            )
         decimals = _node_decimals(rpc)
     storage, layout_record = _apply_layout(dict(progress.pairs), metadata)
     all_pairs = [*storage.items(), (_TOTAL_ISSUANCE_HEX, issuance_value)]
@@ -617,34 +606,6 @@ def snapshot_from_rpc(
         ),
         staking=staking,
     )
-
-
-def _read_prefix(
-    rpc: SubstrateRpc, prefix: str, page_size: int, at: str, root: bytes, proof: list[str]
-) -> dict[str, str]:
-    """Every entry under `prefix` at block `at`, each proven against the state root."""
-    pairs: dict[str, str] = {}
-    last: str | None = None
-    while True:
-        keys = rpc.keys_paged(prefix, page_size, last, at)
-        for key in keys:
-            if not key.lower().startswith(prefix):
-                raise InputError(f"storage key {key}: not under the prefix {prefix} asked for")
-        values = rpc.query_storage_at(keys, at) if keys else {}
-        page = []
-        for key in keys:
-            value = values.get(key)
-            if value is None:
-                raise InputError(f"storage key {key}: listed by the node but has no value")
-            page.append((key, value))
-        if keys:
-            nodes = rpc.read_proof(keys, at)
-            _check_proven(root, nodes, page, at)
-            proof.extend(nodes)
-        pairs.update(page)
-        if len(keys) < page_size:
-            return pairs
-        last = keys[-1]
 
 
 def _node_decimals(rpc: SubstrateRpc) -> int | None:
@@ -704,6 +665,7 @@ def write_snapshot(snapshot: Snapshot, out: str | os.PathLike[str]) -> Path:
         write_text(proof_path(out), proof_text)
     path = write_text(out, snapshot.to_json_text())
     progress_path(out).unlink(missing_ok=True)
+    staking_progress_path(out).unlink(missing_ok=True)
     return path
 
 
