@@ -728,3 +728,25 @@ def derive(
         wpha_rows=wpha_rows,
         problems=problems,
     )
+
+
+def dust_problems(reports: list[PoolReport], accept_dust: int | None) -> list[str]:
+    """Pools whose assets stray from what the runtime values their shares at by more than
+    `--accept-dust` planck (nothing checked without one).
+
+    On the built-in path `--accept-dust` bounds what a backing account may hold beyond
+    its positions. Here positions are not written by an operator but allocated exactly
+    from the pool's assets, so nothing is left over to exclude; what the limit still
+    bounds is the gap between those assets and the runtime's own `share_to_balance` value
+    of the same shares. A few planck is U64F64 flooring; more means shares nobody holds or
+    a `total_value` behind the pool's W-PHA, which an operator who sets a limit wants to
+    stop on rather than find in a table."""
+    if accept_dust is None:
+        return []
+    return [
+        f"{report.kind} {report.pid} ({_hex(report.account)}): assets {report.assets} planck "
+        f"differ from the runtime's value of its shares {report.runtime_value} by "
+        f"{report.difference} planck (more than --accept-dust {accept_dust})"
+        for report in reports
+        if abs(report.difference) > accept_dust
+    ]
