@@ -8,6 +8,10 @@ import copy
 import functools
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +325,62 @@ def test_interrupted_staking_reads_resume_and_give_the_identical_snapshot(
     assert _same_file(out, published / "snap.json")
     assert proof_path(out).read_bytes() == (published / "snap.json.proof.json").read_bytes()
     assert not saved.exists() and not progress_path(out).exists()
+
+
+class SlowNode(FakeNode):
+    """Answers staking listings slowly, so a process reading them can be killed midway."""
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        if request["method"] == "state_getKeysPaged" and not request["params"][0].startswith(
+            _prefix("System", "Account")
+        ):
+            time.sleep(0.15)
+        return super().answer(request)
+
+
+def test_a_snapshot_process_killed_during_staking_reads_resumes(
+    published: Path, tmp_path: Path
+) -> None:
+    node = SlowNode(state().document(), "0x" + "ab" * 32)
+    out = tmp_path / "snap.json"
+    saved = staking_progress_path(out)
+    veil = Path(sys.executable).with_name("veil")
+    with websocket_node(node) as url:
+        command = [str(veil), "migrate", "snapshot", "--rpc", url, "--at", node.block,
+                   "--out", str(out), "--page-size", str(PAGE)]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and process.poll() is None:
+                if saved.exists() and len(saved.read_text().splitlines()) >= 4:
+                    break
+                time.sleep(0.05)
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            process.send_signal(signal.SIGKILL)  # no chance to clean up or flush anything
+        finally:
+            process.wait(timeout=30)
+        assert not out.exists()
+        plain = {prefix for prefix, single in staking_prefixes(_metadata()) if single}
+        pages = []
+        for line in saved.read_text().splitlines()[1:]:
+            try:  # the kill may have cut the last line short: it does not count
+                pages.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        listed_before = sum(page["prefix"] not in plain for page in pages)
+        assert listed_before >= 2
+        node.pages_served = 0
+        snap = snapshot_from_rpc(url, node.block, out, page_size=PAGE)
+    whole = sum(
+        sum(1 for k in node.keys if k.startswith(prefix)) // PAGE + 1
+        for prefix, plain in staking_prefixes(_metadata())
+        if not plain
+    )
+    # Only the listings not saved before the kill were asked for again.
+    assert node.pages_served == whole - listed_before
+    write_snapshot(snap, out)
+    assert _same_file(out, published / "snap.json")
+    assert proof_path(out).read_bytes() == (published / "snap.json.proof.json").read_bytes()
 
 
 def test_a_torn_staking_progress_line_is_dropped_and_the_read_completes(
