@@ -132,11 +132,12 @@ def check_listed(
     `listed` is what the node's `state_getKeysPaged` pages gave; its own proofs must show
     no entry beyond them under any staking prefix."""
     proven = proven_staking_storage(root, database, metadata)
-    listed_lower = {key.lower() for key in listed}
-    for key in sorted(proven.keys() - listed_lower):
+    hidden = sorted(proven.keys() - {key.lower() for key in listed})
+    if hidden:
+        more = f" (and {len(hidden) - 1} more)" if len(hidden) > 1 else ""
         raise ProofError(
-            f"storage key {key}: the node's own read proof shows it under a staking item, "
-            "but its key listing left it out"
+            f"storage key {hidden[0]}: the node's own read proof shows it under a staking "
+            f"item, but its key listing left it out{more}"
         )
 
 
@@ -190,7 +191,8 @@ def _entries(state: StakingState) -> dict[tuple[Any, ...], Any]:
         out[("PhalaBasePool.Pools", pool.pid)] = pool.to_json()
     stake_info = STAKE_INFO.decode()
     for nft in state.nfts:
-        out[("RmrkCore.Nfts", nft.cid, nft.nft_id)] = "0x" + nft.owner.hex() if nft.owner else None
+        owner = "0x" + nft.owner.hex() if nft.owner else "(owned by another NFT)"
+        out[("RmrkCore.Nfts", nft.cid, nft.nft_id)] = owner
         if nft.shares is not None:
             out[("RmrkCore.Properties", nft.cid, nft.nft_id, stake_info)] = str(nft.shares)
     for item, rows in (
@@ -211,22 +213,31 @@ def staking_differences(
     claimed: StakingState, proven: StakingState, storage: Mapping[str, str], metadata: Metadata
 ) -> list[str]:
     """One line per staking entry where the snapshot and the proven storage disagree."""
-    keys = _entry_keys(storage, metadata)
     mine, truth = _entries(claimed), _entries(proven)
+    differing = sorted(
+        (e for e in mine.keys() | truth.keys() if e not in mine or e not in truth
+         or mine[e] != truth[e]),
+        key=repr,
+    )  # fmt: skip
+    keys = _entry_keys(storage, metadata) if differing else {}  # decoded only to name them
     lines = []
-    for entry in sorted(mine.keys() | truth.keys(), key=repr):
-        said, shown = mine.get(entry), truth.get(entry)
-        if said == shown:
-            continue
+    for entry in differing:
         key = keys.get(entry)
         where = f"storage key {key} ({_label(entry)})" if key else _label(entry)
-        if shown is None and key is None:
+        if entry not in truth and key is None:
             lines.append(f"{where}: in the snapshot, but the proof shows no such storage key")
-        elif said is None:
-            lines.append(f"{where}: the proof shows {_short(shown)}, the snapshot leaves it out")
+        elif entry not in truth:  # e.g. a W-PHA account the proof shows with a zero balance
+            lines.append(
+                f"{where}: the snapshot has {_short(mine[entry])}, the proof shows nothing for it"
+            )
+        elif entry not in mine:
+            lines.append(
+                f"{where}: the proof shows {_short(truth[entry])}, the snapshot leaves it out"
+            )
         else:
             lines.append(
-                f"{where}: the snapshot has {_short(said)}, the proof shows {_short(shown)}"
+                f"{where}: the snapshot has {_short(mine[entry])}, the proof shows "
+                f"{_short(truth[entry])}"
             )
     if claimed.wpha_account != proven.wpha_account:
         lines.append(f"wpha_account: the snapshot has 0x{claimed.wpha_account.hex()}")
