@@ -244,15 +244,25 @@ def _rewrite_proof(snap: Path, change: Any) -> None:
     snap.write_text(json.dumps(document))
 
 
-def test_a_proof_missing_a_staking_node_names_the_item_and_key_path(
-    published: Path, tmp_path: Path
+def _forge_value(node: str, value: str) -> str:
+    """The same leaf with its last value byte changed: it no longer hashes to its reference."""
+    return node[:-2] + ("00" if node[-2:] != "00" else "01") if node.endswith(value) else node
+
+
+@pytest.mark.parametrize("forgery", ["dropped", "altered"])
+def test_a_proof_missing_or_altering_a_staking_node_names_the_item_and_key_path(
+    published: Path, tmp_path: Path, forgery: str
 ) -> None:
     snap = _copy(published, tmp_path)
     shares = next(
         v for k, v in state().raw.items() if k.startswith(_prefix("RmrkCore", "Properties"))
-    )
-    # Drop the node that holds one stake-info value (its leaf): the item is no longer whole.
-    _rewrite_proof(snap, lambda nodes: [n for n in nodes if not n.endswith(shares[2:])])
+    )[2:]
+    # The leaf holding one stake-info value, left out or with its value edited: either way
+    # the node its parent references is not in the proof, and the item is no longer whole.
+    if forgery == "dropped":
+        _rewrite_proof(snap, lambda nodes: [n for n in nodes if not n.endswith(shares)])
+    else:
+        _rewrite_proof(snap, lambda nodes: [_forge_value(n, shares) for n in nodes])
     done = _audit(snap, metadata=META)
     detail = done["checks"][STAKING].detail
     assert not done["checks"][STAKING].ok
