@@ -251,7 +251,9 @@ def build_ledger(
 
     `accept_dust` is the most planck a module account may hold beyond its positions; that
     remainder is excluded as "rounding dust". Positions exceeding their backing are never
-    accepted: they would mint PHA that does not exist.
+    accepted: they would mint PHA that does not exist. None means 0, except on a Phala
+    snapshot, where it bounds each pool's gap to the runtime value (`dust_problems`) and
+    None leaves those gaps reported only.
     """
     if accept_dust is not None and accept_dust < 0:
         raise InputError(f"--accept-dust {accept_dust}: must not be negative")
