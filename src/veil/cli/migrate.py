@@ -159,8 +159,13 @@ def ledger(
     out: Path = typer.Option(..., "--out", help="Ledger file to write."),
     positions: Path | None = typer.Option(None, "--positions", help="Staked positions, CSV/JSON."),
     exclusions: Path | None = typer.Option(None, "--exclusions", help="Exclusions, JSON list."),
-    accept_dust: int = typer.Option(
-        0, "--accept-dust", min=0, help="Planck a module account may hold beyond its positions."
+    accept_dust: int | None = typer.Option(
+        None,
+        "--accept-dust",
+        min=0,
+        help="Planck a module account may hold beyond its positions (default 0); on a Phala "
+        "snapshot, planck a pool's assets may differ from the runtime's value of its shares "
+        "(default: not checked).",
     ),
 ) -> None:
     """Convert planck to wei 1:1, split free and staked, and reconcile to TotalIssuance."""
@@ -564,10 +569,21 @@ def audit(
     exclusions: Path = typer.Option(None, "--exclusions", help="Published exclusions."),
     ledger: Path = typer.Option(None, "--ledger", help="Published ledger (compared too)."),
     as_json: bool = JsonOpt,
-    accept_dust: int = typer.Option(
-        0, "--accept-dust", min=0, help="Planck a module account may hold beyond its positions."
+    accept_dust: int | None = typer.Option(
+        None,
+        "--accept-dust",
+        min=0,
+        help="Planck a module account may hold beyond its positions (default 0); on a Phala "
+        "snapshot, planck a pool's assets may differ from the runtime's value of its shares "
+        "(default: not checked).",
     ),
     genesis: str = typer.Option(None, "--genesis", help="Source genesis (default: tree's)."),
+    metadata: Path | None = typer.Option(
+        None,
+        "--metadata",
+        help="Runtime metadata at the snapshot block: decodes the Phala staking entries the "
+        "snapshot's read proof shows, to re-derive every position from them.",
+    ),
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
 ) -> None:
@@ -575,7 +591,7 @@ def audit(
     chain = open_chain(deployment, rpc)
     assert chain.deployment is not None
     context = _onchain_context(tree, genesis, deployment)
-    inputs = AuditInputs(snapshot, tree, positions, exclusions, ledger, accept_dust)
+    inputs = AuditInputs(snapshot, tree, positions, exclusions, ledger, accept_dust, metadata)
     report = run_audit(inputs, chain, context)
     if as_json:
         print_json(

@@ -26,10 +26,13 @@ from veil.migration.attestation import BARE_LENGTHS, SCHEME_IDS
 from veil.migration.binding import BindingContext, BindingRefused, verify_binding
 from veil.migration.ledger import build_ledger, tree_from_ledger
 from veil.migration.ledger_format import ledger_document, load_ledger
+from veil.migration.phala_proof import audit_staking, first_line, load_proof_nodes
 from veil.migration.positions import load_exclusions, load_positions
 from veil.migration.rpc_snapshot import verify_snapshot_proof
+from veil.migration.snapshot import Snapshot
 from veil.migration.snapshot_format import load_snapshot
 from veil.substrate import ss58
+from veil.substrate.metadata import load_metadata
 from veil.substrate.signature import Scheme
 
 SCHEME_NAMES = {v: k for k, v in SCHEME_IDS.items()}
@@ -62,7 +65,10 @@ class AuditInputs:
     positions: Path | None = None
     exclusions: Path | None = None
     ledger: Path | None = None
-    accept_dust: int = 0
+    accept_dust: int | None = None
+    # Runtime metadata at the snapshot block: decodes the staking entries a Phala RPC
+    # snapshot's proof shows (the auditor's own copy, e.g. state_getMetadata of any node).
+    metadata: Path | None = None
 
 
 def _hex(b: bytes) -> str:
@@ -82,6 +88,8 @@ def _rebuild(inputs: AuditInputs, report: AuditReport) -> MerkleTree | None:
             report.add(label, False, str(error))
         else:
             report.add(label, True, f"{checked} keys under {snapshot.source['state_root']}")
+        if snapshot.staking is not None:
+            _check_staking(snapshot, inputs, report)
     positions = load_positions(inputs.positions) if inputs.positions else []
     exclusions = load_exclusions(inputs.exclusions) if inputs.exclusions else []
     try:
@@ -101,6 +109,43 @@ def _rebuild(inputs: AuditInputs, report: AuditReport) -> MerkleTree | None:
         report.add("published ledger matches the rebuilt one", same,
                    "identical leaves" if same else "leaves differ")  # fmt: skip
     return tree_from_ledger(ledger)
+
+
+def _check_staking(snapshot: Snapshot, inputs: AuditInputs, report: AuditReport) -> None:
+    """Re-read the Phala staking entries from the saved proof, compare them with the
+    snapshot's and re-derive every position; the ledger is then rebuilt from the proven
+    entries, so an edited staking value cannot reach the rebuilt root."""
+    label = "staking entries re-verify against the read proof"
+    derived = "positions re-derive from the proven staking storage"
+    assert snapshot.staking is not None
+    if inputs.metadata is None:
+        report.add(label, False, f"pass --metadata (the runtime metadata at block "
+                   f"{snapshot.block}) to decode the staking entries the proof shows")  # fmt: skip
+        return
+    try:
+        metadata = load_metadata(inputs.metadata)
+        nodes = load_proof_nodes(inputs.snapshot, snapshot.source.get("read_proof"))
+        root = bytes.fromhex(str(snapshot.source["state_root"])[2:])
+        balances = {row[0]: row[1] + row[2] for row in snapshot.accounts}
+        result = audit_staking(snapshot.staking, nodes, root, metadata, balances)
+    except VeilError as error:
+        report.add(label, False, str(error))
+        return
+    report.add(
+        label,
+        not result.entry_differences,
+        first_line(result.entry_differences) if result.entry_differences else
+        f"{result.entries} staking entries, every item complete, under "
+        f"{snapshot.source['state_root']}",
+    )  # fmt: skip
+    report.add(
+        derived,
+        not result.position_differences,
+        first_line(result.position_differences) if result.position_differences else
+        f"{len(result.proven.pools)} pools, {len(result.proven.nfts)} NFTs: every holder's "
+        "free and staked amount is the same",
+    )  # fmt: skip
+    snapshot.staking = result.proven
 
 
 def check_claims(

@@ -32,7 +32,7 @@ from veil.migration.ledger_columns import (
     merge_missing,
     phala_holder_columns,
 )
-from veil.migration.phala_staking import derive
+from veil.migration.phala_staking import derive, dust_problems
 from veil.migration.positions import (
     DUST_REASON,
     MODULE_PREFIX,
@@ -185,15 +185,17 @@ def build_ledger(
     positions: Iterable[Position] = (),
     exclusions: Iterable[Exclusion] = (),
     *,
-    accept_dust: int = 0,
+    accept_dust: int | None = None,
 ) -> Ledger:
     """Convert a snapshot into a reconciled ledger, or raise `LedgerRefused` naming why.
 
     `accept_dust` is the most planck a module account may hold beyond its positions; that
     remainder is excluded as "rounding dust". Positions exceeding their backing are never
-    accepted: they would mint PHA that does not exist.
+    accepted: they would mint PHA that does not exist. None means 0, except on a Phala
+    snapshot, where it bounds each pool's gap to the runtime value (`dust_problems`) and
+    None leaves those gaps reported only.
     """
-    if accept_dust < 0:
+    if accept_dust is not None and accept_dust < 0:
         raise InputError(f"--accept-dust {accept_dust}: must not be negative")
     positions = list(positions)
     exclusions = list(exclusions)
@@ -203,7 +205,9 @@ def build_ledger(
                 "--positions: this snapshot holds Phala's staking storage; positions are "
                 "derived from it, a positions file would count them twice"
             )
-        return _build_phala_ledger(snapshot, exclusions)
+        return _build_phala_ledger(snapshot, exclusions, accept_dust)
+    if accept_dust is None:  # the built-in path's default: positions must match exactly
+        accept_dust = 0
     factor = wei_factor(snapshot.token_decimals)
     named = _NamedAccounts.of(exclusions)
     stakes = _Stakes.of(positions, named)
@@ -388,7 +392,9 @@ def _snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
     return record
 
 
-def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledger:
+def _build_phala_ledger(
+    snapshot: Snapshot, exclusions: list[Exclusion], accept_dust: int | None
+) -> Ledger:
     """The ledger of a Phala state: positions derived from its own staking storage."""
     assert snapshot.staking is not None
     factor = wei_factor(snapshot.token_decimals)
@@ -401,7 +407,7 @@ def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledg
     rows = snapshot.accounts
     balances = {row[0]: row[1] + row[2] for row in rows}
     derived = derive(balances, snapshot.staking, named)
-    problems += derived.problems
+    problems += derived.problems + dust_problems(derived.pools, accept_dust)
     if problems:
         raise LedgerRefused(problems)
     extra, staked = derived.free_extra, derived.staked
@@ -431,10 +437,12 @@ def _build_phala_ledger(snapshot: Snapshot, exclusions: list[Exclusion]) -> Ledg
         backing=backing,
         excluded=excluded,
         snapshot=_snapshot_record(snapshot),
+        dust_limit_planck=accept_dust or 0,
         token_decimals=snapshot.token_decimals,
         phala={
             "pools": [r.to_json() for r in derived.pools],
             "wpha": [[label, str(amount)] for label, amount in derived.wpha_rows],
+            "dust_limit_planck": accept_dust,
         },
     )
     ledger.check()

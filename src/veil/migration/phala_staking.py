@@ -33,7 +33,7 @@ DERIVED_PREFIXES = (b"bp/", b"sl/", b"so/", b"spm/")
 # Module accounts Phala's runtime uses without declaring a PalletId constant.
 KNOWN_PALLET_IDS = {"phala/pp": "PhalaComputation reward budget"}
 
-_ITEMS = {
+STAKING_ITEMS = {
     "asset": ("Assets", "Asset"),
     "asset_account": ("Assets", "Account"),
     "dust": ("PhalaWrappedBalances", "UnmintableDust"),
@@ -232,7 +232,7 @@ def pallet_ids(metadata: Metadata) -> dict[str, str]:
     return found
 
 
-def _has_item(metadata: Metadata, pallet: str, item: str) -> bool:
+def has_item(metadata: Metadata, pallet: str, item: str) -> bool:
     storage = (metadata.pallets.get(pallet) or {}).get("storage") or {}
     return any(entry["name"] == item for entry in storage.get("entries", []))
 
@@ -242,8 +242,8 @@ def staking_prefixes(metadata: Metadata) -> list[tuple[str, bool]]:
     runtime has: what a snapshot over RPC reads."""
     registry = TypeRegistry(metadata)
     found = []
-    for item in _ITEMS.values():
-        if _has_item(metadata, *item):
+    for item in STAKING_ITEMS.values():
+        if has_item(metadata, *item):
             storage_map = StorageMap(registry, *item)
             found.append(("0x" + storage_map.prefix.hex(), not storage_map.hashers))
     return found
@@ -254,12 +254,12 @@ def read_staking(storage: dict[str, Any], metadata: Metadata) -> StakingState:
     registry = TypeRegistry(metadata)
     maps = {
         name: StorageMap(registry, *item)
-        for name, item in _ITEMS.items()
-        if _has_item(metadata, *item)
+        for name, item in STAKING_ITEMS.items()
+        if has_item(metadata, *item)
     }
     for required in ("asset", "asset_account", "dust", "pools", "nfts", "properties"):
         if required not in maps:
-            pallet, item = _ITEMS[required]
+            pallet, item = STAKING_ITEMS[required]
             raise InputError(f"metadata {metadata.source}: no storage item {pallet}.{item}")
     by_prefix = {"0x" + m.prefix.hex(): name for name, m in maps.items()}
     grouped: dict[str, dict[bytes, bytes]] = defaultdict(dict)
@@ -735,3 +735,25 @@ def derive(
         wpha_rows=wpha_rows,
         problems=problems,
     )
+
+
+def dust_problems(reports: list[PoolReport], accept_dust: int | None) -> list[str]:
+    """Pools whose assets stray from what the runtime values their shares at by more than
+    `--accept-dust` planck (nothing checked without one).
+
+    On the built-in path `--accept-dust` bounds what a backing account may hold beyond
+    its positions. Here positions are not written by an operator but allocated exactly
+    from the pool's assets, so nothing is left over to exclude; what the limit still
+    bounds is the gap between those assets and the runtime's own `share_to_balance` value
+    of the same shares. A few planck is U64F64 flooring; more means shares nobody holds or
+    a `total_value` behind the pool's W-PHA, which an operator who sets a limit wants to
+    stop on rather than find in a table."""
+    if accept_dust is None:
+        return []
+    return [
+        f"{report.kind} {report.pid} ({_hex(report.account)}): assets {report.assets} planck "
+        f"differ from the runtime's value of its shares {report.runtime_value} by "
+        f"{report.difference} planck (more than --accept-dust {accept_dust})"
+        for report in reports
+        if abs(report.difference) > accept_dust
+    ]

@@ -24,7 +24,8 @@ from veil.migration.account_storage import (
     AccountRow,
     decode_account_pairs,
 )
-from veil.migration.phala_staking import has_staking, read_staking, staking_prefixes
+from veil.migration.phala_read import read_staking_rpc
+from veil.migration.phala_staking import has_staking
 from veil.migration.snapshot import Snapshot, apply_layout
 from veil.migration.snapshot_format import progress_path
 from veil.substrate.header import state_root_of_block
@@ -152,21 +153,10 @@ def snapshot_from_rpc(
         _check_proven(state_root, issuance_proof, [(TOTAL_ISSUANCE_HEX, issuance_value)], at)
         staking = None
         staking_proof: list[str] = []
-        if has_staking(metadata):
-            staking_pairs: dict[str, str] = {}
-            for prefix, plain in staking_prefixes(metadata):
-                if plain:  # one value: its key is the prefix itself
-                    value = rpc.storage(prefix, at)
-                    if value is not None:
-                        nodes = rpc.read_proof([prefix], at)
-                        _check_proven(state_root, nodes, [(prefix, value)], at)
-                        staking_proof.extend(nodes)
-                        staking_pairs[prefix] = value
-                    continue
-                staking_pairs.update(
-                    _read_prefix(rpc, prefix, page_size, at, state_root, staking_proof)
-                )
-            staking = read_staking(staking_pairs, metadata)
+        if has_staking(metadata):  # resumable like the accounts: phala_read
+            staking, staking_proof = read_staking_rpc(
+                rpc, metadata, at, state_root, out, page_size=page_size
+            )
         decimals = _node_decimals(rpc)
     storage, layout_record = apply_layout(dict(progress.pairs), metadata)
     all_pairs = [*storage.items(), (TOTAL_ISSUANCE_HEX, issuance_value)]
@@ -190,34 +180,6 @@ def snapshot_from_rpc(
         ),
         staking=staking,
     )
-
-
-def _read_prefix(
-    rpc: SubstrateRpc, prefix: str, page_size: int, at: str, root: bytes, proof: list[str]
-) -> dict[str, str]:
-    """Every entry under `prefix` at block `at`, each proven against the state root."""
-    pairs: dict[str, str] = {}
-    last: str | None = None
-    while True:
-        keys = rpc.keys_paged(prefix, page_size, last, at)
-        for key in keys:
-            if not key.lower().startswith(prefix):
-                raise InputError(f"storage key {key}: not under the prefix {prefix} asked for")
-        values = rpc.query_storage_at(keys, at) if keys else {}
-        page = []
-        for key in keys:
-            value = values.get(key)
-            if value is None:
-                raise InputError(f"storage key {key}: listed by the node but has no value")
-            page.append((key, value))
-        if keys:
-            nodes = rpc.read_proof(keys, at)
-            _check_proven(root, nodes, page, at)
-            proof.extend(nodes)
-        pairs.update(page)
-        if len(keys) < page_size:
-            return pairs
-        last = keys[-1]
 
 
 def _node_decimals(rpc: SubstrateRpc) -> int | None:

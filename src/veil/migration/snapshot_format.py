@@ -33,6 +33,7 @@ from veil.columns import (
 )
 from veil.errors import InputError
 from veil.migration.account_storage import AccountRow
+from veil.migration.phala_read import staking_progress_path
 from veil.migration.phala_staking import StakingState
 from veil.migration.snapshot import Snapshot
 
@@ -119,6 +120,7 @@ def write_snapshot(snapshot: Snapshot, out: str | os.PathLike[str]) -> Path:
         write_text(proof_path(out), proof_text)
     path = write_text(out, snapshot_text(snapshot))
     progress_path(out).unlink(missing_ok=True)
+    staking_progress_path(out).unlink(missing_ok=True)
     return path
 
 
