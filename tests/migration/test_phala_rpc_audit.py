@@ -20,21 +20,15 @@ import pytest
 from phala_storage import METADATA, blake2_128_concat, twox64_concat, twox128
 from substrate_fake_node import FakeNode, websocket_node
 from test_migrate_cli import veil
-from veil.migration.merkle import tree_from_ledger
 
 from veil.errors import ChainError, InputError
 from veil.migration.audit import AuditInputs, AuditReport, _rebuild
-from veil.migration.ledger import LedgerRefused, build_ledger
+from veil.migration.ledger import LedgerRefused, build_ledger, tree_from_ledger
 from veil.migration.phala_read import staking_progress_path
 from veil.migration.phala_staking import staking_prefixes
-from veil.migration.snapshot import (
-    load_snapshot,
-    progress_path,
-    proof_path,
-    snapshot_from_raw,
-    snapshot_from_rpc,
-    write_snapshot,
-)
+from veil.migration.rpc_snapshot import snapshot_from_rpc
+from veil.migration.snapshot import snapshot_from_raw
+from veil.migration.snapshot_format import load_snapshot, progress_path, proof_path, write_snapshot
 from veil.substrate.metadata import load_metadata
 
 META = METADATA / "phala-1291.scale"
