@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,7 +319,7 @@ def first_line(lines: list[str]) -> str:
     return lines[0] + more
 
 
-def load_proof_nodes(snapshot_path: str | Path, record: Any) -> list[bytes]:
+def load_proof_nodes(snapshot_path: str | os.PathLike[str], record: Any) -> list[bytes]:
     """The trie nodes of a snapshot's proof file, after checking the hash it recorded."""
     if not isinstance(record, dict):
         raise InputError(f"{snapshot_path}: snapshot has no read proof")

@@ -26,8 +26,8 @@ from veil.errors import ChainError, InputError
 from veil.migration.phala_proof import check_listed, node_database
 from veil.migration.phala_staking import StakingState, read_staking, staking_prefixes
 from veil.substrate.metadata import Metadata
-from veil.substrate.rpc import SubstrateRpc
-from veil.substrate.trie import ProofError, verify_read_proof
+from veil.substrate.rpc import SubstrateRpc, check_proven
+from veil.substrate.trie import ProofError
 
 PROGRESS_FORMAT = "veil-staking-progress-v1"
 
@@ -124,28 +124,6 @@ class StakingProgress:
         self.pages += 1
 
 
-def _prove(root: bytes, proof: list[str], pairs: list[tuple[str, str | None]], at: str) -> None:
-    """Each value must be the one the read proof shows under the block's state root
-    (None: the proof must show the key absent)."""
-    try:
-        nodes = [bytes.fromhex(node.removeprefix("0x")) for node in proof]
-        keys = [bytes.fromhex(key[2:]) for key, _ in pairs]
-    except ValueError:
-        raise ChainError(f"block {at}: read proof is not hex") from None
-    try:
-        proven = verify_read_proof(root, nodes, keys)
-    except ProofError as error:
-        raise ChainError(f"block {at}: {error}") from None
-    for (key, value), raw_key in zip(pairs, keys, strict=True):
-        shown = proven[raw_key]
-        shown_hex = None if shown is None else "0x" + shown.hex()
-        if shown_hex != (None if value is None else value.lower()):
-            raise ChainError(
-                f"storage key {key}: the node's value differs from what its read proof shows "
-                f"under the state root of block {at}"
-            )
-
-
 def read_staking_rpc(
     rpc: SubstrateRpc,
     metadata: Metadata,
@@ -181,7 +159,7 @@ def read_staking_rpc(
             if plain:  # one value: its key is the prefix itself, proven present or absent
                 value = rpc.storage(prefix, at)
                 nodes = rpc.read_proof([prefix], at)
-                _prove(state_root, nodes, [(prefix, value)], at)
+                check_proven(state_root, nodes, [(prefix, value)], at)
                 progress.append(prefix, [] if value is None else [(prefix, value)], None, True,
                                 nodes)  # fmt: skip
                 continue
@@ -198,11 +176,11 @@ def read_staking_rpc(
                 page.append((key, found))
             if keys:
                 nodes = rpc.read_proof(keys, at)
-                _prove(state_root, nodes, list(page), at)
+                check_proven(state_root, nodes, list(page), at)
             elif item.last_key is None:
                 # An empty item: the path to its prefix shows that nothing hangs below it.
                 nodes = rpc.read_proof([prefix], at)
-                _prove(state_root, nodes, [], at)
+                check_proven(state_root, nodes, [], at)
             else:
                 nodes = []
             done = len(keys) < page_size

@@ -8,7 +8,6 @@ snapshot so the audit can check it again without a node (`verify_snapshot_proof`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from veil.bulkwork import collector_paused
-from veil.columns import load_json
 from veil.errors import ChainError, InputError
 from veil.migration.account_storage import (
     ACCOUNT_PREFIX_HEX,
@@ -24,13 +22,14 @@ from veil.migration.account_storage import (
     AccountRow,
     decode_account_pairs,
 )
+from veil.migration.phala_proof import load_proof_nodes
 from veil.migration.phala_read import read_staking_rpc
 from veil.migration.phala_staking import has_staking
 from veil.migration.snapshot import Snapshot, apply_layout
 from veil.migration.snapshot_format import progress_path
 from veil.substrate.header import state_root_of_block
 from veil.substrate.metadata import Metadata, parse_metadata
-from veil.substrate.rpc import SubstrateRpc
+from veil.substrate.rpc import SubstrateRpc, check_proven
 from veil.substrate.storage import TOTAL_ISSUANCE_KEY, AccountInfo, account_key
 from veil.substrate.trie import ProofError, verify_read_proof
 
@@ -139,7 +138,7 @@ def snapshot_from_rpc(
                     raise InputError(f"storage key {key}: listed by the node but has no value")
                 pairs.append((key, value))
             proof = rpc.read_proof(keys, at) if keys else []
-            _check_proven(state_root, proof, pairs, at)
+            check_proven(state_root, proof, pairs, at)
             done = len(keys) < page_size
             progress.append(pairs, keys[-1] if keys else progress.last_key, done, proof)
             if on_page is not None:
@@ -150,7 +149,7 @@ def snapshot_from_rpc(
                 f"storage key {TOTAL_ISSUANCE_HEX} (Balances.TotalIssuance): missing at block {at}"
             )
         issuance_proof = rpc.read_proof([TOTAL_ISSUANCE_HEX], at)
-        _check_proven(state_root, issuance_proof, [(TOTAL_ISSUANCE_HEX, issuance_value)], at)
+        check_proven(state_root, issuance_proof, [(TOTAL_ISSUANCE_HEX, issuance_value)], at)
         staking = None
         staking_proof: list[str] = []
         if has_staking(metadata):  # resumable like the accounts: phala_read
@@ -194,26 +193,6 @@ def _node_decimals(rpc: SubstrateRpc) -> int | None:
     return decimals if isinstance(decimals, int) else None
 
 
-def _check_proven(root: bytes, proof: list[str], pairs: list[tuple[str, str]], at: str) -> None:
-    """Every value must be the one the read proof shows under the block's state root."""
-    try:
-        nodes = [bytes.fromhex(node.removeprefix("0x")) for node in proof]
-        keys = [bytes.fromhex(key[2:]) for key, _ in pairs]
-    except ValueError:
-        raise ChainError(f"block {at}: read proof is not hex") from None
-    try:
-        proven = verify_read_proof(root, nodes, keys)
-    except ProofError as error:
-        raise ChainError(f"block {at}: {error}") from None
-    for (key, value), raw_key in zip(pairs, keys, strict=True):
-        shown = proven[raw_key]
-        if shown is None or "0x" + shown.hex() != value.lower():
-            raise ChainError(
-                f"storage key {key}: the node's value differs from what its read proof shows "
-                f"under the state root of block {at}"
-            )
-
-
 def verify_snapshot_proof(snapshot: Snapshot, path: str | os.PathLike[str]) -> int:
     """Re-verify an RPC snapshot against its saved read proof; returns the keys checked.
 
@@ -225,13 +204,7 @@ def verify_snapshot_proof(snapshot: Snapshot, path: str | os.PathLike[str]) -> i
     if not isinstance(record, dict) or not isinstance(root_hex, str):
         raise InputError(f"{path}: snapshot has no read proof (only --rpc snapshots carry one)")
     sidecar = Path(path).with_name(str(record.get("file")))
-    try:
-        data = sidecar.read_bytes()
-    except OSError as error:
-        raise InputError(f"{sidecar}: cannot read ({error.strerror})") from None
-    if "0x" + hashlib.sha256(data).hexdigest() != record.get("sha256"):
-        raise InputError(f"{sidecar}: sha256 differs from the one the snapshot recorded")
-    nodes = [bytes.fromhex(node.removeprefix("0x")) for node in load_json(data)["nodes"]]
+    nodes = load_proof_nodes(path, record)
     expected = {account_key(row.account): _account_bytes(row) for row in snapshot.accounts}
     expected[TOTAL_ISSUANCE_KEY] = snapshot.total_issuance.to_bytes(16, "little")
     try:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 from veil.errors import ChainError, InputError
+from veil.substrate.trie import ProofError, verify_read_proof
 
 
 class SubstrateRpc:
@@ -110,3 +112,28 @@ class SubstrateRpc:
     def storage(self, key: str, at: str) -> str | None:
         value = self.call("state_getStorage", [key, at])
         return None if value is None else str(value)
+
+
+def check_proven(
+    root: bytes, proof: list[str], pairs: Sequence[tuple[str, str | None]], at: str
+) -> None:
+    """Each value a node served must be the one its read proof shows under the block's
+    state root (None: the proof must show the key absent), so a node cannot alter or hide
+    storage unnoticed."""
+    try:
+        nodes = [bytes.fromhex(node.removeprefix("0x")) for node in proof]
+        keys = [bytes.fromhex(key[2:]) for key, _ in pairs]
+    except ValueError:
+        raise ChainError(f"block {at}: read proof is not hex") from None
+    try:
+        proven = verify_read_proof(root, nodes, keys)
+    except ProofError as error:
+        raise ChainError(f"block {at}: {error}") from None
+    for (key, value), raw_key in zip(pairs, keys, strict=True):
+        shown = proven[raw_key]
+        shown_hex = None if shown is None else "0x" + shown.hex()
+        if shown_hex != (None if value is None else value.lower()):
+            raise ChainError(
+                f"storage key {key}: the node's value differs from what its read proof shows "
+                f"under the state root of block {at}"
+            )
