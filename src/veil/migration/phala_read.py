@@ -163,17 +163,11 @@ def read_staking_rpc(
                 progress.append(prefix, [] if value is None else [(prefix, value)], None, True,
                                 nodes)  # fmt: skip
                 continue
-            keys = rpc.keys_paged(prefix, page_size, item.last_key, at)
-            for key in keys:
-                if not key.lower().startswith(prefix):
-                    raise InputError(f"storage key {key}: not under the prefix {prefix} asked for")
-            values = rpc.query_storage_at(keys, at) if keys else {}
-            page: list[tuple[str, str]] = []
-            for key in keys:
-                found = values.get(key)
-                if found is None:
-                    raise InputError(f"storage key {key}: listed by the node but has no value")
-                page.append((key, found))
+            page = rpc.storage_page(
+                prefix, page_size, item.last_key, at,
+                outside=f"not under the prefix {prefix} asked for",
+            )  # fmt: skip
+            keys = [key for key, _ in page]
             if keys:
                 nodes = rpc.read_proof(keys, at)
                 check_proven(state_root, nodes, list(page), at)

@@ -126,21 +126,14 @@ def snapshot_from_rpc(
         if metadata is None:
             metadata = parse_metadata(rpc.metadata(at), f"{url} at {at}")
         while not progress.done:
-            keys = rpc.keys_paged(ACCOUNT_PREFIX_HEX, page_size, progress.last_key, at)
-            for key in keys:
-                if not key.lower().startswith(ACCOUNT_PREFIX_HEX):
-                    raise InputError(f"storage key {key}: not a System.Account key")
-            values = rpc.query_storage_at(keys, at) if keys else {}
-            pairs: list[tuple[str, str]] = []
-            for key in keys:
-                value = values.get(key)
-                if value is None:
-                    raise InputError(f"storage key {key}: listed by the node but has no value")
-                pairs.append((key, value))
-            proof = rpc.read_proof(keys, at) if keys else []
+            pairs = rpc.storage_page(
+                ACCOUNT_PREFIX_HEX, page_size, progress.last_key, at,
+                outside="not a System.Account key",
+            )  # fmt: skip
+            proof = rpc.read_proof([key for key, _ in pairs], at) if pairs else []
             check_proven(state_root, proof, pairs, at)
-            done = len(keys) < page_size
-            progress.append(pairs, keys[-1] if keys else progress.last_key, done, proof)
+            done = len(pairs) < page_size
+            progress.append(pairs, pairs[-1][0] if pairs else progress.last_key, done, proof)
             if on_page is not None:
                 on_page(len(pairs))
         issuance_value = rpc.storage(TOTAL_ISSUANCE_HEX, at)

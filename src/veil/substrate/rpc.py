@@ -88,6 +88,27 @@ class SubstrateRpc:
                 values[key] = value
         return values
 
+    def storage_page(
+        self, prefix: str, count: int, start_key: str | None, at: str, *, outside: str
+    ) -> list[tuple[str, str]]:
+        """Up to `count` (key, value) pairs under `prefix` after `start_key`, in key order.
+
+        A key the node lists outside the prefix (`outside` says what was asked for) or
+        without a value is refused: paging and resume rely on both. Values still have to be
+        checked against a read proof (`check_proven`)."""
+        keys = self.keys_paged(prefix, count, start_key, at)
+        for key in keys:
+            if not key.lower().startswith(prefix):
+                raise InputError(f"storage key {key}: {outside}")
+        values = self.query_storage_at(keys, at) if keys else {}
+        pairs: list[tuple[str, str]] = []
+        for key in keys:
+            value = values.get(key)
+            if value is None:
+                raise InputError(f"storage key {key}: listed by the node but has no value")
+            pairs.append((key, value))
+        return pairs
+
     def metadata(self, at: str) -> str:
         """`state_getMetadata` at block `at`, as the node returns it (0x-hex SCALE)."""
         result = self.call("state_getMetadata", [at])
