@@ -14,15 +14,12 @@ a node that left an entry out of its key listing is caught here, not in the ledg
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from veil.atomic import write_text
-from veil.errors import ChainError, InputError
+from veil.errors import ChainError
+from veil.migration.page_log import PageLog
 from veil.migration.phala_proof import check_listed, node_database
 from veil.migration.phala_staking import StakingState, read_staking, staking_prefixes
 from veil.substrate.metadata import Metadata
@@ -36,92 +33,6 @@ def staking_progress_path(out: str | os.PathLike[str]) -> Path:
     """Where the staking pages of a snapshot to `out` are kept until it is written."""
     target = Path(out)
     return target.with_name(target.name + ".staking.partial")
-
-
-@dataclass
-class _Item:
-    """What is saved of one storage item: its entries so far and where to go on."""
-
-    pairs: list[tuple[str, str]] = field(default_factory=list)
-    proof: list[str] = field(default_factory=list)
-    last_key: str | None = None
-    done: bool = False
-
-
-class StakingProgress:
-    """Append-only record of proven staking pages, one JSON line each after a header.
-
-    A line cut short by a crash is dropped, and the file is rewritten atomically without
-    it before anything is appended, so later pages never land behind a broken line."""
-
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
-        self.path = path
-        self.header = header
-        self.items: dict[str, _Item] = {prefix: _Item() for prefix in header["prefixes"]}
-        self.pages = 0
-
-    def load(self) -> None:
-        if not self.path.exists():
-            return
-        lines = self.path.read_text().splitlines()
-        if not lines:
-            return
-        try:
-            header = json.loads(lines[0])
-        except json.JSONDecodeError:
-            header = None
-        if header != self.header:
-            at = header.get("at") if isinstance(header, dict) else None
-            raise InputError(
-                f"{self.path}: staking progress is for another block or runtime ({at}); "
-                "delete it to start over"
-            )
-        kept = [lines[0]]
-        for line in lines[1:]:
-            try:
-                page = json.loads(line)
-                item = self.items[page["prefix"]]
-                pairs = [(str(k), str(v)) for k, v in page["pairs"]]
-                proof = [str(node) for node in page["proof"]]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                break
-            item.pairs.extend(pairs)
-            item.proof.extend(proof)
-            item.last_key = page["last_key"]
-            item.done = bool(page["done"])
-            kept.append(line)
-            self.pages += 1
-        if len(kept) != len(lines):
-            write_text(self.path, "".join(line + "\n" for line in kept))
-
-    def append(
-        self,
-        prefix: str,
-        pairs: list[tuple[str, str]],
-        last_key: str | None,
-        done: bool,
-        proof: list[str],
-    ) -> None:
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
-        page = {
-            "prefix": prefix,
-            "last_key": last_key,
-            "done": done,
-            "pairs": pairs,
-            "proof": proof,
-        }
-        with self.path.open("a") as handle:
-            if new_file:
-                handle.write(json.dumps(self.header) + "\n")
-            handle.write(json.dumps(page) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        item = self.items[prefix]
-        item.pairs.extend(pairs)
-        item.proof.extend(proof)
-        item.last_key = last_key
-        item.done = done
-        self.pages += 1
 
 
 def read_staking_rpc(
@@ -139,7 +50,7 @@ def read_staking_rpc(
     Continues from `<out>.staking.partial` when an earlier run for the same block and
     runtime was cut off; the caller removes that file once the snapshot is written."""
     prefixes = staking_prefixes(metadata)
-    progress = StakingProgress(
+    progress = PageLog(
         staking_progress_path(out),
         {
             "format": PROGRESS_FORMAT,
@@ -147,6 +58,9 @@ def read_staking_rpc(
             "root": "0x" + state_root.hex(),
             "prefixes": [prefix for prefix, _ in prefixes],
         },
+        [prefix for prefix, _ in prefixes],
+        "staking progress",
+        "block or runtime",
     )
     progress.load()
     if on_page is not None:

@@ -8,11 +8,9 @@ snapshot so the audit can check it again without a node (`verify_snapshot_proof`
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from veil.bulkwork import collector_paused
 from veil.errors import ChainError, InputError
@@ -22,6 +20,7 @@ from veil.migration.account_storage import (
     AccountRow,
     decode_account_pairs,
 )
+from veil.migration.page_log import PageLog
 from veil.migration.phala_proof import load_proof_nodes
 from veil.migration.phala_read import read_staking_rpc
 from veil.migration.phala_staking import has_staking
@@ -32,62 +31,6 @@ from veil.substrate.metadata import Metadata, parse_metadata
 from veil.substrate.rpc import SubstrateRpc, check_proven
 from veil.substrate.storage import TOTAL_ISSUANCE_KEY, AccountInfo, account_key
 from veil.substrate.trie import ProofError, verify_read_proof
-
-
-class _Progress:
-    """Append-only record of fetched pages beside the output, so a broken run resumes.
-
-    Each line is one JSON page; a line cut short by a crash is simply ignored.
-    """
-
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
-        self.path = path
-        self.header = header
-        self.pairs: list[tuple[str, str]] = []
-        self.proof: dict[str, None] = {}  # trie nodes, deduplicated, in arrival order
-        self.last_key: str | None = None
-        self.done = False
-
-    def load(self) -> None:
-        if not self.path.exists():
-            return
-        lines = self.path.read_text().splitlines()
-        if not lines:
-            return
-        try:
-            header = json.loads(lines[0])
-        except json.JSONDecodeError:
-            return
-        if header != self.header:
-            raise InputError(
-                f"{self.path}: progress file is for another node, block or prefix "
-                f"({header.get('at')}); delete it to start over"
-            )
-        for line in lines[1:]:
-            try:
-                page = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            self.pairs.extend((k, v) for k, v in page["pairs"])
-            self.proof.update(dict.fromkeys(page.get("proof", [])))
-            self.last_key = page["last_key"]
-            self.done = bool(page.get("done"))
-
-    def append(
-        self, pairs: list[tuple[str, str]], last_key: str | None, done: bool, proof: list[str]
-    ) -> None:
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
-        page = {"last_key": last_key, "done": done, "pairs": pairs, "proof": proof}
-        with self.path.open("a") as handle:
-            if new_file:
-                handle.write(json.dumps(self.header) + "\n")
-            handle.write(json.dumps(page) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.pairs.extend(pairs)
-        self.proof.update(dict.fromkeys(proof))
-        self.last_key = last_key
-        self.done = done
 
 
 @collector_paused
@@ -113,27 +56,32 @@ def snapshot_from_rpc(
     """
     if not at.startswith("0x") or len(at) != 66:
         raise InputError(f"--at {at!r}: expected a 0x-prefixed 32-byte block hash")
-    progress = _Progress(
-        progress_path(out), {"format": "veil-snapshot-progress-v1", "at": at.lower(),
-                             "prefix": ACCOUNT_PREFIX_HEX},
-    )  # fmt: skip
+    progress = PageLog(
+        progress_path(out),
+        {"format": "veil-snapshot-progress-v1", "at": at.lower(), "prefix": ACCOUNT_PREFIX_HEX},
+        [ACCOUNT_PREFIX_HEX],
+        "progress file",
+        "node, block or prefix",
+    )
     progress.load()
-    if on_page is not None and progress.pairs:
-        on_page(len(progress.pairs))
+    accounts = progress.items[ACCOUNT_PREFIX_HEX]
+    if on_page is not None and accounts.pairs:
+        on_page(len(accounts.pairs))
     with SubstrateRpc(url) as rpc:
         genesis = rpc.genesis_hash()
         state_root = state_root_of_block(rpc.header(at), at)
         if metadata is None:
             metadata = parse_metadata(rpc.metadata(at), f"{url} at {at}")
-        while not progress.done:
+        while not accounts.done:
             pairs = rpc.storage_page(
-                ACCOUNT_PREFIX_HEX, page_size, progress.last_key, at,
+                ACCOUNT_PREFIX_HEX, page_size, accounts.last_key, at,
                 outside="not a System.Account key",
             )  # fmt: skip
             proof = rpc.read_proof([key for key, _ in pairs], at) if pairs else []
             check_proven(state_root, proof, pairs, at)
             done = len(pairs) < page_size
-            progress.append(pairs, pairs[-1][0] if pairs else progress.last_key, done, proof)
+            last = pairs[-1][0] if pairs else accounts.last_key
+            progress.append(ACCOUNT_PREFIX_HEX, pairs, last, done, proof)
             if on_page is not None:
                 on_page(len(pairs))
         issuance_value = rpc.storage(TOTAL_ISSUANCE_HEX, at)
@@ -150,7 +98,7 @@ def snapshot_from_rpc(
                 rpc, metadata, at, state_root, out, page_size=page_size
             )
         decimals = _node_decimals(rpc)
-    storage, layout_record = apply_layout(dict(progress.pairs), metadata)
+    storage, layout_record = apply_layout(dict(accounts.pairs), metadata)
     all_pairs = [*storage.items(), (TOTAL_ISSUANCE_HEX, issuance_value)]
     issuance, rows, state_hash, _ = decode_account_pairs(all_pairs, strict_prefix=True)
     return Snapshot(
@@ -168,7 +116,11 @@ def snapshot_from_rpc(
             **({"token_decimals": decimals} if decimals is not None else {}),
         },
         proof_nodes=list(
-            {**progress.proof, **dict.fromkeys(issuance_proof), **dict.fromkeys(staking_proof)}
+            {
+                **dict.fromkeys(accounts.proof),
+                **dict.fromkeys(issuance_proof),
+                **dict.fromkeys(staking_proof),
+            }
         ),
         staking=staking,
     )
