@@ -99,6 +99,9 @@ def test_connections_beyond_the_cap_get_503_then_are_closed(
             assert status == 503 and headers["Retry-After"] == "1"
             assert_error_shape(answer, "overloaded")
             assert "connections" in answer["message"]
+            # The 503 thread counts until it has closed; an overflow connection arriving
+            # before that would find the overflow full and be closed unanswered.
+            assert_eventually(lambda: served.server.open_connections == 2)
 
             overflow = socket.create_connection(("127.0.0.1", served.port))
             overflow.sendall(b"GET ")  # holds the one overflow thread
