@@ -24,11 +24,16 @@ from test_migrate_cli import veil
 from veil.errors import ChainError, InputError
 from veil.migration.audit import AuditInputs, AuditReport, _rebuild
 from veil.migration.ledger import LedgerRefused, build_ledger, tree_from_ledger
-from veil.migration.phala_read import staking_progress_path
 from veil.migration.phala_staking import staking_prefixes
 from veil.migration.rpc_snapshot import snapshot_from_rpc
 from veil.migration.snapshot import snapshot_from_raw
-from veil.migration.snapshot_format import load_snapshot, progress_path, proof_path, write_snapshot
+from veil.migration.snapshot_format import (
+    load_snapshot,
+    progress_path,
+    proof_path,
+    staking_progress_path,
+    write_snapshot,
+)
 from veil.substrate.metadata import load_metadata
 
 META = METADATA / "phala-1291.scale"

@@ -44,7 +44,6 @@ class PageLog:
         self.what = what
         self.scope = scope
         self.items: dict[str, PrefixPages] = {prefix: PrefixPages() for prefix in prefixes}
-        self.pages = 0
 
     def load(self) -> None:
         if not self.path.exists():
@@ -80,7 +79,6 @@ class PageLog:
             item.last_key = page["last_key"]
             item.done = bool(page["done"])
             kept.append(line)
-            self.pages += 1
         if len(kept) != len(lines):
             write_text(self.path, "".join(line + "\n" for line in kept))
 
@@ -106,4 +104,3 @@ class PageLog:
         item.proof.extend(proof)
         item.last_key = last_key
         item.done = done
-        self.pages += 1

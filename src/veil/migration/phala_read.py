@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from veil.errors import ChainError
 from veil.migration.page_log import PageLog
 from veil.migration.phala_proof import check_listed, node_database
 from veil.migration.phala_staking import StakingState, read_staking, staking_prefixes
+from veil.migration.snapshot_format import staking_progress_path
 from veil.substrate.metadata import Metadata
 from veil.substrate.rpc import SubstrateRpc, check_proven
 from veil.substrate.trie import ProofError
 
 PROGRESS_FORMAT = "veil-staking-progress-v1"
-
-
-def staking_progress_path(out: str | os.PathLike[str]) -> Path:
-    """Where the staking pages of a snapshot to `out` are kept until it is written."""
-    target = Path(out)
-    return target.with_name(target.name + ".staking.partial")
 
 
 def read_staking_rpc(
@@ -50,15 +44,16 @@ def read_staking_rpc(
     Continues from `<out>.staking.partial` when an earlier run for the same block and
     runtime was cut off; the caller removes that file once the snapshot is written."""
     prefixes = staking_prefixes(metadata)
+    names = [prefix for prefix, _ in prefixes]
     progress = PageLog(
         staking_progress_path(out),
         {
             "format": PROGRESS_FORMAT,
             "at": at.lower(),
             "root": "0x" + state_root.hex(),
-            "prefixes": [prefix for prefix, _ in prefixes],
+            "prefixes": names,
         },
-        [prefix for prefix, _ in prefixes],
+        names,
         "staking progress",
         "block or runtime",
     )

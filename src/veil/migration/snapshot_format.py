@@ -33,7 +33,6 @@ from veil.columns import (
 )
 from veil.errors import InputError
 from veil.migration.account_storage import AccountRow
-from veil.migration.phala_read import staking_progress_path
 from veil.migration.phala_staking import StakingState
 from veil.migration.snapshot import Snapshot
 
@@ -128,6 +127,12 @@ def progress_path(out: str | os.PathLike[str]) -> Path:
     """Where an RPC snapshot keeps its pages until the snapshot file is written."""
     target = Path(out)
     return target.with_name(target.name + ".partial")
+
+
+def staking_progress_path(out: str | os.PathLike[str]) -> Path:
+    """Where the staking pages of a snapshot to `out` are kept until it is written."""
+    target = Path(out)
+    return target.with_name(target.name + ".staking.partial")
 
 
 @collector_paused
