@@ -1,0 +1,1 @@
+"""veil cloud: confidential docker-compose apps on attested workers (the demand side)."""

@@ -1,0 +1,1 @@
+"""The verifying client for veil's confidential AI gateway."""

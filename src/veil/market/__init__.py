@@ -1,0 +1,1 @@
+"""The on-chain escrow: per-second leases, price math, usage and statements."""

@@ -1,0 +1,1 @@
+"""Compute rewards: hourly epochs from signed heartbeats, settled by one Merkle root."""
