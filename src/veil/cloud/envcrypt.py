@@ -88,6 +88,36 @@ def env_plaintext(env: Mapping[str, str]) -> bytes:
     return json.dumps({"env": items}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def seal(
+    plaintext: bytes,
+    public_key: bytes | str,
+    *,
+    ephemeral_private_key: bytes | None = None,
+    iv: bytes | None = None,
+) -> str:
+    """Encrypt any bytes to an X25519 public key in this format; hex `epk || iv || ct`.
+
+    The KMS uses it to send an app's keys to the CVM's ephemeral key, so the worker's
+    decryption path is the one it already has for the env.
+    """
+    recipient = X25519PublicKey.from_public_bytes(_key_bytes(public_key, "env public key"))
+    ephemeral = (
+        X25519PrivateKey.generate()
+        if ephemeral_private_key is None
+        else X25519PrivateKey.from_private_bytes(_key_bytes(ephemeral_private_key, "ephemeral"))
+    )
+    nonce = secrets.token_bytes(IV_SIZE) if iv is None else iv
+    if len(nonce) != IV_SIZE:
+        raise InputError(f"iv: expected {IV_SIZE} bytes, got {len(nonce)}")
+    try:
+        shared = ephemeral.exchange(recipient)
+    except ValueError:
+        raise InputError("env public key: a low-order point, not a usable X25519 key") from None
+    sealed = AESGCM(shared).encrypt(nonce, plaintext, None)
+    epk = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return (epk + nonce + sealed).hex()
+
+
 def encrypt_env(
     env: Mapping[str, str],
     public_key: bytes | str,
@@ -101,19 +131,7 @@ def encrypt_env(
     them out (fresh randomness each call), since reusing either with a key leaks secrets.
     """
     _check_env(env)
-    recipient = X25519PublicKey.from_public_bytes(_key_bytes(public_key, "env public key"))
-    ephemeral = (
-        X25519PrivateKey.generate()
-        if ephemeral_private_key is None
-        else X25519PrivateKey.from_private_bytes(_key_bytes(ephemeral_private_key, "ephemeral"))
-    )
-    nonce = secrets.token_bytes(IV_SIZE) if iv is None else iv
-    if len(nonce) != IV_SIZE:
-        raise InputError(f"iv: expected {IV_SIZE} bytes, got {len(nonce)}")
-    shared = ephemeral.exchange(recipient)
-    sealed = AESGCM(shared).encrypt(nonce, env_plaintext(env), None)
-    epk = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return (epk + nonce + sealed).hex()
+    return seal(env_plaintext(env), public_key, ephemeral_private_key=ephemeral_private_key, iv=iv)
 
 
 def open_env(encrypted: str | bytes, private_key: bytes | str) -> bytes:
