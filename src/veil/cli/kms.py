@@ -68,9 +68,9 @@ def serve(
     else:
         rules = policy_from_dict({}, "default policy")
     dep = deployments.load(deployment)
-    chain = Chain.open(dep, rpc)
     existed = root_secret_file.exists()
     root = load_root_secret(root_secret_file, create=True)
+    chain = Chain.open(dep, rpc)
     registry = RegistryClient.from_chain(chain)
     lookups = ChainLookups(
         AppAuthClient.from_chain(chain),
