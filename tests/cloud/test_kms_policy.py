@@ -146,6 +146,12 @@ def test_event_log_without_compose_hash_is_refused():
     assert _decide(request, verdict=blind).code == "compose_hash_missing"
 
 
+def test_quote_without_event_log_is_refused():
+    request = replace(_request(), event_log=None)
+    refusal = _decide(request)
+    assert refusal.code == "event_log_missing" and "RTMR3" in refusal.message
+
+
 def test_replayed_request_is_refused_within_the_window():
     now = [1000.0]
     window = ReplayWindow(ttl=60, clock=lambda: now[0])

@@ -11,9 +11,9 @@ failure is the refusal, each with its own code):
    `sha512("veil-kms-keys:" + app_id (20 bytes) + ephemeral_public_key (32 bytes))`, so
    the keys, encrypted to that ephemeral key, can only be opened inside the CVM that made
    the quote (a host replaying the quote with its own key fails here);
-4. `app_id_mismatch`: the CVM's measured `app-id` event is the app asked for, as dstack's
-   KMS derives keys for the measured app id, so one app's CVM never gets another's keys
-   even when both allow the same compose;
+4. `event_log_missing` / `app_id_mismatch`: the CVM's measured `app-id` event is the
+   app asked for, as dstack's KMS derives keys for the measured app id, so one app's CVM
+   never gets another's keys even when both allow the same compose;
 5. `compose_hash_missing` / `app_not_registered` / `compose_not_allowed`: the measured
    `compose-hash` event is a hash AppAuth allows for the app now;
 6. `worker_not_active`: the registry says the worker is active (attested, collateral);
@@ -192,7 +192,13 @@ def decide(
             " the quote was not made for this request",
         )
     app = verdict.app
-    measured_app = app.app_id if app is not None else None
+    if app is None:
+        return Refusal(
+            "event_log_missing",
+            403,
+            "no replayed event log: the KMS needs the CVM's RTMR3 app-id and compose-hash events",
+        )
+    measured_app = app.app_id
     if measured_app is None or "0x" + measured_app != request.app_id:
         return Refusal(
             "app_id_mismatch",
@@ -200,7 +206,7 @@ def decide(
             f"the CVM measures app-id {('0x' + measured_app) if measured_app else 'none'},"
             f" not {request.app_id}",
         )
-    measured = app.compose_hash if app is not None else None
+    measured = app.compose_hash
     if measured is None:
         return Refusal("compose_hash_missing", 403, "the event log has no compose-hash event")
     if app_owner(request.app_id) is None:
