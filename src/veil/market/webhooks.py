@@ -142,7 +142,7 @@ RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 def backoff(attempt: int, base: float = 1.0, cap: float = 3_600.0, jitter: float = 0.1) -> float:
     """Seconds to wait before attempt `attempt + 1`: doubling from `base`, capped, with
     up to `jitter` of it random so a receiver coming back is not hit by everyone at once."""
-    wait = min(cap, base * 2**attempt)
+    wait: float = min(cap, base * 2.0**attempt)
     return wait * (1 + jitter * random.random())
 
 
