@@ -16,6 +16,7 @@ from veil.cloud.placement import (
     build_index,
     place,
 )
+from veil.errors import InputError
 
 SMALL = instance_type("tdx.small")
 LARGE = instance_type("tdx.large")
@@ -119,6 +120,21 @@ def test_a_worker_that_shrank_below_its_load_takes_nothing_until_it_frees() -> N
     assert index.place(SMALL).worker is None
     index.release("0xa", SMALL)
     assert index.place(SMALL).worker == "0xa"
+
+
+def test_capacity_from_a_worker_sync() -> None:
+    doc = {"vcpu": 24, "memory_mb": 262_144, "disk_gb": 800, "gpu_model": "h200", "gpu_count": 2}
+    assert WorkerCapacity.from_json("0xa", doc) == gpu_worker("0xa", "h200", 2)
+    by_id = {**doc, "gpu_model": GPU_MODELS["h200"]}
+    assert WorkerCapacity.from_json("0xa", by_id) == gpu_worker("0xa", "h200", 2)
+    cpu = {"vcpu": 8, "memory_mb": 16_384, "disk_gb": 200, "gpu_model": None, "gpu_count": 0}
+    assert WorkerCapacity.from_json("0xb", cpu) == cpu_worker("0xb")
+    with pytest.raises(InputError, match="worker 0xc: bad capacity"):
+        WorkerCapacity.from_json("0xc", {**doc, "gpu_model": "a100"})
+    with pytest.raises(InputError, match="worker 0xc: bad capacity"):
+        WorkerCapacity.from_json("0xc", {**doc, "vcpu": "many"})
+    with pytest.raises(InputError, match="negative capacity"):
+        WorkerCapacity.from_json("0xc", {**doc, "disk_gb": -1})
 
 
 # --- properties --------------------------------------------------------------------

@@ -23,8 +23,10 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from veil.cloud.instance_types import GPU_MODELS, InstanceType
+from veil.errors import InputError
 
 _GPU_NAMES = {model: name.upper() for name, model in GPU_MODELS.items()}
 
@@ -39,6 +41,24 @@ class WorkerCapacity:
     disk_gb: int
     gpu_model: int = 0
     gpu_count: int = 0
+
+    @classmethod
+    def from_json(cls, worker: str, capacity: Mapping[str, Any]) -> WorkerCapacity:
+        """From a worker sync's `capacity` object; `gpu_model` may be the registry's id
+        or a name (`"h100"`). Bad values are refused with one line naming the worker."""
+        try:
+            model = capacity.get("gpu_model") or 0
+            if isinstance(model, str):
+                model = GPU_MODELS[model.lower()] if model.lower() not in ("", "none") else 0
+            vcpu, memory_mb, disk_gb = (
+                int(capacity.get(k) or 0) for k in ("vcpu", "memory_mb", "disk_gb")
+            )
+            count = int(capacity.get("gpu_count") or 0)
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"worker {worker}: bad capacity {dict(capacity)!r}") from error
+        if min(vcpu, memory_mb, disk_gb, count, int(model)) < 0:
+            raise InputError(f"worker {worker}: negative capacity {dict(capacity)!r}")
+        return cls(worker, vcpu, memory_mb, disk_gb, int(model), count)
 
 
 @dataclass(frozen=True)
