@@ -199,9 +199,15 @@ def test_never_over_commits_and_places_whenever_some_worker_fits(fleet, actions)
             assert got.worker is None and got.reason.startswith("no ")
             continue
         assert got.worker in fitting
-        # Spread first: no fitting worker on a provider hosting fewer of this app.
-        best_spread = min(spread.get(index.provider_of(w), 0) for w in fitting)
-        assert spread.get(got.provider, 0) == best_spread, (fleet, frees, itype, spread, got)
+
+        # Spread first, then most free (GPUs, vCPU, memory, disk), then lowest address:
+        # the index's answer is the brute-force optimum over every worker.
+        ranks = {
+            w: (spread.get(index.provider_of(w), 0), -f.gpu_count, -f.vcpu,
+                -f.memory_mb, -f.disk_gb, w)
+            for w, f in frees.items()
+        }  # fmt: skip
+        assert got.worker == min(fitting, key=ranks.__getitem__), (fleet, frees, itype, got)
         index.reserve(got.worker, itype)
         placed.append((got.worker, itype))
         # Never over-committed: reserved instances stay within each worker's totals.

@@ -115,7 +115,9 @@ class CapacityIndex:
         self._free: dict[str, _Free] = {}
         # model -> (gpus, vcpu, memory, disk) free -> worker addresses, sorted
         self._buckets: dict[int, dict[tuple[int, int, int, int], list[str]]] = {}
-        self._order: dict[int, list[tuple[int, int, int, int]]] = {}  # keys, most free first
+        # model -> bucket keys negated and sorted: most free first, kept in order as
+        # buckets appear and empty (no re-sort on the decision path)
+        self._order: dict[int, list[tuple[int, int, int, int]]] = {}
 
     # --- bookkeeping -------------------------------------------------------------
 
@@ -178,6 +180,10 @@ class CapacityIndex:
     def __contains__(self, worker: object) -> bool:
         return worker in self._free
 
+    def workers(self) -> list[str]:
+        """The workers online, by address."""
+        return sorted(self._free)
+
     # --- decisions ---------------------------------------------------------------
 
     def place(self, request: InstanceType, spread: Mapping[str, int] | None = None) -> Placement:
@@ -203,17 +209,14 @@ class CapacityIndex:
         buckets = self._buckets.get(model)
         if not buckets:
             return None
-        order = self._order.get(model)
-        if order is None:
-            order = self._order[model] = sorted(buckets, reverse=True)
         need = (request.gpu_count, request.vcpu, request.memory_mb, request.disk_gb)
         best: tuple[tuple[int, tuple[int, int, int, int], str], str] | None = None
-        for key in order:
+        for rank_key in self._order[model]:
+            key = (-rank_key[0], -rank_key[1], -rank_key[2], -rank_key[3])
             if key[0] < need[0]:
                 break  # sorted by free GPUs first: no lower bucket has enough
             if key[1] < need[1] or key[2] < need[2] or key[3] < need[3]:
                 continue
-            rank_key = (-key[0], -key[1], -key[2], -key[3])
             for worker in buckets[key]:
                 count = spread.get(self._free[worker].provider, 0) if spread else 0
                 rank = (count, rank_key, worker)
@@ -269,7 +272,7 @@ class CapacityIndex:
         bucket = by_key.get(key)
         if bucket is None:
             by_key[key] = [free.worker]
-            self._order.pop(free.model, None)
+            insort(self._order.setdefault(free.model, []), _negated(key))
         else:
             insort(bucket, free.worker)
 
@@ -280,9 +283,15 @@ class CapacityIndex:
         del bucket[bisect_left(bucket, free.worker)]
         if not bucket:
             del by_key[key]
-            self._order.pop(free.model, None)
+            order = self._order[free.model]
+            del order[bisect_left(order, _negated(key))]
             if not by_key:
                 del self._buckets[free.model]
+                del self._order[free.model]
+
+
+def _negated(key: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return (-key[0], -key[1], -key[2], -key[3])
 
 
 def _take(free: _Free, instance: InstanceType, sign: int) -> None:
