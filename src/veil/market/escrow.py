@@ -64,6 +64,12 @@ class Escrow:
         self.market = market if market is not None else chain.contract("Market")
         self.token = token if token is not None else chain.contract("PHA")
         self._timestamps: dict[int, int] = {}
+        #: Where event scans start: the market's deployment block when the record has it
+        #: (nothing before it can be the market's), else genesis.
+        self.first_block = 0
+        record = chain.deployment.contracts.get("Market") if chain.deployment else None
+        if record is not None and record.address.lower() == self.market.address.lower():
+            self.first_block = int(record.block)
 
     # --- customer ------------------------------------------------------------------
 
@@ -172,7 +178,7 @@ class Escrow:
         receipt = self.chain.send(signer, call, "Market.withdrawEarnings")
         return int(event_args(self.market, receipt, "EarningsWithdrawn")["amount"])
 
-    def leases_of_provider(self, provider: str, from_block: int = 0) -> list[int]:
+    def leases_of_provider(self, provider: str, from_block: int | None = None) -> list[int]:
         """The provider's leases not closed, from the chain's events."""
         events = self.events(from_block)
         book = usage.ledger(events)
@@ -231,19 +237,20 @@ class Escrow:
         return runway.billing(lease, self.now(), funded, grace, refunded)
 
     def events(
-        self, from_block: int = 0, to_block: int | str = "latest"
+        self, from_block: int | None = None, to_block: int | str = "latest"
     ) -> list[usage.MarketEvent]:
         """Every market event in the range, in chain order, with block timestamps."""
         found: list[usage.MarketEvent] = []
         for name in EVENT_NAMES:
             logs = getattr(self.market.events, name)().get_logs(
-                from_block=from_block, to_block=to_block
+                from_block=self.first_block if from_block is None else from_block,
+                to_block=to_block,
             )
             found.extend(self._decoded(name, logs))
         found.sort(key=lambda e: (e.block, e.log_index))
         return found
 
-    def statement(self, customer: str, month: str, from_block: int = 0) -> dict[str, Any]:
+    def statement(self, customer: str, month: str, from_block: int | None = None) -> dict[str, Any]:
         """The customer's monthly statement, unsettled seconds up to now included."""
         book = usage.ledger(self.events(from_block))
         current = {
@@ -270,7 +277,7 @@ class Escrow:
         found: list[usage.MarketEvent] = []
         for name in ("LeaseOpened", "ToppedUp", "LeaseClosed"):
             logs = getattr(self.market.events, name)().get_logs(
-                from_block=0, argument_filters={"lease": lease_id}
+                from_block=self.first_block, argument_filters={"lease": lease_id}
             )
             found.extend(self._decoded(name, logs))
         return found
