@@ -133,6 +133,16 @@ def test_customer_life_cycle_and_provider_batch(escrow: Escrow, tmp_path: Path) 
     path = escrow.write_statement(alice.address, month, tmp_path / "statement.csv")
     assert path.read_text().splitlines()[0].startswith("lease,deployment,instance_type")
 
+    # auto top-up: a keeper (bob) refills from alice's wallet within her cap
+    escrow.set_auto_top_up(alice, threshold=2 * HOUR, amount=PHA, cap=PHA + PHA // 2)
+    chain.send(alice, escrow.token.functions.approve(escrow.market.address, 10 * PHA), "approve")
+    before = escrow.lease(first).balance
+    assert escrow.auto_top_up(bob, first) == PHA
+    assert escrow.auto_top_up(bob, first) == PHA // 2  # what is left of the cap
+    assert escrow.lease(first).balance > before + PHA
+    with pytest.raises(ChainError, match="cap used up"):
+        escrow.auto_top_up(bob, first)
+
     with pytest.raises(InputError, match="no such lease"):
         escrow.lease(12345)
     with pytest.raises(InputError, match="must be positive"):

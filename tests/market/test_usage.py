@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veil.errors import InputError
 from veil.market import usage
@@ -127,3 +129,28 @@ def test_bad_input_is_one_clear_error() -> None:
     bad.append(ev("Settled", 2, "2026-12-01T00:01:00", lease=LEASE, seconds=60, amount=1))
     with pytest.raises(InputError, match="not seconds x rate"):
         usage.ledger(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    spans=st.lists(
+        st.tuples(st.integers(0, 90 * 86_400), st.integers(1, 40 * 86_400)), min_size=1, max_size=8
+    )
+)
+def test_months_partition_usage_exactly(spans) -> None:
+    """However settlements fall, the monthly statements of consecutive months add up to
+    every settled second and wei: nothing lost or counted twice at a month boundary."""
+    base = ts("2026-10-20T00:00:00")
+    events = [opened(1, "2026-10-01T00:00:00", LEASE, ALICE, 10**30)]
+    block, end = 2, base
+    for gap, seconds in spans:
+        end += gap + seconds
+        args = {"lease": LEASE, "seconds": seconds, "amount": seconds * RATE}
+        events.append(MarketEvent("Settled", block, 0, end, args))
+        block += 1
+    book = usage.ledger(events)
+    months = ["2026-10", "2026-11", "2026-12", "2027-01", "2027-02", "2027-03", "2027-04"]
+    months += ["2027-05", "2027-06", "2027-07", "2027-08", "2027-09"]
+    docs = [usage.statement(book, ALICE, m, chain_id=1, market="m") for m in months]
+    assert sum(d["totals"]["seconds"] for d in docs) == sum(s for _g, s in spans)
+    assert sum(int(d["totals"]["amount_wei"]) for d in docs) == RATE * sum(s for _g, s in spans)

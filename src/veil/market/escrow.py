@@ -109,6 +109,12 @@ class Escrow:
         call = self.market.functions.setAutoTopUp(threshold, amount, cap)
         return self.chain.send(signer, call, "Market.setAutoTopUp")
 
+    def auto_top_up(self, signer: LocalAccount, lease_id: int) -> int:
+        """As a keeper: top up a lease below its customer's threshold from the customer's
+        wallet (within the cap); returns the amount moved."""
+        receipt = self.chain.send(signer, self.market.functions.autoTopUp(lease_id), "autoTopUp")
+        return int(event_args(self.market, receipt, "ToppedUp")["amount"])
+
     def open_lease(
         self,
         signer: LocalAccount,
