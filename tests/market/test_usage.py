@@ -149,8 +149,12 @@ def test_months_partition_usage_exactly(spans) -> None:
         events.append(MarketEvent("Settled", block, 0, end, args))
         block += 1
     book = usage.ledger(events)
-    months = ["2026-10", "2026-11", "2026-12", "2027-01", "2027-02", "2027-03", "2027-04"]
-    months += ["2027-05", "2027-06", "2027-07", "2027-08", "2027-09"]
+    last = datetime.fromtimestamp(end, UTC)
+    months = [
+        f"{2026 + (9 + i) // 12}-{(9 + i) % 12 + 1:02d}"
+        for i in range((last.year - 2026) * 12 + last.month - 10 + 1)
+    ]
+    assert months[0] == "2026-10" and months[-1] == last.strftime("%Y-%m")
     docs = [usage.statement(book, ALICE, m, chain_id=1, market="m") for m in months]
     assert sum(d["totals"]["seconds"] for d in docs) == sum(s for _g, s in spans)
     assert sum(int(d["totals"]["amount_wei"]) for d in docs) == RATE * sum(s for _g, s in spans)
