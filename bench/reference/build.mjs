@@ -40,6 +40,7 @@ const wanted = {
   TimelockController: 1,
   ReferenceDistributor: 1,
   ReferenceURD: 1,
+  ReferenceMarket: 1,
 };
 const artifacts = { solc: solc.version(), contracts: {} };
 for (const [file, contracts] of Object.entries(output.contracts)) {
