@@ -107,9 +107,7 @@ def test_a_missing_command_or_executable_fails_with_a_reason(runtime: ProcessRun
     status = runtime.start(deployment(no_command), {})
     assert status.state == "failed"
     assert "no command" in (status.error or "") and "ignores its image (nginx)" in status.error
-    missing = deployment(
-        echo_compose(command=["/nonexistent/veil-app"]), deployment_id="dep-2"
-    )
+    missing = deployment(echo_compose(command=["/nonexistent/veil-app"]), deployment_id="dep-2")
     status = runtime.start(missing, {})
     assert status.state == "failed" and "cannot run '/nonexistent/veil-app'" in status.error
     broken = deployment("services: [", deployment_id="dep-3")

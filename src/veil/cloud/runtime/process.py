@@ -52,7 +52,9 @@ from veil.cloud.runtime import AppStatus, Deployment
 from veil.errors import InputError
 
 SIMULATED_NOTICE = "SIMULATED: process runtime, no CVM isolation"
-_VARIABLE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+_VARIABLE = re.compile(
+    r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
+)
 #: Lines of a dead service's log quoted in its boot error.
 TAIL_LINES = 10
 
@@ -215,9 +217,12 @@ class ProcessRuntime:
     def start(self, deployment: Deployment, env: dict[str, str]) -> AppStatus:
         with self._lock:
             current = self._apps.get(deployment.deployment_id)
-            if current is not None and current.deployment.revision == deployment.revision:
-                if current.state in ("starting", "running"):
-                    return self._status(current)
+            if (
+                current is not None
+                and current.deployment.revision == deployment.revision
+                and current.state in ("starting", "running")
+            ):
+                return self._status(current)
             if current is not None:
                 self._halt(current)
             app = self._prepare(deployment, env)
