@@ -42,10 +42,10 @@ def _alive(pid: int) -> bool:
 def test_env_is_delivered_and_the_port_is_reported(runtime: ProcessRuntime, tmp_path: Path):
     item = deployment(echo_compose({"TOKEN": "${SECRET}"}))
     first = runtime.start(item, {"SECRET": SECRET, "NAME": "veil"})
-    assert first.state == "starting" and first.simulated
+    assert first.state == "starting" and first.simulated and 10 <= first.boot_progress < 100
     status = runtime.wait(item.deployment_id, ("running", "failed"), 20)
     assert status.state == "running", status.error
-    assert "SIMULATED" in status.boot_progress and status.simulated
+    assert "SIMULATED" in status.stage and status.simulated and status.boot_progress == 100
     host, port = status.ports["8080"].split(":")
     assert host == "127.0.0.1" and port != "8080"
     assert _get(status.ports, "/env/SECRET").text == SECRET  # the decrypted key itself
@@ -176,6 +176,9 @@ def test_stop_and_remove_leave_nothing_running(runtime: ProcessRuntime, tmp_path
     assert _alive(child)
     runtime.stop(item.deployment_id)
     assert runtime.status(item.deployment_id).state == "stopped"
+    deadline = time.monotonic() + 5  # SIGKILL is delivered asynchronously
+    while _alive(child) and not _zombie(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert not _alive(child) or _zombie(child)
     with pytest.raises(httpx.HTTPError):
         _get(status.ports, "/health")

@@ -74,7 +74,7 @@ class Deployment:
             raise InputError(f"{where}: app_compose must be a JSON object")
         return cls(
             deployment_id=deployment_id,
-            app_id=app_id.lower() if app_id.startswith("0x") else "0x" + app_id.lower(),
+            app_id=app_id if app_id.startswith("0x") else "0x" + app_id,
             name=text("name") or "",
             desired=desired,
             compose=text("compose") or "",
@@ -93,7 +93,9 @@ class AppStatus:
     deployment_id: str
     app_id: str
     state: str
-    boot_progress: str = ""
+    #: Percent, 0-100 (the control plane's field); `stage` says in words where boot is.
+    boot_progress: int = 0
+    stage: str = ""
     error: str | None = None
     ports: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
@@ -106,6 +108,7 @@ class AppStatus:
             "app_id": self.app_id,
             "state": self.state,
             "boot_progress": self.boot_progress,
+            "stage": self.stage,
             "error": self.error,
             "ports": dict(self.ports),
             "restarts": self.restarts,

@@ -396,11 +396,12 @@ class ProcessRuntime:
         ready = sum(1 for service in app.services.values() if service.ready)
         total = len(app.services)
         if app.state == "running":
-            progress = f"running ({total}/{total} services up)"
+            percent, stage = 100, f"running ({total}/{total} services up)"
         elif app.state == "starting":
-            progress = f"starting services ({ready}/{total} up)"
+            percent = 10 + 80 * ready // max(total, 1)
+            stage = f"starting services ({ready}/{total} up)"
         else:
-            progress = app.state
+            percent, stage = 0, app.state
         ports = {
             str(target): f"{self.host}:{port}"
             for service in app.services.values()
@@ -410,7 +411,8 @@ class ProcessRuntime:
             deployment_id=deployment.deployment_id,
             app_id=deployment.app_id,
             state=app.state,
-            boot_progress=f"{progress}; {SIMULATED_NOTICE}",
+            boot_progress=percent,
+            stage=f"{stage}; {SIMULATED_NOTICE}",
             error=app.error,
             ports=ports if app.state in ("starting", "running") else {},
             restarts=app.restarts,
