@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -372,3 +373,20 @@ class AppLoop:
                 break
             stop.wait(min(0.5, self.interval) if outcome.changed else self.interval)
         return rounds
+
+
+def machine_capacity(state_dir: Path, gpu_model: int, gpu_count: int) -> dict[str, int]:
+    """What this machine offers apps: its CPUs, memory, and the free disk under state_dir."""
+    import os
+    import shutil
+
+    pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    page_size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "vcpu": os.cpu_count() or 1,
+        "memory_mb": pages * page_size // (1024 * 1024),
+        "disk_gb": shutil.disk_usage(state_dir).free // (1024**3),
+        "gpu_model": int(gpu_model) if gpu_count else 0,
+        "gpu_count": gpu_count,
+    }

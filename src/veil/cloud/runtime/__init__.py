@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from veil.errors import InputError, VeilError
@@ -149,3 +150,33 @@ class Runtime(Protocol):
     def logs(self, deployment_id: str, service: str, since: float = 0.0) -> list[str]:
         """Log lines of one service written at or after unix time `since`."""
         ...
+
+
+RUNTIMES = ("process", "docker", "dstack")
+
+
+def open_runtime(
+    kind: str,
+    state_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    vmm_url: str | None = None,
+    vmm_token: str | None = None,
+    vmm_image: str | None = None,
+) -> Runtime:
+    """The runtime named on the command line; refuses a missing option in one line."""
+    if kind == "process":
+        from veil.cloud.runtime.process import ProcessRuntime
+
+        return ProcessRuntime(state_dir / "runtime", host=host)
+    if kind == "docker":
+        from veil.cloud.runtime.docker import DockerRuntime
+
+        return DockerRuntime(state_dir / "runtime", host=host)
+    if kind == "dstack":
+        from veil.cloud.runtime.dstack import DstackRuntime, VmmClient
+
+        if not vmm_url or not vmm_image:
+            raise InputError("--runtime dstack: needs --vmm URL and --vmm-image NAME")
+        return DstackRuntime(VmmClient(vmm_url, token=vmm_token), image=vmm_image, host=host)
+    raise InputError(f"--runtime {kind}: expected {', '.join(RUNTIMES)}")
