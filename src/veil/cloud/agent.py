@@ -213,6 +213,10 @@ class AppLoop:
                 continue
             entry = status.to_json()
             entry["attestation"] = self._attestation(deployment_id, status)
+            failure = self._failures.get(deployment_id)
+            if failure is not None and failure.revision != status.revision:
+                # the old revision still serves, but the update did not happen: say why
+                entry["error"] = f"update not applied: {failure.status.error}"
             apps.append(entry)
         held = {entry["deployment_id"] for entry in apps}
         for deployment_id, failure in self._failures.items():
