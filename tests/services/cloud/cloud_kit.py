@@ -48,8 +48,11 @@ def fake_kms() -> FastAPI:
 
     @kms.get("/v1/kms/info")
     def info() -> dict[str, Any]:
-        return {"signer": KMS_KEY.public_key.to_checksum_address(), "simulated": True,
-                "policy": "test"}  # fmt: skip
+        return {
+            "signer": KMS_KEY.public_key.to_checksum_address(),
+            "simulated": True,
+            "policy": "test",
+        }
 
     @kms.get("/v1/apps/{app_id}/env-pubkey")
     def env_pubkey(app_id: str) -> dict[str, str]:
@@ -57,8 +60,11 @@ def fake_kms() -> FastAPI:
         public = secret.public_key().public_bytes_raw()
         digest = keccak(b"dstack-env-encrypt-pubkey:" + bytes.fromhex(app_id[2:]) + public)
         signature = KMS_KEY.sign_msg_hash(digest).to_bytes()
-        return {"public_key": public.hex(), "signature": signature.hex(),
-                "signer": KMS_KEY.public_key.to_checksum_address()}  # fmt: skip
+        return {
+            "public_key": public.hex(),
+            "signature": signature.hex(),
+            "signer": KMS_KEY.public_key.to_checksum_address(),
+        }
 
     return kms
 
@@ -160,16 +166,25 @@ class CloudKit:
         )
 
     def provision(self, who: str, name: str = "web", **changes: Any) -> Any:
-        body = {"name": name, "compose": COMPOSE, "instance_type": "tdx.small",
-                "allowed_envs": ["GREETING"], **changes}  # fmt: skip
+        body = {
+            "name": name,
+            "compose": COMPOSE,
+            "instance_type": "tdx.small",
+            "allowed_envs": ["GREETING"],
+            **changes,
+        }
         return self.client.post("/v1/apps/provision", json=body, headers=self.key(who))
 
-    def commit(self, who: str, provision: dict[str, Any], env_keys: list[str] | None = None,
-               **changes: Any) -> Any:  # fmt: skip
+    def commit(
+        self, who: str, provision: dict[str, Any], env_keys: list[str] | None = None, **changes: Any
+    ) -> Any:
         keys = ["GREETING"] if env_keys is None else env_keys
-        body = {"provision_id": provision["provision_id"],
-                "encrypted_env": os.urandom(80).hex() if keys else "", "env_keys": keys,
-                **changes}  # fmt: skip
+        body = {
+            "provision_id": provision["provision_id"],
+            "encrypted_env": os.urandom(80).hex() if keys else "",
+            "env_keys": keys,
+            **changes,
+        }
         return self.client.post(
             f"/v1/apps/{provision['app_id']}/commit", json=body, headers=self.key(who)
         )
@@ -182,8 +197,12 @@ class CloudKit:
         return dict(committed.json())
 
     def report(self, deployment: dict[str, Any], state: str, **extra: Any) -> dict[str, Any]:
-        return {"deployment_id": deployment["deployment_id"], "app_id": deployment["app_id"],
-                "state": state, **extra}  # fmt: skip
+        return {
+            "deployment_id": deployment["deployment_id"],
+            "app_id": deployment["app_id"],
+            "state": state,
+            **extra,
+        }
 
     def events(self, who: str, app_id: str, last: int | None = None) -> list[dict[str, Any]]:
         headers = dict(self.key(who))

@@ -39,11 +39,26 @@ def test_deploy_runs_reports_and_streams(cloud: CloudKit) -> None:
     assert d["app_compose"]["allowed_envs"] == ["GREETING"]
     cloud.sync(worker, apps=[cloud.report(d, "pulling", boot_progress=10)])
     cloud.sync(worker, apps=[cloud.report(d, "starting", boot_progress=60)])
-    evidence = {"quote": "ab" * 10, "event_log": [], "vm_config": {}, "simulated": True,
-                "compose_hash": app["compose_hash"], "os_image_hash": "11" * 32}  # fmt: skip
-    cloud.sync(worker, apps=[cloud.report(d, "running", boot_progress=100,
-                                          ports={"8080": "127.0.0.1:40001"},
-                                          attestation=evidence)])  # fmt: skip
+    evidence = {
+        "quote": "ab" * 10,
+        "event_log": [],
+        "vm_config": {},
+        "simulated": True,
+        "compose_hash": app["compose_hash"],
+        "os_image_hash": "11" * 32,
+    }
+    cloud.sync(
+        worker,
+        apps=[
+            cloud.report(
+                d,
+                "running",
+                boot_progress=100,
+                ports={"8080": "127.0.0.1:40001"},
+                attestation=evidence,
+            )
+        ],
+    )
     status = cloud.client.get(f"/v1/apps/{app['app_id']}", headers=cloud.key("alice")).json()
     assert status["status"] == "running"
     assert status["ports"] == {"8080": "127.0.0.1:40001"}

@@ -21,7 +21,7 @@ import httpx
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 from fastapi import APIRouter, Depends, Header, Query, Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -239,7 +239,7 @@ def commit(
                 {"unexpected": [], "missing": missing},
             )
         claimed = session.execute(
-            Provision.__table__.update()
+            update(Provision)
             .where(Provision.id == prov.id, Provision.used_at.is_(None))
             .values(used_at=now)
         )
@@ -265,8 +265,15 @@ def commit(
         app.status = ""
         app.status_reason = ""
         end_deployments(session, app_id, now)
-        emit(session, app_id, "provisioning", now, version=app.version,
-             compose_hash=app.compose_hash, update=not fresh)  # fmt: skip
+        emit(
+            session,
+            app_id,
+            "provisioning",
+            now,
+            version=app.version,
+            compose_hash=app.compose_hash,
+            update=not fresh,
+        )
         set_status(session, app, "pending", now)
     state.scheduler.tick()
     with state.sessions() as session:
@@ -417,8 +424,11 @@ async def events(
             batch = await run_in_threadpool(_events_after, state, real_id, after)
             for item in batch:
                 after = item.id
-                yield {"id": str(item.id), "event": "state",
-                       "data": json.dumps({"at": item.at, **item.data})}  # fmt: skip
+                yield {
+                    "id": str(item.id),
+                    "event": "state",
+                    "data": json.dumps({"at": item.at, **item.data}),
+                }
                 if item.state == "deleted":
                     return
             if not follow and len(batch) < 500:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,7 +27,7 @@ from veil.services.cloud.service import CloudState
 
 SCOPES = ("apps:read", "apps:write", "keys:write")
 KEY_PREFIX = "veil_"
-ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403)}
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `veil_...`")
 router = APIRouter(tags=["auth"])
@@ -136,8 +137,7 @@ def siwe_verify(body: SiweIn, request: Request) -> NewKeyOut:
     now = state.now()
     try:
         message = siwe.parse(body.message)
-        siwe.check(message, domain=_domain(request, state), chain_id=state.config.chain_id,
-                   now=now)  # fmt: skip
+        siwe.check(message, domain=_domain(request, state), chain_id=state.config.chain_id, now=now)
         signer = siwe.signer(body.message, body.signature)
     except siwe.SiweError as error:
         raise ApiError(401, "siwe_invalid", str(error)) from None
@@ -149,8 +149,9 @@ def siwe_verify(body: SiweIn, request: Request) -> NewKeyOut:
         )
         if used.rowcount != 1:  # type: ignore[attr-defined]
             raise ApiError(401, "siwe_nonce_invalid", "Nonce: unknown, expired or already used")
-        key, secret = issue_key(session, message.address, body.scopes or list(SCOPES),
-                                body.label, now)  # fmt: skip
+        key, secret = issue_key(
+            session, message.address, body.scopes or list(SCOPES), body.label, now
+        )
     return NewKeyOut(api_key=secret, **key_out(key).model_dump())
 
 
@@ -189,9 +190,7 @@ def revoke_key(
     with state.sessions() as session, session.begin():
         session.execute(
             update(ApiKey)
-            .where(
-                ApiKey.id == key_id, ApiKey.address == who.address, ApiKey.revoked_at.is_(None)
-            )  # fmt: skip
+            .where(ApiKey.id == key_id, ApiKey.address == who.address, ApiKey.revoked_at.is_(None))
             .values(revoked_at=state.now())
         )
         key = session.get(ApiKey, key_id)

@@ -85,8 +85,11 @@ def first_fit(
             or free_gpu < request.gpu_count
         ):
             continue
-        key = (per_provider[providers.get(capacity.worker, capacity.worker)], -free_vcpu,
-               capacity.worker)  # fmt: skip
+        key = (
+            per_provider[providers.get(capacity.worker, capacity.worker)],
+            -free_vcpu,
+            capacity.worker,
+        )
         if best is None or key < best:
             best = key
     if best is None:

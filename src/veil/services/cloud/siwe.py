@@ -17,8 +17,10 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address
 
-_HEADER = re.compile(r"^(?:(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://)?(?P<domain>[^ /]+) wants you "
-                     r"to sign in with your Ethereum account:$")  # fmt: skip
+_HEADER = re.compile(
+    r"^(?:(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://)?(?P<domain>[^ /]+) wants you "
+    r"to sign in with your Ethereum account:$"
+)
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _NONCE = re.compile(r"^[A-Za-z0-9]{8,}$")
 _FIELDS = {

@@ -152,8 +152,12 @@ async def sync(
         raise ApiError(401, "bad_timestamp", "X-Veil-Timestamp must be unix seconds")
     stamp = int(x_veil_timestamp)
     if abs(stamp - state.now()) > state.config.sync_skew:
-        raise ApiError(401, "stale_timestamp", f"X-Veil-Timestamp is more than "
-                       f"{state.config.sync_skew} s from the control plane's clock")  # fmt: skip
+        raise ApiError(
+            401,
+            "stale_timestamp",
+            f"X-Veil-Timestamp is more than "
+            f"{state.config.sync_skew} s from the control plane's clock",
+        )
     raw = await request.body()
     signer = _signed_by(sync_message(stamp, raw), x_veil_signature)
     if signer.lower() != x_veil_worker.lower() or signer.lower() != body.worker.lower():
