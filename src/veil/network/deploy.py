@@ -211,6 +211,8 @@ def deploy_network(
         params.quorum_numerator,
     )
     deploy("ComputeRegistry", vault, me, timelock)
+    # AppAuth has no owner and no parameter: each app's owner alone changes its hashes.
+    deploy("AppAuth")
 
     send("Vault", "setUnlockPeriod", params.unlock_period)
     send("Vault", "setMaxOpenRequests", params.max_open_requests)
