@@ -18,14 +18,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from eth_abi import encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from veil.cloud.app_auth import app_id_for
 from veil.cloud.compose_spec import app_compose, app_compose_hash, parse_compose
 from veil.cloud.instance_types import instance_type
 from veil.errors import InputError
@@ -63,8 +63,7 @@ KEEPALIVE = 15
 
 def app_id_of(owner: str, name: str) -> str:
     """`AppAuth.appIdOf(owner, keccak256(name))`: keccak256(abi.encode(owner, salt))[12:]."""
-    salt = keccak(text=name)
-    return to_checksum_address(keccak(encode(["address", "bytes32"], [owner, salt]))[12:])
+    return to_checksum_address(app_id_for(owner, name))
 
 
 def _normal_app_id(app_id: str) -> str:
