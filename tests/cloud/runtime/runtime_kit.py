@@ -18,7 +18,7 @@ def echo_compose(extra_env: dict[str, str] | None = None, command: Any = None) -
     """Compose text for one `web` service running echo_app.py on `${PORT}`."""
     service = {
         "image": "python:3.12-slim",
-        "command": command if command is not None else [sys.executable, ECHO_APP, "${PORT}"],
+        "command": command if command is not None else [sys.executable, ECHO_APP, "${PORT:-8080}"],
         "environment": {"GREETING": "hello ${NAME:-world}", **(extra_env or {})},
         "ports": ["8080"],
     }

@@ -16,7 +16,9 @@ How an app sees the world here:
 - There is no network namespace, so a service cannot listen on its container port. The
   runtime picks a free host port per container port and tells the service: `PORT` is the
   host port of its first container port, `VEIL_PORT_<target>` the one of each (e.g.
-  `VEIL_PORT_8080`). Write the command as `... --port ${PORT}` or read `PORT`. The chosen
+  `VEIL_PORT_8080`). Write the command as `... --port ${PORT:-8080}` (the default is what
+  docker and dstack runtimes use, and the control plane accepts a defaulted variable
+  outside `allowed_envs`) or read `PORT` in the app. The chosen
   `host:port` per container port is what `status().ports` reports and the gateway reaches.
 - The process environment is the decrypted env keys, then the compose environment (which
   wins on a clash, as the file is explicit), then
