@@ -150,14 +150,17 @@ class RouteTable:
             body = response.json()
         except ValueError:
             body = {}
-        if response.status_code == 200 and isinstance(body.get("url"), str):
-            target = body["url"].rstrip("/")
+        if not isinstance(body, dict):
+            body = {}
+        url_given = body.get("url")
+        if response.status_code == 200 and isinstance(url_given, str):
+            target: str = url_given.rstrip("/")
             if not target.startswith(("http://", "https://")):
                 raise GatewayError(502, "bad_route", f"control plane gave {target!r}")
             self._cache[key] = (target, self.clock() + self.ttl)
             return target
         self._cache.pop(key, None)
-        if response.status_code in (404, 503) and isinstance(body, dict) and "code" in body:
+        if response.status_code in (404, 503) and "code" in body:
             raise GatewayError(response.status_code, str(body["code"]), str(body.get("message")))
         raise GatewayError(
             502, "control_plane_error", f"control plane answered HTTP {response.status_code}"
@@ -364,11 +367,11 @@ def _forward_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]
         and not key.lower().startswith(b"sec-websocket")
     ]
     client = scope.get("client")
-    peer = client[0] if client else ""
-    prior = _header(scope, b"x-forwarded-for")
+    peer: str = str(client[0]) if client else ""
+    prior: str = _header(scope, b"x-forwarded-for") or ""
     chain = f"{prior}, {peer}" if prior and peer else (prior or peer)
     headers = [(key, value) for key, value in headers if key.lower() != b"x-forwarded-for"]
-    scheme = scope.get("scheme", "http")
+    scheme = str(scope.get("scheme", "http"))
     proto = {"ws": "http", "wss": "https"}.get(scheme, scheme)
     headers += [
         (b"x-forwarded-for", chain.encode("latin-1")),
