@@ -4,8 +4,9 @@ anvil, `veil attester serve`, `veil kms serve --devnet`, `veil cloud serve`, `ve
 serve` and `veil worker run --control-plane ... --runtime process` each run as their own
 process; alice deploys with `veil cloud deploy -d` (AppAuth allows the compose hash), the
 worker gets the keys from the KMS with a quote naming that hash, the app answers through
-the gateway with the secret it alone decrypted, and `veil cloud delete` removes it from the
-worker.
+the gateway with the secret it alone decrypted; when a second worker has joined and the
+first is stopped, the app is rescheduled onto the second and answers again; `veil cloud
+delete` removes it from the worker.
 """
 
 from __future__ import annotations
@@ -116,23 +117,28 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         _wait_up(urls["kms"] + "/v1/kms/info", kms, log, "kms")
         cloud, log = processes.start(
             "cloud", "cloud", "serve", "--db", f"sqlite:///{root / 'cloud.sqlite'}",
-            "--port", str(ports["cloud"]), "--kms-url", urls["kms"], *dep)  # fmt: skip
+            "--port", str(ports["cloud"]), "--kms-url", urls["kms"], *dep,
+            "--worker-timeout", "6")  # fmt: skip
         _wait_up(urls["cloud"] + "/openapi.json", cloud, log, "control plane")
         gateway, log = processes.start(
             "gateway", "gateway", "serve", "--control-plane", urls["cloud"],
             "--port", str(ports["gateway"]), "--domain", "apps.localhost")  # fmt: skip
         _wait_up(urls["gateway"] + "/", gateway, log, "gateway")
         provider = devnet_account("provider").address
-        stake = [VEIL, "worker", "provider", "--stake", "1000", "-a", "provider", *dep]
+        stake = [VEIL, "worker", "provider", "--stake", "3000", "-a", "provider", *dep]
         staked = subprocess.run(stake, capture_output=True, text=True, env=env, timeout=300)
         assert staked.returncode == 0, staked.stderr
-        worker, log = processes.start(
-            "worker", "worker", "run", "--provider", provider, "--tee", "sim", "--attester",
-            urls["attester"], "--state-dir", str(root / "worker"), "--interval", "5",
-            "-a", "provider", *dep, "--control-plane", urls["cloud"], "--runtime", "process",
-            "--sync-interval", "0.5")  # fmt: skip
+
+        def start_worker(name: str) -> tuple[subprocess.Popen[bytes], Path]:
+            return processes.start(
+                name, "worker", "run", "--provider", provider, "--tee", "sim", "--attester",
+                urls["attester"], "--state-dir", str(root / name), "--interval", "5",
+                "-a", "provider", *dep, "--control-plane", urls["cloud"], "--runtime", "process",
+                "--sync-interval", "0.5")  # fmt: skip
+
+        worker, log = start_worker("worker")
         yield {"root": root, "env": env, "dep": dep, "urls": urls, "worker": worker,
-               "worker_log": log}  # fmt: skip
+               "worker_log": log, "start_worker": start_worker}  # fmt: skip
     finally:
         processes.stop()
         devnet.stop()
@@ -148,13 +154,27 @@ def _veil(world: dict, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_deploy_reach_and_delete_through_real_processes(world: dict):
-    urls, root = world["urls"], world["root"]
+def _synced(process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 120  # registration, then the registry cache's refresh
-    while "apps: synced with the control plane" not in world["worker_log"].read_text():
-        assert world["worker"].poll() is None, world["worker_log"].read_text()[-3000:]
-        assert time.monotonic() < deadline, world["worker_log"].read_text()[-3000:]
+    while "apps: synced with the control plane" not in log.read_text():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.3)
+
+
+def _greeting(url: str, expect: bytes, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = _get(url)
+        if (status, body) == (200, expect) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert (status, body) == (200, expect)
+
+
+def test_deploy_reach_reschedule_and_delete_through_real_processes(world: dict):
+    urls, root = world["urls"], world["root"]
+    _synced(world["worker"], world["worker_log"])
     _veil(world, "cloud", "login", "--url", urls["cloud"], "-a", "alice")
     app_dir = root / "echo"
     app_dir.mkdir()
@@ -168,14 +188,21 @@ def test_deploy_reach_and_delete_through_real_processes(world: dict):
                      str(app_dir / ".env"), "--name", "echo", "-a", "alice", *world["dep"],
                      "--wait", "--timeout", "120", "--json")  # fmt: skip
     app_id = json.loads(deployed.stdout.strip().splitlines()[-1])["app_id"]
-    status, body = _get(f"{urls['gateway']}/apps/{app_id}/8080/env/GREETING")
-    assert (status, body) == (200, b"only-inside-the-app")
+    _greeting(f"{urls['gateway']}/apps/{app_id}/8080/env/GREETING", b"only-inside-the-app", 10)
     status, body = _get(f"{urls['gateway']}/apps/{app_id}/8080/env/VEIL_SIMULATED")
     assert (status, body) == (200, b"1")
     # the secret is nowhere on the worker's disk
-    for file in (root / "worker").rglob("*"):
+    for file in root.glob("worker*/**/*"):
         if file.is_file():
             assert b"only-inside-the-app" not in file.read_bytes(), file
+
+    # a second worker joins; the first stops (its apps stop with it): the app moves
+    second, second_log = world["start_worker"]("worker2")
+    _synced(second, second_log)
+    world["worker"].send_signal(signal.SIGINT)
+    world["worker"].wait(timeout=30)
+    _greeting(f"{urls['gateway']}/apps/{app_id}/8080/env/GREETING", b"only-inside-the-app", 90)
+    assert "apps: started" in second_log.read_text()
 
     _veil(world, "cloud", "delete", app_id)
     deadline = time.monotonic() + 30
@@ -185,7 +212,7 @@ def test_deploy_reach_and_delete_through_real_processes(world: dict):
             break
         time.sleep(0.3)
     assert status in (404, 503), body
-    apps_dir = root / "worker" / "runtime" / "apps"
+    apps_dir = root / "worker2" / "runtime" / "apps"
     while any(apps_dir.glob("*")) and time.monotonic() < deadline:
         time.sleep(0.3)
     assert not any(apps_dir.glob("*")), "the worker kept the deleted app"
