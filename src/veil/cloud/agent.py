@@ -292,7 +292,8 @@ class AppLoop:
             for deployment_id in list(self._attestations):
                 if deployment_id not in wanted:
                     del self._attestations[deployment_id]
-        self._deployments = {**self._deployments, **wanted}
+        # an unreadable answer removed nothing, so keep knowing what might still run
+        self._deployments = {**self._deployments, **wanted} if unreadable else wanted
         for deployment in wanted.values():
             self._converge_one(deployment, outcome)
 
