@@ -170,3 +170,12 @@ def test_websocket_to_an_unknown_app_is_refused_with_the_code(stack: Stack):
         connect(f"ws://127.0.0.1:{stack.gateway.port}/apps/{OTHER}/8080/ws", open_timeout=5)
     response = refused.value.response
     assert response.status_code == 404 and b"app_not_found" in response.body
+
+
+def test_websocket_to_a_dead_upstream_is_a_502(stack: Stack):
+    stack.upstream.close()
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{stack.gateway.port}/apps/{APP}/8080/ws", open_timeout=10)
+    response = refused.value.response
+    assert response.status_code == 502 and b"upstream_unreachable" in response.body
+    assert response.headers["x-request-id"]
