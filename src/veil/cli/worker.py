@@ -192,6 +192,7 @@ def run(
             provider=signer.address,
             capacity=machine_capacity(state_dir, config.gpu_model, gpu_count),
             interval=sync_interval,
+            watch=0.1 if runtime_kind == "process" else 1.0,
         )
         if app_runtime.simulated:
             console.print("warning: SIMULATED app runtime (process): no CVM isolation")

@@ -271,3 +271,30 @@ def test_the_simulator_claims_the_app_and_hardware_sources_are_untouched():
 
     hardware = Hardware()
     assert app_quote_source(hardware, item) is hardware
+
+
+def test_running_is_reported_when_it_happens_not_an_interval_later(control_plane, runtime):
+    fake, server = control_plane
+    loop = _loop(server, runtime, RecordingOpener({}))
+    loop.interval = 30.0
+    fake.deployments = [deployment_json(deployment())]
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, kwargs={"stop": stop})
+    started = time.monotonic()
+    thread.start()
+    try:
+        deadline = started + 15
+        while time.monotonic() < deadline:
+            app = fake.last_app("dep-1")
+            if app is not None and app["state"] == "running":
+                break
+            time.sleep(0.02)
+        assert app is not None and app["state"] == "running"
+        assert time.monotonic() - started < 10  # far less than the 30 s interval
+        syncs = len(fake.reports)
+        time.sleep(0.5)
+        assert len(fake.reports) == syncs  # nothing booting: the loop waits the interval
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
