@@ -136,6 +136,8 @@ def run(
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
     app_runtime = None
+    if control_plane is None and (runtime_kind != "process" or vmm or vmm_image):
+        raise InputError("--runtime/--vmm: apps come from a control plane; add --control-plane")
     if control_plane is not None:
         from veil.cloud.runtime import open_runtime
 
