@@ -1,0 +1,168 @@
+"""`veil ai serve` (the attested, signing AI gateway) and `veil ai verify URL` (its client)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from veil.errors import InputError
+
+app = typer.Typer(no_args_is_help=True, help="Confidential AI inference: serve and verify.")
+console = Console(highlight=False, soft_wrap=True)
+
+
+def _hex32(value: str | None, what: str) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raise InputError(f"{what}: not hex") from None
+    if len(raw) != 32:
+        raise InputError(f"{what}: expected 32 bytes, got {len(raw)}")
+    return raw
+
+
+@app.command(
+    epilog="Example: veil ai serve --backend http://127.0.0.1:8000 --tee dstack --port 8080"
+)
+def serve(
+    backend: str = typer.Option(
+        None, "--backend", help="OpenAI-compatible backend URL (vLLM, llama.cpp server)."
+    ),
+    backend_key: str = typer.Option(
+        None, "--backend-key", envvar="VEIL_AI_BACKEND_KEY", help="Bearer key for the backend."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port to listen on."),
+    state_dir: Path = typer.Option(
+        Path(".veil/ai"), "--state-dir", help="Receipts and usage (SQLite) live here."
+    ),
+    tee: str = typer.Option("sim", "--tee", help="Quote source: dstack, tdx or sim (SIMULATED)."),
+    compose_hash: str = typer.Option(
+        None, "--compose-hash", help="sim only: the compose hash the simulated CVM claims."
+    ),
+    os_image_hash: str = typer.Option(
+        None, "--os-image-hash", help="sim only: the OS image hash the simulated CVM claims."
+    ),
+    retention_days: int = typer.Option(
+        30, "--retention-days", min=1, help="Keep receipts this long (governed in production)."
+    ),
+    usage_token: str = typer.Option(
+        None, "--usage-token", envvar="VEIL_AI_USAGE_TOKEN", help="Bearer token for /v1/usage."
+    ),
+    embeddings: bool = typer.Option(
+        True, "--embeddings/--no-embeddings", help="Serve all-MiniLM-L6-v2 embeddings."
+    ),
+) -> None:
+    """Serve the OpenAI-compatible API; every answer signed by a key made inside the TEE."""
+    import uvicorn
+
+    from veil.compute.quote_source import Simulator, quote_source
+    from veil.inference.embedding import EmbeddingModel
+    from veil.services.ai.app import GatewayConfig, create_app
+    from veil.tee.simulator import AppSpec
+
+    if tee == "sim":
+        spec = AppSpec()
+        if compose_hash is not None:
+            spec = AppSpec(compose_hash=_hex32(compose_hash, "--compose-hash") or b"")
+        if os_image_hash is not None:
+            spec = AppSpec(
+                compose_hash=spec.compose_hash,
+                os_image_hash=_hex32(os_image_hash, "--os-image-hash") or b"",
+            )
+        source = Simulator(spec)
+        console.print("[yellow]SIMULATED TEE: reports prove nothing; for laptops and CI[/]")
+    else:
+        if compose_hash is not None or os_image_hash is not None:
+            raise InputError("--compose-hash/--os-image-hash: only with --tee sim")
+        source = quote_source(tee)
+    if backend is not None and not backend.startswith(("http://", "https://")):
+        raise InputError(f"--backend {backend!r}: expected an http(s) URL")
+    model = EmbeddingModel() if embeddings else None
+    config = GatewayConfig(
+        state_dir=state_dir,
+        quote_source=source,
+        backend=backend.rstrip("/") if backend else None,
+        backend_key=backend_key,
+        embedding_model=model,
+        retention_days=retention_days,
+        usage_token=usage_token,
+    )
+    application = create_app(config)
+    gateway = application.state.gateway
+    console.print(f"signing address (ecdsa): {gateway.keys.ecdsa_address}")
+    console.print(f"signing key (ed25519): {gateway.keys.ed25519_public_key}")
+    console.print(f"attestation digest: {gateway.attestation_digest}")
+    console.print(f"listening on http://{host}:{port}")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command(epilog="Example: veil ai verify https://gw.example --policy policy.toml --probe")
+def verify(
+    url: str = typer.Argument(..., help="The gateway's root URL (no /v1)."),
+    policy_file: Path = typer.Option(
+        None, "--policy", help="Attestation policy TOML (default: production, no simulators)."
+    ),
+    collateral_file: Path = typer.Option(
+        None, "--collateral", help="Intel collateral JSON for a real TDX quote."
+    ),
+    signing_algo: str = typer.Option("ecdsa", "--signing-algo", help="ecdsa or ed25519."),
+    probe: bool = typer.Option(
+        True, "--probe/--no-probe", help="Also send one embeddings request and verify it."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Attest the gateway with a fresh nonce, then check one signed answer; fails closed."""
+    import httpx
+
+    from veil.inference.transport import VerifyingTransport
+    from veil.inference.verify import VerificationRefused
+    from veil.tee import DEFAULT_POLICY, load_collateral, load_policy
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"URL {url!r}: expected http(s)://host[:port]")
+    policy = load_policy(policy_file) if policy_file else DEFAULT_POLICY
+    collateral = load_collateral(collateral_file) if collateral_file else None
+    transport = VerifyingTransport(url, policy, collateral=collateral, signing_algo=signing_algo)
+    try:
+        gateway = transport.attest()
+        probed = None
+        if probe:
+            with httpx.Client(transport=transport, base_url=url.rstrip("/"), timeout=60) as client:
+                models = client.get("/v1/models").json().get("data", [])
+                names = [m.get("id") for m in models]
+                if "all-MiniLM-L6-v2" in names:
+                    client.post(
+                        "/v1/embeddings",
+                        json={"model": "all-MiniLM-L6-v2", "input": "veil ai verify"},
+                    )
+                    probed = transport.checked[-1]
+    except VerificationRefused:
+        raise
+    except httpx.HTTPError as error:
+        raise InputError(f"{url}: cannot reach the gateway ({error})") from None
+    result = {
+        "verified": True,
+        "simulated": gateway.simulated,
+        "signing_algo": gateway.signing_algo,
+        "signing_address": gateway.signing_address,
+        "ecdsa_address": gateway.ecdsa_address,
+        "attestation_digest": gateway.attestation_digest,
+        "compose_hash": gateway.verdict.app.compose_hash if gateway.verdict.app else None,
+        "os_image_hash": gateway.verdict.app.os_image_hash if gateway.verdict.app else None,
+        "tcb_status": gateway.verdict.tcb_status,
+        "probe_receipt": probed.receipt_id if probed else None,
+    }
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    word = "VERIFIED (SIMULATED)" if gateway.simulated else "VERIFIED"
+    console.print(f"gateway: {word}")
+    for key, value in result.items():
+        if key != "verified":
+            console.print(f"{key.replace('_', '-')}: {value}")
