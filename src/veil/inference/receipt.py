@@ -249,4 +249,5 @@ def verify_receipt_signature(receipt: Receipt, signature: str, signing_address: 
 
 def chunk_hash_line(running: Any) -> bytes:
     """The SSE comment carrying the running hash (a hashlib object) of the bytes so far."""
-    return STREAM_HASH_PREFIX + running.hexdigest().encode() + b"\n"
+    digest: str = running.hexdigest()
+    return STREAM_HASH_PREFIX + digest.encode() + b"\n"

@@ -135,14 +135,16 @@ class _Verifier:
             ed, ecdsa_address=first.ecdsa_address, attestation_digest=first.attestation_digest
         )
 
-    def remember(self, gateway: AttestedGateway | None, failure: VerificationRefused | None):
+    def remember(
+        self, gateway: AttestedGateway | None, failure: VerificationRefused | None
+    ) -> None:
         self.gateway, self.failure = gateway, failure
 
     def is_signed(self, request: httpx.Request) -> bool:
         return request.method == "POST" and request.url.path.endswith(SIGNED_PATHS)
 
     def receipt_id(self, response: httpx.Response) -> str:
-        receipt_id = response.headers.get("x-receipt-id")
+        receipt_id = str(response.headers.get("x-receipt-id", ""))
         if not receipt_id:
             raise VerificationRefused("unsigned_response", "the answer has no x-receipt-id")
         return receipt_id

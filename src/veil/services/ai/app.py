@@ -427,7 +427,7 @@ async def _stream_chat(
             break
     receipt_id = receipt_id or f"chatcmpl-{uuid.uuid4().hex}"
     running = hashlib.sha256()
-    usage = {"prompt": 0, "completion": 0, "model": model, "chunks": 0}
+    usage: dict[str, Any] = {"prompt": 0, "completion": 0, "model": model, "chunks": 0}
 
     def emit(event: bytes) -> bytes | None:
         data = event[6:] if event.startswith(b"data: ") else None

@@ -77,6 +77,7 @@ class ReceiptStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._last_purge = 0.0
+        self.purge()  # at start, then at most once a minute from add()
 
     def close(self) -> None:
         with self._lock:
