@@ -178,6 +178,8 @@ class EmbeddingModel:
         heads = self._heads
         size = x.shape[-1] // heads
         scale = np.float32(1.0 / math.sqrt(size))
+        rows = batch * length
+        x = x.reshape(rows, -1)  # 2-D products go straight to one BLAS call each
         for layer in self._layers:
             qkv = x @ layer.qkv_w + layer.qkv_b
             q, k, v = (
@@ -188,10 +190,11 @@ class EmbeddingModel:
             scores -= scores.max(axis=-1, keepdims=True)
             weights = np.exp(scores)
             weights /= weights.sum(axis=-1, keepdims=True)
-            context = (weights @ v).transpose(0, 2, 1, 3).reshape(batch, length, heads * size)
+            context = (weights @ v).transpose(0, 2, 1, 3).reshape(rows, heads * size)
             x = _layer_norm(context @ layer.out_w + layer.out_b + x, layer.ln1_w, layer.ln1_b)
             hidden = _gelu(x @ layer.up_w + layer.up_b)
             x = _layer_norm(hidden @ layer.down_w + layer.down_b + x, layer.ln2_w, layer.ln2_b)
+        x = x.reshape(batch, length, -1)
         pooled = (x * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)[:, None]
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         result: np.ndarray = (pooled / norms).astype(np.float32)
