@@ -102,6 +102,7 @@ def main() -> None:
     if "--token-delay" in sys.argv:
         TOKEN_DELAY = float(sys.argv[sys.argv.index("--token-delay") + 1])
     sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
     sock.bind(("127.0.0.1", 0))
     tmp = port_file.with_suffix(".tmp")
     tmp.write_text(str(sock.getsockname()[1]))

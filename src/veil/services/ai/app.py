@@ -11,6 +11,7 @@ so both veil tools and the openai package read them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from veil.compute.quote_source import QuoteError, QuoteSource
@@ -100,6 +102,43 @@ class Gateway:
         self.simulated = bool(evidence.get("simulated", False))
         self.client: httpx.AsyncClient | None = None
         self._nonces: OrderedDict[str, None] = OrderedDict()
+        self.pending: dict[str, asyncio.Event] = {}
+
+    def signed(
+        self,
+        content: bytes,
+        receipt_id: str,
+        endpoint: str,
+        model: str,
+        customer: str,
+        request_body: bytes,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> Response:
+        """The answer now, its signatures and receipt right after it is sent.
+
+        Why after: signing three ways and the SQLite write cost about half a millisecond,
+        which the caller need not wait for. `GET /v1/signature/{id}` waits for a pending
+        receipt, so a client that asks at once still gets it.
+        """
+        done = self.pending[receipt_id] = asyncio.Event()
+        response_hash = hashlib.sha256(content).hexdigest()
+
+        async def record() -> None:  # async: runs on the loop, where the Event lives
+            try:
+                self.record(receipt_id, endpoint, model, customer, request_body, response_hash,
+                            prompt_tokens, completion_tokens)  # fmt: skip
+            finally:
+                done.set()
+                self.pending.pop(receipt_id, None)
+
+        return Response(
+            content,
+            200,
+            media_type="application/json",
+            headers={"x-receipt-id": receipt_id},
+            background=BackgroundTask(record),
+        )
 
     def _bound(self, algo: str) -> bytes:
         return bytes.fromhex(self.keys.address(algo).removeprefix("0x"))
@@ -252,11 +291,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise GatewayError(502, "bad_backend", "backend answered non-JSON") from None
         receipt_id = str(parsed.get("id") or f"chatcmpl-{uuid.uuid4().hex}")
         prompt, completion = _usage(parsed)
-        gateway.record(receipt_id, "chat", str(parsed.get("model") or model), customer, raw,
-                       hashlib.sha256(content).hexdigest(), prompt, completion)  # fmt: skip
-        return Response(
-            content, 200, media_type="application/json", headers={"x-receipt-id": receipt_id}
-        )
+        return gateway.signed(content, receipt_id, "chat", str(parsed.get("model") or model),
+                              customer, raw, prompt, completion)  # fmt: skip
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
@@ -278,11 +314,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         else:
             content, prompt = await _embed_locally(gateway, body)
             receipt_id = f"emb-{uuid.uuid4().hex}"
-        gateway.record(receipt_id, "embeddings", model, customer, raw,
-                       hashlib.sha256(content).hexdigest(), prompt, 0)  # fmt: skip
-        return Response(
-            content, 200, media_type="application/json", headers={"x-receipt-id": receipt_id}
-        )
+        return gateway.signed(content, receipt_id, "embeddings", model, customer, raw, prompt, 0)
 
     @app.get("/v1/attestation/report")
     async def attestation_report(
@@ -323,6 +355,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def signature(receipt_id: str, signing_algo: str = ECDSA) -> dict[str, Any]:
         if signing_algo not in SIGNING_ALGOS:
             raise GatewayError(400, "bad_signing_algo", "signing_algo must be ecdsa or ed25519")
+        pending = gateway.pending.get(receipt_id)
+        if pending is not None:
+            await asyncio.wait_for(pending.wait(), timeout=30)
         stored = gateway.store.get(receipt_id)
         if stored is None:
             raise GatewayError(404, "receipt_not_found", f"no receipt {receipt_id!r} (expired?)")
