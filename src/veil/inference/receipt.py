@@ -247,7 +247,24 @@ def verify_receipt_signature(receipt: Receipt, signature: str, signing_address: 
         raise SignatureProblem(f"receipt is signed by {signer}, not {signing_address}")
 
 
-def chunk_hash_line(running: Any) -> bytes:
-    """The SSE comment carrying the running hash (a hashlib object) of the bytes so far."""
-    digest: str = running.hexdigest()
-    return STREAM_HASH_PREFIX + digest.encode() + b"\n"
+class StreamFramer:
+    """The sending side of the stream format: one SSE event in, the exact bytes to send out.
+
+    The event goes out unchanged, then its `: veil-sha256` comment, then the blank line
+    that ends the event; the running hash covers everything sent, so `hexdigest()` at the
+    end is the response hash the signature covers.
+    """
+
+    def __init__(self) -> None:
+        self.running = hashlib.sha256()
+
+    def frame(self, event: bytes) -> bytes:
+        """`event` without its terminating blank line (e.g. b'data: {...}')."""
+        out = event + b"\n"
+        self.running.update(out)
+        tail = STREAM_HASH_PREFIX + self.running.hexdigest().encode() + b"\n\n"
+        self.running.update(tail)
+        return out + tail
+
+    def hexdigest(self) -> str:
+        return self.running.hexdigest()

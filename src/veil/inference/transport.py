@@ -15,7 +15,6 @@ iterating. Only signed endpoints (chat completions, embeddings) are checked; oth
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -23,10 +22,11 @@ from typing import Any
 
 import httpx
 
-from veil.inference.receipt import ECDSA, ED25519, STREAM_HASH_PREFIX
+from veil.inference.receipt import ECDSA, ED25519
 from veil.inference.verify import (
     AttestedGateway,
     CheckedResponse,
+    StreamCheck,
     VerificationRefused,
     check_algo,
     check_signature,
@@ -37,44 +37,6 @@ from veil.tee.collateral import Collateral
 from veil.tee.policy import DEFAULT_POLICY, Policy
 
 SIGNED_PATHS = ("/v1/chat/completions", "/v1/embeddings")
-
-
-class _StreamCheck:
-    """Follows a streamed answer line by line and checks each running-hash comment."""
-
-    def __init__(self) -> None:
-        self.running = hashlib.sha256()
-        self.pending = b""
-        self.hashes = 0
-        self.saw_done = False
-        self.finished = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        """Consume bytes; return the complete lines now checked (what may go to the reader)."""
-        self.pending += chunk
-        out = []
-        while (end := self.pending.find(b"\n")) >= 0:
-            line, self.pending = self.pending[: end + 1], self.pending[end + 1 :]
-            if line.startswith(STREAM_HASH_PREFIX):
-                claimed = line[len(STREAM_HASH_PREFIX) :].strip().decode(errors="replace")
-                if claimed != self.running.hexdigest():
-                    raise VerificationRefused(
-                        "response_tampered", "a streamed chunk's running hash does not match"
-                    )
-                self.hashes += 1
-            elif line.rstrip() == b"data: [DONE]":
-                self.saw_done = True
-            self.running.update(line)
-            out.append(line)
-        return b"".join(out)
-
-    def finish(self) -> str:
-        self.finished = True
-        if self.pending:
-            self.running.update(self.pending)
-        if self.hashes == 0:
-            raise VerificationRefused("unsigned_response", "the stream carries no running hash")
-        return self.running.hexdigest()
 
 
 class _Verifier:
@@ -231,7 +193,7 @@ class VerifyingTransport(httpx.BaseTransport):
             return response
         receipt_id = v.receipt_id(response)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
-            check = _StreamCheck()
+            check = StreamCheck()
 
             def finish() -> None:
                 digest = check.finish()
@@ -265,7 +227,7 @@ class _SyncChecked(httpx.SyncByteStream):
     caller. A stream abandoned before [DONE] is closed unverified: nothing was signed yet.
     """
 
-    def __init__(self, inner: Any, check: _StreamCheck, finish: Callable[[], None]) -> None:
+    def __init__(self, inner: Any, check: StreamCheck, finish: Callable[[], None]) -> None:
         self.inner, self.check, self.finish = inner, check, finish
         self.chunks = iter(inner)
 
@@ -349,7 +311,7 @@ class AsyncVerifyingTransport(httpx.AsyncBaseTransport):
             return response
         receipt_id = v.receipt_id(response)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
-            check = _StreamCheck()
+            check = StreamCheck()
 
             async def finish() -> None:
                 digest = check.finish()
@@ -378,7 +340,7 @@ class AsyncVerifyingTransport(httpx.AsyncBaseTransport):
 class _AsyncChecked(httpx.AsyncByteStream):
     """Async twin of _SyncChecked."""
 
-    def __init__(self, inner: Any, check: _StreamCheck, finish: Callable[[], Any]) -> None:
+    def __init__(self, inner: Any, check: StreamCheck, finish: Callable[[], Any]) -> None:
         self.inner, self.check, self.finish = inner, check, finish
         self.chunks = inner.__aiter__()
 

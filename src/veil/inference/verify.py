@@ -23,6 +23,7 @@ from veil.inference.receipt import (
     ECDSA,
     ED25519,
     SIGNING_ALGOS,
+    STREAM_HASH_PREFIX,
     Receipt,
     SignatureProblem,
     address_bytes,
@@ -205,6 +206,44 @@ def check_signature(
             "bad_receipt", "the receipt names another attestation than the verified one"
         )
     return CheckedResponse(str(answer.get("id", receipt.id)), expected, receipt)
+
+
+class StreamCheck:
+    """Follows a streamed answer line by line and checks each running-hash comment."""
+
+    def __init__(self) -> None:
+        self.running = hashlib.sha256()
+        self.pending = b""
+        self.hashes = 0
+        self.saw_done = False
+        self.finished = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Consume bytes; return the complete lines now checked (what may go to the reader)."""
+        self.pending += chunk
+        out = []
+        while (end := self.pending.find(b"\n")) >= 0:
+            line, self.pending = self.pending[: end + 1], self.pending[end + 1 :]
+            if line.startswith(STREAM_HASH_PREFIX):
+                claimed = line[len(STREAM_HASH_PREFIX) :].strip().decode(errors="replace")
+                if claimed != self.running.hexdigest():
+                    raise VerificationRefused(
+                        "response_tampered", "a streamed chunk's running hash does not match"
+                    )
+                self.hashes += 1
+            elif line.rstrip() == b"data: [DONE]":
+                self.saw_done = True
+            self.running.update(line)
+            out.append(line)
+        return b"".join(out)
+
+    def finish(self) -> str:
+        self.finished = True
+        if self.pending:
+            self.running.update(self.pending)
+        if self.hashes == 0:
+            raise VerificationRefused("unsigned_response", "the stream carries no running hash")
+        return self.running.hexdigest()
 
 
 def check_algo(signing_algo: str) -> str:

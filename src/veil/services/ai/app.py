@@ -39,8 +39,8 @@ from veil.inference.receipt import (
     SIGNING_ALGOS,
     Receipt,
     SigningKeys,
+    StreamFramer,
     attestation_digest,
-    chunk_hash_line,
     report_data,
     signature_text,
 )
@@ -461,7 +461,7 @@ async def _stream_chat(
         if receipt_id:
             break
     receipt_id = receipt_id or f"chatcmpl-{uuid.uuid4().hex}"
-    running = hashlib.sha256()
+    framer = StreamFramer()
     usage: dict[str, Any] = {"prompt": 0, "completion": 0, "model": model, "chunks": 0}
 
     def emit(event: bytes) -> bytes | None:
@@ -478,11 +478,7 @@ async def _stream_chat(
                         return None  # the usage chunk we asked for, not the client
                 usage["model"] = str(parsed.get("model") or usage["model"])
                 usage["chunks"] += 1
-        out = event + b"\n"
-        running.update(out)
-        tail = chunk_hash_line(running) + b"\n"
-        running.update(tail)
-        return out + tail
+        return framer.frame(event)
 
     async def relay() -> AsyncIterator[bytes]:
         nonlocal buffer
@@ -501,7 +497,7 @@ async def _stream_chat(
             await answer.aclose()
         completion = usage["completion"] or max(usage["chunks"] - 1, 0)
         gateway.record(receipt_id, "chat", str(usage["model"]), customer, raw,
-                       running.hexdigest(), int(usage["prompt"]), int(completion))  # fmt: skip
+                       framer.hexdigest(), int(usage["prompt"]), int(completion))  # fmt: skip
 
     return StreamingResponse(
         relay(),
