@@ -84,6 +84,14 @@ def test_report_data_layout_and_digest() -> None:
     assert report_data(address, nonce) == address + bytes(12) + nonce
     with pytest.raises(ValueError):
         report_data(address, b"short")
-    measurements = {name: "ab" * 48 for name in ("mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3")}
-    expected = hashlib.sha256(bytes.fromhex("ab" * 48 * 5) + address).hexdigest()
-    assert attestation_digest(measurements, KEYS.ecdsa_address) == expected
+    identity: dict[str, str | None] = {name: "AB" * 48 for name in ("mr_td", "rtmr0", "rtmr1")}
+    identity.update(rtmr2=None, app_id="cd" * 20, compose_hash="ef" * 32, os_image_hash=None)
+    canonical = (
+        '{"app_id":"' + "cd" * 20 + '","compose_hash":"' + "ef" * 32 + '","mr_td":"'
+        + "ab" * 48 + '","os_image_hash":"","rtmr0":"' + "ab" * 48 + '","rtmr1":"' + "ab" * 48
+        + '","rtmr2":"","signing_address":"' + KEYS.ecdsa_address.lower() + '"}'
+    )  # fmt: skip
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert attestation_digest(identity, KEYS.ecdsa_address) == expected
+    identity["compose_hash"] = "00" * 32
+    assert attestation_digest(identity, KEYS.ecdsa_address) != expected

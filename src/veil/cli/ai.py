@@ -57,6 +57,11 @@ def serve(
     embeddings: bool = typer.Option(
         True, "--embeddings/--no-embeddings", help="Serve all-MiniLM-L6-v2 embeddings."
     ),
+    gpu_command: str = typer.Option(
+        None,
+        "--gpu-evidence-command",
+        help="Prints the NVIDIA claim set for the nonce (hex) appended to it; bound per report.",
+    ),
 ) -> None:
     """Serve the OpenAI-compatible API; every answer signed by a key made inside the TEE."""
     import os
@@ -68,7 +73,7 @@ def serve(
 
     from veil.compute.quote_source import Simulator, quote_source
     from veil.inference.embedding import EmbeddingModel
-    from veil.services.ai.app import GatewayConfig, create_app
+    from veil.services.ai.app import GatewayConfig, create_app, gpu_evidence_command
     from veil.tee.simulator import AppSpec
 
     if tee == "sim":
@@ -89,6 +94,14 @@ def serve(
     if backend is not None and not backend.startswith(("http://", "https://")):
         raise InputError(f"--backend {backend!r}: expected an http(s) URL")
     model = EmbeddingModel() if embeddings else None
+    gpu = None
+    if gpu_command is not None:
+        import shlex
+
+        argv = shlex.split(gpu_command)
+        if not argv:
+            raise InputError("--gpu-evidence-command: empty")
+        gpu = gpu_evidence_command(argv)
     config = GatewayConfig(
         state_dir=state_dir,
         quote_source=source,
@@ -97,6 +110,7 @@ def serve(
         embedding_model=model,
         retention_days=retention_days,
         usage_token=usage_token,
+        gpu_evidence=gpu,
     )
     application = create_app(config)
     gateway = application.state.gateway

@@ -10,9 +10,9 @@ Two signatures cover every response, so that existing tools and new ones both wo
    the model, the token counts billed, the time, and the attestation digest, so that a
    signature is tied to the TEE measurements that were live when it was made.
 
-The attestation digest is `sha256(mrtd ‖ rtmr0 ‖ rtmr1 ‖ rtmr2 ‖ rtmr3 ‖ signing address)`
-over the quote's raw measurement bytes: it does not depend on the nonce, so a client that
-verified any fresh report from the gateway can recompute it and compare.
+The attestation digest (`attestation_digest`) covers the TD's measurements, its app identity
+and the signing address: it does not depend on the nonce, so a client that verified any
+fresh report from the gateway can recompute it and compare.
 
 Streams: the gateway sends each server-sent event of the backend unchanged, followed by an
 SSE comment line `: veil-sha256 <hex>` holding the sha256 of every byte sent so far in this
@@ -24,6 +24,7 @@ included.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,9 @@ DOMAIN_SEPARATOR = keccak(
 )
 
 STREAM_HASH_PREFIX = b": veil-sha256 "
-MEASUREMENT_NAMES = ("mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
+IDENTITY_FIELDS = (
+    "mr_td", "rtmr0", "rtmr1", "rtmr2", "app_id", "compose_hash", "os_image_hash",
+)  # fmt: skip
 
 
 class SignatureProblem(Exception):
@@ -91,10 +94,18 @@ def address_bytes(signing_address: str) -> bytes:
     return bytes.fromhex(signing_address.removeprefix("0x"))
 
 
-def attestation_digest(measurements: dict[str, str], signing_address: str) -> str:
-    """sha256 over the raw MRTD and RTMR0-3 bytes and the ECDSA signing address (hex)."""
-    raw = b"".join(bytes.fromhex(measurements[name]) for name in MEASUREMENT_NAMES)
-    return hashlib.sha256(raw + address_bytes(signing_address)).hexdigest()
+def attestation_digest(identity: dict[str, str | None], signing_address: str) -> str:
+    """sha256 of the canonical JSON of what the quote attests and the ECDSA signing address.
+
+    `identity` holds MRTD and RTMR0-2 (firmware, kernel, initrd) and, from the replayed
+    RTMR3 event log, the app id, compose hash and OS image hash. RTMR3 itself is left out on
+    purpose: GPU evidence bound per report extends it, and the digest must be the same for
+    every report of one running gateway.
+    """
+    doc = {name: (identity.get(name) or "").lower() for name in IDENTITY_FIELDS}
+    doc["signing_address"] = signing_address.lower()
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from veil.inference.receipt import (
 )
 from veil.tee.collateral import Collateral
 from veil.tee.evidence import evidence_from_json
+from veil.tee.identity import AppIdentity
 from veil.tee.policy import DEFAULT_POLICY, Policy
 from veil.tee.simulator import is_simulated_quote, parse_simulated_quote
 from veil.tee.tdx import Measurements, parse_measurements
@@ -56,13 +57,16 @@ def quote_measurements(quote: bytes) -> Measurements:
     return parse_measurements(quote)
 
 
-def measurement_dict(measurements: Measurements) -> dict[str, str]:
+def attested_identity(measurements: Measurements, app: AppIdentity | None) -> dict[str, str | None]:
+    """What the attestation digest covers: boot measurements and the RTMR3 app identity."""
     return {
-        "mr_td": measurements.mr_td or "",
-        "rtmr0": measurements.rtmr0 or "",
-        "rtmr1": measurements.rtmr1 or "",
-        "rtmr2": measurements.rtmr2 or "",
-        "rtmr3": measurements.rtmr3 or "",
+        "mr_td": measurements.mr_td,
+        "rtmr0": measurements.rtmr0,
+        "rtmr1": measurements.rtmr1,
+        "rtmr2": measurements.rtmr2,
+        "app_id": app.app_id if app else None,
+        "compose_hash": app.compose_hash if app else None,
+        "os_image_hash": app.os_image_hash if app else None,
     }
 
 
@@ -135,12 +139,25 @@ def verify_report(
             f"the quote binds another signing key than {address} (report for another key)",
         )
     bound = policy.binding(nonce=data)
-    verdict = verify_evidence(evidence, collateral, bound, now)
+    gpu_payload = report.get("nvidia_payload")
+    gpu_evidence = None
+    if gpu_payload is not None:
+        if not isinstance(gpu_payload, str):
+            raise VerificationRefused("bad_report", "nvidia_payload must be JSON text")
+        gpu_evidence = gpu_payload.encode()
+        # the GPU's own report must carry our nonce too, not one replayed from earlier
+        bound = replace(bound, gpu=replace(bound.gpu, nonce=nonce.hex()))
+    try:
+        verdict = verify_evidence(evidence, collateral, bound, now, gpu_evidence=gpu_evidence)
+    except VeilError as error:
+        raise VerificationRefused("bad_report", str(error)) from None
     if not verdict.accepted:
         raise VerificationRefused("quote_refused", "; ".join(verdict.reasons))
     ecdsa_address = address if algo == ECDSA else str(report.get("ecdsa_signing_address", ""))
     digest = (
-        attestation_digest(measurement_dict(measurements), ecdsa_address) if ecdsa_address else ""
+        attestation_digest(attested_identity(measurements, verdict.app), ecdsa_address)
+        if ecdsa_address
+        else ""
     )
     return AttestedGateway(algo, address, ecdsa_address, digest, verdict, nonce.hex())
 

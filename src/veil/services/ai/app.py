@@ -17,10 +17,11 @@ import contextlib
 import hashlib
 import json
 import re
+import subprocess
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,10 @@ from veil.inference.receipt import (
     report_data,
     signature_text,
 )
-from veil.inference.verify import measurement_dict, quote_measurements
+from veil.inference.verify import attested_identity, quote_measurements
 from veil.services.ai.store import ReceiptStore, StoredReceipt, UsageRow
+from veil.tee.evidence import evidence_from_json
+from veil.tee.identity import app_identity
 
 _NONCE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _BOOT_NONCE = hashlib.sha256(b"veil-ai-gateway boot").digest()
@@ -64,6 +67,30 @@ class GatewayConfig:
     usage_token: str | None = None
     backend_timeout: float = 600.0
     nonce_memory: int = 100_000
+    gpu_evidence: Callable[[bytes], bytes] | None = None
+
+
+def gpu_evidence_command(argv: list[str], timeout: float = 120.0) -> Callable[[bytes], bytes]:
+    """NVIDIA evidence from an operator's command, run with the client's nonce (hex) appended.
+
+    Why a command: collecting GPU evidence needs NVIDIA's nvtrust tools and driver inside
+    the CVM, which veil does not bundle. The command prints the verifier's claim set (JSON,
+    `eat_nonce` = the nonce); the gateway binds its sha256 into RTMR3 with the quote.
+    """
+
+    def collect(nonce: bytes) -> bytes:
+        try:
+            done = subprocess.run(
+                [*argv, nonce.hex()], capture_output=True, timeout=timeout, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise QuoteError(f"gpu evidence command {argv[0]}: {error}") from None
+        if done.returncode != 0:
+            detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            raise QuoteError(f"gpu evidence command exited {done.returncode}: {detail[0]}")
+        return done.stdout
+
+    return collect
 
 
 class GatewayError(Exception):
@@ -96,9 +123,9 @@ class Gateway:
             config.quote_source.evidence(report_data(self._bound(ECDSA), _BOOT_NONCE))
         )
         measurements = quote_measurements(bytes.fromhex(evidence["quote"].removeprefix("0x")))
-        self.attestation_digest = attestation_digest(
-            measurement_dict(measurements), self.keys.ecdsa_address
-        )
+        events = evidence_from_json(evidence, "boot evidence").event_log
+        identity = attested_identity(measurements, app_identity(events) if events else None)
+        self.attestation_digest = attestation_digest(identity, self.keys.ecdsa_address)
         self.simulated = bool(evidence.get("simulated", False))
         self.client: httpx.AsyncClient | None = None
         self._nonces: OrderedDict[str, None] = OrderedDict()
@@ -331,7 +358,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise GatewayError(400, "nonce_reused", "this nonce was already used; take a new one")
         data = report_data(gateway._bound(signing_algo), nonce_bytes)
         try:
-            text = await run_in_threadpool(config.quote_source.evidence, data)
+            gpu = None
+            if config.gpu_evidence is not None:
+                gpu = await run_in_threadpool(config.gpu_evidence, nonce_bytes)
+            text = await run_in_threadpool(config.quote_source.evidence, data, gpu)
         except QuoteError as error:
             raise GatewayError(503, "quote_unavailable", str(error)) from None
         evidence = json.loads(text)
@@ -344,8 +374,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
             "intel_quote": evidence["quote"],
             "event_log": json.loads(event_log) if isinstance(event_log, str) else event_log,
             "vm_config": evidence.get("vm_config"),
-            "nvidia_payload": None,
-            "gpu": "none: no NVIDIA GPU evidence on this machine",
+            "nvidia_payload": gpu.decode() if gpu is not None else None,
+            "gpu": (
+                "claim set bound to this quote (RTMR3 gpu-evidence-hash) and to your nonce"
+                if gpu is not None
+                else "none: no NVIDIA GPU evidence on this machine"
+            ),
             "simulated": bool(evidence.get("simulated", False)),
             "attestation_digest": gateway.attestation_digest,
             "tee": config.quote_source.name,
