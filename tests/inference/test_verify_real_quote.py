@@ -77,3 +77,21 @@ def test_real_quote_for_another_nonce_or_key_is_refused(collateral) -> None:  # 
         verify_report(dict(_report(), signing_address="0x" + "55" * 20), NONCE,
                       DEFAULT_POLICY, collateral, now=NOW)  # fmt: skip
     assert caught.value.reason == "key_not_bound"
+
+
+def test_collateral_from_a_pccs_cache(tmp_path: Path) -> None:
+    from veil.tee.collateral import CollateralCache
+    from veil.tee.tdx import parse_measurements
+
+    quote = bytes.fromhex(str(_report()["intel_quote"]))
+    fmspc = parse_measurements(quote).fmspc
+    assert fmspc is not None
+    cache = CollateralCache(tmp_path, "http://127.0.0.1:9/unreachable")
+    policy = replace(DEFAULT_POLICY, allowed_compose_hashes=(_compose_hash(),))
+    with pytest.raises(VerificationRefused) as caught:  # nothing cached, PCCS unreachable
+        verify_report(_report(), NONCE, policy, cache, now=NOW)
+    assert caught.value.reason == "collateral_unavailable"
+    source = FIXTURES / "tdx_quote_outdated_collateral.json"
+    cache.path("tdx", fmspc, "platform").write_text(source.read_text())
+    gateway = verify_report(_report(), NONCE, policy, cache, now=NOW)
+    assert gateway.verdict.accepted and gateway.verdict.tcb_status == "UpToDate"

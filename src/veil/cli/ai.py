@@ -130,6 +130,9 @@ def verify(
     collateral_file: Path = typer.Option(
         None, "--collateral", help="Intel collateral JSON for a real TDX quote."
     ),
+    pccs: str = typer.Option(
+        None, "--pccs", help="Fetch Intel collateral for the gateway's quote from this PCCS."
+    ),
     signing_algo: str = typer.Option("ecdsa", "--signing-algo", help="ecdsa or ed25519."),
     probe: bool = typer.Option(
         True, "--probe/--no-probe", help="Also send one embeddings request and verify it."
@@ -142,11 +145,16 @@ def verify(
     from veil.inference.transport import VerifyingTransport
     from veil.inference.verify import VerificationRefused
     from veil.tee import DEFAULT_POLICY, load_collateral, load_policy
+    from veil.tee.collateral import Collateral, CollateralCache, default_cache_dir
 
     if not url.startswith(("http://", "https://")):
         raise InputError(f"URL {url!r}: expected http(s)://host[:port]")
     policy = load_policy(policy_file) if policy_file else DEFAULT_POLICY
-    collateral = load_collateral(collateral_file) if collateral_file else None
+    collateral: Collateral | CollateralCache | None = None
+    if collateral_file is not None:
+        collateral = load_collateral(collateral_file)
+    elif pccs is not None:
+        collateral = CollateralCache(default_cache_dir(), pccs)
     transport = VerifyingTransport(url, policy, collateral=collateral, signing_algo=signing_algo)
     try:
         gateway = transport.attest()

@@ -33,7 +33,7 @@ from veil.inference.verify import (
     fresh_nonce,
     verify_report,
 )
-from veil.tee.collateral import Collateral
+from veil.tee.collateral import Collateral, CollateralCache
 from veil.tee.policy import DEFAULT_POLICY, Policy
 
 SIGNED_PATHS = ("/v1/chat/completions", "/v1/embeddings")
@@ -46,7 +46,7 @@ class _Verifier:
         self,
         gateway_url: str,
         policy: Policy,
-        collateral: Collateral | None,
+        collateral: Collateral | CollateralCache | None,
         signing_algo: str,
     ) -> None:
         self.url = httpx.URL(gateway_url.rstrip("/") + "/")
@@ -142,7 +142,7 @@ class VerifyingTransport(httpx.BaseTransport):
         gateway_url: str,
         policy: Policy = DEFAULT_POLICY,
         *,
-        collateral: Collateral | None = None,
+        collateral: Collateral | CollateralCache | None = None,
         signing_algo: str = ECDSA,
         inner: httpx.BaseTransport | None = None,
     ) -> None:
@@ -261,7 +261,7 @@ class AsyncVerifyingTransport(httpx.AsyncBaseTransport):
         gateway_url: str,
         policy: Policy = DEFAULT_POLICY,
         *,
-        collateral: Collateral | None = None,
+        collateral: Collateral | CollateralCache | None = None,
         signing_algo: str = ECDSA,
         inner: httpx.AsyncBaseTransport | None = None,
     ) -> None:

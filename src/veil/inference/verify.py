@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,7 +33,7 @@ from veil.inference.receipt import (
     verify_receipt_signature,
     verify_text_signature,
 )
-from veil.tee.collateral import Collateral
+from veil.tee.collateral import Collateral, CollateralCache
 from veil.tee.evidence import evidence_from_json
 from veil.tee.identity import AppIdentity
 from veil.tee.policy import DEFAULT_POLICY, Policy
@@ -94,7 +95,7 @@ def verify_report(
     report: Any,
     nonce: bytes,
     policy: Policy = DEFAULT_POLICY,
-    collateral: Collateral | None = None,
+    collateral: Collateral | CollateralCache | None = None,
     *,
     signing_algo: str = ECDSA,
     now: int | None = None,
@@ -148,7 +149,19 @@ def verify_report(
         # the GPU's own report must carry our nonce too, not one replayed from earlier
         bound = replace(bound, gpu=replace(bound.gpu, nonce=nonce.hex()))
     try:
-        verdict = verify_evidence(evidence, collateral, bound, now, gpu_evidence=gpu_evidence)
+        found = collateral if isinstance(collateral, Collateral) else None
+        if isinstance(collateral, CollateralCache) and not is_simulated_quote(quote):
+            # fetched for this quote's platform, or reused from disk while still fresh
+            if measurements.fmspc is None:
+                raise VerificationRefused("bad_report", "the quote names no FMSPC")
+            moment = now if now is not None else int(time.time())
+            try:
+                found = collateral.get(measurements.fmspc, moment, tee=measurements.tee)
+            except VeilError as error:
+                raise VerificationRefused("collateral_unavailable", str(error)) from None
+        verdict = verify_evidence(evidence, found, bound, now, gpu_evidence=gpu_evidence)
+    except VerificationRefused:
+        raise
     except VeilError as error:
         raise VerificationRefused("bad_report", str(error)) from None
     if not verdict.accepted:
