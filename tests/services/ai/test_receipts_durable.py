@@ -9,6 +9,7 @@ import httpx
 from conftest import SIM_APP, RunningGateway, run_gateway
 
 from veil.compute.quote_source import Simulator
+from veil.inference.metering import TokenPrice, charges
 from veil.services.ai.app import GatewayConfig
 from veil.services.ai.store import ReceiptStore, StoredReceipt, UsageRow
 
@@ -73,3 +74,5 @@ def test_usage_is_metered_per_request_and_guarded(gateway: RunningGateway) -> No
     ).json()["data"]  # fmt: skip
     mine = [row for row in rows if row["completion_tokens"] == 4 and row["endpoint"] == "chat"]
     assert mine and mine[-1]["prompt_tokens"] == 6 and mine[-1]["customer"] != "-"
+    bill = charges(mine[-1:], {"fake-llm": TokenPrice(prompt=2, completion=5)})
+    assert bill[mine[-1]["customer"]].amount == 6 * 2 + 4 * 5
