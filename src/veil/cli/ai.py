@@ -118,7 +118,9 @@ def serve(
     console.print(f"signing key (ed25519): {gateway.keys.ed25519_public_key}")
     console.print(f"attestation digest: {gateway.attestation_digest}")
     console.print(f"listening on http://{host}:{port}")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    # idle connections stay open 75 s (nginx's default), not uvicorn's 5 s: with 5 s, a
+    # client pool that also expires at 5 s races the close and reuses a dead connection
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_keep_alive=75)
 
 
 @app.command(epilog="Example: veil ai verify https://gw.example --policy policy.toml --probe")

@@ -179,7 +179,10 @@ class Gateway:
                 base_url=self.config.backend or "",
                 headers=headers,
                 timeout=httpx.Timeout(self.config.backend_timeout, connect=10.0),
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+                # drop idle backend connections before a 5 s server keep-alive closes them
+                limits=httpx.Limits(
+                    max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0
+                ),
             )
         return self.client
 
