@@ -1,9 +1,9 @@
 """A small OpenAI-compatible backend for tests and bench/inference.py, run as its own process.
 
-`python fake_backend.py PORT_FILE [--token-delay SECONDS]` serves model `fake-llm`: chat
-completions answer "echo: <last user message>" one word per token, plain or as an SSE
-stream (with the usage chunk when `stream_options.include_usage` is set), as vLLM does. It
-writes its port to PORT_FILE once it listens, so tests never guess a free port.
+`python fake_backend.py PORT_FILE [--token-delay SECONDS] [--fixed-id ID]` serves model
+`fake-llm`: chat completions answer "echo: <last user message>" one word per token, plain
+or as an SSE stream (with the usage chunk when `stream_options.include_usage` is set), as
+vLLM does. It writes its port to PORT_FILE once it listens, so tests never guess a free port.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 MODEL = "fake-llm"
 TOKEN_DELAY = 0.0
+FIXED_ID: str | None = None  # some servers answer one constant id: the gateway must cope
 
 
 def _reply(body: dict[str, Any]) -> list[str]:
@@ -51,7 +52,7 @@ async def chat(request: Request) -> Any:
             {"error": {"message": f"model {body.get('model')!r} not found", "code": 404}}, 404
         )
     words = _reply(body)
-    chat_id = f"chatcmpl-{uuid.uuid4().hex}"
+    chat_id = FIXED_ID or f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     usage = {
         "prompt_tokens": _prompt_tokens(body),
@@ -97,10 +98,12 @@ app = Starlette(
 
 
 def main() -> None:
-    global TOKEN_DELAY
+    global TOKEN_DELAY, FIXED_ID
     port_file = Path(sys.argv[1])
     if "--token-delay" in sys.argv:
         TOKEN_DELAY = float(sys.argv[sys.argv.index("--token-delay") + 1])
+    if "--fixed-id" in sys.argv:
+        FIXED_ID = sys.argv[sys.argv.index("--fixed-id") + 1]
     sock = socket.socket()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
     sock.bind(("127.0.0.1", 0))

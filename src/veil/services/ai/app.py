@@ -167,6 +167,18 @@ class Gateway:
             background=BackgroundTask(record),
         )
 
+    def unique_id(self, chat_id: str) -> str:
+        """The chat id as receipt id, unless a backend repeats ids: then a fresh suffix.
+
+        A receipt id must name one answer only; a backend that reuses ids (some test
+        servers answer a constant) would otherwise make one id point at two answers.
+        """
+        if not chat_id:
+            return f"chatcmpl-{uuid.uuid4().hex}"
+        if chat_id in self.pending or self.store.exists(chat_id):
+            return f"{chat_id}-{uuid.uuid4().hex[:12]}"
+        return chat_id
+
     def _bound(self, algo: str) -> bytes:
         return bytes.fromhex(self.keys.address(algo).removeprefix("0x"))
 
@@ -284,6 +296,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def _gateway_error(request: Request, error: GatewayError) -> JSONResponse:
         return _error(error.status, error.code, error.message)
 
+    @app.exception_handler(httpx.HTTPError)
+    async def _backend_down(request: Request, error: httpx.HTTPError) -> JSONResponse:
+        detail = str(error) or type(error).__name__
+        return _error(502, "backend_unavailable", f"inference backend: {detail}")
+
     def need_backend() -> httpx.AsyncClient:
         if not config.backend:
             raise GatewayError(503, "no_backend", "this gateway has no inference backend")
@@ -318,8 +335,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
         try:
             parsed = json.loads(content)
         except ValueError:
-            raise GatewayError(502, "bad_backend", "backend answered non-JSON") from None
-        receipt_id = str(parsed.get("id") or f"chatcmpl-{uuid.uuid4().hex}")
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise GatewayError(502, "bad_backend", "backend answered something not a JSON object")
+        receipt_id = gateway.unique_id(str(parsed.get("id") or ""))
         prompt, completion = _usage(parsed)
         return gateway.signed(content, receipt_id, "chat", str(parsed.get("model") or model),
                               customer, raw, prompt, completion)  # fmt: skip
@@ -340,7 +359,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
             if answer.status_code != 200:
                 return Response(content, answer.status_code, media_type="application/json")
             receipt_id = f"emb-{uuid.uuid4().hex}"
-            prompt, _ = _usage(json.loads(content))
+            try:
+                prompt, _ = _usage(json.loads(content))
+            except ValueError:
+                raise GatewayError(502, "bad_backend", "backend answered non-JSON") from None
         else:
             content, prompt = await _embed_locally(gateway, body)
             receipt_id = f"emb-{uuid.uuid4().hex}"
@@ -497,7 +519,7 @@ async def _stream_chat(
         receipt_id = _event_id(event) or receipt_id
         if receipt_id:
             break
-    receipt_id = receipt_id or f"chatcmpl-{uuid.uuid4().hex}"
+    receipt_id = gateway.unique_id(receipt_id)
     framer = StreamFramer()
     usage: dict[str, Any] = {"prompt": 0, "completion": 0, "model": model, "chunks": 0}
 

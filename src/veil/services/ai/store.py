@@ -106,6 +106,11 @@ class ReceiptStore:
         if time.monotonic() - self._last_purge > 60:
             self.purge()
 
+    def exists(self, receipt_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM receipts WHERE id = ?", (receipt_id,))
+            return row.fetchone() is not None
+
     def get(self, receipt_id: str) -> StoredReceipt | None:
         with self._lock:
             row = self._db.execute(
