@@ -143,3 +143,11 @@ def test_base64_embedding_bytes_are_little_endian_float32(gateway: RunningGatewa
     raw = base64.b64decode(response.json()["data"][0]["embedding"])
     vector = np.frombuffer(raw, dtype="<f4")
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+
+
+def test_openapi_describes_every_route(gateway: RunningGateway) -> None:
+    paths = httpx.get(gateway.url + "/openapi.json").json()["paths"]
+    assert set(paths) >= {
+        "/v1/models", "/v1/chat/completions", "/v1/embeddings", "/v1/attestation/report",
+        "/v1/signature/{receipt_id}", "/v1/usage",
+    }  # fmt: skip
