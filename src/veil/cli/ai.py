@@ -175,6 +175,8 @@ def verify(
         raise
     except httpx.HTTPError as error:
         raise InputError(f"{url}: cannot reach the gateway ({error})") from None
+    verdict = gateway.verdict
+    assert verdict is not None  # attest() always judges a report
     result = {
         "verified": True,
         "simulated": gateway.simulated,
@@ -182,9 +184,9 @@ def verify(
         "signing_address": gateway.signing_address,
         "ecdsa_address": gateway.ecdsa_address,
         "attestation_digest": gateway.attestation_digest,
-        "compose_hash": gateway.verdict.app.compose_hash if gateway.verdict.app else None,
-        "os_image_hash": gateway.verdict.app.os_image_hash if gateway.verdict.app else None,
-        "tcb_status": gateway.verdict.tcb_status,
+        "compose_hash": verdict.app.compose_hash if verdict.app else None,
+        "os_image_hash": verdict.app.os_image_hash if verdict.app else None,
+        "tcb_status": verdict.tcb_status,
         "probe_receipt": probed.receipt_id if probed else None,
     }
     if as_json:
@@ -195,3 +197,50 @@ def verify(
     for key, value in result.items():
         if key != "verified":
             console.print(f"{key.replace('_', '-')}: {value}")
+
+
+@app.command(
+    epilog="Example: veil ai receipt https://gw.example chatcmpl-123 --request req.json"
+    " --response resp.json"
+)
+def receipt(
+    url: str = typer.Argument(..., help="The gateway's root URL (no /v1)."),
+    receipt_id: str = typer.Argument(..., help="The answer's x-receipt-id (the chat id)."),
+    request_file: Path = typer.Option(..., "--request", help="The exact request body sent."),
+    response_file: Path = typer.Option(..., "--response", help="The exact response body."),
+    signing_algo: str = typer.Option("ecdsa", "--signing-algo", help="ecdsa or ed25519."),
+    as_json: bool = typer.Option(False, "--json", help="Print the receipt as JSON."),
+) -> None:
+    """Check a saved answer against its signatures and EIP-712 receipt: hashes rebuilt here."""
+    import httpx
+
+    from veil.inference.verify import check_algo, check_stored_receipt
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"URL {url!r}: expected http(s)://host[:port]")
+    check_algo(signing_algo)
+    bodies = []
+    for path, what in ((request_file, "--request"), (response_file, "--response")):
+        try:
+            bodies.append(path.read_bytes())
+        except OSError as error:
+            raise InputError(f"{what} {path}: cannot read ({error.strerror})") from None
+    try:
+        answer = httpx.get(
+            f"{url.rstrip('/')}/v1/signature/{receipt_id}",
+            params={"signing_algo": signing_algo},
+            timeout=30,
+        )
+    except httpx.HTTPError as error:
+        raise InputError(f"{url}: cannot reach the gateway ({error})") from None
+    if answer.status_code != 200:
+        raise InputError(f"receipt {receipt_id}: HTTP {answer.status_code} {answer.text[:200]}")
+    checked = check_stored_receipt(answer.json(), bodies[0], bodies[1])
+    message = checked.receipt.message()
+    if as_json:
+        typer.echo(json.dumps({"verified": True, "text": checked.text, "receipt": message}))
+        return
+    console.print(f"receipt {checked.receipt_id}: signatures and hashes VERIFIED")
+    console.print(f"text: {checked.text}")
+    for key, value in message.items():
+        console.print(f"{key}: {value}")

@@ -77,18 +77,21 @@ def fresh_nonce() -> bytes:
 
 @dataclass(frozen=True)
 class AttestedGateway:
-    """A gateway whose report verified: its keys are now trusted to sign answers."""
+    """A gateway whose report verified: its keys are now trusted to sign answers.
+
+    `verdict` is None only for `check_stored_receipt`, which checks signatures alone.
+    """
 
     signing_algo: str
     signing_address: str
     ecdsa_address: str
     attestation_digest: str
-    verdict: Verdict
+    verdict: Verdict | None
     nonce: str
 
     @property
     def simulated(self) -> bool:
-        return self.verdict.simulated
+        return self.verdict is not None and self.verdict.simulated
 
 
 def verify_report(
@@ -274,6 +277,35 @@ class StreamCheck:
         if self.hashes == 0:
             raise VerificationRefused("unsigned_response", "the stream carries no running hash")
         return self.running.hexdigest()
+
+
+def check_stored_receipt(answer: Any, request_body: bytes, response_body: bytes) -> CheckedResponse:
+    """Check a saved exchange against its `/v1/signature/{id}` answer, without attesting.
+
+    For answers from before a gateway restart (its key is gone, no report can bind it any
+    more): both signatures must be by the receipt's own signing address and cover exactly
+    these bytes. Whether that address was attested is what the receipt's attestation digest
+    and a report kept from that time tell.
+    """
+    if not isinstance(answer, dict) or not isinstance(answer.get("receipt"), dict):
+        raise VerificationRefused("bad_receipt", "not a signature answer with a receipt")
+    block = answer["receipt"]
+    address = str(block.get("signing_address", ""))
+    algo = str(answer.get("signing_algo", ""))
+    signer = address if algo == ECDSA else str(answer.get("signing_address", ""))
+    try:
+        receipt = Receipt.from_message(block.get("message") or {})
+    except SignatureProblem as error:
+        raise VerificationRefused("bad_receipt", str(error)) from None
+    gateway = AttestedGateway(
+        signing_algo=algo,
+        signing_address=signer,
+        ecdsa_address=address,
+        attestation_digest=receipt.attestation_digest,
+        verdict=None,  # not attested: see the docstring
+        nonce="",
+    )
+    return check_signature(gateway, answer, request_body, response_body)
 
 
 def check_algo(signing_algo: str) -> str:

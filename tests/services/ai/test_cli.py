@@ -88,3 +88,33 @@ def test_serve_refuses_bad_options_and_starts_for_real(tmp_path: Path) -> None:
         process.terminate()
         output, _ = process.communicate(timeout=20)
     assert "SIMULATED" in output and "signing address (ecdsa): 0x" in output
+
+
+def test_receipt_rebuilds_the_hashes_and_checks_both_signatures(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    request = json.dumps(
+        {"model": "fake-llm", "messages": [{"role": "user", "content": "keep the receipt"}]}
+    ).encode()
+    answer = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=request,
+        headers={"Content-Type": "application/json"},
+    )
+    (tmp_path / "req.json").write_bytes(request)
+    (tmp_path / "resp.json").write_bytes(answer.content)
+    receipt_id = answer.headers["x-receipt-id"]
+    files = ["--request", str(tmp_path / "req.json"), "--response", str(tmp_path / "resp.json")]
+    done = veil("ai", "receipt", gateway.url, receipt_id, *files, "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["verified"] and doc["receipt"]["completionTokens"] == 4
+    assert doc["receipt"]["attestationDigest"] == "0x" + gateway.gateway.attestation_digest
+    ed = veil("ai", "receipt", gateway.url, receipt_id, *files, "--signing-algo", "ed25519")
+    assert ed.returncode == 0 and "VERIFIED" in ed.stdout
+    (tmp_path / "resp.json").write_bytes(answer.content.replace(b"keep", b"kept"))
+    tampered = veil("ai", "receipt", gateway.url, receipt_id, *files)
+    assert tampered.returncode == 1 and "refused (response_tampered)" in tampered.stderr
+    missing = veil("ai", "receipt", gateway.url, "chatcmpl-none", *files)
+    assert missing.returncode == 2 and "HTTP 404" in missing.stderr
+    assert "Traceback" not in tampered.stderr + missing.stderr
