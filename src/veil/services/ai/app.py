@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 
 from veil.compute.quote_source import QuoteError, QuoteSource
 from veil.inference.embedding import MODEL_NAME, EmbeddingModel
@@ -159,12 +158,14 @@ class Gateway:
                 done.set()
                 self.pending.pop(receipt_id, None)
 
+        after = BackgroundTasks()
+        after.add_task(record)
         return Response(
             content,
             200,
             media_type="application/json",
             headers={"x-receipt-id": receipt_id},
-            background=BackgroundTask(record),
+            background=after,
         )
 
     def unique_id(self, chat_id: str) -> str:
