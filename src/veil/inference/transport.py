@@ -37,6 +37,8 @@ from veil.tee.collateral import Collateral, CollateralCache
 from veil.tee.policy import DEFAULT_POLICY, Policy
 
 SIGNED_PATHS = ("/v1/chat/completions", "/v1/embeddings")
+# a proxy on the way must not compress a signed answer: the signature covers the plain bytes
+IDENTITY = "identity"
 
 
 class _Verifier:
@@ -188,6 +190,7 @@ class VerifyingTransport(httpx.BaseTransport):
         if not v.is_signed(request):
             return self.inner.handle_request(request)
         request_body = request.read()
+        request.headers["Accept-Encoding"] = IDENTITY  # hashes are over the bytes as sent
         response = self.inner.handle_request(request)
         if response.status_code != 200:
             return response
@@ -306,6 +309,7 @@ class AsyncVerifyingTransport(httpx.AsyncBaseTransport):
         if not v.is_signed(request):
             return await self.inner.handle_async_request(request)
         request_body = await request.aread()
+        request.headers["Accept-Encoding"] = IDENTITY
         response = await self.inner.handle_async_request(request)
         if response.status_code != 200:
             return response

@@ -251,3 +251,20 @@ def test_refusal_is_sticky_and_nothing_is_sent(gateway: RunningGateway) -> None:
         with pytest.raises(VerificationRefused):
             client.post("/v1/chat/completions", json={"model": "fake-llm", "messages": []})
     assert sent == ["/v1/attestation/report"]  # attested once, refused, never sent the prompt
+
+
+def test_signed_requests_ask_for_uncompressed_answers(gateway: RunningGateway) -> None:
+    seen: list[str] = []
+
+    def record(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.url.path.endswith("/chat/completions"):
+            seen.append(request.headers.get("accept-encoding", ""))
+        return response
+
+    transport = VerifyingTransport(gateway.url, sim_policy(), inner=Meddler(record))
+    with httpx.Client(transport=transport, base_url=gateway.url) as client:
+        client.post(
+            "/v1/chat/completions",
+            json={"model": "fake-llm", "messages": [{"role": "user", "content": "z"}]},
+        )
+    assert seen == ["identity"] and len(transport.checked) == 1  # fmt: skip
