@@ -118,3 +118,9 @@ def test_receipt_rebuilds_the_hashes_and_checks_both_signatures(
     missing = veil("ai", "receipt", gateway.url, "chatcmpl-none", *files)
     assert missing.returncode == 2 and "HTTP 404" in missing.stderr
     assert "Traceback" not in tampered.stderr + missing.stderr
+
+
+def test_serve_without_a_tee_says_so_in_one_line(tmp_path: Path) -> None:
+    done = veil("ai", "serve", "--tee", "dstack", "--no-embeddings", "--state-dir", str(tmp_path))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "dstack" in done.stderr and len(done.stderr.strip().splitlines()) == 1
