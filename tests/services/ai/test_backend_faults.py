@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from conftest import SIM_APP, run_gateway, sim_policy, start_backend
+from ai_kit import SIM_APP, run_gateway, sim_policy, start_backend
 
 from veil.compute.quote_source import Simulator
 from veil.inference.transport import VerifyingTransport

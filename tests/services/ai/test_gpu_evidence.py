@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HERE, SIM_APP, RunningGateway, run_gateway, sim_policy
-from test_verification import Meddler, _replace_body
+from ai_kit import HERE, SIM_APP, Meddler, RunningGateway, replace_body, run_gateway, sim_policy
 
 from veil.compute.quote_source import Simulator
 from veil.inference.transport import VerifyingTransport
@@ -65,7 +64,7 @@ def test_replayed_gpu_evidence_is_refused(gpu_gateway: RunningGateway) -> None:
     def swap(request: httpx.Request, response: httpx.Response) -> httpx.Response:
         if request.url.path.endswith("/attestation/report"):
             report = dict(response.json(), nvidia_payload=old)
-            return _replace_body(response, json.dumps(report).encode())
+            return replace_body(response, json.dumps(report).encode())
         return response
 
     transport = VerifyingTransport(gpu_gateway.url, gpu_policy(), inner=Meddler(swap))  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from conftest import RunningGateway, sim_policy
+from ai_kit import RunningGateway, sim_policy
 
 from veil.inference.embedding import MODEL_NAME, EmbeddingModel
 from veil.inference.transport import AsyncVerifyingTransport, VerifyingTransport

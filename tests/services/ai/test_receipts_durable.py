@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import SIM_APP, RunningGateway, run_gateway
+from ai_kit import SIM_APP, RunningGateway, run_gateway
 
 from veil.compute.quote_source import Simulator
 from veil.inference.metering import TokenPrice, charges

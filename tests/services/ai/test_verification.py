@@ -12,7 +12,7 @@ import httpx
 import nacl.signing
 import openai
 import pytest
-from conftest import SIM_APP, RunningGateway, sim_policy
+from ai_kit import SIM_APP, Meddler, RunningGateway, replace_body, sim_policy
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 
@@ -114,19 +114,6 @@ def test_unknown_receipt_is_404(gateway: RunningGateway) -> None:
     assert answer.status_code == 404 and answer.json()["code"] == "receipt_not_found"
 
 
-class Meddler(httpx.BaseTransport):
-    """A man in the middle: rewrites answers on their way to the client."""
-
-    def __init__(self, rewrite: Callable[[httpx.Request, httpx.Response], httpx.Response]):
-        self.inner = httpx.HTTPTransport()
-        self.rewrite = rewrite
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        response.read()
-        return self.rewrite(request, response)
-
-
 def _refusal(
     gateway: RunningGateway,
     policy: Policy,
@@ -154,15 +141,10 @@ def _refusal(
     return refusal
 
 
-def _replace_body(response: httpx.Response, content: bytes) -> httpx.Response:
-    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-    return httpx.Response(response.status_code, headers=headers, content=content)
-
-
 def _flip_one_byte(request: httpx.Request, response: httpx.Response) -> httpx.Response:
     if not request.url.path.endswith("/chat/completions"):
         return response
-    return _replace_body(response, response.content.replace(b"echo:", b"echo;", 1))
+    return replace_body(response, response.content.replace(b"echo:", b"echo;", 1))
 
 
 def test_tampered_response_byte_is_refused(gateway: RunningGateway) -> None:
@@ -180,7 +162,7 @@ def test_replayed_nonce_is_refused(gateway: RunningGateway) -> None:
     def replay(request: httpx.Request, response: httpx.Response) -> httpx.Response:
         if request.url.path.endswith("/attestation/report"):
             recorded.setdefault("report", response.content)
-            return _replace_body(response, recorded["report"])
+            return replace_body(response, recorded["report"])
         return response
 
     VerifyingTransport(gateway.url, sim_policy(), inner=Meddler(replay)).attest()  # recorded
@@ -196,7 +178,7 @@ def test_replayed_quote_under_a_fresh_nonce_field_is_refused(gateway: RunningGat
     def replay(request: httpx.Request, response: httpx.Response) -> httpx.Response:
         if request.url.path.endswith("/attestation/report"):
             forged = dict(old, request_nonce=request.url.params["nonce"])
-            return _replace_body(response, json.dumps(forged).encode())
+            return replace_body(response, json.dumps(forged).encode())
         return response
 
     assert _refusal(gateway, sim_policy(), replay).reason == "nonce_mismatch"
@@ -206,7 +188,7 @@ def test_report_for_another_signing_key_is_refused(gateway: RunningGateway) -> N
     def swap_key(request: httpx.Request, response: httpx.Response) -> httpx.Response:
         if request.url.path.endswith("/attestation/report"):
             report = dict(response.json(), signing_address=Account.create().address)
-            return _replace_body(response, json.dumps(report).encode())
+            return replace_body(response, json.dumps(report).encode())
         return response
 
     assert _refusal(gateway, sim_policy(), swap_key).reason == "key_not_bound"
@@ -220,7 +202,7 @@ def test_answer_signed_by_an_unattested_key_is_refused(gateway: RunningGateway) 
             answer = response.json()
             signed = impostor.sign_message(encode_defunct(text=answer["text"]))
             answer.update(signature="0x" + signed.signature.hex(), signing_address=impostor.address)
-            return _replace_body(response, json.dumps(answer).encode())
+            return replace_body(response, json.dumps(answer).encode())
         return response
 
     assert _refusal(gateway, sim_policy(), resign).reason == "signer_not_attested"

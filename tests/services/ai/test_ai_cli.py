@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import SIM_APP, RunningGateway
+from ai_kit import SIM_APP, RunningGateway
 
 from veil.devnet.demo import veil_executable
 
