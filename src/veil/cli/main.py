@@ -36,6 +36,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("veil.cli.keys", "Create, import and list encrypted keystores (signing keys)."),
     "wallet": ("veil.cli.wallet", "See balances and votes, transfer PHA or vPHA."),
     "network": ("veil.cli.network", "Deploy a production network and check its genesis."),
+    "ai": ("veil.cli.ai", "Confidential AI inference: serve and verify."),
     "substrate": (
         "veil.cli.substrate",
         "Recompute a Substrate chain's identity from its own data.",

@@ -1,0 +1,246 @@
+"""`veil ai serve` (the attested, signing AI gateway) and `veil ai verify URL` (its client)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from veil.errors import InputError
+
+app = typer.Typer(no_args_is_help=True, help="Confidential AI inference: serve and verify.")
+console = Console(highlight=False, soft_wrap=True)
+
+
+def _hex32(value: str | None, what: str) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raise InputError(f"{what}: not hex") from None
+    if len(raw) != 32:
+        raise InputError(f"{what}: expected 32 bytes, got {len(raw)}")
+    return raw
+
+
+@app.command(
+    epilog="Example: veil ai serve --backend http://127.0.0.1:8000 --tee dstack --port 8080"
+)
+def serve(
+    backend: str = typer.Option(
+        None, "--backend", help="OpenAI-compatible backend URL (vLLM, llama.cpp server)."
+    ),
+    backend_key: str = typer.Option(
+        None, "--backend-key", envvar="VEIL_AI_BACKEND_KEY", help="Bearer key for the backend."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port to listen on."),
+    state_dir: Path = typer.Option(
+        Path(".veil/ai"), "--state-dir", help="Receipts and usage (SQLite) live here."
+    ),
+    tee: str = typer.Option("sim", "--tee", help="Quote source: dstack, tdx or sim (SIMULATED)."),
+    compose_hash: str = typer.Option(
+        None, "--compose-hash", help="sim only: the compose hash the simulated CVM claims."
+    ),
+    os_image_hash: str = typer.Option(
+        None, "--os-image-hash", help="sim only: the OS image hash the simulated CVM claims."
+    ),
+    retention_days: int = typer.Option(
+        30, "--retention-days", min=1, help="Keep receipts this long (governed in production)."
+    ),
+    usage_token: str = typer.Option(
+        None, "--usage-token", envvar="VEIL_AI_USAGE_TOKEN", help="Bearer token for /v1/usage."
+    ),
+    embeddings: bool = typer.Option(
+        True, "--embeddings/--no-embeddings", help="Serve all-MiniLM-L6-v2 embeddings."
+    ),
+    gpu_command: str = typer.Option(
+        None,
+        "--gpu-evidence-command",
+        help="Prints the NVIDIA claim set for the nonce (hex) appended to it; bound per report.",
+    ),
+) -> None:
+    """Serve the OpenAI-compatible API; every answer signed by a key made inside the TEE."""
+    import os
+
+    # one BLAS thread per embeddings call: requests already run side by side in a thread
+    # pool, and OpenBLAS's own threads only contend with them (3x slower on 2 cores)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import uvicorn
+
+    from veil.compute.quote_source import Simulator, quote_source
+    from veil.inference.embedding import EmbeddingModel
+    from veil.services.ai.app import GatewayConfig, create_app, gpu_evidence_command
+    from veil.tee.simulator import AppSpec
+
+    if tee == "sim":
+        spec = AppSpec()
+        if compose_hash is not None:
+            spec = AppSpec(compose_hash=_hex32(compose_hash, "--compose-hash") or b"")
+        if os_image_hash is not None:
+            spec = AppSpec(
+                compose_hash=spec.compose_hash,
+                os_image_hash=_hex32(os_image_hash, "--os-image-hash") or b"",
+            )
+        source = Simulator(spec)
+        console.print("[yellow]SIMULATED TEE: reports prove nothing; for laptops and CI[/]")
+    else:
+        if compose_hash is not None or os_image_hash is not None:
+            raise InputError("--compose-hash/--os-image-hash: only with --tee sim")
+        source = quote_source(tee)
+    if backend is not None and not backend.startswith(("http://", "https://")):
+        raise InputError(f"--backend {backend!r}: expected an http(s) URL")
+    model = EmbeddingModel() if embeddings else None
+    gpu = None
+    if gpu_command is not None:
+        import shlex
+
+        argv = shlex.split(gpu_command)
+        if not argv:
+            raise InputError("--gpu-evidence-command: empty")
+        gpu = gpu_evidence_command(argv)
+    config = GatewayConfig(
+        state_dir=state_dir,
+        quote_source=source,
+        backend=backend.rstrip("/") if backend else None,
+        backend_key=backend_key,
+        embedding_model=model,
+        retention_days=retention_days,
+        usage_token=usage_token,
+        gpu_evidence=gpu,
+    )
+    application = create_app(config)
+    gateway = application.state.gateway
+    console.print(f"signing address (ecdsa): {gateway.keys.ecdsa_address}")
+    console.print(f"signing key (ed25519): {gateway.keys.ed25519_public_key}")
+    console.print(f"attestation digest: {gateway.attestation_digest}")
+    console.print(f"listening on http://{host}:{port}")
+    # idle connections stay open 75 s (nginx's default), not uvicorn's 5 s: with 5 s, a
+    # client pool that also expires at 5 s races the close and reuses a dead connection
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_keep_alive=75)
+
+
+@app.command(epilog="Example: veil ai verify https://gw.example --policy policy.toml --probe")
+def verify(
+    url: str = typer.Argument(..., help="The gateway's root URL (no /v1)."),
+    policy_file: Path = typer.Option(
+        None, "--policy", help="Attestation policy TOML (default: production, no simulators)."
+    ),
+    collateral_file: Path = typer.Option(
+        None, "--collateral", help="Intel collateral JSON for a real TDX quote."
+    ),
+    pccs: str = typer.Option(
+        None, "--pccs", help="Fetch Intel collateral for the gateway's quote from this PCCS."
+    ),
+    signing_algo: str = typer.Option("ecdsa", "--signing-algo", help="ecdsa or ed25519."),
+    probe: bool = typer.Option(
+        True, "--probe/--no-probe", help="Also send one embeddings request and verify it."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Attest the gateway with a fresh nonce, then check one signed answer; fails closed."""
+    import httpx
+
+    from veil.inference.transport import VerifyingTransport
+    from veil.inference.verify import VerificationRefused
+    from veil.tee import DEFAULT_POLICY, load_collateral, load_policy
+    from veil.tee.collateral import Collateral, CollateralCache, default_cache_dir
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"URL {url!r}: expected http(s)://host[:port]")
+    policy = load_policy(policy_file) if policy_file else DEFAULT_POLICY
+    collateral: Collateral | CollateralCache | None = None
+    if collateral_file is not None:
+        collateral = load_collateral(collateral_file)
+    elif pccs is not None:
+        collateral = CollateralCache(default_cache_dir(), pccs)
+    transport = VerifyingTransport(url, policy, collateral=collateral, signing_algo=signing_algo)
+    try:
+        gateway = transport.attest()
+        probed = None
+        if probe:
+            with httpx.Client(transport=transport, base_url=url.rstrip("/"), timeout=60) as client:
+                models = client.get("/v1/models").json().get("data", [])
+                names = [m.get("id") for m in models]
+                if "all-MiniLM-L6-v2" in names:
+                    client.post(
+                        "/v1/embeddings",
+                        json={"model": "all-MiniLM-L6-v2", "input": "veil ai verify"},
+                    )
+                    probed = transport.checked[-1]
+    except VerificationRefused:
+        raise
+    except httpx.HTTPError as error:
+        raise InputError(f"{url}: cannot reach the gateway ({error})") from None
+    verdict = gateway.verdict
+    assert verdict is not None  # attest() always judges a report
+    result = {
+        "verified": True,
+        "simulated": gateway.simulated,
+        "signing_algo": gateway.signing_algo,
+        "signing_address": gateway.signing_address,
+        "ecdsa_address": gateway.ecdsa_address,
+        "attestation_digest": gateway.attestation_digest,
+        "compose_hash": verdict.app.compose_hash if verdict.app else None,
+        "os_image_hash": verdict.app.os_image_hash if verdict.app else None,
+        "tcb_status": verdict.tcb_status,
+        "probe_receipt": probed.receipt_id if probed else None,
+    }
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    word = "VERIFIED (SIMULATED)" if gateway.simulated else "VERIFIED"
+    console.print(f"gateway: {word}")
+    for key, value in result.items():
+        if key != "verified":
+            console.print(f"{key.replace('_', '-')}: {value}")
+
+
+@app.command(
+    epilog="Example: veil ai receipt https://gw.example chatcmpl-123 --request req.json"
+    " --response resp.json"
+)
+def receipt(
+    url: str = typer.Argument(..., help="The gateway's root URL (no /v1)."),
+    receipt_id: str = typer.Argument(..., help="The answer's x-receipt-id (the chat id)."),
+    request_file: Path = typer.Option(..., "--request", help="The exact request body sent."),
+    response_file: Path = typer.Option(..., "--response", help="The exact response body."),
+    signing_algo: str = typer.Option("ecdsa", "--signing-algo", help="ecdsa or ed25519."),
+    as_json: bool = typer.Option(False, "--json", help="Print the receipt as JSON."),
+) -> None:
+    """Check a saved answer against its signatures and EIP-712 receipt: hashes rebuilt here."""
+    import httpx
+
+    from veil.inference.verify import check_algo, check_stored_receipt
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"URL {url!r}: expected http(s)://host[:port]")
+    check_algo(signing_algo)
+    bodies = []
+    for path, what in ((request_file, "--request"), (response_file, "--response")):
+        try:
+            bodies.append(path.read_bytes())
+        except OSError as error:
+            raise InputError(f"{what} {path}: cannot read ({error.strerror})") from None
+    try:
+        answer = httpx.get(
+            f"{url.rstrip('/')}/v1/signature/{receipt_id}",
+            params={"signing_algo": signing_algo},
+            timeout=30,
+        )
+    except httpx.HTTPError as error:
+        raise InputError(f"{url}: cannot reach the gateway ({error})") from None
+    if answer.status_code != 200:
+        raise InputError(f"receipt {receipt_id}: HTTP {answer.status_code} {answer.text[:200]}")
+    checked = check_stored_receipt(answer.json(), bodies[0], bodies[1])
+    message = checked.receipt.message()
+    if as_json:
+        typer.echo(json.dumps({"verified": True, "text": checked.text, "receipt": message}))
+        return
+    console.print(f"receipt {checked.receipt_id}: signatures and hashes VERIFIED")
+    console.print(f"text: {checked.text}")
+    for key, value in message.items():
+        console.print(f"{key}: {value}")

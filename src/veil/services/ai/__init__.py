@@ -1,0 +1,1 @@
+"""The AI gateway (`veil ai serve`): OpenAI-compatible, attested, every answer signed."""

@@ -1,0 +1,578 @@
+"""`veil ai serve`: an OpenAI-compatible gateway inside the CVM that signs every answer.
+
+It proxies chat completions (plain and SSE streams) and embeddings to an OpenAI-compatible
+backend (vLLM, llama.cpp server), serves all-MiniLM-L6-v2 embeddings itself, and answers
+the vllm-proxy attestation and signature routes. The signing format lives in
+`veil.inference.receipt` so that the verifier and this server cannot drift apart.
+
+Errors are `{code, message, request_id}` (with `X-Request-Id`) plus OpenAI's `error` object,
+so both veil tools and the openai package read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import subprocess
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from veil.compute.quote_source import QuoteError, QuoteSource
+from veil.inference.embedding import MODEL_NAME, EmbeddingModel
+from veil.inference.receipt import (
+    ECDSA,
+    ED25519,
+    SIGNING_ALGOS,
+    Receipt,
+    SigningKeys,
+    StreamFramer,
+    attestation_digest,
+    report_data,
+    signature_text,
+)
+from veil.inference.verify import attested_identity, quote_measurements
+from veil.services.ai.store import ReceiptStore, StoredReceipt, UsageRow
+from veil.tee.evidence import evidence_from_json
+from veil.tee.identity import app_identity
+
+_NONCE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+_BOOT_NONCE = hashlib.sha256(b"veil-ai-gateway boot").digest()
+
+
+@dataclass
+class GatewayConfig:
+    """What `veil ai serve` was told; tests build one directly."""
+
+    state_dir: Path
+    quote_source: QuoteSource
+    backend: str | None = None
+    backend_key: str | None = None
+    embedding_model: EmbeddingModel | None = None
+    retention_days: int = 30
+    usage_token: str | None = None
+    backend_timeout: float = 600.0
+    nonce_memory: int = 100_000
+    gpu_evidence: Callable[[bytes], bytes] | None = None
+
+
+def gpu_evidence_command(argv: list[str], timeout: float = 120.0) -> Callable[[bytes], bytes]:
+    """NVIDIA evidence from an operator's command, run with the client's nonce (hex) appended.
+
+    Why a command: collecting GPU evidence needs NVIDIA's nvtrust tools and driver inside
+    the CVM, which veil does not bundle. The command prints the verifier's claim set (JSON,
+    `eat_nonce` = the nonce); the gateway binds its sha256 into RTMR3 with the quote.
+    """
+
+    def collect(nonce: bytes) -> bytes:
+        try:
+            done = subprocess.run(
+                [*argv, nonce.hex()], capture_output=True, timeout=timeout, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise QuoteError(f"gpu evidence command {argv[0]}: {error}") from None
+        if done.returncode != 0:
+            detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            raise QuoteError(f"gpu evidence command exited {done.returncode}: {detail[0]}")
+        return done.stdout
+
+    return collect
+
+
+class GatewayError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    request_id = uuid.uuid4().hex
+    body = {
+        "code": code,
+        "message": message,
+        "request_id": request_id,
+        "error": {"message": message, "type": "invalid_request_error", "code": code},
+    }
+    return JSONResponse(body, status_code=status, headers={"X-Request-Id": request_id})
+
+
+class Gateway:
+    """The gateway's state: keys, the boot attestation digest, the backend client, the store."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.keys = SigningKeys()
+        self.store = ReceiptStore(
+            config.state_dir / "receipts.sqlite", config.retention_days * 86_400
+        )
+        evidence = json.loads(
+            config.quote_source.evidence(report_data(self._bound(ECDSA), _BOOT_NONCE))
+        )
+        measurements = quote_measurements(bytes.fromhex(evidence["quote"].removeprefix("0x")))
+        events = evidence_from_json(evidence, "boot evidence").event_log
+        identity = attested_identity(measurements, app_identity(events) if events else None)
+        self.attestation_digest = attestation_digest(identity, self.keys.ecdsa_address)
+        self.simulated = bool(evidence.get("simulated", False))
+        self.client: httpx.AsyncClient | None = None
+        self._nonces: OrderedDict[str, None] = OrderedDict()
+        self.pending: dict[str, asyncio.Event] = {}
+
+    def signed(
+        self,
+        content: bytes,
+        receipt_id: str,
+        endpoint: str,
+        model: str,
+        customer: str,
+        request_body: bytes,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> Response:
+        """The answer now, its signatures and receipt right after it is sent.
+
+        Why after: signing three ways and the SQLite write cost about half a millisecond,
+        which the caller need not wait for. `GET /v1/signature/{id}` waits for a pending
+        receipt, so a client that asks at once still gets it.
+        """
+        done = self.pending[receipt_id] = asyncio.Event()
+        response_hash = hashlib.sha256(content).hexdigest()
+
+        async def record() -> None:  # async: runs on the loop, where the Event lives
+            try:
+                self.record(receipt_id, endpoint, model, customer, request_body, response_hash,
+                            prompt_tokens, completion_tokens)  # fmt: skip
+            finally:
+                done.set()
+                self.pending.pop(receipt_id, None)
+
+        after = BackgroundTasks()
+        after.add_task(record)
+        return Response(
+            content,
+            200,
+            media_type="application/json",
+            headers={"x-receipt-id": receipt_id},
+            background=after,
+        )
+
+    def unique_id(self, chat_id: str) -> str:
+        """The chat id as receipt id, unless a backend repeats ids: then a fresh suffix.
+
+        A receipt id must name one answer only; a backend that reuses ids (some test
+        servers answer a constant) would otherwise make one id point at two answers.
+        """
+        if not chat_id:
+            return f"chatcmpl-{uuid.uuid4().hex}"
+        if chat_id in self.pending or self.store.exists(chat_id):
+            return f"{chat_id}-{uuid.uuid4().hex[:12]}"
+        return chat_id
+
+    def _bound(self, algo: str) -> bytes:
+        return bytes.fromhex(self.keys.address(algo).removeprefix("0x"))
+
+    def backend_client(self) -> httpx.AsyncClient:
+        if self.client is None:
+            headers = {}
+            if self.config.backend_key:
+                headers["Authorization"] = f"Bearer {self.config.backend_key}"
+            self.client = httpx.AsyncClient(
+                base_url=self.config.backend or "",
+                headers=headers,
+                timeout=httpx.Timeout(self.config.backend_timeout, connect=10.0),
+                # drop idle backend connections before a 5 s server keep-alive closes them
+                limits=httpx.Limits(
+                    max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0
+                ),
+            )
+        return self.client
+
+    def remember_nonce(self, nonce: str) -> bool:
+        """False when this nonce was already answered (a client must never reuse one)."""
+        if nonce in self._nonces:
+            return False
+        self._nonces[nonce] = None
+        while len(self._nonces) > self.config.nonce_memory:
+            self._nonces.popitem(last=False)
+        return True
+
+    def record(
+        self,
+        receipt_id: str,
+        endpoint: str,
+        model: str,
+        customer: str,
+        request_body: bytes,
+        response_hash: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        """Sign the exchange three ways (ECDSA text, ed25519 text, EIP-712) and store it."""
+        request_hash = hashlib.sha256(request_body).hexdigest()
+        text = signature_text(request_hash, response_hash)
+        now = int(time.time())
+        receipt = Receipt(
+            id=receipt_id,
+            request_hash=request_hash,
+            response_hash=response_hash,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            attestation_digest=self.attestation_digest,
+            issued_at=now,
+        )
+        stored = StoredReceipt(
+            id=receipt_id,
+            created_at=now,
+            text=text,
+            signatures={
+                ECDSA: (self.keys.sign_text(text, ECDSA), self.keys.ecdsa_address),
+                ED25519: (self.keys.sign_text(text, ED25519), self.keys.ed25519_public_key),
+            },
+            receipt=receipt.message(),
+            receipt_signature=self.keys.sign_receipt(receipt),
+        )
+        usage = UsageRow(
+            receipt_id, now, endpoint, model, customer, prompt_tokens, completion_tokens
+        )
+        self.store.add(stored, usage)
+
+
+def _customer(request: Request) -> str:
+    """Who to bill: a hash of the bearer key (the cloud gateway in front authenticates it)."""
+    auth = request.headers.get("authorization", "")
+    if not auth:
+        return "-"
+    return hashlib.sha256(auth.encode()).hexdigest()[:16]
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise GatewayError(400, "bad_json", "request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise GatewayError(400, "bad_json", "request body must be a JSON object")
+    return body
+
+
+def _usage(body: Any) -> tuple[int, int]:
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def create_app(config: GatewayConfig) -> FastAPI:
+    gateway = Gateway(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if gateway.client is not None:
+            await gateway.client.aclose()
+        gateway.store.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="veil AI gateway",
+        version="1",
+        description="OpenAI-compatible inference inside an attested CVM; every answer signed.",
+    )
+    app.state.gateway = gateway
+
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, error: GatewayError) -> JSONResponse:
+        return _error(error.status, error.code, error.message)
+
+    @app.exception_handler(httpx.HTTPError)
+    async def _backend_down(request: Request, error: httpx.HTTPError) -> JSONResponse:
+        detail = str(error) or type(error).__name__
+        return _error(502, "backend_unavailable", f"inference backend: {detail}")
+
+    def need_backend() -> httpx.AsyncClient:
+        if not config.backend:
+            raise GatewayError(503, "no_backend", "this gateway has no inference backend")
+        return gateway.backend_client()
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        data: list[dict[str, Any]] = []
+        if config.backend:
+            answer = await gateway.backend_client().get("/v1/models")
+            if answer.status_code == 200:
+                data = list(answer.json().get("data", []))
+        if config.embedding_model is not None:
+            data.append({"id": MODEL_NAME, "object": "model", "created": 0, "owned_by": "veil"})
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        raw = await request.body()
+        body = _json_body(raw)
+        client = need_backend()
+        customer = _customer(request)
+        model = str(body.get("model", ""))
+        if body.get("stream"):
+            return await _stream_chat(gateway, client, raw, body, model, customer)
+        answer = await client.post(
+            "/v1/chat/completions", content=raw, headers={"Content-Type": "application/json"}
+        )
+        content = answer.content
+        if answer.status_code != 200:
+            return Response(content, answer.status_code, media_type="application/json")
+        try:
+            parsed = json.loads(content)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise GatewayError(502, "bad_backend", "backend answered something not a JSON object")
+        receipt_id = gateway.unique_id(str(parsed.get("id") or ""))
+        prompt, completion = _usage(parsed)
+        return gateway.signed(content, receipt_id, "chat", str(parsed.get("model") or model),
+                              customer, raw, prompt, completion)  # fmt: skip
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        raw = await request.body()
+        body = _json_body(raw)
+        model = str(body.get("model", ""))
+        customer = _customer(request)
+        local = config.embedding_model is not None and (model == MODEL_NAME or not config.backend)
+        if not local:
+            client = need_backend()
+            answer = await client.post(
+                "/v1/embeddings", content=raw, headers={"Content-Type": "application/json"}
+            )
+            content = answer.content
+            if answer.status_code != 200:
+                return Response(content, answer.status_code, media_type="application/json")
+            receipt_id = f"emb-{uuid.uuid4().hex}"
+            try:
+                prompt, _ = _usage(json.loads(content))
+            except ValueError:
+                raise GatewayError(502, "bad_backend", "backend answered non-JSON") from None
+        else:
+            content, prompt = await _embed_locally(gateway, body)
+            receipt_id = f"emb-{uuid.uuid4().hex}"
+        return gateway.signed(content, receipt_id, "embeddings", model, customer, raw, prompt, 0)
+
+    @app.get("/v1/attestation/report")
+    async def attestation_report(
+        nonce: str | None = None, signing_algo: str = ECDSA
+    ) -> dict[str, Any]:
+        if not nonce:
+            raise GatewayError(400, "nonce_required", "pass nonce=<32-byte hex> (yours, fresh)")
+        if not _NONCE.fullmatch(nonce):
+            raise GatewayError(400, "bad_nonce", "nonce must be 32 bytes of hex")
+        if signing_algo not in SIGNING_ALGOS:
+            raise GatewayError(400, "bad_signing_algo", "signing_algo must be ecdsa or ed25519")
+        nonce_bytes = bytes.fromhex(nonce.removeprefix("0x"))
+        if not gateway.remember_nonce(nonce_bytes.hex()):
+            raise GatewayError(400, "nonce_reused", "this nonce was already used; take a new one")
+        data = report_data(gateway._bound(signing_algo), nonce_bytes)
+        try:
+            gpu = None
+            if config.gpu_evidence is not None:
+                gpu = await run_in_threadpool(config.gpu_evidence, nonce_bytes)
+            text = await run_in_threadpool(config.quote_source.evidence, data, gpu)
+        except QuoteError as error:
+            raise GatewayError(503, "quote_unavailable", str(error)) from None
+        evidence = json.loads(text)
+        event_log = evidence.get("event_log")
+        return {
+            "signing_address": gateway.keys.address(signing_algo),
+            "signing_algo": signing_algo,
+            "signing_public_key": gateway.keys.public_key(signing_algo),
+            "request_nonce": nonce_bytes.hex(),
+            "intel_quote": evidence["quote"],
+            "event_log": json.loads(event_log) if isinstance(event_log, str) else event_log,
+            "vm_config": evidence.get("vm_config"),
+            "nvidia_payload": gpu.decode() if gpu is not None else None,
+            "gpu": (
+                "claim set bound to this quote (RTMR3 gpu-evidence-hash) and to your nonce"
+                if gpu is not None
+                else "none: no NVIDIA GPU evidence on this machine"
+            ),
+            "simulated": bool(evidence.get("simulated", False)),
+            "attestation_digest": gateway.attestation_digest,
+            "tee": config.quote_source.name,
+        }
+
+    @app.get("/v1/signature/{receipt_id}")
+    async def signature(receipt_id: str, signing_algo: str = ECDSA) -> dict[str, Any]:
+        if signing_algo not in SIGNING_ALGOS:
+            raise GatewayError(400, "bad_signing_algo", "signing_algo must be ecdsa or ed25519")
+        pending = gateway.pending.get(receipt_id)
+        if pending is not None:
+            await asyncio.wait_for(pending.wait(), timeout=30)
+        stored = gateway.store.get(receipt_id)
+        if stored is None:
+            raise GatewayError(404, "receipt_not_found", f"no receipt {receipt_id!r} (expired?)")
+        sig, address = stored.signatures[signing_algo]
+        return {
+            "id": stored.id,
+            "text": stored.text,
+            "signature": sig,
+            "signing_address": address,
+            "signing_algo": signing_algo,
+            "receipt": {
+                "types": Receipt.from_message(stored.receipt).typed_data()["types"],
+                "primaryType": "Receipt",
+                "domain": Receipt.from_message(stored.receipt).typed_data()["domain"],
+                "message": stored.receipt,
+                "signature": stored.receipt_signature,
+                "signing_address": stored.signatures[ECDSA][1],
+            },
+        }
+
+    @app.get("/v1/usage")
+    async def usage(request: Request, since: int = 0, until: int | None = None) -> Any:
+        if not config.usage_token:
+            raise GatewayError(404, "usage_disabled", "start the gateway with --usage-token")
+        if request.headers.get("authorization") != f"Bearer {config.usage_token}":
+            raise GatewayError(401, "unauthorized", "usage needs the gateway's usage token")
+        rows = gateway.store.usage(since, until)
+        return {"data": [row.__dict__ for row in rows]}
+
+    return app
+
+
+async def _embed_locally(gateway: Gateway, body: dict[str, Any]) -> tuple[bytes, int]:
+    model = gateway.config.embedding_model
+    assert model is not None
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise GatewayError(400, "bad_input", "input must be a string or a list of strings")
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise GatewayError(400, "bad_encoding_format", "encoding_format: float or base64")
+    vectors, tokens = await run_in_threadpool(model.embed, texts)
+    data = []
+    for index, vector in enumerate(vectors):
+        value: Any = (
+            base64.b64encode(vector.astype("<f4").tobytes()).decode()
+            if encoding == "base64"
+            else [float(x) for x in vector]
+        )
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    answer = {
+        "object": "list",
+        "data": data,
+        "model": MODEL_NAME,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return json.dumps(answer, separators=(",", ":")).encode(), tokens
+
+
+def _split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete SSE events (without their blank line) and the incomplete rest."""
+    buffer = buffer.replace(b"\r\n", b"\n")
+    parts = buffer.split(b"\n\n")
+    return parts[:-1], parts[-1]
+
+
+async def _stream_chat(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    raw: bytes,
+    body: dict[str, Any],
+    model: str,
+    customer: str,
+) -> Response:
+    """Forward the backend's events unchanged, each followed by the running-hash comment."""
+    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    forward = dict(body)
+    forward["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    request = client.build_request(
+        "POST", "/v1/chat/completions", content=json.dumps(forward).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    answer = await client.send(request, stream=True)
+    if answer.status_code != 200:
+        content = await answer.aread()
+        await answer.aclose()
+        return Response(content, answer.status_code, media_type="application/json")
+    chunks = answer.aiter_raw()
+    buffer = b""
+    first: list[bytes] = []
+    # wait for the first event: its chat id is the receipt id, sent as a header
+    async for chunk in chunks:
+        events, buffer = _split_events(buffer + chunk)
+        first.extend(events)
+        if first:
+            break
+    receipt_id = ""
+    for event in first:
+        receipt_id = _event_id(event) or receipt_id
+        if receipt_id:
+            break
+    receipt_id = gateway.unique_id(receipt_id)
+    framer = StreamFramer()
+    usage: dict[str, Any] = {"prompt": 0, "completion": 0, "model": model, "chunks": 0}
+
+    def emit(event: bytes) -> bytes | None:
+        data = event[6:] if event.startswith(b"data: ") else None
+        if data is not None and data.strip() != b"[DONE]":
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                if isinstance(parsed.get("usage"), dict):
+                    usage["prompt"], usage["completion"] = _usage(parsed)
+                    if not parsed.get("choices") and not wants_usage:
+                        return None  # the usage chunk we asked for, not the client
+                usage["model"] = str(parsed.get("model") or usage["model"])
+                usage["chunks"] += 1
+        return framer.frame(event)
+
+    async def relay() -> AsyncIterator[bytes]:
+        nonlocal buffer
+        try:
+            for event in first:
+                if (out := emit(event)) is not None:
+                    yield out
+            async for chunk in chunks:
+                events, buffer = _split_events(buffer + chunk)
+                for event in events:
+                    if (out := emit(event)) is not None:
+                        yield out
+            if buffer.strip() and (out := emit(buffer.rstrip(b"\n"))) is not None:
+                yield out
+        finally:
+            await answer.aclose()
+        completion = usage["completion"] or max(usage["chunks"] - 1, 0)
+        gateway.record(receipt_id, "chat", str(usage["model"]), customer, raw,
+                       framer.hexdigest(), int(usage["prompt"]), int(completion))  # fmt: skip
+
+    return StreamingResponse(
+        relay(),
+        media_type="text/event-stream",
+        headers={"x-receipt-id": receipt_id, "Cache-Control": "no-cache"},
+    )
+
+
+def _event_id(event: bytes) -> str:
+    for line in event.split(b"\n"):
+        if line.startswith(b"data: ") and line[6:].strip() != b"[DONE]":
+            try:
+                parsed = json.loads(line[6:])
+            except ValueError:
+                return ""
+            if isinstance(parsed, dict) and parsed.get("id"):
+                return str(parsed["id"])
+    return ""
