@@ -1,0 +1,170 @@
+"""Which workers were active during an epoch, with which weight, for how long.
+
+The registry's `rewardWeight(worker)` is the weight *now*: weight(model) x max(count, 1)
+while the worker is active (registered, unexpired, on an allowlisted OS image and compose
+hash, provider without collateral shortfall) and 0 otherwise. Over an epoch it can change:
+a worker registers or deregisters, its attestation expires, governance revokes an image or
+changes a model's weight, a slash opens a shortfall or a deposit fills it. The report pays
+the time integral, `weight_seconds`, so that an hour at 1.5 and an hour at 0 count as half
+an epoch at 1.5, and a worker that was never active earns nothing.
+
+Reading from the chain: the state at the epoch's start is read with views at the last
+block not after the start; every registry event inside the epoch marks a change point,
+after which the workers it can affect are read again at that block (a worker event: that
+worker; a provider's collateral event: its workers; an allowlist or accelerator change:
+every worker). Between change points only expiry can change activity, and the record's
+`expiry` says when.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from veil.attestation.typed_data import checksum
+from veil.errors import InputError
+from veil.rewards.epochs import EpochClock
+
+MODEL_NAMES = {0: "cpu", 1: "h100", 2: "h200", 3: "b200"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """From `start` (inclusive) the worker's weight is `weight` bps, while before `expiry`."""
+
+    start: int
+    weight: int
+    expiry: int
+
+
+@dataclass(frozen=True)
+class WorkerActivity:
+    worker: str
+    provider: str
+    gpu_model: int
+    gpu_count: int
+    weight_seconds: int  # integral of rewardWeight (bps) over the epoch, in bps x seconds
+    active_seconds: int  # seconds with a non-zero weight
+
+    @property
+    def model(self) -> str:
+        return MODEL_NAMES.get(self.gpu_model, f"model-{self.gpu_model}")
+
+
+def integrate(segments: Sequence[Segment], start: int, end: int) -> tuple[int, int]:
+    """(weight x seconds, active seconds) over [start, end) of a step function.
+
+    Each segment lasts until the next one starts (the last until `end`); within it the
+    weight drops to 0 at its expiry. Segments must be in time order.
+    """
+    weight_seconds = 0
+    active = 0
+    for i, seg in enumerate(segments):
+        lo = max(seg.start, start)
+        hi = min(segments[i + 1].start if i + 1 < len(segments) else end, end, seg.expiry)
+        if hi > lo and seg.weight > 0:
+            weight_seconds += seg.weight * (hi - lo)
+            active += hi - lo
+    return weight_seconds, active
+
+
+def activity_from_segments(
+    clock: EpochClock,
+    epoch: int,
+    workers: Iterable[tuple[str, str, int, int, Sequence[Segment]]],
+) -> list[WorkerActivity]:
+    """One WorkerActivity per (worker, provider, model, count, segments), in worker order."""
+    start, end = clock.start(epoch), clock.end(epoch)
+    out = []
+    for worker, provider, model, count, segments in workers:
+        ws, active = integrate(sorted(segments, key=lambda s: s.start), start, end)
+        out.append(
+            WorkerActivity(
+                checksum(worker, "worker"), checksum(provider, "provider"), model, count, ws, active
+            )
+        )
+    out.sort(key=lambda a: a.worker.lower())
+    return out
+
+
+WORKER_EVENTS = ("WorkerRegistered", "WorkerReattested", "WorkerDeregistered")
+PROVIDER_EVENTS = ("Slashed", "CollateralDeposited", "CollateralWithdrawn", "CollateralReleased")
+GLOBAL_EVENTS = ("AllowlistChanged", "AcceleratorTypeChanged")
+
+
+def _block_at_or_before(w3: Any, timestamp: int, low: int, high: int) -> int:
+    """The last block in [low, high] whose timestamp is <= `timestamp` (low - 1 if none)."""
+    answer = low - 1
+    while low <= high:
+        mid = (low + high) // 2
+        if int(w3.eth.get_block(mid)["timestamp"]) <= timestamp:
+            answer, low = mid, mid + 1
+        else:
+            high = mid - 1
+    return answer
+
+
+def read_activity(
+    registry: Any, clock: EpochClock, epoch: int, from_block: int = 0
+) -> list[WorkerActivity]:
+    """The registry's workers over `epoch`, from its events and views (see module doc).
+
+    `registry` is the web3 ComputeRegistry contract; `from_block` its deployment block.
+    Refuses an epoch that has not ended on chain (its last state is not final yet).
+    """
+    w3 = registry.w3
+    head = int(w3.eth.block_number)
+    now = int(w3.eth.get_block(head)["timestamp"])
+    start, end = clock.start(epoch), clock.end(epoch)
+    if not clock.is_over(epoch, now):
+        raise InputError(f"epoch {epoch}: not over on chain (ends at {end}, chain time {now})")
+    first = _block_at_or_before(w3, start, from_block, head)
+    last = _block_at_or_before(w3, end - 1, max(first, from_block), head)
+    registered: dict[str, str] = {}
+    for log in registry.events.WorkerRegistered().get_logs(from_block=from_block, to_block=last):
+        registered.setdefault(log["args"]["worker"], log["args"]["provider"])
+    if not registered:
+        return []
+    by_provider: dict[str, set[str]] = defaultdict(set)
+    for worker, provider in registered.items():
+        by_provider[provider].add(worker)
+    changes: dict[int, set[str]] = defaultdict(set)
+    if last > max(first, from_block - 1):
+        lo = max(first + 1, from_block)
+        for name in WORKER_EVENTS + PROVIDER_EVENTS + GLOBAL_EVENTS:
+            for log in getattr(registry.events, name)().get_logs(from_block=lo, to_block=last):
+                args = log["args"]
+                if name in WORKER_EVENTS:
+                    hit = {args["worker"]}
+                    by_provider[args["provider"]].add(args["worker"])
+                    registered.setdefault(args["worker"], args["provider"])
+                elif name in PROVIDER_EVENTS:
+                    hit = set(by_provider.get(args["provider"], ()))
+                else:
+                    hit = set(registered)
+                changes[int(log["blockNumber"])] |= hit
+    segments: dict[str, list[Segment]] = {w: [] for w in registered}
+    records: dict[str, Any] = {}
+
+    def sample(block: int, workers: Iterable[str], at: int) -> None:
+        for worker in workers:
+            if block < from_block:
+                segments[worker].append(Segment(at, 0, at))
+                continue
+            record = registry.functions.worker(worker).call(block_identifier=block)
+            weight = int(registry.functions.rewardWeight(worker).call(block_identifier=block))
+            records[worker] = record
+            segments[worker].append(Segment(at, weight, int(record[3])))
+
+    sample(first, registered, start)
+    for block in sorted(changes):
+        at = int(w3.eth.get_block(block)["timestamp"])
+        sample(block, sorted(changes[block]), at)
+    rows = []
+    for worker, segs in segments.items():
+        record = records.get(worker)
+        model, count = (int(record[1]), int(record[2])) if record else (0, 0)
+        rows.append((worker, registered[worker], model, count, segs))
+    return activity_from_segments(clock, epoch, rows)
