@@ -143,6 +143,7 @@ def gather(
     ordered = order_by_signer(found, "epoch root signatures")
     if len(ordered) < threshold:
         raise InputError(
-            f"epoch {statement.epoch}: {len(ordered)} attester signature(s), the pool needs {threshold}"
+            f"epoch {statement.epoch}: {len(ordered)} attester signature(s), "
+            f"the pool needs {threshold}"
         )
     return ordered[:threshold]
