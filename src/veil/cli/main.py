@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attest": ("veil.cli.attest", "Verify TEE attestation evidence (Intel TDX, NVIDIA GPU)."),
     "attester": ("veil.cli.attester", "Run an attester service."),
     "worker": ("veil.cli.worker", "Run and inspect a compute worker."),
+    "rewards": ("veil.cli.rewards", "Compute rewards: close epochs, publish roots, claim, audit."),
     "keys": ("veil.cli.keys", "Create, import and list encrypted keystores (signing keys)."),
     "wallet": ("veil.cli.wallet", "See balances and votes, transfer PHA or vPHA."),
     "network": ("veil.cli.network", "Deploy a production network and check its genesis."),
