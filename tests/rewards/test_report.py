@@ -240,3 +240,25 @@ def test_claim_tree_matches_openzeppelin(tmp_path):
     assert theirs["root"] == theirs["loaded"] == "0x" + tree.root.hex()
     first = tree.values[0][0]
     assert theirs["proof"] == ["0x" + p.hex() for p in tree.proof(first)]
+
+
+def test_worker_history_reads_the_reports(tmp_path):
+    from veil.rewards.history import worker_history
+
+    acts = [activity(W[0], P1, 10_000), activity(W[1], P2, 10_000)]
+    for epoch, beats in ((3, 60), (4, 20)):
+        report = build_report(
+            EpochInputs(
+                **{**inputs(acts, [log(A1, {W[0]: range(beats)})]).__dict__, "epoch": epoch}
+            )
+        )
+        write_report(report, tmp_path)
+    rows = worker_history(W[0], tmp_path)
+    assert [(r["epoch"], r["uptimeBps"], r["eligible"]) for r in rows] == [
+        (3, 10_000, True),
+        (4, 3_333, False),
+    ]
+    assert rows[0]["reward"] == "400000" and rows[1]["reward"] == "0"
+    assert worker_history(W[0], tmp_path, last=1)[0]["epoch"] == 4
+    assert worker_history(W[5], tmp_path) == []
+    assert worker_history(W[0], tmp_path / "missing") == []

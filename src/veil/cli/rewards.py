@@ -41,7 +41,7 @@ STATUS = {0: "not posted", 1: "posted", 2: "finalized"}
 
 
 def _pha(wei: int) -> str:
-    return f"{format_amount(wei, 18)} PHA"
+    return format_amount(wei)
 
 
 def _contracts(deployment: Path | None, rpc: str | None) -> tuple[Any, Any, Any, int]:
