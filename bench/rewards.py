@@ -33,8 +33,8 @@ from veil.chain.home import cache_dir
 from veil.merkle import keccak256
 
 CHAIN_ID = 31337
-REGISTRY = "0x" + "5e" * 20
-POOL = "0x" + "9a" * 20
+REGISTRY = "0x5e5E5e5e5E5e5E5E5e5E5E5e5e5E5E5E5e5E5E5e"
+POOL = "0x9A9A9A9a9A9A9A9a9A9a9a9A9A9a9A9a9A9A9a9a"
 GENESIS = 1_700_000_000
 EPOCH = 7
 LENGTH = 3600
@@ -50,8 +50,8 @@ def _provider(i: int) -> str:
 
 def generate(directory: Path, workers: int, beats: int, attesters: int) -> None:
     """The logs, with real signatures (the slow part, done once per parameter set)."""
-    from veil.compute.heartbeat import struct_hash
     from veil.compute.heartbeat_log import LogHeader, entry_line, write_log
+    from veil.rewards.audit import HEARTBEAT
 
     domain = Domain("veil ComputeRegistry", "1", CHAIN_ID, REGISTRY)
     start = GENESIS + EPOCH * LENGTH
@@ -65,7 +65,7 @@ def generate(directory: Path, workers: int, beats: int, attesters: int) -> None:
             minute = []
             for w, signer in enumerate(signers):
                 ts = start + k * interval + w % interval
-                digest = domain.digest(struct_hash(raw[w], EPOCH, k + 1, ts, blocks[k]))
+                digest = domain.digest(HEARTBEAT.hash((raw[w], EPOCH, k + 1, ts, blocks[k])))
                 sig = signer.sign(digest).to_bytes()
                 minute.append(entry_line(signer.address, EPOCH, k + 1, ts, blocks[k], sig, ts + 1))
             out.write(b"".join(minute))
@@ -95,10 +95,9 @@ def generate(directory: Path, workers: int, beats: int, attesters: int) -> None:
 
 def measure(directory: Path, threshold: int, beats: int) -> dict:
     """What close does after its chain reads; run in a fresh process."""
-    from veil.compute.heartbeat_log import read_log
     from veil.rewards.activity import WorkerActivity
     from veil.rewards.budget import split_budget
-    from veil.rewards.closing import PoolState, log_heartbeats
+    from veil.rewards.closing import PoolState, read_logs
     from veil.rewards.epochs import EpochClock
     from veil.rewards.report import EpochInputs, build_report, write_report
 
@@ -114,9 +113,8 @@ def measure(directory: Path, threshold: int, beats: int) -> dict:
         activity.append(WorkerActivity(worker, _provider(i), i % 4, 1 + i % 8 // 7,
                                        weight * active, active))  # fmt: skip
     started = time.perf_counter()
-    logs = []
-    for path in sorted(directory.glob("attester-*.ndjson")):
-        logs.append(log_heartbeats(read_log(path, keep_signatures=False), state, EPOCH))
+    sources = [str(p) for p in sorted(directory.glob("attester-*.ndjson"))]
+    logs = [beats for _, beats in read_logs(sources, state, EPOCH)]
     read_s = time.perf_counter() - started
     budget = 10_000 * 10**18
     report = build_report(
@@ -138,7 +136,20 @@ def measure(directory: Path, threshold: int, beats: int) -> dict:
         "root": report.doc["root"],
         "allocated_wei": report.doc["allocated"],
         "eligible_workers": sum(1 for w in report.doc["workers"] if w["eligible"]),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "cpu_seconds": round(
+            sum(
+                getattr(resource.getrusage(who), field)
+                for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                for field in ("ru_utime", "ru_stime")
+            ),
+            2,
+        ),
+        # the forked log reader's peak counts too: it holds its half of the logs
+        "peak_rss_bytes": 1024
+        * (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        ),
     }
 
 
