@@ -102,3 +102,50 @@ def test_an_epoch_not_over_is_refused(chain: DevnetChain) -> None:
     registry = RegistryClient.from_chain(chain)
     with pytest.raises(InputError, match="not over on chain"):
         read_activity(registry.contract, clock, 0)
+
+
+def _as_timelock(chain: DevnetChain, call, label: str) -> int:
+    """Send `call` from the timelock (anvil impersonation stands in for a governance
+    round); returns the block timestamp it landed at."""
+    from web3.types import RPCEndpoint
+
+    timelock = chain.deployment.address("Timelock")
+    make = chain.w3.provider.make_request
+    make(RPCEndpoint("anvil_impersonateAccount"), [timelock])
+    make(RPCEndpoint("anvil_setBalance"), [timelock, hex(10**20)])
+    try:
+        tx = call.transact({"from": timelock})
+        receipt = chain.w3.eth.wait_for_transaction_receipt(tx)
+        assert receipt["status"] == 1, label
+    finally:
+        make(RPCEndpoint("anvil_stopImpersonatingAccount"), [timelock])
+    return int(chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+
+
+def test_allowlist_revocation_and_collateral_shortfall_stop_earning(chain: DevnetChain) -> None:
+    registry = RegistryClient.from_chain(chain)
+    provider = devnet_account("provider")
+    functions = registry.contract.functions
+    now = int(chain.w3.eth.get_block("latest")["timestamp"])
+    clock = EpochClock(now + 100, LENGTH)
+    worker, _ = _register(chain, 0xD1, 1, 2**40)
+    chain.advance_time(clock.start(0) + 100 - now)
+    _, composes = devnet_allowlist()
+    revoked = _as_timelock(chain, functions.setComposeHashAllowed(composes[0], False), "revoke")
+    chain.advance_time(100)
+    restored = _as_timelock(chain, functions.setComposeHashAllowed(composes[0], True), "allow")
+    chain.advance_time(100)
+    collateral = registry.provider(provider.address).collateral
+    slashed = _as_timelock(chain, functions.slash(provider.address, collateral, "test"), "slash")
+    assert not functions.isActive(worker).call()
+    chain.advance_time(100)
+    refill = deposit(chain, provider, 30_000 * 10**18)
+    receipt = registry.deposit_collateral(provider, refill)
+    refilled = int(chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+    assert functions.isActive(worker).call()
+    chain.advance_time(clock.end(0) + 10 - refilled)
+    block = chain.deployment.contracts["ComputeRegistry"].block
+    row = {a.worker: a for a in read_activity(registry.contract, clock, 0, block)}[worker]
+    active = (revoked - clock.start(0)) + (slashed - restored) + (clock.end(0) - refilled)
+    assert row.active_seconds == active
+    assert row.weight_seconds == 10_000 * active

@@ -262,3 +262,21 @@ def test_worker_history_reads_the_reports(tmp_path):
     assert worker_history(W[0], tmp_path, last=1)[0]["epoch"] == 4
     assert worker_history(W[5], tmp_path) == []
     assert worker_history(W[0], tmp_path / "missing") == []
+
+
+def test_deregister_and_reregister_loses_nothing_already_earned():
+    first = build_report(inputs([activity(W[0], P1, 10_000)], [log(A1, {W[0]: range(60)})]))
+    earned = first.cumulative()[P1]
+    # next epoch: the old key is gone (weight 0), the machine is back under a new key
+    # for the second half only
+    second = build_report(
+        inputs(
+            [activity(W[0], P1, 0), activity(W[1], P1, 10_000, seconds=1800)],
+            [log(A1, {W[1]: range(30)})],
+            previous=first.cumulative(),
+        )
+    )
+    assert second.cumulative()[P1] == earned + 400_000
+    gone = build_report(inputs([activity(W[0], P1, 0)], [], previous=second.cumulative()))
+    assert gone.cumulative() == second.cumulative() and gone.total == second.total
+    assert verify_claim(gone.root, P1, gone.cumulative()[P1], gone.tree.proof(P1))
