@@ -36,6 +36,8 @@ DEMO_BALANCE_PHA = 1_000_000
 # 0.0014 PHA a second is 44,150 PHA a year: on the demo's 370,000 staked PHA that is about
 # 11.9% a year, 10.7% to stakers after the treasury's 10% (the demo then raises it to 0.0018).
 DEVNET_REWARD_RATE = WEI_PER_PHA * 14 // 10_000
+# The compute reward pool's reserve: 500 epochs of the default 2,000 PHA budget.
+DEVNET_REWARD_POOL_PHA = 1_000_000
 
 
 def devnet_parameters(attesters: list[str]) -> NetworkParameters:
@@ -45,6 +47,7 @@ def devnet_parameters(attesters: list[str]) -> NetworkParameters:
         voting_delay=3_600,
         voting_period=3 * DAY,
         reward_rate=DEVNET_REWARD_RATE,
+        reward_pool_pha=DEVNET_REWARD_POOL_PHA,
         attesters=attesters,
     )
 

@@ -62,6 +62,16 @@ class NetworkParameters:
     max_freeze: int = 14 * DAY
     guardian_reaction: int = DAY
     registry_guardian: str = ""
+    # Compute rewards (issue 11): the RewardPool's genesis numbers, all governed later.
+    # `reward_pool_pha` is minted into the pool at genesis (the devnet's reserve; a
+    # production deployment funds nobody, so it stays 0 there); genesis time 0 means the
+    # deployment's block time. 2,000 PHA an hourly epoch, halving yearly: at most ~35 M PHA.
+    reward_pool_pha: int = 0
+    reward_epoch_length: int = 3_600
+    reward_genesis_time: int = 0
+    reward_initial_budget_pha: int = 2_000
+    reward_half_life_epochs: int = 8_760
+    reward_challenge_window: int = 4 * 3_600
 
     def governance_path(self) -> int:
         """Seconds from a proposal's creation until the timelock can first execute it."""
@@ -210,7 +220,24 @@ def deploy_network(
         params.proposal_threshold_pha * 10 ** _vault_decimals(chain),
         params.quorum_numerator,
     )
-    deploy("ComputeRegistry", vault, me, timelock)
+    registry = deploy("ComputeRegistry", vault, me, timelock)
+    genesis_time = params.reward_genesis_time or int(chain.w3.eth.get_block("latest")["timestamp"])
+    pool = deploy(
+        "RewardPool",
+        pha,
+        vault,
+        registry,
+        timelock,
+        timelock,
+        guardian or ZERO_ADDRESS,
+        genesis_time,
+        params.reward_epoch_length,
+        params.attesters,
+        params.attester_threshold if params.attesters else 0,
+        params.reward_initial_budget_pha * WEI_PER_PHA,
+        params.reward_half_life_epochs,
+        params.reward_challenge_window,
+    )
 
     send("Vault", "setUnlockPeriod", params.unlock_period)
     send("Vault", "setMaxOpenRequests", params.max_open_requests)
@@ -244,7 +271,7 @@ def deploy_network(
     if params.registry_guardian:
         send("ComputeRegistry", "setGuardian", params.registry_guardian)
 
-    if genesis_mints is not None or params.reward_reserve_pha:
+    if genesis_mints is not None or params.reward_reserve_pha or params.reward_pool_pha:
         send("PHA", "setMinter", me, True)
         if genesis_mints is not None:
             genesis_mints(GenesisMinter(chain, deployer, deployment, progress))
@@ -254,6 +281,12 @@ def deploy_network(
             send("PHA", "approve", vault, reserve)
             send("Vault", "fundRewards", reserve)
             progress(f"funded the reward reserve with {params.reward_reserve_pha:,} PHA")
+        if params.reward_pool_pha:
+            funding = params.reward_pool_pha * WEI_PER_PHA
+            send("PHA", "mint", me, funding)
+            send("PHA", "approve", pool, funding)
+            send("RewardPool", "fund", funding)
+            progress(f"funded the compute reward pool with {params.reward_pool_pha:,} PHA")
         send("PHA", "setMinter", me, False)
     send("Vault", "setRewardRate", params.reward_rate)
 

@@ -217,7 +217,7 @@ def __init__(
     guardian: address,
     genesisTime: uint256,
     epochLength: uint256,
-    attesters: DynArray[address, attester_set.MAX_SIGNATURES],
+    attesters: DynArray[address, attester_set.MAX_ATTESTERS],
     threshold: uint256,
     initialBudget: uint256,
     halfLifeEpochs: uint256,
@@ -268,6 +268,7 @@ def __init__(
         log attester_set.AttesterSet(attester=a, allowed=True)
     if len(attesters) != 0:
         assert threshold != 0 and threshold <= len(attesters), "RewardPool: bad threshold"
+        assert threshold <= attester_set.MAX_SIGNATURES, "RewardPool: bad threshold"
         attester_set.threshold = threshold
         for a: address in attesters:
             attester_set._accepted[empty(bytes32)][a] = threshold
