@@ -16,13 +16,12 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from veil.attestation.typed_data import DigestSigner, Domain
 from veil.chain.client import connect
-from veil.chain.compile import compile_contract
-from veil.chain.deployment import ContractRecord
 from veil.compute.attestation import RegistryDomain, WorkerAttestation, sign
 from veil.compute.registry import RegistryClient
 from veil.devnet.accounts import devnet_account
@@ -66,30 +65,28 @@ class Net:
         return done
 
 
-def _deploy_pool(chain: DevnetChain, path: Path, genesis: int) -> None:
-    """The pool as rwchain's deploy wiring will (owner: the deployer, for this test only,
-    so it can lower the minimum uptime without a governance round)."""
-    deployer = devnet_account("deployer")
-    d = chain.deployment
-    assert d is not None
-    if "RewardPool" not in d.contracts:
-        artifact = compile_contract("RewardPool")
-        attesters = sorted(devnet_account(n).address for n in ("attester", "carol"))
-        address, block = chain.deploy(
-            deployer, artifact, d.address("PHA"), d.address("Vault"),
-            d.address("ComputeRegistry"), devnet_account("dave").address, deployer.address,
-            devnet_account("guardian").address, genesis, LENGTH, attesters, 2, BUDGET, 24,
-            WINDOW,
-        )  # fmt: skip
-        d.contracts["RewardPool"] = ContractRecord(address, block, artifact.source_hash,
-                                                   artifact.abi)  # fmt: skip
-    d.save(path)
+def _as_timelock(chain: DevnetChain, call: Any, label: str) -> None:
+    """Send `call` from the timelock: anvil impersonation stands in for a governance round
+    (the pool's numbers are governed; this test needs a short epoch and two attesters)."""
+    from web3.types import RPCEndpoint
+
+    timelock = chain.deployment.address("Timelock")
+    make = chain.w3.provider.make_request
+    make(RPCEndpoint("anvil_impersonateAccount"), [timelock])
+    make(RPCEndpoint("anvil_setBalance"), [timelock, hex(10**20)])
+    try:
+        receipt = chain.w3.eth.wait_for_transaction_receipt(call.transact({"from": timelock}))
+        assert receipt["status"] == 1, label
+    finally:
+        make(RPCEndpoint("anvil_stopImpersonatingAccount"), [timelock])
+
+
+def _govern_pool(chain: DevnetChain) -> None:
     pool = chain.contract("RewardPool")
-    chain.send(deployer, pool.functions.setMinUptimeBps(5_000), "setMinUptimeBps")
-    alice = devnet_account("alice")
-    pha = chain.contract("PHA")
-    chain.send(alice, pha.functions.approve(pool.address, 10 * BUDGET), "approve")
-    chain.send(alice, pool.functions.fund(10 * BUDGET), "fund")
+    _as_timelock(chain, pool.functions.setMinUptimeBps(5_000), "setMinUptimeBps")
+    carol = devnet_account("carol").address
+    _as_timelock(chain, pool.functions.setAttester(carol, True), "setAttester")
+    _as_timelock(chain, pool.functions.setThreshold(2), "setThreshold")
 
 
 def _register_workers(chain: DevnetChain) -> dict[str, str]:
@@ -157,16 +154,18 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         base = DevnetChain(connect(process.rpc_url))
         params = devnet_parameters([devnet_account("attester").address])
         params.os_images, params.compose_hashes = devnet_allowlist()
+        genesis = int(base.w3.eth.get_block("latest")["timestamp"]) + 300
+        params.reward_genesis_time, params.reward_epoch_length = genesis, LENGTH
+        params.reward_challenge_window = WINDOW
+        params.reward_initial_budget_pha = BUDGET // 10**18
         accounts = {n: devnet_account(n).address for n in ("provider", "alice")}
         deployed = deploy_network(
             base, devnet_account("deployer"), "devnet", process.rpc_url, params,
             genesis_mints=fund_accounts(accounts),
         )  # fmt: skip
         chain = DevnetChain(base.w3, deployed)
-        now = int(chain.w3.eth.get_block("latest")["timestamp"])
-        genesis = now + 300
-        path = root / "deployment.json"
-        _deploy_pool(chain, path, genesis)
+        path = deployed.save(root / "deployment.json")
+        _govern_pool(chain)
         workers = _register_workers(chain)
         chain.advance_time(
             genesis + LENGTH + 5 - int(chain.w3.eth.get_block("latest")["timestamp"])
@@ -204,7 +203,7 @@ def test_epoch_closes_publishes_finalizes_claims_and_audits(net: Net) -> None:
     status = json.loads(net.veil("rewards", "status", "--json").stdout)
     assert status["nextEpochToPost"] == 1 and status["pending"][0]["total"] == str(earned)
 
-    treasury = devnet_account("dave").address
+    treasury = pool.functions.treasury().call()
     before_treasury = pha.functions.balanceOf(treasury).call()
     before_vault = pha.functions.balanceOf(vault.address).call()
     refused = net.veil("rewards", "finalize", "0", "-a", "alice", ok=False)
