@@ -50,8 +50,8 @@ def _provider(i: int) -> str:
 
 def generate(directory: Path, workers: int, beats: int, attesters: int) -> None:
     """The logs, with real signatures (the slow part, done once per parameter set)."""
+    from veil.compute.heartbeat import struct_hash
     from veil.compute.heartbeat_log import LogHeader, entry_line, write_log
-    from veil.rewards.audit import HEARTBEAT
 
     domain = Domain("veil ComputeRegistry", "1", CHAIN_ID, REGISTRY)
     start = GENESIS + EPOCH * LENGTH
@@ -65,7 +65,7 @@ def generate(directory: Path, workers: int, beats: int, attesters: int) -> None:
             minute = []
             for w, signer in enumerate(signers):
                 ts = start + k * interval + w % interval
-                digest = domain.digest(HEARTBEAT.hash((raw[w], EPOCH, k + 1, ts, blocks[k])))
+                digest = domain.digest(struct_hash(raw[w], EPOCH, k + 1, ts, blocks[k]))
                 sig = signer.sign(digest).to_bytes()
                 minute.append(entry_line(signer.address, EPOCH, k + 1, ts, blocks[k], sig, ts + 1))
             out.write(b"".join(minute))

@@ -23,6 +23,7 @@ import pytest
 from veil.attestation.typed_data import DigestSigner, Domain
 from veil.chain.client import connect
 from veil.compute.attestation import RegistryDomain, WorkerAttestation, sign
+from veil.compute.heartbeat import struct_hash
 from veil.compute.registry import RegistryClient
 from veil.devnet.accounts import devnet_account
 from veil.devnet.anvil import Devnet, free_port
@@ -31,7 +32,6 @@ from veil.devnet.demo import veil_executable
 from veil.devnet.network import devnet_parameters, fund_accounts
 from veil.network.deploy import deploy_network
 from veil.network.genesis import devnet_allowlist
-from veil.rewards.audit import HEARTBEAT
 from veil.staking.vault import deposit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
@@ -127,7 +127,7 @@ def write_logs(net: Net, epoch: int, forged: bool = False) -> list[Path]:
                 break
             ts = start + k * INTERVAL + 5
             seq = epoch * 1000 + k + 1
-            digest = domain.digest(HEARTBEAT.hash((raw, epoch, seq, ts, block)))
+            digest = domain.digest(struct_hash(raw, epoch, seq, ts, block))
             sig = signer.sign(digest).to_bytes()
             if forged and name == "h200" and k == 0:
                 sig = DigestSigner(b"\x77" * 32).sign(digest).to_bytes()

@@ -6,6 +6,7 @@ import pytest
 
 from veil.attestation.typed_data import recover_digest
 from veil.errors import InputError
+from veil.rewards.pool import pool_domain
 from veil.rewards.settlement import (
     EpochRoot,
     gather,
@@ -28,7 +29,9 @@ def test_signature_file_round_trip_and_recovery(tmp_path):
     path = write_signature(item, tmp_path)
     again = read_signature(path)
     assert again == item
-    assert recover_digest(STATEMENT.digest(31337, POOL), again.signature) == item.signer
+    assert (
+        recover_digest(STATEMENT.digest(pool_domain(31337, POOL)), again.signature) == item.signer
+    )
     path.write_text("{}")
     with pytest.raises(InputError, match="not a veil-epoch-root-signature-v1"):
         read_signature(path)
@@ -41,7 +44,7 @@ def test_gather_orders_by_signer_and_takes_the_threshold():
     attesters = [i.signer for i in items]
     ordered = gather(STATEMENT, 31337, POOL, items, attesters, 2)
     assert len(ordered) == 2
-    signers = [recover_digest(STATEMENT.digest(31337, POOL), s) for s in ordered]
+    signers = [recover_digest(STATEMENT.digest(pool_domain(31337, POOL)), s) for s in ordered]
     assert signers == sorted(signers, key=lambda a: int(a, 16))[:2]
 
 

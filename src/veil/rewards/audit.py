@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veil.attestation.typed_data import Domain, StructType, recover_digest
+from veil.attestation.typed_data import Domain, recover_digest
+from veil.compute.heartbeat import struct_hash
 from veil.errors import InputError
 from veil.rewards.activity import WorkerActivity, read_activity
 from veil.rewards.budget import Split
@@ -33,16 +34,6 @@ from veil.rewards.report import (
     load_report,
 )
 
-HEARTBEAT = StructType(
-    "Heartbeat",
-    (
-        ("worker", "address"),
-        ("epoch", "uint64"),
-        ("sequence", "uint64"),
-        ("timestamp", "uint64"),
-        ("blockHash", "bytes32"),
-    ),
-)
 REGISTRY_DOMAIN = ("veil ComputeRegistry", "1")
 
 
@@ -81,14 +72,12 @@ def bad_heartbeat_signatures(log: Any, chain_id: int, registry: str, limit: int 
     bad: list[str] = []
     for i in range(len(log)):
         worker = log.workers[log.worker_index[i]]
-        struct = HEARTBEAT.hash(
-            (
-                raw_workers[log.worker_index[i]],
-                epoch,
-                log.sequence[i],
-                log.timestamp[i],
-                log.block_hashes[log.block_index[i]],
-            )
+        struct = struct_hash(
+            raw_workers[log.worker_index[i]],
+            epoch,
+            log.sequence[i],
+            log.timestamp[i],
+            log.block_hashes[log.block_index[i]],
         )
         try:
             signer = recover_digest(domain.digest(struct), log.signature(i))

@@ -1,10 +1,11 @@
 """The attesters' signature over an epoch root, and the file that carries it to `publish`.
 
 `EpochRoot(uint64 epoch,bytes32 root,uint256 total,bytes32 reportHash)` under the pool's
-EIP-712 domain ("veil RewardPool", "1", chain id, pool). An attester operator runs
-`veil rewards close EPOCH --sign`, which recomputes the report on its own and signs only
-what it computed; it writes a signature file anyone can pass to `veil rewards publish`,
-which checks each against the report before submitting the threshold of them. Nobody
+EIP-712 domain ("veil RewardPool", "1", chain id, pool), as `veil.rewards.pool` defines
+it. An attester operator runs `veil rewards close EPOCH --sign`, which recomputes the
+report on its own and signs only what it computed; it writes a signature file anyone can
+pass to `veil rewards publish`, which checks each against the report before submitting
+the threshold of them. Nobody
 has to trust the publisher: the pool recovers the signers itself.
 """
 
@@ -17,36 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from veil.atomic import write_json
-from veil.attestation.typed_data import (
-    Domain,
-    Signature,
-    StructType,
-    checksum,
-    order_by_signer,
-    recover_digest,
-    sign_digest,
-)
+from veil.attestation.typed_data import Signature, checksum, order_by_signer, recover_digest
 from veil.errors import InputError
+from veil.rewards.pool import EpochRoot, pool_domain
 
-DOMAIN_NAME = "veil RewardPool"
-DOMAIN_VERSION = "1"
-EPOCH_ROOT = StructType(
-    "EpochRoot",
-    (("epoch", "uint64"), ("root", "bytes32"), ("total", "uint256"), ("reportHash", "bytes32")),
-)
+__all__ = ["EpochRoot", "SignedRoot", "gather", "read_signature", "sign_root", "write_signature"]
+
 SIGNATURE_FORMAT = "veil-epoch-root-signature-v1"
-
-
-@dataclass(frozen=True)
-class EpochRoot:
-    epoch: int
-    root: bytes
-    total: int
-    report_hash: bytes
-
-    def digest(self, chain_id: int, pool: str) -> bytes:
-        domain = Domain(DOMAIN_NAME, DOMAIN_VERSION, chain_id, pool)
-        return domain.digest(EPOCH_ROOT.hash((self.epoch, self.root, self.total, self.report_hash)))
 
 
 @dataclass(frozen=True)
@@ -72,8 +50,9 @@ class SignedRoot:
 
 
 def sign_root(statement: EpochRoot, chain_id: int, pool: str, private_key: Any) -> SignedRoot:
-    signature = sign_digest(private_key, statement.digest(chain_id, pool)).to_bytes()
-    signer = recover_digest(statement.digest(chain_id, pool), signature)
+    digest = statement.digest(pool_domain(chain_id, pool))
+    signature = statement.sign(pool_domain(chain_id, pool), private_key).to_bytes()
+    signer = recover_digest(digest, signature)
     return SignedRoot(statement, chain_id, checksum(pool, "pool"), signer, signature)
 
 
@@ -122,7 +101,7 @@ def gather(
     refused by name: publishing it would only make the pool revert.
     """
     allowed = {a.lower() for a in attesters}
-    digest = statement.digest(chain_id, pool)
+    digest = statement.digest(pool_domain(chain_id, pool))
     found: list[tuple[str, Signature]] = []
     for item in signed:
         if (
