@@ -280,3 +280,12 @@ def test_deregister_and_reregister_loses_nothing_already_earned():
     gone = build_report(inputs([activity(W[0], P1, 0)], [], previous=second.cumulative()))
     assert gone.cumulative() == second.cumulative() and gone.total == second.total
     assert verify_claim(gone.root, P1, gone.cumulative()[P1], gone.tree.proof(P1))
+
+
+def test_provider_spelling_does_not_split_a_leaf():
+    lower = P1.lower()
+    acts = [activity(W[0], lower, 10_000)]
+    report = build_report(inputs(acts, [log(A1, {W[0]: range(60)})], previous={P1: 5}))
+    assert len(report.doc["providers"]) == 1 and report.total == 400_005
+    with pytest.raises(InputError, match="appears twice"):
+        build_claim_tree({"0x" + "ab" * 20: 1, "0x" + "AB" * 20: 2})

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from veil.atomic import write_bytes, write_text
+from veil.attestation.typed_data import checksum
 from veil.chain.home import veil_home
 from veil.errors import InputError
 from veil.rewards.activity import WorkerActivity
@@ -130,7 +131,7 @@ def build_report(inputs: EpochInputs) -> EpochReport:
     workers = []
     for (act, beats, expected, uptime, eligible), score in zip(rows, scores, strict=True):
         reward = providers_part * score // total_score if total_score else 0
-        epoch_rewards[act.provider] += reward
+        epoch_rewards[checksum(act.provider, "provider")] += reward
         workers.append(
             {
                 "worker": act.worker,
@@ -152,7 +153,12 @@ def build_report(inputs: EpochInputs) -> EpochReport:
             }
         )
     allocated = sum(epoch_rewards.values())
-    cumulative = {p: int(v) for p, v in inputs.previous.items()}
+    cumulative: dict[str, int] = {}
+    for provider, amount in inputs.previous.items():
+        key = checksum(provider, "previous report provider")
+        if key in cumulative:
+            raise InputError(f"previous report: provider {key} listed twice")
+        cumulative[key] = int(amount)
     for provider, amount in epoch_rewards.items():
         cumulative[provider] = cumulative.get(provider, 0) + amount
     cumulative = {p: v for p, v in cumulative.items() if v > 0}

@@ -78,6 +78,8 @@ def build_claim_tree(cumulative: Mapping[str, int]) -> ClaimTree:
     """The tree OpenZeppelin's `StandardMerkleTree.of(values, ["address","uint256"])` builds
     from `values` in provider order (the order only affects `values`, never the root)."""
     values = sorted((checksum(p, "provider"), int(v)) for p, v in cumulative.items())
+    if len({p for p, _ in values}) != len(values):
+        raise InputError("claim tree: a provider appears twice (one leaf per provider)")
     if not values:
         return ClaimTree([], [], [])
     hashes = [leaf_hash(p, v) for p, v in values]
