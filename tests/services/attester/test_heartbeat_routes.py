@@ -277,3 +277,20 @@ def test_old_epochs_are_pruned_by_retention(attester: Callable[..., Attester]) -
     beats = a.server.closers[0].__self__  # the journal
     assert beats.prune(5) == 1
     assert not (a.tmp_path / "attester.heartbeats" / "epoch-00000002.ndjson").exists()
+
+
+def test_the_client_fetches_and_downloads_the_log(
+    attester: Callable[..., Attester], tmp_path: Path
+) -> None:
+    from veil.attestation.client import AttesterClient, AttesterRefused
+
+    a = attester()
+    a.register()
+    assert a.beat(1)[0] == 200
+    client = AttesterClient(a.url)
+    data = client.heartbeat_log(2)
+    assert read_log(data).sequence.tolist() == [1]
+    saved = client.download_heartbeat_log(2, tmp_path / "logs" / "2.ndjson")
+    assert saved.read_bytes() == data
+    with pytest.raises(AttesterRefused, match="expected"):
+        AttesterClient(a.url).call(HEARTBEATS + "?epoch=x")

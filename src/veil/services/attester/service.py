@@ -22,7 +22,7 @@ from veil.attestation import api
 from veil.attestation.typed_data import DigestSigner
 from veil.chain.client import Chain
 from veil.compute.attestation import RegistryDomain
-from veil.compute.heartbeat import EpochSchedule
+from veil.compute.heartbeat import DEFAULT_SCHEDULE, EpochSchedule
 from veil.errors import ChainError
 from veil.merkle import MerkleTree
 from veil.migration.binding import BindingContext
@@ -62,14 +62,10 @@ class AttesterConfig:
     max_bindings_per_account: int = MAX_BINDINGS_PER_ACCOUNT
     min_heartbeat_interval: int = 0  # seconds between a worker's heartbeats; 0: any
     retention: int | None = None  # seconds; None: keep every heartbeat and registration
-    epochs: EpochSchedule = field(default_factory=lambda: DEFAULT_EPOCHS)
+    epochs: EpochSchedule = DEFAULT_SCHEDULE
     heartbeat_dir: Path | None = None  # default: <db without suffix>.heartbeats/
     blocks: Container[bytes] | None = None  # recent block hashes; default: from `chain`
     fsync: bool = True  # heartbeats fsynced before they are answered (off: tests only)
-
-
-#: Without a RewardPool or options: hourly epochs counted from the Unix epoch.
-DEFAULT_EPOCHS = EpochSchedule(0, 3_600)
 
 
 def _chain_guarded(call: Callable[..., Any], chain: Chain) -> Callable[..., Any]:
