@@ -112,3 +112,16 @@ def test_every_timestamp_falls_in_exactly_its_epoch(genesis: int, length: int, o
     clock = EpochSchedule(genesis, length)
     epoch = clock.epoch(genesis + offset)
     assert clock.start(epoch) <= genesis + offset < clock.end(epoch)
+
+
+def test_the_reward_pools_schedule_wins_and_options_may_only_repeat_it() -> None:
+    pool = EpochSchedule(1_000, 600)
+    assert heartbeat.choose_schedule(pool) == pool
+    assert heartbeat.choose_schedule(pool, 1_000, 600) == pool
+    with pytest.raises(InputError, match="--epoch-length 60: the deployment's RewardPool"):
+        heartbeat.choose_schedule(pool, None, 60)
+    with pytest.raises(InputError, match="--epoch-genesis 5"):
+        heartbeat.choose_schedule(pool, 5)
+    assert heartbeat.choose_schedule(None) == EpochSchedule(0, 3_600)
+    assert heartbeat.choose_schedule(None, 50, 60) == EpochSchedule(50, 60)
+    assert heartbeat.choose_schedule(None, None, 60) == EpochSchedule(0, 60)

@@ -24,7 +24,7 @@ is built from precomputed parts and the signer recovered with libsecp256k1 direc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veil.attestation.api import HeartbeatRequest
 from veil.attestation.typed_data import (
@@ -36,6 +36,9 @@ from veil.attestation.typed_data import (
 )
 from veil.compute.attestation import RegistryDomain
 from veil.errors import InputError
+
+if TYPE_CHECKING:
+    from veil.chain.client import Chain
 
 HEARTBEAT_FIELDS = [
     {"name": "worker", "type": "address"},
@@ -80,6 +83,47 @@ class EpochSchedule:
     def end(self, epoch: int) -> int:
         """The first second after the epoch."""
         return self.start(epoch + 1)
+
+
+REWARD_POOL = "RewardPool"  # the deployment record's key
+
+
+def schedule_from_chain(chain: Chain) -> EpochSchedule | None:
+    """The RewardPool's epoch clock, if the deployment has a RewardPool (else None).
+
+    Read once: epochs are numbered from `genesisTime` in `epochLength` steps, and a
+    governed change of the length takes effect for attesters and workers when they next
+    start (the pool's own numbering is what settles, so a heartbeat numbered under the
+    old length is refused `wrong_epoch` rather than counted in the wrong hour)."""
+    deployment = chain.deployment
+    if deployment is None or REWARD_POOL not in deployment.contracts:
+        return None
+    pool = chain.contract(REWARD_POOL)
+    genesis = int(pool.functions.genesisTime().call())
+    length = int(pool.functions.epochLength().call())
+    return EpochSchedule(genesis, length)
+
+
+#: Without a RewardPool or options: hourly epochs counted from the Unix epoch.
+DEFAULT_SCHEDULE = EpochSchedule(0, 3_600)
+
+
+def choose_schedule(
+    pool: EpochSchedule | None, genesis: int | None = None, length: int | None = None
+) -> EpochSchedule:
+    """The RewardPool's schedule when there is one (options may only repeat it, since a
+    different clock would number every heartbeat wrong), else the options, else hourly
+    epochs from the Unix epoch."""
+    if pool is not None:
+        for value, name, have in ((genesis, "--epoch-genesis", pool.genesis_time),
+                                  (length, "--epoch-length", pool.epoch_length)):  # fmt: skip
+            if value is not None and value != have:
+                raise InputError(f"{name} {value}: the deployment's RewardPool says {have}")
+        return pool
+    return EpochSchedule(
+        DEFAULT_SCHEDULE.genesis_time if genesis is None else genesis,
+        DEFAULT_SCHEDULE.epoch_length if length is None else length,
+    )
 
 
 @dataclass(frozen=True)

@@ -582,6 +582,66 @@ def _lines(data: bytes | Path) -> Iterator[tuple[bytes, bool]]:
     yield held[split:], True
 
 
+def _read_block(
+    columns: _Columns, refusals: dict[tuple[str, str], int], block: bytes, number: int
+) -> int:
+    """Whole lines after line `number` (entries, then tallies); returns the last line's
+    number."""
+    if not refusals:  # the entries before the first tally, the fast way if canonical
+        cut = block.find(b'\n{"refused":') + 1 or len(block)
+        entries, block = block[:cut], block[cut:]
+        count = entries.count(b"\n")
+        if columns.add_canonical(entries, count):
+            number += count
+        else:
+            block = entries + block
+        if not block:
+            return number
+    first = number + 1
+    number += block.count(b"\n")
+    lines = block.split(b"\n")
+    lines.pop()  # the block ends in a newline
+    if not refusals:
+        split = _add_entries(columns, lines, first)
+        first += split
+        lines = lines[split:]
+    for offset, line in enumerate(lines):
+        _line(line, first + offset, columns, refusals)
+    return number
+
+
+def read_entries(data: bytes | Path, epoch: int, *, keep_signatures: bool = False) -> HeartbeatLog:
+    """Entry lines alone (what an attester journals for an epoch before it is signed into a
+    log), with every check of `read_log` but the header, tallies, end and signature. The
+    result's header names no attester (zero address, chain 0)."""
+    columns = _Columns(epoch, keep_signatures)
+    refusals: dict[tuple[str, str], int] = {}
+    number, pending = 0, b""
+    for chunk in _chunks(data):
+        block = pending + chunk
+        cut = block.rfind(b"\n") + 1
+        pending = block[cut:]
+        if cut:
+            number = _read_block(columns, refusals, block[:cut], number)
+            if refusals:
+                raise InputError(f"heartbeat entries line {number}: a refusal tally")
+    if pending:
+        raise InputError(f"heartbeat entries line {number + 1}: no newline at the end")
+    header = LogHeader(epoch, ZERO_ADDRESS, 0, ZERO_ADDRESS, False)
+    return HeartbeatLog(
+        header=header,
+        workers=columns.workers,
+        worker_index=columns.worker_index,
+        sequence=columns.sequence,
+        timestamp=columns.timestamp,
+        received_at=columns.received_at,
+        block_hashes=columns.block_hashes,
+        block_index=columns.block_index,
+        signatures=columns.signatures,
+        accepted=len(columns.sequence),
+    )
+
+
 def read_log(
     data: bytes | Path, *, keep_signatures: bool = True, verify: bool = True
 ) -> HeartbeatLog:
@@ -608,26 +668,7 @@ def read_log(
             if not block:
                 continue
         assert columns is not None
-        if not refusals:  # the entries before the first tally, the fast way if canonical
-            cut = block.find(b'\n{"refused":') + 1 or len(block)
-            entries, block = block[:cut], block[cut:]
-            count = entries.count(b"\n")
-            if columns.add_canonical(entries, count):
-                number += count
-            else:
-                block = entries + block
-            if not block:
-                continue
-        first = number + 1
-        number += block.count(b"\n")
-        lines = block.split(b"\n")
-        lines.pop()  # the block ends in a newline
-        if not refusals:
-            split = _add_entries(columns, lines, first)
-            first += split
-            lines = lines[split:]
-        for offset, line in enumerate(lines):
-            _line(line, first + offset, columns, refusals)
+        number = _read_block(columns, refusals, block, number)
     if header is None or columns is None or end is None:
         raise InputError("heartbeat log: no header and end (fewer than two lines)")
     log = HeartbeatLog(

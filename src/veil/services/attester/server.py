@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus
@@ -47,7 +47,9 @@ log = logging.getLogger("veil.attester")
 
 Handler = Callable[[Any], dict[str, Any]]
 #: A GET route by prefix: the path after the prefix -> (content type, body); may Refuse.
-Reader = Callable[[str], tuple[str, bytes]]
+#: A body given as chunks is streamed (chunked transfer encoding): a heartbeat log of an
+#: epoch is hundreds of megabytes, hashed and signed as it goes out.
+Reader = Callable[[str], tuple[str, bytes | Iterator[bytes]]]
 
 MAX_REQUEST_LINE = 8 * 1024
 
@@ -148,7 +150,14 @@ class AttesterServer(ThreadingHTTPServer):
         self._open = 0
         self._open_lock = threading.Lock()
         self._shed = threading.local()
+        self.closers: list[Callable[[], None]] = []  # run once at server_close (journals)
         super().__init__(address, _RequestHandler)
+
+    def server_close(self) -> None:
+        super().server_close()
+        for close in self.closers:
+            close()
+        self.closers.clear()
 
     @property
     def url(self) -> str:
@@ -390,7 +399,32 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Refused as refused:
             self._refused(refused)
             return
-        self._send(HTTPStatus.OK, kind, body)
+        if isinstance(body, bytes):
+            self._send(HTTPStatus.OK, kind, body)
+        else:
+            self._stream(kind, body)
+
+    def _stream(self, kind: str, chunks: Iterator[bytes]) -> None:
+        """An answer of unknown length, as HTTP/1.1 chunks. A failure after the status
+        line went out can only cut the stream: the client sees no final empty chunk (and
+        a log reader, no signed end line), never a well-formed partial answer."""
+        self.connection.settimeout(self.server.limits.write_timeout)
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", kind)
+        self.send_header("Transfer-Encoding", "chunked")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away
+            self.close_connection = True
+        except Exception:
+            self.close_connection = True
+            log.exception("streaming %s failed", self.path)
 
     def do_POST(self) -> None:
         route = self.server.posts.get(self.path)
