@@ -248,6 +248,18 @@ class PoolMachine(RuleBasedStateMachine):
         with boa.env.prank(OWNER):
             self.pool.setBudgetSchedule(budget, half_life)
 
+    @rule(length=st.sampled_from([1_800, 3_600, 5_400]))
+    def set_epoch_length(self, length: int) -> None:
+        current = self.pool.currentEpoch()
+        with boa.env.prank(OWNER):
+            self.pool.setEpochLength(length)
+        assert self.pool.currentEpoch() >= current  # epochs never run backwards
+
+    @rule(window=st.sampled_from([0, 600, 3_600, 7_200]))
+    def set_challenge_window(self, window: int) -> None:
+        with boa.env.prank(OWNER):
+            self.pool.setChallengeWindow(window)
+
     # ---------------------------------------------------------------- invariants
 
     @invariant()

@@ -180,6 +180,8 @@ _M64: constant(uint256) = (1 << 64) - 1
 _M96: constant(uint256) = (1 << 96) - 1
 _M128: constant(uint256) = (1 << 128) - 1
 _M16: constant(uint256) = (1 << 16) - 1
+_CURSOR_MARK: constant(uint256) = 1 << 255
+_LEDGER_MARK: constant(uint256) = 1 << 127
 
 PHA: public(immutable(address))
 VAULT: public(immutable(address))
@@ -197,10 +199,12 @@ claimed: public(HashMap[address, uint256])
 _params: uint256
 # _clock: genesisTime (64) | epochLength (64) | challengeWindow (64) | minUptimeBps (16)
 _clock: uint256
-# _cursor: next epoch to post (64) | next epoch to finalize (64) | last posted total (128)
+# _cursor: next epoch to post (64) | next epoch to finalize (64) | last posted total (96) | mark
 _cursor: uint256
-# _ledger: budgets of posted, unfinalized roots (128) | owed to providers by finalized roots (128)
+# _ledger: budgets of posted, unfinalized roots (96) | mark (bit 127) | owed to providers (128)
 _ledger: uint256
+# Both words carry a bit that is never cleared, set at deployment, so that no post rewrites
+# a zero word (20,000 gas more than a non-zero one): the first root costs what later ones do.
 # per epoch: its root, and total (96) | budget (96) | stakersBps (16) | postedAt (48); the
 # split is fixed at posting so a later change cannot make finalizing underflow.
 _roots: HashMap[uint256, bytes32]
@@ -260,6 +264,8 @@ def __init__(
     self._clock = genesisTime | (epochLength << 64) | (challengeWindow << 128) | (8_000 << 192)
     self._set_schedule(initialBudget, halfLifeEpochs)
     self._set_split(2_000, 4_000, 4_000)
+    self._cursor = _CURSOR_MARK
+    self._ledger = _LEDGER_MARK
     for a: address in attesters:
         assert a != empty(address), "attester_set: zero attester"
         assert attester_set._accepted[empty(bytes32)][a] == 0, "attester_set: attester unchanged"
@@ -320,7 +326,7 @@ def postRoot(
     clock: uint256 = self._clock
     assert e < self._current_epoch(clock), "RewardPool: epoch not over"
     assert root != empty(bytes32) or total == 0, "RewardPool: zero root"
-    previous: uint256 = cursor >> 128
+    previous: uint256 = (cursor >> 128) & _M96
     assert total >= previous, "RewardPool: total decreased"
     params: uint256 = self._params
     scheduled: uint256 = self._scheduled(params, e)
@@ -334,7 +340,7 @@ def postRoot(
 
     self._roots[e] = root
     self._records[e] = total | (budget << 96) | (((params >> 208) & _M16) << 192) | (block.timestamp << 208)
-    self._cursor = (cursor & (_M64 << 64)) | (e + 1) | (total << 128)
+    self._cursor = (cursor & (_M64 << 64)) | (e + 1) | (total << 128) | _CURSOR_MARK
     self._ledger = ledger + budget
     if budget < scheduled:
         log BudgetShort(epoch=e, scheduledBudget=scheduled, budget=budget)
@@ -362,7 +368,7 @@ def vetoRoot(epoch: uint256):
     previous: uint256 = 0
     if epoch != 0:
         previous = self._records[epoch - 1] & _M96
-    self._cursor = (cursor & (_M64 << 64)) | epoch | (previous << 128)
+    self._cursor = (cursor & (_M64 << 64)) | epoch | (previous << 128) | _CURSOR_MARK
     self._ledger -= released
     log RootVetoed(epoch=epoch, by=msg.sender, withdrawn=next_post - epoch)
 
@@ -678,7 +684,7 @@ def reserved() -> uint256:
     @notice The budgets of posted roots awaiting finalization.
     @return uint256 PHA wei.
     """
-    return self._ledger & _M128
+    return self._ledger & _M96
 
 
 @view
@@ -817,7 +823,7 @@ def _split(params: uint256, budget: uint256) -> uint256[3]:
 @view
 def _available(ledger: uint256) -> uint256:
     held: uint256 = staticcall IPHA(PHA).balanceOf(self)
-    committed: uint256 = (ledger & _M128) + (ledger >> 128)
+    committed: uint256 = (ledger & _M96) + (ledger >> 128)
     if held <= committed:
         return 0
     return held - committed
