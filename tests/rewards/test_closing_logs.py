@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from veil.attestation.typed_data import DigestSigner
-from veil.errors import InputError
+from veil.errors import InputError, VeilError
 from veil.rewards.closing import PoolState, fetch_log, log_heartbeats, read_logs
 from veil.rewards.epochs import EpochClock
 
@@ -83,6 +83,36 @@ def test_a_log_from_outside_the_attester_set_is_refused(tmp_path):
 
 def test_a_missing_log_file_or_dead_attester_is_one_line(tmp_path):
     with pytest.raises(InputError, match="no such file"):
-        fetch_log(str(tmp_path / "missing.ndjson"), 4)
-    with pytest.raises(InputError, match=r"attester http://127\.0\.0\.1:9"):
-        fetch_log("http://127.0.0.1:9", 4, timeout=2)
+        fetch_log(str(tmp_path / "missing.ndjson"), 4, tmp_path)
+    with pytest.raises(VeilError, match=r"127\.0\.0\.1:9"):
+        fetch_log("http://127.0.0.1:9", 4, tmp_path)
+
+
+def test_a_log_is_fetched_from_the_attester_endpoint(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = write(tmp_path).read_bytes()
+    asked = []
+
+    class Attester(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Attester)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        [(_, beats)] = read_logs([url], STATE, 4)
+    finally:
+        server.shutdown()
+    assert asked == ["/v1/compute/heartbeats?epoch=4"]
+    assert sorted(beats.accepted) == sorted(WORKERS)

@@ -9,6 +9,7 @@ function from the same public sources.
 from __future__ import annotations
 
 import pickle
+import tempfile
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,23 +102,18 @@ def log_heartbeats(log: Any, state: PoolState, epoch: int) -> AttesterHeartbeats
     )
 
 
-def fetch_log(source: str, epoch: int, timeout: float = 120.0) -> bytes | Path:
-    """A log from an attester URL (`GET /v1/compute/heartbeats?epoch=N`) or a file."""
+def fetch_log(source: str, epoch: int, into: Path) -> Path:
+    """A log from an attester URL (`GET /v1/compute/heartbeats?epoch=N`, streamed to a file
+    in `into`: an epoch's log is hundreds of MB) or a saved log file."""
     if not source.startswith(("http://", "https://")):
         path = Path(source)
         if not path.is_file():
             raise InputError(f"heartbeat log {source}: no such file")
         return path
-    import httpx
+    from veil.attestation.client import AttesterClient
 
-    url = source.rstrip("/") + LOG_PATH
-    try:
-        response = httpx.get(url, params={"epoch": epoch}, timeout=timeout)
-    except httpx.HTTPError as error:
-        raise InputError(f"attester {source}: {error}") from None
-    if response.status_code != 200:
-        raise InputError(f"attester {source}: HTTP {response.status_code} for epoch {epoch}")
-    return response.content
+    name = source.split("://", 1)[1].rstrip("/").replace("/", "_").replace(":", "-")
+    return AttesterClient(source).download_heartbeat_log(epoch, into / f"{name}-{epoch}.ndjson")
 
 
 def read_logs(
@@ -127,11 +123,20 @@ def read_logs(
     `keep_signatures`, for the audit; otherwise None stands in for it)."""
     from veil.compute.heartbeat_log import read_log
 
-    def one(source: str) -> tuple[Any, AttesterHeartbeats]:
-        log = read_log(fetch_log(source, epoch), keep_signatures=keep_signatures)
-        return (log if keep_signatures else None), log_heartbeats(log, state, epoch)
+    with tempfile.TemporaryDirectory(prefix="veil-heartbeat-logs-") as scratch:
 
-    if keep_signatures or len(sources) < 2 or not can_fork(PARALLEL_MIN_ROWS):
+        def one(source: str) -> tuple[Any, AttesterHeartbeats]:
+            path = fetch_log(source, epoch, Path(scratch))
+            log = read_log(path, keep_signatures=keep_signatures)
+            return (log if keep_signatures else None), log_heartbeats(log, state, epoch)
+
+        return _read_all(sources, one, parallel=not keep_signatures)
+
+
+def _read_all(
+    sources: Sequence[str], one: Any, *, parallel: bool
+) -> list[tuple[Any, AttesterHeartbeats]]:
+    if not parallel or len(sources) < 2 or not can_fork(PARALLEL_MIN_ROWS):
         return [one(source) for source in sources]
     # A log of 1.7 M heartbeats takes seconds to parse: a forked child reads the second
     # half of the logs while this process reads the first; only the reduced counts cross.
