@@ -64,32 +64,45 @@ class AuditResult:
         return out
 
 
-def bad_heartbeat_signatures(log: Any, chain_id: int, registry: str, limit: int = 20) -> list[str]:
-    """Every heartbeat in `log` whose signature does not recover its worker (named)."""
+def bad_heartbeat_signatures(
+    log: Any, chain_id: int, registry: str, verified: set[bytes] | None = None, limit: int = 20
+) -> list[str]:
+    """Every heartbeat in `log` whose signature does not recover its worker (named).
+
+    The same heartbeat sits in every attester's log with the same bytes; `verified`
+    remembers the (worker, sequence, timestamp, block, signature) already checked, so each
+    is recovered once however many logs hold it.
+    """
     domain = Domain(*REGISTRY_DOMAIN, chain_id, registry)
     epoch = log.header.epoch
     raw_workers = [bytes.fromhex(w[2:]) for w in log.workers]
+    seen = verified if verified is not None else set()
     bad: list[str] = []
     for i in range(len(log)):
-        worker = log.workers[log.worker_index[i]]
-        struct = struct_hash(
-            raw_workers[log.worker_index[i]],
-            epoch,
-            log.sequence[i],
-            log.timestamp[i],
-            log.block_hashes[log.block_index[i]],
-        )
+        worker_raw = raw_workers[log.worker_index[i]]
+        block = log.block_hashes[log.block_index[i]]
+        signature = log.signature(i)
+        key = b"".join(
+            (worker_raw, log.sequence[i].to_bytes(8, "big"), log.timestamp[i].to_bytes(8, "big"),
+             block, signature)
+        )  # fmt: skip
+        if key in seen:
+            continue
+        struct = struct_hash(worker_raw, epoch, log.sequence[i], log.timestamp[i], block)
         try:
-            signer = recover_digest(domain.digest(struct), log.signature(i))
+            signer = recover_digest(domain.digest(struct), signature)
         except InputError:
             signer = "nobody"
-        if signer.lower() != worker.lower():
-            bad.append(
-                f"attester {log.header.attester}: heartbeat {worker} sequence {log.sequence[i]}"
-                f" is not signed by the worker (recovers {signer})"
-            )
-            if len(bad) >= limit:
-                break
+        worker = log.workers[log.worker_index[i]]
+        if signer.lower() == worker.lower():
+            seen.add(key)
+            continue
+        bad.append(
+            f"attester {log.header.attester}: heartbeat {worker} sequence {log.sequence[i]}"
+            f" is not signed by the worker (recovers {signer})"
+        )
+        if len(bad) >= limit:
+            break
     return bad
 
 
@@ -136,9 +149,12 @@ def audit_epoch(
             )
         previous = before.cumulative()
     logs = read_logs(log_sources, state, epoch, keep_signatures=True)
+    verified: set[bytes] = set()
     for log, _ in logs:
         result.heartbeats_checked += len(log)
-        result.differences += bad_heartbeat_signatures(log, state.chain_id, state.registry)
+        result.differences += bad_heartbeat_signatures(
+            log, state.chain_id, state.registry, verified
+        )
     treasury, stakers, providers = (int(x) for x in pool.functions.split(budget).call())
     if activity is None:
         activity = read_activity(registry, state.clock, epoch, registry_block)
