@@ -149,3 +149,25 @@ def test_allowlist_revocation_and_collateral_shortfall_stop_earning(chain: Devne
     active = (revoked - clock.start(0)) + (slashed - restored) + (clock.end(0) - refilled)
     assert row.active_seconds == active
     assert row.weight_seconds == 10_000 * active
+
+
+def test_batched_views_equal_single_calls(chain: DevnetChain, monkeypatch) -> None:
+    from veil.rewards import activity
+
+    registry = RegistryClient.from_chain(chain).contract
+    from eth_utils import to_checksum_address
+
+    workers = [to_checksum_address(f"0x{k:040x}") for k in (0xA1, 0xC1, 0xB2, 0xD1, 0xEE)]
+    block = int(chain.w3.eth.block_number)
+    calls = []
+    real = chain.w3.provider.make_batch_request
+    monkeypatch.setattr(chain.w3.provider, "make_batch_request",
+                        lambda requests: calls.append(len(requests)) or real(requests))  # fmt: skip
+    monkeypatch.setattr(activity, "BATCH", 2)
+    batched = activity.worker_views(registry, workers, block)
+    assert calls == [4, 4, 2]  # three batches of (worker, rewardWeight) pairs
+    for w in workers:
+        record = registry.functions.worker(w).call(block_identifier=block)
+        weight = registry.functions.rewardWeight(w).call(block_identifier=block)
+        assert batched[w] == (record, weight)
+    assert any(weight for _, weight in batched.values())

@@ -106,6 +106,65 @@ def _block_at_or_before(w3: Any, timestamp: int, low: int, high: int) -> int:
     return answer
 
 
+BATCH = 500  # eth_calls per JSON-RPC batch: 29,000 workers are 116 round trips, not 58,000
+
+
+def worker_views(registry: Any, workers: Sequence[str], block: int) -> dict[str, tuple[Any, int]]:
+    """`worker(w)` and `rewardWeight(w)` of every worker at `block`, in JSON-RPC batches
+    where the provider supports them (one call each otherwise)."""
+    from eth_utils import to_checksum_address
+    from eth_utils.abi import get_abi_output_types
+
+    w3 = registry.w3
+    workers = [to_checksum_address(w) for w in workers]
+    out: dict[str, tuple[Any, int]] = {}
+    batch = getattr(w3.provider, "make_batch_request", None)
+    abi = {f["name"]: f for f in registry.abi if f.get("type") == "function"}
+    record_types = get_abi_output_types(abi["worker"])
+    weight_types = get_abi_output_types(abi["rewardWeight"])
+    for start in range(0, len(workers), BATCH):
+        chunk = workers[start : start + BATCH]
+        answers = None
+        if batch is not None:
+            requests = [
+                ("eth_call", [{"to": registry.address, "data": registry.encode_abi(fn, [w])},
+                              hex(block)])
+                for w in chunk
+                for fn in ("worker", "rewardWeight")
+            ]  # fmt: skip
+            try:
+                answers = batch(requests)
+            except Exception:  # a provider without batches: fall back to single calls
+                answers = None
+            if not _answered(answers, len(requests)):
+                answers = None
+        if answers is None:
+            for w in chunk:
+                record = registry.functions.worker(w).call(block_identifier=block)
+                weight = registry.functions.rewardWeight(w).call(block_identifier=block)
+                out[w] = (record, int(weight))
+            continue
+        for i, w in enumerate(chunk):
+            raw_record = bytes.fromhex(answers[2 * i]["result"][2:])
+            raw_weight = bytes.fromhex(answers[2 * i + 1]["result"][2:])
+            (record,) = w3.codec.decode(record_types, raw_record)
+            record = tuple(  # the codec gives addresses in lower case, web3 calls checksummed
+                to_checksum_address(v) if isinstance(v, str) else v for v in record
+            )
+            (weight,) = w3.codec.decode(weight_types, raw_weight)
+            out[w] = (record, int(weight))
+    return out
+
+
+def _answered(answers: Any, count: int) -> bool:
+    """A batch answer to use: one result per request (an error anywhere: call one by one)."""
+    return (
+        isinstance(answers, list)
+        and len(answers) == count
+        and all(isinstance(a, dict) and "result" in a for a in answers)
+    )
+
+
 def read_activity(
     registry: Any, clock: EpochClock, epoch: int, from_block: int = 0
 ) -> list[WorkerActivity]:
@@ -149,12 +208,12 @@ def read_activity(
     records: dict[str, Any] = {}
 
     def sample(block: int, workers: Iterable[str], at: int) -> None:
-        for worker in workers:
-            if block < from_block:
+        workers = list(workers)
+        if block < from_block:
+            for worker in workers:
                 segments[worker].append(Segment(at, 0, at))
-                continue
-            record = registry.functions.worker(worker).call(block_identifier=block)
-            weight = int(registry.functions.rewardWeight(worker).call(block_identifier=block))
+            return
+        for worker, (record, weight) in worker_views(registry, workers, block).items():
             records[worker] = record
             segments[worker].append(Segment(at, weight, int(record[3])))
 
