@@ -153,12 +153,78 @@ def measure(directory: Path, threshold: int, beats: int) -> dict:
     }
 
 
+def chain_read(workers: int) -> dict:
+    """The part close reads from the chain: `workers` registered on a devnet, then the
+    registry's state over an epoch (events, batched views) timed."""
+    from veil.chain.client import connect
+    from veil.compute.attestation import RegistryDomain, WorkerAttestation, sign
+    from veil.compute.registry import RegistryClient
+    from veil.devnet.accounts import devnet_account
+    from veil.devnet.anvil import Devnet, free_port
+    from veil.devnet.client import DevnetChain
+    from veil.devnet.network import devnet_parameters, fund_accounts
+    from veil.network.deploy import deploy_network
+    from veil.network.genesis import devnet_allowlist
+    from veil.rewards.activity import read_activity
+    from veil.rewards.epochs import EpochClock
+    from veil.staking.vault import deposit
+
+    with tempfile.TemporaryDirectory() as scratch:
+        devnet = Devnet(Path(scratch) / "devnet")
+        process = devnet.start(port=free_port())
+        try:
+            base = DevnetChain(connect(process.rpc_url))
+            params = devnet_parameters([devnet_account("attester").address])
+            params.os_images, params.compose_hashes = devnet_allowlist()
+            provider = devnet_account("provider")
+            deployed = deploy_network(
+                base, devnet_account("deployer"), "devnet", process.rpc_url, params,
+                genesis_mints=fund_accounts({"provider": provider.address}, 10**8),
+            )  # fmt: skip
+            chain = DevnetChain(base.w3, deployed)
+            registry = RegistryClient.from_chain(chain)
+            registry.register_provider(provider)
+            registry.deposit_collateral(provider, deposit(chain, provider, 10**7 * 10**18))
+            images, composes = devnet_allowlist()
+            domain = RegistryDomain(chain.w3.eth.chain_id, registry.contract.address)
+            attester = devnet_account("attester").key
+            for i in range(workers):
+                worker = DigestSigner(_key(i, b"chain-worker")).address
+                attestation = WorkerAttestation(
+                    worker, provider.address, bytes(32), bytes(32), images[0], composes[0],
+                    i % 4, 1, 2**40, bytes(32),
+                )  # fmt: skip
+                registry.register_worker(
+                    provider, attestation, [sign(attestation, domain, attester)]
+                )
+            now = int(chain.w3.eth.get_block("latest")["timestamp"])
+            clock = EpochClock(now + 1, 3600)  # the workers registered before the epoch
+            chain.advance_time(clock.end(0) + 1 - now)
+            block = deployed.contracts["ComputeRegistry"].block
+            started = time.perf_counter()
+            rows = read_activity(registry.contract, clock, 0, block)
+            seconds = time.perf_counter() - started
+        finally:
+            devnet.stop()
+    return {
+        "bench": "rewards_close_chain_read",
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "active_workers": sum(1 for r in rows if r.weight_seconds),
+        "seconds_per_29000_workers": round(seconds * 29_000 / workers, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=29_000)
     parser.add_argument("--beats", type=int, default=60, help="Heartbeats per worker.")
     parser.add_argument("--attesters", type=int, default=3)
     parser.add_argument("--threshold", type=int, default=2)
+    parser.add_argument(
+        "--chain-workers", type=int, default=1000,
+        help="Workers registered on a devnet to time the chain read (0: skip).",
+    )  # fmt: skip
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -198,6 +264,8 @@ def main() -> None:
             }
         )
     )
+    if args.chain_workers:
+        print(json.dumps({**chain_read(args.chain_workers), "machine": machine()}))
 
 
 if __name__ == "__main__":

@@ -169,5 +169,11 @@ def test_batched_views_equal_single_calls(chain: DevnetChain, monkeypatch) -> No
     for w in workers:
         record = registry.functions.worker(w).call(block_identifier=block)
         weight = registry.functions.rewardWeight(w).call(block_identifier=block)
-        assert batched[w] == (record, weight)
-    assert any(weight for _, weight in batched.values())
+        view = batched[w]
+        assert (view.gpu_model, view.gpu_count, view.expiry, view.weight) == (
+            record[1],
+            record[2],
+            record[3],
+            weight,
+        )
+    assert any(view.weight for view in batched.values())
