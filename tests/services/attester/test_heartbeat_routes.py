@@ -344,3 +344,25 @@ def test_expect_continue_and_http10_close(attester: Callable[..., Attester]) -> 
     assert b"HTTP/1.1 404" in answer  # then the answer proper: this worker is unregistered
     answer = _raw(a.url, b"GET /v1/health HTTP/1.0\r\n\r\n")  # 1.0: closed after one answer
     assert answer.startswith(b"HTTP/1.1 200") or answer.startswith(b"HTTP/1.0 200")
+
+
+def test_a_governed_change_of_the_epoch_length_is_picked_up(
+    attester: Callable[..., Attester],
+) -> None:
+    """The pool re-anchors genesisTime when the length changes; the attester re-reads the
+    schedule and numbers heartbeats by the new one from then on."""
+    a = attester()
+    a.register()
+    service = a.server.posts[HEARTBEATS].handler.__self__
+    current = EPOCHS.epoch(NOW)
+    start = EPOCHS.start(current)
+    shorter = EpochSchedule(start - current * 600, 600)  # epoch `current` keeps its start
+    service.schedule_source = lambda: shorter
+    service.schedule_every = 0.0
+    old_number = beat_body(1, NOW)  # numbered by the old schedule: the same epoch here
+    assert a.post(HEARTBEATS, old_number)[0] == 200
+    later = start + 700  # epoch current+1 under the new length, still `current` under the old
+    a.clock["now"] = later
+    got = a.post(HEARTBEATS, beat_body(2, later, epoch=current))
+    assert got[1]["code"] == "wrong_epoch"
+    assert a.post(HEARTBEATS, beat_body(3, later, epoch=current + 1))[0] == 200

@@ -496,6 +496,10 @@ class HeartbeatService:
     retention: int | None = None  # seconds of epochs kept on disk; None: all
     clock: Callable[[], int] = field(default=lambda: int(time.time()))
     chain_clock: Callable[[], int] | None = None  # attestation expiries are chain time
+    # re-read every `schedule_every` s (governance may change the epoch length; the pool
+    # then re-anchors genesisTime so the same formula numbers epochs from then on)
+    schedule_source: Callable[[], EpochSchedule | None] | None = None
+    schedule_every: float = 60.0
     _workers: dict[str, _Worker] = field(default_factory=dict, init=False)
     _unknown: set[str] = field(default_factory=set, init=False)
     # how registered workers spell their address -> checksummed (EIP-55 costs a keccak)
@@ -510,6 +514,8 @@ class HeartbeatService:
         self.recover()
         self.journal.on_idle = self._maybe_prune
         self._pruned_at = 0.0
+        self._schedule_at = time.monotonic()
+        self._schedule_lock = threading.Lock()
 
     # startup --------------------------------------------------------------------------
 
@@ -569,6 +575,7 @@ class HeartbeatService:
         now = self.clock()
         try:
             state = self._check(worker, epoch, sequence, timestamp, block, signature, now)
+            assert signature is not None  # _check refuses an unsigned heartbeat
             if len(self._spellings) < 4 * len(self._workers) + 16:  # bounded by real workers
                 self._spellings[body["worker"]] = worker
             line = entry_line(worker, epoch, sequence, timestamp, block, signature, now)
@@ -620,6 +627,7 @@ class HeartbeatService:
                            f" {state.expiry}; re-attest first", worker)  # fmt: skip
         if signature is None:
             raise _Refusal("bad_signature", "unsigned (no signature)", worker)
+        self._refresh_schedule()
         digest = keccak256(
             self._separator + struct_hash(state.raw, epoch, sequence, timestamp, block)
         )
@@ -662,6 +670,20 @@ class HeartbeatService:
         if state.timestamp >= 0 and timestamp - state.timestamp < self.min_interval:
             raise _Refusal("too_frequent", f"{timestamp - state.timestamp} s after the last"
                            f" accepted one (minimum {self.min_interval} s)", worker)  # fmt: skip
+
+    def _refresh_schedule(self) -> None:
+        if self.schedule_source is None:
+            return
+        if time.monotonic() - self._schedule_at < self.schedule_every:
+            return
+        with self._schedule_lock:
+            if time.monotonic() - self._schedule_at < self.schedule_every:
+                return
+            self._schedule_at = time.monotonic()
+            fresh = self.schedule_source()
+            if fresh is not None and fresh != self.schedule:
+                log.info("epoch schedule changed: %s -> %s", self.schedule, fresh)
+                self.schedule = fresh
 
     # reads ----------------------------------------------------------------------------
 

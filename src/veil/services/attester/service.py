@@ -22,7 +22,12 @@ from veil.attestation import api
 from veil.attestation.typed_data import DigestSigner
 from veil.chain.client import Chain
 from veil.compute.attestation import RegistryDomain
-from veil.compute.heartbeat import DEFAULT_SCHEDULE, EpochSchedule
+from veil.compute.heartbeat import (
+    DEFAULT_SCHEDULE,
+    REWARD_POOL,
+    EpochSchedule,
+    schedule_from_chain,
+)
 from veil.errors import ChainError
 from veil.merkle import MerkleTree
 from veil.migration.binding import BindingContext
@@ -125,6 +130,9 @@ def _heartbeats(
     )
     if config.clock is not None:
         service.clock = config.clock
+    chain = config.chain
+    if chain is not None and REWARD_POOL in getattr(chain.deployment, "contracts", {}):
+        service.schedule_source = _chain_guarded(lambda: schedule_from_chain(chain), chain)
     return service
 
 
