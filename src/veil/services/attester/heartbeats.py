@@ -529,18 +529,25 @@ class HeartbeatService:
             if size == 0:
                 continue
             entries = read_entries(self.journal.path(epoch), epoch, keep_signatures=True)
-            for i in range(len(entries)):
-                e = entries.entry(i)
-                state = self._workers.get(e.worker)
-                if state is None:
-                    state = self._state(e.worker)
-                    if state is None:  # no longer registered here: nothing to protect
-                        continue
-                if e.sequence > state.sequence:
-                    state.sequence, state.timestamp = e.sequence, e.timestamp
-                state.recent.append(
-                    (epoch, e.sequence, e.timestamp, e.received_at, "0x" + e.signature.hex())
-                )
+            states = [self._workers.get(w) or self._state(w) for w in entries.workers]
+            columns = zip(entries.worker_index, entries.sequence, entries.timestamp)  # noqa: B905
+            kept: dict[int, deque[int]] = {}  # per worker, its latest positions
+            for i, (index, sequence, timestamp) in enumerate(columns):
+                state = states[index]
+                if state is None:  # no longer registered here: nothing to protect
+                    continue
+                if sequence > state.sequence:
+                    state.sequence, state.timestamp = sequence, timestamp
+                positions = kept.get(index)
+                if positions is None:
+                    positions = kept[index] = deque(maxlen=RECENT_PER_WORKER)
+                positions.append(i)
+            for index, positions in kept.items():  # hex signatures only for what views keep
+                recent = states[index].recent  # type: ignore[union-attr]
+                for i in positions:
+                    signature = "0x" + entries.signature(i).hex()
+                    at = entries.received_at[i]
+                    recent.append((epoch, entries.sequence[i], entries.timestamp[i], at, signature))
 
     def _epoch_now(self) -> int | None:
         try:
