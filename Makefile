@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-BENCHES := gas attest migration startup trie rewards_gas rewards
+BENCHES := gas attest migration startup trie rewards_gas rewards_ingest rewards
 
 # Each benchmark prints JSON lines; they are kept in bench/results/<name>.jsonl.
 bench: setup

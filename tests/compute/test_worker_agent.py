@@ -113,6 +113,7 @@ def test_survives_an_attester_restart(
         target=agent.run, kwargs={"stop": stop, "on_round": reports.append}, daemon=True
     )
     thread.start()
+
     def stored() -> list[int]:
         return stored_heartbeats(attester.config, agent.address)
 

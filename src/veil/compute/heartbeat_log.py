@@ -276,7 +276,7 @@ class _Columns:
     def __init__(self, epoch: int, keep_signatures: bool) -> None:
         self.epoch = epoch
         self.workers: list[str] = []
-        self.worker_ids: dict[str, int] = {}  # the worker as a line spells it -> index
+        self.worker_ids: dict[str | bytes, int] = {}  # the worker as a line spells it -> index
         self.by_address: dict[str, int] = {}  # checksummed -> index (one per worker)
         self.last_sequence: list[int] = []
         self.worker_index = array("I")
@@ -284,7 +284,7 @@ class _Columns:
         self.timestamp = array("Q")
         self.received_at = array("Q")
         self.block_hashes: list[bytes] = []
-        self.block_ids: dict[str, int] = {}  # "0x.." -> index
+        self.block_ids: dict[str | bytes, int] = {}  # "0x.." as a line spells it -> index
         self.block_index = array("I")
         self.signatures: bytearray | None = bytearray() if keep_signatures else None
 

@@ -118,7 +118,8 @@ class WorkerAgent:
                 continue
             if isinstance(epoch, dict):
                 try:
-                    return EpochSchedule(epoch.get("genesis_time"), epoch.get("epoch_length"))
+                    genesis, length = epoch.get("genesis_time"), epoch.get("epoch_length")
+                    return EpochSchedule(genesis, length)  # type: ignore[arg-type]  # checks
                 except InputError as error:
                     problems.append(f"attester {url}: {error}")
         if not problems:
@@ -220,6 +221,8 @@ class WorkerAgent:
                 accepted += 1
             except VeilError as error:  # unreachable, refused, or an answer of another shape
                 problems.append(str(error))
+                if getattr(error, "code", "") == "wrong_epoch" and self.config.epochs is None:
+                    self._schedule = None  # governance changed the epochs: read them again
         return accepted, sequence, problems
 
     def round(self, number: int) -> RoundReport:

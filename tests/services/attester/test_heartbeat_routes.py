@@ -294,3 +294,75 @@ def test_the_client_fetches_and_downloads_the_log(
     assert saved.read_bytes() == data
     with pytest.raises(AttesterRefused, match="expected"):
         AttesterClient(a.url).call(HEARTBEATS + "?epoch=x")
+
+
+def _raw(url: str, request: bytes) -> bytes:
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"200"),
+        (b"GET /v1/health HTTP/2.0\r\n\r\n", b"505"),
+        (b"GET /v1/health\r\n\r\n", b"400"),
+        (b"GET /v1/health HTTP/1.1\r\nno colon here\r\n\r\n", b"400"),
+        (b"GET /v1/health HTTP/1.1\r\nName : spaced\r\n\r\n", b"400"),
+        (b"GET /v1/health HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", b"431"),
+        (b"GET /v1/health HTTP/1.1\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", b"431"),
+    ],
+)
+def test_request_heads_are_parsed_strictly(
+    attester: Callable[..., Attester], request_bytes: bytes, status: bytes
+) -> None:
+    """The attester reads request heads itself (not with the email package): well-formed
+    ones are served, anything else refused in the one error shape."""
+    answer = _raw(attester().url, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    if status != b"200":
+        body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        assert body["code"] and body["message"] and body["request_id"]
+
+
+def test_expect_continue_and_http10_close(attester: Callable[..., Attester]) -> None:
+    a = attester()
+    body = json.dumps(beat_body(1)).encode()
+    head = (
+        f"POST {HEARTBEATS} HTTP/1.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    answer = _raw(a.url, head.encode() + body)
+    assert answer.startswith(b"HTTP/1.1 100"), answer[:100]
+    assert b"HTTP/1.1 404" in answer  # then the answer proper: this worker is unregistered
+    answer = _raw(a.url, b"GET /v1/health HTTP/1.0\r\n\r\n")  # 1.0: closed after one answer
+    assert answer.startswith(b"HTTP/1.1 200") or answer.startswith(b"HTTP/1.0 200")
+
+
+def test_a_governed_change_of_the_epoch_length_is_picked_up(
+    attester: Callable[..., Attester],
+) -> None:
+    """The pool re-anchors genesisTime when the length changes; the attester re-reads the
+    schedule and numbers heartbeats by the new one from then on."""
+    a = attester()
+    a.register()
+    service = a.server.posts[HEARTBEATS].handler.__self__
+    current = EPOCHS.epoch(NOW)
+    start = EPOCHS.start(current)
+    shorter = EpochSchedule(start - current * 600, 600)  # epoch `current` keeps its start
+    service.schedule_source = lambda: shorter
+    service.schedule_every = 0.0
+    old_number = beat_body(1, NOW)  # numbered by the old schedule: the same epoch here
+    assert a.post(HEARTBEATS, old_number)[0] == 200
+    later = start + 700  # epoch current+1 under the new length, still `current` under the old
+    a.clock["now"] = later
+    got = a.post(HEARTBEATS, beat_body(2, later, epoch=current))
+    assert got[1]["code"] == "wrong_epoch"
+    assert a.post(HEARTBEATS, beat_body(3, later, epoch=current + 1))[0] == 200

@@ -37,7 +37,6 @@ older than the retention window are deleted.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -48,11 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import coincurve
 import orjson
 
 from veil.atomic import write_bytes
 from veil.attestation import api
-from veil.attestation.typed_data import HALF_N, DigestSigner, keccak256
+from veil.attestation.typed_data import HALF_N, DigestSigner, checksum, keccak256
 from veil.compute.attestation import RegistryDomain
 from veil.compute.heartbeat import EpochSchedule, struct_hash
 from veil.compute.heartbeat_log import (
@@ -63,7 +63,13 @@ from veil.compute.heartbeat_log import (
     read_entries,
 )
 from veil.errors import InputError
-from veil.services.attester.requests import Refused, require_object
+from veil.services.attester.requests import (
+    Refused,
+    hex_field,
+    int_field,
+    require_object,
+    text_field,
+)
 
 log = logging.getLogger("veil.attester.heartbeats")
 
@@ -196,6 +202,15 @@ def chain_blocks(w3: Any) -> tuple[LatestBlock, BlockByNumber]:
 
 
 @dataclass
+class _Batch:
+    """Lines written and fsynced together; their requests are answered when `done`."""
+
+    lines: list[tuple[int, bytes]] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+@dataclass
 class _Epoch:
     fd: int
     size: int  # bytes fsynced (whole lines)
@@ -211,9 +226,7 @@ class HeartbeatJournal:
         directory.mkdir(parents=True, exist_ok=True)
         self._files: dict[int, _Epoch] = {}
         self._cond = threading.Condition()
-        self._pending: list[tuple[int, bytes]] = []
-        self._enqueued = 0
-        self._committed = 0
+        self._batch = _Batch()  # the lines the next fsync will cover
         self._error: BaseException | None = None
         self._closing = False
         self.tallies: dict[int, dict[tuple[str, str], int]] = {}
@@ -257,42 +270,39 @@ class HeartbeatJournal:
 
     # appends ------------------------------------------------------------------------
 
-    def enqueue(self, epoch: int, line: bytes) -> int:
-        """Queue a line; returns the ticket to `wait` for. Lines of one epoch reach its
+    def enqueue(self, epoch: int, line: bytes) -> _Batch:
+        """Queue a line; returns the batch to `wait` for. Lines of one epoch reach its
         file in the order they were enqueued."""
         with self._cond:
             if self._error is not None:
                 raise OSError(f"heartbeat journal failed: {self._error}")
-            self._pending.append((epoch, line))
-            self._enqueued += 1
-            self._cond.notify_all()
-            return self._enqueued
+            batch = self._batch
+            batch.lines.append((epoch, line))
+            if len(batch.lines) == 1:
+                self._cond.notify()  # the committer sleeps only when there is nothing
+            return batch
 
-    def wait(self, ticket: int) -> None:
-        """Return once the ticket's line is on disk (fsynced)."""
-        with self._cond:
-            while self._committed < ticket and self._error is None:
-                self._cond.wait()
-            if self._committed < ticket:
-                raise OSError(f"heartbeat journal failed: {self._error}")
+    @staticmethod
+    def wait(batch: _Batch) -> None:
+        """Return once the batch is on disk (fsynced). Each waiter wakes once."""
+        batch.done.wait()
+        if batch.error is not None:
+            raise OSError(f"heartbeat journal failed: {batch.error}")
 
     def _commit_loop(self) -> None:
         last_idle = time.monotonic()
         while True:
             with self._cond:
-                while not self._pending and not self._closing:
+                while not self._batch.lines and not self._closing:
                     self._cond.wait(timeout=TALLY_EVERY)
                     if time.monotonic() - last_idle >= TALLY_EVERY:
                         break
-                batch, self._pending = self._pending, []
-                ticket = self._enqueued
+                batch, self._batch = self._batch, _Batch()
                 closing = self._closing
             try:
-                if batch:
-                    self._write(batch)
-                with self._cond:
-                    self._committed = ticket
-                    self._cond.notify_all()
+                if batch.lines:
+                    self._write(batch.lines)
+                batch.done.set()
                 if time.monotonic() - last_idle >= TALLY_EVERY or closing:
                     last_idle = time.monotonic()
                     self.flush_tallies()
@@ -302,9 +312,11 @@ class HeartbeatJournal:
                 log.exception("heartbeat journal: write failed")
                 with self._cond:
                     self._error = error
-                    self._cond.notify_all()
+                    for failed in (batch, self._batch):
+                        failed.error = error
+                        failed.done.set()
                 return
-            if closing and not batch:
+            if closing and not batch.lines:
                 return
 
     def _write(self, batch: list[tuple[int, bytes]]) -> None:
@@ -437,6 +449,7 @@ class _Worker:
 
     raw: bytes  # 20-byte address
     expiry: int  # of its latest attestation here
+    public_key: bytes | None = None  # 64 bytes, once a signature has shown it
     sequence: int = -1  # last accepted
     timestamp: int = -1
     recent: deque[tuple[int, int, int, int, str]] = field(
@@ -483,8 +496,14 @@ class HeartbeatService:
     retention: int | None = None  # seconds of epochs kept on disk; None: all
     clock: Callable[[], int] = field(default=lambda: int(time.time()))
     chain_clock: Callable[[], int] | None = None  # attestation expiries are chain time
+    # re-read every `schedule_every` s (governance may change the epoch length; the pool
+    # then re-anchors genesisTime so the same formula numbers epochs from then on)
+    schedule_source: Callable[[], EpochSchedule | None] | None = None
+    schedule_every: float = 60.0
     _workers: dict[str, _Worker] = field(default_factory=dict, init=False)
     _unknown: set[str] = field(default_factory=set, init=False)
+    # how registered workers spell their address -> checksummed (EIP-55 costs a keccak)
+    _spellings: dict[str, str] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _separator: bytes = field(init=False)
 
@@ -495,6 +514,8 @@ class HeartbeatService:
         self.recover()
         self.journal.on_idle = self._maybe_prune
         self._pruned_at = 0.0
+        self._schedule_at = time.monotonic()
+        self._schedule_lock = threading.Lock()
 
     # startup --------------------------------------------------------------------------
 
@@ -508,18 +529,25 @@ class HeartbeatService:
             if size == 0:
                 continue
             entries = read_entries(self.journal.path(epoch), epoch, keep_signatures=True)
-            for i in range(len(entries)):
-                e = entries.entry(i)
-                state = self._workers.get(e.worker)
-                if state is None:
-                    state = self._state(e.worker)
-                    if state is None:  # no longer registered here: nothing to protect
-                        continue
-                if e.sequence > state.sequence:
-                    state.sequence, state.timestamp = e.sequence, e.timestamp
-                state.recent.append(
-                    (epoch, e.sequence, e.timestamp, e.received_at, "0x" + e.signature.hex())
-                )
+            states = [self._workers.get(w) or self._state(w) for w in entries.workers]
+            columns = zip(entries.worker_index, entries.sequence, entries.timestamp)  # noqa: B905
+            kept: dict[int, deque[int]] = {}  # per worker, its latest positions
+            for i, (index, sequence, timestamp) in enumerate(columns):
+                state = states[index]
+                if state is None:  # no longer registered here: nothing to protect
+                    continue
+                if sequence > state.sequence:
+                    state.sequence, state.timestamp = sequence, timestamp
+                positions = kept.get(index)
+                if positions is None:
+                    positions = kept[index] = deque(maxlen=RECENT_PER_WORKER)
+                positions.append(i)
+            for index, positions in kept.items():  # hex signatures only for what views keep
+                recent = states[index].recent  # type: ignore[union-attr]
+                for i in positions:
+                    signature = "0x" + entries.signature(i).hex()
+                    at = entries.received_at[i]
+                    recent.append((epoch, entries.sequence[i], entries.timestamp[i], at, signature))
 
     def _epoch_now(self) -> int | None:
         try:
@@ -550,15 +578,18 @@ class HeartbeatService:
 
     def heartbeat(self, body: Any) -> dict[str, Any]:
         body = require_object(body, api.HEARTBEAT_FIELDS)
-        worker, epoch, sequence, timestamp, block, signature = _fields(body)
+        worker, epoch, sequence, timestamp, block, signature = _fields(body, self._spellings)
         now = self.clock()
         try:
             state = self._check(worker, epoch, sequence, timestamp, block, signature, now)
+            assert signature is not None  # _check refuses an unsigned heartbeat
+            if len(self._spellings) < 4 * len(self._workers) + 16:  # bounded by real workers
+                self._spellings[body["worker"]] = worker
             line = entry_line(worker, epoch, sequence, timestamp, block, signature, now)
             with self._lock:
                 self._check_order(state, worker, sequence, timestamp)
                 state.sequence, state.timestamp = sequence, timestamp
-                ticket = self.journal.enqueue(epoch, line)
+                batch = self.journal.enqueue(epoch, line)
                 state.recent.append((epoch, sequence, timestamp, now, "0x" + signature.hex()))
         except _Refusal as refusal:
             # under the epoch of its arrival: a claimed epoch can be anything
@@ -568,10 +599,12 @@ class HeartbeatService:
                 status = 404
             raise Refused(status, f"heartbeat: {refusal.message}", refusal.reason) from None
         try:
-            self.journal.wait(ticket)
+            self.journal.wait(batch)
         except OSError as error:
             raise Refused(503, f"heartbeat: not stored ({error})", "storage_failed") from None
-        return api.HeartbeatAnswer(worker, epoch, sequence, timestamp, stored=True).to_json()
+        # the shape of api.HeartbeatAnswer, built directly: asdict() costs more than a recovery
+        return {"worker": worker, "epoch": epoch, "sequence": sequence, "timestamp": timestamp,
+                "stored": True}  # fmt: skip
 
     def _check(
         self,
@@ -601,13 +634,18 @@ class HeartbeatService:
                            f" {state.expiry}; re-attest first", worker)  # fmt: skip
         if signature is None:
             raise _Refusal("bad_signature", "unsigned (no signature)", worker)
+        self._refresh_schedule()
         digest = keccak256(
             self._separator + struct_hash(state.raw, epoch, sequence, timestamp, block)
         )
-        signer = _signer(digest, signature)
-        if signer != state.raw:
-            who = "an invalid signature" if signer is None else "0x" + signer.hex()
-            raise _Refusal("bad_signature", f"signed by {who}, not by worker {worker}", worker)
+        public = _public_key(digest, signature)
+        if public is None or public != state.public_key:
+            signer = keccak256(public)[-20:] if public is not None else None
+            if signer != state.raw:
+                who = "an invalid signature" if signer is None else "0x" + signer.hex()
+                raise _Refusal("bad_signature", f"signed by {who}, not by worker {worker}",
+                               worker)  # fmt: skip
+            state.public_key = public  # the worker's key: later ones compare without hashing
         if timestamp > now + self.max_skew:
             raise _Refusal("future", f"timestamp {timestamp} is {timestamp - now} s ahead"
                            f" (limit {self.max_skew} s)", worker)  # fmt: skip
@@ -639,6 +677,20 @@ class HeartbeatService:
         if state.timestamp >= 0 and timestamp - state.timestamp < self.min_interval:
             raise _Refusal("too_frequent", f"{timestamp - state.timestamp} s after the last"
                            f" accepted one (minimum {self.min_interval} s)", worker)  # fmt: skip
+
+    def _refresh_schedule(self) -> None:
+        if self.schedule_source is None:
+            return
+        if time.monotonic() - self._schedule_at < self.schedule_every:
+            return
+        with self._schedule_lock:
+            if time.monotonic() - self._schedule_at < self.schedule_every:
+                return
+            self._schedule_at = time.monotonic()
+            fresh = self.schedule_source()
+            if fresh is not None and fresh != self.schedule:
+                log.info("epoch schedule changed: %s -> %s", self.schedule, fresh)
+                self.schedule = fresh
 
     # reads ----------------------------------------------------------------------------
 
@@ -690,14 +742,16 @@ class HeartbeatService:
         self.journal.prune(self.schedule.epoch(cutoff))
 
 
-def _fields(body: dict[str, Any]) -> tuple[str, int, int, int, bytes, bytes | None]:
-    from veil.attestation.typed_data import checksum
-    from veil.services.attester.requests import hex_field, int_field, text_field
-
-    try:
-        worker = checksum(text_field(body, "worker", 42), "worker")
-    except InputError as error:
-        raise Refused(400, str(error)) from None
+def _fields(
+    body: dict[str, Any], spellings: dict[str, str]
+) -> tuple[str, int, int, int, bytes, bytes | None]:
+    text = body.get("worker")
+    worker = spellings.get(text) if isinstance(text, str) else None
+    if worker is None:
+        try:
+            worker = checksum(text_field(body, "worker", 42), "worker")
+        except InputError as error:
+            raise Refused(400, str(error)) from None
     epoch = int_field(body, "epoch")
     sequence = int_field(body, "sequence")
     timestamp = int_field(body, "timestamp")
@@ -711,22 +765,21 @@ def _fields(body: dict[str, Any]) -> tuple[str, int, int, int, bytes, bytes | No
     return worker, epoch, sequence, timestamp, block, signature
 
 
-def _signer(digest: bytes, signature: bytes) -> bytes | None:
-    """The 20-byte address that signed, refusing what the contracts refuse; None if none."""
+def _public_key(digest: bytes, signature: bytes) -> bytes | None:
+    """The 64-byte public key that signed, refusing what the contracts refuse (a wrong
+    length, v other than 27/28, a zero or high s); None if there is none."""
     if len(signature) != 65 or signature[64] not in (27, 28):
         return None
     s = int.from_bytes(signature[32:64], "big")
     if not 0 < s <= HALF_N:
         return None
-    import coincurve
-
     try:
         public = coincurve.PublicKey.from_signature_and_message(
             signature[:64] + bytes([signature[64] - 27]), digest, hasher=None
         )
     except Exception:  # r out of range, no point: not a signature
         return None
-    return keccak256(public.format(compressed=False)[1:])[-20:]
+    return bytes(public.format(compressed=False)[1:])
 
 
 def _epoch_query(query: str) -> int:
@@ -735,7 +788,3 @@ def _epoch_query(query: str) -> int:
     if set(params) != {"epoch"} or not text.isdigit() or len(text) > 19:
         raise Refused(400, "query: expected ?epoch=N (a non-negative integer)")
     return int(text)
-
-
-with contextlib.suppress(ImportError):  # loaded once, not on the first heartbeat
-    import coincurve  # noqa: F401

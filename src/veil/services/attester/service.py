@@ -22,7 +22,12 @@ from veil.attestation import api
 from veil.attestation.typed_data import DigestSigner
 from veil.chain.client import Chain
 from veil.compute.attestation import RegistryDomain
-from veil.compute.heartbeat import DEFAULT_SCHEDULE, EpochSchedule
+from veil.compute.heartbeat import (
+    DEFAULT_SCHEDULE,
+    REWARD_POOL,
+    EpochSchedule,
+    schedule_from_chain,
+)
 from veil.errors import ChainError
 from veil.merkle import MerkleTree
 from veil.migration.binding import BindingContext
@@ -62,7 +67,7 @@ class AttesterConfig:
     max_bindings_per_account: int = MAX_BINDINGS_PER_ACCOUNT
     min_heartbeat_interval: int = 0  # seconds between a worker's heartbeats; 0: any
     retention: int | None = None  # seconds; None: keep every heartbeat and registration
-    epochs: EpochSchedule = DEFAULT_SCHEDULE
+    epochs: EpochSchedule | None = None  # default: the RewardPool's on `chain`, else hourly
     heartbeat_dir: Path | None = None  # default: <db without suffix>.heartbeats/
     blocks: Container[bytes] | None = None  # recent block hashes; default: from `chain`
     fsync: bool = True  # heartbeats fsynced before they are answered (off: tests only)
@@ -111,10 +116,14 @@ def _heartbeats(
         row = store.latest_registration(worker)
         return int(row["expiry"]) if row is not None else None
 
+    chain = config.chain
+    schedule = config.epochs
+    if schedule is None:
+        schedule = (schedule_from_chain(chain) if chain is not None else None) or DEFAULT_SCHEDULE
     service = HeartbeatService(
         config.registry,
         DigestSigner(bytes(config.signer.key)),
-        config.epochs,
+        schedule,
         HeartbeatJournal(directory, sync=config.fsync),
         expiry,
         blocks,
@@ -125,6 +134,8 @@ def _heartbeats(
     )
     if config.clock is not None:
         service.clock = config.clock
+    if chain is not None and REWARD_POOL in getattr(chain.deployment, "contracts", {}):
+        service.schedule_source = _chain_guarded(lambda: schedule_from_chain(chain), chain)
     return service
 
 
@@ -168,9 +179,11 @@ def build_server(config: AttesterConfig) -> AttesterServer:
             "registry": config.registry.registry,
             "allow_simulated": config.policy.allow_simulated,
             "validity": config.validity,
-            "epoch": {
-                "genesis_time": config.epochs.genesis_time,
-                "epoch_length": config.epochs.epoch_length,
+            "epoch": None
+            if beats is None
+            else {
+                "genesis_time": beats.schedule.genesis_time,
+                "epoch_length": beats.schedule.epoch_length,
             },
             "heartbeats": beats is not None,
         }
