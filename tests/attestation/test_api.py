@@ -38,7 +38,7 @@ def test_answers_round_trip_through_json() -> None:
     wire = json.loads(json.dumps(REGISTRATION.to_json()))
     assert wire["evidence_url"] == api.EVIDENCE_PREFIX + "0x" + "aa" * 32
     assert api.RegistrationAnswer.from_json(wire) == REGISTRATION
-    beat = api.HeartbeatAnswer("0x" + "66" * 20, 3, 1_700_000_000, stored=False)
+    beat = api.HeartbeatAnswer("0x" + "66" * 20, 7, 3, 1_700_000_000, stored=True)
     assert api.HeartbeatAnswer.from_json(beat.to_json()) == beat
 
 
@@ -57,7 +57,8 @@ def test_answers_round_trip_through_json() -> None:
          "registration answer domain: expected a JSON object"),
         (api.RegistrationAnswer, {**REGISTRATION.to_json(), "signature": 5},
          "answer field signature: expected 0x-hex"),
-        (api.HeartbeatAnswer, {"worker": "0x", "sequence": "x", "timestamp": 1, "stored": True},
+        (api.HeartbeatAnswer, {"worker": "0x", "epoch": 1, "sequence": "x", "timestamp": 1,
+                               "stored": True},
          "heartbeat answer:"),
     ],
 )  # fmt: skip
@@ -73,7 +74,7 @@ def test_requests_leave_out_what_is_not_given() -> None:
     assert set(full.to_json()) == api.BINDING_FIELDS.allowed
     registration = api.RegistrationRequest("{}", "0xw", "0xp", 0, 0)
     assert set(registration.to_json()) == api.REGISTRATION_FIELDS.required
-    beat = api.HeartbeatRequest("0xw", 1, 2, "0x" + "00" * 65)
+    beat = api.HeartbeatRequest("0xw", 1, 2, 3, "0x" + "00" * 32, "0x" + "00" * 65)
     assert set(beat.to_json()) == api.HEARTBEAT_FIELDS.allowed
 
 

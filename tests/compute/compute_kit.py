@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from veil.chain.deployment import Deployment
+from veil.compute.heartbeat_log import read_entries
 from veil.compute.registry import RegistryClient
 from veil.devnet.anvil import Devnet
 from veil.devnet.client import DevnetChain
@@ -48,3 +49,17 @@ def start_attester(config: AttesterConfig) -> RunningAttester:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return RunningAttester(server, config, thread)
+
+
+def stored_heartbeats(config: AttesterConfig, worker: str) -> list[int]:
+    """The sequences of `worker`'s heartbeats in the attester's journals, in file order
+    (whole lines only: a batch may be mid-write)."""
+    directory = config.heartbeat_dir or config.db.with_suffix(".heartbeats")
+    sequences: list[int] = []
+    for path in sorted(directory.glob("epoch-*.ndjson")):
+        data = path.read_bytes()
+        log = read_entries(data[: data.rfind(b"\n") + 1], int(path.stem.split("-")[1]))
+        sequences += [
+            log.sequence[i] for i in range(len(log)) if log.workers[log.worker_index[i]] == worker
+        ]
+    return sequences

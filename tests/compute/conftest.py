@@ -66,6 +66,7 @@ def attester(network: ComputeNetwork, tmp_path: Path) -> Iterator[RunningAtteste
         policy=policy_from_dict(tomllib.loads(devnet_policy())),
         registry=network.registry.domain(),
         validity=3_600,
+        chain=network.chain,  # recent block hashes for heartbeats, chain time for expiries
     )
     running = start_attester(config)
     yield running

@@ -1,4 +1,4 @@
-"""Evidence naming (report data, measurement hash, bundle), heartbeats, re-verification."""
+"""Evidence naming (report data, measurement hash, bundle) and re-verification."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from eth_account import Account
 from eth_utils import to_canonical_address
 
-from veil.compute import heartbeat
 from veil.compute.attestation import GpuModel, RegistryDomain
 from veil.compute.evidence import (
     EvidenceBundle,
@@ -65,23 +64,6 @@ def test_bundle_is_canonical_and_round_trips() -> None:
         EvidenceBundle.decode(loose)
     with pytest.raises(InputError):
         EvidenceBundle.decode(b'{"version": 2}')
-
-
-def test_heartbeat_signature_binds_every_field() -> None:
-    beat = heartbeat.Heartbeat(WORKER.address, 5, 1_700_000_000)
-    signature = heartbeat.sign(beat, DOMAIN, WORKER.key)
-    assert heartbeat.recover(beat, DOMAIN, signature) == WORKER.address
-    for other in (
-        heartbeat.Heartbeat(WORKER.address, 6, 1_700_000_000),
-        heartbeat.Heartbeat(WORKER.address, 5, 1_700_000_001),
-    ):
-        assert heartbeat.recover(other, DOMAIN, signature) != WORKER.address
-    moved = RegistryDomain(DOMAIN.chain_id, "0x" + "34" * 20)
-    assert heartbeat.recover(beat, moved, signature) != WORKER.address
-    with pytest.raises(InputError):
-        heartbeat.recover(beat, DOMAIN, signature[:64])
-    with pytest.raises(InputError):
-        heartbeat.Heartbeat(WORKER.address, -1, 0)
 
 
 def _record(bundle: EvidenceBundle, **change: object) -> WorkerRecord:

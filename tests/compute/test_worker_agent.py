@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from compute_kit import ComputeNetwork, RunningAttester, start_attester
+from compute_kit import ComputeNetwork, RunningAttester, start_attester, stored_heartbeats
 
 from veil.attestation.client import AttesterClient
 from veil.chain.client import event_args
@@ -20,7 +20,6 @@ from veil.compute.quote_source import Simulator
 from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
 from veil.devnet.accounts import devnet_account
 from veil.devnet.anvil import free_port
-from veil.services.attester.store import Store
 
 pytestmark = pytest.mark.xdist_group("compute-anvil")
 
@@ -68,8 +67,7 @@ def test_bounded_run_registers_and_heartbeats(
     assert hashlib.sha256(bundle).digest() == record.evidence_hash
     assert EvidenceBundle.decode(bundle).evidence.startswith("{")
 
-    stored = Store(attester.config.db).heartbeats(agent.address)
-    assert sorted(b["sequence"] for b in stored) == [1, 2, 3]
+    assert stored_heartbeats(attester.config, agent.address) == [1, 2, 3]
     view = AttesterClient(attester.url).worker(agent.address)
     assert view["registration"]["evidence_hash"] == "0x" + record.evidence_hash.hex()
 
@@ -115,7 +113,9 @@ def test_survives_an_attester_restart(
         target=agent.run, kwargs={"stop": stop, "on_round": reports.append}, daemon=True
     )
     thread.start()
-    store = Store(attester.config.db)
+
+    def stored() -> list[int]:
+        return stored_heartbeats(attester.config, agent.address)
 
     def wait_for(condition: object, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -123,14 +123,14 @@ def test_survives_an_attester_restart(
             assert time.monotonic() < deadline, [r.errors for r in reports]
             time.sleep(0.05)
 
-    wait_for(lambda: len(store.heartbeats(agent.address)) >= 2)
+    wait_for(lambda: len(stored()) >= 2)
     attester.stop()
     down_at = len(reports)
     wait_for(lambda: sum(1 for r in reports[down_at:] if not r.ok) >= 2)
     restarted = attester.restart()
     try:
-        before = max(b["sequence"] for b in store.heartbeats(agent.address))
-        wait_for(lambda: max(b["sequence"] for b in store.heartbeats(agent.address)) > before + 1)
+        before = max(stored())
+        wait_for(lambda: max(stored()) > before + 1)
     finally:
         stop.set()
         thread.join(timeout=10)

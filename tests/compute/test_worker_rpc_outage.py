@@ -13,13 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from compute_kit import ComputeNetwork, RunningAttester
+from compute_kit import ComputeNetwork, RunningAttester, stored_heartbeats
 
 from veil.compute.identity import KEY_FILE
 from veil.compute.quote_source import Simulator
 from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
 from veil.devnet.accounts import devnet_account
-from veil.services.attester.store import Store
 
 pytestmark = pytest.mark.xdist_group("compute-anvil")
 
@@ -53,9 +52,8 @@ def test_survives_an_rpc_outage(
         target=agent.run, kwargs={"stop": stop, "on_round": reports.append}, daemon=True
     )
     thread.start()
-    store = Store(attester.config.db)
     try:
-        wait_for(lambda: len(store.heartbeats(agent.address)) >= 2, reports)
+        wait_for(lambda: len(stored_heartbeats(attester.config, agent.address)) >= 2, reports)
         port = network.devnet.running().port  # type: ignore[union-attr]
         network.devnet.stop()
         down_at = len(reports)

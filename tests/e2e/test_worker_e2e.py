@@ -8,7 +8,6 @@ allowlisted); the attester runs as its own `veil attester serve` process.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -18,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from veil.attestation.client import AttesterClient
 from veil.chain.client import Chain, connect
+from veil.compute.heartbeat_log import read_log
 from veil.devnet.accounts import devnet_account
 from veil.devnet.anvil import Devnet, free_port
 from veil.devnet.demo import veil_executable
@@ -120,11 +121,13 @@ def test_simulated_worker_registers_heartbeats_and_shows_in_status(net: Net) -> 
     assert view["registration"]["evidence_hash"] == shown["registry"]["evidence_hash"]
     assert [b["sequence"] for b in view["heartbeats"]] == [2, 1]
 
-    with sqlite3.connect(net.attester_db) as db:
-        rows = db.execute(
-            "SELECT sequence FROM heartbeats WHERE worker = ? ORDER BY sequence", (worker,)
-        ).fetchall()
-    assert [r[0] for r in rows] == [1, 2]
+    # the attester's signed per-epoch logs hold both heartbeats, signed by the worker
+    logged = []
+    for epoch in sorted({b["epoch"] for b in view["heartbeats"]}):
+        log = read_log(AttesterClient(net.attester_url).heartbeat_log(epoch))
+        assert log.attester == devnet_account("attester").address
+        logged += [e.sequence for e in log if e.worker == worker]
+    assert logged == [1, 2]
 
     policy = net.root / "devnet-policy.toml"
     ok = veil("worker", "verify", "--worker", worker, "--attester", net.attester_url,

@@ -27,6 +27,22 @@ HEALTH = "/v1/health"
 BINDINGS = "/v1/migration/bindings"
 REGISTRATIONS = "/v1/compute/registrations"
 HEARTBEATS = "/v1/compute/heartbeats"
+#: GET `HEARTBEATS?epoch=N`: the attester's signed log of epoch N (NDJSON, see
+#: `veil.compute.heartbeat_log`).
+HEARTBEAT_LOG_TYPE = "application/x-ndjson"
+#: Why a heartbeat was refused: the `code` of its error answer, and the reason its
+#: refusal is tallied under in the epoch's log.
+HEARTBEAT_REFUSALS = (
+    "bad_signature",
+    "unregistered",
+    "replayed",
+    "duplicate",
+    "future",
+    "stale",
+    "wrong_epoch",
+    "unknown_block",
+    "too_frequent",
+)
 #: GET prefixes: the rest of the path is the evidence hash (0x + 64 hex) or the address.
 EVIDENCE_PREFIX = "/v1/compute/evidence/"
 WORKERS_PREFIX = "/v1/compute/workers/"
@@ -111,12 +127,15 @@ class RegistrationRequest:
 
 @dataclass(frozen=True)
 class HeartbeatRequest:
-    """A worker-signed heartbeat (the signature is 0x-hex, 65 bytes). Unsigned is a
-    well-formed request that the attester refuses as unauthenticated (401), not as bad."""
+    """A worker-signed heartbeat v2 (`veil.compute.heartbeat`): the block hash and the
+    signature (65 bytes) are 0x-hex. Unsigned is a well-formed request that the attester
+    refuses as `bad_signature` (401), not as malformed (400)."""
 
     worker: str
+    epoch: int
     sequence: int
     timestamp: int
+    block_hash: str
     signature: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -302,13 +321,15 @@ class RegistrationAnswer:
 
 @dataclass(frozen=True)
 class HeartbeatAnswer:
-    """`POST /v1/compute/heartbeats`: accepted; `stored` says whether it was kept as
-    uptime evidence (one per `--min-heartbeat-interval` is)."""
+    """`POST /v1/compute/heartbeats`: accepted, and on disk (`stored`) in the epoch's
+    log before this answer left; a heartbeat that is not kept is refused instead
+    (`too_frequent`), so every accepted one is uptime evidence in the log."""
 
     worker: str
+    epoch: int
     sequence: int
     timestamp: int
-    stored: bool
+    stored: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -317,8 +338,8 @@ class HeartbeatAnswer:
     def from_json(cls, data: Any) -> HeartbeatAnswer:
         data = _object(data, "heartbeat answer")
         try:
-            return cls(str(data["worker"]), int(data["sequence"]), int(data["timestamp"]),
-                       bool(data["stored"]))  # fmt: skip
+            return cls(str(data["worker"]), int(data["epoch"]), int(data["sequence"]),
+                       int(data["timestamp"]), bool(data["stored"]))  # fmt: skip
         except KeyError as missing:
             raise InputError(f"heartbeat answer: missing field {missing}") from None
         except (TypeError, ValueError) as error:

@@ -16,10 +16,14 @@ final: retrying a 4xx that names a problem in the request changes nothing.
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from veil.attestation import api
@@ -137,6 +141,43 @@ class AttesterClient:
     def evidence(self, evidence_hash: str) -> bytes:
         """The evidence bundle whose sha256 an attestation names, as the attester keeps it."""
         return self.call(api.EVIDENCE_PREFIX + evidence_hash, None, max(self.timeout, 30))
+
+    def heartbeat_log(self, epoch: int) -> bytes:
+        """The attester's signed heartbeat log of `epoch`, as served (read it with
+        `veil.compute.heartbeat_log.read_log`, which checks hash and signature)."""
+        return self.call(f"{api.HEARTBEATS}?epoch={int(epoch)}", None, max(self.timeout, 300))
+
+    def download_heartbeat_log(self, epoch: int, path: Path) -> Path:
+        """The same log streamed to `path` (atomically: a cut download leaves no file),
+        for epochs too large to hold in memory."""
+        import urllib.error
+        import urllib.request
+
+        url = f"{self.url.rstrip('/')}{api.HEARTBEATS}?epoch={int(epoch)}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    with urllib.request.urlopen(url, timeout=max(self.timeout, 300)) as answer:
+                        shutil.copyfileobj(answer, out, 1 << 20)
+                except urllib.error.HTTPError as error:
+                    try:
+                        document = json.loads(error.read())
+                    except ValueError:
+                        document = None
+                    refusal = api.ErrorAnswer.from_json(document, error.code, str(error.reason))
+                    raise AttesterRefused(self.url, error.code, refusal.message,
+                                          refusal.code) from None  # fmt: skip
+                except (urllib.error.URLError, OSError) as error:
+                    problem = f"attester {self.url}: unreachable ({error})"
+                    raise AttesterUnavailable(problem) from None
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return path
 
     def health(self) -> dict[str, Any]:
         return self.post(api.HEALTH, None)

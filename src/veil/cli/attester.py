@@ -14,6 +14,7 @@ from veil.chain.client import Chain
 from veil.cli.accounts import resolve_signer
 from veil.cli.options import AccountOpt, KeystoreOpt, RpcOpt, out_path
 from veil.compute.attestation import RegistryDomain
+from veil.compute.heartbeat import choose_schedule, schedule_from_chain
 from veil.errors import InputError
 from veil.merkle import load_tree
 from veil.migration.binding import BindingContext, context_from_files, parse_genesis
@@ -72,6 +73,12 @@ def serve(
     retention_days: int = typer.Option(
         35, "--retention-days", min=1, help="Heartbeats and expired registrations kept, days."
     ),
+    epoch_genesis: int = typer.Option(
+        None, "--epoch-genesis", min=0, help="Epoch 0 start (unix s) without a RewardPool."
+    ),
+    epoch_length: int = typer.Option(
+        None, "--epoch-length", min=1, help="Epoch length, s, without a RewardPool."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
     """Verify and sign migration bindings and worker attestations until interrupted.
@@ -119,6 +126,9 @@ def serve(
             config.collateral_source = lambda fmspc, now, tee: cache.get(fmspc, now, tee=tee)
         if config.policy.allow_simulated:
             console.print("warning: policy allows SIMULATED TEEs (devnet only)")
+        config.epochs = choose_schedule(schedule_from_chain(chain), epoch_genesis, epoch_length)
+        console.print(f"heartbeat epochs: {config.epochs.epoch_length} s from"
+                      f" {config.epochs.genesis_time}")  # fmt: skip
     try:
         server = build_server(config)
     except OSError as error:

@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("veil.cli.gateway", "Run the app gateway (HTTP and WebSocket)."),
     "kms": ("veil.cli.kms", "Run the key management service (KMS)."),
     "cloud": ("veil.cli.cloud", "Deploy confidential apps and run the cloud control plane."),
+    "rewards": ("veil.cli.rewards", "Compute rewards: close epochs, publish roots, claim, audit."),
     "keys": ("veil.cli.keys", "Create, import and list encrypted keystores (signing keys)."),
     "wallet": ("veil.cli.wallet", "See balances and votes, transfer PHA or vPHA."),
     "network": ("veil.cli.network", "Deploy a production network and check its genesis."),

@@ -241,11 +241,16 @@ def status(
     worker: str = typer.Option(None, "--worker", help="Worker address (default: this one)."),
     state_dir: Path = StateOpt,
     attesters: list[str] = typer.Option([], "--attester", help="Attester URL (repeatable)."),
+    rewards_dir: Path = typer.Option(
+        None, "--rewards-dir", help="Epoch reports (default: $VEIL_HOME/rewards)."
+    ),
+    epochs: int = typer.Option(24, "--epochs", help="How many recent epochs to show."),
     as_json: bool = JsonOpt,
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
 ) -> None:
-    """A worker's registration, on-chain evidence hash, and last heartbeats."""
+    """A worker's registration, evidence hash, last heartbeats, and uptime and rewards per
+    epoch (from the epoch reports)."""
     if worker is None:
         identity = load_identity(state_dir)
         if identity is None:
@@ -261,9 +266,13 @@ def status(
             views[url] = AttesterClient(url).worker(record.worker)
         except (AttesterRefused, AttesterUnavailable) as error:
             views[url] = {"error": str(error)}
+    from veil.rewards.history import worker_history
+
+    history = worker_history(record.worker, rewards_dir, epochs)
     if as_json:
         shown = {**record.to_json(), "provider_frozen_until": frozen_until}
-        typer.echo(json.dumps({"registry": shown, "attesters": views}, indent=2))
+        doc = {"registry": shown, "attesters": views, "rewards": history}
+        typer.echo(json.dumps(doc, indent=2))
         return
     console.print(f"worker {record.worker}")
     if not record.registered:
@@ -287,6 +296,16 @@ def status(
         console.print(f"  attester {url}: {len(beats)} recent heartbeat(s)")
         for beat in beats[:5]:
             console.print(f"    #{beat['sequence']} sent {_when(int(beat['sent_at']))}")
+    if not history:
+        console.print("  rewards: no epoch report names this worker yet")
+    for row in history:
+        reward = format_amount(int(row["reward"]), 18)
+        note = "" if row["eligible"] else " (below the minimum uptime or inactive: no reward)"
+        console.print(
+            f"  epoch {row['epoch']}: uptime {row['uptimeBps'] / 100:.2f}% "
+            f"({row['accepted']}/{row['expected']} heartbeats), weight {row['weightBps']} bps, "
+            f"reward {reward}{note}"
+        )
 
 
 @app.command(

@@ -3,7 +3,10 @@
 One round: read the worker's registry record; if it is not registered, get a quote that
 binds the worker key, have the attesters verify it, and register with the threshold of
 their signatures; if its attestation expires within `reattest_margin` seconds (chain
-time), do the same with reattestWorker; then send a signed heartbeat to every attester.
+time), do the same with reattestWorker; then send a signed heartbeat (v2, see
+`veil.compute.heartbeat`) to every attester: numbered by the RewardPool's epoch clock
+(read from the chain once; without a RewardPool, the one the attesters announce), and
+naming the hash of the latest block, read just before signing.
 
 The identity (worker key) is created once and kept; nothing in a failed round touches
 it. A round that fails (attester down, RPC down, a refusal) is logged and followed by a
@@ -30,10 +33,11 @@ from veil.attestation.client import AttesterClient
 from veil.compute import attestation, heartbeat
 from veil.compute.attestation import GpuModel, RegistryDomain, WorkerAttestation
 from veil.compute.evidence import worker_report_data
+from veil.compute.heartbeat import DEFAULT_SCHEDULE, EpochSchedule, schedule_from_chain
 from veil.compute.identity import load_or_create_identity, load_state, save_state
 from veil.compute.quote_source import QuoteSource
 from veil.compute.registry import RegistryClient
-from veil.errors import VeilError
+from veil.errors import InputError, VeilError
 
 log = logging.getLogger("veil.worker")
 
@@ -55,6 +59,7 @@ class WorkerConfig:
     interval: float = 30.0
     reattest_margin: int = 3_600
     max_backoff: float = 300.0
+    epochs: EpochSchedule | None = None  # default: the RewardPool's, else the attesters'
 
 
 @dataclass
@@ -78,6 +83,7 @@ class WorkerAgent:
     clock: Callable[[], float] = time.time
     identity: LocalAccount = field(init=False)
     _domain: RegistryDomain | None = field(default=None, init=False)
+    _schedule: EpochSchedule | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.identity = load_or_create_identity(self.config.state_dir)
@@ -88,6 +94,41 @@ class WorkerAgent:
         if self._domain is None:
             self._domain = self.registry.domain()
         return self._domain
+
+    @property
+    def schedule(self) -> EpochSchedule:
+        """The epoch clock heartbeats are numbered by, found on first use."""
+        if self._schedule is None:
+            self._schedule = (
+                self.config.epochs
+                or schedule_from_chain(self.registry.chain)
+                or self._announced_schedule()
+            )
+        return self._schedule
+
+    def _announced_schedule(self) -> EpochSchedule:
+        """Without a RewardPool, the attesters' schedule (`/v1/health`); a wrong one costs
+        nothing but refused heartbeats (`wrong_epoch`)."""
+        problems = []
+        for url in self.config.attesters:
+            try:
+                epoch = AttesterClient(url).health().get("compute", {}).get("epoch")
+            except VeilError as error:
+                problems.append(str(error))
+                continue
+            if isinstance(epoch, dict):
+                try:
+                    genesis, length = epoch.get("genesis_time"), epoch.get("epoch_length")
+                    return EpochSchedule(genesis, length)  # type: ignore[arg-type]  # checks
+                except InputError as error:
+                    problems.append(f"attester {url}: {error}")
+        if not problems:
+            return DEFAULT_SCHEDULE
+        raise VeilError("heartbeat epochs: no RewardPool and no attester says ("
+                        + "; ".join(problems) + ")")  # fmt: skip
+
+    def latest_block_hash(self) -> bytes:
+        return bytes(self.registry.chain.w3.eth.get_block("latest")["hash"])
 
     @property
     def address(self) -> str:
@@ -166,10 +207,12 @@ class WorkerAgent:
 
     def send_heartbeats(self) -> tuple[int, int, list[str]]:
         """One signed heartbeat to every attester; returns (accepted, sequence, problems)."""
+        schedule, block = self.schedule, self.latest_block_hash()  # before a sequence is used
         state = load_state(self.config.state_dir)
         sequence = int(state.get("sequence", 0)) + 1
         save_state(self.config.state_dir, {**state, "sequence": sequence})
-        beat = heartbeat.Heartbeat(self.address, sequence, int(self.clock()))
+        now = int(self.clock())
+        beat = heartbeat.Heartbeat(self.address, schedule.epoch(now), sequence, now, block)
         request = heartbeat.request(beat, heartbeat.sign(beat, self.domain, self.identity.key))
         accepted, problems = 0, []
         for url in self.config.attesters:
@@ -178,6 +221,8 @@ class WorkerAgent:
                 accepted += 1
             except VeilError as error:  # unreachable, refused, or an answer of another shape
                 problems.append(str(error))
+                if getattr(error, "code", "") == "wrong_epoch" and self.config.epochs is None:
+                    self._schedule = None  # governance changed the epochs: read them again
         return accepted, sequence, problems
 
     def round(self, number: int) -> RoundReport:

@@ -23,12 +23,13 @@ def test_the_server_serves_exactly_the_api_paths(tmp_path: Path) -> None:
         assert set(served.server.posts) == {api.BINDINGS}
     config = AttesterConfig(
         signer=ATTESTER, db=tmp_path / "b.sqlite", port=0, policy=DEFAULT_POLICY,
-        registry=RegistryDomain(31337, "0x" + "ab" * 20),
+        registry=RegistryDomain(31337, "0x" + "ab" * 20), blocks=set(),
     )  # fmt: skip
     server = build_server(config)
     try:
         assert set(server.posts) == {api.REGISTRATIONS, api.HEARTBEATS}
-        assert set(server.readers) == {api.EVIDENCE_PREFIX, api.WORKERS_PREFIX}
+        logs = api.HEARTBEATS + "?"
+        assert set(server.readers) == {api.EVIDENCE_PREFIX, api.WORKERS_PREFIX, logs}
         assert server.posts[api.REGISTRATIONS].max_body == api.MAX_REGISTRATION_BODY
         assert server.posts[api.HEARTBEATS].max_body == api.MAX_BODY
     finally:

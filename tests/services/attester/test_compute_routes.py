@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -23,10 +21,9 @@ import pytest
 from eth_account import Account
 
 from veil.attestation.api import EVIDENCE_PREFIX
-from veil.attestation.api import HEARTBEATS as HEARTBEATS_PATH
 from veil.attestation.api import REGISTRATIONS as REGISTRATIONS_PATH
 from veil.chain.compile import CONTRACTS_DIR
-from veil.compute import attestation, heartbeat
+from veil.compute import attestation
 from veil.compute.attestation import RegistryDomain, WorkerAttestation
 from veil.compute.evidence import EvidenceBundle, worker_report_data
 from veil.network.genesis import devnet_allowlist, devnet_policy
@@ -260,57 +257,6 @@ def test_oversized_and_non_json_bodies_are_refused(serve: Serve) -> None:
     assert status == 400 and "JSON object" in answer["error"]
 
 
-def beat_body(
-    domain: RegistryDomain, sequence: int, timestamp: int, key: Any = WORKER, worker: str = ""
-) -> dict[str, Any]:
-    beat = heartbeat.Heartbeat(worker or WORKER.address, sequence, timestamp)
-    return heartbeat.to_json(beat, heartbeat.sign(beat, domain, key.key))
-
-
-def test_heartbeats_stored_and_each_refusal_named(serve: Serve, domain: RegistryDomain) -> None:
-    url, db = serve()
-    status, answer = request(url, HEARTBEATS_PATH, beat_body(domain, 1, NOW))
-    assert status == 404 and "unknown" in answer["error"]
-    assert request(url, REGISTRATIONS_PATH, sim_body())[0] == 200
-
-    status, answer = request(url, HEARTBEATS_PATH, beat_body(domain, 1, NOW))
-    assert status == 200 and answer["stored"] is True
-    status, answer = request(url, HEARTBEATS_PATH, beat_body(domain, 2, NOW + 10))
-    assert status == 200
-
-    replay = request(url, HEARTBEATS_PATH, beat_body(domain, 2, NOW + 10))
-    lower = request(url, HEARTBEATS_PATH, beat_body(domain, 1, NOW + 20))
-    stale = request(url, HEARTBEATS_PATH, beat_body(domain, 3, NOW - 3600))
-    future = request(url, HEARTBEATS_PATH, beat_body(domain, 3, NOW + 3600))
-    unsigned = {k: v for k, v in beat_body(domain, 3, NOW).items() if k != "signature"}
-    wrong = beat_body(domain, 3, NOW, key=OTHER)
-    other_domain = RegistryDomain(domain.chain_id + 1, domain.registry)
-    cross = beat_body(other_domain, 3, NOW)
-    garbage = {**beat_body(domain, 3, NOW), "signature": "0x" + "00" * 65}
-    assert replay[0] == 409 and "replayed" in replay[1]["error"]
-    assert lower[0] == 409 and "replayed" in lower[1]["error"]
-    assert stale[0] == 422 and "stale" in stale[1]["error"]
-    assert future[0] == 422 and "stale" in future[1]["error"]
-    got = request(url, HEARTBEATS_PATH, unsigned)
-    assert got[0] == 401 and "unsigned" in got[1]["error"]
-    got = request(url, HEARTBEATS_PATH, wrong)
-    assert got[0] == 401 and f"signed by {OTHER.address}" in got[1]["error"]
-    got = request(url, HEARTBEATS_PATH, cross)
-    assert got[0] == 401 and "not by worker" in got[1]["error"]
-    got = request(url, HEARTBEATS_PATH, garbage)
-    assert got[0] == 401 and "signature" in got[1]["error"]
-
-    stored = Store(db).heartbeats(WORKER.address)
-    assert [b["sequence"] for b in stored] == [2, 1]
-    status, view = request(url, "/v1/compute/workers/" + WORKER.address.lower())
-    assert status == 200 and [b["sequence"] for b in view["heartbeats"]] == [2, 1]
-    assert view["registration"]["provider"].lower() == PROVIDER
-
-    serve.clock["now"] = NOW + 86_400 + 1  # type: ignore[attr-defined]
-    got = request(url, HEARTBEATS_PATH, beat_body(domain, 9, NOW + 86_401))
-    assert got[0] == 403 and "expired" in got[1]["error"]
-
-
 def test_reads_refuse_unknown_things(serve: Serve) -> None:
     url, _ = serve()
     status, answer = request(url, EVIDENCE_PREFIX + "0x" + "00" * 32)
@@ -360,40 +306,16 @@ def test_expired_registrations_are_pruned_but_each_workers_latest_kept(
     assert store.latest_registration(WORKER.address)["expiry"] == NOW + 2 + 86_400  # type: ignore[index]
 
 
-def test_heartbeats_are_thinned_by_interval_and_pruned_by_age(
-    serve: Serve, domain: RegistryDomain
-) -> None:
-    url, db = serve(min_heartbeat_interval=30)
-    assert request(url, REGISTRATIONS_PATH, sim_body())[0] == 200
-    answers = [
-        request(url, HEARTBEATS_PATH, beat_body(domain, n + 1, NOW + 10 * n))[1] for n in range(7)
-    ]
-    assert [a["stored"] for a in answers] == [True, False, False, True, False, False, True]
-    store = Store(db)
-    assert [b["sequence"] for b in store.heartbeats(WORKER.address)] == [7, 4, 1]
-    # an accepted but unkept heartbeat still cannot be replayed
-    replay = request(url, HEARTBEATS_PATH, beat_body(domain, 6, NOW + 50))
-    assert replay[0] == 409 and "replayed" in replay[1]["error"]
-
-    assert store.prune_heartbeats(received_before=time.time() + 1) == 3
-    assert store.heartbeats(WORKER.address) == []
-    replay = request(url, HEARTBEATS_PATH, beat_body(domain, 7, NOW + 60))
-    assert replay[0] == 409 and "last accepted 7" in replay[1]["error"]
-    assert request(url, HEARTBEATS_PATH, beat_body(domain, 8, NOW + 90))[1]["stored"] is True
-
-
-def test_retention_applies_when_the_service_starts(
-    serve: Serve, domain: RegistryDomain, tmp_path: Path
-) -> None:
+def test_retention_applies_when_the_service_starts(serve: Serve, domain: RegistryDomain) -> None:
     url, db = serve()
-    assert request(url, REGISTRATIONS_PATH, sim_body())[0] == 200
-    for n in range(1, 4):
-        assert request(url, HEARTBEATS_PATH, beat_body(domain, n, NOW + n))[0] == 200
-    with sqlite3.connect(db) as raw:  # two of them received 40 days ago
-        raw.execute(
-            "UPDATE heartbeats SET received_at = received_at - 40 * 86400 WHERE sequence < 3"
-        )
+    for step in range(3):
+        serve.clock["now"] = NOW + step  # type: ignore[attr-defined]
+        assert request(url, REGISTRATIONS_PATH, sim_body())[0] == 200
     from veil.services.attester.workers import ComputeService
 
-    service = ComputeService(DEVNET_POLICY, domain, ATTESTER, Store(db), retention=35 * 86_400)
-    assert [b["sequence"] for b in service.store.heartbeats(WORKER.address)] == [3]
+    later = NOW + 40 * 86_400
+    service = ComputeService(
+        DEVNET_POLICY, domain, ATTESTER, Store(db), retention=35 * 86_400, clock=lambda: later
+    )
+    assert service.store.count("registrations") == 1
+    assert service.store.latest_registration(WORKER.address)["expiry"] == NOW + 2 + 86_400  # type: ignore[index]

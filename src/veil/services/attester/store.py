@@ -9,10 +9,11 @@ fsync per signature, small next to the signature verification that precedes it.
 
 Records are idempotent, so the file grows with what was *distinct*, not with traffic:
 one row per (account, receiver, holder signature), one per registration request and
-expiry, at most one heartbeat per worker per minimum interval, and heartbeats and
-expired registrations older than the retention window are pruned. Replay refusal does
-not depend on what is kept: the last accepted sequence of every worker is its own row
-(`heartbeat_last`).
+expiry, and expired registrations older than the retention window are pruned.
+Heartbeats are not kept here: they go to per-epoch journals with group commit
+(`veil.services.attester.heartbeats`), as one fsync per heartbeat would cap ingest
+far below what 29,000 workers send. Tables `heartbeats` and `heartbeat_last` in files
+written by older attesters are left as they are.
 """
 
 from __future__ import annotations
@@ -49,19 +50,6 @@ CREATE TABLE IF NOT EXISTS registrations (
     signed_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS registrations_worker ON registrations(worker);
-CREATE TABLE IF NOT EXISTS heartbeats (
-    worker TEXT NOT NULL,
-    sequence INTEGER NOT NULL,
-    sent_at INTEGER NOT NULL,
-    received_at REAL NOT NULL,
-    signature TEXT NOT NULL,
-    PRIMARY KEY (worker, sequence)
-);
-CREATE TABLE IF NOT EXISTS heartbeat_last (
-    worker TEXT PRIMARY KEY,
-    sequence INTEGER NOT NULL,
-    sent_at INTEGER NOT NULL
-);
 """
 
 # Columns added after the first release; an older file gains them when opened.
@@ -74,7 +62,6 @@ _UNIQUE_INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS bindings_once
     ON bindings(account, receiver, substrate_signature);
 CREATE UNIQUE INDEX IF NOT EXISTS registrations_once ON registrations(request_hash, expiry);
-CREATE INDEX IF NOT EXISTS heartbeats_received ON heartbeats(received_at);
 CREATE INDEX IF NOT EXISTS registrations_expiry ON registrations(expiry);
 """
 
@@ -110,10 +97,6 @@ class Store:
                 for name, kind in columns.items():
                     if name not in have:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-            db.execute(
-                "INSERT OR IGNORE INTO heartbeat_last (worker, sequence, sent_at)"
-                " SELECT worker, MAX(sequence), MAX(sent_at) FROM heartbeats GROUP BY worker"
-            )
             db.execute(
                 "DELETE FROM bindings WHERE id NOT IN (SELECT MIN(id) FROM bindings"
                 " GROUP BY account, receiver, substrate_signature)"
@@ -200,7 +183,7 @@ class Store:
         return [dict(r) for r in rows]
 
     def count(self, table: str) -> int:
-        if table not in ("bindings", "registrations", "heartbeats"):
+        if table not in ("bindings", "registrations"):
             raise ValueError(table)
         return int(self._connect().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
@@ -257,71 +240,3 @@ class Store:
             .fetchone()
         )
         return dict(row) if row else None
-
-    # --- heartbeats ----------------------------------------------------------------
-
-    def record_heartbeat(
-        self, worker: str, sequence: int, sent_at: int, signature: str, keep: bool = True
-    ) -> bool:
-        """Accept a heartbeat whose sequence is above the worker's last: False if it is not
-        (a replay). Its row is kept only if `keep` (the caller thins by interval)."""
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            cursor = db.execute(
-                "INSERT INTO heartbeat_last (worker, sequence, sent_at) VALUES (?, ?, ?)"
-                " ON CONFLICT(worker) DO UPDATE SET sequence = excluded.sequence,"
-                " sent_at = excluded.sent_at WHERE excluded.sequence > heartbeat_last.sequence",
-                (worker, sequence, sent_at),
-            )
-            if cursor.rowcount == 0:
-                db.execute("ROLLBACK")
-                return False
-            if keep:
-                db.execute(
-                    "INSERT OR IGNORE INTO heartbeats (worker, sequence, sent_at, received_at,"
-                    " signature) VALUES (?, ?, ?, ?, ?)",
-                    (worker, sequence, sent_at, time.time(), signature),
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        return True
-
-    def prune_heartbeats(self, received_before: float) -> int:
-        """Delete heartbeats received before the cutoff (replay refusal reads
-        `heartbeat_last`, which is never pruned). Returns how many rows went."""
-        cursor = self._connect().execute(
-            "DELETE FROM heartbeats WHERE received_at < ?", (received_before,)
-        )
-        return cursor.rowcount
-
-    def last_accepted(self, worker: str) -> dict[str, Any] | None:
-        """The worker's last accepted (sequence, sent_at), kept or not."""
-        row = (
-            self._connect()
-            .execute("SELECT * FROM heartbeat_last WHERE worker = ?", (worker,))
-            .fetchone()
-        )
-        return dict(row) if row else None
-
-    def last_heartbeat(self, worker: str) -> dict[str, Any] | None:
-        """The worker's last *kept* heartbeat."""
-        row = (
-            self._connect()
-            .execute(
-                "SELECT * FROM heartbeats WHERE worker = ? ORDER BY sequence DESC LIMIT 1",
-                (worker,),
-            )
-            .fetchone()
-        )
-        return dict(row) if row else None
-
-    def heartbeats(self, worker: str, limit: int = 10) -> list[dict[str, Any]]:
-        rows = self._connect().execute(
-            "SELECT * FROM heartbeats WHERE worker = ? ORDER BY sequence DESC LIMIT ?",
-            (worker, limit),
-        )
-        return [dict(r) for r in rows]

@@ -7,11 +7,11 @@ an accepted verdict is signed: an EIP-712 WorkerAttestation naming, by hash, eve
 that was checked. The evidence bundle is stored before the answer leaves, and served at
 `GET /v1/compute/evidence/<sha256>`, so anyone can re-run the verification later.
 
-`POST /v1/compute/heartbeats` stores a worker-signed heartbeat as uptime evidence; every
-refusal (unknown worker, unsigned, wrong signer, stale, replayed, expired) has its own
-reason. `GET /v1/compute/workers/<address>` shows the latest registration and heartbeats.
+Heartbeats (`POST /v1/compute/heartbeats`, and the signed per-epoch logs) are
+`veil.services.attester.heartbeats`'s; `GET /v1/compute/workers/<address>` shows the
+latest registration and the latest heartbeats.
 
-Both records are bounded. A registration is answered from the record, without verifying
+The record is bounded. A registration is answered from the record, without verifying
 anything again, when the same request (same body after canonical JSON) comes for the
 same expiry: always when the body names its expiry (as every attester after the first
 is asked to), and within the same second otherwise, since a request without an expiry
@@ -19,11 +19,6 @@ means "attest me as of now" and a later one must get a later expiry (a worker
 re-attesting near expiry may resend identical, e.g. simulated, evidence). Registrations
 that expired more than `retention` ago are pruned, except each worker's latest: the
 registry refuses them anyway, and the evidence they name stays in the archive.
-Heartbeats are all checked and accepted, but one closer than `min_heartbeat_interval`
-(by signed timestamps) to the worker's last kept one is not kept (answered
-`"stored": false`): uptime evidence needs one per interval, not every beat. Heartbeats
-received more than `retention` ago are pruned; replay refusal reads the worker's last
-accepted sequence, which is never pruned.
 """
 
 from __future__ import annotations
@@ -43,7 +38,7 @@ from eth_utils import to_canonical_address
 
 from veil.attestation import api
 from veil.attestation.typed_data import checksum
-from veil.compute import attestation, heartbeat
+from veil.compute import attestation
 from veil.compute.attestation import GpuModel, RegistryDomain, WorkerAttestation
 from veil.compute.evidence import (
     HWMODEL_PREFIXES,
@@ -53,13 +48,7 @@ from veil.compute.evidence import (
     parse_gpu_model,
 )
 from veil.errors import InputError
-from veil.services.attester.requests import (
-    Refused,
-    hex_field,
-    int_field,
-    require_object,
-    text_field,
-)
+from veil.services.attester.requests import Refused, int_field, require_object, text_field
 from veil.services.attester.store import Store
 from veil.tee import Policy, verify_evidence
 from veil.tee.collateral import Collateral, CollateralError, from_json_text
@@ -70,7 +59,6 @@ from veil.tee.simulator import is_simulated_quote
 from veil.tee.tdx import parse_measurements
 
 DAY = 86_400
-PRUNE_EVERY = 1_000  # accepted heartbeats between two retention passes
 
 CollateralSource = Callable[[str, int, str], Collateral]  # (fmspc, now, tee)
 
@@ -137,11 +125,11 @@ class ComputeService:
     # real time. The two agree on a live network, not on a devnet that has time-travelled.
     chain_clock: Callable[[], int] | None = None
     collateral_source: CollateralSource | None = None
-    min_heartbeat_interval: int = 0
-    retention: int | None = None  # seconds; None keeps every heartbeat and registration
+    retention: int | None = None  # seconds; None keeps every registration
+    # told of every registration signed here (the heartbeat checks keep expiries in memory)
+    on_registered: Callable[[str, int], None] | None = None
+    recent_heartbeats: Callable[[str], list[dict[str, Any]]] = lambda _worker: []
     archive: EvidenceArchive = field(init=False)
-    _accepted: int = field(default=0, init=False)
-    _prune_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.archive = EvidenceArchive(self.store.path)
@@ -151,8 +139,7 @@ class ComputeService:
         """Apply the retention now; returns how many rows went."""
         if self.retention is None:
             return 0
-        beats = self.store.prune_heartbeats(time.time() - self.retention)
-        return beats + self.store.prune_registrations(self.clock() - self.retention)
+        return self.store.prune_registrations(self.clock() - self.retention)
 
     # --- registrations -------------------------------------------------------------
 
@@ -251,6 +238,8 @@ class ComputeService:
                 "request_hash": request_hash,
             }
         )
+        if self.on_registered is not None:
+            self.on_registered(worker, int(stored["expiry"]))
         return dict(json.loads(stored["answer"]))  # the first answer, if a twin raced us
 
     def _chain_now(self, now: int) -> int:
@@ -297,53 +286,6 @@ class ComputeService:
             if not claim.hwmodel.upper().startswith(prefixes):
                 raise Refused(422, f"gpu: hwmodel {claim.hwmodel!r} is not a {name}")
 
-    # --- heartbeats ----------------------------------------------------------------
-
-    def heartbeat(self, body: Any) -> dict[str, Any]:
-        body = require_object(body, api.HEARTBEAT_FIELDS)
-        worker = _address(body, "worker")
-        sequence = int_field(body, "sequence", 0, 2**64 - 1)
-        sent_at = int_field(body, "timestamp", 0, 2**64 - 1)
-        registration = self.store.latest_registration(worker)
-        if registration is None:
-            raise Refused(404, f"heartbeat: worker {worker} is unknown (never attested here)")
-        if body.get("signature") in (None, "", "0x"):
-            raise Refused(401, "heartbeat: unsigned (no signature)")
-        signature = hex_field(body, "signature", (65,))
-        beat = heartbeat.Heartbeat(worker, sequence, sent_at)
-        try:
-            signer = heartbeat.recover(beat, self.domain, signature)
-        except InputError as error:
-            raise Refused(401, f"heartbeat: bad signature ({error})") from None
-        if signer != worker:
-            raise Refused(401, f"heartbeat: signed by {signer}, not by worker {worker}")
-        now = self.clock()
-        if abs(now - sent_at) > self.max_skew:
-            drift = f"{now - sent_at:+d} s from now, limit {self.max_skew} s"
-            raise Refused(422, f"heartbeat: stale timestamp {sent_at} ({drift})")
-        if registration["expiry"] <= self._chain_now(now):
-            raise Refused(403, f"heartbeat: worker {worker}'s attestation expired at"
-                               f" {registration['expiry']}; re-attest first")  # fmt: skip
-        last = self.store.last_accepted(worker)
-        if last is not None and sequence <= last["sequence"]:
-            raise Refused(
-                409, f"heartbeat: sequence {sequence} replayed (last accepted {last['sequence']})"
-            )
-        kept = self.store.last_heartbeat(worker)
-        keep = kept is None or sent_at - kept["sent_at"] >= self.min_heartbeat_interval
-        if not self.store.record_heartbeat(
-            worker, sequence, sent_at, "0x" + signature.hex(), keep=keep
-        ):
-            raise Refused(409, f"heartbeat: sequence {sequence} replayed (already accepted)")
-        if not keep:
-            return api.HeartbeatAnswer(worker, sequence, sent_at, stored=False).to_json()
-        with self._prune_lock:
-            self._accepted += 1
-            due = self._accepted % PRUNE_EVERY == 0
-        if due:
-            self.prune()
-        return api.HeartbeatAnswer(worker, sequence, sent_at, stored=True).to_json()
-
     # --- reads ---------------------------------------------------------------------
 
     def worker_view(self, address: str) -> dict[str, Any]:
@@ -354,7 +296,6 @@ class ComputeService:
         registration = self.store.latest_registration(worker)
         if registration is None:
             raise Refused(404, f"worker {worker}: never attested here")
-        beats = self.store.heartbeats(worker, limit=10)
         return {
             "worker": worker,
             "registration": {
@@ -365,10 +306,7 @@ class ComputeService:
                 "signed_at": registration["signed_at"],
                 "attestation": json.loads(registration["attestation"]),
             },
-            "heartbeats": [
-                {k: b[k] for k in ("sequence", "sent_at", "received_at", "signature")}
-                for b in beats
-            ],
+            "heartbeats": self.recent_heartbeats(worker),
         }
 
     def evidence(self, digest_hex: str) -> bytes:
