@@ -79,7 +79,7 @@ def status(
     next_epoch = int(f.nextEpoch().call())
     to_finalize = int(f.nextEpochToFinalize().call())
     window = int(f.challengeWindow().call())
-    pending = []
+    pending: list[dict[str, Any]] = []
     for epoch in range(to_finalize, next_epoch):
         _state, root, total, budget, posted_at = f.pending(epoch).call()
         pending.append(
@@ -92,7 +92,7 @@ def status(
             }
         )
     last = int(f.lastFinalizedEpoch().call())
-    doc = {
+    doc: dict[str, Any] = {
         "currentEpoch": current,
         "nextEpochToPost": next_epoch,
         "lastFinalizedEpoch": None if last >= 2**64 else last,
