@@ -84,14 +84,14 @@ _KEY_LOOKUP = text("SELECT id, address, scopes, revoked_at FROM api_keys WHERE s
 
 
 def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    """The key's account and scopes. One indexed read, run inline on the event loop (a
-    thread hop and ORM statement building would cost more than the query: bench/cloud.py)."""
+    """The key's account and scopes: one indexed read as prepared SQL (building an ORM
+    statement per request cost more than the query: bench/cloud.py)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>")
     token = credentials.credentials
     if not token.startswith(KEY_PREFIX) or len(token) > 100:
         raise ApiError(401, "invalid_api_key", "not a veil API key")
-    with state_of(request).engine.connect() as connection:
+    with state_of(request).read_connection() as connection:
         row = connection.execute(_KEY_LOOKUP, {"h": digest(token)}).first()
     if row is None:
         raise ApiError(401, "invalid_api_key", "unknown API key")
@@ -103,7 +103,7 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
 async def principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Principal:
-    return authenticate(request, credentials)
+    return await state_of(request).read(authenticate, request, credentials)
 
 
 def scoped(scope: str):  # type: ignore[no-untyped-def]
@@ -112,7 +112,7 @@ def scoped(scope: str):  # type: ignore[no-untyped-def]
     async def need(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
     ) -> Principal:
-        who = authenticate(request, credentials)
+        who = await state_of(request).read(authenticate, request, credentials)
         if scope not in who.scopes:
             raise ApiError(403, "insufficient_scope", f"this API key lacks the {scope} scope")
         return who
