@@ -9,10 +9,8 @@ import pytest
 from cloud_kit import CloudKit, account
 from sqlalchemy import func, select, text
 
-from veil.cloud.instance_types import instance_type
 from veil.services.cloud.database import SCHEDULER_LOCK
 from veil.services.cloud.models import App, Deployment
-from veil.services.cloud.scheduler import WorkerCapacity, first_fit
 
 
 def _pending_app(cloud: CloudKit) -> str:
@@ -64,13 +62,13 @@ def test_racing_passes_place_once(cloud: CloudKit) -> None:
         assert session.get(App, app_id).status == "scheduled"
 
 
-def test_first_fit_respects_gpu_model_and_count() -> None:
-    h200x2 = instance_type("h200x2")
-    workers = [
-        WorkerCapacity("0xa", 64, 1 << 20, 4000, gpu_model=1, gpu_count=8),  # H100s
-        WorkerCapacity("0xb", 64, 1 << 20, 4000, gpu_model=2, gpu_count=2),  # two H200
-    ]
-    assert first_fit(h200x2, workers, {}, {}).worker == "0xb"
-    busy = {"0xb": [instance_type("h200")]}
-    refused = first_fit(h200x2, workers, busy, {})
-    assert refused.worker is None and refused.reason == "no H200 with 2 GPUs free"
+def test_gpu_apps_go_to_the_right_gpus_and_wait_with_the_reason(cloud: CloudKit) -> None:
+    h100s = {"vcpu": 96, "memory_mb": 1 << 20, "disk_gb": 4000, "gpu_model": 1, "gpu_count": 8}
+    h200s = {"vcpu": 24, "memory_mb": 1 << 19, "disk_gb": 1000, "gpu_model": 2, "gpu_count": 2}
+    cloud.sync(account("h100-box"), capacity=h100s)
+    cloud.sync(account("h200-box"), capacity=h200s)
+    first = cloud.deploy("alice", name="train", instance_type="h200x2")
+    assert first["worker"] == account("h200-box").address
+    second = cloud.deploy("alice", name="train2", instance_type="h200x2")
+    assert second["status"] == "pending"
+    assert second["status_reason"] == "no H200 with 2 GPUs free"
