@@ -432,3 +432,23 @@ def fetch_env_pubkey(
             f"the env public key for {app} is not signed by the pinned KMS {expected_signer}",
         )
     return bytes.fromhex(body["public_key"])
+
+
+def devnet_kms_policy() -> str:
+    """The devnet KMS's policy TOML: SIMULATED TEEs accepted, the simulator's OS image.
+
+    Unlike the attester's devnet policy it allows no fixed compose hash: which compose an
+    app may run is AppAuth's answer, per app. Never use it on a real network.
+    """
+    from veil.tee.simulator import AppSpec
+
+    return f"""\
+# veil devnet KMS policy: SIMULATED TEEs are accepted (the devnet has no TDX).
+# Never use this policy on a real network: the default policy (an empty file) refuses them.
+allow_simulated = true
+require_event_log = true
+
+[[os_images]]
+name = "veil simulated os image"
+os_image_hash = "{AppSpec().os_image_hash.hex()}"
+"""

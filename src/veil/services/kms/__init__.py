@@ -1,0 +1,1 @@
+"""The KMS service: releases each app's keys only to attested, registered workers."""
