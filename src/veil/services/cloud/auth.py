@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from veil.services.cloud import siwe
 from veil.services.cloud.api_errors import ApiError
 from veil.services.cloud.models import ApiKey, SiweNonce
+from veil.services.cloud.rate_limit import limit_client
 from veil.services.cloud.schemas import ErrorBody, KeyOut, NewKeyIn, NewKeyOut, NonceOut, SiweIn
 from veil.services.cloud.service import CloudState
 
@@ -124,10 +125,11 @@ def _domain(request: Request, state: CloudState) -> str:
     return state.config.siwe_domain or request.headers.get("host", "localhost")
 
 
-@router.post("/v1/auth/siwe/nonce", response_model=NonceOut)
+@router.post("/v1/auth/siwe/nonce", response_model=NonceOut, responses={429: {"model": ErrorBody}})
 def siwe_nonce(request: Request) -> NonceOut:
     """A single-use nonce to put in a Sign-In with Ethereum message."""
     state = state_of(request)
+    limit_client(request, state, "siwe")
     now = state.now()
     nonce = secrets.token_hex(16)
     with state.sessions() as session, session.begin():
@@ -145,6 +147,7 @@ def siwe_nonce(request: Request) -> NonceOut:
 def siwe_verify(body: SiweIn, request: Request) -> NewKeyOut:
     """Check an EIP-4361 message and its signature; answer an API key for the address."""
     state = state_of(request)
+    limit_client(request, state, "siwe")
     now = state.now()
     try:
         message = siwe.parse(body.message)

@@ -41,6 +41,8 @@ class CloudConfig:
     scheduler_interval: float = 1.0
     run_scheduler: bool = True
     sync_skew: int = 60
+    #: SIWE nonce and verify requests per client address per minute (0: no limit).
+    auth_rate: int = 60
     clock: Callable[[], float] = time.time
     #: An HTTP client for the KMS (tests pass one bound to an in-process KMS).
     kms_client: httpx.Client | None = None
