@@ -329,9 +329,14 @@ def deploy(
     if deployment is not None:
         from veil.chain import deployment as deployments
         from veil.chain.client import Chain
-        from veil.cloud.app_auth import AppAuthClient
+        from veil.cloud.app_auth import AppAuthClient, app_id_for
 
         signer = resolve_signer(account, keystore)
+        if app_id_for(signer.address, app_name).lower() != app_id.lower():
+            raise InputError(
+                f"-a/--keystore {signer.address} is not the account you logged in as: the "
+                "app must be registered on AppAuth by the account that owns it"
+            )
         auth = AppAuthClient.from_chain(Chain.open(deployments.load(deployment), rpc))
         auth.allow(signer, app_name, provisioned["compose_hash"])
         console.print(f"compose hash {provisioned['compose_hash']} allowed on AppAuth")

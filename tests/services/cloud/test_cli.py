@@ -272,3 +272,20 @@ def test_serve_command(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_deploy_refuses_to_register_the_app_under_another_account(
+    live: tuple[CloudKit, str], tmp_path: Path
+) -> None:
+    kit, url = live
+    home = tmp_path / "home"
+    kit.sync(account("w1"))
+    assert _run(home, "login", "--url", url, "-a", "alice").exit_code == 0
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(COMPOSE.replace("${GREETING}", "${GREETING:-x}"))
+    wrong = _run(
+        home, "deploy", str(compose), "--name", "web", "-d", str(tmp_path / "d.json"), "-a", "bob"
+    )
+    assert wrong.exit_code != 0
+    assert "not the account you logged in as" in str(wrong.exception)
+    assert "no apps" in _run(home, "ls").output
