@@ -138,6 +138,9 @@ def serve(
         None, "--deployment", "-d", help="Deployment file: workers must be active in its registry."
     ),
     rpc: str = RpcOpt,
+    auth_rate: int = typer.Option(
+        60, "--auth-rate", min=0, help="SIWE requests per client per minute (0: no limit)."
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve the control plane API (OpenAPI at /openapi.json, docs at /docs) until stopped.
@@ -166,6 +169,7 @@ def serve(
         "chain_id": chain_id or 31337,
         "deployment": str(deployment) if deployment else None,
         "rpc": rpc,
+        "auth_rate": auth_rate,
     }
     asgi.config_from_json(settings)  # refuse bad settings before anything listens
     engine = open_engine(url)
@@ -282,8 +286,10 @@ def deploy(
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Provision, check the KMS-signed env key, encrypt secrets here, allow the compose hash
-    on-chain (with -d), commit. Deploying an existing name updates that app."""
+    """Deploy an app, or update it when the name exists; secrets are encrypted here.
+
+    Provision, check the KMS signature on the env key, encrypt the env locally, allow the
+    compose hash on AppAuth (with -d), commit."""
     from veil.cloud.envcrypt import encrypt_env
     from veil.cloud.kms import verify_env_pubkey
 
@@ -325,9 +331,14 @@ def deploy(
     if deployment is not None:
         from veil.chain import deployment as deployments
         from veil.chain.client import Chain
-        from veil.cloud.app_auth import AppAuthClient
+        from veil.cloud.app_auth import AppAuthClient, app_id_for
 
         signer = resolve_signer(account, keystore)
+        if app_id_for(signer.address, app_name).lower() != app_id.lower():
+            raise InputError(
+                f"-a/--keystore {signer.address} is not the account you logged in as: the "
+                "app must be registered on AppAuth by the account that owns it"
+            )
         auth = AppAuthClient.from_chain(Chain.open(deployments.load(deployment), rpc))
         auth.allow(signer, app_name, provisioned["compose_hash"])
         console.print(f"compose hash {provisioned['compose_hash']} allowed on AppAuth")
@@ -422,7 +433,9 @@ def _lifecycle(app_ref: str, url: str | None, action: str, as_json: bool) -> Non
 
 @app.command(epilog="Example: veil cloud stop web")
 def stop(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Stop the app; it keeps its placement until started again."""
     _lifecycle(app_ref, url, "stop", as_json)
@@ -430,7 +443,9 @@ def stop(
 
 @app.command(epilog="Example: veil cloud start web")
 def start(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Start a stopped app."""
     _lifecycle(app_ref, url, "start", as_json)
@@ -438,7 +453,9 @@ def start(
 
 @app.command(epilog="Example: veil cloud restart web")
 def restart(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Boot the app again from scratch."""
     _lifecycle(app_ref, url, "restart", as_json)
@@ -446,7 +463,9 @@ def restart(
 
 @app.command(epilog="Example: veil cloud delete web")
 def delete(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Remove the app from every worker."""
     _lifecycle(app_ref, url, "delete", as_json)
@@ -454,7 +473,7 @@ def delete(
 
 @app.command(epilog="Example: veil cloud events web --follow")
 def events(
-    app_ref: str = typer.Argument(..., metavar="APP"),
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events."),
     url: str = UrlOpt,
 ) -> None:
@@ -475,14 +494,15 @@ def events(
 
 @app.command(epilog="Example: veil cloud attestation web --policy policy.toml")
 def attestation(
-    app_ref: str = typer.Argument(..., metavar="APP"),
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
     policy: Path = typer.Option(None, "--policy", help="Policy TOML (default: strict)."),
     pccs: str = typer.Option(None, "--pccs", help="Fetch Intel collateral from this PCCS."),
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Verify the running app's quote: exit 0 only when its compose hash is the one you
-    deployed and its OS image satisfies the policy."""
+    """Verify the running app's quote; exit 0 only if compose hash and OS image pass.
+
+    The compose hash must be the one you deployed; the OS image one the policy allows."""
     from veil.tee.collateral import CollateralCache, default_cache_dir
     from veil.tee.evidence import evidence_from_json
     from veil.tee.policy import DEFAULT_POLICY, ReportDataRule, load_policy
