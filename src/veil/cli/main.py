@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attester": ("veil.cli.attester", "Run an attester service."),
     "worker": ("veil.cli.worker", "Run and inspect a compute worker."),
     "kms": ("veil.cli.kms", "Run the key management service (KMS)."),
+    "cloud": ("veil.cli.cloud", "Deploy confidential apps and run the cloud control plane."),
     "keys": ("veil.cli.keys", "Create, import and list encrypted keystores (signing keys)."),
     "wallet": ("veil.cli.wallet", "See balances and votes, transfer PHA or vPHA."),
     "network": ("veil.cli.network", "Deploy a production network and check its genesis."),

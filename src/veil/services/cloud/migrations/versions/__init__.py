@@ -1,0 +1,1 @@
+"""Revisions, oldest first; `veil cloud serve` upgrades to the newest on start."""

@@ -1,0 +1,79 @@
+"""The control plane's configuration and what a running replica holds (only handles).
+
+A replica keeps no state of its own: a database engine, an HTTP client for the KMS, and
+a cache of registry answers (a read-through cache of public chain data, which any replica
+may hold independently without disagreeing with another for longer than its lifetime).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from veil.services.cloud.scheduler import Scheduler
+
+
+@dataclass
+class CloudConfig:
+    db_url: str
+    kms_url: str | None = None
+    #: The KMS URL workers are told to use (default: kms_url).
+    worker_kms_url: str | None = None
+    gateway_token: str | None = None
+    worker_timeout: int = 30
+    provision_ttl: int = 600
+    nonce_ttl: int = 600
+    #: SIWE `domain` this server accepts; None: the request's Host header.
+    siwe_domain: str | None = None
+    chain_id: int = 31337
+    #: `isActive(worker)` on the ComputeRegistry; None: no registry configured.
+    is_active: Callable[[str], bool] | None = None
+    registry_cache_seconds: float = 10.0
+    scheduler_interval: float = 1.0
+    run_scheduler: bool = True
+    sync_skew: int = 60
+    clock: Callable[[], float] = time.time
+    #: An HTTP client for the KMS (tests pass one bound to an in-process KMS).
+    kms_client: httpx.Client | None = None
+
+
+@dataclass
+class CloudState:
+    config: CloudConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    scheduler: Scheduler
+    kms: httpx.Client
+    registry_cache: dict[str, tuple[float, bool]] = field(default_factory=dict)
+
+    def now(self) -> int:
+        return int(self.config.clock())
+
+    def worker_active(self, worker: str) -> bool:
+        """The registry's `isActive`, remembered briefly so a sync loop is not a chain call."""
+        check = self.config.is_active
+        if check is None:
+            return True
+        now = time.monotonic()
+        cached = self.registry_cache.get(worker)
+        if cached is not None and now - cached[0] < self.config.registry_cache_seconds:
+            return cached[1]
+        answer = bool(check(worker))
+        if len(self.registry_cache) > 100_000:
+            self.registry_cache.clear()
+        self.registry_cache[worker] = (now, answer)
+        return answer
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "service": "veil-cloud",
+            "chain_id": self.config.chain_id,
+            "kms_url": self.config.worker_kms_url or self.config.kms_url,
+            "registry": self.config.is_active is not None,
+        }
