@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attest": ("veil.cli.attest", "Verify TEE attestation evidence (Intel TDX, NVIDIA GPU)."),
     "attester": ("veil.cli.attester", "Run an attester service."),
     "worker": ("veil.cli.worker", "Run and inspect a compute worker."),
+    "gateway": ("veil.cli.gateway", "Run the app gateway (HTTP and WebSocket)."),
     "kms": ("veil.cli.kms", "Run the key management service (KMS)."),
     "cloud": ("veil.cli.cloud", "Deploy confidential apps and run the cloud control plane."),
     "keys": ("veil.cli.keys", "Create, import and list encrypted keystores (signing keys)."),

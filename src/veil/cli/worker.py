@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -34,6 +36,9 @@ from veil.compute.registry import RegistryClient
 from veil.compute.reverify import reverify
 from veil.compute.worker import RoundReport, WorkerAgent, WorkerConfig
 from veil.errors import InputError
+
+if TYPE_CHECKING:
+    from veil.cloud.agent import SyncRound
 from veil.tee import load_policy
 
 app = typer.Typer(no_args_is_help=True, help="Run and inspect a compute worker.")
@@ -107,13 +112,41 @@ def run(
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step (debug level)."),
+    control_plane: str = typer.Option(
+        None, "--control-plane", help="Cloud control plane URL: also run the apps it places here."
+    ),
+    runtime_kind: str = typer.Option(
+        "process", "--runtime", help="App runtime: process (SIMULATED), docker, or dstack."
+    ),
+    advertise_host: str = typer.Option(
+        "127.0.0.1", "--advertise-host", help="Host the gateway reaches this worker's apps at."
+    ),
+    sync_interval: float = typer.Option(3.0, "--sync-interval", help="Seconds between syncs."),
+    vmm: str = typer.Option(None, "--vmm", help="dstack VMM URL (http://... or unix:/path)."),
+    vmm_image: str = typer.Option(None, "--vmm-image", help="dstack OS image for app CVMs."),
+    vmm_token: str = typer.Option(
+        None, "--vmm-token", envvar="VEIL_VMM_TOKEN", help="dstack VMM bearer token."
+    ),
 ) -> None:
     """Keep this machine attested and registered, and send heartbeats.
 
     The provider's key (--keystore, $VEIL_PRIVATE_KEY, or --account on the devnet) sends
-    the registry transactions.
+    the registry transactions. With --control-plane the worker also runs the cloud apps
+    placed on it (keys from the KMS, env decrypted only inside the app's runtime).
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+    app_runtime = None
+    if control_plane is not None:
+        from veil.cloud.runtime import open_runtime
+
+        if not control_plane.startswith(("http://", "https://")):
+            raise InputError(f"--control-plane {control_plane!r}: expected an http(s) URL")
+        if sync_interval <= 0:
+            raise InputError("--sync-interval: must be positive")
+        app_runtime = open_runtime(
+            runtime_kind, state_dir, host=advertise_host, vmm_url=vmm, vmm_token=vmm_token,
+            vmm_image=vmm_image,
+        )  # fmt: skip
     signer = resolve_signer(account, keystore)
     if parse_address(provider_address, "--provider") != signer.address:
         raise InputError(f"--provider {provider_address}: the signing key is {signer.address};"
@@ -147,11 +180,48 @@ def run(
         console.print(f"round {report.round}: {did}{until}; heartbeat #{report.sequence}"
                       f" accepted by {report.heartbeats}/{len(attesters)} attester(s)")  # fmt: skip
 
+    apps_stop = threading.Event()
+    apps_thread = None
+    if app_runtime is not None:
+        from veil.cloud.agent import AppLoop, SyncClient, machine_capacity
+
+        loop = AppLoop(
+            client=SyncClient(control_plane, agent.identity),
+            runtime=app_runtime,
+            source=source,
+            provider=signer.address,
+            capacity=machine_capacity(state_dir, config.gpu_model, gpu_count),
+            interval=sync_interval,
+        )
+        if app_runtime.simulated:
+            console.print("warning: SIMULATED app runtime (process): no CVM isolation")
+        console.print(f"apps: {runtime_kind} runtime, synced with {control_plane}")
+
+        def show_sync(outcome: SyncRound) -> None:
+            done = [f"{what} {', '.join(ids)}" for what, ids in (
+                ("started", outcome.started), ("stopped", outcome.stopped),
+                ("removed", outcome.removed)) if ids]  # fmt: skip
+            for problem in outcome.errors:
+                console.print(f"apps: error: {problem}")
+            if done:
+                console.print(f"apps: {'; '.join(done)}")
+
+        apps_thread = threading.Thread(
+            target=loop.run, kwargs={"stop": apps_stop, "on_round": show_sync}, daemon=True
+        )
+        apps_thread.start()
     try:
         reports = agent.run(1 if once else iterations, on_round=show)
     except KeyboardInterrupt:
         console.print("stopped")
         return
+    finally:
+        if apps_thread is not None:
+            apps_stop.set()
+            apps_thread.join(timeout=30)
+            close = getattr(app_runtime, "close", None)
+            if close is not None:  # host processes must not outlive the worker
+                close()
     if reports and not reports[-1].ok:
         raise typer.Exit(1)
 

@@ -1,0 +1,396 @@
+"""The worker's app loop: sync with the control plane, fetch keys, run apps, report.
+
+Beside its heartbeats, a worker runs this loop every few seconds:
+
+1. `POST /v1/workers/sync`, signed with the worker key (EIP-191 over
+   `veil-worker-sync:{timestamp}:{sha256(body) hex}`), reporting every app it holds (state,
+   boot progress, boot error, ports, the app's attestation once running);
+2. the answer lists what it should run; the loop converges the runtime to it: whatever is
+   not listed is removed, a `stopped` deployment is stopped, a `running` one that is not
+   running in that revision (compose hash and encrypted env) is started.
+
+Before starting an app the worker obtains the app's keys from the KMS with a quote whose
+event log carries the app's compose hash (`veil.cloud.kms.request_app_keys`), decrypts the
+env (`veil.cloud.envcrypt.decrypt_env`, keeping only `allowed_envs`), and hands the
+plaintext straight to the runtime: it lives only in the app's process environment, never in
+a file or a log line. Under the dstack runtime the CVM fetches its own keys, so the worker
+passes the encrypted env through and never sees it.
+
+A failed key fetch or start is reported as `failed` with the reason and retried after
+`retry_after` seconds, or at once when the control plane sends a new revision; a control
+plane that cannot be reached leaves running apps alone (the next sync reports them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+
+from veil.cloud.runtime import AppStatus, Deployment, Runtime
+from veil.compute.quote_source import QuoteSource, Simulator
+from veil.errors import InputError, VeilError
+from veil.tee.policy import bound_report_data
+
+log = logging.getLogger("veil.cloud.agent")
+
+#: Tag of the report data in an app's attestation: binds the app id and the worker.
+APP_ATTESTATION_TAG = "veil-app-attestation"
+
+
+class ControlPlaneError(VeilError):
+    """The control plane could not be reached or refused the sync."""
+
+
+class EnvOpener(Protocol):
+    """Fetch an app's keys with a quote from `source` and return its decrypted env."""
+
+    def __call__(self, deployment: Deployment, source: QuoteSource) -> dict[str, str]: ...
+
+
+def sync_message(timestamp: int, body: bytes) -> str:
+    """What the worker signs for one sync (the control plane checks the same text)."""
+    return f"veil-worker-sync:{timestamp}:{hashlib.sha256(body).hexdigest()}"
+
+
+def kms_env_opener(worker: LocalAccount) -> EnvOpener:
+    """The real opener: KMS key release to this worker's quote, then dstack env decryption."""
+
+    def open_env(deployment: Deployment, source: QuoteSource) -> dict[str, str]:
+        from veil.cloud.envcrypt import decrypt_env
+        from veil.cloud.kms import request_app_keys
+
+        if not deployment.encrypted_env:
+            return {}
+        if not deployment.kms_url:
+            raise InputError(f"app {deployment.app_id}: has an encrypted env but no kms_url")
+        keys = request_app_keys(deployment.kms_url, deployment.app_id, worker, source)
+        allowed = deployment.app_compose.get("allowed_envs")
+        return decrypt_env(
+            deployment.encrypted_env,
+            keys.env_crypt_key,
+            allowed=allowed if isinstance(allowed, list) else [],
+        )
+
+    return open_env
+
+
+def app_quote_source(source: QuoteSource, deployment: Deployment) -> QuoteSource:
+    """The quote source for one app: the simulator then claims the app's compose and id.
+
+    On hardware the CVM's RTMR3 already carries its compose hash, so the source is used as
+    it is; the simulator has to be told what it pretends to run.
+    """
+    if isinstance(source, Simulator):
+        app = replace(
+            source.app,
+            compose_hash=bytes.fromhex(deployment.compose_hash),
+            app_id=bytes.fromhex(deployment.app_id[2:]),
+        )
+        return replace(source, app=app)
+    return source
+
+
+@dataclass
+class SyncClient:
+    """`POST /v1/workers/sync`, signed with the worker key."""
+
+    url: str
+    worker: LocalAccount
+    timeout: float = 10.0
+    clock: Callable[[], float] = time.time
+    transport: httpx.BaseTransport | None = None
+
+    def sync(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        stamp = int(self.clock())
+        signed = self.worker.sign_message(encode_defunct(text=sync_message(stamp, raw)))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Veil-Worker": self.worker.address,
+            "X-Veil-Timestamp": str(stamp),
+            "X-Veil-Signature": "0x" + bytes(signed.signature).hex(),
+        }
+        target = self.url.rstrip("/") + "/v1/workers/sync"
+        try:
+            with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
+                response = client.post(target, content=raw, headers=headers)
+        except httpx.HTTPError as error:
+            raise ControlPlaneError(f"control plane {self.url}: unreachable ({error})") from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code != 200:
+            if isinstance(answer, dict) and "code" in answer:
+                raise ControlPlaneError(
+                    f"control plane refused the sync: {answer.get('code')}:"
+                    f" {answer.get('message')} (request {answer.get('request_id')})"
+                )
+            raise ControlPlaneError(f"control plane: sync answered HTTP {response.status_code}")
+        if not isinstance(answer, dict) or not isinstance(answer.get("deployments"), list):
+            raise ControlPlaneError("control plane: the sync answer has no deployments list")
+        return list(answer["deployments"])
+
+
+@dataclass
+class SyncRound:
+    """What one sync did, for the worker's console and the tests."""
+
+    number: int
+    deployments: int = 0
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.started or self.stopped or self.removed)
+
+
+@dataclass
+class _Failure:
+    revision: tuple[str, str]
+    status: AppStatus
+    at: float
+
+
+@dataclass
+class AppLoop:
+    """Converges a runtime to what the control plane wants on this worker."""
+
+    client: SyncClient
+    runtime: Runtime
+    source: QuoteSource
+    provider: str
+    capacity: dict[str, int]
+    address: str | None = None
+    open_env: EnvOpener | None = None
+    interval: float = 3.0
+    retry_after: float = 30.0
+    clock: Callable[[], float] = time.time
+    _failures: dict[str, _Failure] = field(default_factory=dict, init=False)
+    _attestations: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(
+        default_factory=dict, init=False
+    )
+    _deployments: dict[str, Deployment] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if self.open_env is None:
+            self.open_env = kms_env_opener(self.client.worker)
+
+    @property
+    def worker(self) -> str:
+        return self.client.worker.address
+
+    @property
+    def simulated(self) -> bool:
+        return self.runtime.simulated or isinstance(self.source, Simulator)
+
+    # --- report ----------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """The sync body: this worker, its capacity, and every app it holds."""
+        apps = []
+        for deployment_id in self.runtime.deployments():
+            status = self.runtime.status(deployment_id)
+            if status is None:
+                continue
+            entry = status.to_json()
+            entry["attestation"] = self._attestation(deployment_id, status)
+            failure = self._failures.get(deployment_id)
+            if failure is not None and failure.revision != status.revision:
+                # the old revision still serves, but the update did not happen: say why
+                entry["error"] = f"update not applied: {failure.status.error}"
+            apps.append(entry)
+        held = {entry["deployment_id"] for entry in apps}
+        for deployment_id, failure in self._failures.items():
+            if deployment_id not in held:
+                apps.append({**failure.status.to_json(), "attestation": None})
+        return {
+            "worker": self.worker,
+            "provider": self.provider,
+            "runtime": self.runtime.name,
+            "simulated": self.simulated,
+            "capacity": dict(self.capacity),
+            "address": self.address,
+            "apps": apps,
+        }
+
+    def _attestation(self, deployment_id: str, status: AppStatus) -> dict[str, Any] | None:
+        """The running app's quote and identity, taken once per revision."""
+        deployment = self._deployments.get(deployment_id)
+        if status.state != "running" or deployment is None or self.runtime.keys_inside:
+            return None  # a dstack CVM is attested through its own guest agent
+        cached = self._attestations.get(deployment_id)
+        if cached is not None and cached[0] == deployment.revision:
+            return cached[1]
+        source = app_quote_source(self.source, deployment)
+        worker = bytes.fromhex(self.worker[2:])
+        report_data = bound_report_data(
+            APP_ATTESTATION_TAG, bytes.fromhex(deployment.app_id[2:]) + worker
+        )
+        try:
+            evidence = json.loads(source.evidence(report_data))
+        except VeilError as error:
+            log.warning("app %s: no attestation (%s)", deployment.app_id, error)
+            return None
+        vm_config = evidence.get("vm_config") or "{}"
+        try:
+            os_image_hash = json.loads(vm_config).get("os_image_hash")
+        except (ValueError, AttributeError):
+            os_image_hash = None
+        attestation = {
+            "quote": evidence.get("quote"),
+            "event_log": evidence.get("event_log"),
+            "vm_config": vm_config,
+            "compose_hash": deployment.compose_hash,
+            "os_image_hash": os_image_hash,
+            "worker": self.worker,
+            "simulated": bool(evidence.get("simulated", False)),
+        }
+        self._attestations[deployment_id] = (deployment.revision, attestation)
+        return attestation
+
+    # --- converge --------------------------------------------------------------------
+
+    def converge(self, entries: list[dict[str, Any]], outcome: SyncRound) -> None:
+        wanted: dict[str, Deployment] = {}
+        unreadable = False
+        for entry in entries:
+            try:
+                deployment = Deployment.from_json(entry)
+            except InputError as error:
+                outcome.errors.append(str(error))
+                unreadable = True
+                continue
+            wanted[deployment.deployment_id] = deployment
+        outcome.deployments = len(wanted)
+        if not unreadable:  # never remove an app because its entry could not be read
+            for deployment_id in self.runtime.deployments():
+                if deployment_id not in wanted:
+                    self.runtime.remove(deployment_id)
+                    outcome.removed.append(deployment_id)
+            for deployment_id in list(self._failures):
+                if deployment_id not in wanted:
+                    del self._failures[deployment_id]
+            for deployment_id in list(self._attestations):
+                if deployment_id not in wanted:
+                    del self._attestations[deployment_id]
+        self._deployments = {**self._deployments, **wanted}
+        for deployment in wanted.values():
+            self._converge_one(deployment, outcome)
+
+    def _converge_one(self, deployment: Deployment, outcome: SyncRound) -> None:
+        deployment_id = deployment.deployment_id
+        status = self.runtime.status(deployment_id)
+        if deployment.desired == "stopped":
+            self._failures.pop(deployment_id, None)
+            if status is not None and status.state in ("pulling", "starting", "running"):
+                self.runtime.stop(deployment_id)
+                outcome.stopped.append(deployment_id)
+            return
+        current = status is not None and status.revision == deployment.revision
+        if current and status is not None and status.state in ("pulling", "starting", "running"):
+            return
+        if current and status is not None and status.state == "failed":
+            return  # a boot that failed waits for a new revision; its diagnosis is reported
+        failure = self._failures.get(deployment_id)
+        if (
+            failure is not None
+            and failure.revision == deployment.revision
+            and self.clock() - failure.at < self.retry_after
+        ):
+            return
+        try:
+            env: dict[str, str] = {}
+            if not self.runtime.keys_inside:
+                assert self.open_env is not None
+                env = self.open_env(deployment, app_quote_source(self.source, deployment))
+            self.runtime.start(deployment, env)
+        except VeilError as error:
+            reason = f"{deployment.app_id}: {error}"
+            self._failures[deployment_id] = _Failure(
+                deployment.revision,
+                AppStatus(
+                    deployment_id=deployment_id,
+                    app_id=deployment.app_id,
+                    state="failed",
+                    stage="keys" if not self.runtime.keys_inside else "start",
+                    error=str(error),
+                    simulated=self.simulated,
+                    revision=deployment.revision,
+                ),
+                self.clock(),
+            )
+            outcome.errors.append(reason)
+            return
+        self._failures.pop(deployment_id, None)
+        outcome.started.append(deployment_id)
+
+    # --- loop ------------------------------------------------------------------------
+
+    def round(self, number: int) -> SyncRound:
+        outcome = SyncRound(number)
+        try:
+            entries = self.client.sync(self.report())
+        except VeilError as error:
+            outcome.errors.append(str(error))
+            return outcome
+        self.converge(entries, outcome)
+        return outcome
+
+    def run(
+        self,
+        iterations: int | None = None,
+        stop: threading.Event | None = None,
+        on_round: Callable[[SyncRound], None] = lambda _r: None,
+    ) -> list[SyncRound]:
+        """Sync rounds until `iterations` or `stop`; a round that changed something is
+        followed quickly by another, so the control plane hears the new states at once."""
+        stop = stop or threading.Event()
+        rounds: list[SyncRound] = []
+        number = 0
+        while not stop.is_set() and (iterations is None or number < iterations):
+            number += 1
+            outcome = self.round(number)
+            rounds.append(outcome)
+            on_round(outcome)
+            for problem in outcome.errors:
+                log.warning("sync %d: %s", number, problem)
+            if iterations is not None and number >= iterations:
+                break
+            stop.wait(min(0.5, self.interval) if outcome.changed else self.interval)
+        return rounds
+
+
+def machine_capacity(state_dir: Path, gpu_model: int, gpu_count: int) -> dict[str, int]:
+    """What this machine offers apps: its CPUs, memory, and the free disk under state_dir."""
+    import os
+    import shutil
+
+    pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    page_size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "vcpu": os.cpu_count() or 1,
+        "memory_mb": pages * page_size // (1024 * 1024),
+        "disk_gb": shutil.disk_usage(state_dir).free // (1024**3),
+        "gpu_model": int(gpu_model) if gpu_count else 0,
+        "gpu_count": gpu_count,
+    }
