@@ -219,7 +219,9 @@ class LogFollower:
 
     _cursors: dict[tuple[str, str], _Cursor] = field(default_factory=dict, init=False)
 
-    def new_lines(self, source: LogSource, deployment_id: str, service: str) -> list[dict[str, Any]]:
+    def new_lines(
+        self, source: LogSource, deployment_id: str, service: str
+    ) -> list[dict[str, Any]]:
         cursor = self._cursors.setdefault((deployment_id, service), _Cursor())
         try:
             lines = source.logs(deployment_id, service, cursor.moment)
@@ -235,7 +237,9 @@ class LogFollower:
                 skip -= 1  # shipped last time (same millisecond)
                 continue
             text = raw.split(" ", 1)[1] if " " in raw else ""
-            out.append({"service": service, "at": int(moment * 1000), "line": text[:MAX_LINE_CHARS]})
+            out.append(
+                {"service": service, "at": int(moment * 1000), "line": text[:MAX_LINE_CHARS]}
+            )
             if moment == cursor.moment:
                 cursor.at_moment += 1
             else:
@@ -327,7 +331,8 @@ class TelemetryShipper:
             raise TelemetryError(f"control plane {self.url}: unreachable ({error})") from None
         if response.status_code != 200:
             raise TelemetryError(
-                f"control plane refused telemetry: HTTP {response.status_code} {response.text[:200]}"
+                f"control plane refused telemetry: HTTP {response.status_code}"
+                f" {response.text[:200]}"
             )
         answer: dict[str, Any] = response.json()
         return answer

@@ -1,0 +1,836 @@
+"""Real-time monitoring: telemetry in from workers, logs and metrics out to owners, /metrics.
+
+Routes:
+
+- `POST /v1/workers/telemetry` (worker-signed like the sync, tag `veil-worker-telemetry`):
+  metric samples and new log lines of the deployments the worker holds. Entries for a
+  deployment that is not the worker's active one are dropped, so a worker can never write
+  into another customer's app.
+- `GET /v1/apps/{id}/logs?service=&since=&tail=&follow=1`: server-sent events, owner only.
+  Each event (`event: log`) carries a batch of lines in arrival order and its `id` is the
+  row id of the batch's last line, so `Last-Event-ID` resumes exactly after it (batching
+  keeps 500 followers of a chatty app cheap; a single line is a batch of one). Keepalive
+  comment every 15 s, so proxies never close a quiet stream.
+- `GET /v1/apps/{id}/metrics?since=&step=&follow=`: JSON time series bucketed by `step`; with
+  `follow=1` an SSE stream of each new sample.
+- `GET /v1/apps/{id}/attestation/verdict`: the console's badge, verified on the server with
+  the strict policy and the deployed compose hash.
+- `GET /v1/network`: the public network overview the console's Network page shows.
+- `GET /metrics`: Prometheus exposition (per app, per worker, the network).
+
+Delivery: new lines are committed, then published to an in-process hub that wakes every
+follower of that app at once (no polling on the hot path); a follower that fell behind the
+hub's ring (or joined late, or whose lines came in on another replica) reads the database
+instead, and every follower re-reads the database every `DB_CATCHUP` seconds, so replicas
+behind a load balancer still deliver every line (late by at most that).
+
+Retention is bounded: per app the newest `log_keep` lines; samples and lines older than
+`retention_seconds` are deleted (checked at most once a minute, on ingestion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, func, insert, select, text
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from veil.services.cloud.api_errors import ApiError
+from veil.services.cloud.apps import READ, owned_app
+from veil.services.cloud.auth import Principal, state_of
+from veil.services.cloud.models import AppLog, AppMetric, Deployment, WorkerMetric
+from veil.services.cloud.scheduler import active_deployment
+from veil.services.cloud.service import CloudState
+
+router = APIRouter(tags=["monitoring"])
+KEEPALIVE = 15
+#: Seconds between a follower's database catch-up reads (lines from other replicas).
+DB_CATCHUP = 2.0
+#: Lines a log stream reads from the database in one go.
+PAGE = 1000
+CONSOLE_DIR = Path(__file__).parent / "console"
+
+
+def telemetry_message(timestamp: int, body: bytes) -> str:
+    return f"veil-worker-telemetry:{timestamp}:{hashlib.sha256(body).hexdigest()}"
+
+
+# --- the in-process hub -------------------------------------------------------------
+
+
+@dataclass
+class _Topic:
+    ring: deque[dict[str, Any]]
+    #: Every item with an id above `floor` that was published here is still in the ring.
+    floor: int | None = None
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Hub:
+    """Wakes the followers of one app when its lines (or samples) arrive on this replica."""
+
+    def __init__(self, keep: int = 5000) -> None:
+        self.keep = keep
+        self._topics: dict[str, _Topic] = {}
+
+    def _topic(self, name: str) -> _Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = _Topic(deque(maxlen=self.keep))
+        return topic
+
+    def publish(self, name: str, items: list[dict[str, Any]]) -> None:
+        """Called on the event loop with items in id order."""
+        if not items:
+            return
+        topic = self._topic(name)
+        if topic.floor is None:
+            topic.floor = items[0]["id"] - 1
+        overflow = len(topic.ring) + len(items) - self.keep
+        if overflow > 0:
+            topic.floor = [*topic.ring, *items][overflow - 1]["id"]
+        topic.ring.extend(items)
+        event, topic.event = topic.event, asyncio.Event()
+        event.set()
+
+    def after(self, name: str, last: int) -> list[dict[str, Any]] | None:
+        """Items past `last`, or None when the ring cannot vouch it has all of them."""
+        topic = self._topics.get(name)
+        if topic is None or topic.floor is None or last < topic.floor:
+            return None
+        return [item for item in topic.ring if item["id"] > last]
+
+    async def wait(self, name: str, timeout: float) -> None:
+        event = self._topic(name).event
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+
+@dataclass
+class Monitoring:
+    """What the monitoring routes share on one replica (hangs off `app.state.monitoring`)."""
+
+    hub: Hub = field(default_factory=Hub)
+    log_keep: int = 20_000
+    retention_seconds: int = 7 * 86400
+    #: veil.network.metrics.NetworkWatcher (or anything with `.snapshot() -> dict|None`).
+    network: Any = None
+    #: veil.services.cloud.alerts.Alerts, evaluated on each telemetry and scheduler look.
+    alerts: Any = None
+    #: Rendered /metrics body and when, so a burst of scrapes renders once.
+    scrape_cache_seconds: float = 1.0
+    _last_prune: float = 0.0
+    _scrape: tuple[float, bytes] | None = None
+
+
+def monitoring_of(request: Request) -> Monitoring:
+    found: Monitoring = request.app.state.monitoring
+    return found
+
+
+def install(app: FastAPI, monitoring: Monitoring | None = None) -> Monitoring:
+    """Mount the routes and the console on the control plane's app."""
+    monitoring = monitoring or Monitoring()
+    app.state.monitoring = monitoring
+    app.include_router(router)
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
+
+    @app.get("/console", include_in_schema=False)
+    def console_root() -> RedirectResponse:
+        return RedirectResponse("/console/")
+
+    return monitoring
+
+
+# --- telemetry in -------------------------------------------------------------------
+
+
+class ServiceSample(BaseModel):
+    up: bool = False
+    cpu_pct: float = Field(0.0, ge=0)
+    memory_bytes: int = Field(0, ge=0)
+    read_bytes: int = Field(0, ge=0)
+    write_bytes: int = Field(0, ge=0)
+    processes: int = Field(0, ge=0)
+
+
+class GpuSample(BaseModel):
+    index: int = Field(ge=0)
+    name: str = Field("", max_length=100)
+    util_pct: float = Field(0.0, ge=0, le=100)
+    memory_used_bytes: int = Field(0, ge=0)
+    memory_total_bytes: int = Field(0, ge=0)
+    temperature_c: int | None = None
+    power_w: float | None = None
+
+
+class LogLineIn(BaseModel):
+    service: str = Field(min_length=1, max_length=63)
+    at: int = Field(ge=0, description="unix milliseconds")
+    line: str = Field(max_length=4000)
+
+
+class AppTelemetryIn(BaseModel):
+    deployment_id: str = Field(max_length=40)
+    app_id: str = Field(max_length=42)
+    state: str = Field("unknown", max_length=16)
+    restarts: int = Field(0, ge=0)
+    services: dict[str, ServiceSample] = Field(default_factory=dict, max_length=64)
+    logs: list[LogLineIn] = Field(default_factory=list, max_length=20_000)
+
+
+class MachineIn(BaseModel):
+    cpu_pct: float = Field(0.0, ge=0)
+    cpu_count: int = Field(1, ge=1)
+    memory_used_bytes: int = Field(0, ge=0)
+    memory_total_bytes: int = Field(0, ge=0)
+    disk_used_bytes: int = Field(0, ge=0)
+    disk_total_bytes: int = Field(0, ge=0)
+    net_rx_bytes: int = Field(0, ge=0)
+    net_tx_bytes: int = Field(0, ge=0)
+    gpus: list[GpuSample] = Field(default_factory=list, max_length=64)
+
+
+class TelemetryIn(BaseModel):
+    worker: str = Field(max_length=42)
+    at: int = Field(ge=0)
+    machine: MachineIn
+    apps: list[AppTelemetryIn] = Field(default_factory=list, max_length=1000)
+
+
+def _signer(message: str, signature: str) -> str:
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+        if len(raw) != 65:
+            raise ValueError
+        return str(Account.recover_message(encode_defunct(text=message), signature=raw))
+    except Exception:
+        raise ApiError(401, "bad_signature", "X-Veil-Signature is not a signature") from None
+
+
+def _store(
+    state: CloudState, monitoring: Monitoring, worker: str, body: TelemetryIn
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """Write what belongs to the worker's active deployments; answer what to publish."""
+    now = state.now()
+    lines_by_app: dict[str, list[dict[str, Any]]] = {}
+    samples: dict[str, dict[str, Any]] = {}
+    machine = body.machine
+    with state.sessions() as session, session.begin():
+        mine = {
+            d.id: d.app_id
+            for d in session.scalars(
+                select(Deployment).where(Deployment.worker == worker, Deployment.ended_at.is_(None))
+            ).all()
+        }
+        session.add(
+            WorkerMetric(
+                worker=worker,
+                at=now,
+                cpu_pct=machine.cpu_pct,
+                memory_used_bytes=machine.memory_used_bytes,
+                memory_total_bytes=machine.memory_total_bytes,
+                disk_used_bytes=machine.disk_used_bytes,
+                disk_total_bytes=machine.disk_total_bytes,
+                net_rx_bytes=machine.net_rx_bytes,
+                net_tx_bytes=machine.net_tx_bytes,
+                gpus=[gpu.model_dump() for gpu in machine.gpus],
+            )
+        )
+        for entry in body.apps:
+            app_id = mine.get(entry.deployment_id)
+            if app_id is None or app_id.lower() != entry.app_id.lower():
+                continue  # not this worker's (any more): ignored, never attributed
+            services = {name: sample.model_dump() for name, sample in entry.services.items()}
+            sample = {
+                "app_id": app_id,
+                "worker": worker,
+                "at": now,
+                "cpu_pct": round(sum(s.cpu_pct for s in entry.services.values()), 2),
+                "memory_bytes": sum(s.memory_bytes for s in entry.services.values()),
+                "read_bytes": sum(s.read_bytes for s in entry.services.values()),
+                "write_bytes": sum(s.write_bytes for s in entry.services.values()),
+                "restarts": entry.restarts,
+                "services": services,
+                "gpus": [gpu.model_dump() for gpu in machine.gpus],
+            }
+            row = session.scalars(insert(AppMetric).returning(AppMetric.id), [sample]).one()
+            samples[app_id] = {"id": row, **sample}
+            if entry.logs:
+                rows = [
+                    {"app_id": app_id, "service": line.service, "at": line.at, "line": line.line}
+                    for line in entry.logs
+                ]
+                ids = session.scalars(
+                    insert(AppLog).returning(AppLog.id, sort_by_parameter_order=True), rows
+                ).all()
+                lines_by_app.setdefault(app_id, []).extend(
+                    {"id": ident, "service": r["service"], "at": r["at"], "line": r["line"]}
+                    for ident, r in zip(ids, rows, strict=True)
+                )
+    _prune(state, monitoring, lines_by_app)
+    return lines_by_app, samples
+
+
+def _prune(
+    state: CloudState, monitoring: Monitoring, lines_by_app: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Keep the newest `log_keep` lines per app written to now; age out the rest each minute."""
+    with state.sessions() as session, session.begin():
+        for app_id, lines in lines_by_app.items():
+            newest = lines[-1]["id"]
+            if newest % 200 >= len(lines) and len(lines) < 200:
+                continue  # checked about every 200 lines, not on every shipment
+            cutoff = session.scalar(
+                select(AppLog.id)
+                .where(AppLog.app_id == app_id)
+                .order_by(AppLog.id.desc())
+                .offset(monitoring.log_keep)
+                .limit(1)
+            )
+            if cutoff is not None:
+                session.execute(delete(AppLog).where(AppLog.app_id == app_id, AppLog.id <= cutoff))
+        if time.monotonic() - monitoring._last_prune < 60:
+            return
+        monitoring._last_prune = time.monotonic()
+        oldest = state.now() - monitoring.retention_seconds
+        session.execute(delete(AppMetric).where(AppMetric.at < oldest))
+        session.execute(delete(WorkerMetric).where(WorkerMetric.at < oldest))
+        session.execute(delete(AppLog).where(AppLog.at < oldest * 1000))
+
+
+@router.post("/v1/workers/telemetry")
+async def telemetry(
+    body: TelemetryIn,
+    request: Request,
+    x_veil_worker: str = Header(..., max_length=42),
+    x_veil_timestamp: str = Header(..., max_length=20),
+    x_veil_signature: str = Header(..., max_length=140),
+) -> dict[str, Any]:
+    """A worker's samples and new log lines for the apps it runs."""
+    state = state_of(request)
+    monitoring = monitoring_of(request)
+    if not x_veil_timestamp.isdigit():
+        raise ApiError(401, "bad_timestamp", "X-Veil-Timestamp must be unix seconds")
+    stamp = int(x_veil_timestamp)
+    if abs(stamp - state.now()) > state.config.sync_skew:
+        raise ApiError(
+            401,
+            "stale_timestamp",
+            f"X-Veil-Timestamp is more than {state.config.sync_skew} s from the control"
+            " plane's clock",
+        )
+    raw = await request.body()
+    signer = _signer(telemetry_message(stamp, raw), x_veil_signature)
+    if signer.lower() != x_veil_worker.lower() or signer.lower() != body.worker.lower():
+        raise ApiError(401, "bad_signature", "signature is not by the worker the body names")
+    if not await run_in_threadpool(state.worker_active, signer):
+        raise ApiError(403, "worker_not_active", f"worker {signer} is not active in the registry")
+    lines, samples = await run_in_threadpool(_store, state, monitoring, signer, body)
+    for app_id, batch in lines.items():
+        monitoring.hub.publish("logs:" + app_id, batch)
+    for app_id, sample in samples.items():
+        monitoring.hub.publish("metrics:" + app_id, [sample])
+    if monitoring.alerts is not None:
+        await run_in_threadpool(monitoring.alerts.observe_telemetry, signer, body.model_dump())
+    return {"accepted_lines": sum(len(b) for b in lines.values()), "apps": len(samples)}
+
+
+# --- logs out -----------------------------------------------------------------------
+
+
+def _owned(state: CloudState, who: Principal, app_id: str) -> str:
+    with state.sessions() as session:
+        return owned_app(session, who, app_id).app_id
+
+
+def _read_lines(
+    state: CloudState,
+    app_id: str,
+    after: int,
+    service: str | None,
+    since_ms: int | None,
+    tail: int | None = None,
+) -> list[dict[str, Any]]:
+    query = select(AppLog.id, AppLog.service, AppLog.at, AppLog.line).where(
+        AppLog.app_id == app_id, AppLog.id > after
+    )
+    if service:
+        query = query.where(AppLog.service == service)
+    if since_ms is not None:
+        query = query.where(AppLog.at >= since_ms)
+    if tail is not None:
+        query = query.order_by(AppLog.id.desc()).limit(tail)
+    else:
+        query = query.order_by(AppLog.id).limit(PAGE)
+    with state.engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    return rows[::-1] if tail is not None else rows
+
+
+def _newest_id(state: CloudState, app_id: str) -> int:
+    with state.engine.connect() as connection:
+        found = connection.execute(
+            select(func.max(AppLog.id)).where(AppLog.app_id == app_id)
+        ).scalar()
+    return int(found or 0)
+
+
+def _since(value: str | None) -> int | None:
+    """`since` in unix ms from unix seconds or a duration back from now (`90s`, `5m`, `2h`)."""
+    if value is None or value == "":
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if value[-1] in units:
+            return int((time.time() - float(value[:-1]) * units[value[-1]]) * 1000)
+        return int(float(value) * 1000)
+    except ValueError:
+        raise ApiError(
+            400, "bad_since", f"since={value!r}: expected unix seconds or a duration like 5m"
+        ) from None
+
+
+@router.get(
+    "/v1/apps/{app_id}/logs",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+async def logs(
+    app_id: str,
+    request: Request,
+    who: Principal = Depends(READ),
+    service: str | None = Query(None, max_length=63, description="Only this service's lines."),
+    since: str | None = Query(None, description="Unix seconds, or a duration back: 30s, 5m, 2h."),
+    tail: int | None = Query(None, ge=1, le=10_000, description="Start with the last N lines."),
+    follow: bool = Query(False, description="Keep the stream open for new lines."),
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+) -> EventSourceResponse:
+    """The app's log lines as server-sent events (owner only); resume with Last-Event-ID."""
+    state = state_of(request)
+    hub = monitoring_of(request).hub
+    real_id = await run_in_threadpool(_owned, state, who, app_id)
+    since_ms = _since(since)
+    resume = last_event_id is not None and last_event_id.isdigit()
+    after = int(last_event_id) if resume and last_event_id else 0
+    topic = "logs:" + real_id
+
+    def wanted(item: dict[str, Any]) -> bool:
+        return (service is None or item["service"] == service) and (
+            since_ms is None or item["at"] >= since_ms
+        )
+
+    def event(batch: list[dict[str, Any]]) -> dict[str, str]:
+        return {
+            "id": str(batch[-1]["id"]),
+            "event": "log",
+            "data": json.dumps({"lines": batch}, separators=(",", ":")),
+        }
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        nonlocal after
+        if tail is not None and not resume:
+            batch = await run_in_threadpool(_read_lines, state, real_id, 0, service, since_ms, tail)
+            if batch:
+                after = batch[-1]["id"]
+                yield event(batch)
+            else:
+                after = await run_in_threadpool(_newest_id, state, real_id)
+        while True:  # the backlog, a page at a time
+            batch = await run_in_threadpool(_read_lines, state, real_id, after, service, since_ms)
+            if batch:
+                after = batch[-1]["id"]
+                yield event(batch)
+            if len(batch) < PAGE:
+                break
+        if not follow:
+            return
+        caught_up = time.monotonic()
+        while True:
+            await hub.wait(topic, DB_CATCHUP)
+            fresh = hub.after(topic, after)
+            if fresh is None or time.monotonic() - caught_up >= DB_CATCHUP:
+                fresh = await run_in_threadpool(
+                    _read_lines, state, real_id, after, service, since_ms
+                )
+                caught_up = time.monotonic()
+            if not fresh:
+                continue
+            after = fresh[-1]["id"]
+            batch = [item for item in fresh if wanted(item)]
+            if batch:
+                yield event(batch)
+
+    return EventSourceResponse(stream(), ping=KEEPALIVE)
+
+
+# --- metrics out --------------------------------------------------------------------
+
+
+def _samples(state: CloudState, app_id: str, since: int) -> list[dict[str, Any]]:
+    query = (
+        select(
+            AppMetric.id,
+            AppMetric.at,
+            AppMetric.cpu_pct,
+            AppMetric.memory_bytes,
+            AppMetric.read_bytes,
+            AppMetric.write_bytes,
+            AppMetric.restarts,
+            AppMetric.services,
+            AppMetric.gpus,
+        )
+        .where(AppMetric.app_id == app_id, AppMetric.at >= since)
+        .order_by(AppMetric.at, AppMetric.id)
+    )
+    with state.sessions() as session:
+        return [dict(row._mapping) for row in session.execute(query)]
+
+
+def _gpu_util(gpus: list[dict[str, Any]]) -> float | None:
+    if not gpus:
+        return None
+    return sum(float(g.get("util_pct", 0)) for g in gpus) / len(gpus)
+
+
+def _gpu_memory(gpus: list[dict[str, Any]]) -> int | None:
+    if not gpus:
+        return None
+    return sum(int(g.get("memory_used_bytes", 0)) for g in gpus)
+
+
+def bucketed(samples: Iterable[dict[str, Any]], step: int) -> list[dict[str, Any]]:
+    """Samples averaged per `step`-second bucket (restarts: the highest count seen)."""
+    buckets: dict[int, list[dict[str, Any]]] = {}
+    for sample in samples:
+        buckets.setdefault(sample["at"] // step * step, []).append(sample)
+    points = []
+    for start in sorted(buckets):
+        group = buckets[start]
+        gpu = [u for u in (_gpu_util(s["gpus"]) for s in group) if u is not None]
+        gpu_mem = [m for m in (_gpu_memory(s["gpus"]) for s in group) if m is not None]
+        points.append(
+            {
+                "t": start,
+                "cpu_pct": round(sum(s["cpu_pct"] for s in group) / len(group), 2),
+                "memory_bytes": sum(s["memory_bytes"] for s in group) // len(group),
+                "read_bytes": max(s["read_bytes"] for s in group),
+                "write_bytes": max(s["write_bytes"] for s in group),
+                "restarts": max(s["restarts"] for s in group),
+                "gpu_util_pct": round(sum(gpu) / len(gpu), 2) if gpu else None,
+                "gpu_memory_bytes": sum(gpu_mem) // len(gpu_mem) if gpu_mem else None,
+                "samples": len(group),
+            }
+        )
+    return points
+
+
+@router.get("/v1/apps/{app_id}/metrics", response_model=None)
+async def metrics(
+    app_id: str,
+    request: Request,
+    who: Principal = Depends(READ),
+    since: int | None = Query(None, ge=0, description="Unix seconds (default: an hour ago)."),
+    step: int = Query(10, ge=1, le=86_400, description="Bucket width in seconds."),
+    follow: bool = Query(False, description="Then stream each new sample as SSE."),
+) -> Response | EventSourceResponse:
+    """CPU, memory, disk I/O, restarts and GPU of the app as a time series (owner only)."""
+    state = state_of(request)
+    hub = monitoring_of(request).hub
+    real_id = await run_in_threadpool(_owned, state, who, app_id)
+    start = state.now() - 3600 if since is None else since
+    samples = await run_in_threadpool(_samples, state, real_id, start)
+    latest = samples[-1] if samples else None
+    body = {
+        "app_id": real_id,
+        "since": start,
+        "step": step,
+        "points": bucketed(samples, step),
+        "latest": _public_sample(latest) if latest else None,
+    }
+    if not follow:
+        return Response(json.dumps(body), media_type="application/json")
+    topic = "metrics:" + real_id
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        after = latest["id"] if latest else 0
+        yield {"event": "series", "data": json.dumps(body)}
+        while True:
+            await hub.wait(topic, DB_CATCHUP)
+            fresh = hub.after(topic, after)
+            if fresh is None:
+                rows = await run_in_threadpool(_samples, state, real_id, state.now() - 120)
+                fresh = [row for row in rows if row["id"] > after]
+            for sample in fresh:
+                after = sample["id"]
+                yield {"id": str(sample["id"]), "event": "sample",
+                       "data": json.dumps(_public_sample(sample))}  # fmt: skip
+
+    return EventSourceResponse(stream(), ping=KEEPALIVE)
+
+
+def _public_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "t": sample["at"],
+        "cpu_pct": sample["cpu_pct"],
+        "memory_bytes": sample["memory_bytes"],
+        "read_bytes": sample["read_bytes"],
+        "write_bytes": sample["write_bytes"],
+        "restarts": sample["restarts"],
+        "gpu_util_pct": _gpu_util(sample["gpus"]),
+        "gpu_memory_bytes": _gpu_memory(sample["gpus"]),
+        "services": sample["services"],
+        "gpus": sample["gpus"],
+    }
+
+
+# --- attestation badge --------------------------------------------------------------
+
+
+def _verdict(state: CloudState, who: Principal, app_id: str) -> dict[str, Any]:
+    from veil.tee.evidence import evidence_from_json
+    from veil.tee.policy import DEFAULT_POLICY, ReportDataRule
+    from veil.tee.verification import verify_evidence
+
+    with state.sessions() as session:
+        app = owned_app(session, who, app_id)
+        deployment = active_deployment(session, app.app_id)
+        evidence_doc = deployment.attestation if deployment is not None else None
+        compose_hash = app.compose_hash
+        worker = deployment.worker if deployment is not None else None
+    if not evidence_doc:
+        return {"state": "pending", "compose_hash": compose_hash, "worker": worker}
+    try:
+        evidence = evidence_from_json(evidence_doc, f"app {app_id} attestation")
+    except Exception as error:
+        return {
+            "state": "unverified",
+            "reasons": [str(error)],
+            "compose_hash": compose_hash,
+            "worker": worker,
+        }
+    rules = replace(
+        DEFAULT_POLICY,
+        allowed_compose_hashes=(compose_hash,),
+        report_data=ReportDataRule(),
+        require_event_log=True,
+    )
+    verdict = verify_evidence(evidence, None, rules)
+    measured = verdict.app
+    return {
+        "state": "verified" if verdict.accepted else "unverified",
+        "simulated": verdict.simulated,
+        "tcb_status": verdict.tcb_status,
+        "tee": verdict.tee,
+        "reasons": list(verdict.reasons),
+        "compose_hash": compose_hash,
+        "measured_compose_hash": getattr(measured, "compose_hash", None),
+        "os_image_hash": evidence_doc.get("os_image_hash"),
+        "quote_hash": verdict.quote_hash,
+        "worker": worker,
+    }
+
+
+@router.get("/v1/apps/{app_id}/attestation/verdict")
+async def attestation_verdict(
+    app_id: str, request: Request, who: Principal = Depends(READ)
+) -> dict[str, Any]:
+    """The running instance's evidence judged under the strict policy with the deployed
+    compose hash: what the console's badge shows (`pending`, `verified`, `unverified`)."""
+    return await run_in_threadpool(_verdict, state_of(request), who, app_id)
+
+
+# --- the network --------------------------------------------------------------------
+
+_WORKER_COUNTS = text(
+    "SELECT gpu_model, online, COUNT(*) AS n, SUM(vcpu) AS vcpu, SUM(gpu_count) AS gpus "
+    "FROM workers GROUP BY gpu_model, online"
+)
+_PROVIDER_COUNTS = text(
+    "SELECT provider, online, COUNT(*) AS n FROM workers GROUP BY provider, online"
+)
+_APP_COUNTS = text(
+    "SELECT status, COUNT(*) AS n FROM apps WHERE deleted_at IS NULL GROUP BY status"
+)
+
+
+def network_view(state: CloudState, monitoring: Monitoring) -> dict[str, Any]:
+    """Workers by model, provider and status as this control plane sees them, and what
+    the chain watcher last read (None when none is configured)."""
+    with state.engine.connect() as connection:
+        models: dict[int, dict[str, int]] = {}
+        for row in connection.execute(_WORKER_COUNTS):
+            entry = models.setdefault(
+                int(row.gpu_model), {"online": 0, "offline": 0, "vcpu": 0, "gpus": 0}
+            )
+            entry["online" if row.online else "offline"] += int(row.n)
+            entry["vcpu"] += int(row.vcpu or 0)
+            entry["gpus"] += int(row.gpus or 0)
+        providers: dict[str, dict[str, int]] = {}
+        for row in connection.execute(_PROVIDER_COUNTS):
+            entry = providers.setdefault(row.provider, {"online": 0, "offline": 0})
+            entry["online" if row.online else "offline"] += int(row.n)
+        apps = {row.status: int(row.n) for row in connection.execute(_APP_COUNTS)}
+    snapshot = monitoring.network.snapshot() if monitoring.network is not None else None
+    return {
+        "workers": {
+            "online": sum(m["online"] for m in models.values()),
+            "offline": sum(m["offline"] for m in models.values()),
+            "by_model": [{"gpu_model": k, **v} for k, v in sorted(models.items())],
+            "by_provider": sorted(
+                ({"provider": k, **v} for k, v in providers.items()),
+                key=lambda p: (-p["online"], p["provider"]),
+            )[:50],
+            "providers": len(providers),
+        },
+        "apps": apps,
+        "chain": snapshot,
+    }
+
+
+@router.get("/v1/network")
+async def network(request: Request) -> dict[str, Any]:
+    """The public overview the console's Network page shows (no key needed)."""
+    return await run_in_threadpool(network_view, state_of(request), monitoring_of(request))
+
+
+# --- Prometheus ---------------------------------------------------------------------
+
+_APP_ROWS = text(
+    "SELECT a.app_id, a.name, a.status, a.owner, d.worker FROM apps a "
+    "LEFT JOIN deployments d ON d.app_id = a.app_id AND d.ended_at IS NULL "
+    "WHERE a.deleted_at IS NULL"
+)
+_LATEST_APP_METRICS = text(
+    "SELECT m.app_id, m.cpu_pct, m.memory_bytes, m.read_bytes, m.write_bytes, m.restarts "
+    "FROM app_metrics m JOIN (SELECT app_id, MAX(id) AS id FROM app_metrics WHERE at >= :since "
+    "GROUP BY app_id) newest ON newest.id = m.id"
+)
+_WORKER_ROWS = text("SELECT address, provider, gpu_model, online, last_seen FROM workers")
+_LATEST_WORKER_METRICS = text(
+    "SELECT m.worker, m.cpu_pct, m.memory_used_bytes, m.memory_total_bytes, m.disk_used_bytes "
+    "FROM worker_metrics m JOIN (SELECT worker, MAX(id) AS id FROM worker_metrics "
+    "WHERE at >= :since GROUP BY worker) newest ON newest.id = m.id"
+)
+APP_STATES = ("pulling", "starting", "running", "stopped", "failed", "pending", "deleted")
+
+
+class _Collector:
+    """Reads the database once per scrape; the chain part comes from the watcher's cache."""
+
+    def __init__(self, state: CloudState, monitoring: Monitoring) -> None:
+        self.state = state
+        self.monitoring = monitoring
+
+    def collect(self) -> Iterable[Metric]:
+        since = self.state.now() - 300
+        with self.state.engine.connect() as connection:
+            apps = connection.execute(_APP_ROWS).all()
+            app_metrics = {
+                r.app_id: r for r in connection.execute(_LATEST_APP_METRICS, {"since": since})
+            }
+            workers = connection.execute(_WORKER_ROWS).all()
+            worker_metrics = {
+                r.worker: r for r in connection.execute(_LATEST_WORKER_METRICS, {"since": since})
+            }
+        up = GaugeMetricFamily(
+            "veil_app_up", "1 when the app is running", labels=["app_id", "name"]
+        )
+        status = GaugeMetricFamily("veil_apps", "Apps by status", labels=["status"])
+        cpu = GaugeMetricFamily(
+            "veil_app_cpu_percent", "App CPU (100 = one core)", labels=["app_id"]
+        )
+        memory = GaugeMetricFamily(
+            "veil_app_memory_bytes", "App resident memory", labels=["app_id"]
+        )
+        io_read = GaugeMetricFamily("veil_app_read_bytes", "App bytes read", labels=["app_id"])
+        io_write = GaugeMetricFamily("veil_app_write_bytes", "App bytes written", labels=["app_id"])
+        restarts = GaugeMetricFamily("veil_app_restarts", "App service restarts", labels=["app_id"])
+        counts: dict[str, int] = {}
+        for row in apps:
+            counts[row.status] = counts.get(row.status, 0) + 1
+            up.add_metric([row.app_id, row.name], 1.0 if row.status == "running" else 0.0)
+            sample = app_metrics.get(row.app_id)
+            if sample is not None:
+                cpu.add_metric([row.app_id], float(sample.cpu_pct))
+                memory.add_metric([row.app_id], float(sample.memory_bytes))
+                io_read.add_metric([row.app_id], float(sample.read_bytes))
+                io_write.add_metric([row.app_id], float(sample.write_bytes))
+                restarts.add_metric([row.app_id], float(sample.restarts))
+        for name in sorted(set(APP_STATES) | set(counts)):
+            status.add_metric([name], float(counts.get(name, 0)))
+        yield from (up, status, cpu, memory, io_read, io_write, restarts)
+
+        worker_up = GaugeMetricFamily(
+            "veil_worker_up",
+            "1 when the worker synced within the timeout",
+            labels=["worker", "provider", "gpu_model"],
+        )
+        seen = GaugeMetricFamily(
+            "veil_worker_last_sync_timestamp_seconds", "Last sync", labels=["worker"]
+        )
+        w_cpu = GaugeMetricFamily("veil_worker_cpu_percent", "Machine CPU %", labels=["worker"])
+        w_mem = GaugeMetricFamily(
+            "veil_worker_memory_used_bytes", "Machine memory in use", labels=["worker"]
+        )
+        w_disk = GaugeMetricFamily("veil_worker_disk_used_bytes", "Disk in use", labels=["worker"])
+        by_model: dict[tuple[str, str], int] = {}
+        for row in workers:
+            model = str(row.gpu_model)
+            worker_up.add_metric([row.address, row.provider, model], 1.0 if row.online else 0.0)
+            seen.add_metric([row.address], float(row.last_seen))
+            key = (model, "online" if row.online else "offline")
+            by_model[key] = by_model.get(key, 0) + 1
+            sample = worker_metrics.get(row.address)
+            if sample is not None:
+                w_cpu.add_metric([row.address], float(sample.cpu_pct))
+                w_mem.add_metric([row.address], float(sample.memory_used_bytes))
+                w_disk.add_metric([row.address], float(sample.disk_used_bytes))
+        synced = GaugeMetricFamily(
+            "veil_cloud_workers",
+            "Workers synced with this control plane, by GPU model and status",
+            labels=["gpu_model", "status"],
+        )
+        for (model, state_name), count in sorted(by_model.items()):
+            synced.add_metric([model, state_name], float(count))
+        yield from (worker_up, seen, w_cpu, w_mem, w_disk, synced)
+        if self.monitoring.network is not None:
+            yield from self.monitoring.network.metrics()
+
+
+def render_metrics(state: CloudState, monitoring: Monitoring) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(state, monitoring))  # type: ignore[arg-type]
+    return bytes(generate_latest(registry))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(request: Request) -> Response:
+    """Prometheus exposition: apps, workers, and the network as the chain watcher last read it."""
+    state = state_of(request)
+    monitoring = monitoring_of(request)
+    cached = monitoring._scrape
+    if cached is not None and time.monotonic() - cached[0] < monitoring.scrape_cache_seconds:
+        body = cached[1]
+    else:
+        body = await run_in_threadpool(render_metrics, state, monitoring)
+        monitoring._scrape = (time.monotonic(), body)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
