@@ -67,6 +67,8 @@ KEEPALIVE = 15
 DB_CATCHUP = 2.0
 #: Lines a log stream reads from the database in one go.
 PAGE = 1000
+#: Seconds between two network overviews on /v1/network/stream.
+NETWORK_PUSH = 3.0
 CONSOLE_DIR = Path(__file__).parent / "console"
 
 
@@ -710,6 +712,24 @@ def network_view(state: CloudState, monitoring: Monitoring) -> dict[str, Any]:
 async def network(request: Request) -> dict[str, Any]:
     """The public overview the console's Network page shows (no key needed)."""
     return await run_in_threadpool(network_view, state_of(request), monitoring_of(request))
+
+
+@router.get(
+    "/v1/network/stream",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+async def network_stream(request: Request) -> EventSourceResponse:
+    """The overview as server-sent events (`event: network`), one every NETWORK_PUSH s."""
+    state = state_of(request)
+    monitoring = monitoring_of(request)
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        while True:
+            view = await run_in_threadpool(network_view, state, monitoring)
+            yield {"event": "network", "data": json.dumps(view)}
+            await asyncio.sleep(NETWORK_PUSH)
+
+    return EventSourceResponse(stream(), ping=KEEPALIVE)
 
 
 # --- Prometheus ---------------------------------------------------------------------
