@@ -159,6 +159,9 @@ class Chart {
     c.dataset.last = this.points.length ? String(this.points[this.points.length - 1][1]) : "";
     const padL = 44; const padB = 18; const padT = 6;
     const now = Date.now() / 1000;
+    // the window grows with the data: a young app's first minute fills the chart
+    const first = this.points.length ? this.points[0][0] : now;
+    this.windowSec = Math.min(600, Math.max(60, Math.ceil((now - first) / 60) * 60));
     const t0 = now - this.windowSec;
     const values = this.points.map((p) => p[1]);
     const top = Math.max(this.max || 0, ...values, 1e-9) * (this.max ? 1 : 1.2);
@@ -169,9 +172,11 @@ class Chart {
       g.beginPath(); g.moveTo(padL, y); g.lineTo(w, y); g.stroke();
       g.fillText(this.format(top * (1 - i / 3)), 0, y + 4);
     }
-    for (let m = 0; m <= 10; m += 5) {
-      const x = padL + (w - padL) * (1 - m / 10);
-      g.fillText(m === 0 ? "now" : `-${m}m`, Math.min(x - 8, w - 24), h - 4);
+    for (let i = 0; i <= 2; i += 1) {
+      const back = (this.windowSec * (2 - i)) / 2;
+      const x = padL + (w - padL) * (i / 2);
+      const label = back === 0 ? "now" : back < 60 ? `-${back}s` : `-${back / 60}m`;
+      g.fillText(label, Math.min(Math.max(x - 8, padL), w - 24), h - 4);
     }
     const pts = this.points.filter((p) => p[0] >= t0);
     if (pts.length === 0) {
@@ -252,7 +257,7 @@ function drawNetwork(net) {
   const uptime = chain && chain.workers && chain.workers.uptime_bps != null
     ? `${(chain.workers.uptime_bps / 100).toFixed(2)}%` : null;
   document.getElementById("net-stats").innerHTML = [
-    ["Workers online", w.online, `${w.offline} offline · ${w.providers} providers`],
+    ["Workers online", w.online, `${w.offline} offline · ${w.providers} provider${w.providers === 1 ? "" : "s"}`],
     ["GPUs", gpus, `${w.by_model.reduce((a, m) => a + m.vcpu, 0)} vCPUs online and offline`],
     ["Apps running", running, `${totalApps} deployed`],
     chain && chain.vault
