@@ -146,7 +146,7 @@ class AppLog(Base):
     """One log line of one service of an app; the id is the SSE event id of the log stream."""
 
     __tablename__ = "app_logs"
-    __table_args__ = (Index("ix_app_logs_app_id_id", "app_id", "id"),)
+    __table_args__ = (Index("ix_app_logs_app_id_id", "app_id", "id"), Index("ix_app_logs_at", "at"))
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     app_id: Mapped[str] = mapped_column(String(42))
@@ -160,7 +160,10 @@ class AppMetric(Base):
     """One sample of an app (all its services summed; per service in `services`)."""
 
     __tablename__ = "app_metrics"
-    __table_args__ = (Index("ix_app_metrics_app_id_at", "app_id", "at"),)
+    __table_args__ = (
+        Index("ix_app_metrics_app_id_at", "app_id", "at"),
+        Index("ix_app_metrics_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     app_id: Mapped[str] = mapped_column(String(42))
@@ -179,7 +182,10 @@ class WorkerMetric(Base):
     """One sample of a worker machine."""
 
     __tablename__ = "worker_metrics"
-    __table_args__ = (Index("ix_worker_metrics_worker_at", "worker", "at"),)
+    __table_args__ = (
+        Index("ix_worker_metrics_worker_at", "worker", "at"),
+        Index("ix_worker_metrics_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     worker: Mapped[str] = mapped_column(String(42))

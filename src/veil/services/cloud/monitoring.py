@@ -34,6 +34,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -61,10 +63,13 @@ from veil.services.cloud.models import AppLog, AppMetric, Deployment, WorkerMetr
 from veil.services.cloud.scheduler import active_deployment
 from veil.services.cloud.service import CloudState
 
+log = logging.getLogger("veil.services.cloud.monitoring")
 router = APIRouter(tags=["monitoring"])
 KEEPALIVE = 15
 #: Seconds between a follower's database catch-up reads (lines from other replicas).
 DB_CATCHUP = 2.0
+#: A worker's machine sample is stored at most this often (its apps' samples every time).
+WORKER_SAMPLE_EVERY = 30
 #: Lines a log stream reads from the database in one go.
 PAGE = 1000
 #: Seconds between two network overviews on /v1/network/stream.
@@ -138,10 +143,14 @@ class Monitoring:
     network: Any = None
     #: veil.services.cloud.alerts.Alerts, evaluated on each telemetry and scheduler look.
     alerts: Any = None
-    #: Rendered /metrics body and when, so a burst of scrapes renders once.
-    scrape_cache_seconds: float = 1.0
+    #: /metrics is re-rendered in the background this often while it is scraped; 0: on
+    #: every scrape.
+    metrics_refresh_seconds: float = 10.0
     _last_prune: float = 0.0
     _scrape: tuple[float, bytes] | None = None
+    _last_scrape: float = 0.0
+    _refresher: threading.Thread | None = None
+    _worker_stored: dict[str, int] = field(default_factory=dict)
 
 
 def monitoring_of(request: Request) -> Monitoring:
@@ -244,20 +253,23 @@ def _store(
                 select(Deployment).where(Deployment.worker == worker, Deployment.ended_at.is_(None))
             ).all()
         }
-        session.add(
-            WorkerMetric(
-                worker=worker,
-                at=now,
-                cpu_pct=machine.cpu_pct,
-                memory_used_bytes=machine.memory_used_bytes,
-                memory_total_bytes=machine.memory_total_bytes,
-                disk_used_bytes=machine.disk_used_bytes,
-                disk_total_bytes=machine.disk_total_bytes,
-                net_rx_bytes=machine.net_rx_bytes,
-                net_tx_bytes=machine.net_tx_bytes,
-                gpus=[gpu.model_dump() for gpu in machine.gpus],
+        stored = monitoring._worker_stored.get(worker, 0)
+        if now - stored >= WORKER_SAMPLE_EVERY:
+            monitoring._worker_stored[worker] = now
+            session.add(
+                WorkerMetric(
+                    worker=worker,
+                    at=now,
+                    cpu_pct=machine.cpu_pct,
+                    memory_used_bytes=machine.memory_used_bytes,
+                    memory_total_bytes=machine.memory_total_bytes,
+                    disk_used_bytes=machine.disk_used_bytes,
+                    disk_total_bytes=machine.disk_total_bytes,
+                    net_rx_bytes=machine.net_rx_bytes,
+                    net_tx_bytes=machine.net_tx_bytes,
+                    gpus=[gpu.model_dump() for gpu in machine.gpus],
+                )
             )
-        )
         for entry in body.apps:
             app_id = mine.get(entry.deployment_id)
             if app_id is None or app_id.lower() != entry.app_id.lower():
@@ -734,123 +746,176 @@ async def network_stream(request: Request) -> EventSourceResponse:
 
 # --- Prometheus ---------------------------------------------------------------------
 
-_APP_ROWS = text(
-    "SELECT a.app_id, a.name, a.status, a.owner, d.worker FROM apps a "
-    "LEFT JOIN deployments d ON d.app_id = a.app_id AND d.ended_at IS NULL "
-    "WHERE a.deleted_at IS NULL"
-)
-_LATEST_APP_METRICS = text(
-    "SELECT m.app_id, m.cpu_pct, m.memory_bytes, m.read_bytes, m.write_bytes, m.restarts "
-    "FROM app_metrics m JOIN (SELECT app_id, MAX(id) AS id FROM app_metrics WHERE at >= :since "
-    "GROUP BY app_id) newest ON newest.id = m.id"
+_APP_ROWS = text("SELECT a.app_id, a.name, a.status FROM apps a WHERE a.deleted_at IS NULL")
+_RECENT_APP_METRICS = text(
+    "SELECT app_id, at, id, cpu_pct, memory_bytes, read_bytes, write_bytes, restarts "
+    "FROM app_metrics WHERE at >= :since"
 )
 _WORKER_ROWS = text("SELECT address, provider, gpu_model, online, last_seen FROM workers")
-_LATEST_WORKER_METRICS = text(
-    "SELECT m.worker, m.cpu_pct, m.memory_used_bytes, m.memory_total_bytes, m.disk_used_bytes "
-    "FROM worker_metrics m JOIN (SELECT worker, MAX(id) AS id FROM worker_metrics "
-    "WHERE at >= :since GROUP BY worker) newest ON newest.id = m.id"
+_RECENT_WORKER_METRICS = text(
+    "SELECT worker, at, id, cpu_pct, memory_used_bytes, disk_used_bytes "
+    "FROM worker_metrics WHERE at >= :since"
 )
 APP_STATES = ("pulling", "starting", "running", "stopped", "failed", "pending", "deleted")
+#: How far back /metrics looks for a latest sample (a worker ships every few seconds and
+#: its machine sample is stored at most every WORKER_SAMPLE_EVERY seconds).
+SAMPLE_WINDOW = 90
 
 
-class _Collector:
-    """Reads the database once per scrape; the chain part comes from the watcher's cache."""
+def _newest(rows: Iterable[Any], key: str) -> dict[str, Any]:
+    latest: dict[str, Any] = {}
+    for row in rows:
+        name = getattr(row, key)
+        held = latest.get(name)
+        if held is None or (row.at, row.id) > (held.at, held.id):
+            latest[name] = row
+    return latest
 
-    def __init__(self, state: CloudState, monitoring: Monitoring) -> None:
-        self.state = state
-        self.monitoring = monitoring
+
+def _family(out: list[str], name: str, help_text: str, lines: Iterable[str]) -> None:
+    out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+    out.extend(lines)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _per_item_block(state: CloudState) -> tuple[str, dict[str, int], dict[tuple[str, str], int]]:
+    """The high-cardinality families (one series per app and per worker), written directly
+    in the exposition format: at 29,000 workers prometheus-client's per-sample objects cost
+    seconds, this costs a few hundred milliseconds. Label values are checksummed addresses,
+    ints and escaped app names."""
+    since = state.now() - SAMPLE_WINDOW
+    with state.engine.connect() as connection:
+        apps = connection.execute(_APP_ROWS).all()
+        app_samples = _newest(connection.execute(_RECENT_APP_METRICS, {"since": since}), "app_id")
+        workers = connection.execute(_WORKER_ROWS).all()
+        machine = _newest(connection.execute(_RECENT_WORKER_METRICS, {"since": since}), "worker")
+    out: list[str] = []
+    counts: dict[str, int] = {}
+    for row in apps:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    up = {"running": 1}
+    _family(
+        out,
+        "veil_app_up",
+        "1 when the app is running",
+        (
+            f'veil_app_up{{app_id="{r.app_id}",name="{_label(r.name)}"}} {up.get(r.status, 0)}\n'
+            for r in apps
+        ),
+    )
+    for name, column, help_text in (
+        ("veil_app_cpu_percent", "cpu_pct", "App CPU, 100 = one core"),
+        ("veil_app_memory_bytes", "memory_bytes", "App resident memory"),
+        ("veil_app_read_bytes", "read_bytes", "App bytes read from disk"),
+        ("veil_app_write_bytes", "write_bytes", "App bytes written to disk"),
+        ("veil_app_restarts", "restarts", "App service restarts"),
+    ):
+        lines = (f'{name}{{app_id="{a}"}} {getattr(m, column)}\n' for a, m in app_samples.items())
+        _family(out, name, help_text, lines)
+    by_model: dict[tuple[str, str], int] = {}
+    for row in workers:
+        key = (str(row.gpu_model), "online" if row.online else "offline")
+        by_model[key] = by_model.get(key, 0) + 1
+    _family(
+        out,
+        "veil_worker_up",
+        "1 when the worker synced within the timeout",
+        (
+            f'veil_worker_up{{worker="{r.address}",provider="{r.provider}",'
+            f'gpu_model="{r.gpu_model}"}} {1 if r.online else 0}\n'
+            for r in workers
+        ),
+    )
+    _family(
+        out,
+        "veil_worker_last_sync_timestamp_seconds",
+        "The worker's last sync",
+        (
+            f'veil_worker_last_sync_timestamp_seconds{{worker="{r.address}"}} {r.last_seen}\n'
+            for r in workers
+        ),
+    )
+    for name, column, help_text in (
+        ("veil_worker_cpu_percent", "cpu_pct", "Machine CPU %"),
+        ("veil_worker_memory_used_bytes", "memory_used_bytes", "Machine memory in use"),
+        ("veil_worker_disk_used_bytes", "disk_used_bytes", "Disk in use under the apps"),
+    ):
+        lines = (f'{name}{{worker="{w}"}} {getattr(m, column)}\n' for w, m in machine.items())
+        _family(out, name, help_text, lines)
+    return "".join(out), counts, by_model
+
+
+class _Aggregates:
+    """The low-cardinality families, through prometheus-client (and the chain watcher's)."""
+
+    def __init__(
+        self, counts: dict[str, int], by_model: dict[tuple[str, str], int], network: Any
+    ) -> None:
+        self.counts = counts
+        self.by_model = by_model
+        self.network = network
 
     def collect(self) -> Iterable[Metric]:
-        since = self.state.now() - 300
-        with self.state.engine.connect() as connection:
-            apps = connection.execute(_APP_ROWS).all()
-            app_metrics = {
-                r.app_id: r for r in connection.execute(_LATEST_APP_METRICS, {"since": since})
-            }
-            workers = connection.execute(_WORKER_ROWS).all()
-            worker_metrics = {
-                r.worker: r for r in connection.execute(_LATEST_WORKER_METRICS, {"since": since})
-            }
-        up = GaugeMetricFamily(
-            "veil_app_up", "1 when the app is running", labels=["app_id", "name"]
-        )
         status = GaugeMetricFamily("veil_apps", "Apps by status", labels=["status"])
-        cpu = GaugeMetricFamily(
-            "veil_app_cpu_percent", "App CPU (100 = one core)", labels=["app_id"]
-        )
-        memory = GaugeMetricFamily(
-            "veil_app_memory_bytes", "App resident memory", labels=["app_id"]
-        )
-        io_read = GaugeMetricFamily("veil_app_read_bytes", "App bytes read", labels=["app_id"])
-        io_write = GaugeMetricFamily("veil_app_write_bytes", "App bytes written", labels=["app_id"])
-        restarts = GaugeMetricFamily("veil_app_restarts", "App service restarts", labels=["app_id"])
-        counts: dict[str, int] = {}
-        for row in apps:
-            counts[row.status] = counts.get(row.status, 0) + 1
-            up.add_metric([row.app_id, row.name], 1.0 if row.status == "running" else 0.0)
-            sample = app_metrics.get(row.app_id)
-            if sample is not None:
-                cpu.add_metric([row.app_id], float(sample.cpu_pct))
-                memory.add_metric([row.app_id], float(sample.memory_bytes))
-                io_read.add_metric([row.app_id], float(sample.read_bytes))
-                io_write.add_metric([row.app_id], float(sample.write_bytes))
-                restarts.add_metric([row.app_id], float(sample.restarts))
-        for name in sorted(set(APP_STATES) | set(counts)):
-            status.add_metric([name], float(counts.get(name, 0)))
-        yield from (up, status, cpu, memory, io_read, io_write, restarts)
-
-        worker_up = GaugeMetricFamily(
-            "veil_worker_up",
-            "1 when the worker synced within the timeout",
-            labels=["worker", "provider", "gpu_model"],
-        )
-        seen = GaugeMetricFamily(
-            "veil_worker_last_sync_timestamp_seconds", "Last sync", labels=["worker"]
-        )
-        w_cpu = GaugeMetricFamily("veil_worker_cpu_percent", "Machine CPU %", labels=["worker"])
-        w_mem = GaugeMetricFamily(
-            "veil_worker_memory_used_bytes", "Machine memory in use", labels=["worker"]
-        )
-        w_disk = GaugeMetricFamily("veil_worker_disk_used_bytes", "Disk in use", labels=["worker"])
-        by_model: dict[tuple[str, str], int] = {}
-        for row in workers:
-            model = str(row.gpu_model)
-            worker_up.add_metric([row.address, row.provider, model], 1.0 if row.online else 0.0)
-            seen.add_metric([row.address], float(row.last_seen))
-            key = (model, "online" if row.online else "offline")
-            by_model[key] = by_model.get(key, 0) + 1
-            sample = worker_metrics.get(row.address)
-            if sample is not None:
-                w_cpu.add_metric([row.address], float(sample.cpu_pct))
-                w_mem.add_metric([row.address], float(sample.memory_used_bytes))
-                w_disk.add_metric([row.address], float(sample.disk_used_bytes))
+        for name in sorted(set(APP_STATES) | set(self.counts)):
+            status.add_metric([name], float(self.counts.get(name, 0)))
         synced = GaugeMetricFamily(
             "veil_cloud_workers",
             "Workers synced with this control plane, by GPU model and status",
             labels=["gpu_model", "status"],
         )
-        for (model, state_name), count in sorted(by_model.items()):
+        for (model, state_name), count in sorted(self.by_model.items()):
             synced.add_metric([model, state_name], float(count))
-        yield from (worker_up, seen, w_cpu, w_mem, w_disk, synced)
-        if self.monitoring.network is not None:
-            yield from self.monitoring.network.metrics()
+        yield from (status, synced)
+        if self.network is not None:
+            yield from self.network.metrics()
 
 
 def render_metrics(state: CloudState, monitoring: Monitoring) -> bytes:
+    block, counts, by_model = _per_item_block(state)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(state, monitoring))  # type: ignore[arg-type]
-    return bytes(generate_latest(registry))
+    registry.register(_Aggregates(counts, by_model, monitoring.network))  # type: ignore[arg-type]
+    return bytes(generate_latest(registry)) + block.encode()
+
+
+def _refresh_metrics(state: CloudState, monitoring: Monitoring) -> None:
+    """Re-render /metrics every `metrics_refresh_seconds` while someone scrapes; stop after
+    three idle periods (so an unscraped replica spends nothing)."""
+    try:
+        while time.monotonic() - monitoring._last_scrape < 3 * monitoring.metrics_refresh_seconds:
+            time.sleep(monitoring.metrics_refresh_seconds)
+            try:
+                monitoring._scrape = (time.monotonic(), render_metrics(state, monitoring))
+            except Exception as error:  # a database hiccup: keep serving the last render
+                log.warning("/metrics refresh: %s", error)
+    finally:
+        monitoring._refresher = None
 
 
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
-    """Prometheus exposition: apps, workers, and the network as the chain watcher last read it."""
+    """Prometheus exposition: apps, workers, and the network as the chain watcher last read it.
+    Rendered in the background every `metrics_refresh_seconds` (the first scrape renders),
+    so a scrape never waits on a 29,000-worker render."""
     state = state_of(request)
     monitoring = monitoring_of(request)
+    monitoring._last_scrape = time.monotonic()
     cached = monitoring._scrape
-    if cached is not None and time.monotonic() - cached[0] < monitoring.scrape_cache_seconds:
-        body = cached[1]
-    else:
+    fresh_enough = monitoring.metrics_refresh_seconds * 2
+    if cached is None or time.monotonic() - cached[0] > fresh_enough:
         body = await run_in_threadpool(render_metrics, state, monitoring)
         monitoring._scrape = (time.monotonic(), body)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    else:
+        body = cached[1]
+    if monitoring.metrics_refresh_seconds > 0 and monitoring._refresher is None:
+        monitoring._refresher = threading.Thread(
+            target=_refresh_metrics, args=(state, monitoring), name="veil-metrics", daemon=True
+        )
+        monitoring._refresher.start()
+    age = time.monotonic() - (monitoring._scrape or (time.monotonic(), b""))[0]
+    return Response(
+        body, media_type=CONTENT_TYPE_LATEST, headers={"X-Veil-Metrics-Age": f"{age:.1f}"}
+    )

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("line", sa.Text(), nullable=False),
     )
     op.create_index("ix_app_logs_app_id_id", "app_logs", ["app_id", "id"])
+    op.create_index("ix_app_logs_at", "app_logs", ["at"])
     op.create_table(
         "app_metrics",
         sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.Column("gpus", sa.JSON(), nullable=False),
     )
     op.create_index("ix_app_metrics_app_id_at", "app_metrics", ["app_id", "at"])
+    op.create_index("ix_app_metrics_at", "app_metrics", ["at"])
     op.create_table(
         "worker_metrics",
         sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
@@ -57,6 +59,7 @@ def upgrade() -> None:
         sa.Column("gpus", sa.JSON(), nullable=False),
     )
     op.create_index("ix_worker_metrics_worker_at", "worker_metrics", ["worker", "at"])
+    op.create_index("ix_worker_metrics_at", "worker_metrics", ["at"])
 
 
 def downgrade() -> None:
