@@ -20,9 +20,10 @@ Routes:
 
 Delivery: new lines are committed, then published to an in-process hub that wakes every
 follower of that app at once (no polling on the hot path); a follower that fell behind the
-hub's ring (or joined late, or whose lines came in on another replica) reads the database
-instead, and every follower re-reads the database every `DB_CATCHUP` seconds, so replicas
-behind a load balancer still deliver every line (late by at most that).
+hub's ring (or joined late) reads the database instead. Lines that reached another replica
+are found by a database read after `DB_CATCHUP` quiet seconds, or every `DB_CATCHUP_BUSY`
+seconds while this replica's hub is busy with the app: behind a load balancer every line
+still arrives, late by at most that. A batch is serialized once for all its followers.
 
 Retention is bounded: per app the newest `log_keep` lines; samples and lines older than
 `retention_seconds` are deleted (checked at most once a minute, on ingestion).
@@ -66,8 +67,10 @@ from veil.services.cloud.service import CloudState
 log = logging.getLogger("veil.services.cloud.monitoring")
 router = APIRouter(tags=["monitoring"])
 KEEPALIVE = 15
-#: Seconds between a follower's database catch-up reads (lines from other replicas).
+#: A follower whose app was quiet this long reads the database (lines that reached another
+#: replica); one whose app is busy on this replica does so every DB_CATCHUP_BUSY seconds.
 DB_CATCHUP = 2.0
+DB_CATCHUP_BUSY = 10.0
 #: A worker's machine sample is stored at most this often (its apps' samples every time).
 WORKER_SAMPLE_EVERY = 30
 #: Lines a log stream reads from the database in one go.
@@ -90,6 +93,7 @@ class _Topic:
     #: Every item with an id above `floor` that was published here is still in the ring.
     floor: int | None = None
     event: asyncio.Event = field(default_factory=asyncio.Event)
+    encoded: tuple[tuple[int, int, int], str] | None = None
 
 
 class Hub:
@@ -124,7 +128,21 @@ class Hub:
         topic = self._topics.get(name)
         if topic is None or topic.floor is None or last < topic.floor:
             return None
-        return [item for item in topic.ring if item["id"] > last]
+        newer: list[dict[str, Any]] = []
+        for item in reversed(topic.ring):  # O(new items): followers are usually caught up
+            if item["id"] <= last:
+                break
+            newer.append(item)
+        newer.reverse()
+        return newer
+
+    def encoded(self, name: str, batch: list[dict[str, Any]]) -> str:
+        """The SSE data of `batch`, serialized once for every follower that sends it."""
+        topic = self._topic(name)
+        key = (batch[0]["id"], batch[-1]["id"], len(batch))
+        if topic.encoded is None or topic.encoded[0] != key:
+            topic.encoded = (key, json.dumps({"lines": batch}, separators=(",", ":")))
+        return topic.encoded[1]
 
     async def wait(self, name: str, timeout: float) -> None:
         event = self._topic(name).event
@@ -161,6 +179,9 @@ def monitoring_of(request: Request) -> Monitoring:
 def install(app: FastAPI, monitoring: Monitoring | None = None) -> Monitoring:
     """Mount the routes and the console on the control plane's app."""
     monitoring = monitoring or Monitoring()
+    network = app.state.cloud.config.network
+    if network is not None and monitoring.network is None:
+        monitoring.network = network.start()  # reads the chain in its own thread
     app.state.monitoring = monitoring
     app.include_router(router)
     app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
@@ -479,9 +500,11 @@ async def logs(
             return
         caught_up = time.monotonic()
         while True:
+            before = time.monotonic()
             await hub.wait(topic, DB_CATCHUP)
+            quiet = time.monotonic() - before >= DB_CATCHUP
             fresh = hub.after(topic, after)
-            if fresh is None or time.monotonic() - caught_up >= DB_CATCHUP:
+            if fresh is None or quiet or time.monotonic() - caught_up >= DB_CATCHUP_BUSY:
                 fresh = await run_in_threadpool(
                     _read_lines, state, real_id, after, service, since_ms
                 )
@@ -490,7 +513,9 @@ async def logs(
                 continue
             after = fresh[-1]["id"]
             batch = [item for item in fresh if wanted(item)]
-            if batch:
+            if batch and len(batch) == len(fresh):
+                yield {"id": str(after), "event": "log", "data": hub.encoded(topic, batch)}
+            elif batch:
                 yield event(batch)
 
     return EventSourceResponse(stream(), ping=KEEPALIVE)
