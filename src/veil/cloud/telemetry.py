@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import ModuleType
 from typing import Any, Protocol
 
 import httpx
@@ -56,7 +55,7 @@ def telemetry_message(timestamp: int, body: bytes) -> str:
 # --- GPUs ---------------------------------------------------------------------------
 
 
-def load_nvml() -> ModuleType | None:
+def load_nvml() -> Any:
     """The real `pynvml` when the NVIDIA driver answers; None on a machine without one."""
     try:
         import pynvml

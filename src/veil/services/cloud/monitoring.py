@@ -745,10 +745,12 @@ def network_view(state: CloudState, monitoring: Monitoring) -> dict[str, Any]:
             "online": sum(m["online"] for m in models.values()),
             "offline": sum(m["offline"] for m in models.values()),
             "by_model": [{"gpu_model": k, **v} for k, v in sorted(models.items())],
-            "by_provider": sorted(
-                ({"provider": k, **v} for k, v in providers.items()),
-                key=lambda p: (-p["online"], p["provider"]),
-            )[:50],
+            "by_provider": [
+                {"provider": name, **counts}
+                for name, counts in sorted(
+                    providers.items(), key=lambda item: (-item[1]["online"], item[0])
+                )[:50]
+            ],
             "providers": len(providers),
         },
         "apps": apps,
@@ -913,7 +915,7 @@ class _Aggregates:
 def render_metrics(state: CloudState, monitoring: Monitoring) -> bytes:
     block, counts, by_model = _per_item_block(state)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Aggregates(counts, by_model, monitoring.network))  # type: ignore[arg-type]
+    registry.register(_Aggregates(counts, by_model, monitoring.network))
     return bytes(generate_latest(registry)) + block.encode()
 
 
