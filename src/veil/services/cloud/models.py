@@ -198,3 +198,16 @@ class WorkerMetric(Base):
     net_rx_bytes: Mapped[int] = mapped_column(BigInteger)
     net_tx_bytes: Mapped[int] = mapped_column(BigInteger)
     gpus: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class AlertWebhook(Base):
+    """Where an account's alerts go (app down, restarts, its workers offline), and the
+    secret that signs them."""
+
+    __tablename__ = "alert_webhooks"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(42), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)

@@ -57,6 +57,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from veil.services.cloud.alerts import router as alerts_router
 from veil.services.cloud.api_errors import ApiError
 from veil.services.cloud.apps import READ, owned_app
 from veil.services.cloud.auth import Principal, state_of
@@ -165,8 +166,9 @@ class Monitoring:
     retention_seconds: int = 7 * 86400
     #: veil.network.metrics.NetworkWatcher (or anything with `.snapshot() -> dict|None`).
     network: Any = None
-    #: veil.services.cloud.alerts.Alerts, evaluated on each telemetry and scheduler look.
+    #: veil.services.cloud.alerts.Alerts, looked at every `alert_interval` seconds.
     alerts: Any = None
+    alert_interval: float = 5.0
     #: /metrics is re-rendered in the background this often while it is scraped; 0: on
     #: every scrape.
     metrics_refresh_seconds: float = 10.0
@@ -189,7 +191,13 @@ def install(app: FastAPI, monitoring: Monitoring | None = None) -> Monitoring:
     if network is not None and monitoring.network is None:
         monitoring.network = network.start()  # reads the chain in its own thread
     app.state.monitoring = monitoring
+    if monitoring.alerts is None:
+        from veil.services.cloud.alerts import Alerts
+
+        monitoring.alerts = Alerts()
     app.include_router(router)
+    app.include_router(alerts_router)
+    _run_alerts_with(app, monitoring)
     app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
 
     @app.get("/console", include_in_schema=False)
@@ -197,6 +205,31 @@ def install(app: FastAPI, monitoring: Monitoring | None = None) -> Monitoring:
         return RedirectResponse("/console/")
 
     return monitoring
+
+
+def _run_alerts_with(app: FastAPI, monitoring: Monitoring) -> None:
+    """Look for alerts every `alert_interval` s for as long as the app serves (its lifespan)."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[Any]:
+        async def loop() -> None:
+            state = served.state.cloud
+            while True:
+                await asyncio.sleep(monitoring.alert_interval)
+                try:
+                    await run_in_threadpool(monitoring.alerts.tick, state)
+                except Exception as error:  # the database went away for a moment
+                    log.warning("alerts: %s", error)
+
+        async with inner(served) as value:
+            task = asyncio.create_task(loop())
+            try:
+                yield value
+            finally:
+                task.cancel()
+
+    app.router.lifespan_context = lifespan
 
 
 # --- telemetry in -------------------------------------------------------------------
@@ -391,8 +424,6 @@ async def telemetry(
         monitoring.hub.publish("logs:" + app_id, batch)
     for app_id, sample in samples.items():
         monitoring.hub.publish("metrics:" + app_id, [sample])
-    if monitoring.alerts is not None:
-        await run_in_threadpool(monitoring.alerts.observe_telemetry, signer, body.model_dump())
     return {"accepted_lines": sum(len(b) for b in lines.values()), "apps": len(samples)}
 
 

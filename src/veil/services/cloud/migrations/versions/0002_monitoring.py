@@ -1,4 +1,4 @@
-"""Monitoring: app log lines, app metric samples, worker metric samples (issue 14).
+"""Monitoring: app log lines, app and worker metric samples, alert webhooks (issue 14).
 
 Revision ID: 0002
 Revises: 0001
@@ -60,9 +60,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_worker_metrics_worker_at", "worker_metrics", ["worker", "at"])
     op.create_index("ix_worker_metrics_at", "worker_metrics", ["at"])
+    op.create_table(
+        "alert_webhooks",
+        sa.Column("id", sa.String(24), primary_key=True),
+        sa.Column("owner", sa.String(42), nullable=False, index=True),
+        sa.Column("url", sa.String(500), nullable=False),
+        sa.Column("secret", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("alert_webhooks")
     op.drop_table("worker_metrics")
     op.drop_table("app_metrics")
     op.drop_table("app_logs")
