@@ -65,7 +65,7 @@ def test_follower_gets_new_lines_live_and_resumes_after_last_event_id(
         sent = time.monotonic()
         httpx.get(f"http://{port}/say", params={"text": first}, timeout=5)
         event, got = _wait_for(response, first, 5)
-        assert got - sent < 1.5  # worker ships every 0.3 s here; the hub wakes at once
+        assert got - sent < 2.0  # the worker ships every 0.3 s here; the hub wakes at once
         assert event["event"] == "log"
         lines = json.loads(event["data"])["lines"]
         assert int(event["id"]) == lines[-1]["id"]

@@ -261,7 +261,7 @@ function drawNetwork(net) {
     ["GPUs", gpus, `${w.by_model.reduce((a, m) => a + m.vcpu, 0)} vCPUs online and offline`],
     ["Apps running", running, `${totalApps} deployed`],
     chain && chain.vault
-      ? ["Vault APR", `${(chain.vault.apr_bps / 100).toFixed(2)}%`,
+      ? ["Vault APR", chain.vault.apr_bps == null ? "—" : `${(chain.vault.apr_bps / 100).toFixed(2)}%`,
         `share price ${Number(chain.vault.share_price).toFixed(4)} PHA`]
       : ["Uptime", uptime || "—", uptime ? "heartbeats accepted" : "no chain connected"],
   ].map(([label, value, hint]) => `<div class="card stat"><div class="label">${esc(label)}</div>
@@ -302,7 +302,7 @@ function drawNetwork(net) {
   if (vault) {
     html += `<div class="kv"><span>Total staked</span><span>${tokens(vault.total_assets)} PHA</span></div>
       <div class="kv"><span>Share price</span><span>${Number(vault.share_price).toFixed(6)} PHA / vPHA</span></div>
-      <div class="kv"><span>APR (last 7 days)</span><span>${(vault.apr_bps / 100).toFixed(2)}%</span></div>`;
+      <div class="kv"><span>APR (last 7 days)</span><span>${vault.apr_bps == null ? "measuring…" : `${(vault.apr_bps / 100).toFixed(2)}%`}</span></div>`;
   }
   if (mig) {
     const pct = mig.committed === "0" ? 0 : Number((BigInt(mig.claimed) * 10000n) / BigInt(mig.committed)) / 100;
