@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-BENCHES := gas attest migration startup trie kms console
+BENCHES := gas attest migration startup trie kms placement market cloud cloud_deploy console
 
 # Each benchmark prints JSON lines; they are kept in bench/results/<name>.jsonl.
 bench: setup

@@ -284,12 +284,124 @@ def measure(
     }
 
 
+def scheduler_pass(db_url: str, workers: int, apps: int) -> dict[str, Any]:
+    """A scheduler pass placing one app on a network of `workers` with `apps` running: the
+    pass rebuilds the capacity index from the database, so it is linear in both."""
+    from sqlalchemy import insert
+
+    from veil.services.cloud.database import open_engine, session_factory, upgrade
+    from veil.services.cloud.models import App, Deployment, Worker
+    from veil.services.cloud.scheduler import Scheduler
+
+    engine = open_engine(db_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    now = int(time.time())
+    rows = [
+        {
+            "address": f"0x{i + 1:040x}",
+            "provider": f"0x{i // 10 + 1:040x}",
+            "runtime": "process",
+            "simulated": True,
+            "vcpu": 16,
+            "memory_mb": 65536,
+            "disk_gb": 1000,
+            "gpu_model": 0,
+            "gpu_count": 0,
+            "url": None,
+            "last_seen": now + 10**6,
+            "online": True,
+        }
+        for i in range(workers)
+    ]
+    app = {
+        "instance_type": "tdx.small",
+        "compose": "",
+        "app_compose": {},
+        "compose_hash": "00",
+        "allowed_envs": [],
+        "env_keys": [],
+        "encrypted_env": "",
+        "desired": "running",
+        "status": "running",
+        "status_reason": "",
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with sessions() as session, session.begin():
+        session.execute(insert(Worker), rows)
+        session.execute(
+            insert(App),
+            [
+                {
+                    **app,
+                    "app_id": f"0x{10**9 + j:040x}",
+                    "owner": f"0x{j % 5000 + 7:040x}",
+                    "name": f"a{j}",
+                }
+                for j in range(apps)
+            ],
+        )
+        session.execute(
+            insert(Deployment),
+            [
+                {
+                    "id": f"d{j}",
+                    "app_id": f"0x{10**9 + j:040x}",
+                    "worker": rows[j % workers]["address"],
+                    "instance_type": "tdx.small",
+                    "state": "running",
+                    "boot_progress": 100,
+                    "error": "",
+                    "ports": {},
+                    "attestation": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for j in range(apps)
+            ],
+        )
+    scheduler = Scheduler(sessions, 30, lambda: now)
+    timings = []
+    for k in range(3):
+        with sessions() as session, session.begin():
+            session.add(
+                App(
+                    **{
+                        **app,
+                        "status": "pending",
+                        "app_id": f"0x{2 * 10**9 + k:040x}",
+                        "owner": "0x" + "11" * 20,
+                        "name": f"p{k}",
+                        "instance_type": "tdx.medium",
+                    }
+                )
+            )
+        started = time.perf_counter()
+        assert scheduler.tick() == 1
+        timings.append(time.perf_counter() - started)
+    engine.dispose()
+    return {
+        "bench": "cloud_scheduler_pass",
+        "backend": db_url.split(":", 1)[0],
+        "workers": workers,
+        "running_apps": apps,
+        "pass_ms_median": round(1000 * sorted(timings)[1], 1),
+        "load_average_1m": os.getloadavg()[0],
+        "machine": machine(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts to try")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--scale", default="29000,100000", help="workers,apps for the scheduler pass ('' skips it)"
+    )
     args = parser.parse_args()
     import pg
 
@@ -306,6 +418,10 @@ def main() -> None:
                     url = pg.fresh_database(pg_base, name)
                 result = measure(backend, url, workers, args.seconds, args.connections, Path(tmp))
                 print(json.dumps(result), flush=True)
+        if args.scale:
+            workers, apps = (int(n) for n in args.scale.split(","))
+            result = scheduler_pass(f"sqlite:///{tmp}/scale.sqlite", workers, apps)
+            print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ const wanted = {
   ReferenceGovernor: 1,
   TimelockController: 1,
   ReferenceDistributor: 1,
+  ReferenceMarket: 1,
 };
 const artifacts = { solc: solc.version(), contracts: {} };
 for (const [file, contracts] of Object.entries(output.contracts)) {

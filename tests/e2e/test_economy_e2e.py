@@ -37,7 +37,7 @@ def test_economy_walkthrough(e2e) -> None:  # e2e: conftest.E2E
     assert against == vault.functions.getPastVotes(bob, proposal.vote_start).call() > 0
 
     # every parameter belongs to the timelock; the deployer kept nothing
-    for name in ("PHA", "Vault", "Migrator", "ComputeRegistry"):
+    for name in ("PHA", "Vault", "Migrator", "ComputeRegistry", "Market"):
         assert chain.contract(name).functions.owner().call() == timelock
     deployer = devnet_account("deployer").address
     assert not pha.functions.isMinter(deployer).call()

@@ -201,12 +201,19 @@ def run(
             console.print("warning: SIMULATED app runtime (process): no CVM isolation")
         console.print(f"apps: {runtime_kind} runtime, synced with {control_plane}")
 
+        connected = [False]
+
         def show_sync(outcome: SyncRound) -> None:
             done = [f"{what} {', '.join(ids)}" for what, ids in (
                 ("started", outcome.started), ("stopped", outcome.stopped),
                 ("removed", outcome.removed)) if ids]  # fmt: skip
             for problem in outcome.errors:
                 console.print(f"apps: error: {problem}")
+            synced = not any(p.startswith("control plane") for p in outcome.errors)
+            if synced and not connected[0]:
+                console.print(f"apps: synced with the control plane ({outcome.deployments}"
+                              " deployment(s) here)")  # fmt: skip
+            connected[0] = synced
             if done:
                 console.print(f"apps: {'; '.join(done)}")
 

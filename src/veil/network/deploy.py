@@ -27,9 +27,27 @@ from veil.chain.compile import compile_contract
 from veil.chain.deployment import ContractRecord, Deployment
 from veil.chain.units import WEI_PER_PHA
 from veil.errors import ChainError, InputError
+from veil.market.typed_data import instance_type_key
 
 DAY = 86_400
+HOUR = 3_600
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def _market_prices() -> dict[str, int]:
+    """The genesis price list of the market, wei of PHA per second by instance-type name
+    (the names `veil.cloud.instance_types` accepts, GPU types in canonical form: `h100`,
+    `h100x2` .. `h100x8`). Prices per hour: CPU 0.5 / 1 / 2 PHA; per GPU H100 20, H200
+    25, B200 40 PHA. A GPU type's rate is the per-GPU rate times the count, so N GPUs
+    cost exactly N times one. Governance re-prices with `Market.setPrice`."""
+    milli_pha_per_hour = {"tdx.small": 500, "tdx.medium": 1_000, "tdx.large": 2_000}
+    prices = {name: m * WEI_PER_PHA // 1_000 // HOUR for name, m in milli_pha_per_hour.items()}
+    for gpu, pha_per_hour in (("h100", 20), ("h200", 25), ("b200", 40)):
+        per_gpu = pha_per_hour * WEI_PER_PHA // HOUR
+        prices[gpu] = per_gpu
+        for count in range(2, 9):
+            prices[f"{gpu}x{count}"] = per_gpu * count
+    return prices
 
 
 class SlashWindowRefused(InputError):
@@ -62,6 +80,12 @@ class NetworkParameters:
     max_freeze: int = 14 * DAY
     guardian_reaction: int = DAY
     registry_guardian: str = ""
+    # The market (issue 13): price list by instance-type name (wei per second), protocol
+    # fee to the treasury (the timelock), grace of a paused lease, prepaid shutdown window.
+    market_prices: dict[str, int] = field(default_factory=_market_prices)
+    market_fee_bps: int = 250
+    market_grace_period: int = 7 * DAY
+    market_shutdown_window: int = 300
 
     def governance_path(self) -> int:
         """Seconds from a proposal's creation until the timelock can first execute it."""
@@ -213,6 +237,7 @@ def deploy_network(
     deploy("ComputeRegistry", vault, me, timelock)
     # AppAuth has no owner and no parameter: each app's owner alone changes its hashes.
     deploy("AppAuth")
+    deploy("Market", pha, me, timelock)  # the timelock is the treasury: fees go to it
 
     send("Vault", "setUnlockPeriod", params.unlock_period)
     send("Vault", "setMaxOpenRequests", params.max_open_requests)
@@ -245,6 +270,12 @@ def deploy_network(
     send("ComputeRegistry", "setMaxFreeze", params.max_freeze)
     if params.registry_guardian:
         send("ComputeRegistry", "setGuardian", params.registry_guardian)
+    for name, rate in sorted(params.market_prices.items()):
+        send("Market", "setPrice", instance_type_key(name), rate)
+    send("Market", "setFeeBps", params.market_fee_bps)
+    send("Market", "setGracePeriod", params.market_grace_period)
+    send("Market", "setShutdownWindow", params.market_shutdown_window)
+    progress(f"priced {len(params.market_prices)} instance types on the market")
 
     if genesis_mints is not None or params.reward_reserve_pha:
         send("PHA", "setMinter", me, True)
@@ -264,7 +295,7 @@ def deploy_network(
     admin = b"\x00" * 32
     send("Timelock", "grantRole", proposer, governor)
     send("Timelock", "grantRole", canceller, governor)
-    for name in ("PHA", "Vault", "Migrator", "ComputeRegistry"):
+    for name in ("PHA", "Vault", "Migrator", "ComputeRegistry", "Market"):
         send(name, "transfer_ownership", timelock)
     send("Timelock", "renounceRole", admin, me)
     progress("handed every parameter to the timelock; the deployer holds no role")

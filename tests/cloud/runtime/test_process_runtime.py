@@ -226,3 +226,31 @@ def _zombie(pid: int) -> bool:
 )
 def test_interpolation_follows_compose(text: str, expected: str):
     assert interpolate(text, {"A": "1", "E": ""}) == expected
+
+
+def test_a_new_runtime_reclaims_what_a_crashed_one_left_running(tmp_path: Path):
+    crashed = ProcessRuntime(tmp_path / "state", stop_grace=1)
+    item = deployment()
+    crashed.start(item, {})
+    status = crashed.wait(item.deployment_id, ("running", "failed"), 20)
+    pid = crashed._apps[item.deployment_id].services["web"].process.pid
+    assert _alive(pid)
+    # the worker dies without stopping anything; a new one starts on the same state dir
+    successor = ProcessRuntime(tmp_path / "state", stop_grace=1)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and not _zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    crashed._apps[item.deployment_id].services["web"].process.wait(timeout=5)
+    assert not _alive(pid)
+    assert successor.deployments() == [] and list((tmp_path / "state" / "apps").glob("*")) == []
+    with pytest.raises(httpx.HTTPError):
+        _get(status.ports, "/health")
+
+
+def test_reclaim_spares_a_reused_pid(tmp_path: Path):
+    runtime = ProcessRuntime(tmp_path / "state")
+    record = tmp_path / "state" / "apps" / "old" / "pids" / "web.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"pid": os.getpid(), "start": "1"}))  # not our start time
+    assert runtime.reclaim() == 0
+    assert _alive(os.getpid()) and not record.exists()

@@ -18,6 +18,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
 from veil.chain.compile import CONTRACTS_DIR
+from veil.market.typed_data import OPEN_LEASE_TYPES, PERMIT_TYPES
 
 MARKET_SOURCE = CONTRACTS_DIR / "market" / "Market.vy"
 PHA_SOURCE = CONTRACTS_DIR / "token" / "PHA.vy"
@@ -45,26 +46,8 @@ STATE_NONE, STATE_RUNNING, STATE_PAUSED, STATE_CLOSED = 0, 1, 2, 3
 KEYS = [keccak(text=f"veil market test key {i}") for i in range(8)]
 ACCOUNTS = [Account.from_key(k) for k in KEYS]
 
-OPEN_TYPES = {
-    "OpenLease": [
-        {"name": "customer", "type": "address"},
-        {"name": "provider", "type": "address"},
-        {"name": "deployment", "type": "bytes32"},
-        {"name": "instanceType", "type": "bytes32"},
-        {"name": "amount", "type": "uint256"},
-        {"name": "maxRate", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-}
-PERMIT_TYPES = {
-    "Permit": [
-        {"name": "owner", "type": "address"},
-        {"name": "spender", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-}
+# The one definition of what customers sign lives in the library.
+OPEN_TYPES = OPEN_LEASE_TYPES
 
 
 def domain_of(contract: Any) -> dict[str, Any]:

@@ -438,6 +438,30 @@ def test_withdraw_includes_earlier_settlements_and_an_empty_list(m: Market) -> N
         assert m.market.withdrawEarnings([]) == 0
 
 
+def test_earnings_after_a_withdrawal_and_a_fee_collection_stay_exact(m: Market) -> None:
+    """The earnings slot keeps a marker bit after a withdrawal (so the next credit is
+    cheap): no view or payment may ever count it as money."""
+    bob = m.providers[0]
+    lease_id = m.open(_customer(m), bob, 2 * PHA)
+    boa.env.time_travel(seconds=100)
+    with boa.env.prank(bob):
+        assert m.market.withdrawEarnings([lease_id]) == 100 * NET_RATE
+    assert m.market.earningsOf(bob) == (0, 0)
+    boa.env.time_travel(seconds=30)
+    m.market.settle(lease_id)
+    assert m.market.earningsOf(bob) == (30 * NET_RATE, 30 * FEE_RATE)
+    assert m.market.collectFees([bob]) == 100 * FEE_RATE + 30 * FEE_RATE
+    assert m.market.earningsOf(bob) == (30 * NET_RATE, 0)
+    boa.env.time_travel(seconds=7)
+    m.market.settle(lease_id)
+    with boa.env.prank(bob):
+        assert m.market.withdrawEarnings([]) == 37 * NET_RATE
+        assert m.market.withdrawEarnings([]) == 0
+    assert m.market.earningsOf(bob) == (0, 0)
+    assert m.pha.balanceOf(bob) == 137 * NET_RATE
+    assert m.market.collectFees([bob]) == 7 * FEE_RATE
+
+
 def test_withdraw_refuses_another_providers_lease(m: Market) -> None:
     lease_id = m.open(_customer(m), m.providers[0], PHA)
     with boa.env.prank(m.providers[1]), boa.reverts("market: lease of another provider"):

@@ -59,6 +59,7 @@ def test_path_routing_forwards_method_path_query_and_headers(stack: Stack):
     seen = reply.json()
     assert seen["method"] == "GET" and seen["path"] == "/some/path" and seen["query"] == "x=1&y=two"
     headers = seen["headers"]
+    assert "transfer-encoding" not in headers and seen["body_bytes"] == 0  # no body, none sent
     assert headers["x-custom"] == "kept" and "x-drop" not in headers
     assert headers["x-forwarded-for"] == "127.0.0.1"
     assert headers["x-forwarded-proto"] == "http"

@@ -34,6 +34,7 @@ the app with the diagnosis; dying afterwards restarts it, counted, up to `max_re
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -49,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from veil.atomic import write_json
 from veil.cloud.compose_spec import ComposeSpec, Service, parse_compose
 from veil.cloud.runtime import AppStatus, Deployment
 from veil.errors import InputError
@@ -94,6 +96,16 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot): a pid's identity over reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
 def _stamp(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
 
@@ -121,6 +133,10 @@ class _ServiceProcess:
     started_at: float = 0.0
     ready: bool = False
 
+    @property
+    def pid_file(self) -> Path:
+        return self.cwd.parent.parent / "pids" / f"{self.service.name}.json"
+
     def launch(self) -> None:
         self.cwd.mkdir(parents=True, exist_ok=True)
         self.ready = False
@@ -134,6 +150,8 @@ class _ServiceProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop reaches its children too
         )
+        pid = self.process.pid
+        write_json(self.pid_file, {"pid": pid, "start": _process_start(pid)})
         stream = self.process.stdout
         assert stream is not None
         self.reader = threading.Thread(
@@ -211,8 +229,34 @@ class ProcessRuntime:
     _apps: dict[str, _App] = field(default_factory=dict, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
 
+    def __post_init__(self) -> None:
+        self.reclaim()
+
     def _app_dir(self, deployment_id: str) -> Path:
         return self.root / "apps" / deployment_id
+
+    def reclaim(self) -> int:
+        """Kill what a previous runtime on this root left running, and clear its files.
+
+        A worker that crashed leaves its apps' process groups behind (each runs in its own
+        session). Their pids are on disk with the kernel's start time, so a pid since reused
+        by an unrelated process is left alone. The control plane sends the deployments
+        again on the next sync and they start fresh. Returns the process groups killed.
+        """
+        killed = 0
+        for record in sorted(self.root.glob("apps/*/pids/*.json")):
+            try:
+                entry = json.loads(record.read_text())
+                pid, start = int(entry["pid"]), entry["start"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if start is not None and _process_start(pid) == start:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                    killed += 1
+        for leftover in self.root.glob("apps/*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return killed
 
     # --- lifecycle -----------------------------------------------------------------
 

@@ -39,8 +39,9 @@
      Storage per lease is three packed slots, so that opening, settling and a provider's
      batch withdrawal stay cheap: head = customer | lastSettled << 160 (64 bits, as the
      block header's timestamp) | status << 224 | window << 232 (24 bits > MAX_WINDOW); parties = provider | feeRate << 160; money = balance | rate << 128.
-     A provider's earnings are one slot: net | fee << 128; the fee half moves to
-     feesAccrued when the provider withdraws or anyone calls `collectFees`.
+     A provider's earnings are one slot: net | fee << 128 | 1 << 255 (a marker that keeps
+     the slot non-zero once used, so credits after a withdrawal stay cheap); the fee half
+     moves to feesAccrued when the provider withdraws or anyone calls `collectFees`.
 """
 
 from ethereum.ercs import IERC20
@@ -84,6 +85,11 @@ _MASK64: constant(uint256) = (1 << 64) - 1
 _STATUS_SHIFT: constant(uint256) = 224
 _WINDOW_SHIFT: constant(uint256) = 232
 _MASK128: constant(uint256) = (1 << 128) - 1
+_MASK127: constant(uint256) = (1 << 127) - 1
+# Set in a provider's earnings slot from its first credit on, so that the slot never
+# returns to zero: a withdrawal leaves the marker, and the next credit rewrites a non-zero
+# slot (2,900 gas) instead of filling an empty one (20,000).
+_TOUCHED: constant(uint256) = 1 << 255
 _MASK160: constant(uint256) = (1 << 160) - 1
 
 OPEN_TYPEHASH: public(constant(bytes32)) = keccak256(
@@ -396,7 +402,7 @@ def settle(lease_id: uint256):
     fee: uint256 = 0
     provider, net, fee = self._settle(lease_id)
     if net | fee != 0:
-        self._earnings[provider] += net | (fee << 128)
+        self._earn(provider, net, fee)
 
 
 @external
@@ -419,7 +425,7 @@ def closeLease(lease_id: uint256):
     if msg.sender != customer and msg.sender != provider:
         assert block.timestamp >= self._closable_at(lease_id), "market: grace period not over"
     if net | fee != 0:
-        self._earnings[provider] += net | (fee << 128)
+        self._earn(provider, net, fee)
     money: uint256 = self._money[lease_id]
     refund: uint256 = money & _MASK128
     self._money[lease_id] = money & ~_MASK128
@@ -455,9 +461,9 @@ def withdrawEarnings(lease_ids: DynArray[uint256, MAX_BATCH]) -> uint256:
         fee_sum += fee
     packed: uint256 = self._earnings[msg.sender]
     net_sum += packed & _MASK128
-    fee_sum += packed >> 128
-    if packed != 0:
-        self._earnings[msg.sender] = 0
+    fee_sum += (packed >> 128) & _MASK127
+    if packed & ~_TOUCHED != 0:
+        self._earnings[msg.sender] = _TOUCHED
     if fee_sum != 0:
         self.feesAccrued += fee_sum
     if net_sum != 0:
@@ -477,9 +483,9 @@ def collectFees(providers: DynArray[address, MAX_BATCH]) -> uint256:
     total: uint256 = self.feesAccrued
     for provider: address in providers:
         packed: uint256 = self._earnings[provider]
-        fee: uint256 = packed >> 128
+        fee: uint256 = (packed >> 128) & _MASK127
         if fee != 0:
-            self._earnings[provider] = packed & _MASK128
+            self._earnings[provider] = packed & (_MASK128 | _TOUCHED)
             total += fee
     self.feesAccrued = 0
     if total != 0:
@@ -648,7 +654,7 @@ def earningsOf(provider: address) -> (uint256, uint256):
     @return uint256 Fee part in wei (paid to the treasury).
     """
     packed: uint256 = self._earnings[provider]
-    return packed & _MASK128, packed >> 128
+    return packed & _MASK128, (packed >> 128) & _MASK127
 
 
 @pure
@@ -742,6 +748,11 @@ def _open(
 
 
 @internal
+def _earn(provider: address, net: uint256, fee: uint256):
+    self._earnings[provider] = (self._earnings[provider] | _TOUCHED) + (net | (fee << 128))
+
+
+@internal
 def _credit(lease_id: uint256, amount: uint256):
     assert amount != 0, "market: zero amount"
     provider: address = empty(address)
@@ -749,7 +760,7 @@ def _credit(lease_id: uint256, amount: uint256):
     fee: uint256 = 0
     provider, net, fee = self._settle(lease_id)
     if net | fee != 0:
-        self._earnings[provider] += net | (fee << 128)
+        self._earn(provider, net, fee)
     head: uint256 = self._heads[lease_id]
     status: uint8 = self._status(head)
     assert status == STATUS_BILLING or status == STATUS_STOPPED, "market: lease is closed"

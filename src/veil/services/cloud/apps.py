@@ -163,7 +163,7 @@ def _row_view(row: Any) -> dict[str, Any]:
 def _read_apps(state: CloudState, owner: str, app_id: str | None) -> list[dict[str, Any]]:
     """The owner's live apps (or one), each with its current deployment: one indexed query
     as prepared text, since statement building was most of a read's cost."""
-    with state.engine.connect() as connection:
+    with state.read_connection() as connection:
         if app_id is None:
             rows = connection.execute(_ALL_APPS, {"owner": owner}).all()
         else:
@@ -344,15 +344,17 @@ def commit(
 @router.get("/v1/apps", response_model=list[AppOut], responses=ERRORS)
 async def list_apps(request: Request, who: Principal = Depends(READ)) -> Response:
     """The caller's apps (never another account's)."""
-    return _json(_read_apps(state_of(request), who.address, None))
+    state = state_of(request)
+    return _json(await state.read(_read_apps, state, who.address, None))
 
 
 @router.get("/v1/apps/{app_id}", response_model=AppOut, responses=ERRORS)
 async def get_app(app_id: str, request: Request, who: Principal = Depends(READ)) -> Response:
     """One app with its current deployment: status, boot progress or error, worker, ports.
 
-    The hottest read: one indexed query inline on the event loop, no thread hop."""
-    found = _read_apps(state_of(request), who.address, _normal_app_id(app_id))
+    The hottest read: one indexed query (see `CloudState.read` for where it runs)."""
+    state = state_of(request)
+    found = await state.read(_read_apps, state, who.address, _normal_app_id(app_id))
     if not found:
         raise ApiError(404, "app_not_found", f"no app {app_id}")
     return _json(found[0])

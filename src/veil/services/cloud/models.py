@@ -139,6 +139,16 @@ class AppEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class RateWindow(Base):
+    """Requests one client made in one fixed window: rate limits every replica shares."""
+
+    __tablename__ = "rate_windows"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 # --- monitoring (issue 14): bounded by retention, see veil.services.cloud.monitoring ---
 
 

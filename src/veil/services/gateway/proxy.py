@@ -235,8 +235,15 @@ class Gateway:
                     return
 
         client = self.client()
+        # a request without a body (most GETs) must not reach the app as an empty chunked one
+        has_body = _header(scope, b"transfer-encoding") is not None or (
+            _header(scope, b"content-length") not in (None, "0")
+        )
         request = client.build_request(
-            scope["method"], upstream + target.path, headers=headers, content=body()
+            scope["method"],
+            upstream + target.path,
+            headers=headers,
+            content=body() if has_body else None,
         )
         try:
             response = await client.send(request, stream=True)

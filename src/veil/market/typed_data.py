@@ -1,0 +1,131 @@
+"""What customers sign for the market, in one place: the EIP-712 `OpenLease` request a
+control plane submits for them, and the EIP-2612 `Permit` that funds a deposit without a
+separate approval. The contract, its tests, the bench and the clients must agree on these
+type lists byte for byte, or signatures fail with nothing but "signer is not the customer".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+
+#: The market's EIP-712 domain name and version (`Market.vy`'s constructor).
+MARKET_DOMAIN_NAME = "veil Market"
+MARKET_DOMAIN_VERSION = "1"
+
+OPEN_LEASE_TYPES: dict[str, list[dict[str, str]]] = {
+    "OpenLease": [
+        {"name": "customer", "type": "address"},
+        {"name": "provider", "type": "address"},
+        {"name": "deployment", "type": "bytes32"},
+        {"name": "instanceType", "type": "bytes32"},
+        {"name": "amount", "type": "uint256"},
+        {"name": "maxRate", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+PERMIT_TYPES: dict[str, list[dict[str, str]]] = {
+    "Permit": [
+        {"name": "owner", "type": "address"},
+        {"name": "spender", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+
+
+def instance_type_key(name: str) -> bytes:
+    """The price list's bytes32 key for an instance-type name (`keccak256(name)`), so the
+    deploy, the control plane and the contract's `priceOf` agree without a registry."""
+    return keccak(text=name)
+
+
+def deployment_key(deployment_id: str) -> bytes:
+    """A deployment's bytes32 id as the market stores it: the id itself when it is 32
+    bytes of hex, else `keccak256` of the text (control planes use UUIDs)."""
+    text = deployment_id.removeprefix("0x")
+    if len(text) == 64:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    return keccak(text=deployment_id)
+
+
+def domain_from_eip5267(answer: Any) -> dict[str, Any]:
+    """The EIP-712 domain a wallet builds from a contract's `eip712Domain()` answer."""
+    _fields, name, version, chain_id, verifying, _salt, _extensions = answer
+    return {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying}
+
+
+@dataclass(frozen=True)
+class OpenLease:
+    """A customer's request to open a lease, as signed and as `openLeaseFor` takes it."""
+
+    customer: str
+    provider: str
+    deployment: bytes
+    instance_type: bytes
+    amount: int
+    max_rate: int
+    deadline: int
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "customer": self.customer,
+            "provider": self.provider,
+            "deployment": self.deployment,
+            "instanceType": self.instance_type,
+            "amount": self.amount,
+            "maxRate": self.max_rate,
+            "deadline": self.deadline,
+        }
+
+    def args(self) -> tuple[Any, ...]:
+        """`openLeaseFor`'s arguments before the signature."""
+        return (
+            self.customer,
+            self.provider,
+            self.deployment,
+            self.instance_type,
+            self.amount,
+            self.max_rate,
+            self.deadline,
+        )
+
+
+def sign_open_lease(key: bytes | str, domain: dict[str, Any], request: OpenLease) -> bytes:
+    """The customer's 65-byte signature over `request` under the market's domain."""
+    typed = encode_typed_data(
+        domain_data=domain, message_types=OPEN_LEASE_TYPES, message_data=request.message()
+    )
+    return bytes(Account.sign_message(typed, key).signature)
+
+
+def sign_permit(
+    key: bytes | str,
+    token_domain: dict[str, Any],
+    spender: str,
+    value: int,
+    nonce: int,
+    deadline: int,
+) -> tuple[int, bytes, bytes]:
+    """An EIP-2612 permit by `key`'s account for `spender`: (v, r, s)."""
+    owner = Account.from_key(key).address
+    message = {
+        "owner": owner,
+        "spender": spender,
+        "value": value,
+        "nonce": nonce,
+        "deadline": deadline,
+    }
+    typed = encode_typed_data(
+        domain_data=token_domain, message_types=PERMIT_TYPES, message_data=message
+    )
+    signed = Account.sign_message(typed, key)
+    return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
