@@ -191,6 +191,10 @@ def test_deploy_reach_reschedule_and_delete_through_real_processes(world: dict):
     _greeting(f"{urls['gateway']}/apps/{app_id}/8080/env/GREETING", b"only-inside-the-app", 10)
     status, body = _get(f"{urls['gateway']}/apps/{app_id}/8080/env/VEIL_SIMULATED")
     assert (status, body) == (200, b"1")
+    # the running app's quote (from the worker's app loop) verifies for alice
+    policy = str(root / "devnet-policy.toml")
+    verified = _veil(world, "cloud", "attestation", app_id, "--policy", policy)
+    assert "SIMULATED" in verified.stdout + verified.stderr
     # the secret is nowhere on the worker's disk
     for file in root.glob("worker*/**/*"):
         if file.is_file():

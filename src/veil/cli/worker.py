@@ -136,6 +136,8 @@ def run(
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
     app_runtime = None
+    if control_plane is None and (runtime_kind != "process" or vmm or vmm_image):
+        raise InputError("--runtime/--vmm: apps come from a control plane; add --control-plane")
     if control_plane is not None:
         from veil.cloud.runtime import open_runtime
 
@@ -193,6 +195,7 @@ def run(
             provider=signer.address,
             capacity=machine_capacity(state_dir, config.gpu_model, gpu_count),
             interval=sync_interval,
+            watch=0.1 if runtime_kind == "process" else 1.0,
             telemetry=TelemetryShipper(
                 control_plane, agent.identity, disk_path=str(state_dir), nvml=load_nvml()
             ),

@@ -183,6 +183,9 @@ class AppLoop:
     open_env: EnvOpener | None = None
     interval: float = 3.0
     retry_after: float = 30.0
+    #: How often a booting app's state is looked at between syncs (the process runtime's
+    #: look is a few syscalls; docker's is a `docker compose ps`, so raise it there).
+    watch: float = 0.1
     clock: Callable[[], float] = time.time
     #: Ships metrics and log lines after each round (veil.cloud.telemetry); None: off.
     telemetry: Any = None
@@ -294,7 +297,8 @@ class AppLoop:
             for deployment_id in list(self._attestations):
                 if deployment_id not in wanted:
                     del self._attestations[deployment_id]
-        self._deployments = {**self._deployments, **wanted}
+        # an unreadable answer removed nothing, so keep knowing what might still run
+        self._deployments = {**self._deployments, **wanted} if unreadable else wanted
         for deployment in wanted.values():
             self._converge_one(deployment, outcome)
 
@@ -367,8 +371,12 @@ class AppLoop:
         stop: threading.Event | None = None,
         on_round: Callable[[SyncRound], None] = lambda _r: None,
     ) -> list[SyncRound]:
-        """Sync rounds until `iterations` or `stop`; a round that changed something is
-        followed quickly by another, so the control plane hears the new states at once."""
+        """Sync rounds until `iterations` or `stop`.
+
+        Between rounds the loop watches its apps while one is booting (every `watch`
+        seconds) and syncs as soon as a state changes, so the control plane hears "running"
+        or a boot error when it happens, not up to `interval` later.
+        """
         stop = stop or threading.Event()
         rounds: list[SyncRound] = []
         number = 0
@@ -381,8 +389,33 @@ class AppLoop:
                 log.warning("sync %d: %s", number, problem)
             if iterations is not None and number >= iterations:
                 break
-            stop.wait(min(0.5, self.interval) if outcome.changed else self.interval)
+            self._pause(stop)
         return rounds
+
+    def _states(self) -> dict[str, tuple[str, str | None]]:
+        states = {}
+        for deployment_id in self.runtime.deployments():
+            status = self.runtime.status(deployment_id)
+            if status is not None:
+                states[deployment_id] = (status.state, status.error)
+        return states
+
+    def _pause(self, stop: threading.Event) -> None:
+        """Wait `interval`, or less when a booting app changes state."""
+        deadline = time.monotonic() + self.interval
+        before = self._states()
+        while not stop.is_set():
+            booting = any(state in ("pulling", "starting") for state, _ in before.values())
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if not booting:
+                stop.wait(left)
+                return
+            stop.wait(min(self.watch, left))
+            now = self._states()
+            if now != before:
+                return
 
 
 def machine_capacity(state_dir: Path, gpu_model: int, gpu_count: int) -> dict[str, int]:

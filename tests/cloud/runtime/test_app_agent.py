@@ -181,16 +181,19 @@ def test_a_key_refusal_is_reported_and_retried(control_plane, runtime):
     fake, server = control_plane
     opener = RecordingOpener({}, fail="kms refused: compose hash not allowed for this app")
     loop = _loop(server, runtime, opener)
+    now = [1000.0]
+    loop.clock = lambda: now[0]  # retry_after is 0.5 s of this clock
     fake.deployments = [deployment_json(deployment())]
     outcome = loop.round(1)
     assert outcome.errors and "compose hash not allowed" in outcome.errors[0]
     app = _until(loop, fake, "dep-1", "failed")
     assert app["error"] == "kms refused: compose hash not allowed for this app"
     assert runtime.deployments() == []  # nothing started without keys
-    calls = len(opener.calls)
+    assert len(opener.calls) == 1  # not hammering the KMS every round
+    now[0] += 0.4
     loop.round(2)
-    assert len(opener.calls) == calls  # not hammering the KMS every round
-    time.sleep(0.6)
+    assert len(opener.calls) == 1
+    now[0] += 0.2
     opener.fail = None
     assert loop.round(3).started == ["dep-1"]
     assert _until(loop, fake, "dep-1", "running")["error"] is None
@@ -271,3 +274,30 @@ def test_the_simulator_claims_the_app_and_hardware_sources_are_untouched():
 
     hardware = Hardware()
     assert app_quote_source(hardware, item) is hardware
+
+
+def test_running_is_reported_when_it_happens_not_an_interval_later(control_plane, runtime):
+    fake, server = control_plane
+    loop = _loop(server, runtime, RecordingOpener({}))
+    loop.interval = 30.0
+    fake.deployments = [deployment_json(deployment())]
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, kwargs={"stop": stop})
+    started = time.monotonic()
+    thread.start()
+    try:
+        deadline = started + 15
+        while time.monotonic() < deadline:
+            app = fake.last_app("dep-1")
+            if app is not None and app["state"] == "running":
+                break
+            time.sleep(0.02)
+        assert app is not None and app["state"] == "running"
+        assert time.monotonic() - started < 10  # far less than the 30 s interval
+        syncs = len(fake.reports)
+        time.sleep(0.5)
+        assert len(fake.reports) == syncs  # nothing booting: the loop waits the interval
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()

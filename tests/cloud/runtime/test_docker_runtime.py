@@ -148,3 +148,21 @@ def test_bad_compose_and_missing_docker(tmp_path: Path):
 
 def test_project_names_are_what_compose_accepts():
     assert project_name("Dep_1.x") == "veil-dep_1-x"
+
+
+def test_a_restarted_agent_adopts_its_projects(tmp_path: Path):
+    script = ScriptedDocker()
+    first = DockerRuntime(tmp_path, runner=script, background=False)
+    item = deployment(COMPOSE, encrypted_env="abcd")
+    first.start(item, {"SECRET": "never-on-disk"})
+    successor = DockerRuntime(tmp_path, runner=script, background=False)
+    assert successor.deployments() == ["dep-1"]
+    script.answer("ps", json.dumps([{"Service": "web", "State": "running"},
+                                    {"Service": "worker", "State": "running"}]))  # fmt: skip
+    script.answer("port", "0.0.0.0:40001")
+    status = successor.status("dep-1")
+    assert status.state == "running" and status.revision == item.revision
+    record = (tmp_path / "apps" / "dep-1" / "deployment.json").read_text()
+    assert "never-on-disk" not in record and '"encrypted_env": "abcd"' in record
+    successor.remove("dep-1")
+    assert script.calls[-1][0][8:] == ["down", "--volumes", "--remove-orphans"]

@@ -57,6 +57,11 @@ class FakeVmm:
             self.vms[vm_id] = {"config": body, "status": "running", "boot_progress": "booting",
                                "boot_error": ""}  # fmt: skip
             return JSONResponse({"id": vm_id})
+        if method == "Status":
+            vms = [{"id": vm_id, "name": vm["config"]["name"], "status": vm["status"],
+                    "app_id": vm["config"]["app_id"], "configuration": vm["config"]}
+                   for vm_id, vm in self.vms.items()]  # fmt: skip
+            return JSONResponse({"vms": vms, "port_mapping_enabled": True, "total": len(vms)})
         if method == "ListGpus":
             return JSONResponse({"gpus": self.gpus, "allow_attach_all": False})
         vm = self.vms.get(body.get("id", ""))
@@ -112,7 +117,8 @@ def test_create_boot_stop_start_remove(vmm):
     item = deployment()
     status = runtime.start(item, {})
     assert status.state == "starting"
-    method, config = fake.calls[0]
+    assert fake.calls[0] == ("Status", {"brief": False})  # CVMs of an earlier agent first
+    method, config = fake.calls[1]
     assert method == "CreateVm"
     assert config["name"] == "veil-dep-1" and config["image"] == "dstack-0.5.3"
     assert hashlib.sha256(config["compose_file"].encode()).hexdigest() == item.compose_hash
@@ -141,10 +147,10 @@ def test_an_update_upgrades_the_app_and_restarts_the_cvm(vmm):
     runtime = _runtime(server)
     runtime.start(deployment(), {})
     runtime.start(deployment(), {})  # same revision: nothing sent
-    assert [method for method, _ in fake.calls] == ["CreateVm"]
+    assert [method for method, _ in fake.calls] == ["Status", "CreateVm"]
     runtime.start(deployment(encrypted_env="0102"), {})
-    assert [method for method, _ in fake.calls[1:]] == ["UpgradeApp", "StopVm", "StartVm"]
-    assert fake.calls[1][1]["encrypted_env"] == "0102" and fake.calls[1][1]["id"] == "vm-1"
+    assert [method for method, _ in fake.calls[2:]] == ["UpgradeApp", "StopVm", "StartVm"]
+    assert fake.calls[2][1]["encrypted_env"] == "0102" and fake.calls[2][1]["id"] == "vm-1"
 
 
 def test_boot_errors_and_vanished_vms_fail_the_app(vmm):
@@ -185,7 +191,7 @@ def test_refusals(vmm):
         runtime.start(item, {"SECRET": "x"})
     with pytest.raises(RuntimeFailure, match="HTTP 401: unauthorized"):
         DstackRuntime(VmmClient(server.url, token="wrong"), image="i").start(item, {})
-    with pytest.raises(RuntimeFailure, match="CreateVm failed"):
+    with pytest.raises(RuntimeFailure, match=r"Status failed \(\[Errno 111\] Connection refused\)"):
         DstackRuntime(VmmClient("http://127.0.0.1:9"), image="i").start(item, {})
     assert fake.vms == {}
 
@@ -194,3 +200,18 @@ def _with_type(item: Deployment, kind: str) -> Deployment:
     document = app_compose("echo", item.compose, ["SECRET"])
     return Deployment(**{**item.__dict__, "instance_type": kind, "app_compose": document,
                          "compose_hash": app_compose_hash(document)})  # fmt: skip
+
+
+def test_a_restarted_agent_adopts_its_cvms_instead_of_duplicating_them(vmm):
+    fake, server = vmm
+    first = _runtime(server)
+    status = first.start(deployment(), {})
+    fake.vms["vm-1"]["boot_progress"] = "done"
+    successor = _runtime(server)  # the agent restarted: nothing in memory
+    assert successor.deployments() == ["dep-1"]
+    again = successor.start(deployment(), {})  # the same revision: no second CVM
+    assert len(fake.vms) == 1 and again.ports == status.ports
+    assert successor.status("dep-1").state == "running"
+    successor.start(deployment(encrypted_env="0a"), {})  # a new revision: upgraded in place
+    assert [m for m, _ in fake.calls[-3:]] == ["UpgradeApp", "StopVm", "StartVm"]
+    assert len(fake.vms) == 1

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from runtime_kit import APP_ID, ECHO_APP, deployment, echo_compose
 
 from veil.cloud.runtime.process import ProcessRuntime, interpolate
@@ -254,3 +256,21 @@ def test_reclaim_spares_a_reused_pid(tmp_path: Path):
     record.write_text(json.dumps({"pid": os.getpid(), "start": "1"}))  # not our start time
     assert runtime.reclaim() == 0
     assert _alive(os.getpid()) and not record.exists()
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="$"), max_size=40))
+def test_text_without_dollars_is_untouched(text: str):
+    assert interpolate(text, {"A": "1"}) == text
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True),
+        st.text(alphabet=st.characters(blacklist_characters="$"), max_size=10),
+        max_size=5,
+    ),
+)
+def test_every_set_variable_is_substituted(variables: dict[str, str]):
+    text = "|".join(f"${{{name}}}" for name in variables)
+    assert interpolate(text, variables) == "|".join(variables.values())
+    assert interpolate(text.replace("$", "$$"), variables) == text

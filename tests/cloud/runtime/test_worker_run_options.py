@@ -24,6 +24,8 @@ PROVIDER = "0x" + "11" * 20
          "--runtime dstack: needs --vmm URL and --vmm-image NAME"),
         (["--control-plane", "http://cp", "--sync-interval", "0"],
          "--sync-interval: must be positive"),
+        (["--runtime", "docker"],
+         "--runtime/--vmm: apps come from a control plane; add --control-plane"),
     ],
 )  # fmt: skip
 def test_bad_app_loop_options(extra: list[str], message: str, tmp_path: Path):

@@ -170,3 +170,20 @@ def test_websocket_to_an_unknown_app_is_refused_with_the_code(stack: Stack):
         connect(f"ws://127.0.0.1:{stack.gateway.port}/apps/{OTHER}/8080/ws", open_timeout=5)
     response = refused.value.response
     assert response.status_code == 404 and b"app_not_found" in response.body
+
+
+def test_websocket_to_a_dead_upstream_is_a_502(stack: Stack):
+    stack.upstream.close()
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{stack.gateway.port}/apps/{APP}/8080/ws", open_timeout=10)
+    response = refused.value.response
+    assert response.status_code == 502 and b"upstream_unreachable" in response.body
+    assert response.headers["x-request-id"]
+
+
+def test_a_client_leaving_mid_stream_leaves_the_gateway_serving(stack: Stack):
+    with httpx.stream("GET", stack.gateway.url + f"/apps/{APP}/8080/stream", timeout=10) as r:
+        first = next(r.iter_lines())
+    assert first == "chunk 0"  # and the client hangs up with four chunks still to come
+    time.sleep(0.3)
+    assert stack.get(f"/apps/{APP}/8080/after").json()["path"] == "/after"

@@ -46,6 +46,21 @@ class Deployment:
         """What makes a running copy outdated: another compose or another env."""
         return (self.compose_hash, self.encrypted_env)
 
+    def to_json(self) -> dict[str, Any]:
+        """The sync answer's entry, as `from_json` reads it back."""
+        return {
+            "deployment_id": self.deployment_id,
+            "app_id": self.app_id,
+            "name": self.name,
+            "desired": self.desired,
+            "compose": self.compose,
+            "app_compose": self.app_compose,
+            "compose_hash": self.compose_hash,
+            "encrypted_env": self.encrypted_env,
+            "instance_type": self.instance_type,
+            "kms_url": self.kms_url,
+        }
+
     @classmethod
     def from_json(cls, doc: Any) -> Deployment:
         """Read one entry of the sync answer; an InputError names the bad field."""

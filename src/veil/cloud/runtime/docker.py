@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from veil.atomic import write_text
+from veil.atomic import write_json, write_text
 from veil.cloud.compose_spec import ComposeSpec, parse_compose
 from veil.cloud.runtime import AppStatus, Deployment, RuntimeFailure
 from veil.errors import InputError
@@ -39,6 +39,7 @@ from veil.errors import InputError
 Runner = Callable[[list[str], dict[str, str]], subprocess.CompletedProcess[str]]
 COMPOSE_FILE = "docker-compose.yaml"
 OVERRIDE_FILE = "docker-compose.veil.yaml"
+RECORD_FILE = "deployment.json"
 
 
 def run_command(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -81,6 +82,31 @@ class DockerRuntime:
     _projects: dict[str, _Project] = field(default_factory=dict, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
 
+    def __post_init__(self) -> None:
+        self.adopt()
+
+    def adopt(self) -> int:
+        """Take over the compose projects a previous agent started on this root.
+
+        Containers outlive the agent; the deployment record beside each project (the
+        control plane's entry minus nothing secret: the env in it is the encrypted one)
+        lets a restarted agent report them, leave an unchanged one alone and remove one
+        the control plane no longer lists.
+        """
+        adopted = 0
+        for record in sorted(self.root.glob(f"apps/*/{RECORD_FILE}")):
+            try:
+                deployment = Deployment.from_json(json.loads(record.read_text()))
+                spec = parse_compose(deployment.compose)
+            except (OSError, ValueError, InputError):
+                continue
+            with self._lock:
+                self._projects.setdefault(
+                    deployment.deployment_id, _Project(deployment, spec, state="starting")
+                )
+            adopted += 1
+        return adopted
+
     def _dir(self, deployment_id: str) -> Path:
         return self.root / "apps" / deployment_id
 
@@ -120,6 +146,7 @@ class DockerRuntime:
         base = self._dir(deployment.deployment_id)
         write_text(base / COMPOSE_FILE, deployment.compose)
         write_text(base / OVERRIDE_FILE, override_text(spec, list(env)))
+        write_json(base / RECORD_FILE, deployment.to_json())
         project = _Project(deployment, spec)
         argv = self.compose_argv(
             deployment.deployment_id, "up", "--detach", "--remove-orphans", "--pull", "missing"

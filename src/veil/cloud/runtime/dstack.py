@@ -22,6 +22,7 @@ reaches.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -104,6 +105,54 @@ class DstackRuntime:
     keys_inside: bool = True
     _vms: dict[str, _Vm] = field(default_factory=dict, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
+    _adopted: bool = field(default=False, init=False)
+
+    def adopt(self) -> int:
+        """Take over the CVMs a previous agent created (named `veil-<deployment id>`).
+
+        A CVM outlives the agent that created it; without this a restarted agent would
+        create a second CVM for the same deployment. The running revision is read back from
+        the VMM's configuration (compose file and encrypted env), so an unchanged deployment
+        is left alone and a changed one is upgraded. Returns the CVMs adopted.
+        """
+        with self._lock:
+            if self._adopted:
+                return 0
+            answer = self.vmm.call("Status", {"brief": False})
+            adopted = 0
+            for info in answer.get("vms") or []:
+                name = str(info.get("name", ""))
+                config = info.get("configuration") or {}
+                deployment_id = name.removeprefix(VM_PREFIX)
+                if not name.startswith(VM_PREFIX) or deployment_id in self._vms:
+                    continue
+                compose_file = str(config.get("compose_file", ""))
+                try:
+                    app_compose = json.loads(compose_file)
+                except ValueError:
+                    continue
+                ports = {
+                    str(
+                        p.get("vm_port")
+                    ): f"{p.get('host_address') or self.host}:{p.get('host_port')}"
+                    for p in config.get("ports") or []
+                }
+                deployment = Deployment(
+                    deployment_id=deployment_id,
+                    app_id="0x" + str(info.get("app_id") or config.get("app_id") or "").lower(),
+                    name=str(app_compose.get("name", "")),
+                    desired="running",
+                    compose=str(app_compose.get("docker_compose_file", "")),
+                    app_compose=app_compose,
+                    compose_hash=hashlib.sha256(compose_file.encode()).hexdigest(),
+                    encrypted_env=str(config.get("encrypted_env", "")),
+                    instance_type="",
+                )
+                stopped = str(info.get("status")) in ("stopped", "exited")
+                self._vms[deployment_id] = _Vm(str(info.get("id")), deployment, ports, stopped)
+                adopted += 1
+            self._adopted = True
+            return adopted
 
     def configuration(self, deployment: Deployment) -> tuple[dict[str, Any], dict[str, str]]:
         """The VmConfiguration for CreateVm, and the host:port per container port."""
@@ -156,6 +205,7 @@ class DstackRuntime:
     def start(self, deployment: Deployment, env: dict[str, str]) -> AppStatus:
         if env:
             raise RuntimeFailure("dstack runtime: the CVM decrypts its own env; pass none")
+        self.adopt()
         with self._lock:
             vm = self._vms.get(deployment.deployment_id)
             if vm is None:
@@ -194,6 +244,7 @@ class DstackRuntime:
                 self.vmm.call("RemoveVm", {"id": vm.vm_id})
 
     def deployments(self) -> list[str]:
+        self.adopt()
         with self._lock:
             return list(self._vms)
 

@@ -265,6 +265,8 @@ class Gateway:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except httpx.HTTPError:
             pass  # the upstream broke off mid-body: the client sees a truncated response
+        except OSError:
+            pass  # the client went away mid-body (uvicorn's ClientDisconnected)
         finally:
             await response.aclose()
 
