@@ -37,6 +37,7 @@ CHATTY = str(Path(__file__).with_name("chatty_app.py"))
 CUSTOMER = Account.from_key(hashlib.sha256(b"veil console customer").digest())
 WORKER = Account.from_key(hashlib.sha256(b"veil console worker").digest())
 PROVIDER = Account.from_key(hashlib.sha256(b"veil console provider").digest())
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 CAPACITY = {"vcpu": 8, "memory_mb": 16384, "disk_gb": 200, "gpu_model": 0, "gpu_count": 0}
 
 
@@ -150,6 +151,13 @@ class ConsoleStack:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.asgi.state.cloud.engine.dispose()
+
+
+def shoot(page: object, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path
 
 
 if __name__ == "__main__":  # a stack to look at by hand: python tests/browser/console_stack.py

@@ -8,8 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import shoot
-from console_stack import ConsoleStack, chatty_compose
+from console_stack import ConsoleStack, chatty_compose, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
