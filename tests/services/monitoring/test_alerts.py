@@ -14,6 +14,7 @@ import httpx
 from cloud_kit import CloudKit, account
 from monitor_kit import app_entry, ship
 
+from veil.market.webhooks import verify
 from veil.services.cloud.alerts import Alerts
 
 
@@ -44,7 +45,8 @@ def _check_signature(request: httpx.Request, secret: str) -> dict[str, Any]:
     parts = dict(p.split("=", 1) for p in request.headers["Veil-Signature"].split(","))
     mac = hmac.new(secret.encode(), f"{parts['t']}.".encode() + request.content, hashlib.sha256)
     assert hmac.compare_digest(mac.hexdigest(), parts["v1"])
-    assert abs(int(parts["t"]) - time.time()) < 60
+    # and billing's receiver-side check accepts it as one of its own
+    assert verify(secret.encode(), request.content, request.headers["Veil-Signature"]) > 0
     body: dict[str, Any] = json.loads(request.content)
     assert request.headers["Veil-Event"] == body["type"]
     assert request.headers["Veil-Delivery"] == body["id"]

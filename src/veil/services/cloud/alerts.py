@@ -4,7 +4,7 @@ a provider's worker went offline.
 An account registers URLs (`POST /v1/alerts/webhooks`, answered once with the signing
 secret); every few seconds the control plane compares what it knows with its previous look
 and posts what changed to the owner's URLs (the provider's, for a worker). Deliveries are
-signed as billing's webhooks are (Stripe's scheme, `veil.market.webhooks`): header
+signed by billing's own signer (`veil.market.webhooks.sign`, Stripe's scheme): header
 `Veil-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, with `Veil-Event` and
 `Veil-Delivery` (an id to deduplicate retries); a failed delivery is retried with
 exponential backoff (0.5 s, 1 s, 2 s, ...) up to `attempts` times.
@@ -17,8 +17,6 @@ several replicas a receiver may see an event once per replica: deduplicate on th
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -33,6 +31,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, text
 
+from veil.market.webhooks import SIGNATURE_HEADER, sign
 from veil.services.cloud.api_errors import ApiError
 from veil.services.cloud.apps import READ, WRITE
 from veil.services.cloud.auth import Principal, state_of
@@ -42,19 +41,12 @@ from veil.services.cloud.service import CloudState
 log = logging.getLogger("veil.services.cloud.alerts")
 router = APIRouter(tags=["alerts"])
 
-SIGNATURE_HEADER = "Veil-Signature"
 APP_DOWN = "app.down"
 APP_RECOVERED = "app.recovered"
 APP_RESTARTED = "app.restarted"
 WORKER_OFFLINE = "worker.offline"
 WORKER_ONLINE = "worker.online"
 MAX_WEBHOOKS = 10
-
-
-def sign(secret: bytes, body: bytes, timestamp: int) -> str:
-    """The `Veil-Signature` value: the same construction as `veil.market.webhooks.sign`."""
-    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
 
 
 # --- registering URLs ---------------------------------------------------------------
