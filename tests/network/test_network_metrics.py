@@ -74,7 +74,8 @@ class FakeChain:
         if name == "Vault":
             return SimpleNamespace(functions=SimpleNamespace(
                 decimals=lambda: Call(24), totalAssets=lambda: Call(lambda: self.assets),
-                totalSupply=lambda: Call(10**30), convertToAssets=lambda _s: Call(lambda: self.price),
+                totalSupply=lambda: Call(10**30),
+                convertToAssets=lambda _s: Call(lambda: self.price),
             ))  # fmt: skip
         if name == "Migrator":
             return SimpleNamespace(functions=SimpleNamespace(
