@@ -408,7 +408,7 @@ async function appView(appId) {
     </div>`;
   drawBilling(appId);
   const charts = {
-    cpu: new Chart(document.getElementById("cpu-chart"), { color: "#6366f1", format: (v) => `${v.toFixed(0)}%` }),
+    cpu: new Chart(document.getElementById("cpu-chart"), { color: "#6366f1", format: (v) => `${v.toFixed(v < 10 ? 1 : 0)}%` }),
     mem: new Chart(document.getElementById("mem-chart"), { color: "#0ea5e9", format: (v) => bytes(v) }),
     gpu: new Chart(document.getElementById("gpu-chart"), { color: "#10b981", format: (v) => `${v.toFixed(0)}%`, max: 100 }),
   };
