@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-BENCHES := gas attest migration startup trie kms rewards_gas rewards_ingest rewards placement market inference cloud cloud_deploy
+BENCHES := gas attest migration startup trie kms rewards_gas rewards_ingest rewards placement market inference cloud cloud_deploy console
 
 # Each benchmark prints JSON lines; they are kept in bench/results/<name>.jsonl.
 bench: setup

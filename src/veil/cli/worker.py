@@ -186,6 +186,7 @@ def run(
     apps_thread = None
     if app_runtime is not None:
         from veil.cloud.agent import AppLoop, SyncClient, machine_capacity
+        from veil.cloud.telemetry import TelemetryShipper, load_nvml
 
         loop = AppLoop(
             client=SyncClient(control_plane, agent.identity),
@@ -195,6 +196,9 @@ def run(
             capacity=machine_capacity(state_dir, config.gpu_model, gpu_count),
             interval=sync_interval,
             watch=0.1 if runtime_kind == "process" else 1.0,
+            telemetry=TelemetryShipper(
+                control_plane, agent.identity, disk_path=str(state_dir), nvml=load_nvml()
+            ),
         )
         if app_runtime.simulated:
             console.print("warning: SIMULATED app runtime (process): no CVM isolation")

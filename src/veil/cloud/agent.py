@@ -187,6 +187,8 @@ class AppLoop:
     #: look is a few syscalls; docker's is a `docker compose ps`, so raise it there).
     watch: float = 0.1
     clock: Callable[[], float] = time.time
+    #: Ships metrics and log lines after each round (veil.cloud.telemetry); None: off.
+    telemetry: Any = None
     _failures: dict[str, _Failure] = field(default_factory=dict, init=False)
     _attestations: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(
         default_factory=dict, init=False
@@ -357,6 +359,10 @@ class AppLoop:
             outcome.errors.append(str(error))
             return outcome
         self.converge(entries, outcome)
+        if self.telemetry is not None:
+            held = set(self.runtime.deployments())
+            apps = {d: dep.app_id for d, dep in self._deployments.items() if d in held}
+            self.telemetry.ship(self.runtime, apps)
         return outcome
 
     def run(

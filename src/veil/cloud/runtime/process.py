@@ -477,6 +477,17 @@ class ProcessRuntime:
                 return status
             time.sleep(0.05)
 
+    def processes(self, deployment_id: str) -> dict[str, int | None]:
+        """Each service's live pid (None when it is not running): what telemetry samples."""
+        with self._lock:
+            app = self._apps.get(deployment_id)
+            if app is None:
+                return {}
+            return {
+                name: service.process.pid if service.alive() and service.process else None
+                for name, service in app.services.items()
+            }
+
     def logs(self, deployment_id: str, service: str, since: float = 0.0) -> list[str]:
         file = self._app_dir(deployment_id) / "logs" / f"{service}.log"
         if not file.exists():

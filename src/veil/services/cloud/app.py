@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 
-from veil.services.cloud import api_errors, apps, auth, workers
+from veil.services.cloud import api_errors, apps, auth, monitoring, workers
 from veil.services.cloud.database import open_engine, session_factory, upgrade
 from veil.services.cloud.scheduler import Scheduler
 from veil.services.cloud.service import CloudConfig, CloudState
@@ -66,6 +66,7 @@ def create_app(config: CloudConfig, state: CloudState | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(apps.router)
     app.include_router(workers.router)
+    monitoring.install(app)
 
     @app.get("/v1/info", tags=["meta"])
     def info(request: Request) -> dict[str, Any]:

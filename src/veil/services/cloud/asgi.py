@@ -27,7 +27,17 @@ def config_from_json(data: dict[str, Any]) -> CloudConfig:
     config = CloudConfig(**settings)
     if deployment:
         config.is_active = registry_check(Path(deployment), rpc)
+        config.network = network_watcher(Path(deployment), rpc)
     return config
+
+
+def network_watcher(deployment: Path, rpc: str | None) -> Any:
+    """The chain reader behind /metrics' network families and the console's Network page."""
+    from veil.chain import deployment as deployments
+    from veil.chain.client import Chain
+    from veil.network.metrics import NetworkWatcher
+
+    return NetworkWatcher(Chain.open(deployments.load(deployment), rpc))
 
 
 def registry_check(deployment: Path, rpc: str | None) -> Any:

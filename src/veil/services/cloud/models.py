@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Auto-increment ids: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -147,3 +147,77 @@ class RateWindow(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+# --- monitoring (issue 14): bounded by retention, see veil.services.cloud.monitoring ---
+
+
+class AppLog(Base):
+    """One log line of one service of an app; the id is the SSE event id of the log stream."""
+
+    __tablename__ = "app_logs"
+    __table_args__ = (Index("ix_app_logs_app_id_id", "app_id", "id"), Index("ix_app_logs_at", "at"))
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    app_id: Mapped[str] = mapped_column(String(42))
+    service: Mapped[str] = mapped_column(String(63))
+    #: When the worker saw the line, unix milliseconds.
+    at: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[str] = mapped_column(Text)
+
+
+class AppMetric(Base):
+    """One sample of an app (all its services summed; per service in `services`)."""
+
+    __tablename__ = "app_metrics"
+    __table_args__ = (
+        Index("ix_app_metrics_app_id_at", "app_id", "at"),
+        Index("ix_app_metrics_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    app_id: Mapped[str] = mapped_column(String(42))
+    worker: Mapped[str] = mapped_column(String(42))
+    at: Mapped[int] = mapped_column(BigInteger)
+    cpu_pct: Mapped[float] = mapped_column(Float)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    read_bytes: Mapped[int] = mapped_column(BigInteger)
+    write_bytes: Mapped[int] = mapped_column(BigInteger)
+    restarts: Mapped[int] = mapped_column(Integer)
+    services: Mapped[dict[str, Any]] = mapped_column(JSON)
+    gpus: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class WorkerMetric(Base):
+    """One sample of a worker machine."""
+
+    __tablename__ = "worker_metrics"
+    __table_args__ = (
+        Index("ix_worker_metrics_worker_at", "worker", "at"),
+        Index("ix_worker_metrics_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    worker: Mapped[str] = mapped_column(String(42))
+    at: Mapped[int] = mapped_column(BigInteger)
+    cpu_pct: Mapped[float] = mapped_column(Float)
+    memory_used_bytes: Mapped[int] = mapped_column(BigInteger)
+    memory_total_bytes: Mapped[int] = mapped_column(BigInteger)
+    disk_used_bytes: Mapped[int] = mapped_column(BigInteger)
+    disk_total_bytes: Mapped[int] = mapped_column(BigInteger)
+    net_rx_bytes: Mapped[int] = mapped_column(BigInteger)
+    net_tx_bytes: Mapped[int] = mapped_column(BigInteger)
+    gpus: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class AlertWebhook(Base):
+    """Where an account's alerts go (app down, restarts, its workers offline), and the
+    secret that signs them."""
+
+    __tablename__ = "alert_webhooks"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(42), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)

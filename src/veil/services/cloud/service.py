@@ -46,6 +46,8 @@ class CloudConfig:
     clock: Callable[[], float] = time.time
     #: An HTTP client for the KMS (tests pass one bound to an in-process KMS).
     kms_client: httpx.Client | None = None
+    #: veil.network.metrics.NetworkWatcher for /metrics and the console (None: no chain).
+    network: Any = None
 
 
 @dataclass

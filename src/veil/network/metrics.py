@@ -1,0 +1,283 @@
+"""The network as the chain says it is, for `/metrics` and the console's Network page.
+
+`NetworkWatcher` reads the deployment's contracts in a background thread every
+`refresh_seconds` and keeps the last reading; a scrape or a page view only copies it, so a
+slow or unreachable RPC never slows either (they show the last good reading and its age).
+
+What it reads:
+- workers: the ComputeRegistry has no enumeration, so the watcher follows its events
+  incrementally from the registry's deployment block (WorkerRegistered, WorkerReattested,
+  WorkerDeregistered); a worker is active while registered and its attestation unexpired
+  at the latest block's time (the registry's `isActive` additionally honours provider
+  freezes, which the per-worker views would cost one call each to read).
+- the vault: total assets, share price (`convertToAssets` of one whole vPHA), and the APR
+  observed from the share price's growth over the readings of the last 7 days (None until
+  two readings are a minute apart): what stakers actually earned, fees and slashes included.
+- the migration: committed (`totalFree + totalStaked`) against claimed.
+- rewards: when the deployment has a RewardPool, the current and last finalized epoch and
+  each recent epoch's budget and provider share (`epochBudget`, `split`); without one the
+  section is None (skipped cleanly). Per-worker uptime and heartbeats live in the attesters'
+  logs, not on chain, so they are not read here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from veil.chain.client import Chain
+
+log = logging.getLogger("veil.network.metrics")
+
+GPU_MODELS = {0: "CPU_TDX", 1: "H100", 2: "H200", 3: "B200"}
+YEAR = 365 * 86400
+WEEK = 7 * 86400
+#: Recent reward epochs shown and exported.
+EPOCHS_SHOWN = 12
+#: Blocks per eth_getLogs request while catching up on registry events.
+LOG_SPAN = 5000
+
+
+@dataclass
+class _Worker:
+    provider: str
+    model: int
+    count: int
+    expiry: int
+
+
+@dataclass
+class NetworkWatcher:
+    """A cached, background-refreshed reading of the deployment's contracts."""
+
+    chain: Chain
+    refresh_seconds: float = 30.0
+    _workers: dict[str, _Worker] = field(default_factory=dict, init=False)
+    _next_block: int | None = field(default=None, init=False)
+    _prices: deque[tuple[int, float]] = field(default_factory=deque, init=False)
+    _snapshot: dict[str, Any] | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    # --- reading ------------------------------------------------------------------
+
+    def _has(self, name: str) -> bool:
+        deployment = self.chain.deployment
+        return deployment is not None and name in deployment.contracts
+
+    def _follow_registry(self, head: int) -> None:
+        registry = self.chain.contract("ComputeRegistry")
+        if self._next_block is None:
+            assert self.chain.deployment is not None
+            self._next_block = self.chain.deployment.contracts["ComputeRegistry"].block
+        events = registry.events
+        while self._next_block <= head:
+            last = min(head, self._next_block + LOG_SPAN - 1)
+            span = {"from_block": self._next_block, "to_block": last}
+            found: list[tuple[int, int, str, Any]] = []
+            for kind in ("WorkerRegistered", "WorkerReattested", "WorkerDeregistered"):
+                for entry in getattr(events, kind).get_logs(**span):
+                    found.append((entry.blockNumber, entry.logIndex, kind, entry.args))
+            for _block, _index, kind, args in sorted(found, key=lambda item: item[:2]):
+                if kind == "WorkerRegistered":
+                    self._workers[args.worker] = _Worker(
+                        args.provider, int(args.gpuModel), int(args.gpuCount), int(args.expiry)
+                    )
+                elif kind == "WorkerReattested" and args.worker in self._workers:
+                    self._workers[args.worker].expiry = int(args.expiry)
+                elif kind == "WorkerDeregistered":
+                    self._workers.pop(args.worker, None)
+            self._next_block = last + 1
+
+    def _workers_view(self, now: int) -> dict[str, Any]:
+        models: dict[str, dict[str, int]] = {}
+        providers: set[str] = set()
+        for worker in self._workers.values():
+            name = GPU_MODELS.get(worker.model, f"model_{worker.model}")
+            entry = models.setdefault(name, {"active": 0, "total": 0, "gpus": 0})
+            entry["total"] += 1
+            if worker.expiry > now:
+                entry["active"] += 1
+                entry["gpus"] += worker.count
+            providers.add(worker.provider)
+        return {
+            "total": sum(m["total"] for m in models.values()),
+            "active": sum(m["active"] for m in models.values()),
+            "providers": len(providers),
+            "by_model": [{"model": k, **v} for k, v in sorted(models.items())],
+        }
+
+    def _vault(self, now: int) -> dict[str, Any] | None:
+        if not self._has("Vault"):
+            return None
+        vault = self.chain.contract("Vault").functions
+        decimals = int(vault.decimals().call())
+        total_assets = int(vault.totalAssets().call())
+        total_supply = int(vault.totalSupply().call())
+        price = int(vault.convertToAssets(10**decimals).call()) / 10**18
+        self._prices.append((now, price))
+        while self._prices and self._prices[0][0] < now - WEEK:
+            self._prices.popleft()
+        apr_bps = None
+        then, old = self._prices[0]
+        if now - then >= 60 and old > 0:
+            apr_bps = round((price / old - 1) * YEAR / (now - then) * 10_000)
+        return {
+            "total_assets": str(total_assets),
+            "total_supply": str(total_supply),
+            "share_price": price,
+            "apr_bps": apr_bps,
+        }
+
+    def _migration(self) -> dict[str, Any] | None:
+        if not self._has("Migrator"):
+            return None
+        migrator = self.chain.contract("Migrator").functions
+        committed = int(migrator.totalFree().call()) + int(migrator.totalStaked().call())
+        claimed = int(migrator.claimedFree().call()) + int(migrator.claimedStaked().call())
+        return {"committed": str(committed), "claimed": str(claimed)}
+
+    def _rewards(self) -> dict[str, Any] | None:
+        if not self._has("RewardPool"):
+            return None
+        pool = self.chain.contract("RewardPool").functions
+        current = int(pool.currentEpoch().call())
+        finalized = int(pool.lastFinalizedEpoch().call())
+        epochs = []
+        for epoch in range(max(0, current - EPOCHS_SHOWN + 1), current + 1):
+            budget = int(pool.epochBudget(epoch).call())
+            _treasury, stakers, providers = (int(x) for x in pool.split(budget).call())
+            status = (
+                "finalized" if epoch <= finalized else "open" if epoch == current else "pending"
+            )
+            epochs.append(
+                {
+                    "epoch": epoch,
+                    "budget": str(budget),
+                    "stakers": str(stakers),
+                    "providers": str(providers),
+                    "status": status,
+                }
+            )
+        return {"current_epoch": current, "last_finalized_epoch": finalized, "epochs": epochs}
+
+    def refresh(self) -> dict[str, Any]:
+        """One reading of everything; the previous one stays served if this one fails."""
+        block = self.chain.w3.eth.get_block("latest")
+        head, now = int(block["number"]), int(block["timestamp"])
+        self._follow_registry(head)
+        snapshot = {
+            "chain_id": self.chain.w3.eth.chain_id,
+            "block": head,
+            "block_time": now,
+            "read_at": int(time.time()),
+            "workers": self._workers_view(now),
+            "vault": self._vault(now),
+            "migration": self._migration(),
+            "rewards": self._rewards(),
+        }
+        with self._lock:
+            self._snapshot = snapshot
+        return snapshot
+
+    # --- serving ------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._snapshot
+
+    def metrics(self) -> Iterable[Metric]:
+        """Prometheus families from the last reading (nothing before the first one)."""
+        snap = self.snapshot()
+        if snap is None:
+            return
+        workers = GaugeMetricFamily(
+            "veil_network_workers",
+            "Registered workers by model and status",
+            labels=["model", "status"],
+        )
+        for entry in snap["workers"]["by_model"]:
+            workers.add_metric([entry["model"], "active"], entry["active"])
+            workers.add_metric([entry["model"], "inactive"], entry["total"] - entry["active"])
+        yield workers
+        gpus = GaugeMetricFamily("veil_network_gpus", "GPUs on active workers", labels=["model"])
+        for entry in snap["workers"]["by_model"]:
+            gpus.add_metric([entry["model"]], entry["gpus"])
+        yield gpus
+        yield GaugeMetricFamily(
+            "veil_network_providers", "Providers with a registered worker",
+            value=snap["workers"]["providers"],
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "veil_network_block", "Block of the last reading", value=snap["block"]
+        )
+        yield GaugeMetricFamily(
+            "veil_network_read_timestamp_seconds", "When the chain was last read",
+            value=snap["read_at"],
+        )  # fmt: skip
+        vault = snap["vault"]
+        if vault is not None:
+            yield GaugeMetricFamily(
+                "veil_vault_total_assets_pha", "PHA staked in the vault",
+                value=int(vault["total_assets"]) / 10**18,
+            )  # fmt: skip
+            yield GaugeMetricFamily(
+                "veil_vault_share_price_pha", "PHA per vPHA", value=vault["share_price"]
+            )
+            if vault["apr_bps"] is not None:
+                yield GaugeMetricFamily(
+                    "veil_vault_apr_ratio", "Observed staking APR (0.05 = 5%)",
+                    value=vault["apr_bps"] / 10_000,
+                )  # fmt: skip
+        migration = snap["migration"]
+        if migration is not None:
+            yield GaugeMetricFamily(
+                "veil_migration_committed_pha", "Balances committed by the migration root",
+                value=int(migration["committed"]) / 10**18,
+            )  # fmt: skip
+            yield GaugeMetricFamily(
+                "veil_migration_claimed_pha", "Balances claimed so far",
+                value=int(migration["claimed"]) / 10**18,
+            )  # fmt: skip
+        rewards = snap["rewards"]
+        if rewards is not None:
+            yield GaugeMetricFamily(
+                "veil_rewards_current_epoch", "Current reward epoch", value=rewards["current_epoch"]
+            )
+            budget = GaugeMetricFamily(
+                "veil_rewards_epoch_budget_pha", "Reward budget per epoch", labels=["epoch", "part"]
+            )
+            for epoch in rewards["epochs"]:
+                for part in ("budget", "stakers", "providers"):
+                    budget.add_metric([str(epoch["epoch"]), part], int(epoch[part]) / 10**18)
+            yield budget
+
+    # --- the background thread ----------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception as error:  # RPC down or slow: keep the last reading
+                log.warning("network metrics: %s", error)
+            self._stop.wait(self.refresh_seconds)
+
+    def start(self) -> NetworkWatcher:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="veil-network", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
