@@ -24,6 +24,7 @@ demo: setup
 	$(BIN)/veil demo
 
 test: setup
+	bash .ci/system-packages
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
