@@ -142,6 +142,12 @@ def serve(
         60, "--auth-rate", min=0, help="SIWE requests per client per minute (0: no limit)."
     ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    operator_key: str = typer.Option(
+        None,
+        "--operator-key",
+        envvar="VEIL_OPERATOR_KEY",
+        help="Key that submits customers' signed leases (needed when -d has a Market).",
+    ),
 ) -> None:
     """Serve the control plane API (OpenAPI at /openapi.json, docs at /docs) until stopped.
 
@@ -170,6 +176,7 @@ def serve(
         "deployment": str(deployment) if deployment else None,
         "rpc": rpc,
         "auth_rate": auth_rate,
+        "operator_key": operator_key,
     }
     asgi.config_from_json(settings)  # refuse bad settings before anything listens
     engine = open_engine(url)

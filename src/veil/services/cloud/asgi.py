@@ -24,10 +24,36 @@ def config_from_json(data: dict[str, Any]) -> CloudConfig:
     settings = dict(data)
     deployment = settings.pop("deployment", None)
     rpc = settings.pop("rpc", None)
+    operator_key = settings.pop("operator_key", None)
     config = CloudConfig(**settings)
     if deployment:
         config.is_active = registry_check(Path(deployment), rpc)
+        config.escrow, config.operator = market_billing(Path(deployment), rpc, operator_key)
     return config
+
+
+def market_billing(deployment: Path, rpc: str | None, operator_key: str | None) -> Any:
+    """(Escrow, operator account) when the deployment has a Market, else (None, None):
+    billing needs both the market and a key to submit customers' signed lease requests."""
+    from eth_account import Account
+
+    from veil.chain import deployment as deployments
+    from veil.chain.client import Chain
+    from veil.errors import InputError
+    from veil.market.escrow import Escrow
+
+    record = deployments.load(deployment)
+    if "Market" not in record.contracts:
+        return None, None
+    if not operator_key:
+        raise InputError(
+            f"{deployment} has a Market: billing needs --operator-key (or VEIL_OPERATOR_KEY)"
+        )
+    try:
+        operator = Account.from_key(operator_key)
+    except (ValueError, TypeError):
+        raise InputError("--operator-key: not a private key (0x + 64 hex digits)") from None
+    return Escrow(Chain.open(record, rpc)), operator
 
 
 def registry_check(deployment: Path, rpc: str | None) -> Any:

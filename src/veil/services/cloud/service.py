@@ -46,6 +46,14 @@ class CloudConfig:
     clock: Callable[[], float] = time.time
     #: An HTTP client for the KMS (tests pass one bound to an in-process KMS).
     kms_client: httpx.Client | None = None
+    #: The market (`veil.market.escrow.Escrow`) and the account that submits customers'
+    #: signed lease requests; None: apps run unbilled (`GET .../billing` says so).
+    escrow: Any = None
+    operator: Any = None
+    #: Seconds between the billing watcher's passes (lease states, webhook deliveries).
+    billing_interval: float = 5.0
+    #: `post(url, body, headers) -> status` for webhook deliveries (tests pass a fake).
+    webhook_post: Callable[[str, bytes, dict[str, str]], int] | None = None
 
 
 @dataclass
