@@ -290,11 +290,15 @@ def deploy(
     keystore: Path = KeystoreOpt,
     wait: bool = typer.Option(False, "--wait", help="Follow the app until running or failed."),
     timeout: float = typer.Option(120, "--timeout", help="Seconds --wait waits."),
+    fund: str = typer.Option(
+        None, "--fund", help="PHA the app's lease starts with (default: 24 h of runway)."
+    ),
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Provision, check the KMS-signed env key, encrypt secrets here, allow the compose hash
-    on-chain (with -d), commit. Deploying an existing name updates that app."""
+    on-chain (with -d), commit, and sign the app's lease when the control plane bills (with
+    -d; deposits first what the escrow lacks). Deploying an existing name updates that app."""
     from veil.cloud.envcrypt import encrypt_env
     from veil.cloud.kms import verify_env_pubkey
 
@@ -357,6 +361,17 @@ def deploy(
             "env_keys": sorted(env),
         },
     )
+    from veil.cli.cloud_billing import open_app_lease
+
+    signer = resolve_signer(account, keystore) if deployment is not None else None
+    billed = open_app_lease(client, app_id, signer, deployment, rpc, fund)
+    if not billed.get("billed"):
+        console.print(f"billing: not billed ({billed.get('reason', '')})")
+    else:
+        console.print(
+            f"billing: lease {billed['lease_id']} at {billed['rate_wei_per_second']} wei/s, "
+            f"runway {billed['runway_seconds']} s"
+        )
     if wait:
         committed = _follow(client, app_id, timeout)
     if as_json:
@@ -460,12 +475,29 @@ def restart(
     _lifecycle(app_ref, url, "restart", as_json)
 
 
-@app.command(epilog="Example: veil cloud delete web")
+@app.command(epilog="Example: veil cloud delete web -d devnet.json -a alice")
 def delete(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP"),
+    deployment: Path = typer.Option(
+        None, "--deployment", "-d", help="Close the app's lease on this network (refund now)."
+    ),
+    rpc: str = RpcOpt,
+    account: str = AccountOpt,
+    keystore: Path = KeystoreOpt,
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Remove the app from every worker."""
-    _lifecycle(app_ref, url, "delete", as_json)
+    """Remove the app from every worker; with -d, close its lease as its customer, which
+    refunds the unspent balance at once."""
+    from veil.cli.cloud_billing import close_app_lease
+
+    client = _client(url)
+    app_id = _app_id(client, app_ref)
+    signer = resolve_signer(account, keystore) if deployment is not None else None
+    closed = close_app_lease(client, app_id, signer, deployment, rpc)
+    _lifecycle(app_id, url, "delete", as_json)
+    if closed:
+        console.print(closed)
 
 
 @app.command(epilog="Example: veil cloud events web --follow")
@@ -535,3 +567,7 @@ def attestation(
         console.print(verdict.render())
     if not verdict.accepted:
         raise typer.Exit(1)
+
+
+# `billing`, `topup`, `statement` register themselves on `app`.
+from veil.cli import cloud_billing as _cloud_billing  # noqa: E402, F401
