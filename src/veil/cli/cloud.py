@@ -365,7 +365,9 @@ def deploy(
 
     signer = resolve_signer(account, keystore) if deployment is not None else None
     billed = open_app_lease(client, app_id, signer, deployment, rpc, fund)
-    if not billed.get("billed"):
+    if as_json:
+        pass
+    elif not billed.get("billed"):
         console.print(f"billing: not billed ({billed.get('reason', '')})")
     else:
         console.print(
