@@ -38,7 +38,7 @@ from veil.network.deploy import deploy_network
 from veil.services.cloud.billing import BillingWatcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cloud" / "runtime"))
-from runtime_kit import echo_compose  # noqa: E402
+from runtime_kit import echo_compose
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("billing-anvil")]
 
