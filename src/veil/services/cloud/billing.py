@@ -411,7 +411,7 @@ class BillingWatcher:
             )
             for event in webhooks.lease_events(before, after):
                 queued += self._queue(session, row, event, now)
-                emit(session, row.app_id, event["type"], now, lease=row.lease_id)
+                emit(session, row.app_id, "billing", now, event=event["type"], lease=row.lease_id)
             row.last_state, row.last_runway = after.state, after.runway_seconds
             if after.state == runway.STATE_CLOSED:
                 row.closed_at = now
