@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from cloud_kit import CloudKit, make_kit
 from eth_account import Account
 from eth_utils import keccak
+from typer.testing import CliRunner
 
 from veil.chain.client import connect
+from veil.cli import cloud as cloud_cli
 from veil.cloud.agent import AppLoop, SyncClient
 from veil.cloud.lease_gate import LeaseGate, escrow_reader
 from veil.cloud.runtime.process import ProcessRuntime
@@ -330,3 +335,98 @@ def test_unbilled_control_plane_says_so(db_url: str) -> None:
     finally:
         kit.client.close()
         kit.state.engine.dispose()
+
+
+@pytest.fixture
+def live_billed(tmp_path: Path, escrow: Escrow) -> Iterator[tuple[CloudKit, str]]:
+    kit = make_kit(
+        f"sqlite:///{tmp_path / 'cloud.sqlite'}", escrow=escrow, operator=devnet_account("dave")
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(kit.client.app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield kit, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        kit.client.close()
+        kit.state.engine.dispose()
+
+
+def _veil(home: Path, *args: str) -> Any:
+    return CliRunner().invoke(
+        cloud_cli.app, list(args), env={"VEIL_HOME": str(home), "COLUMNS": "200"}
+    )
+
+
+def _refused(result: Any, text: str) -> bool:
+    """Non-zero exit with `text` in the one line `veil` prints for a VeilError."""
+    said = result.output + (str(result.exception) if result.exception else "")
+    return result.exit_code != 0 and text in said
+
+
+def test_cli_deploy_signs_the_lease_topup_statement_delete_refunds(
+    live_billed: tuple[CloudKit, str], escrow: Escrow, tmp_path: Path
+) -> None:
+    kit, url = live_billed
+    home = tmp_path / "home"
+    record = escrow.chain.deployment.save(tmp_path / "devnet.json")  # type: ignore[union-attr]
+    carol = devnet_account("carol")
+    mint = escrow.token.functions.transfer(carol.address, 50 * PHA)
+    escrow.chain.send(devnet_account("bob"), mint, "fund carol")
+    provider = devnet_account("provider").address
+    kit.sync(WORKER, provider=provider)
+    assert _veil(home, "login", "--url", url, "-a", "carol").exit_code == 0
+    app_dir = tmp_path / "paid"
+    app_dir.mkdir()
+    (app_dir / "compose.yaml").write_text(echo_compose())
+    chain = ("-d", str(record), "-a", "carol")
+
+    # without -d the deploy cannot sign the lease: one clear line, non-zero exit
+    unsigned = _veil(home, "deploy", str(app_dir / "compose.yaml"))
+    assert _refused(unsigned, "pass -d DEPLOYMENT")
+
+    deployed = _veil(home, "deploy", str(app_dir / "compose.yaml"), "--fund", "2", *chain)
+    assert deployed.exit_code == 0, deployed.output
+    assert "depositing 2" in deployed.output  # the empty escrow was said and filled
+    assert "billing: lease 0x" in deployed.output
+    shown = _veil(home, "billing", "paid", "--json")
+    figures = json.loads(shown.output)
+    assert figures["billed"] and figures["state"] == "running"
+    lease_id = int(figures["lease_id"], 16)
+    assert escrow.lease(lease_id).customer == carol.address
+    assert [d["lease_id"] for d in kit.sync(WORKER, provider=provider).json()["deployments"]] == [
+        figures["lease_id"]
+    ]
+
+    no_allowance = _veil(home, "topup", "1", "--from-allowance", *chain)
+    assert _refused(no_allowance, "allowance to the market is 0")
+    before = escrow.lease(lease_id).balance
+    topped = _veil(home, "topup", "1", "--app", "paid", *chain)
+    assert topped.exit_code == 0, topped.output
+    assert escrow.lease(lease_id).balance > before
+    too_much = _veil(home, "topup", "1000000", *chain)
+    assert _refused(too_much, "short of")
+
+    month = time.strftime("%Y-%m", time.gmtime(escrow.now()))
+    out = tmp_path / "statement.csv"
+    written = _veil(home, "statement", month, "--csv", "-o", str(out))
+    assert written.exit_code == 0, written.output
+    assert out.read_text().startswith("lease,")
+    bad = _veil(home, "statement", "November")
+    assert _refused(bad, "expected YYYY-MM")
+
+    wallet = int(escrow.token.functions.balanceOf(carol.address).call())
+    deleted = _veil(home, "delete", "paid", *chain)
+    assert deleted.exit_code == 0, deleted.output
+    assert "closed:" in deleted.output and "refunded" in deleted.output
+    assert escrow.state(lease_id) == 3  # closed
+    assert int(escrow.token.functions.balanceOf(carol.address).call()) > wallet
