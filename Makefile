@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-BENCHES := gas attest migration startup trie kms rewards_gas placement market inference
+BENCHES := gas attest migration startup trie kms rewards_gas placement market inference cloud cloud_deploy
 
 # Each benchmark prints JSON lines; they are kept in bench/results/<name>.jsonl.
 bench: setup

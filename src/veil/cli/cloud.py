@@ -138,6 +138,9 @@ def serve(
         None, "--deployment", "-d", help="Deployment file: workers must be active in its registry."
     ),
     rpc: str = RpcOpt,
+    auth_rate: int = typer.Option(
+        60, "--auth-rate", min=0, help="SIWE requests per client per minute (0: no limit)."
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve the control plane API (OpenAPI at /openapi.json, docs at /docs) until stopped.
@@ -166,6 +169,7 @@ def serve(
         "chain_id": chain_id or 31337,
         "deployment": str(deployment) if deployment else None,
         "rpc": rpc,
+        "auth_rate": auth_rate,
     }
     asgi.config_from_json(settings)  # refuse bad settings before anything listens
     engine = open_engine(url)
@@ -325,9 +329,14 @@ def deploy(
     if deployment is not None:
         from veil.chain import deployment as deployments
         from veil.chain.client import Chain
-        from veil.cloud.app_auth import AppAuthClient
+        from veil.cloud.app_auth import AppAuthClient, app_id_for
 
         signer = resolve_signer(account, keystore)
+        if app_id_for(signer.address, app_name).lower() != app_id.lower():
+            raise InputError(
+                f"-a/--keystore {signer.address} is not the account you logged in as: the "
+                "app must be registered on AppAuth by the account that owns it"
+            )
         auth = AppAuthClient.from_chain(Chain.open(deployments.load(deployment), rpc))
         auth.allow(signer, app_name, provisioned["compose_hash"])
         console.print(f"compose hash {provisioned['compose_hash']} allowed on AppAuth")

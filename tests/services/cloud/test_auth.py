@@ -140,3 +140,23 @@ def test_a_key_cannot_revoke_another_accounts_key(cloud: CloudKit) -> None:
     answer = cloud.client.delete(f"/v1/auth/keys/{bob_key}", headers=cloud.key("alice"))
     assert answer.status_code == 404
     assert cloud.client.get("/v1/apps", headers=cloud.key("bob")).status_code == 200
+
+
+def test_siwe_requests_are_rate_limited_per_client(db_url: str) -> None:
+    from cloud_kit import make_kit
+
+    kit = make_kit(db_url, auth_rate=3)
+    try:
+        kit.clock.advance(60 - int(kit.clock()) % 60)  # start at a window boundary
+        for _ in range(3):
+            assert kit.client.post("/v1/auth/siwe/nonce").status_code == 200
+        refused = kit.client.post("/v1/auth/siwe/nonce")
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        verify = kit.client.post("/v1/auth/siwe/verify", json={"message": "x", "signature": "00"})
+        assert verify.status_code == 429
+        kit.clock.advance(60)
+        assert kit.client.post("/v1/auth/siwe/nonce").status_code == 200
+    finally:
+        kit.client.close()
+        kit.state.engine.dispose()

@@ -46,7 +46,7 @@ def test_unknown_instance_type(cloud: CloudKit) -> None:
 def test_no_capacity_names_what_is_missing(cloud: CloudKit) -> None:
     cloud.sync(account("w1"))
     body = _error(cloud.provision("alice", instance_type="h200x2"), 409, "no_capacity")
-    assert "no H200 with 2 GPUs free" in body["message"]
+    assert body["message"] == "h200x2: no H200 worker online"
     _no_apps(cloud)
 
 

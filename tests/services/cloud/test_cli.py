@@ -186,3 +186,106 @@ def test_deploy_refuses_a_key_the_kms_did_not_sign(
     assert pinned.exit_code != 0
     assert "not signed by the KMS" in str(pinned.exception)
     assert "no apps" in _run(home, "ls").output
+
+
+def test_event_stream_follows_live_and_resumes(live: tuple[CloudKit, str]) -> None:
+    """A following client sees events written after it connected, by id, and the stream
+    ends after `deleted`; a reconnect with Last-Event-ID gets only what came after."""
+    import httpx
+
+    kit, url = live
+    worker = account("w1")
+    kit.sync(worker)
+    app = kit.deploy("alice")
+    headers = kit.key("alice")
+    seen: list[dict[str, Any]] = []
+
+    def follow() -> None:
+        with httpx.stream(
+            "GET", f"{url}/v1/apps/{app['app_id']}/events", headers=headers, timeout=30
+        ) as answer:
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            event: dict[str, Any] = {}
+            for line in answer.iter_lines():
+                if line.startswith("id: "):
+                    event["id"] = int(line[4:])
+                elif line.startswith("data: "):
+                    event.update(json.loads(line[6:]))
+                    seen.append(event)
+                    event = {}
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    deadline = time.time() + 10
+    while len(seen) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    [d] = kit.sync(worker).json()["deployments"]
+    kit.sync(worker, apps=[kit.report(d, "running", boot_progress=100)])
+    kit.client.delete(f"/v1/apps/{app['app_id']}", headers=headers)
+    reader.join(timeout=15)
+    assert not reader.is_alive()
+    states = [e["state"] for e in seen]
+    assert states == ["provisioning", "pending", "scheduled", "running", "deleted"]
+    resumed = kit.events("alice", app["app_id"], last=seen[2]["id"])
+    assert [e["state"] for e in resumed] == ["running", "deleted"]
+
+
+def test_serve_command(tmp_path: Path) -> None:
+    """The real `veil cloud serve`: migrations applied, OpenAPI and docs served; a bad --db
+    is one line and a non-zero exit."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    veil = str(Path(sys.executable).parent / "veil")
+    bad = subprocess.run(
+        [veil, "cloud", "serve", "--db", "mysql://x"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip().count("\n") == 0 and "--db" in bad.stderr
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = tmp_path / "cloud.sqlite"
+    server = subprocess.Popen(
+        [veil, "cloud", "serve", "--db", f"sqlite:///{db}", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                spec = json.loads(
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/openapi.json", timeout=2
+                    ).read()
+                )
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None
+                time.sleep(0.2)
+        assert "/v1/apps/provision" in spec["paths"] and "/v1/workers/sync" in spec["paths"]
+        docs = urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=5).read()
+        assert b"swagger" in docs.lower()
+        assert db.exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_deploy_refuses_to_register_the_app_under_another_account(
+    live: tuple[CloudKit, str], tmp_path: Path
+) -> None:
+    kit, url = live
+    home = tmp_path / "home"
+    kit.sync(account("w1"))
+    assert _run(home, "login", "--url", url, "-a", "alice").exit_code == 0
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(COMPOSE.replace("${GREETING}", "${GREETING:-x}"))
+    wrong = _run(
+        home, "deploy", str(compose), "--name", "web", "-d", str(tmp_path / "d.json"), "-a", "bob"
+    )
+    assert wrong.exit_code != 0
+    assert "not the account you logged in as" in str(wrong.exception)
+    assert "no apps" in _run(home, "ls").output

@@ -42,9 +42,15 @@ class ApiError(Exception):
     """A refusal the client can act on: HTTP status, a stable code, one clear line."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.status = status
         self.code = code
         self.message = message
@@ -112,7 +118,9 @@ def install(app: FastAPI) -> None:
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
         extra = {"details": error.details} if error.details is not None else {}
         return JSONResponse(
-            error_body(request, error.code, error.message, **extra), status_code=error.status
+            error_body(request, error.code, error.message, **extra),
+            status_code=error.status,
+            headers=error.headers,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -16,12 +16,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from veil.services.cloud import siwe
 from veil.services.cloud.api_errors import ApiError
 from veil.services.cloud.models import ApiKey, SiweNonce
+from veil.services.cloud.rate_limit import limit_client
 from veil.services.cloud.schemas import ErrorBody, KeyOut, NewKeyIn, NewKeyOut, NonceOut, SiweIn
 from veil.services.cloud.service import CloudState
 
@@ -80,28 +81,39 @@ def key_out(key: ApiKey) -> KeyOut:
     )
 
 
-def principal(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
-) -> Principal:
+_KEY_LOOKUP = text("SELECT id, address, scopes, revoked_at FROM api_keys WHERE secret_hash = :h")
+
+
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The key's account and scopes: one indexed read as prepared SQL (building an ORM
+    statement per request cost more than the query: bench/cloud.py)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>")
     token = credentials.credentials
     if not token.startswith(KEY_PREFIX) or len(token) > 100:
         raise ApiError(401, "invalid_api_key", "not a veil API key")
-    state = state_of(request)
-    with state.sessions() as session:
-        key = session.scalars(select(ApiKey).where(ApiKey.secret_hash == digest(token))).first()
-    if key is None:
+    with state_of(request).read_connection() as connection:
+        row = connection.execute(_KEY_LOOKUP, {"h": digest(token)}).first()
+    if row is None:
         raise ApiError(401, "invalid_api_key", "unknown API key")
-    if key.revoked_at is not None:
-        raise ApiError(401, "api_key_revoked", f"API key {key.id} was revoked")
-    return Principal(key.address, frozenset(key.scopes.split()), key.id)
+    if row.revoked_at is not None:
+        raise ApiError(401, "api_key_revoked", f"API key {row.id} was revoked")
+    return Principal(row.address, frozenset(row.scopes.split()), row.id)
+
+
+async def principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
+    return await state_of(request).read(authenticate, request, credentials)
 
 
 def scoped(scope: str):  # type: ignore[no-untyped-def]
     """A dependency: the caller, provided its key carries `scope`."""
 
-    def need(who: Principal = Depends(principal)) -> Principal:
+    async def need(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+    ) -> Principal:
+        who = await state_of(request).read(authenticate, request, credentials)
         if scope not in who.scopes:
             raise ApiError(403, "insufficient_scope", f"this API key lacks the {scope} scope")
         return who
@@ -113,10 +125,11 @@ def _domain(request: Request, state: CloudState) -> str:
     return state.config.siwe_domain or request.headers.get("host", "localhost")
 
 
-@router.post("/v1/auth/siwe/nonce", response_model=NonceOut)
+@router.post("/v1/auth/siwe/nonce", response_model=NonceOut, responses={429: {"model": ErrorBody}})
 def siwe_nonce(request: Request) -> NonceOut:
     """A single-use nonce to put in a Sign-In with Ethereum message."""
     state = state_of(request)
+    limit_client(request, state, "siwe")
     now = state.now()
     nonce = secrets.token_hex(16)
     with state.sessions() as session, session.begin():
@@ -134,6 +147,7 @@ def siwe_nonce(request: Request) -> NonceOut:
 def siwe_verify(body: SiweIn, request: Request) -> NewKeyOut:
     """Check an EIP-4361 message and its signature; answer an API key for the address."""
     state = state_of(request)
+    limit_client(request, state, "siwe")
     now = state.now()
     try:
         message = siwe.parse(body.message)

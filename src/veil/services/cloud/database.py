@@ -49,7 +49,9 @@ def open_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # No pre-ping: it is a round trip per checkout; a dead connection fails one request
+        # and is replaced, and recycling retires connections before servers drop them.
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
     raise InputError(f"--db {url!r}: expected sqlite:///PATH or postgresql+psycopg://...")
 
 

@@ -6,8 +6,9 @@ PostgreSQL a pass runs only while holding a transaction-level advisory lock, and
 backend an app moves from pending to scheduled with a conditional UPDATE, so two passes
 can never place one app twice.
 
-`place` is `veil.cloud.placement.place` (helper `market`) once that module exists; until
-then the first-fit below stands behind the same call and shapes.
+Decisions come from `veil.cloud.placement`: one `CapacityIndex` per pass (free capacity
+per worker, bucketed), reserved as apps are placed, spreading each customer's apps across
+providers.
 """
 
 from __future__ import annotations
@@ -16,92 +17,24 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from veil.cloud.instance_types import GPU_MODELS, InstanceType, instance_type
+from veil.cloud.instance_types import InstanceType, instance_type
+from veil.cloud.placement import CapacityIndex, Placement, WorkerCapacity, build_index
 from veil.services.cloud.database import SCHEDULER_LOCK, is_postgres
 from veil.services.cloud.models import App, AppEvent, Deployment, Worker
 
 log = logging.getLogger("veil.cloud.scheduler")
-_GPU_NAMES = {number: name.upper() for name, number in GPU_MODELS.items()}
 
 
-@dataclass(frozen=True)
-class WorkerCapacity:
-    """What a worker offers in total (its sync's `capacity`)."""
-
-    worker: str
-    vcpu: int
-    memory_mb: int
-    disk_gb: int
-    gpu_model: int = 0
-    gpu_count: int = 0
-
-
-@dataclass(frozen=True)
-class Placement:
-    worker: str | None
-    reason: str = ""
-
-
-def _shortage(request: InstanceType) -> str:
-    if request.gpu_count:
-        gpu = _GPU_NAMES.get(request.gpu_model, f"GPU model {request.gpu_model}")
-        plural = "GPU" if request.gpu_count == 1 else "GPUs"
-        return f"no {gpu} with {request.gpu_count} {plural} free"
-    return (
-        f"no worker with {request.vcpu} vCPU, {request.memory_mb} MB memory and "
-        f"{request.disk_gb} GB disk free"
-    )
-
-
-def first_fit(
-    request: InstanceType,
-    workers: Sequence[WorkerCapacity],
-    running: Mapping[str, list[InstanceType]],
-    providers: Mapping[str, str],
-) -> Placement:
-    """The provider running fewest instances first, then the worker with most vCPU free."""
-    per_provider: dict[str, int] = defaultdict(int)
-    for worker, instances in running.items():
-        per_provider[providers.get(worker, worker)] += len(instances)
-    best: tuple[int, int, str] | None = None
-    for capacity in workers:
-        used = running.get(capacity.worker, [])
-        free_vcpu = capacity.vcpu - sum(i.vcpu for i in used)
-        free_memory = capacity.memory_mb - sum(i.memory_mb for i in used)
-        free_disk = capacity.disk_gb - sum(i.disk_gb for i in used)
-        free_gpu = capacity.gpu_count - sum(i.gpu_count for i in used)
-        if request.gpu_count and capacity.gpu_model != request.gpu_model:
-            continue
-        if (
-            free_vcpu < request.vcpu
-            or free_memory < request.memory_mb
-            or free_disk < request.disk_gb
-            or free_gpu < request.gpu_count
-        ):
-            continue
-        key = (
-            per_provider[providers.get(capacity.worker, capacity.worker)],
-            -free_vcpu,
-            capacity.worker,
-        )
-        if best is None or key < best:
-            best = key
-    if best is None:
-        return Placement(None, _shortage(request))
-    return Placement(best[2])
-
-
-PlaceFn = Callable[
-    [InstanceType, Sequence[WorkerCapacity], Mapping[str, list[InstanceType]], Mapping[str, str]],
-    Placement,
-]
-place: PlaceFn = first_fit
+@lru_cache(maxsize=256)
+def _instance_type(name: str) -> InstanceType:
+    return instance_type(name)
 
 
 def emit(session: Session, app_id: str, state: str, now: int, **data: object) -> None:
@@ -183,21 +116,21 @@ class Scheduler:
         ).all()
         if not pending:
             return 0
-        workers = session.scalars(select(Worker).where(Worker.online.is_(True))).all()
-        capacities = [
-            WorkerCapacity(w.address, w.vcpu, w.memory_mb, w.disk_gb, w.gpu_model, w.gpu_count)
-            for w in workers
-        ]
-        providers = {w.address: w.provider for w in workers}
-        running: dict[str, list[InstanceType]] = defaultdict(list)
-        for worker, kind in session.execute(
-            select(Deployment.worker, Deployment.instance_type).where(Deployment.ended_at.is_(None))
+        index, providers = self._index(session)
+        owners = {app.owner for app in pending}
+        spread: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for owner, provider, count in session.execute(
+            select(App.owner, Worker.provider, func.count())
+            .join(Deployment, Deployment.app_id == App.app_id)
+            .join(Worker, Worker.address == Deployment.worker)
+            .where(Deployment.ended_at.is_(None), App.owner.in_(owners))
+            .group_by(App.owner, Worker.provider)
         ):
-            running[worker].append(instance_type(kind))
+            spread[owner][provider] += count
         placed = 0
         for app in pending:
-            request = instance_type(app.instance_type)
-            decision = place(request, capacities, running, providers)
+            request = _instance_type(app.instance_type)
+            decision = index.place(request, spread[app.owner])
             if decision.worker is None:
                 set_status(session, app, "pending", now, decision.reason)
                 continue
@@ -224,18 +157,45 @@ class Scheduler:
                 )
             )
             emit(session, app.app_id, "scheduled", now, worker=decision.worker)
-            running[decision.worker].append(request)
+            index.reserve(decision.worker, request)
+            spread[app.owner][providers.get(decision.worker, decision.worker)] += 1
             placed += 1
         return placed
 
+    def _index(
+        self, session: Session, *, empty: bool = False
+    ) -> tuple[CapacityIndex, dict[str, str]]:
+        """Online workers with what they run reserved (nothing when `empty`), and each
+        worker's provider. Plain rows and grouped counts: at 29,000 workers and 100,000
+        apps, loading ORM objects was most of a pass."""
+        capacities = []
+        providers: dict[str, str] = {}
+        for row in session.execute(
+            select(
+                Worker.address,
+                Worker.provider,
+                Worker.vcpu,
+                Worker.memory_mb,
+                Worker.disk_gb,
+                Worker.gpu_model,
+                Worker.gpu_count,
+            ).where(Worker.online.is_(True))
+        ):
+            capacities.append(WorkerCapacity(row[0], *row[2:]))
+            providers[row[0]] = row[1]
+        running: dict[str, list[InstanceType]] = defaultdict(list)
+        if not empty:
+            for worker, kind, count in session.execute(
+                select(Deployment.worker, Deployment.instance_type, func.count())
+                .where(Deployment.ended_at.is_(None))
+                .group_by(Deployment.worker, Deployment.instance_type)
+            ):
+                running[worker].extend([_instance_type(kind)] * count)
+        return build_index(capacities, running, providers), providers
+
     def can_ever_fit(self, session: Session, request: InstanceType) -> Placement:
         """Whether some online worker could hold `request` if it ran nothing else."""
-        workers = session.scalars(select(Worker).where(Worker.online.is_(True))).all()
-        capacities = [
-            WorkerCapacity(w.address, w.vcpu, w.memory_mb, w.disk_gb, w.gpu_model, w.gpu_count)
-            for w in workers
-        ]
-        return place(request, capacities, {}, {w.address: w.provider for w in workers})
+        return self._index(session, empty=True)[0].place(request)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """The loop a replica runs in a thread until `stop` is set."""

@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from veil.services.cloud.scheduler import Scheduler
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,6 +41,8 @@ class CloudConfig:
     scheduler_interval: float = 1.0
     run_scheduler: bool = True
     sync_skew: int = 60
+    #: SIWE nonce and verify requests per client address per minute (0: no limit).
+    auth_rate: int = 60
     clock: Callable[[], float] = time.time
     #: An HTTP client for the KMS (tests pass one bound to an in-process KMS).
     kms_client: httpx.Client | None = None
@@ -51,6 +56,24 @@ class CloudState:
     scheduler: Scheduler
     kms: httpx.Client
     registry_cache: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    #: The engine in autocommit mode, for the hot single-statement reads.
+    reads: Engine | None = None
+
+    def __post_init__(self) -> None:
+        if self.reads is None:
+            self.reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def read_connection(self) -> Connection:
+        assert self.reads is not None
+        return self.reads.connect()
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a short read: inline on the event loop for SQLite (a local file read costs
+        less than a thread hop), in the thread pool for PostgreSQL (a network round trip
+        must not stall every other request on the loop)."""
+        if self.engine.dialect.name == "sqlite":
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
 
     def now(self) -> int:
         return int(self.config.clock())
