@@ -178,7 +178,15 @@ def serve(
         "auth_rate": auth_rate,
         "operator_key": operator_key,
     }
-    asgi.config_from_json(settings)  # refuse bad settings before anything listens
+    checked = asgi.config_from_json(settings)  # refuse bad settings before anything listens
+    if checked.escrow is not None:
+        console.print(
+            f"billing: per second through Market {checked.escrow.market.address} "
+            f"(leases submitted by {checked.operator.address})"
+        )
+    else:
+        why = "no -d deployment" if deployment is None else "no Market or no --operator-key"
+        console.print(f"billing: off ({why}): apps run unbilled")
     engine = open_engine(url)
     try:
         upgrade(engine)

@@ -275,3 +275,64 @@ def statement(
         console.print(f"statement {month} written to {out}")
         return
     typer.echo(body.rstrip("\n"))
+
+
+@app.command(epilog="Example: veil cloud earnings --withdraw -d devnet.json -a provider")
+def earnings(
+    withdraw: bool = typer.Option(
+        False, "--withdraw", help="Settle every open lease and collect, in one transaction."
+    ),
+    deployment: Path = DeploymentOpt,
+    rpc: str = RpcOpt,
+    account: str = AccountOpt,
+    keystore: Path = KeystoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """A provider's leases and earnings on the market (read from the chain); --withdraw
+    settles them all and pays the provider in one transaction (up to 256 leases)."""
+    from veil.market import runway
+
+    signer = resolve_signer(account, keystore)
+    escrow = _escrow(deployment, rpc)
+    lease_ids = escrow.leases_of_provider(signer.address)
+    now = escrow.now()
+    owed = 0
+    rows = []
+    for lease_id in lease_ids:
+        lease = escrow.lease(lease_id)
+        pending = runway.project(lease, now)
+        owed += pending.billed * (lease.rate - lease.fee_rate)
+        rows.append(
+            {
+                "lease": f"{lease_id:#066x}",
+                "customer": lease.customer,
+                "state": runway.STATE_NAMES[runway.state(lease, now)],
+                "rate_wei_per_second": str(lease.rate),
+                "unsettled_seconds": pending.billed,
+            }
+        )
+    net, _fee = escrow.earnings(signer.address)
+    paid = 0
+    if withdraw:
+        if not lease_ids and net == 0:
+            raise InputError(f"provider {signer.address} has nothing to withdraw")
+        paid = escrow.withdraw_earnings(signer, lease_ids[:256])
+    if as_json:
+        doc = {
+            "provider": signer.address,
+            "leases": rows,
+            "settled_net_wei": str(net),
+            "unsettled_net_wei": str(owed),
+            "withdrawn_wei": str(paid),
+        }
+        typer.echo(json.dumps(doc))
+        return
+    console.print(f"provider {signer.address}: {len(rows)} open lease(s)")
+    for row in rows:
+        console.print(
+            f"  {row['lease'][:18]}..  {row['state']:<8} {row['customer']}  "
+            f"{row['unsettled_seconds']} s unsettled"
+        )
+    console.print(f"  earned   {format_amount(net)} settled, ~{format_amount(owed)} unsettled")
+    if withdraw:
+        console.print(f"withdrew {format_amount(paid)} from {len(lease_ids)} lease(s) in one tx")

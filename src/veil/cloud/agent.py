@@ -195,6 +195,7 @@ class AppLoop:
     lease_gate: LeaseGate | None = None
     _failures: dict[str, _Failure] = field(default_factory=dict, init=False)
     _holds: dict[str, str] = field(default_factory=dict, init=False)
+    _leases: dict[str, str] = field(default_factory=dict, init=False)
     _attestations: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(
         default_factory=dict, init=False
     )
@@ -312,6 +313,7 @@ class AppLoop:
                     del self._attestations[deployment_id]
         # an unreadable answer removed nothing, so keep knowing what might still run
         self._deployments = {**self._deployments, **wanted} if unreadable else wanted
+        self._leases = {**self._leases, **leases} if unreadable else leases
         for deployment in wanted.values():
             self._converge_one(
                 self._gated(deployment, leases.get(deployment.deployment_id), outcome), outcome
@@ -385,6 +387,12 @@ class AppLoop:
             entries = self.client.sync(self.report())
         except VeilError as error:
             outcome.errors.append(str(error))
+            # the chain, not the control plane, says whether billed apps may run: keep
+            # applying it while the control plane is away
+            for deployment in self._deployments.values():
+                gated = self._gated(deployment, self._leases.get(deployment.deployment_id), outcome)
+                if gated is not deployment:
+                    self._converge_one(gated, outcome)
             return outcome
         self.converge(entries, outcome)
         return outcome

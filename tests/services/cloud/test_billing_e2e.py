@@ -430,3 +430,16 @@ def test_cli_deploy_signs_the_lease_topup_statement_delete_refunds(
     assert "closed:" in deleted.output and "refunded" in deleted.output
     assert escrow.state(lease_id) == 3  # closed
     assert int(escrow.token.functions.balanceOf(carol.address).call()) > wallet
+
+    # the provider collects from every lease it has (the other tests' too) in one go
+    wallet = int(escrow.token.functions.balanceOf(provider).call())
+    shown = _veil(home, "earnings", "-d", str(record), "-a", "provider", "--json")
+    assert shown.exit_code == 0, shown.output
+    open_leases = json.loads(shown.output)["leases"]
+    collected = _veil(home, "earnings", "--withdraw", "-d", str(record), "-a", "provider")
+    assert collected.exit_code == 0, collected.output
+    assert f"from {len(open_leases)} lease(s) in one tx" in collected.output
+    assert int(escrow.token.functions.balanceOf(provider).call()) > wallet
+    assert escrow.earnings(provider) == (0, 0)
+    nothing = _veil(home, "earnings", "--withdraw", "-d", str(record), "-a", "bob")
+    assert _refused(nothing, "nothing to withdraw")

@@ -6,10 +6,12 @@ Who does what, and why:
   exactly what `GET /v1/apps/{id}/lease-request` describes, and `POST /v1/apps/{id}/lease`
   has the control plane submit it (`openLeaseFor`) with its operator key: the operator
   pays the gas, the customer's signature alone moves the customer's money.
-- A lease belongs to one app version on one provider (its market deployment id is
-  `veil-cloud:{app}:{created}:{version}:{provider}`). Until it exists the sync does not
-  hand the deployment to the worker (status reason `awaiting_lease`). An update or a move
-  to another provider needs a new lease; a restart or a move within one provider keeps it.
+- A lease belongs to one app on one instance type and one provider (its market
+  deployment id is `veil-cloud:{app}:{created}:{type}:{provider}`). Until it exists the
+  sync does not hand the deployment to the worker (status reason `awaiting_lease`). An
+  update of the compose, a restart or a move within one provider keeps the lease; another
+  instance type or a move to another provider needs a new one (the old one is closed by
+  the customer, or pauses when its runway ends: it is no longer gating a running app).
 - Closing is the customer's (or the provider's) act on the chain: the control plane
   operator is not a party of the lease and cannot close it. `veil cloud delete` closes
   the app's lease with the customer's key, which refunds the unspent balance at once;
@@ -73,8 +75,11 @@ def price_name(instance_type: str) -> str:
 
 
 def lease_deployment_text(app: App, provider: str) -> str:
-    """The market deployment id's text for this app version on this provider."""
-    return f"veil-cloud:{app.app_id}:{app.created_at}:{app.version}:{provider.lower()}"
+    """The market deployment id's text: one lease per app (since its creation), instance
+    type and provider, so an update of the compose keeps paying the same lease while a
+    new price (another type) or another payee (another provider) needs a new one."""
+    kind = price_name(app.instance_type)
+    return f"veil-cloud:{app.app_id}:{app.created_at}:{kind}:{provider.lower()}"
 
 
 def _hex32(value: int | bytes) -> str:
