@@ -318,6 +318,11 @@ def deploy(
     app_name = name or folder[:63].strip("-") or "app"
     env = read_env_file(env_file) if env_file else {}
     client = _client(url)
+    if deployment is None and _call(client, "GET", "/v1/info").get("market"):
+        raise InputError(
+            "this control plane bills through the market: pass -d DEPLOYMENT (and -a) "
+            "so the lease can be signed here"
+        )
     provisioned = _call(
         client,
         "POST",

@@ -184,6 +184,7 @@ def run_demo(run: Runner, port: int, console: Console | None = None) -> None:
         migration(w, work, accounts=5_000, attester_port=free_port(preferred=8700))
         compute(w, DEMO_HOME / "compute", attester_port=free_port(preferred=8701))
         cloud(w, DEMO_HOME / "cloud", DEMO_HOME / "compute")
+        billing(w, DEMO_HOME / "billing", DEMO_HOME / "compute")
     finally:
         if devnet.running() is not None:
             devnet.stop()
@@ -412,6 +413,133 @@ def cloud(w: Walkthrough, work: Path, compute_dir: Path) -> None:
         else:
             os.environ["VEIL_HOME"] = saved_home
         services.stop()
+
+
+def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
+    """Issue 13's story: apps billed per second from the market escrow; one runs dry, is
+    paused (the worker stops it on its own reading of the chain), is topped up and resumes;
+    the provider collects from several leases in one transaction; deletes refund at once.
+
+    The services run as processes again, now with the control plane's operator key (the
+    account that submits the customer's signed lease and pays its gas).
+    """
+    import os
+
+    from veil.devnet.accounts import devnet_account
+
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / "home"
+    policy = compute_dir / "devnet-policy.toml"
+    operator = devnet_account("dave")
+    env = {**os.environ, "VEIL_HOME": str(home), "VEIL_OPERATOR_KEY": operator.key.hex()}
+    ports = {name: free_port() for name in ("attester", "kms", "cloud")}
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    dep = ["--deployment", str(w.deployment)]
+    services = _Services(w, work, env)
+    saved_home = os.environ.get("VEIL_HOME")
+    os.environ["VEIL_HOME"] = str(home)
+    try:
+        w.step("Billing: the control plane opens each app's lease on the market escrow")
+        w.say(f"--operator-key (here $VEIL_OPERATOR_KEY, dave {operator.address}) submits the")
+        w.say("customer's signed lease and pays its gas; only the signature moves her money")
+        services.start("attester", ["attester", "serve", "--policy", str(policy), *dep,
+                       "--db", str(compute_dir / "attester.sqlite"), "--port",
+                       str(ports["attester"]), "--account", "attester",
+                       "--min-heartbeat-interval", "0"],
+                       url["attester"] + "/v1/health")  # fmt: skip
+        services.start("kms", ["kms", "serve", "--root-secret-file", str(work / "kms-root.hex"),
+                       *dep, "--devnet", "--port", str(ports["kms"])],
+                       url["kms"] + "/v1/kms/info")  # fmt: skip
+        services.start("cloud", ["cloud", "serve", "--db", f"sqlite:///{work / 'cloud.sqlite'}",
+                       "--port", str(ports["cloud"]), "--kms-url", url["kms"], *dep],
+                       url["cloud"] + "/openapi.json")  # fmt: skip
+        worker_log = services.start("worker", ["worker", "run", "--provider",
+                                    _worker_provider(), "--tee", "sim", "--attester",
+                                    url["attester"], "--state-dir", str(compute_dir / "worker"),
+                                    "--interval", "5", "--account", "provider", *dep,
+                                    "--control-plane", url["cloud"], "--runtime", "process",
+                                    "--sync-interval", "0.5"])  # fmt: skip
+        services.wait_for_log("worker", worker_log, "apps: synced with the control plane")
+        w.say("the worker reads each app's lease from the chain before running it")
+
+        w.step("alice deploys two apps; each deploy signs its lease (EIP-712) and funds it")
+        w.veil("cloud", "login", "--url", url["cloud"], "--account", "alice", chain=False)
+        signer = _kms_signer(url["kms"])
+        app_dir = work / "meter"
+        app_dir.mkdir(exist_ok=True)
+        _write(app_dir / "compose.yaml", _meter_compose())
+        w.say("tdx.small costs 0.5 PHA/h; 0.05 PHA buys 360 s, of which the last 300 s are")
+        w.say("the prepaid shutdown window: 'meter' has about a minute of runway")
+        for name, fund in (("meter", "0.05"), ("meter-b", "1")):
+            w.veil("cloud", "deploy", str(app_dir / "compose.yaml"), "--name", name,
+                   "--fund", fund, "--account", "alice", "--kms-signer", signer, "--wait",
+                   chain=False, extra=dep)  # fmt: skip
+        w.veil("cloud", "billing", "meter", chain=False)
+
+        w.step("'meter' runs dry: its lease pauses and the worker stops it (disk kept)")
+        w.devnet("advance", "--seconds", "120")
+        status = _wait_status(url["cloud"], home, "meter", "stopped")
+        w.say(f"worker: {status.get('status_reason') or status.get('error')}")
+        w.veil("cloud", "billing", "meter", chain=False)
+
+        w.step("alice tops up: the lease resumes and the worker starts the app again")
+        w.veil("cloud", "topup", "1", "--app", "meter", "--account", "alice", chain=False,
+               extra=dep)  # fmt: skip
+        _wait_status(url["cloud"], home, "meter", "running")
+        w.say("meter is running again")
+        w.veil("cloud", "billing", chain=False)
+
+        w.step("Per-second usage: alice's monthly statement (CSV), rebuilt from the chain")
+        month = time.strftime("%Y-%m", time.gmtime(_chain_time(w)))
+        statement = work / f"statement-{month}.csv"
+        w.veil("cloud", "statement", month, "--csv", "--out", str(statement), chain=False)
+        rows = statement.read_text().splitlines()[1:]
+        w.say(f"{len(rows)} usage record(s); the first: {rows[0] if rows else '-'}")
+
+        w.step("The provider collects its earnings from every lease in one transaction")
+        w.veil("cloud", "earnings", "--withdraw", "--account", "provider", chain=False,
+               extra=dep)  # fmt: skip
+
+        w.step("Delete both apps: alice closes their leases, the unspent PHA comes back now")
+        for name in ("meter", "meter-b"):
+            w.veil("cloud", "delete", name, "--account", "alice", chain=False, extra=dep)
+    finally:
+        if saved_home is None:
+            os.environ.pop("VEIL_HOME", None)
+        else:
+            os.environ["VEIL_HOME"] = saved_home
+        services.stop()
+
+
+def _meter_compose() -> str:
+    app = Path(__file__).with_name("demo_app.py")
+    return (
+        "services:\n  web:\n    image: python:3.12-slim\n"
+        f'    command: ["{sys.executable}", "{app}"]\n'
+        '    environment:\n      APP_VERSION: "meter"\n'
+        '    ports:\n      - "8080"\n'
+    )
+
+
+def _wait_status(cloud_url: str, home: Path, name: str, status: str) -> dict:
+    """Poll the app (with the saved API key) until it reports `status` (60 s at most)."""
+    import json
+    import urllib.request
+
+    key = json.loads((home / "cloud" / "credentials.json").read_text())["api_key"]
+    request = urllib.request.Request(
+        cloud_url + "/v1/apps", headers={"Authorization": f"Bearer {key}"}
+    )
+    deadline = time.monotonic() + 60
+    entry: dict = {}
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            apps = json.loads(answer.read())
+        entry = next((a for a in apps if a["name"] == name), {})
+        if entry.get("status") == status:
+            return entry
+        time.sleep(0.3)
+    raise VeilError(f"demo: app {name} not {status} within 60 s (last: {entry.get('status')})")
 
 
 def _hello_compose(version: str) -> str:

@@ -107,4 +107,6 @@ class CloudState:
             "chain_id": self.config.chain_id,
             "kms_url": self.config.worker_kms_url or self.config.kms_url,
             "registry": self.config.is_active is not None,
+            # where apps are billed (None: unbilled), so a client signs leases there
+            "market": self.config.escrow.market.address if self.config.escrow else None,
         }
