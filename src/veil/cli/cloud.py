@@ -304,9 +304,11 @@ def deploy(
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Provision, check the KMS-signed env key, encrypt secrets here, allow the compose hash
-    on-chain (with -d), commit, and sign the app's lease when the control plane bills (with
-    -d; deposits first what the escrow lacks). Deploying an existing name updates that app."""
+    """Deploy an app, or update it when the name exists; secrets are encrypted here.
+
+    Provision, check the KMS signature on the env key, encrypt the env locally, allow the
+    compose hash on AppAuth (with -d), commit, and sign the app's lease when the control
+    plane bills (with -d; deposits first what the escrow lacks)."""
     from veil.cloud.envcrypt import encrypt_env
     from veil.cloud.kms import verify_env_pubkey
 
@@ -468,7 +470,9 @@ def _lifecycle(app_ref: str, url: str | None, action: str, as_json: bool) -> Non
 
 @app.command(epilog="Example: veil cloud stop web")
 def stop(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Stop the app; it keeps its placement until started again."""
     _lifecycle(app_ref, url, "stop", as_json)
@@ -476,7 +480,9 @@ def stop(
 
 @app.command(epilog="Example: veil cloud start web")
 def start(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Start a stopped app."""
     _lifecycle(app_ref, url, "start", as_json)
@@ -484,7 +490,9 @@ def start(
 
 @app.command(epilog="Example: veil cloud restart web")
 def restart(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Boot the app again from scratch."""
     _lifecycle(app_ref, url, "restart", as_json)
@@ -492,7 +500,7 @@ def restart(
 
 @app.command(epilog="Example: veil cloud delete web -d devnet.json -a alice")
 def delete(
-    app_ref: str = typer.Argument(..., metavar="APP"),
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
     deployment: Path = typer.Option(
         None, "--deployment", "-d", help="Close the app's lease on this network (refund now)."
     ),
@@ -502,8 +510,9 @@ def delete(
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Remove the app from every worker; with -d, close its lease as its customer, which
-    refunds the unspent balance at once."""
+    """Remove the app from every worker; with -d, also close its lease (refund now).
+
+    The lease is closed as its customer, which refunds the unspent balance at once."""
     from veil.cli.cloud_billing import close_app_lease
 
     client = _client(url)
@@ -517,7 +526,7 @@ def delete(
 
 @app.command(epilog="Example: veil cloud events web --follow")
 def events(
-    app_ref: str = typer.Argument(..., metavar="APP"),
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events."),
     url: str = UrlOpt,
 ) -> None:
@@ -538,14 +547,15 @@ def events(
 
 @app.command(epilog="Example: veil cloud attestation web --policy policy.toml")
 def attestation(
-    app_ref: str = typer.Argument(..., metavar="APP"),
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
     policy: Path = typer.Option(None, "--policy", help="Policy TOML (default: strict)."),
     pccs: str = typer.Option(None, "--pccs", help="Fetch Intel collateral from this PCCS."),
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Verify the running app's quote: exit 0 only when its compose hash is the one you
-    deployed and its OS image satisfies the policy."""
+    """Verify the running app's quote; exit 0 only if compose hash and OS image pass.
+
+    The compose hash must be the one you deployed; the OS image one the policy allows."""
     from veil.tee.collateral import CollateralCache, default_cache_dir
     from veil.tee.evidence import evidence_from_json
     from veil.tee.policy import DEFAULT_POLICY, ReportDataRule, load_policy

@@ -208,8 +208,10 @@ def topup(
     keystore: Path = KeystoreOpt,
     url: str = UrlOpt,
 ) -> None:
-    """Deposit PHA into your escrow (a permit: one transaction); with --app, top up that
-    app's lease too, which resumes it if it was paused."""
+    """Deposit PHA into your escrow; with --app, also top up that app's lease.
+
+    The deposit is one transaction (an EIP-2612 permit); topping up a paused lease resumes
+    it, and the worker starts the app again."""
     wei = parse_amount(amount, what="AMOUNT")
     if wei <= 0:
         raise InputError("AMOUNT must be positive")
@@ -288,8 +290,10 @@ def earnings(
     keystore: Path = KeystoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """A provider's leases and earnings on the market (read from the chain); --withdraw
-    settles them all and pays the provider in one transaction (up to 256 leases)."""
+    """A provider's leases and earnings on the market, read from the chain.
+
+    --withdraw settles every open lease and pays the provider in one transaction (up to
+    256 leases)."""
     from veil.market import runway
 
     signer = resolve_signer(account, keystore)
