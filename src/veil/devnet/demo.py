@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
@@ -521,7 +522,7 @@ def _meter_compose() -> str:
     )
 
 
-def _wait_status(cloud_url: str, home: Path, name: str, status: str) -> dict:
+def _wait_status(cloud_url: str, home: Path, name: str, status: str) -> dict[str, Any]:
     """Poll the app (with the saved API key) until it reports `status` (60 s at most)."""
     import json
     import urllib.request
@@ -531,7 +532,7 @@ def _wait_status(cloud_url: str, home: Path, name: str, status: str) -> dict:
         cloud_url + "/v1/apps", headers={"Authorization": f"Bearer {key}"}
     )
     deadline = time.monotonic() + 60
-    entry: dict = {}
+    entry: dict[str, Any] = {}
     while time.monotonic() < deadline:
         with urllib.request.urlopen(request, timeout=10) as answer:
             apps = json.loads(answer.read())

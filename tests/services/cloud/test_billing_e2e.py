@@ -77,8 +77,11 @@ class Via(httpx.BaseTransport):
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.down = False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("control plane down (test)")
         answer = self.client.request(
             request.method, request.url.path, content=request.read(), headers=request.headers
         )
@@ -165,8 +168,9 @@ def test_lease_gates_the_app_from_the_chain(
     assert "secret" not in kit.client.get("/v1/webhooks", headers=kit.key("alice")).json()[0]
 
     runtime = ProcessRuntime(tmp_path / "state", stop_grace=2)
+    via = Via(kit.client)
     loop = AppLoop(
-        client=SyncClient("http://testserver", WORKER, transport=Via(kit.client)),
+        client=SyncClient("http://testserver", WORKER, transport=via),
         runtime=runtime,
         source=Simulator(),
         provider=provider.address,
@@ -252,9 +256,14 @@ def test_lease_gates_the_app_from_the_chain(
         assert 0 < bill["runway_seconds"] < 3_600
         assert int(bill["cost_so_far_wei"]) >= (3_600 + 60) * rate
 
-        # runway spent: the worker stops the app on its own reading of the chain,
-        # while the control plane still wants it running
+        # runway spent: the worker stops the app on its own reading of the chain, while
+        # the control plane still wants it running, and even while it cannot reach it
         chain.advance_time(3_600)
+        via.down = True
+        held = loop.round(0)
+        assert held.errors and held.held == [deployment_id] and held.stopped == [deployment_id]
+        assert runtime.status(deployment_id).state == "stopped"
+        via.down = False
         stopped = _until(loop, kit, app_id, "stopped")
         assert stopped["desired"] == "running"
         assert "paused on the chain" in stopped["status_reason"] + stopped["error"]

@@ -121,11 +121,13 @@ def _placed_provider(session: Session, app: App) -> str:
     return worker.provider
 
 
-def _request(state: CloudState, session: Session, app: App, amount: int, deadline: int | None):
+def _request(
+    state: CloudState, session: Session, app: App, amount: int, deadline: int | None
+) -> OpenLease:
     escrow = _escrow(state)
     provider = _placed_provider(session, app)
     try:
-        return escrow.open_request(
+        request: OpenLease = escrow.open_request(
             app.owner,
             provider,
             deployment_key(lease_deployment_text(app, provider)),
@@ -135,6 +137,7 @@ def _request(state: CloudState, session: Session, app: App, amount: int, deadlin
         )
     except VeilError as error:
         raise ApiError(409, "not_priced", str(error)) from None
+    return request
 
 
 def _amount(value: str, what: str) -> int:
@@ -237,15 +240,16 @@ def open_lease(
         raise ApiError(502, "chain_refused", str(error)) from None
     now = state.now()
     with state.sessions() as session, session.begin():
-        app = session.get(App, app_snapshot[0])
-        assert app is not None
+        current = session.get(App, app_snapshot[0])
+        if current is None:  # deleted meanwhile: the lease is open on the chain
+            raise ApiError(409, "app_gone", f"app {app_snapshot[0]} was deleted: close the lease")
         session.add(
             Lease(
                 lease_id=_hex32(lease_id),
-                app_id=app.app_id,
-                owner=app.owner,
+                app_id=current.app_id,
+                owner=current.owner,
                 provider=req.provider,
-                deployment_key=lease_deployment_text(app, req.provider),
+                deployment_key=lease_deployment_text(current, req.provider),
                 instance_type=app_snapshot[1],
                 rate=str(escrow.lease(lease_id).rate),
                 amount=str(amount),
@@ -253,7 +257,7 @@ def open_lease(
                 opened_at=now,
             )
         )
-        emit(session, app.app_id, "billed", now, lease=_hex32(lease_id), provider=req.provider)
+        emit(session, current.app_id, "billed", now, lease=_hex32(lease_id), provider=req.provider)
     return _billing(state, who, app_id)
 
 
