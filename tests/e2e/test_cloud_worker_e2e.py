@@ -4,7 +4,8 @@ anvil, `veil attester serve`, `veil kms serve --devnet`, `veil cloud serve`, `ve
 serve` and `veil worker run --control-plane ... --runtime process` each run as their own
 process; alice deploys with `veil cloud deploy -d` (AppAuth allows the compose hash), the
 worker gets the keys from the KMS with a quote naming that hash, the app answers through
-the gateway with the secret it alone decrypted; when a second worker has joined and the
+the gateway with the secret it alone decrypted (HTTP, and WebSocket for a second app that is
+then updated to a new compose and deleted); when a second worker has joined and the
 first is stopped, the app is rescheduled onto the second and answers again; `veil cloud
 delete` removes it from the worker.
 """
@@ -23,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from veil.chain.client import Chain, connect
 from veil.devnet.accounts import devnet_account
@@ -36,6 +39,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 
 VEIL = str(veil_executable())
 ECHO_APP = Path(__file__).resolve().parents[1] / "cloud" / "runtime" / "echo_app.py"
+WS_APP = Path(__file__).resolve().with_name("ws_app.py")
 GATEWAY_TOKEN = "e2e-gateway-token"
 
 
@@ -170,6 +174,65 @@ def _greeting(url: str, expect: bytes, timeout: float) -> None:
             break
         time.sleep(0.3)
     assert (status, body) == (200, expect)
+
+
+def _ws_compose(version: str) -> str:
+    return (
+        "services:\n  chat:\n    image: python:3.12-slim\n"
+        f'    command: ["{sys.executable}", "{WS_APP}"]\n'
+        f'    environment:\n      APP_VERSION: "{version}"\n      GREETING: ${{GREETING}}\n'
+        '    ports:\n      - "8765"\n'
+    )  # fmt: skip
+
+
+def _ws_hello(url: str, expect: str, timeout: float) -> None:
+    """Connect through the gateway until the app greets with EXPECT, then check the echo."""
+    deadline = time.monotonic() + timeout
+    greeting = None
+    while True:
+        try:
+            with ws_connect(url, open_timeout=5) as socket:
+                greeting = socket.recv(timeout=5)
+                if greeting == expect:
+                    socket.send("ping through the gateway")
+                    assert socket.recv(timeout=5) == "echo ping through the gateway"
+                    return
+        except (OSError, InvalidStatus, ConnectionClosed, TimeoutError):
+            pass
+        assert time.monotonic() < deadline, f"no {expect!r} at {url} (last: {greeting!r})"
+        time.sleep(0.3)
+
+
+def test_websocket_and_update_through_the_gateway(world: dict):
+    """Runs first (the worker it uses is stopped by the reschedule test below)."""
+    urls, root = world["urls"], world["root"]
+    _synced(world["worker"], world["worker_log"])
+    _veil(world, "cloud", "login", "--url", urls["cloud"], "-a", "alice")
+    app_dir = root / "chat"
+    app_dir.mkdir()
+    (app_dir / "compose.yaml").write_text(_ws_compose("1"))
+    (app_dir / ".env").write_text("GREETING=ws-secret\n")
+    deploy = ["cloud", "deploy", str(app_dir / "compose.yaml"), "--env-file",
+              str(app_dir / ".env"), "--name", "chat", "-a", "alice", *world["dep"], "--wait",
+              "--timeout", "120"]  # fmt: skip
+    first = _veil(world, *deploy, "--json")
+    app_id = json.loads(first.stdout.strip().splitlines()[-1])["app_id"]
+    ws_url = urls["gateway"].replace("http://", "ws://") + f"/apps/{app_id}/8765/"
+    _ws_hello(ws_url, "hello v1 greeting=yes", 30)
+
+    # an update: a new compose under the same name is a new hash on the same app id
+    (app_dir / "compose.yaml").write_text(_ws_compose("2"))
+    updated = _veil(world, *deploy)
+    assert f"updating chat ({app_id})" in updated.stdout + updated.stderr
+    _ws_hello(ws_url, "hello v2 greeting=yes", 60)
+    listed = json.loads(_veil(world, "cloud", "status", app_id, "--json").stdout)
+    assert listed["app_id"].lower() == app_id.lower()
+
+    _veil(world, "cloud", "delete", app_id)
+    deadline = time.monotonic() + 30
+    while _get(f"{urls['gateway']}/apps/{app_id}/8765/")[0] not in (404, 503):
+        assert time.monotonic() < deadline, "the deleted app still answers"
+        time.sleep(0.3)
 
 
 def test_deploy_reach_reschedule_and_delete_through_real_processes(world: dict):

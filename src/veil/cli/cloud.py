@@ -142,6 +142,12 @@ def serve(
         60, "--auth-rate", min=0, help="SIWE requests per client per minute (0: no limit)."
     ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    operator_key: str = typer.Option(
+        None,
+        "--operator-key",
+        envvar="VEIL_OPERATOR_KEY",
+        help="Key that submits customers' signed leases (needed when -d has a Market).",
+    ),
 ) -> None:
     """Serve the control plane API (OpenAPI at /openapi.json, docs at /docs) until stopped.
 
@@ -170,8 +176,17 @@ def serve(
         "deployment": str(deployment) if deployment else None,
         "rpc": rpc,
         "auth_rate": auth_rate,
+        "operator_key": operator_key,
     }
-    asgi.config_from_json(settings)  # refuse bad settings before anything listens
+    checked = asgi.config_from_json(settings)  # refuse bad settings before anything listens
+    if checked.escrow is not None:
+        console.print(
+            f"billing: per second through Market {checked.escrow.market.address} "
+            f"(leases submitted by {checked.operator.address})"
+        )
+    else:
+        why = "no -d deployment" if deployment is None else "no Market or no --operator-key"
+        console.print(f"billing: off ({why}): apps run unbilled")
     engine = open_engine(url)
     try:
         upgrade(engine)
@@ -283,13 +298,17 @@ def deploy(
     keystore: Path = KeystoreOpt,
     wait: bool = typer.Option(False, "--wait", help="Follow the app until running or failed."),
     timeout: float = typer.Option(120, "--timeout", help="Seconds --wait waits."),
+    fund: str = typer.Option(
+        None, "--fund", help="PHA the app's lease starts with (default: 24 h of runway)."
+    ),
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Deploy an app, or update it when the name exists; secrets are encrypted here.
 
     Provision, check the KMS signature on the env key, encrypt the env locally, allow the
-    compose hash on AppAuth (with -d), commit."""
+    compose hash on AppAuth (with -d), commit, and sign the app's lease when the control
+    plane bills (with -d; deposits first what the escrow lacks)."""
     from veil.cloud.envcrypt import encrypt_env
     from veil.cloud.kms import verify_env_pubkey
 
@@ -301,6 +320,11 @@ def deploy(
     app_name = name or folder[:63].strip("-") or "app"
     env = read_env_file(env_file) if env_file else {}
     client = _client(url)
+    if deployment is None and _call(client, "GET", "/v1/info").get("market"):
+        raise InputError(
+            "this control plane bills through the market: pass -d DEPLOYMENT (and -a) "
+            "so the lease can be signed here"
+        )
     provisioned = _call(
         client,
         "POST",
@@ -352,6 +376,19 @@ def deploy(
             "env_keys": sorted(env),
         },
     )
+    from veil.cli.cloud_billing import open_app_lease
+
+    signer = resolve_signer(account, keystore) if deployment is not None else None
+    billed = open_app_lease(client, app_id, signer, deployment, rpc, fund)
+    if as_json:
+        pass
+    elif not billed.get("billed"):
+        console.print(f"billing: not billed ({billed.get('reason', '')})")
+    else:
+        console.print(
+            f"billing: lease {billed['lease_id']} at {billed['rate_wei_per_second']} wei/s, "
+            f"runway {billed['runway_seconds']} s"
+        )
     if wait:
         committed = _follow(client, app_id, timeout)
     if as_json:
@@ -461,14 +498,30 @@ def restart(
     _lifecycle(app_ref, url, "restart", as_json)
 
 
-@app.command(epilog="Example: veil cloud delete web")
+@app.command(epilog="Example: veil cloud delete web -d devnet.json -a alice")
 def delete(
     app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    deployment: Path = typer.Option(
+        None, "--deployment", "-d", help="Close the app's lease on this network (refund now)."
+    ),
+    rpc: str = RpcOpt,
+    account: str = AccountOpt,
+    keystore: Path = KeystoreOpt,
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Remove the app from every worker."""
-    _lifecycle(app_ref, url, "delete", as_json)
+    """Remove the app from every worker; with -d, also close its lease (refund now).
+
+    The lease is closed as its customer, which refunds the unspent balance at once."""
+    from veil.cli.cloud_billing import close_app_lease
+
+    client = _client(url)
+    app_id = _app_id(client, app_ref)
+    signer = resolve_signer(account, keystore) if deployment is not None else None
+    closed = close_app_lease(client, app_id, signer, deployment, rpc)
+    _lifecycle(app_id, url, "delete", as_json)
+    if closed:
+        console.print(closed)
 
 
 @app.command(epilog="Example: veil cloud events web --follow")
@@ -539,3 +592,7 @@ def attestation(
         console.print(verdict.render())
     if not verdict.accepted:
         raise typer.Exit(1)
+
+
+# `billing`, `topup`, `statement` register themselves on `app`.
+from veil.cli import cloud_billing as _cloud_billing  # noqa: E402, F401

@@ -200,6 +200,13 @@ def run(
                 control_plane, agent.identity, disk_path=str(state_dir), nvml=load_nvml()
             ),
         )
+        market_chain = open_chain(deployment, rpc)
+        if "Market" in market_chain.deployment.contracts:
+            from veil.cloud.lease_gate import LeaseGate, escrow_reader
+            from veil.market.escrow import Escrow
+
+            # billed apps run only while their lease runs on the chain (issue 13)
+            loop.lease_gate = LeaseGate(escrow_reader(Escrow(market_chain)), signer.address)
         if app_runtime.simulated:
             console.print("warning: SIMULATED app runtime (process): no CVM isolation")
         console.print(f"apps: {runtime_kind} runtime, synced with {control_plane}")
@@ -209,7 +216,8 @@ def run(
         def show_sync(outcome: SyncRound) -> None:
             done = [f"{what} {', '.join(ids)}" for what, ids in (
                 ("started", outcome.started), ("stopped", outcome.stopped),
-                ("removed", outcome.removed)) if ids]  # fmt: skip
+                ("removed", outcome.removed), ("held (lease not running)", outcome.held))
+                if ids]  # fmt: skip
             for problem in outcome.errors:
                 console.print(f"apps: error: {problem}")
             synced = not any(p.startswith("control plane") for p in outcome.errors)

@@ -37,6 +37,7 @@ import httpx
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from veil.cloud.lease_gate import LeaseGate
 from veil.cloud.runtime import AppStatus, Deployment, Runtime
 from veil.compute.quote_source import QuoteSource, Simulator
 from veil.errors import InputError, VeilError
@@ -152,6 +153,8 @@ class SyncRound:
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    #: Deployments held stopped because their lease is not running on the chain.
+    held: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -189,7 +192,12 @@ class AppLoop:
     clock: Callable[[], float] = time.time
     #: Ships metrics and log lines after each round (veil.cloud.telemetry); None: off.
     telemetry: Any = None
+    #: Reads each billed app's lease from the chain (`veil.cloud.lease_gate`); None: the
+    #: worker has no market to read and runs what the control plane lists.
+    lease_gate: LeaseGate | None = None
     _failures: dict[str, _Failure] = field(default_factory=dict, init=False)
+    _holds: dict[str, str] = field(default_factory=dict, init=False)
+    _leases: dict[str, str] = field(default_factory=dict, init=False)
     _attestations: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(
         default_factory=dict, init=False
     )
@@ -218,6 +226,9 @@ class AppLoop:
                 continue
             entry = status.to_json()
             entry["attestation"] = self._attestation(deployment_id, status)
+            hold = self._holds.get(deployment_id)
+            if hold and entry.get("state") == "stopped":
+                entry["error"] = hold
             failure = self._failures.get(deployment_id)
             if failure is not None and failure.revision != status.revision:
                 # the old revision still serves, but the update did not happen: say why
@@ -277,6 +288,11 @@ class AppLoop:
     def converge(self, entries: list[dict[str, Any]], outcome: SyncRound) -> None:
         wanted: dict[str, Deployment] = {}
         unreadable = False
+        leases = {
+            str(entry.get("deployment_id")): str(entry.get("lease_id") or "")
+            for entry in entries
+            if isinstance(entry, dict)
+        }
         for entry in entries:
             try:
                 deployment = Deployment.from_json(entry)
@@ -299,8 +315,24 @@ class AppLoop:
                     del self._attestations[deployment_id]
         # an unreadable answer removed nothing, so keep knowing what might still run
         self._deployments = {**self._deployments, **wanted} if unreadable else wanted
+        self._leases = {**self._leases, **leases} if unreadable else leases
         for deployment in wanted.values():
-            self._converge_one(deployment, outcome)
+            self._converge_one(
+                self._gated(deployment, leases.get(deployment.deployment_id), outcome), outcome
+            )
+
+    def _gated(self, deployment: Deployment, lease: str | None, outcome: SyncRound) -> Deployment:
+        """The deployment as the chain allows it: a billed app whose lease is not running
+        is wanted stopped (disk kept), whatever the control plane asked."""
+        self._holds.pop(deployment.deployment_id, None)
+        if self.lease_gate is None or not lease or deployment.desired != "running":
+            return deployment
+        verdict = self.lease_gate.check(lease)
+        if verdict.run:
+            return deployment
+        self._holds[deployment.deployment_id] = verdict.reason
+        outcome.held.append(deployment.deployment_id)
+        return replace(deployment, desired="stopped")
 
     def _converge_one(self, deployment: Deployment, outcome: SyncRound) -> None:
         deployment_id = deployment.deployment_id
@@ -357,6 +389,12 @@ class AppLoop:
             entries = self.client.sync(self.report())
         except VeilError as error:
             outcome.errors.append(str(error))
+            # the chain, not the control plane, says whether billed apps may run: keep
+            # applying it while the control plane is away
+            for deployment in self._deployments.values():
+                gated = self._gated(deployment, self._leases.get(deployment.deployment_id), outcome)
+                if gated is not deployment:
+                    self._converge_one(gated, outcome)
             return outcome
         self.converge(entries, outcome)
         if self.telemetry is not None:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
@@ -56,9 +57,9 @@ class Walkthrough:
     def say(self, text: str) -> None:
         self.console.print(f"[dim]{text}[/dim]")
 
-    def veil(self, *args: str, chain: bool = True) -> None:
-        """Run `veil ARGS` (adding the demo's deployment for chain commands)."""
-        extra = ["--deployment", str(self.deployment)] if chain else []
+    def veil(self, *args: str, chain: bool = True, extra: Sequence[str] = ()) -> None:
+        """Run `veil ARGS` (adding the demo's deployment for chain commands, or EXTRA)."""
+        extra = ["--deployment", str(self.deployment)] if chain else list(extra)
         shown = " ".join(shlex.quote(a) for a in args)
         self.console.print(f"[bold cyan]$ veil {shown}[/bold cyan]")
         self._run([*args, *extra])
@@ -183,6 +184,8 @@ def run_demo(run: Runner, port: int, console: Console | None = None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         migration(w, work, accounts=5_000, attester_port=free_port(preferred=8700))
         compute(w, DEMO_HOME / "compute", attester_port=free_port(preferred=8701))
+        cloud(w, DEMO_HOME / "cloud", DEMO_HOME / "compute")
+        billing(w, DEMO_HOME / "billing", DEMO_HOME / "compute")
     finally:
         if devnet.running() is not None:
             devnet.stop()
@@ -304,6 +307,381 @@ def compute(w: Walkthrough, work: Path, attester_port: int) -> None:
     finally:
         attester.terminate()
         attester.wait(timeout=10)
+
+
+CLOUD_GATEWAY_TOKEN = "demo-gateway-token"
+
+
+def cloud(w: Walkthrough, work: Path, compute_dir: Path) -> None:
+    """Issue 12's story: a secret-holding app deployed onto the attested worker, then updated.
+
+    Every service runs as its own process, as an operator starts it; the customer's commands
+    run in-process like the rest of the demo, with `$VEIL_HOME` pointed into the demo's home so
+    the login's API key never replaces one the user saved.
+    """
+    import hashlib
+    import os
+    import secrets
+
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / "home"
+    policy = compute_dir / "devnet-policy.toml"
+    env = {**os.environ, "VEIL_HOME": str(home), "VEIL_GATEWAY_TOKEN": CLOUD_GATEWAY_TOKEN}
+    ports = {name: free_port() for name in ("attester", "kms", "cloud", "gateway")}
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    dep = ["--deployment", str(w.deployment)]
+    services = _Services(w, work, env)
+    saved_home = os.environ.get("VEIL_HOME")
+    os.environ["VEIL_HOME"] = str(home)
+    try:
+        w.step("The cloud: control plane, KMS and gateway, each one command")
+        w.say("the KMS derives each app's keys from its root secret and releases them only to an")
+        w.say("active worker whose quote names a compose hash the app's owner allowed on AppAuth")
+        services.start("attester", ["attester", "serve", "--policy", str(policy), *dep,
+                       "--db", str(compute_dir / "attester.sqlite"), "--port",
+                       str(ports["attester"]), "--account", "attester",
+                       "--min-heartbeat-interval", "0"],
+                       url["attester"] + "/v1/health")  # fmt: skip
+        services.start("kms", ["kms", "serve", "--root-secret-file", str(work / "kms-root.hex"),
+                       *dep, "--devnet", "--port", str(ports["kms"])],
+                       url["kms"] + "/v1/kms/info")  # fmt: skip
+        db = work / "cloud.sqlite"
+        services.start("cloud", ["cloud", "serve", "--db", f"sqlite:///{db}", "--port",
+                       str(ports["cloud"]), "--kms-url", url["kms"], *dep],
+                       url["cloud"] + "/openapi.json")  # fmt: skip
+        services.start("gateway", ["gateway", "serve", "--control-plane", url["cloud"],
+                       "--port", str(ports["gateway"]), "--domain", "apps.localhost"],
+                       url["gateway"] + "/")  # fmt: skip
+
+        w.step("The attested worker also runs apps now (process runtime: SIMULATED)")
+        state = compute_dir / "worker"
+        provider = _worker_provider()
+        worker_log = services.start("worker", ["worker", "run", "--provider", provider, "--tee",
+                                    "sim", "--attester", url["attester"], "--state-dir",
+                                    str(state), "--interval", "5", "--account", "provider", *dep,
+                                    "--control-plane", url["cloud"], "--runtime", "process",
+                                    "--sync-interval", "0.5"])  # fmt: skip
+        services.wait_for_log("worker", worker_log, "apps: synced with the control plane")
+        w.say("worker synced with the control plane")
+
+        w.step("alice signs in with Ethereum and deploys an app holding a secret")
+        app_dir = work / "hello"
+        app_dir.mkdir(exist_ok=True)
+        secret = "demo-secret-" + secrets.token_hex(12)
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        _write(app_dir / ".env", f"DEMO_SECRET={secret}\n")
+        _write(app_dir / "compose.yaml", _hello_compose("1"))
+        w.say("compose.yaml runs a tiny HTTP server that answers the secret's hash, never it;")
+        w.say(f".env holds DEMO_SECRET (its sha256 starts {digest[:16]})")
+        w.veil("cloud", "login", "--url", url["cloud"], "--account", "alice", chain=False)
+        w.say("the secret is encrypted here, to the KMS-signed env key; AppAuth allows the hash")
+        signer = _kms_signer(url["kms"])
+        w.say(f"alice pins the KMS signer she trusts ({signer}, from the KMS operator)")
+        deploy = ["cloud", "deploy", str(app_dir / "compose.yaml"), "--env-file",
+                  str(app_dir / ".env"), "--name", "hello", "--account", "alice",
+                  "--kms-signer", signer, "--wait"]  # fmt: skip
+        w.veil(*deploy, chain=False, extra=dep)
+        app_id = _app_id(url["cloud"], home)
+        app_url = f"{url['gateway']}/apps/{app_id}/8080/"
+
+        w.step("Reach it through the gateway; the secret arrived only inside")
+        answer = _fetch_json(w, app_url, lambda body: body.get("version") == "1")
+        if answer.get("secret_sha256") != digest:
+            raise VeilError(f"the app reports secret hash {answer.get('secret_sha256')}")
+        w.say("the app's hash of DEMO_SECRET matches ours: it decrypted the secret inside")
+        for where, files in (("control plane's database", work.glob("cloud.sqlite*")),
+                             ("worker's disk", state.rglob("*"))):  # fmt: skip
+            leaked = [f for f in files if f.is_file() and secret.encode() in f.read_bytes()]
+            if leaked:
+                raise VeilError(f"the secret is in {leaked[0]}")
+            w.say(f"the secret is not in the {where} (every file searched)")
+        w.veil("cloud", "attestation", "hello", "--policy", str(policy), chain=False)
+
+        w.step("Update: the same name with a new compose (a new hash, allowed on AppAuth)")
+        _write(app_dir / "compose.yaml", _hello_compose("2"))
+        w.veil(*deploy, chain=False, extra=dep)
+        answer = _fetch_json(w, app_url, lambda body: body.get("version") == "2")
+        if answer.get("secret_sha256") != digest:
+            raise VeilError("the updated app lost its secret")
+
+        w.step("Delete it: the worker removes it and the gateway stops routing")
+        w.veil("cloud", "delete", "hello", chain=False)
+        status = _wait_gone(app_url)
+        w.say(f"GET {app_url} -> {status}")
+    finally:
+        if saved_home is None:
+            os.environ.pop("VEIL_HOME", None)
+        else:
+            os.environ["VEIL_HOME"] = saved_home
+        services.stop()
+
+
+def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
+    """Issue 13's story: apps billed per second from the market escrow; one runs dry, is
+    paused (the worker stops it on its own reading of the chain), is topped up and resumes;
+    the provider collects from several leases in one transaction; deletes refund at once.
+
+    The services run as processes again, now with the control plane's operator key (the
+    account that submits the customer's signed lease and pays its gas).
+    """
+    import os
+
+    from veil.devnet.accounts import devnet_account
+
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / "home"
+    policy = compute_dir / "devnet-policy.toml"
+    operator = devnet_account("dave")
+    env = {**os.environ, "VEIL_HOME": str(home), "VEIL_OPERATOR_KEY": operator.key.hex()}
+    ports = {name: free_port() for name in ("attester", "kms", "cloud")}
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    dep = ["--deployment", str(w.deployment)]
+    services = _Services(w, work, env)
+    saved_home = os.environ.get("VEIL_HOME")
+    os.environ["VEIL_HOME"] = str(home)
+    try:
+        w.step("Billing: the control plane opens each app's lease on the market escrow")
+        w.say(f"--operator-key (here $VEIL_OPERATOR_KEY, dave {operator.address}) submits the")
+        w.say("customer's signed lease and pays its gas; only the signature moves her money")
+        services.start("attester", ["attester", "serve", "--policy", str(policy), *dep,
+                       "--db", str(compute_dir / "attester.sqlite"), "--port",
+                       str(ports["attester"]), "--account", "attester",
+                       "--min-heartbeat-interval", "0"],
+                       url["attester"] + "/v1/health")  # fmt: skip
+        services.start("kms", ["kms", "serve", "--root-secret-file", str(work / "kms-root.hex"),
+                       *dep, "--devnet", "--port", str(ports["kms"])],
+                       url["kms"] + "/v1/kms/info")  # fmt: skip
+        services.start("cloud", ["cloud", "serve", "--db", f"sqlite:///{work / 'cloud.sqlite'}",
+                       "--port", str(ports["cloud"]), "--kms-url", url["kms"], *dep],
+                       url["cloud"] + "/openapi.json")  # fmt: skip
+        worker_log = services.start("worker", ["worker", "run", "--provider",
+                                    _worker_provider(), "--tee", "sim", "--attester",
+                                    url["attester"], "--state-dir", str(compute_dir / "worker"),
+                                    "--interval", "5", "--account", "provider", *dep,
+                                    "--control-plane", url["cloud"], "--runtime", "process",
+                                    "--sync-interval", "0.5"])  # fmt: skip
+        services.wait_for_log("worker", worker_log, "apps: synced with the control plane")
+        w.say("the worker reads each app's lease from the chain before running it")
+
+        w.step("alice deploys two apps; each deploy signs its lease (EIP-712) and funds it")
+        w.veil("cloud", "login", "--url", url["cloud"], "--account", "alice", chain=False)
+        signer = _kms_signer(url["kms"])
+        app_dir = work / "meter"
+        app_dir.mkdir(exist_ok=True)
+        _write(app_dir / "compose.yaml", _meter_compose())
+        w.say("tdx.small costs 0.5 PHA/h; 0.05 PHA buys 360 s, of which the last 300 s are")
+        w.say("the prepaid shutdown window: 'meter' has about a minute of runway")
+        for name, fund in (("meter", "0.05"), ("meter-b", "1")):
+            w.veil("cloud", "deploy", str(app_dir / "compose.yaml"), "--name", name,
+                   "--fund", fund, "--account", "alice", "--kms-signer", signer, "--wait",
+                   chain=False, extra=dep)  # fmt: skip
+        w.veil("cloud", "billing", "meter", chain=False)
+
+        w.step("'meter' runs dry: its lease pauses and the worker stops it (disk kept)")
+        w.devnet("advance", "--seconds", "120")
+        status = _wait_status(url["cloud"], home, "meter", "stopped")
+        w.say(f"worker: {status.get('status_reason') or status.get('error')}")
+        w.veil("cloud", "billing", "meter", chain=False)
+
+        w.step("alice tops up: the lease resumes and the worker starts the app again")
+        w.veil("cloud", "topup", "1", "--app", "meter", "--account", "alice", chain=False,
+               extra=dep)  # fmt: skip
+        _wait_status(url["cloud"], home, "meter", "running")
+        w.say("meter is running again")
+        w.veil("cloud", "billing", chain=False)
+
+        w.step("Per-second usage: alice's monthly statement (CSV), rebuilt from the chain")
+        month = time.strftime("%Y-%m", time.gmtime(_chain_time(w)))
+        statement = work / f"statement-{month}.csv"
+        w.veil("cloud", "statement", month, "--csv", "--out", str(statement), chain=False)
+        rows = statement.read_text().splitlines()[1:]
+        w.say(f"{len(rows)} usage record(s); the first: {rows[0] if rows else '-'}")
+
+        w.step("The provider collects its earnings from every lease in one transaction")
+        w.veil("cloud", "earnings", "--withdraw", "--account", "provider", chain=False,
+               extra=dep)  # fmt: skip
+
+        w.step("Delete both apps: alice closes their leases, the unspent PHA comes back now")
+        for name in ("meter", "meter-b"):
+            w.veil("cloud", "delete", name, "--account", "alice", chain=False, extra=dep)
+    finally:
+        if saved_home is None:
+            os.environ.pop("VEIL_HOME", None)
+        else:
+            os.environ["VEIL_HOME"] = saved_home
+        services.stop()
+
+
+def _meter_compose() -> str:
+    app = Path(__file__).with_name("demo_app.py")
+    return (
+        "services:\n  web:\n    image: python:3.12-slim\n"
+        f'    command: ["{sys.executable}", "{app}"]\n'
+        '    environment:\n      APP_VERSION: "meter"\n'
+        '    ports:\n      - "8080"\n'
+    )
+
+
+def _wait_status(cloud_url: str, home: Path, name: str, status: str) -> dict[str, Any]:
+    """Poll the app (with the saved API key) until it reports `status` (60 s at most)."""
+    import json
+    import urllib.request
+
+    key = json.loads((home / "cloud" / "credentials.json").read_text())["api_key"]
+    request = urllib.request.Request(
+        cloud_url + "/v1/apps", headers={"Authorization": f"Bearer {key}"}
+    )
+    deadline = time.monotonic() + 60
+    entry: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            apps = json.loads(answer.read())
+        entry = next((a for a in apps if a["name"] == name), {})
+        if entry.get("status") == status:
+            return entry
+        time.sleep(0.3)
+    raise VeilError(f"demo: app {name} not {status} within 60 s (last: {entry.get('status')})")
+
+
+def _hello_compose(version: str) -> str:
+    app = Path(__file__).with_name("demo_app.py")
+    return (
+        "services:\n  web:\n    image: python:3.12-slim\n"
+        f'    command: ["{sys.executable}", "{app}"]\n'
+        f'    environment:\n      APP_VERSION: "{version}"\n      DEMO_SECRET: ${{DEMO_SECRET}}\n'
+        '    ports:\n      - "8080"\n'
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    from veil.atomic import write_text
+
+    write_text(path, text)
+
+
+def _worker_provider() -> str:
+    from veil.devnet.accounts import devnet_account
+
+    return devnet_account("provider").address
+
+
+def _app_id(cloud_url: str, home: Path) -> str:
+    """The app id the control plane gave `hello`, read with the saved API key."""
+    import json
+    import urllib.request
+
+    key = json.loads((home / "cloud" / "credentials.json").read_text())["api_key"]
+    request = urllib.request.Request(
+        cloud_url + "/v1/apps", headers={"Authorization": f"Bearer {key}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        apps = json.loads(answer.read())
+    listed = apps["apps"] if isinstance(apps, dict) else apps
+    return next(str(a["app_id"]) for a in listed if a["name"] == "hello")
+
+
+def _kms_signer(kms_url: str) -> str:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(kms_url + "/v1/kms/info", timeout=10) as answer:
+        return str(json.loads(answer.read())["signer"])
+
+
+def _fetch_json(w: Walkthrough, url: str, ready: Callable[[dict], bool]) -> dict:
+    """GET through the gateway until the app answers what the step expects (30 s at most)."""
+    import json
+    import urllib.request
+
+    w.console.print(f"[bold cyan]$ curl {url}[/bold cyan]")
+    deadline = time.monotonic() + 30
+    body: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                body = json.loads(answer.read())
+            if ready(body):
+                w.console.print(json.dumps(body))
+                return body
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.3)
+    raise VeilError(f"demo: {url} did not answer as expected within 30 s (last: {body})")
+
+
+def _wait_gone(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=5).close()
+        except urllib.error.HTTPError as error:
+            if error.code in (404, 503):
+                return error.code
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise VeilError(f"demo: {url} still answers 30 s after the delete")
+
+
+class _Services:
+    """The cloud section's background processes, each logging to a file, all stopped at the end."""
+
+    def __init__(self, w: Walkthrough, work: Path, env: dict[str, str]) -> None:
+        self.w, self.work, self.env = w, work, env
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, args: list[str], health: str | None = None) -> Path:
+        import urllib.request
+
+        self.w.console.print(f"[bold cyan]$ veil {' '.join(args)} &[/bold cyan]")
+        log = self.work / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen([str(veil_executable()), *args], stdout=out,
+                                       stderr=subprocess.STDOUT, env=self.env)  # fmt: skip
+        self.running.append(process)
+        deadline = time.monotonic() + 60
+        while health is not None:
+            if process.poll() is not None:
+                raise VeilError(f"{name} exited: {log.read_text().strip().splitlines()[-1:]}")
+            try:
+                urllib.request.urlopen(health, timeout=1).close()
+                self.w.say(f"{name} up")
+                break
+            except urllib.error.HTTPError:
+                self.w.say(f"{name} up")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise VeilError(f"{name} did not answer {health} within 60 s") from None
+                time.sleep(0.2)
+        return log
+
+    def wait_for_log(self, name: str, log: Path, line: str) -> None:
+        deadline = time.monotonic() + 120  # registration, then the registry cache's refresh
+        while line not in log.read_text():
+            process = self.running[-1]
+            if process.poll() is not None:
+                raise VeilError(f"{name} exited: {log.read_text().strip().splitlines()[-1:]}")
+            if time.monotonic() > deadline:
+                raise VeilError(f"{name}: no `{line}` within 120 s (see {log})")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGINT first (the worker stops its apps on it), then wait; kill what hangs."""
+        import signal
+
+        for process in reversed(self.running):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in reversed(self.running):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _worker_address(state: Path) -> str:

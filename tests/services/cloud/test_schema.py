@@ -17,7 +17,7 @@ def test_migrations_match_models(db_url: str) -> None:
         upgrade(engine)
         with engine.connect() as connection:
             context = MigrationContext.configure(connection)
-            assert context.get_current_revision() == "0003"  # 0003: monitoring (issue 14)
+            assert context.get_current_revision() == "0010"  # 0003 monitoring, 0010 billing
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()

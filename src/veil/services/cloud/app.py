@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 
-from veil.services.cloud import api_errors, apps, auth, monitoring, workers
+from veil.services.cloud import api_errors, apps, auth, billing, monitoring, workers
 from veil.services.cloud.database import open_engine, session_factory, upgrade
 from veil.services.cloud.scheduler import Scheduler
 from veil.services.cloud.service import CloudConfig, CloudState
@@ -46,6 +46,7 @@ def create_app(config: CloudConfig, state: CloudState | None = None) -> FastAPI:
                 daemon=True,
             )
             thread.start()
+        billing_thread = billing.start_watcher(state, stop)
         try:
             yield
         finally:
@@ -53,6 +54,8 @@ def create_app(config: CloudConfig, state: CloudState | None = None) -> FastAPI:
             state.scheduler.wake.set()
             if thread is not None:
                 thread.join(timeout=5)
+            if billing_thread is not None:
+                billing_thread.join(timeout=5)
 
     app = FastAPI(
         title="veil cloud",
@@ -67,6 +70,7 @@ def create_app(config: CloudConfig, state: CloudState | None = None) -> FastAPI:
     app.include_router(apps.router)
     app.include_router(workers.router)
     monitoring.install(app)
+    app.include_router(billing.router)
 
     @app.get("/v1/info", tags=["meta"])
     def info(request: Request) -> dict[str, Any]:

@@ -24,10 +24,12 @@ def config_from_json(data: dict[str, Any]) -> CloudConfig:
     settings = dict(data)
     deployment = settings.pop("deployment", None)
     rpc = settings.pop("rpc", None)
+    operator_key = settings.pop("operator_key", None)
     config = CloudConfig(**settings)
     if deployment:
         config.is_active = registry_check(Path(deployment), rpc)
         config.network = network_watcher(Path(deployment), rpc)
+        config.escrow, config.operator = market_billing(Path(deployment), rpc, operator_key)
     return config
 
 
@@ -38,6 +40,29 @@ def network_watcher(deployment: Path, rpc: str | None) -> Any:
     from veil.network.metrics import NetworkWatcher
 
     return NetworkWatcher(Chain.open(deployments.load(deployment), rpc))
+
+
+def market_billing(deployment: Path, rpc: str | None, operator_key: str | None) -> Any:
+    """(Escrow, operator account) when the deployment has a Market and an operator key is
+    given, else (None, None): billing needs both the market and a key that submits the
+    customers' signed lease requests (and pays their gas)."""
+    from eth_account import Account
+
+    from veil.chain import deployment as deployments
+    from veil.chain.client import Chain
+    from veil.errors import InputError
+    from veil.market.escrow import Escrow
+
+    record = deployments.load(deployment)
+    if "Market" not in record.contracts:
+        return None, None
+    if not operator_key:
+        return None, None  # `veil cloud serve` says that apps run unbilled, and why
+    try:
+        operator = Account.from_key(operator_key)
+    except (ValueError, TypeError):
+        raise InputError("--operator-key: not a private key (0x + 64 hex digits)") from None
+    return Escrow(Chain.open(record, rpc)), operator
 
 
 def registry_check(deployment: Path, rpc: str | None) -> Any:

@@ -139,6 +139,64 @@ class AppEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class Lease(Base):
+    """A market lease the control plane opened for one app version on one provider.
+
+    Amounts are decimal strings: wei exceed 64 bits. `last_state`/`last_runway` are what
+    the billing watcher saw last (`veil.market.webhooks.LeaseSnapshot`), so a webhook
+    fires once per crossing, whichever replica looks next."""
+
+    __tablename__ = "leases"
+
+    lease_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(42), index=True)
+    owner: Mapped[str] = mapped_column(String(42), index=True)
+    provider: Mapped[str] = mapped_column(String(42))
+    deployment_key: Mapped[str] = mapped_column(String(200))
+    instance_type: Mapped[str] = mapped_column(String(32))
+    rate: Mapped[str] = mapped_column(String(80))
+    amount: Mapped[str] = mapped_column(String(80))
+    tx: Mapped[str] = mapped_column(String(66))
+    opened_at: Mapped[int] = mapped_column(BigInteger)
+    closed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    last_state: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_runway: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class BillingWebhook(Base):
+    """A customer's URL for billing events; the secret signs deliveries (shown once)."""
+
+    __tablename__ = "billing_webhooks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(42), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One event to one URL, kept until delivered or given up: the retry schedule lives
+    here, not in a thread, so a restart or another replica carries it on."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(40), index=True)
+    owner: Mapped[str] = mapped_column(String(42), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    lease_id: Mapped[str] = mapped_column(String(66))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class RateWindow(Base):
     """Requests one client made in one fixed window: rate limits every replica shares."""
 

@@ -162,6 +162,8 @@ class DeploymentOut(BaseModel):
     encrypted_env: str
     instance_type: str
     kms_url: str | None
+    #: The market lease the worker checks on the chain before running ("" when unbilled).
+    lease_id: str = ""
 
 
 class SyncOut(BaseModel):

@@ -48,6 +48,14 @@ class CloudConfig:
     kms_client: httpx.Client | None = None
     #: veil.network.metrics.NetworkWatcher for /metrics and the console (None: no chain).
     network: Any = None
+    #: The market (`veil.market.escrow.Escrow`) and the account that submits customers'
+    #: signed lease requests; None: apps run unbilled (`GET .../billing` says so).
+    escrow: Any = None
+    operator: Any = None
+    #: Seconds between the billing watcher's passes (lease states, webhook deliveries).
+    billing_interval: float = 5.0
+    #: `post(url, body, headers) -> status` for webhook deliveries (tests pass a fake).
+    webhook_post: Callable[[str, bytes, dict[str, str]], int] | None = None
 
 
 @dataclass
@@ -101,4 +109,6 @@ class CloudState:
             "chain_id": self.config.chain_id,
             "kms_url": self.config.worker_kms_url or self.config.kms_url,
             "registry": self.config.is_active is not None,
+            # where apps are billed (None: unbilled), so a client signs leases there
+            "market": self.config.escrow.market.address if self.config.escrow else None,
         }

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from veil.services.cloud.api_errors import ApiError
 from veil.services.cloud.auth import bearer, state_of
+from veil.services.cloud.billing import AWAITING_LEASE, sync_lease
 from veil.services.cloud.models import App, Deployment, Worker
 from veil.services.cloud.scheduler import emit, set_status
 from veil.services.cloud.schemas import DeploymentOut, ErrorBody, RouteOut, SyncIn, SyncOut
@@ -87,6 +88,11 @@ def _apply(state: CloudState, body: SyncIn) -> SyncOut:
             app = session.get(App, deployment.app_id)
             if app is None or app.deleted_at is not None:
                 continue
+            lease_id = sync_lease(state, session, app, worker.provider)
+            if lease_id is None:  # billed, but its customer has not opened the lease yet
+                if app.status_reason != AWAITING_LEASE:
+                    set_status(session, app, app.status or "scheduled", now, AWAITING_LEASE)
+                continue
             answer.append(
                 DeploymentOut(
                     deployment_id=deployment.id,
@@ -99,6 +105,7 @@ def _apply(state: CloudState, body: SyncIn) -> SyncOut:
                     encrypted_env=app.encrypted_env,
                     instance_type=deployment.instance_type,
                     kms_url=state.config.worker_kms_url or state.config.kms_url,
+                    lease_id=lease_id,
                 )
             )
     return SyncOut(deployments=answer)

@@ -510,9 +510,16 @@ async function drawBilling(appId) {
   const box = document.getElementById("billing");
   try {
     const b = await api(`/v1/apps/${appId}/billing`);
-    box.innerHTML = `<div class="kv"><span>Cost so far</span><span>${tokens(b.spent)} PHA</span></div>
-      <div class="kv"><span>Escrow</span><span>${tokens(b.escrow)} PHA</span></div>
-      <div class="kv"><span>Runway</span><span>${esc(b.runway_hours != null ? `${Number(b.runway_hours).toFixed(1)} h` : "—")}</span></div>`;
+    if (!b.billed) {
+      box.innerHTML = `<p class="muted small" style="margin:0">${esc(b.reason || "Not billed.")}</p>`;
+      return;
+    }
+    const runway = b.runway_seconds;
+    box.innerHTML = `<div class="kv"><span>Rate</span><span>${tokens(String(BigInt(b.rate_wei_per_second) * 3600n))} PHA/h</span></div>
+      <div class="kv"><span>Cost so far</span><span>${tokens(b.cost_so_far_wei)} PHA</span></div>
+      <div class="kv"><span>Lease balance</span><span>${tokens(b.balance_wei)} PHA</span></div>
+      <div class="kv"><span>Runway</span><span>${esc(runway != null ? `${(runway / 3600).toFixed(1)} h` : "—")}</span></div>
+      <div class="kv"><span>Lease</span><span>${esc(b.state)}</span></div>`;
   } catch (err) {
     box.innerHTML = err.status === 404
       ? `<p class="muted small" style="margin:0">Billing is not enabled on this control plane; cost and runway show here once it is.</p>`
