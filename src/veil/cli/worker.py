@@ -201,7 +201,7 @@ def run(
             ),
         )
         market_chain = open_chain(deployment, rpc)
-        if "Market" in market_chain.deployment.contracts:
+        if market_chain.deployment is not None and "Market" in market_chain.deployment.contracts:
             from veil.cloud.lease_gate import LeaseGate, escrow_reader
             from veil.market.escrow import Escrow
 

@@ -588,14 +588,16 @@ def _kms_signer(kms_url: str) -> str:
         return str(json.loads(answer.read())["signer"])
 
 
-def _fetch_json(w: Walkthrough, url: str, ready: Callable[[dict], bool]) -> dict:
+def _fetch_json(
+    w: Walkthrough, url: str, ready: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
     """GET through the gateway until the app answers what the step expects (30 s at most)."""
     import json
     import urllib.request
 
     w.console.print(f"[bold cyan]$ curl {url}[/bold cyan]")
     deadline = time.monotonic() + 30
-    body: dict = {}
+    body: dict[str, Any] = {}
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=5) as answer:
