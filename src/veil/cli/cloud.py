@@ -286,8 +286,10 @@ def deploy(
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Provision, check the KMS-signed env key, encrypt secrets here, allow the compose hash
-    on-chain (with -d), commit. Deploying an existing name updates that app."""
+    """Deploy an app, or update it when the name exists; secrets are encrypted here.
+
+    Provision, check the KMS signature on the env key, encrypt the env locally, allow the
+    compose hash on AppAuth (with -d), commit."""
     from veil.cloud.envcrypt import encrypt_env
     from veil.cloud.kms import verify_env_pubkey
 
@@ -431,7 +433,9 @@ def _lifecycle(app_ref: str, url: str | None, action: str, as_json: bool) -> Non
 
 @app.command(epilog="Example: veil cloud stop web")
 def stop(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Stop the app; it keeps its placement until started again."""
     _lifecycle(app_ref, url, "stop", as_json)
@@ -439,7 +443,9 @@ def stop(
 
 @app.command(epilog="Example: veil cloud start web")
 def start(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Start a stopped app."""
     _lifecycle(app_ref, url, "start", as_json)
@@ -447,7 +453,9 @@ def start(
 
 @app.command(epilog="Example: veil cloud restart web")
 def restart(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Boot the app again from scratch."""
     _lifecycle(app_ref, url, "restart", as_json)
@@ -455,7 +463,9 @@ def restart(
 
 @app.command(epilog="Example: veil cloud delete web")
 def delete(
-    app_ref: str = typer.Argument(..., metavar="APP"), url: str = UrlOpt, as_json: bool = JsonOpt
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
+    url: str = UrlOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Remove the app from every worker."""
     _lifecycle(app_ref, url, "delete", as_json)
@@ -463,7 +473,7 @@ def delete(
 
 @app.command(epilog="Example: veil cloud events web --follow")
 def events(
-    app_ref: str = typer.Argument(..., metavar="APP"),
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events."),
     url: str = UrlOpt,
 ) -> None:
@@ -484,14 +494,15 @@ def events(
 
 @app.command(epilog="Example: veil cloud attestation web --policy policy.toml")
 def attestation(
-    app_ref: str = typer.Argument(..., metavar="APP"),
+    app_ref: str = typer.Argument(..., metavar="APP", help="App id or name."),
     policy: Path = typer.Option(None, "--policy", help="Policy TOML (default: strict)."),
     pccs: str = typer.Option(None, "--pccs", help="Fetch Intel collateral from this PCCS."),
     url: str = UrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Verify the running app's quote: exit 0 only when its compose hash is the one you
-    deployed and its OS image satisfies the policy."""
+    """Verify the running app's quote; exit 0 only if compose hash and OS image pass.
+
+    The compose hash must be the one you deployed; the OS image one the policy allows."""
     from veil.tee.collateral import CollateralCache, default_cache_dir
     from veil.tee.evidence import evidence_from_json
     from veil.tee.policy import DEFAULT_POLICY, ReportDataRule, load_policy

@@ -236,10 +236,9 @@ def make_kit(db_url: str, **config: Any) -> CloudKit:
         db_url=db_url,
         kms_url="http://kms",
         gateway_token=GATEWAY_TOKEN,
-        run_scheduler=False,
         clock=clock,
         kms_client=TestClient(fake_kms()),
-        **config,
+        **{"run_scheduler": False, **config},
     )
     client = TestClient(create_app(settings), raise_server_exceptions=False)
     return CloudKit(client, settings, clock)

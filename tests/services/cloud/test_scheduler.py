@@ -72,3 +72,27 @@ def test_gpu_apps_go_to_the_right_gpus_and_wait_with_the_reason(cloud: CloudKit)
     second = cloud.deploy("alice", name="train2", instance_type="h200x2")
     assert second["status"] == "pending"
     assert second["status_reason"] == "no H200 with 2 GPUs free"
+
+
+def test_commit_wakes_the_replicas_loop(db_url: str) -> None:
+    """With the scheduler loop running, commit answers without running a pass itself and
+    the loop places the app at once (its interval here is far longer than the wait)."""
+    import time
+
+    from cloud_kit import make_kit
+
+    kit = make_kit(db_url, run_scheduler=True, scheduler_interval=60)
+    with kit.client:  # runs the lifespan: the loop thread starts
+        kit.sync(account("w1"))
+        app = kit.deploy("alice")
+        deadline = time.monotonic() + 10
+        status = app["status"]
+        while status != "scheduled" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = kit.client.get(f"/v1/apps/{app['app_id']}", headers=kit.key("alice")).json()[
+                "status"
+            ]
+        assert status == "scheduled"
+        assert kit.state.scheduler.looping
+    assert not kit.state.scheduler.looping
+    kit.state.engine.dispose()

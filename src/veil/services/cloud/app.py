@@ -50,6 +50,7 @@ def create_app(config: CloudConfig, state: CloudState | None = None) -> FastAPI:
             yield
         finally:
             stop.set()
+            state.scheduler.wake.set()
             if thread is not None:
                 thread.join(timeout=5)
 

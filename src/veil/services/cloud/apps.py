@@ -336,7 +336,7 @@ def commit(
             update=not fresh,
         )
         set_status(session, app, "pending", now)
-    state.scheduler.tick()
+    state.scheduler.nudge()
     with state.sessions() as session:
         return app_out(session, owned_app(session, who, app_id))
 
@@ -398,7 +398,7 @@ def _lifecycle(app_id: str, request: Request, who: Principal, action: str) -> Ap
             app.status = "restarting"
             set_status(session, app, "pending", now)
     if action != "stop":
-        state.scheduler.tick()
+        state.scheduler.nudge()
     with state.sessions() as session:
         return app_out(session, owned_app(session, who, app_id))
 

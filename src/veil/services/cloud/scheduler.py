@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from sqlalchemy import func, select, text, update
@@ -72,6 +72,8 @@ class Scheduler:
     sessions: sessionmaker[Session]
     worker_timeout: int
     clock: Callable[[], float]
+    wake: threading.Event = field(default_factory=threading.Event)
+    looping: bool = False
 
     def tick(self) -> int:
         """One pass; returns how many apps were placed (0 when another replica holds it)."""
@@ -197,10 +199,26 @@ class Scheduler:
         """Whether some online worker could hold `request` if it ran nothing else."""
         return self._index(session, empty=True)[0].place(request)
 
+    def nudge(self) -> None:
+        """Place what is pending now: wake this replica's loop when it runs (a commit then
+        answers at once, whatever a pass costs at network scale), else run a pass here."""
+        if self.looping:
+            self.wake.set()
+        else:
+            self.tick()
+
     def run(self, stop: threading.Event, interval: float) -> None:
-        """The loop a replica runs in a thread until `stop` is set."""
-        while not stop.wait(interval):
-            try:
-                self.tick()
-            except Exception:  # a database hiccup must not end the loop
-                log.exception("scheduler pass failed")
+        """The loop a replica runs in a thread until `stop` is set (set `wake` too)."""
+        self.looping = True
+        try:
+            while not stop.is_set():
+                self.wake.wait(interval)
+                self.wake.clear()
+                if stop.is_set():
+                    break
+                try:
+                    self.tick()
+                except Exception:  # a database hiccup must not end the loop
+                    log.exception("scheduler pass failed")
+        finally:
+            self.looping = False
