@@ -223,8 +223,12 @@ def test_websocket_and_update_through_the_gateway(world: dict):
 
     # an update: a new compose under the same name is a new hash on the same app id
     (app_dir / "compose.yaml").write_text(_ws_compose("2"))
-    updated = _veil(world, *deploy)
+    updated = _veil(world, *deploy, "--json")
     assert f"updating chat ({app_id})" in updated.stdout + updated.stderr
+    # --wait follows the update itself, not the previous version's "running"
+    after = json.loads(updated.stdout.strip().splitlines()[-1])
+    before = json.loads(first.stdout.strip().splitlines()[-1])
+    assert after["status"] == "running" and after["compose_hash"] != before["compose_hash"]
     _ws_hello(ws_url, "hello v2 greeting=yes", 60)
     listed = json.loads(_veil(world, "cloud", "status", app_id, "--json").stdout)
     assert listed["app_id"].lower() == app_id.lower()
