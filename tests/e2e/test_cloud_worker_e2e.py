@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 VEIL = str(veil_executable())
 ECHO_APP = Path(__file__).resolve().parents[1] / "cloud" / "runtime" / "echo_app.py"
 WS_APP = Path(__file__).resolve().with_name("ws_app.py")
+FAKE_LLM = Path(__file__).resolve().parents[1] / "services" / "ai" / "fake_backend.py"
 GATEWAY_TOKEN = "e2e-gateway-token"
 
 
@@ -222,8 +223,12 @@ def test_websocket_and_update_through_the_gateway(world: dict):
 
     # an update: a new compose under the same name is a new hash on the same app id
     (app_dir / "compose.yaml").write_text(_ws_compose("2"))
-    updated = _veil(world, *deploy)
+    updated = _veil(world, *deploy, "--json")
     assert f"updating chat ({app_id})" in updated.stdout + updated.stderr
+    # --wait follows the update itself, not the previous version's "running"
+    after = json.loads(updated.stdout.strip().splitlines()[-1])
+    before = json.loads(first.stdout.strip().splitlines()[-1])
+    assert after["status"] == "running" and after["compose_hash"] != before["compose_hash"]
     _ws_hello(ws_url, "hello v2 greeting=yes", 60)
     listed = json.loads(_veil(world, "cloud", "status", app_id, "--json").stdout)
     assert listed["app_id"].lower() == app_id.lower()
@@ -233,6 +238,83 @@ def test_websocket_and_update_through_the_gateway(world: dict):
     while _get(f"{urls['gateway']}/apps/{app_id}/8765/")[0] not in (404, 503):
         assert time.monotonic() < deadline, "the deleted app still answers"
         time.sleep(0.3)
+
+
+def test_openai_through_the_cloud_gateway_to_the_ai_gateway_as_a_cloud_app(world: dict):
+    """Issue 15 on the cloud: `veil ai serve` deployed as an app (process runtime, its port
+    from $PORT, its simulated quote claiming the app's compose hash); the official openai
+    package, through veil.inference's verifying transport, calls chat (plain and streamed)
+    and embeddings through the cloud gateway. The model server is the fake OpenAI backend,
+    outside the app: the process runtime has no service network for an `llm` service."""
+    import httpx
+    import openai
+
+    from veil.inference.transport import VerifyingTransport
+    from veil.inference.verify import VerificationRefused
+    from veil.tee.policy import OsImage, Policy
+    from veil.tee.simulator import AppSpec
+
+    urls, root = world["urls"], world["root"]
+    _synced(world["worker"], world["worker_log"])
+    _veil(world, "cloud", "login", "--url", urls["cloud"], "-a", "alice")
+    port_file = root / "llm.port"
+    backend = subprocess.Popen([sys.executable, str(FAKE_LLM), str(port_file)])
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists():
+            assert backend.poll() is None and time.monotonic() < deadline, "no fake backend"
+            time.sleep(0.05)
+        app_dir = root / "ai"
+        app_dir.mkdir()
+        (app_dir / "compose.yaml").write_text(
+            "services:\n  gateway:\n    image: ghcr.io/veil-network/veil:0.1.0\n"
+            f'    command: ["{VEIL}", "ai", "serve", "--backend",'
+            f' "http://127.0.0.1:{port_file.read_text()}", "--tee", "sim",'
+            ' "--compose-hash", "${VEIL_COMPOSE_HASH:-}", "--state-dir", "state"]\n'
+            "    environment:\n      VEIL_AI_USAGE_TOKEN: ${VEIL_AI_USAGE_TOKEN}\n"
+            '    ports:\n      - "8080"\n'
+        )  # fmt: skip
+        (app_dir / ".env").write_text("VEIL_AI_USAGE_TOKEN=usage-secret\n")
+        deployed = _veil(world, "cloud", "deploy", str(app_dir / "compose.yaml"), "--env-file",
+                         str(app_dir / ".env"), "--name", "ai", "-a", "alice", *world["dep"],
+                         "--wait", "--timeout", "180", "--json")  # fmt: skip
+        app = json.loads(deployed.stdout.strip().splitlines()[-1])
+        base = f"{urls['gateway']}/apps/{app['app_id']}/8080"
+        compose_hash = app["compose_hash"].removeprefix("0x")
+        sim_os = OsImage(name="sim", os_image_hash=AppSpec().os_image_hash.hex())
+        policy = Policy(allow_simulated=True, allowed_compose_hashes=(compose_hash,),
+                        os_images=(sim_os,))  # fmt: skip
+        transport = VerifyingTransport(base, policy)
+        http = httpx.Client(transport=transport, timeout=60)
+        client = openai.OpenAI(base_url=base + "/v1", api_key="k", max_retries=0, http_client=http)
+        plain = client.chat.completions.create(
+            model="fake-llm", messages=[{"role": "user", "content": "hello from the cloud"}]
+        )
+        assert plain.choices[0].message.content == "echo: hello from the cloud"
+        assert transport.checked[-1].receipt_id == plain.id
+        stream = client.chat.completions.create(
+            model="fake-llm", messages=[{"role": "user", "content": "one two three"}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == "echo: one two three"
+        vectors = client.embeddings.create(model="all-MiniLM-L6-v2", input=["a", "b"])
+        assert [len(item.embedding) for item in vectors.data] == [384, 384]
+        assert len(transport.checked) == 3 and transport.gateway is not None
+        assert transport.gateway.simulated
+        verdict = transport.gateway.verdict
+        assert verdict is not None and verdict.app is not None
+        assert verdict.app.compose_hash.removeprefix("0x") == compose_hash
+        # a client pinning another compose hash refuses before sending anything
+        other = Policy(allow_simulated=True, allowed_compose_hashes=("ab" * 32,),
+                       os_images=(sim_os,))  # fmt: skip
+        with pytest.raises(VerificationRefused):
+            openai.OpenAI(base_url=base + "/v1", api_key="k", max_retries=0,
+                          http_client=httpx.Client(transport=VerifyingTransport(base, other))
+                          ).models.list()  # fmt: skip
+        _veil(world, "cloud", "delete", app["app_id"])
+    finally:
+        backend.terminate()
+        backend.wait(timeout=10)
 
 
 def test_deploy_reach_reschedule_and_delete_through_real_processes(world: dict):

@@ -37,7 +37,9 @@ def serve(
         None, "--backend-key", envvar="VEIL_AI_BACKEND_KEY", help="Bearer key for the backend."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port to listen on."),
+    port: int = typer.Option(
+        None, "--port", min=1, max=65535, help="TCP port (default: $PORT, else 8080)."
+    ),
     state_dir: Path = typer.Option(
         Path(".veil/ai"), "--state-dir", help="Receipts and usage (SQLite) live here."
     ),
@@ -91,6 +93,12 @@ def serve(
         if compose_hash is not None or os_image_hash is not None:
             raise InputError("--compose-hash/--os-image-hash: only with --tee sim")
         source = quote_source(tee)
+    if port is None:
+        # a veil cloud runtime chooses the port and says so in $PORT (as most PaaS do)
+        given = os.environ.get("PORT", "8080")
+        if not given.isdigit() or not 1 <= int(given) <= 65535:
+            raise InputError(f"$PORT {given!r}: expected a TCP port (1-65535)")
+        port = int(given)
     if backend is not None and not backend.startswith(("http://", "https://")):
         raise InputError(f"--backend {backend!r}: expected an http(s) URL")
     model = EmbeddingModel() if embeddings else None

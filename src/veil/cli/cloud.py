@@ -366,6 +366,8 @@ def deploy(
         auth = AppAuthClient.from_chain(Chain.open(deployments.load(deployment), rpc))
         auth.allow(signer, app_name, provisioned["compose_hash"])
         console.print(f"compose hash {provisioned['compose_hash']} allowed on AppAuth")
+    # an update follows only what happens after its commit, not the last version's "running"
+    since = _last_event_id(client, app_id) if wait and provisioned["updates"] else 0
     committed = _call(
         client,
         "POST",
@@ -390,7 +392,7 @@ def deploy(
             f"runway {billed['runway_seconds']} s"
         )
     if wait:
-        committed = _follow(client, app_id, timeout)
+        committed = _follow(client, app_id, timeout, since)
     if as_json:
         typer.echo(json.dumps(committed))
     else:
@@ -399,10 +401,19 @@ def deploy(
         raise VeilError(f"app {app_name} failed to boot: {committed['error']}")
 
 
-def _follow(client: Any, app_id: str, timeout: float) -> Any:
-    """Print the app's state stream until it runs, fails, or `timeout` passes."""
-    deadline = time.monotonic() + timeout
+def _last_event_id(client: Any, app_id: str) -> int:
     last = 0
+    with client.stream("GET", f"/v1/apps/{app_id}/events?follow=0") as answer:
+        for line in answer.iter_lines():
+            if line.startswith("id: "):
+                last = int(line[4:])
+    return last
+
+
+def _follow(client: Any, app_id: str, timeout: float, since: int = 0) -> Any:
+    """Print the app's state stream (after event `since`) until it runs, fails, or `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = since
     while time.monotonic() < deadline:
         with client.stream(
             "GET", f"/v1/apps/{app_id}/events?follow=0", headers={"Last-Event-ID": str(last)}

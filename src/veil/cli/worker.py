@@ -121,7 +121,9 @@ def run(
     advertise_host: str = typer.Option(
         "127.0.0.1", "--advertise-host", help="Host the gateway reaches this worker's apps at."
     ),
-    sync_interval: float = typer.Option(3.0, "--sync-interval", help="Seconds between syncs."),
+    sync_interval: float = typer.Option(
+        3.0, "--sync-interval", help="Longest time between syncs (idle syncs long-poll)."
+    ),
     vmm: str = typer.Option(None, "--vmm", help="dstack VMM URL (http://... or unix:/path)."),
     vmm_image: str = typer.Option(None, "--vmm-image", help="dstack OS image for app CVMs."),
     vmm_token: str = typer.Option(

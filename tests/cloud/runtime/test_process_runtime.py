@@ -57,6 +57,7 @@ def test_env_is_delivered_and_the_port_is_reported(runtime: ProcessRuntime, tmp_
     assert _get(status.ports, "/env/VEIL_PORT_8080").text == port
     assert _get(status.ports, "/env/VEIL_SIMULATED").text == "1"
     assert _get(status.ports, "/env/VEIL_APP_ID").text == APP_ID
+    assert _get(status.ports, "/env/VEIL_COMPOSE_HASH").text == item.compose_hash
     # nothing of the worker's own environment leaks into the app
     os.environ["VEIL_TEST_WORKER_ONLY"] = "x"
     try:

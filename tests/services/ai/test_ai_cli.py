@@ -124,3 +124,34 @@ def test_serve_without_a_tee_says_so_in_one_line(tmp_path: Path) -> None:
     done = veil("ai", "serve", "--tee", "dstack", "--no-embeddings", "--state-dir", str(tmp_path))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "dstack" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_serve_takes_its_port_from_PORT_as_a_cloud_runtime_sets_it(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    base = [str(veil_executable()), "ai", "serve", "--no-embeddings", "--state-dir", str(tmp_path)]
+    for bad in ("http", "0", "70000"):
+        done = subprocess.run(base, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PORT": bad})  # fmt: skip
+        assert done.returncode == 2 and f"$PORT {bad!r}" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PORT": str(port)})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/v1/models")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        assert answer.status_code == 200
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert f"listening on http://127.0.0.1:{port}" in output

@@ -137,6 +137,7 @@ class CloudKit:
         address: str | None = "127.0.0.1:9000",
         timestamp: int | None = None,
         signer: Any = None,
+        params: dict[str, Any] | None = None,
     ) -> Any:
         body = {
             "worker": worker.address,
@@ -156,6 +157,7 @@ class CloudKit:
         )
         return self.client.post(
             "/v1/workers/sync",
+            params=params,
             content=raw,
             headers={
                 "Content-Type": "application/json",

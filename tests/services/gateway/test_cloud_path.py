@@ -141,3 +141,47 @@ def test_deploy_reach_through_the_gateway_and_delete(cloud: dict):
     gone = httpx.get(f"{gateway}/apps/{app_id}/8080/", timeout=10)
     assert gone.status_code in (404, 503) and gone.json()["code"] in (
         "app_not_found", "app_not_running")  # fmt: skip
+
+
+def test_the_running_loop_hears_of_a_commit_and_a_delete_long_before_its_interval(cloud: dict):
+    """`AppLoop.run` as `veil worker run` runs it: idle syncs are held at the control plane,
+    so with a 4 s interval the app runs and goes away within about a second of each call."""
+    import threading
+
+    kit, loop, runtime = cloud["kit"], cloud["loop"], cloud["runtime"]
+    loop.interval = 4.0
+    syncs: list[float] = []
+    plain = loop.client.sync
+
+    def counted(body: dict, wait: float = 0.0) -> list:
+        syncs.append(wait)
+        return plain(body, wait=wait)
+
+    loop.client.sync = counted  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, kwargs={"stop": stop})
+    thread.start()
+    try:
+        while not loop.client.version:
+            time.sleep(0.02)
+        time.sleep(1.0)
+        assert len(syncs) <= 3 and syncs[-1] == 4.0  # idle: one held sync, no spinning
+        offer = kit.provision("alice", "echo", compose=COMPOSE, allowed_envs=["GREETING"]).json()
+        app_id = offer["app_id"]
+        cloud["allowed"].add((app_id.lower(), offer["compose_hash"].removeprefix("0x").lower()))
+        sealed = encrypt_env({"GREETING": "held"}, bytes.fromhex(offer["env_public_key"]))
+        began = time.monotonic()
+        assert kit.commit("alice", offer, encrypted_env=sealed).status_code == 200
+        while _app(cloud, app_id).get("status") != "running":
+            assert time.monotonic() - began < 3.5, _app(cloud, app_id)
+            time.sleep(0.05)
+        deleted = cloud["customer"].delete(f"/v1/apps/{app_id}", headers=kit.key("alice"))
+        assert deleted.status_code == 200, deleted.text
+        began = time.monotonic()
+        while runtime.deployments():
+            assert time.monotonic() - began < 3.5, "the held sync did not answer the delete"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+    assert not thread.is_alive()

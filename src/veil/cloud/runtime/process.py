@@ -22,7 +22,8 @@ How an app sees the world here:
   `host:port` per container port is what `status().ports` reports and the gateway reaches.
 - The process environment is the decrypted env keys, then the compose environment (which
   wins on a clash, as the file is explicit), then
-  `PATH`, `HOME` (the service's directory), `VEIL_APP_ID`, `VEIL_SERVICE` and
+  `PATH`, `HOME` (the service's directory), `VEIL_APP_ID`, `VEIL_COMPOSE_HASH` (both also
+  interpolated: a simulated app claims them in its own quotes), `VEIL_SERVICE` and
   `VEIL_SIMULATED=1`; nothing else of the worker's environment (its keys) leaks in. The
   decrypted env is held in memory only, never written under the state directory.
 
@@ -314,7 +315,9 @@ class ProcessRuntime:
         port_vars = {f"VEIL_PORT_{target}": str(port) for target, port in ports.items()}
         if ports:
             port_vars["PORT"] = str(next(iter(ports.values())))
-        variables = {**env, **port_vars}
+        # what dstack tells an app about itself, so a simulated app can claim its identity
+        identity = {"VEIL_APP_ID": deployment.app_id, "VEIL_COMPOSE_HASH": deployment.compose_hash}
+        variables = {**env, **port_vars, **identity}
         if service.command is None:
             return (f"service {service.name}: no command; the process runtime runs each"
                     f" service's command and ignores its image ({service.image})")  # fmt: skip
@@ -335,7 +338,7 @@ class ProcessRuntime:
             **env,
             **{key: interpolate(value, variables) for key, value in service.environment.items()},
             **port_vars,
-            "VEIL_APP_ID": deployment.app_id,
+            **identity,
             "VEIL_SERVICE": service.name,
             "VEIL_SIMULATED": "1",
         }

@@ -168,6 +168,8 @@ class DeploymentOut(BaseModel):
 
 class SyncOut(BaseModel):
     deployments: list[DeploymentOut]
+    #: sha256 of the deployments' canonical JSON: send it back as `known` to long-poll.
+    version: str = ""
 
 
 class RouteOut(BaseModel):

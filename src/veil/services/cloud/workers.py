@@ -6,18 +6,27 @@ registry knows it by; when a registry is configured it must also be `isActive` t
 The sync reports what the worker runs and answers what it should run: anything the
 answer does not list, the worker removes. A worker silent for `worker_timeout` is
 offline and the scheduler moves its apps.
+
+Long-poll: `?wait=S&known=V` holds the answer up to S seconds (at most 30) while it would
+still be V (the `version` of the worker's previous answer), so a worker learns of a new,
+updated, stopped or deleted app within `LONG_POLL_STEP` of the commit instead of at its
+next sync. The wait re-reads the database (no in-process signal), so it holds with several
+replicas on one PostgreSQL as with SQLite; the report is applied once, before the wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
+import time
 from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import to_checksum_address
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,6 +44,11 @@ router = APIRouter(tags=["workers"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 503)
 }
+
+
+#: How often a held sync re-reads the worker's deployments (one indexed query each).
+LONG_POLL_STEP = 0.1
+LONG_POLL_MAX = 30.0
 
 
 def sync_message(timestamp: int, body: bytes) -> str:
@@ -83,32 +97,50 @@ def _apply(state: CloudState, body: SyncIn) -> SyncOut:
             if deployment is None:
                 continue  # not ours (any more): the answer omits it, so the worker removes it
             _record(session, deployment, report.model_dump(), now)
-        answer = []
-        for deployment in mine.values():
-            app = session.get(App, deployment.app_id)
-            if app is None or app.deleted_at is not None:
-                continue
-            lease_id = sync_lease(state, session, app, worker.provider)
-            if lease_id is None:  # billed, but its customer has not opened the lease yet
-                if app.status_reason != AWAITING_LEASE:
-                    set_status(session, app, app.status or "scheduled", now, AWAITING_LEASE)
-                continue
-            answer.append(
-                DeploymentOut(
-                    deployment_id=deployment.id,
-                    app_id=app.app_id,
-                    name=app.name,
-                    desired="stopped" if app.desired == "stopped" else "running",
-                    compose=app.compose,
-                    app_compose=app.app_compose,
-                    compose_hash=app.compose_hash,
-                    encrypted_env=app.encrypted_env,
-                    instance_type=deployment.instance_type,
-                    kms_url=state.config.worker_kms_url or state.config.kms_url,
-                    lease_id=lease_id,
-                )
+        return _answer(session, state, mine.values(), worker.provider, now)
+
+
+def _answer(session: Session, state: CloudState, mine: Any, provider: str, now: int) -> SyncOut:
+    answer = []
+    for deployment in mine:
+        app = session.get(App, deployment.app_id)
+        if app is None or app.deleted_at is not None:
+            continue
+        lease_id = sync_lease(state, session, app, provider)
+        if lease_id is None:  # billed, but its customer has not opened the lease yet
+            if app.status_reason != AWAITING_LEASE:
+                set_status(session, app, app.status or "scheduled", now, AWAITING_LEASE)
+            continue
+        answer.append(
+            DeploymentOut(
+                deployment_id=deployment.id,
+                app_id=app.app_id,
+                name=app.name,
+                desired="stopped" if app.desired == "stopped" else "running",
+                compose=app.compose,
+                app_compose=app.app_compose,
+                compose_hash=app.compose_hash,
+                encrypted_env=app.encrypted_env,
+                instance_type=deployment.instance_type,
+                kms_url=state.config.worker_kms_url or state.config.kms_url,
+                lease_id=lease_id,
             )
-    return SyncOut(deployments=answer)
+        )
+    answer.sort(key=lambda d: d.deployment_id)
+    canonical = json.dumps([d.model_dump() for d in answer], sort_keys=True).encode()
+    return SyncOut(deployments=answer, version=hashlib.sha256(canonical).hexdigest())
+
+
+def _current(state: CloudState, worker: str) -> SyncOut:
+    """What the worker should run now, read only (a held sync's re-read)."""
+    with state.sessions() as session:
+        mine = session.scalars(
+            select(Deployment).where(Deployment.worker == worker, Deployment.ended_at.is_(None))
+        ).all()
+        row = session.get(Worker, worker)
+        provider = row.provider if row is not None else ""
+        # read only: an awaiting-lease status noted here is dropped; the next full sync notes it
+        return _answer(session, state, mine, provider, state.now())
 
 
 def _record(session: Session, deployment: Deployment, report: dict[str, Any], now: int) -> None:
@@ -152,8 +184,12 @@ async def sync(
     x_veil_worker: str = Header(..., max_length=42),
     x_veil_timestamp: str = Header(..., max_length=20),
     x_veil_signature: str = Header(..., max_length=140),
+    wait: float = Query(0.0, ge=0.0, le=LONG_POLL_MAX, description="Hold up to this many s."),
+    known: str = Query("", max_length=64, description="The version the worker already has."),
 ) -> SyncOut:
-    """A worker's report of what it runs; the answer is what it should run."""
+    """A worker's report of what it runs; the answer is what it should run.
+
+    With `wait` and `known`, the answer waits (up to `wait` s) for a change from `known`."""
     state = state_of(request)
     if not x_veil_timestamp.isdigit():
         raise ApiError(401, "bad_timestamp", "X-Veil-Timestamp must be unix seconds")
@@ -172,7 +208,12 @@ async def sync(
     active = await run_in_threadpool(state.worker_active, signer)
     if not active:
         raise ApiError(403, "worker_not_active", f"worker {signer} is not active in the registry")
-    return await run_in_threadpool(_apply, state, body)
+    answer = await run_in_threadpool(_apply, state, body)
+    deadline = time.monotonic() + wait
+    while answer.version == known and time.monotonic() < deadline:
+        await asyncio.sleep(min(LONG_POLL_STEP, max(0.0, deadline - time.monotonic())))
+        answer = await run_in_threadpool(_current, state, to_checksum_address(body.worker))
+    return answer
 
 
 def _gateway(
