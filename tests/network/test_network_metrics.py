@@ -63,7 +63,7 @@ class FakeChain:
         }
         self.events = Events(self.logs)
         contracts = {"ComputeRegistry": SimpleNamespace(block=10), "Vault": None, "Migrator": None}
-        self.deployment = SimpleNamespace(contracts=contracts)
+        self.deployment = SimpleNamespace(contracts=contracts, parameters={})
         self.w3 = SimpleNamespace(
             eth=SimpleNamespace(get_block=lambda _tag: dict(self.head), chain_id=31337)
         )

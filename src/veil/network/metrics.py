@@ -22,8 +22,12 @@ What it reads:
   leases); per-lease runways stay in memory for the control plane's per-app families.
 - rewards: when the deployment has a RewardPool, the current and last finalized epoch and
   each recent epoch's budget and provider share (`epochBudget`, `split`); without one the
-  section is None (skipped cleanly). Per-worker uptime and heartbeats live in the attesters'
-  logs, not on chain, so they are not read here.
+  section is None (skipped cleanly).
+- attesters: per-worker uptime and heartbeats live in the attesters, not on chain, so the
+  watcher scrapes each attester's own `/metrics` (the deployment's `attester_urls`, or
+  the URLs it is given) and keeps, per attester, the epoch, the workers heard in it and
+  how many were heard in the last ten minutes; an attester that does not answer is shown
+  down, never blocks the rest of the reading.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from veil.chain.client import Chain
 from veil.market import runway
@@ -53,6 +59,9 @@ LOG_SPAN = 5000
 #: Market events that change a lease's stored fields.
 LEASE_EVENTS = ("LeaseOpened", "ToppedUp", "Settled", "BillingStopped", "LeaseClosed")
 #: Upper bounds (seconds) of the runway histogram: an hour, six, a day, three, a week, 30 days.
+#: Attesters scraped per reading, and the seconds each may take.
+MAX_ATTESTERS = 16
+ATTESTER_TIMEOUT = 5.0
 RUNWAY_BUCKETS = (3600, 6 * 3600, 86400, 3 * 86400, WEEK, 30 * 86400)
 
 
@@ -70,6 +79,8 @@ class NetworkWatcher:
 
     chain: Chain
     refresh_seconds: float = 30.0
+    #: attesters whose /metrics give uptime; None: the deployment's `attester_urls`
+    attester_urls: list[str] | None = None
     _workers: dict[str, _Worker] = field(default_factory=dict, init=False)
     _next_block: int | None = field(default=None, init=False)
     _prices: deque[tuple[int, float]] = field(default_factory=deque, init=False)
@@ -240,6 +251,15 @@ class NetworkWatcher:
             ),
         }
 
+    def _attesters(self) -> list[dict[str, Any]] | None:
+        urls = self.attester_urls
+        if urls is None:
+            deployment = self.chain.deployment
+            urls = list(deployment.parameters.get("attester_urls", [])) if deployment else []
+        if not urls:
+            return None
+        return [read_attester(url) for url in urls[:MAX_ATTESTERS]]
+
     def lease_runway(self, lease_id: int) -> tuple[str, int] | None:
         """The lease's state name and runway seconds at the last reading (None: unknown
         or closed), for the control plane's per-app families."""
@@ -260,6 +280,7 @@ class NetworkWatcher:
             "migration": self._migration(),
             "rewards": self._rewards(),
             "escrow": self._escrow(head, now),
+            "attesters": self._attesters(),
         }
         with self._lock:
             self._snapshot = snapshot
@@ -339,6 +360,9 @@ class NetworkWatcher:
         escrow = snap.get("escrow")
         if escrow is not None:
             yield from _escrow_families(escrow)
+        attesters = snap.get("attesters")
+        if attesters:
+            yield from _attester_families(attesters)
 
     # --- the background thread ----------------------------------------------------
 
@@ -386,3 +410,53 @@ def _escrow_families(escrow: dict[str, Any]) -> Iterable[Metric]:
         buckets=[(str(float(b)), n) for b, n in escrow["runway_buckets"]] + [("+Inf", running)],
         sum_value=escrow["runway_sum"],
     )
+
+
+def read_attester(url: str, timeout: float = ATTESTER_TIMEOUT) -> dict[str, Any]:
+    """One attester's uptime figures from its /metrics: `up` False (with the error) when it
+    does not answer or answers something else, so one bad attester costs one line."""
+    entry: dict[str, Any] = {"url": url, "up": False}
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=timeout) as answer:
+            text = answer.read(4 << 20).decode()
+        values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        age = "veil_attester_last_heartbeat_age_seconds"
+        refused = sum(
+            v for (n, _), v in values.items() if n == "veil_attester_heartbeats_refused_total"
+        )
+        entry.update(
+            up=True,
+            epoch=int(values[("veil_attester_epoch", ())]),
+            workers_seen=int(values[("veil_attester_workers_seen", ())]),
+            workers_known=int(values[(age + "_count", ())]),
+            heard_10m=int(values[(age + "_bucket", (("le", "600.0"),))]),
+            accepted_total=int(values[("veil_attester_heartbeats_accepted_total", ())]),
+            refused_total=int(refused),
+        )
+    except Exception as error:  # down, slow, not an attester, or before its genesis
+        entry["error"] = str(error) or type(error).__name__
+    return entry
+
+
+def _attester_families(attesters: list[dict[str, Any]]) -> Iterable[Metric]:
+    up = GaugeMetricFamily(
+        "veil_network_attester_up", "1 when the attester's /metrics answered at the last reading",
+        labels=["attester"],
+    )  # fmt: skip
+    seen = GaugeMetricFamily(
+        "veil_network_attester_workers_seen",
+        "Workers the attester heard in its current epoch", labels=["attester"],
+    )  # fmt: skip
+    recent = GaugeMetricFamily(
+        "veil_network_attester_workers_heard_recently",
+        "Workers the attester heard in the last 10 minutes", labels=["attester"],
+    )  # fmt: skip
+    for entry in attesters:
+        up.add_metric([entry["url"]], 1 if entry["up"] else 0)
+        if entry["up"]:
+            seen.add_metric([entry["url"]], entry["workers_seen"])
+            recent.add_metric([entry["url"]], entry["heard_10m"])
+    yield from (up, seen, recent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_heartbeat_routes import EPOCHS, NOW, OTHER, Attester, beat_body
 
 from veil.attestation.api import HEARTBEAT_REFUSALS
+from veil.network.metrics import NetworkWatcher, read_attester
 
 
 @pytest.fixture
@@ -107,3 +109,41 @@ def test_unknown_metrics_paths_are_404(attester: Callable[..., Attester]) -> Non
     a = attester()
     assert a.get("/metricsx")[0] == 404
     assert a.get("/metrics?")[0] == 200
+
+
+def test_the_network_watcher_reads_uptime_from_attesters(
+    attester: Callable[..., Attester],
+) -> None:
+    """The control plane's chain watcher scrapes the attester's /metrics over HTTP; an
+    attester that does not answer is shown down without spoiling the reading."""
+    a = attester()
+    a.register()
+    a.register(OTHER)
+    assert a.beat(1)[0] == 200
+    a.clock["now"] = NOW + 900
+    assert a.beat(1, NOW + 900, key=OTHER)[0] == 200
+    assert a.post("/v1/compute/heartbeats", beat_body(1, NOW + 900))[1]["code"] == "duplicate"
+    heard = read_attester(a.url)
+    assert heard == {
+        "url": a.url, "up": True, "epoch": 2, "workers_seen": 2, "workers_known": 2,
+        "heard_10m": 1, "accepted_total": 2, "refused_total": 1,
+    }  # fmt: skip
+    down = read_attester("http://127.0.0.1:9", timeout=2)
+    assert down["up"] is False and down["error"]
+
+    chain = SimpleNamespace(deployment=SimpleNamespace(parameters={"attester_urls": [a.url]}))
+    watcher = NetworkWatcher(chain)  # type: ignore[arg-type]
+    assert watcher._attesters() == [heard]
+    watcher.attester_urls = [a.url, "http://127.0.0.1:9"]
+    watcher._snapshot = {"workers": {"by_model": [], "providers": 0}, "block": 1, "read_at": 1,
+                         "vault": None, "migration": None, "rewards": None, "escrow": None,
+                         "attesters": watcher._attesters()}  # fmt: skip
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in watcher.metrics()
+        for s in family.samples
+    }
+    assert samples[("veil_network_attester_up", (("attester", a.url),))] == 1
+    assert samples[("veil_network_attester_up", (("attester", "http://127.0.0.1:9"),))] == 0
+    assert samples[("veil_network_attester_workers_seen", (("attester", a.url),))] == 2
+    assert samples[("veil_network_attester_workers_heard_recently", (("attester", a.url),))] == 1
