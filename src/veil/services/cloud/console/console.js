@@ -318,6 +318,13 @@ function drawNetwork(net) {
       <div class="kv"><span>Billed per day</span><span>${tokens(String(BigInt(escrow.burn_per_second) * 86400n))} PHA</span></div>
       <div class="kv"><span>Shortest runway</span><span>${esc(shortest == null ? "—" : `${(shortest / 3600).toFixed(1)} h`)}</span></div>`;
   }
+  const attesters = (chain && chain.attesters) || [];
+  if (attesters.length) {
+    const live = attesters.filter((a) => a.up);
+    const seen = live.length ? Math.max(...live.map((a) => a.workers_seen)) : null;
+    html += `<div class="kv"><span>Attesters answering</span><span data-attesters="up">${live.length} / ${attesters.length}</span></div>
+      <div class="kv"><span>Workers heard this epoch</span><span>${seen == null ? "—" : seen}${live.length ? ` (epoch ${live[0].epoch})` : ""}</span></div>`;
+  }
   document.getElementById("net-vault").innerHTML = html ||
     emptyState("⛁", "No chain data", "The vault's APR, migration progress and escrow appear when the control plane reads a deployment.");
 }
