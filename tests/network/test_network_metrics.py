@@ -271,3 +271,16 @@ def test_a_deployment_without_market_has_no_escrow() -> None:
     names = {f.name for f in watcher.metrics()}
     assert not any(name.startswith("veil_escrow") for name in names)
     assert watcher.lease_runway(1) is None
+
+
+def test_no_finalized_epoch_is_not_a_huge_one() -> None:
+    chain = FakeChain()
+    chain.deployment.contracts["RewardPool"] = None
+    pool = chain.contract("RewardPool").functions
+    pool.lastFinalizedEpoch = lambda: Call(2**256 - 1)  # the pool's "none yet"
+    chain.contract = lambda name, base=chain.contract: (  # type: ignore[method-assign]
+        SimpleNamespace(functions=pool) if name == "RewardPool" else base(name)
+    )
+    rewards = NetworkWatcher(chain).refresh()["rewards"]  # type: ignore[arg-type]
+    assert rewards["last_finalized_epoch"] == -1
+    assert [e["status"] for e in rewards["epochs"]] == ["pending", "pending", "pending", "open"]

@@ -178,6 +178,8 @@ class NetworkWatcher:
         pool = self.chain.contract("RewardPool").functions
         current = int(pool.currentEpoch().call())
         finalized = int(pool.lastFinalizedEpoch().call())
+        if finalized == 2**256 - 1:  # the pool's "none finalized yet"
+            finalized = -1
         epochs = []
         for epoch in range(max(0, current - EPOCHS_SHOWN + 1), current + 1):
             budget = int(pool.epochBudget(epoch).call())
