@@ -391,7 +391,7 @@ class NetworkWatcher:
 
 def _escrow_families(escrow: dict[str, Any]) -> Iterable[Metric]:
     leases = GaugeMetricFamily(
-        "veil_escrow_leases", "Market leases by state (closed: since the watcher started)",
+        "veil_escrow_leases", "Market leases by state (closed: all since the Market was deployed)",
         labels=["state"],
     )  # fmt: skip
     for name in ("running", "paused", "closed"):
