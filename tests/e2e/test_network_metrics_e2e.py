@@ -45,7 +45,9 @@ def test_watcher_reads_the_deployed_network(chain: Chain, tmp_path: Path) -> Non
     watcher = NetworkWatcher(chain)
     first = watcher.refresh()
     assert first["workers"] == {"total": 0, "active": 0, "providers": 0, "by_model": []}
-    assert first["rewards"] is None  # this deployment has no RewardPool: skipped cleanly
+    rewards = first["rewards"]  # nothing finalized yet: the pool's sentinel is not an epoch
+    assert rewards["current_epoch"] == 0 and rewards["last_finalized_epoch"] == -1
+    assert [e["status"] for e in rewards["epochs"]] == ["open"]
     assert first["migration"] == {"committed": "0", "claimed": "0"}
     assets = int(first["vault"]["total_assets"])
     alice = devnet_account("alice")
@@ -69,3 +71,33 @@ def test_watcher_reads_the_deployed_network(chain: Chain, tmp_path: Path) -> Non
     assert samples["veil_migration_committed_pha"] == 0
     assert samples["veil_network_block"] >= second["block"]
     watcher.stop()
+
+
+def test_watcher_follows_market_leases_and_their_runway(chain: Chain) -> None:
+    """A real lease: opened, read through the Market's events and `lease(id)`, its runway
+    projected exactly as the escrow client (and the contract) computes it; closed, gone."""
+    from veil.market.escrow import Escrow
+
+    escrow = Escrow(chain)
+    alice, provider = devnet_account("alice"), devnet_account("bob")
+    escrow.deposit(alice, 50 * WEI)
+    lease_id = escrow.open_lease(alice, provider.address, b"\x42" * 32, "tdx.small", 10 * WEI)
+    watcher = NetworkWatcher(chain)
+    snap = watcher.refresh()
+    billing = escrow.billing(lease_id)  # at the same latest block
+    assert snap["escrow"]["leases"] == {"running": 1, "paused": 0, "closed": 0}
+    assert watcher.lease_runway(lease_id) == ("running", billing.runway_seconds)
+    assert snap["escrow"]["shortest_runway"] == billing.runway_seconds
+    assert int(snap["escrow"]["burn_per_second"]) == billing.rate
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in watcher.metrics()
+        for s in f.samples
+    }
+    assert samples[("veil_escrow_leases", (("state", "running"),))] == 1
+    assert samples[("veil_escrow_runway_seconds_count", ())] == 1
+    assert samples[("veil_escrow_runway_seconds_sum", ())] == billing.runway_seconds
+    escrow.close(alice, lease_id)
+    snap = watcher.refresh()
+    assert snap["escrow"]["leases"] == {"running": 0, "paused": 0, "closed": 1}
+    assert watcher.lease_runway(lease_id) is None

@@ -63,7 +63,7 @@ class FakeChain:
         }
         self.events = Events(self.logs)
         contracts = {"ComputeRegistry": SimpleNamespace(block=10), "Vault": None, "Migrator": None}
-        self.deployment = SimpleNamespace(contracts=contracts)
+        self.deployment = SimpleNamespace(contracts=contracts, parameters={})
         self.w3 = SimpleNamespace(
             eth=SimpleNamespace(get_block=lambda _tag: dict(self.head), chain_id=31337)
         )
@@ -179,3 +179,108 @@ def test_a_failing_rpc_keeps_the_last_reading() -> None:
     time.sleep(0.2)
     watcher.stop()
     assert watcher.snapshot() is good
+
+
+MILLI = 10**15  # wei per second of a lease at 0.001 PHA/s
+CUSTOMER, PROVIDER = "0xC1", "0xP1"
+
+
+def lease_tuple(rate: int, balance: int, last: int, window: int, status: int) -> tuple:
+    return (CUSTOMER, PROVIDER, rate, 0, balance, last, window, status)
+
+
+class MarketChain(FakeChain):
+    """FakeChain plus a Market: lease events and the `lease(id)` view, counting reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deployment.contracts["Market"] = SimpleNamespace(block=10)
+        self.leases: dict[int, tuple] = {
+            1: lease_tuple(MILLI, 7_200 * MILLI, 999_000, 600, 1),  # pauses at 1_005_600
+            2: lease_tuple(MILLI, 1_000 * MILLI, 999_000, 600, 1),  # paused since 999_400
+            3: lease_tuple(MILLI, 0, 999_000, 600, 3),  # closed
+            4: lease_tuple(2 * MILLI, 400_000 * MILLI, 1_000_000, 600, 1),  # ~2.3 days
+        }
+        self.market_logs: dict[str, list[Any]] = {
+            "LeaseOpened": [log(20, 0, lease=1), log(30, 0, lease=2), log(40, 0, lease=3),
+                            log(60, 0, lease=4)],
+            "Settled": [log(70, 0, lease=1)],
+            "LeaseClosed": [log(50, 0, lease=3)],
+        }  # fmt: skip
+        self.market_events = Events(self.market_logs)
+        self.reads: list[int] = []
+
+    def contract(self, name: str) -> Any:
+        if name != "Market":
+            return super().contract(name)
+
+        def lease(lease_id: int) -> Call:
+            self.reads.append(lease_id)
+            return Call(self.leases[lease_id])
+
+        return SimpleNamespace(events=self.market_events, functions=SimpleNamespace(lease=lease))
+
+
+def test_escrow_leases_runways_and_their_families() -> None:
+    chain = MarketChain()
+    watcher = NetworkWatcher(chain)  # type: ignore[arg-type]
+    escrow = watcher.refresh()["escrow"]
+    assert escrow["leases"] == {"running": 2, "paused": 1, "closed": 1}
+    assert sorted(chain.reads) == [1, 2, 4]  # the closed lease is never read
+    # lease 1: 1000 s billed of 7200; lease 2: all spent; lease 4: nothing billed yet
+    assert int(escrow["held"]) == 6_200 * MILLI + 0 + 400_000 * MILLI
+    assert int(escrow["burn_per_second"]) == 3 * MILLI  # paused leases burn nothing
+    assert escrow["shortest_runway"] == 5_600
+    assert watcher.lease_runway(1) == ("running", 5_600)
+    assert watcher.lease_runway(2) == ("paused", 0)
+    assert watcher.lease_runway(3) is None
+    assert watcher.lease_runway(4) == ("running", 200_000 - 600)
+
+    samples = _samples(list(watcher.metrics()))
+    assert samples[("veil_escrow_leases", (("state", "running"),))] == 2
+    assert samples[("veil_escrow_leases", (("state", "paused"),))] == 1
+    assert samples[("veil_escrow_leases", (("state", "closed"),))] == 1
+    assert samples[("veil_escrow_burn_pha_per_second", ())] == 0.003
+    assert samples[("veil_escrow_held_pha", ())] == 406_200 * MILLI / WEI
+    hist = "veil_escrow_runway_seconds_bucket"
+    assert samples[(hist, (("le", "3600.0"),))] == 0
+    assert samples[(hist, (("le", "21600.0"),))] == 1  # lease 1
+    assert samples[(hist, (("le", "86400.0"),))] == 1
+    assert samples[(hist, (("le", "259200.0"),))] == 2  # and lease 4
+    assert samples[(hist, (("le", "+Inf"),))] == 2
+    assert samples[("veil_escrow_runway_seconds_count", ())] == 2
+    assert samples[("veil_escrow_runway_seconds_sum", ())] == 5_600 + 199_400
+
+    # later: lease 2 is topped up (billing resumes), lease 1 runs out; only lease 2 is re-read
+    chain.reads.clear()
+    chain.head = {"number": 130, "timestamp": 1_006_000}
+    chain.leases[2] = lease_tuple(MILLI, 86_400 * MILLI, 1_005_900, 600, 1)
+    chain.market_logs["ToppedUp"] = [log(120, 0, lease=2)]
+    escrow = watcher.refresh()["escrow"]
+    assert chain.reads == [2]
+    assert chain.market_events.asked[-1] == (101, 130)
+    assert escrow["leases"] == {"running": 2, "paused": 1, "closed": 1}
+    assert watcher.lease_runway(1) == ("paused", 0)
+    assert watcher.lease_runway(2) == ("running", 1_005_900 + 86_400 - 600 - 1_006_000)
+
+
+def test_a_deployment_without_market_has_no_escrow() -> None:
+    chain = FakeChain()
+    watcher = NetworkWatcher(chain)  # type: ignore[arg-type]
+    assert watcher.refresh()["escrow"] is None
+    names = {f.name for f in watcher.metrics()}
+    assert not any(name.startswith("veil_escrow") for name in names)
+    assert watcher.lease_runway(1) is None
+
+
+def test_no_finalized_epoch_is_not_a_huge_one() -> None:
+    chain = FakeChain()
+    chain.deployment.contracts["RewardPool"] = None
+    pool = chain.contract("RewardPool").functions
+    pool.lastFinalizedEpoch = lambda: Call(2**256 - 1)  # the pool's "none yet"
+    chain.contract = lambda name, base=chain.contract: (  # type: ignore[method-assign]
+        SimpleNamespace(functions=pool) if name == "RewardPool" else base(name)
+    )
+    rewards = NetworkWatcher(chain).refresh()["rewards"]  # type: ignore[arg-type]
+    assert rewards["last_finalized_epoch"] == -1
+    assert [e["status"] for e in rewards["epochs"]] == ["pending", "pending", "pending", "open"]

@@ -14,10 +14,20 @@ What it reads:
   observed from the share price's growth over the readings of the last 7 days (None until
   two readings are a minute apart): what stakers actually earned, fees and slashes included.
 - the migration: committed (`totalFree + totalStaked`) against claimed.
+- escrow: when the deployment has a Market, its leases, followed like the registry (every
+  lease event marks its lease, and only marked leases are read again with `lease(id)`);
+  each lease's state and runway are then projected to the latest block's time with
+  `veil.market.runway`, exactly as the contract would bill, at no RPC cost per lease.
+  Exported as counts by state and one runway histogram (bounded cardinality however many
+  leases); per-lease runways stay in memory for the control plane's per-app families.
 - rewards: when the deployment has a RewardPool, the current and last finalized epoch and
   each recent epoch's budget and provider share (`epochBudget`, `split`); without one the
-  section is None (skipped cleanly). Per-worker uptime and heartbeats live in the attesters'
-  logs, not on chain, so they are not read here.
+  section is None (skipped cleanly).
+- attesters: per-worker uptime and heartbeats live in the attesters, not on chain, so the
+  watcher scrapes each attester's own `/metrics` (the deployment's `attester_urls`, or
+  the URLs it is given) and keeps, per attester, the epoch, the workers heard in it and
+  how many were heard in the last ten minutes; an attester that does not answer is shown
+  down, never blocks the rest of the reading.
 """
 
 from __future__ import annotations
@@ -25,14 +35,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from veil.chain.client import Chain
+from veil.market import runway
 
 log = logging.getLogger("veil.network.metrics")
 
@@ -43,6 +56,13 @@ WEEK = 7 * 86400
 EPOCHS_SHOWN = 12
 #: Blocks per eth_getLogs request while catching up on registry events.
 LOG_SPAN = 5000
+#: Market events that change a lease's stored fields.
+LEASE_EVENTS = ("LeaseOpened", "ToppedUp", "Settled", "BillingStopped", "LeaseClosed")
+#: Upper bounds (seconds) of the runway histogram: an hour, six, a day, three, a week, 30 days.
+#: Attesters scraped per reading, and the seconds each may take.
+MAX_ATTESTERS = 16
+ATTESTER_TIMEOUT = 5.0
+RUNWAY_BUCKETS = (3600, 6 * 3600, 86400, 3 * 86400, WEEK, 30 * 86400)
 
 
 @dataclass
@@ -59,10 +79,17 @@ class NetworkWatcher:
 
     chain: Chain
     refresh_seconds: float = 30.0
+    #: attesters whose /metrics give uptime; None: the deployment's `attester_urls`
+    attester_urls: list[str] | None = None
     _workers: dict[str, _Worker] = field(default_factory=dict, init=False)
     _next_block: int | None = field(default=None, init=False)
     _prices: deque[tuple[int, float]] = field(default_factory=deque, init=False)
     _snapshot: dict[str, Any] | None = field(default=None, init=False)
+    _leases: dict[int, runway.Lease] = field(default_factory=dict, init=False)
+    _closed_leases: int = field(default=0, init=False)
+    _next_market_block: int | None = field(default=None, init=False)
+    #: lease id -> (state name, runway seconds) at the last reading; replaced, never mutated
+    _runways: dict[int, tuple[str, int]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
@@ -151,6 +178,8 @@ class NetworkWatcher:
         pool = self.chain.contract("RewardPool").functions
         current = int(pool.currentEpoch().call())
         finalized = int(pool.lastFinalizedEpoch().call())
+        if finalized == 2**256 - 1:  # the pool's "none finalized yet"
+            finalized = -1
         epochs = []
         for epoch in range(max(0, current - EPOCHS_SHOWN + 1), current + 1):
             budget = int(pool.epochBudget(epoch).call())
@@ -169,6 +198,75 @@ class NetworkWatcher:
             )
         return {"current_epoch": current, "last_finalized_epoch": finalized, "epochs": epochs}
 
+    def _follow_market(self, head: int) -> None:
+        market = self.chain.contract("Market")
+        if self._next_market_block is None:
+            assert self.chain.deployment is not None
+            self._next_market_block = self.chain.deployment.contracts["Market"].block
+        events = market.events
+        while self._next_market_block <= head:
+            last = min(head, self._next_market_block + LOG_SPAN - 1)
+            span = {"from_block": self._next_market_block, "to_block": last}
+            touched: set[int] = set()
+            closed: set[int] = set()
+            for kind in LEASE_EVENTS:
+                for entry in getattr(events, kind).get_logs(**span):
+                    (closed if kind == "LeaseClosed" else touched).add(int(entry.args.lease))
+            for lease_id in sorted(touched - closed):
+                answer = runway.Lease.from_chain(market.functions.lease(lease_id).call())
+                if answer.status in (runway.STATUS_BILLING, runway.STATUS_STOPPED):
+                    self._leases[lease_id] = answer
+            for lease_id in closed:
+                self._leases.pop(lease_id, None)
+            self._closed_leases += len(closed)
+            self._next_market_block = last + 1
+
+    def _escrow(self, head: int, now: int) -> dict[str, Any] | None:
+        if not self._has("Market"):
+            return None
+        self._follow_market(head)
+        runways: dict[int, tuple[str, int]] = {}
+        counts = {"running": 0, "paused": 0}
+        buckets = [0] * len(RUNWAY_BUCKETS)
+        held = burn = runway_sum = 0
+        for lease_id, lease in self._leases.items():
+            left = runway.runway(lease, now)
+            name = runway.STATE_NAMES[runway.state(lease, now)]
+            runways[lease_id] = (name, left)
+            counts[name] = counts.get(name, 0) + 1
+            held += runway.project(lease, now).balance
+            if name == "running":
+                burn += lease.rate
+                runway_sum += left
+                for i, bound in enumerate(RUNWAY_BUCKETS):
+                    if left <= bound:
+                        buckets[i] += 1
+        self._runways = runways
+        return {
+            "leases": {**counts, "closed": self._closed_leases},
+            "held": str(held),
+            "burn_per_second": str(burn),
+            "runway_buckets": [[b, n] for b, n in zip(RUNWAY_BUCKETS, buckets, strict=True)],
+            "runway_sum": runway_sum,
+            "shortest_runway": min(
+                (left for name, left in runways.values() if name == "running"), default=None
+            ),
+        }
+
+    def _attesters(self) -> list[dict[str, Any]] | None:
+        urls = self.attester_urls
+        if urls is None:
+            deployment = self.chain.deployment
+            urls = list(deployment.parameters.get("attester_urls", [])) if deployment else []
+        if not urls:
+            return None
+        return [read_attester(url) for url in urls[:MAX_ATTESTERS]]
+
+    def lease_runway(self, lease_id: int) -> tuple[str, int] | None:
+        """The lease's state name and runway seconds at the last reading (None: unknown
+        or closed), for the control plane's per-app families."""
+        return self._runways.get(lease_id)
+
     def refresh(self) -> dict[str, Any]:
         """One reading of everything; the previous one stays served if this one fails."""
         block = self.chain.w3.eth.get_block("latest")
@@ -183,6 +281,8 @@ class NetworkWatcher:
             "vault": self._vault(now),
             "migration": self._migration(),
             "rewards": self._rewards(),
+            "escrow": self._escrow(head, now),
+            "attesters": self._attesters(),
         }
         with self._lock:
             self._snapshot = snapshot
@@ -259,6 +359,12 @@ class NetworkWatcher:
                 for part in ("budget", "stakers", "providers"):
                     budget.add_metric([str(epoch["epoch"]), part], int(epoch[part]) / 10**18)
             yield budget
+        escrow = snap.get("escrow")
+        if escrow is not None:
+            yield from _escrow_families(escrow)
+        attesters = snap.get("attesters")
+        if attesters:
+            yield from _attester_families(attesters)
 
     # --- the background thread ----------------------------------------------------
 
@@ -281,3 +387,78 @@ class NetworkWatcher:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+
+def _escrow_families(escrow: dict[str, Any]) -> Iterable[Metric]:
+    leases = GaugeMetricFamily(
+        "veil_escrow_leases", "Market leases by state (closed: all since the Market was deployed)",
+        labels=["state"],
+    )  # fmt: skip
+    for name in ("running", "paused", "closed"):
+        leases.add_metric([name], escrow["leases"].get(name, 0))
+    yield leases
+    yield GaugeMetricFamily(
+        "veil_escrow_held_pha", "PHA held in open leases after billing to the last block",
+        value=int(escrow["held"]) / 10**18,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "veil_escrow_burn_pha_per_second", "PHA per second billed by running leases",
+        value=int(escrow["burn_per_second"]) / 10**18,
+    )  # fmt: skip
+    running = escrow["leases"].get("running", 0)
+    yield HistogramMetricFamily(
+        "veil_escrow_runway_seconds",
+        "Seconds until each running lease pauses (one observation per lease)",
+        buckets=[(str(float(b)), n) for b, n in escrow["runway_buckets"]] + [("+Inf", running)],
+        sum_value=escrow["runway_sum"],
+    )
+
+
+def read_attester(url: str, timeout: float = ATTESTER_TIMEOUT) -> dict[str, Any]:
+    """One attester's uptime figures from its /metrics: `up` False (with the error) when it
+    does not answer or answers something else, so one bad attester costs one line."""
+    entry: dict[str, Any] = {"url": url, "up": False}
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=timeout) as answer:
+            text = answer.read(4 << 20).decode()
+        values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        age = "veil_attester_last_heartbeat_age_seconds"
+        refused = sum(
+            v for (n, _), v in values.items() if n == "veil_attester_heartbeats_refused_total"
+        )
+        entry.update(
+            up=True,
+            epoch=int(values[("veil_attester_epoch", ())]),
+            workers_seen=int(values[("veil_attester_workers_seen", ())]),
+            workers_known=int(values[(age + "_count", ())]),
+            heard_10m=int(values[(age + "_bucket", (("le", "600.0"),))]),
+            accepted_total=int(values[("veil_attester_heartbeats_accepted_total", ())]),
+            refused_total=int(refused),
+        )
+    except Exception as error:  # down, slow, not an attester, or before its genesis
+        entry["error"] = str(error) or type(error).__name__
+    return entry
+
+
+def _attester_families(attesters: list[dict[str, Any]]) -> Iterable[Metric]:
+    up = GaugeMetricFamily(
+        "veil_network_attester_up", "1 when the attester's /metrics answered at the last reading",
+        labels=["attester"],
+    )  # fmt: skip
+    seen = GaugeMetricFamily(
+        "veil_network_attester_workers_seen",
+        "Workers the attester heard in its current epoch", labels=["attester"],
+    )  # fmt: skip
+    recent = GaugeMetricFamily(
+        "veil_network_attester_workers_heard_recently",
+        "Workers the attester heard in the last 10 minutes", labels=["attester"],
+    )  # fmt: skip
+    for entry in attesters:
+        up.add_metric([entry["url"]], 1 if entry["up"] else 0)
+        if entry["up"]:
+            seen.add_metric([entry["url"]], entry["workers_seen"])
+            recent.add_metric([entry["url"]], entry["heard_10m"])
+    yield from (up, seen, recent)

@@ -13,6 +13,7 @@ from veil.attestation import api
 from veil.attestation.client import AttesterClient, AttesterRefused
 from veil.compute.attestation import RegistryDomain
 from veil.migration import attestation
+from veil.services.attester import metrics
 from veil.services.attester.service import AttesterConfig, build_server
 from veil.tee import DEFAULT_POLICY
 
@@ -29,7 +30,8 @@ def test_the_server_serves_exactly_the_api_paths(tmp_path: Path) -> None:
     try:
         assert set(server.posts) == {api.REGISTRATIONS, api.HEARTBEATS}
         logs = api.HEARTBEATS + "?"
-        assert set(server.readers) == {api.EVIDENCE_PREFIX, api.WORKERS_PREFIX, logs}
+        reads = {api.EVIDENCE_PREFIX, api.WORKERS_PREFIX, logs, metrics.PATH}
+        assert set(server.readers) == reads
         assert server.posts[api.REGISTRATIONS].max_body == api.MAX_REGISTRATION_BODY
         assert server.posts[api.HEARTBEATS].max_body == api.MAX_BODY
     finally:

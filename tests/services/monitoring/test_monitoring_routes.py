@@ -227,3 +227,59 @@ def test_hub_vouches_only_for_what_it_holds() -> None:
         await asyncio.wait_for(waiter, 1)
 
     asyncio.run(scenario())
+
+
+class _LeaseWatcher:
+    """The chain watcher's lease side, as NetworkWatcher exposes it to /metrics."""
+
+    def __init__(self, runways: dict[int, tuple[str, int]]) -> None:
+        self.runways = runways
+
+    def snapshot(self) -> None:
+        return None
+
+    def metrics(self) -> list:
+        return []
+
+    def lease_runway(self, lease_id: int) -> tuple[str, int] | None:
+        return self.runways.get(lease_id)
+
+
+def _lease_row(app_id: str, lease_id: int, last_runway: int | None, closed: int | None = None):
+    from veil.services.cloud.models import Lease
+
+    return Lease(
+        lease_id=f"0x{lease_id:064x}", app_id=app_id, owner=account("alice").address,
+        provider=account("p1").address, deployment_key="k", instance_type="cpu", rate="1",
+        amount="1", tx="0x" + "00" * 32, opened_at=1, closed_at=closed, last_state=1,
+        last_runway=last_runway,
+    )  # fmt: skip
+
+
+def test_prometheus_app_runway_from_the_watcher_or_the_billing_row(cloud: CloudKit) -> None:
+    from sqlalchemy.orm import Session
+
+    web = _running_app(cloud)
+    api = cloud.deploy("alice", name="api")
+    idle = cloud.deploy("alice", name="idle")
+    with Session(cloud.state.engine) as session:
+        session.add_all([
+            _lease_row(web["app_id"], 1, last_runway=50),  # the watcher knows better
+            _lease_row(web["app_id"], 2, last_runway=10, closed=5),  # closed: ignored
+            _lease_row(api["app_id"], 3, last_runway=7_200),  # the watcher has not read it
+        ])  # fmt: skip
+        session.commit()
+    monitoring = cloud.client.app.state.monitoring
+    monitoring.network = _LeaseWatcher({1: ("running", 86_000), 2: ("running", 9)})
+    monitoring.metrics_refresh_seconds = 0
+    monitoring._scrape = None
+    answer = cloud.client.get("/metrics")
+    assert answer.status_code == 200
+    runways = {
+        s.labels["app_id"]: s.value
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
+        if s.name == "veil_app_runway_seconds"
+    }
+    assert runways == {web["app_id"]: 86_000, api["app_id"]: 7_200}
+    assert idle["app_id"] not in runways

@@ -231,6 +231,7 @@ class HeartbeatJournal:
         self._error: BaseException | None = None
         self._closing = False
         self.tallies: dict[int, dict[tuple[str, str], int]] = {}
+        self.refused_total: dict[str, int] = {}  # by reason since start, for /metrics
         self._dirty: set[int] = set()
         self._tally_lock = threading.Lock()
         self.commits = 0  # fsync passes, for the bench
@@ -380,6 +381,7 @@ class HeartbeatJournal:
             counts = self.tallies.setdefault(epoch, {})
             counts[(worker, reason)] = counts.get((worker, reason), 0) + 1
             self._dirty.add(epoch)
+            self.refused_total[reason] = self.refused_total.get(reason, 0) + 1
 
     def tallies_of(self, epoch: int) -> dict[tuple[str, str], int]:
         with self._tally_lock:
@@ -517,6 +519,7 @@ class HeartbeatService:
     _spellings: dict[str, str] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _separator: bytes = field(init=False)
+    accepted_total: int = field(default=0, init=False)  # passed every check, for /metrics
 
     def __post_init__(self) -> None:
         self._separator = b"\x19\x01" + self.domain.eip712.separator
@@ -602,6 +605,7 @@ class HeartbeatService:
                 state.sequence, state.timestamp = sequence, timestamp
                 batch = self.journal.enqueue(epoch, line)
                 state.recent.append((epoch, sequence, timestamp, now, "0x" + signature.hex()))
+                self.accepted_total += 1
         except _Refusal as refusal:
             # under the epoch of its arrival: a claimed epoch can be anything
             self.journal.tally(self._epoch_now() or 0, refusal.worker, refusal.reason)
@@ -704,6 +708,12 @@ class HeartbeatService:
                 self.schedule = fresh
 
     # reads ----------------------------------------------------------------------------
+
+    def last_heard(self) -> list[tuple[int, int]]:
+        """(epoch, received_at) of each worker's latest accepted heartbeat, for /metrics."""
+        with self._lock:
+            latest = [state.recent[-1] for state in self._workers.values() if state.recent]
+        return [(entry[0], entry[3]) for entry in latest]
 
     def recent(self, worker: str) -> list[dict[str, Any]]:
         """The worker's latest accepted heartbeats, newest first."""

@@ -31,6 +31,7 @@ from veil.compute.heartbeat import (
 from veil.errors import ChainError
 from veil.merkle import MerkleTree
 from veil.migration.binding import BindingContext
+from veil.services.attester import metrics
 from veil.services.attester.bindings import MAX_BINDINGS_PER_ACCOUNT, BindingService, ClaimedCheck
 from veil.services.attester.heartbeats import (
     BlockHashes,
@@ -172,6 +173,7 @@ def build_server(config: AttesterConfig) -> AttesterServer:
             compute.recent_heartbeats = beats.recent
             routes[api.HEARTBEATS] = Route(beats.heartbeat)
             readers[api.HEARTBEATS + "?"] = beats.log
+            readers[metrics.PATH] = metrics.reader(beats)
         readers[api.EVIDENCE_PREFIX] = lambda h: ("application/json", compute.evidence(h))
         readers[api.WORKERS_PREFIX] = _json_reader(compute.worker_view)
         info["compute"] = {

@@ -820,6 +820,7 @@ _RECENT_APP_METRICS = text(
     "SELECT app_id, at, id, cpu_pct, memory_bytes, read_bytes, write_bytes, restarts "
     "FROM app_metrics WHERE at >= :since"
 )
+_OPEN_LEASES = text("SELECT app_id, lease_id, last_runway FROM leases WHERE closed_at IS NULL")
 _WORKER_ROWS = text("SELECT address, provider, gpu_model, online, last_seen FROM workers")
 _RECENT_WORKER_METRICS = text(
     "SELECT worker, at, id, cpu_pct, memory_used_bytes, disk_used_bytes "
@@ -850,7 +851,9 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _per_item_block(state: CloudState) -> tuple[str, dict[str, int], dict[tuple[str, str], int]]:
+def _per_item_block(
+    state: CloudState, network: Any = None
+) -> tuple[str, dict[str, int], dict[tuple[str, str], int]]:
     """The high-cardinality families (one series per app and per worker), written directly
     in the exposition format: at 29,000 workers prometheus-client's per-sample objects cost
     seconds, this costs a few hundred milliseconds. Label values are checksummed addresses,
@@ -860,6 +863,7 @@ def _per_item_block(state: CloudState) -> tuple[str, dict[str, int], dict[tuple[
         apps = connection.execute(_APP_ROWS).all()
         app_samples = _newest(connection.execute(_RECENT_APP_METRICS, {"since": since}), "app_id")
         workers = connection.execute(_WORKER_ROWS).all()
+        leases = connection.execute(_OPEN_LEASES).all()
         machine = _newest(connection.execute(_RECENT_WORKER_METRICS, {"since": since}), "worker")
     out: list[str] = []
     counts: dict[str, int] = {}
@@ -884,6 +888,13 @@ def _per_item_block(state: CloudState) -> tuple[str, dict[str, int], dict[tuple[
     ):
         lines = (f'{name}{{app_id="{a}"}} {getattr(m, column)}\n' for a, m in app_samples.items())
         _family(out, name, help_text, lines)
+    _family(
+        out,
+        "veil_app_runway_seconds",
+        "Seconds until the app's lease pauses (apps with an open lease)",
+        (f'veil_app_runway_seconds{{app_id="{app}"}} {left}\n'
+         for app, left in _app_runways(leases, network).items()),
+    )  # fmt: skip
     by_model: dict[tuple[str, str], int] = {}
     for row in workers:
         key = (str(row.gpu_model), "online" if row.online else "offline")
@@ -917,6 +928,20 @@ def _per_item_block(state: CloudState) -> tuple[str, dict[str, int], dict[tuple[
     return "".join(out), counts, by_model
 
 
+def _app_runways(leases: Iterable[Any], network: Any) -> dict[str, int]:
+    """Each app's runway: projected by the chain watcher at its last reading when it has
+    one, else what the billing watcher stored at its last pass. An app with two open
+    leases (a version moving) shows the longer one: that is when it actually stops."""
+    runways: dict[str, int] = {}
+    lookup = getattr(network, "lease_runway", None)  # a stand-in watcher may not have it
+    for row in leases:
+        reading = lookup(int(row.lease_id, 16)) if lookup is not None else None
+        left = reading[1] if reading is not None else row.last_runway
+        if left is not None:
+            runways[row.app_id] = max(runways.get(row.app_id, 0), int(left))
+    return runways
+
+
 class _Aggregates:
     """The low-cardinality families, through prometheus-client (and the chain watcher's)."""
 
@@ -944,7 +969,7 @@ class _Aggregates:
 
 
 def render_metrics(state: CloudState, monitoring: Monitoring) -> bytes:
-    block, counts, by_model = _per_item_block(state)
+    block, counts, by_model = _per_item_block(state, monitoring.network)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Aggregates(counts, by_model, monitoring.network))
     return bytes(generate_latest(registry)) + block.encode()

@@ -235,7 +235,7 @@ function networkView() {
     </div>
     <div class="grid two" style="margin-top:20px">
       <div class="card"><h2>Providers</h2><div id="net-providers"></div></div>
-      <div class="card"><h2>Vault and migration</h2><div id="net-vault"></div></div>
+      <div class="card"><h2>Vault, migration and escrow</h2><div id="net-vault"></div></div>
     </div>`;
   const stop = stream("/v1/network/stream", (ev) => {
     if (ev.event === "error") {
@@ -310,8 +310,23 @@ function drawNetwork(net) {
       <div class="meter" title="${pct}%"><i style="width:${pct}%"></i></div>
       <div class="muted small" style="margin-top:6px">${pct.toFixed(2)}% of committed balances claimed</div>`;
   }
+  const escrow = chain && chain.escrow;
+  if (escrow) {
+    const shortest = escrow.shortest_runway;
+    html += `<div class="kv"><span>Leases</span><span data-escrow="leases">${escrow.leases.running} running · ${escrow.leases.paused} paused</span></div>
+      <div class="kv"><span>Held in escrow</span><span>${tokens(escrow.held)} PHA</span></div>
+      <div class="kv"><span>Billed per day</span><span>${tokens(String(BigInt(escrow.burn_per_second) * 86400n))} PHA</span></div>
+      <div class="kv"><span>Shortest runway</span><span>${esc(shortest == null ? "—" : `${(shortest / 3600).toFixed(1)} h`)}</span></div>`;
+  }
+  const attesters = (chain && chain.attesters) || [];
+  if (attesters.length) {
+    const live = attesters.filter((a) => a.up);
+    const seen = live.length ? Math.max(...live.map((a) => a.workers_seen)) : null;
+    html += `<div class="kv"><span>Attesters answering</span><span data-attesters="up">${live.length} / ${attesters.length}</span></div>
+      <div class="kv"><span>Workers heard this epoch</span><span>${seen == null ? "—" : seen}${live.length ? ` (epoch ${live[0].epoch})` : ""}</span></div>`;
+  }
   document.getElementById("net-vault").innerHTML = html ||
-    emptyState("⛁", "No chain data", "The vault's APR and migration progress appear when the control plane reads a deployment.");
+    emptyState("⛁", "No chain data", "The vault's APR, migration progress and escrow appear when the control plane reads a deployment.");
 }
 
 // ---------- My apps ----------
