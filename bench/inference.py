@@ -3,9 +3,10 @@
 Three figures, each one JSON line with the machine it ran on:
 
 1. `gateway_overhead`: the same chat completion sent alternately to the backend directly
-   and through `veil ai serve` (which hashes, signs three ways and stores a receipt before
-   answering); overhead = gateway latency - direct latency at p50 and p99. Targets: p50
-   under 3 ms, p99 under 10 ms. The backend is tests/services/ai/fake_backend.py, so the
+   and through `veil ai serve` (which hashes the answer and queues its receipt: signed three
+   ways and committed in batches after the answer is sent, before its signature is
+   served); overhead = gateway latency - direct latency at p50 and p99. Targets: p50 under
+   3 ms, p99 under 10 ms. The backend is tests/services/ai/fake_backend.py, so the
    figure is the gateway's own cost, not a model's. The gateway's CPU time per request is
    reported too: on a machine shared with other jobs, p99 mostly measures the scheduler.
 2. `concurrent_streams`: 200 streamed chat completions open at once through the gateway
