@@ -31,8 +31,8 @@ def main() -> None:
     texts: list[str] = request["texts"]
     batch = int(request["batch"])
     import numpy as np
-    import sentence_transformers
-    import torch
+    import sentence_transformers  # type: ignore[import-not-found]  # its own venv only
+    import torch  # type: ignore[import-not-found]
     from sentence_transformers import SentenceTransformer
 
     default_threads = torch.get_num_threads()

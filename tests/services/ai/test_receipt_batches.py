@@ -71,7 +71,8 @@ def test_a_bad_row_in_a_batch_costs_only_its_own_receipt(tmp_path: Path) -> None
         assert stored is not None
         receipt = Receipt.from_message(stored.receipt)
         verify_receipt_signature(receipt, stored.receipt_signature, stored.signatures[ECDSA][1])
-    assert gateway.store.get("taken") is not None and gateway.store.get("taken").text == "a:b"
+    taken = gateway.store.get("taken")
+    assert taken is not None and taken.text == "a:b"  # the first one stays as it was
     gateway.store.close()
 
 
@@ -95,7 +96,9 @@ def test_concurrent_answers_each_get_a_committed_receipt_when_asked(
         running.stop()
 
 
-def test_a_shutdown_commits_every_queued_receipt(tmp_path: Path, backend_url: str) -> None:
+def test_a_shutdown_commits_every_queued_receipt(
+    tmp_path: Path, backend_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = GatewayConfig(state_dir=tmp_path, quote_source=Simulator(SIM_APP), backend=backend_url)
     running = run_gateway(config)
     store = running.gateway.store
@@ -105,7 +108,7 @@ def test_a_shutdown_commits_every_queued_receipt(tmp_path: Path, backend_url: st
         time.sleep(0.3)  # a slow disk: commits still running when the shutdown comes
         commit(rows)
 
-    store.add_many = slow_commit  # type: ignore[method-assign]
+    monkeypatch.setattr(store, "add_many", slow_commit)
     ids = asyncio.run(_answers(running.url, 30))
     assert running.gateway.pending  # answered, not yet committed
     running.stop()  # at once: nobody asked for a signature, some receipts may still be queued
