@@ -257,7 +257,6 @@ class Gateway:
                 timeout=aiohttp.ClientTimeout(total=self.config.backend_timeout, connect=10.0),
                 # idle backend connections close before a 5 s server keep-alive closes them
                 connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=2.0),
-                auto_decompress=False,  # the bytes the backend sent are the bytes signed
             )
         try:
             async with self.session.post(f"{self.config.backend}{path}", data=raw) as answer:
