@@ -119,3 +119,30 @@ def test_a_shutdown_commits_every_queued_receipt(
         assert all(reopened.get(receipt_id) is not None for receipt_id in ids)
     finally:
         reopened.close()
+
+
+def test_a_failed_batch_answers_404_and_later_receipts_still_commit(
+    tmp_path: Path, backend_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running = run_gateway(
+        GatewayConfig(state_dir=tmp_path, quote_source=Simulator(SIM_APP), backend=backend_url)
+    )
+    try:
+        store = running.gateway.store
+        commit = store.add_many
+
+        def broken(rows: list[tuple[StoredReceipt, UsageRow]]) -> None:
+            raise OSError("disk gone")
+
+        monkeypatch.setattr(store, "add_many", broken)
+        lost = httpx.post(running.url + "/v1/chat/completions", json=_chat(0))
+        assert lost.status_code == 200
+        missing = httpx.get(running.url + f"/v1/signature/{lost.headers['x-receipt-id']}")
+        assert missing.status_code == 404  # at once, not after the 30 s wait
+        assert missing.json()["code"] == "receipt_not_found"
+        monkeypatch.setattr(store, "add_many", commit)
+        kept = httpx.post(running.url + "/v1/chat/completions", json=_chat(1))
+        found = httpx.get(running.url + f"/v1/signature/{kept.headers['x-receipt-id']}")
+        assert found.status_code == 200
+    finally:
+        running.stop()

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import sqlite3
 import subprocess
@@ -51,6 +52,7 @@ from veil.services.ai.store import ReceiptStore, StoredReceipt, UsageRow
 from veil.tee.evidence import evidence_from_json
 from veil.tee.identity import app_identity
 
+_log = logging.getLogger(__name__)
 _NONCE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _BOOT_NONCE = hashlib.sha256(b"veil-ai-gateway boot").digest()
 
@@ -187,6 +189,8 @@ class Gateway:
             batch, self._queue = self._queue, []
             try:
                 await run_in_threadpool(self._sign_and_store, batch)
+            except Exception:  # the flusher must outlive a bad batch; those ids answer 404
+                _log.exception("receipts of %d answers could not be stored", len(batch))
             finally:
                 for item in batch:
                     done = self.pending.pop(item[0], None)
