@@ -3,26 +3,30 @@
 Three figures, each one JSON line with the machine it ran on:
 
 1. `gateway_overhead`: the same chat completion sent alternately to the backend directly
-   and through `veil ai serve` (which hashes, signs three ways and stores a receipt before
-   answering); overhead = gateway latency - direct latency at p50 and p99. Targets: p50
-   under 3 ms, p99 under 10 ms. The backend is tests/services/ai/fake_backend.py, so the
+   and through `veil ai serve` (which hashes the answer and queues its receipt: signed three
+   ways and committed in batches after the answer is sent, before its signature is
+   served); overhead = gateway latency - direct latency at p50 and p99. Targets: p50 under
+   3 ms, p99 under 10 ms. The backend is tests/services/ai/fake_backend.py, so the
    figure is the gateway's own cost, not a model's. The gateway's CPU time per request is
    reported too: on a machine shared with other jobs, p99 mostly measures the scheduler.
 2. `concurrent_streams`: 200 streamed chat completions open at once through the gateway
    (the backend paces 30 tokens 20 ms apart), every one checked by AsyncVerifyingTransport:
    running hash per chunk, signature and EIP-712 receipt at the end. Target: no errors.
 3. `embeddings`: all-MiniLM-L6-v2 sentences per second, in process (numpy) and over HTTP.
-   sentence-transformers' own figure is reported as not measured when it cannot be
-   installed without torch (the PyPI torch wheel for Linux is the CUDA build, gigabytes).
+   sentence-transformers' own figure comes from `--reference-python PYTHON` (a venv with
+   sentence-transformers and torch, which are too heavy for the project's), on the same
+   texts and weights in the same run, with the smallest cosine between the two sides'
+   vectors (they must agree to >= 0.9999); without the option it says it was not run.
 
 Run: .venv/bin/python bench/inference.py [--requests 400] [--streams 200]
+     [--reference-python /work/st-venv/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
+import base64
 import json
 import os
 import platform
@@ -40,14 +44,16 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import httpx
+import numpy as np
 
-from veil.inference.embedding import MODEL_NAME, EmbeddingModel
+from veil.inference.embedding import MODEL_NAME, EmbeddingModel, model_archive
 from veil.inference.transport import AsyncVerifyingTransport
 from veil.tee.policy import OsImage, Policy
 from veil.tee.simulator import AppSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKE_BACKEND = REPO_ROOT / "tests" / "services" / "ai" / "fake_backend.py"
+REFERENCE = Path(__file__).resolve().parent / "inference_reference.py"
 VEIL = Path(sys.executable).parent / "veil"
 SENTENCES = [
     "Confidential inference keeps prompts away from the host.",
@@ -201,7 +207,52 @@ async def streams(gateway: str, count: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def embeddings(gateway: str, sentences: int) -> dict[str, Any]:
+def sentence_transformers_reference(
+    python: str | None, texts: list[str], model: EmbeddingModel, batch: int
+) -> dict[str, Any]:
+    """sentence-transformers' rate on the same texts and weights, and how close its vectors are.
+
+    Why a subprocess: torch is far too heavy for the project's venv, so the reference runs in
+    an interpreter of its own (bench/inference_reference.py), reading the same model.zip.
+    Agreement is the smallest cosine between the two sides' vector for each text.
+    """
+    if python is None:
+        return {
+            "measured": False,
+            "why": "not run: pass --reference-python PYTHON, an "
+            "interpreter with sentence-transformers and torch (too heavy for this venv)",
+        }
+    request = json.dumps({"archive": str(model_archive()), "texts": texts, "batch": batch})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    try:
+        done = subprocess.run(
+            [python, str(REFERENCE)], input=request.encode(), capture_output=True,
+            timeout=1800, check=False, env=env,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {"measured": False, "why": f"{python}: {error}"}
+    if done.returncode != 0:
+        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return {"measured": False, "why": f"{python} exited {done.returncode}: {last[0]}"}
+    answer = json.loads(done.stdout)
+    theirs = np.frombuffer(base64.b64decode(answer["vectors_f32_b64"]), dtype="<f4")
+    theirs = theirs.reshape(len(texts), answer["dimensions"]).astype(np.float64)
+    ours, _ = model.embed(texts, batch_size=batch)
+    ours = np.asarray(ours, dtype=np.float64)
+    cosine = (ours * theirs).sum(axis=1) / (
+        np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1)
+    )
+    return {
+        "measured": True,
+        "sentences_per_s": answer["sentences_per_s"],
+        "torch_threads_default": answer["torch_threads_default"],
+        "versions": answer["versions"],
+        "min_cosine_vs_builtin": round(float(cosine.min()), 7),
+        "same_vectors": bool(cosine.min() >= 0.9999),
+    }
+
+
+def embeddings(gateway: str, sentences: int, reference_python: str | None) -> dict[str, Any]:
     model = EmbeddingModel()
     texts = [SENTENCES[i % len(SENTENCES)] + f" ({i})" for i in range(sentences)]
     model.embed(texts[:32])
@@ -217,28 +268,7 @@ def embeddings(gateway: str, sentences: int) -> dict[str, Any]:
             )
             answer.raise_for_status()
         over_http = sentences / (time.perf_counter() - t0)  # fmt: skip
-    reference: dict[str, Any]
-    if importlib.util.find_spec("sentence_transformers") is None:
-        reference = {"measured": False, "why": "sentence-transformers needs torch; PyPI's "
-                     "Linux torch wheel is the CUDA build (GBs), too heavy for this machine "
-                     "and CI, and nothing may download weights at run time"}  # fmt: skip
-    else:
-        import zipfile
-
-        from sentence_transformers import SentenceTransformer
-
-        from veil.inference.embedding import model_archive
-
-        with tempfile.TemporaryDirectory() as tmp:
-            zipfile.ZipFile(model_archive()).extractall(tmp)
-            st_model = SentenceTransformer(tmp, device="cpu")
-            st_model.encode(texts[:32])
-            t0 = time.perf_counter()
-            st_model.encode(texts, batch_size=32)
-            reference = {
-                "measured": True,
-                "sentences_per_s": round(sentences / (time.perf_counter() - t0), 1),
-            }
+    reference = sentence_transformers_reference(reference_python, texts, model, 32)
     return {
         "figure": "embeddings",
         "model": MODEL_NAME,
@@ -255,6 +285,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--sentences", type=int, default=256)
+    parser.add_argument(
+        "--reference-python",
+        help="an interpreter with sentence-transformers (and torch) installed: runs "
+        "bench/inference_reference.py for the reference embeddings figure",
+    )
     args = parser.parse_args()
     host = machine()
     processes: list[subprocess.Popen[bytes]] = []
@@ -272,7 +307,7 @@ def main() -> None:
             figures = [
                 overhead(backend_url, gateway_url, args.requests, gateway.pid),
                 asyncio.run(streams(paced_gateway_url, args.streams)),
-                embeddings(gateway_url, args.sentences),
+                embeddings(gateway_url, args.sentences, args.reference_python),
             ]
     finally:
         for process in processes:

@@ -84,21 +84,32 @@ class ReceiptStore:
             self._db.close()
 
     def add(self, stored: StoredReceipt, usage: UsageRow) -> None:
-        ecdsa_sig, ecdsa_addr = stored.signatures["ecdsa"]
-        ed_sig, ed_addr = stored.signatures["ed25519"]
+        self.add_many([(stored, usage)])
+
+    def add_many(self, items: list[tuple[StoredReceipt, UsageRow]]) -> None:
+        """Store receipts with their usage rows in one transaction: all of them or none.
+
+        Why batches: the gateway commits the receipts of every answer sent meanwhile at
+        once, one commit instead of one per answer.
+        """
+        receipts = []
+        usages = []
+        for stored, usage in items:
+            ecdsa_sig, ecdsa_addr = stored.signatures["ecdsa"]
+            ed_sig, ed_addr = stored.signatures["ed25519"]
+            receipts.append(
+                (stored.id, stored.created_at, stored.text, ecdsa_sig, ecdsa_addr, ed_sig,
+                 ed_addr, json.dumps(stored.receipt), stored.receipt_signature)
+            )  # fmt: skip
+            usages.append(
+                (usage.receipt_id, usage.created_at, usage.endpoint, usage.model,
+                 usage.customer, usage.prompt_tokens, usage.completion_tokens)
+            )  # fmt: skip
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                self._db.execute(
-                    "INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?,?)",
-                    (stored.id, stored.created_at, stored.text, ecdsa_sig, ecdsa_addr, ed_sig,
-                     ed_addr, json.dumps(stored.receipt), stored.receipt_signature),
-                )  # fmt: skip
-                self._db.execute(
-                    "INSERT INTO usage VALUES (?,?,?,?,?,?,?)",
-                    (usage.receipt_id, usage.created_at, usage.endpoint, usage.model,
-                     usage.customer, usage.prompt_tokens, usage.completion_tokens),
-                )  # fmt: skip
+                self._db.executemany("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?,?)", receipts)
+                self._db.executemany("INSERT INTO usage VALUES (?,?,?,?,?,?,?)", usages)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
