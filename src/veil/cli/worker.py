@@ -263,8 +263,9 @@ def status(
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
 ) -> None:
-    """A worker's registration, evidence hash, last heartbeats, and uptime and rewards per
-    epoch (from the epoch reports)."""
+    """A worker's registration, evidence hash, heartbeats, uptime and rewards per epoch.
+
+    Uptime and rewards come from the epoch reports (`veil rewards close` writes them)."""
     if worker is None:
         identity = load_identity(state_dir)
         if identity is None:
