@@ -215,3 +215,17 @@ def test_writer_refuses_a_header_naming_another_key_and_out_of_order_use() -> No
     writer = heartbeat_log.LogWriter(HEADER, ATTESTER)
     with pytest.raises(RuntimeError):
         writer.end()
+
+
+@given(raw=st.binary(min_size=20, max_size=20))
+def test_the_readers_eip55_equals_the_reference(raw: bytes) -> None:
+    from eth_utils import to_checksum_address
+
+    address = to_checksum_address(raw)
+    assert heartbeat_log._checksummed(address, 1) == address
+    assert heartbeat_log._checksummed(address.lower(), 1) == address
+    if address.lower() != address.swapcase().lower() or address[2:] != address[2:].lower():
+        wrong = address[:2] + address[2:].swapcase()
+        if wrong[2:] not in (address[2:].lower(), address[2:].upper()):
+            with pytest.raises(InputError):
+                heartbeat_log._checksummed(wrong, 1)

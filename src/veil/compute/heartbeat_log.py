@@ -355,12 +355,12 @@ class _Columns:
         if pieces[6::20].count(b":%d," % self.epoch) != count:
             return False
         try:
-            sequences = array("Q", _numbers(b"".join(pieces[8::20]), count))
-            timestamps = array("Q", _numbers(b"".join(pieces[10::20]), count))
+            sequences = _numbers(b"".join(pieces[8::20]), count)
+            timestamps = _numbers(b"".join(pieces[10::20]), count)
             tail = b"".join(pieces[20::20])
             if not tail.endswith(b"}\n"):
                 return False
-            received = array("Q", _numbers(tail[:-2].replace(b"}\n{", b","), count, b""))
+            received = _numbers(tail[:-2].replace(b"}\n{", b","), count, b"")
             workers, blocks = pieces[3::20], pieces[13::20]
             signatures = b""
             if self.signatures is not None:
@@ -380,14 +380,19 @@ class _Columns:
     ) -> bool:
         """Columns whose every field was checked, but for the worker and block names
         and the sequence order, which are checked here."""
-        try:
-            for text in set(workers).difference(self.worker_ids):
-                self._worker(text.decode() if isinstance(text, bytes) else text, 0, text)
-            for text in set(blocks).difference(self.block_ids):
-                self._block(text, 0)
-        except InputError:
-            return False
-        indexes = array("I", map(self.worker_ids.__getitem__, workers))
+        try:  # names seen before (nearly all, after the first block) cost one lookup each
+            indexes = array("I", map(self.worker_ids.__getitem__, workers))
+            block_indexes = array("I", map(self.block_ids.__getitem__, blocks))
+        except KeyError:
+            try:
+                for text in set(workers).difference(self.worker_ids):
+                    self._worker(text.decode() if isinstance(text, bytes) else text, 0, text)
+                for text in set(blocks).difference(self.block_ids):
+                    self._block(text, 0)
+            except InputError:
+                return False
+            indexes = array("I", map(self.worker_ids.__getitem__, workers))
+            block_indexes = array("I", map(self.block_ids.__getitem__, blocks))
         last = self.last_sequence
         before = last.copy()
         for index, sequence in zip(indexes, sequences):  # noqa: B905 (equal lengths)
@@ -399,7 +404,7 @@ class _Columns:
         self.sequence += sequences
         self.timestamp += timestamps
         self.received_at += received
-        self.block_index += array("I", map(self.block_ids.__getitem__, blocks))
+        self.block_index += block_indexes
         if self.signatures is not None:
             self.signatures += signatures
         return True
@@ -457,18 +462,22 @@ def _checksummed(text: Any, number: int) -> str:
         lower = text[2:].lower()
         if not lower.translate(_NOT_HEX):
             digest = keccak256(lower.encode()).hex()
-            upper = "".join(
-                c.upper() if d in "89abcdef" else c for c, d in zip(lower, digest, strict=False)
-            )
+            upper = "".join(map(_EIP55_CASE.__getitem__, zip(lower, digest, strict=False)))
             if text[2:] in (upper, lower, lower.upper()):
                 return "0x" + upper
     return checksum(text, f"heartbeat log line {number} worker")  # it raises, naming why
 
 
 _NOT_HEX = str.maketrans("", "", "0123456789abcdef")
+#: (address digit, hash digit) -> the digit in EIP-55 case: upper when the hash's is 8 or more
+_EIP55_CASE = {
+    (c, d): c.upper() if d in "89abcdef" else c
+    for c in "0123456789abcdef"
+    for d in "0123456789abcdef"
+}
 
 
-def _numbers(text: bytes, count: int, prefix: bytes = b",") -> list[int]:
+def _numbers(text: bytes, count: int, prefix: bytes = b",") -> array[int]:
     """`count` JSON unsigned integers written `:N,` (or `:N` joined by `,`, prefix b"")."""
     if text.translate(None, b"0123456789:,"):
         raise ValueError("not plain digits")
@@ -482,7 +491,7 @@ def _numbers(text: bytes, count: int, prefix: bytes = b",") -> list[int]:
     values = body.split(b",")
     if len(values) != count or b"" in values:
         raise ValueError("count")
-    return list(map(int, values))
+    return array("Q", map(int, values))  # OverflowError: not a uint64
 
 
 def _hex_column(joined: bytes, size: int, count: int) -> bytes:

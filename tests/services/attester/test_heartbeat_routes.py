@@ -366,3 +366,18 @@ def test_a_governed_change_of_the_epoch_length_is_picked_up(
     got = a.post(HEARTBEATS, beat_body(2, later, epoch=current))
     assert got[1]["code"] == "wrong_epoch"
     assert a.post(HEARTBEATS, beat_body(3, later, epoch=current + 1))[0] == 200
+
+
+def test_only_the_newest_journals_stay_open(attester: Callable[..., Attester]) -> None:
+    """Serving or writing many epochs does not hold a file descriptor per epoch."""
+    a = attester()
+    a.register()
+    journal = a.server.closers[0].__self__
+    for n in range(6):
+        now = EPOCHS.start(3 + n) + 10
+        a.clock["now"] = now
+        assert a.beat(n + 1, now)[0] == 200
+    assert len(journal._files) <= 3
+    for epoch in range(3, 9):
+        assert len(read_log(a.log(epoch))) == 1
+    assert len(journal._files) <= 3

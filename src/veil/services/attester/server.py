@@ -40,6 +40,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import orjson
+
 from veil.attestation import api
 from veil.services.attester.requests import Refused
 
@@ -430,7 +432,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _answer(
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        self._send(status, "application/json", json.dumps(payload).encode(), headers)
+        try:
+            body = orjson.dumps(payload)
+        except TypeError:  # an integer beyond 64 bits: the standard library writes it exactly
+            body = json.dumps(payload).encode()
+        self._send(status, "application/json", body, headers)
 
     def _fail(
         self, status: int, message: str, code: str | None = None, retry_after: int | None = None
@@ -524,8 +530,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._fail(HTTPStatus.NOT_FOUND, f"no route POST {self.path}")
             return
         try:
-            body = json.loads(raw)
-        except ValueError as error:
+            body = orjson.loads(raw)  # a sixth of json's cost; integers beyond 64 bits
+        except orjson.JSONDecodeError as error:  # come back as floats, which no field takes
             self._fail(HTTPStatus.BAD_REQUEST, f"body is not JSON: {error}")
             return
         self._working(partial(self._handle, route, body))
