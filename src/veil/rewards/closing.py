@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 import tempfile
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,11 @@ def _read_all(
     # A log of 1.7 M heartbeats takes seconds to read: every log but the first is read by
     # its own forked child (three logs on two cores keep both busy to the end, where one
     # child with two logs would finish alone); only the reduced counts cross back.
-    waits = [forked(lambda source=source: pickle.dumps(one(source)[1])) for source in sources[1:]]
+
+    def child(source: str) -> Callable[[], bytes]:
+        return lambda: pickle.dumps(one(source)[1])
+
+    waits = [forked(child(source)) for source in sources[1:]]
     out = [one(sources[0])]
     for source, wait in zip(sources[1:], waits, strict=True):
         rest = wait()
