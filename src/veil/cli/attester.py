@@ -79,6 +79,9 @@ def serve(
     epoch_length: int = typer.Option(
         None, "--epoch-length", min=1, help="Epoch length, s, without a RewardPool."
     ),
+    chain_clock: bool = typer.Option(
+        False, "--chain-clock", help="Heartbeat time is chain time (devnets whose clock jumps)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
     """Verify and sign migration bindings and worker attestations until interrupted.
@@ -110,6 +113,12 @@ def serve(
         min_heartbeat_interval=heartbeat_interval,
         retention=retention_days * 86_400,
     )
+    if chain_clock:
+        # A devnet's `veil devnet advance` moves chain time only: epochs then end (and
+        # their logs complete) when the chain says so, not an hour of wall clock later.
+        from veil.services.attester.heartbeats import CachedClock
+
+        config.clock = CachedClock(lambda: int(chain.w3.eth.get_block("latest")["timestamp"]))
     if tree is not None:
         config.tree = load_tree(tree)
         if genesis is not None:

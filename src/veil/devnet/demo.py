@@ -104,6 +104,7 @@ def economy(w: Walkthrough, port: int) -> None:
     """Issue 2's story: stake, delegate, and change a parameter through governance."""
     bring_up(w, port)
     stake_and_delegate(w)
+    rewards(w, DEMO_HOME / "rewards", attester_port=free_port(preferred=8702))
 
     w.step("Rewards stream into the vault while the reserve covers them")
     w.say(
@@ -723,3 +724,106 @@ def _start_attester(
             time.sleep(0.2)
     process.kill()
     raise VeilError(f"attester did not answer on port {port} within 30 s")
+
+
+# The demo's three simulated workers: (name, GPU model, GPUs, heartbeats sent). The hour
+# is compressed: heartbeats go out every 0.1 s of wall clock, and the report expects one
+# per 180 s of the epoch (`--heartbeat-interval 180`), so 20 heartbeats are a full epoch.
+REWARD_WORKERS = (("cpu", "CPU_TDX", 0, 20), ("h100", "H100", 1, 17), ("h200", "H200", 1, 10))
+REWARD_INTERVAL = "180"
+
+
+def rewards(w: Walkthrough, work: Path, attester_port: int) -> None:
+    """Issue 11's story: one hourly epoch of three workers, settled, claimed and audited.
+
+    It runs before the demo's first time jump: heartbeats carry wall-clock timestamps, which
+    match chain time only until then, and epoch 0 (from the pool's genesis at deploy) is
+    the one still open. The attester runs with `--chain-clock`, so `devnet advance` ends
+    the epoch and completes its log instead of an hour of waiting.
+    """
+    import json
+    import shutil
+
+    from veil.devnet.accounts import devnet_account
+
+    shutil.rmtree(work, ignore_errors=True)  # a previous run's reports and signatures
+    work.mkdir(parents=True)
+    policy, reports = work / "devnet-policy.toml", str(work / "reports")
+    provider = devnet_account("dave").address
+    url = f"http://127.0.0.1:{attester_port}"
+    chain = w.chain()
+    pool, vault, pha = (chain.contract(n) for n in ("RewardPool", "Vault", "PHA"))
+
+    w.step("Compute rewards: a provider runs a CPU, an H100 and an H200 worker for an epoch")
+    w.say("epochs are an hour of chain time from the pool's genesis; this is epoch 0")
+    w.veil_to_file(policy, "attester", "devnet-policy")
+    attester = _start_attester(w, work / "attester.sqlite", attester_port,
+                               ["--policy", str(policy), "--min-heartbeat-interval", "0",
+                                "--chain-clock"])  # fmt: skip
+    try:
+        w.veil("worker", "provider", "--stake", "5000", "--account", "dave")
+        # What NVIDIA's local verifier reports for a healthy H100/H200 (both GH100 parts):
+        # the devnet has no GPU either, so the demo writes the claim set it would send.
+        claim = {"hwmodel": "GH100 A01 GSP BROM", "measres": "success", "secboot": True,
+                 "dbgstat": "disabled", "x-nvidia-gpu-attestation-report-signature-verified":
+                 True, "x-nvidia-gpu-attestation-report-nonce-match": True}  # fmt: skip
+        gpu = work / "gpu-claims.json"
+        gpu.write_text(json.dumps({"claims": [claim], "result_code": 0}))
+        for name, model, gpus, beats in REWARD_WORKERS:
+            evidence = ["--gpu-evidence", str(gpu)] if gpus else []
+            if beats < 20:
+                w.say(f"the {model} worker is offline for the last {20 - beats} of 20 beats")
+            w.veil("worker", "run", "--provider", provider, "--tee", "sim",
+                   "--gpu-model", model, "--gpu-count", str(gpus), *evidence, "--attester", url,
+                   "--state-dir", str(work / name), "--iterations", str(beats),
+                   "--interval", "0.1", "--account", "dave")  # fmt: skip
+
+        w.step("The epoch ends; the attester's signed log is complete; close it")
+        clock = pool.functions
+        end = int(clock.genesisTime().call()) + int(clock.epochLength().call())
+        w.devnet("advance", "--seconds", str(end + 301 - _chain_time(w)))
+        _await_complete_log(url, 0)
+        w.say("weight (H100 1.0, H200 1.5, CPU 0.1) x uptime; below 80% uptime: nothing")
+        w.veil("rewards", "close", "0", "--log", url, "--heartbeat-interval", REWARD_INTERVAL,
+               "--sign", "--dir", reports, "--account", "attester")  # fmt: skip
+
+        w.step("Anyone publishes the signed root; after the challenge window, anyone finalizes")
+        w.veil("rewards", "publish", "0", "--dir", reports, "--account", "alice")
+        w.devnet("advance", "--seconds", str(int(clock.challengeWindow().call()) + 1))
+        treasury = clock.treasury().call()
+        before = (pha.functions.balanceOf(treasury).call(),
+                  pha.functions.balanceOf(vault.address).call())  # fmt: skip
+        w.veil("rewards", "finalize", "0", "--account", "alice")
+        budget = int(clock.epochBudget(0).call())
+        to_treasury, to_stakers, _ = (int(x) for x in clock.split(budget).call())
+        got_treasury = pha.functions.balanceOf(treasury).call() - before[0]
+        got_vault = pha.functions.balanceOf(vault.address).call() - before[1]
+        w.say(f"treasury +{got_treasury / 10**18:,.6f} PHA (its {to_treasury / 10**18:,.0f} "
+              "plus what no worker earned); the vault's reward reserve "
+              f"+{got_vault / 10**18:,.0f} PHA (the stakers' {to_stakers / 10**18:,.0f}, "
+              "streamed into the vPHA price)")  # fmt: skip
+
+        w.step("The provider claims its workers' rewards as vPHA")
+        w.veil("rewards", "claim", "--as", "vpha", "--dir", reports, "--account", "dave")
+        w.veil("stake", "status", "--account", "dave")
+
+        w.step("Anyone recomputes the epoch from the attester's log and the chain")
+        w.veil("rewards", "audit", "0", "--log", url, "--heartbeat-interval", REWARD_INTERVAL,
+               "--dir", reports)  # fmt: skip
+    finally:
+        attester.terminate()
+        attester.wait(timeout=10)
+
+
+def _await_complete_log(url: str, epoch: int) -> None:
+    """The attester reads chain time at most once a second: wait until its log says done."""
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/v1/compute/heartbeats?epoch={epoch}") as answer:
+            if json.loads(answer.readline()).get("complete"):
+                return
+        time.sleep(0.5)
+    raise VeilError(f"attester {url}: epoch {epoch}'s log is still not complete")

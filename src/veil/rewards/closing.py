@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 import tempfile
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,11 +70,8 @@ def epoch_budget(pool: Any, epoch: int) -> tuple[int, Split]:
     return budget, Split(treasury, stakers, providers)
 
 
-def log_heartbeats(log: Any, state: PoolState, epoch: int) -> AttesterHeartbeats:
-    """One attester's verified log (`veil.compute.heartbeat_log.HeartbeatLog`), reduced to
-    sequences per worker, after checking it belongs to this network, epoch and attester set.
-    """
-    header = log.header
+def check_header(header: Any, state: PoolState, epoch: int) -> str:
+    """The log belongs to this network, epoch and attester set, and is complete."""
     where = f"heartbeat log of {header.attester}"
     if header.epoch != epoch:
         raise InputError(f"{where}: covers epoch {header.epoch}, not {epoch}")
@@ -86,19 +83,39 @@ def log_heartbeats(log: Any, state: PoolState, epoch: int) -> AttesterHeartbeats
         raise InputError(f"{where}: {header.attester} is not one of the pool's attesters")
     if not header.complete:
         raise InputError(f"{where}: not complete yet (the epoch's skew window is still open)")
+    return checksum(header.attester, "attester")
+
+
+def _by_worker(refusals: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    refused: dict[str, dict[str, int]] = {}
+    for (worker, reason), count in refusals.items():
+        refused.setdefault(worker, {})[reason] = count
+    return refused
+
+
+def log_heartbeats(log: Any, state: PoolState, epoch: int) -> AttesterHeartbeats:
+    """One attester's verified log (`veil.compute.heartbeat_log.HeartbeatLog`), reduced to
+    sequences per worker, after checking it belongs to this network, epoch and attester set.
+    """
+    attester = check_header(log.header, state, epoch)
     grouped = [array("Q") for _ in log.workers]
     appenders = [g.append for g in grouped]
     for index, sequence in zip(log.worker_index, log.sequence, strict=True):
         appenders[index](sequence)
-    refused: dict[str, dict[str, int]] = {}
-    for (worker, reason), count in log.refusals.items():
-        refused.setdefault(worker, {})[reason] = count
     return AttesterHeartbeats(
-        checksum(header.attester, "attester"),
+        attester,
         {w: seqs for w, seqs in zip(log.workers, grouped, strict=True) if seqs},
-        refused,
-        header.complete,
+        _by_worker(log.refusals),
+        log.header.complete,
         log.sha256,
+    )
+
+
+def scanned_heartbeats(log: Any, state: PoolState, epoch: int) -> AttesterHeartbeats:
+    """The same reduction from `veil.rewards.log_scan.ScannedLog` (already per worker)."""
+    attester = check_header(log.header, state, epoch)
+    return AttesterHeartbeats(
+        attester, log.sequences, _by_worker(log.refusals), log.header.complete, log.sha256
     )
 
 
@@ -122,11 +139,16 @@ def read_logs(
     """Every source's log, read, verified and reduced (the log itself is kept only with
     `keep_signatures`, for the audit; otherwise None stands in for it)."""
     from veil.compute.heartbeat_log import read_log
+    from veil.rewards.log_scan import scan_log
 
     with tempfile.TemporaryDirectory(prefix="veil-heartbeat-logs-") as scratch:
 
         def one(source: str) -> tuple[Any, AttesterHeartbeats]:
             path = fetch_log(source, epoch, Path(scratch))
+            if not keep_signatures:  # close: the fast path, or the full reader to decide
+                scanned = scan_log(path)
+                if scanned is not None:
+                    return None, scanned_heartbeats(scanned, state, epoch)
             log = read_log(path, keep_signatures=keep_signatures)
             return (log if keep_signatures else None), log_heartbeats(log, state, epoch)
 
@@ -138,20 +160,19 @@ def _read_all(
 ) -> list[tuple[Any, AttesterHeartbeats]]:
     if not parallel or len(sources) < 2 or not can_fork(PARALLEL_MIN_ROWS):
         return [one(source) for source in sources]
-    # A log of 1.7 M heartbeats takes seconds to parse: a forked child reads the second
-    # half of the logs while this process reads the first; only the reduced counts cross.
-    half = len(sources) // 2
+    # A log of 1.7 M heartbeats takes seconds to read: every log but the first is read by
+    # its own forked child (three logs on two cores keep both busy to the end, where one
+    # child with two logs would finish alone); only the reduced counts cross back.
 
-    def child() -> bytes:
-        return pickle.dumps([one(source)[1] for source in sources[half:]])
+    def child(source: str) -> Callable[[], bytes]:
+        return lambda: pickle.dumps(one(source)[1])
 
-    wait = forked(child)
-    out = [one(source) for source in sources[:half]]
-    rest = wait()
-    if rest is None:  # the child failed: do its part here, raising its error by name
-        out += [one(source) for source in sources[half:]]
-    else:
-        out += [(None, beats) for beats in pickle.loads(rest)]  # our own child's bytes
+    waits = [forked(child(source)) for source in sources[1:]]
+    out = [one(sources[0])]
+    for source, wait in zip(sources[1:], waits, strict=True):
+        rest = wait()
+        # the child failed: do its part here, raising its error by name
+        out.append(one(source) if rest is None else (None, pickle.loads(rest)))  # our bytes
     return out
 
 
