@@ -42,6 +42,10 @@ class CloudConfig:
     scheduler_interval: float = 1.0
     run_scheduler: bool = True
     sync_skew: int = 60
+    #: PostgreSQL connections each server process keeps for the hot reads (see PgReads): few,
+    #: because they are async and each serves many requests in turn; 2 gave the best p99
+    #: with the database on the same 2 cores (bench/cloud.py); raise it for a remote one.
+    pg_read_connections: int = 2
     #: SIWE nonce and verify requests per client address per minute (0: no limit).
     auth_rate: int = 60
     clock: Callable[[], float] = time.time
@@ -77,7 +81,7 @@ class CloudState:
             self.reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         if self.pg_reads is None and self.engine.dialect.name == "postgresql":
             url = self.engine.url.render_as_string(hide_password=False)
-            self.pg_reads = PgReads(url, size=self.engine.pool.size())  # type: ignore[attr-defined]
+            self.pg_reads = PgReads(url, size=self.config.pg_read_connections)
 
     def read_connection(self) -> Connection:
         assert self.reads is not None
