@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from psycopg import AsyncConnection
 from psycopg.rows import namedtuple_row
-from sqlalchemy import JSON, Connection, Engine, TextClause, create_engine, event, text
+from sqlalchemy import JSON, Connection, Engine, TextualSelect, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from veil.errors import InputError
@@ -82,7 +82,7 @@ class HotRead:
     PostgreSQL, which decodes json columns itself. Written once with `:name` parameters."""
 
     def __init__(self, sql: str, json_columns: tuple[str, ...] = ()) -> None:
-        self.text: TextClause = text(sql).columns(**{name: JSON() for name in json_columns})
+        self.text: TextualSelect = text(sql).columns(**{name: JSON() for name in json_columns})
         self.pg = re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql)
 
 
