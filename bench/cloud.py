@@ -213,6 +213,23 @@ def tree_cpu(root: int) -> float:
     return sum(times.get(pid, 0.0) for pid in tree)
 
 
+def postmaster(db_url: str) -> int | None:
+    """The PostgreSQL server's main pid (a backend's parent), to count the database's own
+    CPU per request: None for SQLite or a server on another machine."""
+    if not db_url.startswith("postgresql"):
+        return None
+    import psycopg
+
+    with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    try:
+        status = Path(f"/proc/{row[0]}/status").read_text() if row else ""
+    except OSError:
+        return None
+    ppid = [line.split()[1] for line in status.splitlines() if line.startswith("PPid:")]
+    return int(ppid[0]) if ppid else None
+
+
 def serve(db_url: str, port: int, workers: int, home: Path) -> subprocess.Popen[bytes]:
     veil = str(Path(sys.executable).parent / "veil")
     process = subprocess.Popen(
@@ -241,6 +258,7 @@ def measure(
     key, ids = seed(db_url)
     port = free_port()
     server = serve(db_url, port, workers, home)
+    database = postmaster(db_url)
     try:
         parent, child = multiprocessing.get_context("spawn").Pipe()
         loader = multiprocessing.get_context("spawn").Process(
@@ -249,8 +267,10 @@ def measure(
         loader.start()
         time.sleep(1.0)  # the loader's warm-up
         server_before, loader_before = tree_cpu(server.pid), tree_cpu(loader.pid or 0)
+        database_before = tree_cpu(database) if database else 0.0
         latencies, errors, elapsed = parent.recv()
         server_cpu = tree_cpu(server.pid) - server_before
+        database_cpu = tree_cpu(database) - database_before if database else None
         loader_cpu = tree_cpu(loader.pid or 0) - loader_before
         loader.join()
     finally:
@@ -278,6 +298,13 @@ def measure(
         "max_ms": pct(1.0),
         "server_cpu_ms_per_request": round(server_ms, 3),
         "loader_cpu_ms_per_request": round(loader_ms, 3),
+        # the database server's own CPU (PostgreSQL on this machine; None for SQLite, whose
+        # work is inside the server's)
+        "database_cpu_ms_per_request": (
+            round(1000 * database_cpu / max(1, len(latencies)), 3)
+            if database_cpu is not None
+            else None
+        ),
         "load_average_1m": os.getloadavg()[0],
         "target_met": rps >= 1000 and pct(0.99) < 50 and not errors,
         "machine": machine(),

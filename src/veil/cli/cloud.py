@@ -142,6 +142,9 @@ def serve(
         60, "--auth-rate", min=0, help="SIWE requests per client per minute (0: no limit)."
     ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    db_read_connections: int = typer.Option(
+        2, "--db-read-connections", min=1, max=64, help="PostgreSQL: read connections per process."
+    ),
     operator_key: str = typer.Option(
         None,
         "--operator-key",
@@ -177,6 +180,7 @@ def serve(
         "rpc": rpc,
         "auth_rate": auth_rate,
         "operator_key": operator_key,
+        "pg_read_connections": db_read_connections,
     }
     checked = asgi.config_from_json(settings)  # refuse bad settings before anything listens
     if checked.escrow is not None:

@@ -56,6 +56,8 @@ def create_app(config: CloudConfig, state: CloudState | None = None) -> FastAPI:
                 thread.join(timeout=5)
             if billing_thread is not None:
                 billing_thread.join(timeout=5)
+            if state.pg_reads is not None:
+                state.pg_reads.close()
 
     app = FastAPI(
         title="veil cloud",

@@ -16,11 +16,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from veil.services.cloud import siwe
 from veil.services.cloud.api_errors import ApiError
+from veil.services.cloud.database import HotRead
 from veil.services.cloud.models import ApiKey, SiweNonce
 from veil.services.cloud.rate_limit import limit_client
 from veil.services.cloud.schemas import ErrorBody, KeyOut, NewKeyIn, NewKeyOut, NonceOut, SiweIn
@@ -81,30 +82,51 @@ def key_out(key: ApiKey) -> KeyOut:
     )
 
 
-_KEY_LOOKUP = text("SELECT id, address, scopes, revoked_at FROM api_keys WHERE secret_hash = :h")
+_KEY_LOOKUP = HotRead(
+    "SELECT id AS key_id, address AS key_address, scopes AS key_scopes, "
+    "revoked_at AS key_revoked_at FROM api_keys WHERE secret_hash = :h"
+)
 
 
-def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    """The key's account and scopes: one indexed read as prepared SQL (building an ORM
-    statement per request cost more than the query: bench/cloud.py)."""
+def key_digest(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The sha256 to look the presented key up by; refuses what cannot be a veil key."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>")
     token = credentials.credentials
     if not token.startswith(KEY_PREFIX) or len(token) > 100:
         raise ApiError(401, "invalid_api_key", "not a veil API key")
-    with state_of(request).read_connection() as connection:
-        row = connection.execute(_KEY_LOOKUP, {"h": digest(token)}).first()
+    return digest(token)
+
+
+def principal_of(row: Any | None, scope: str | None) -> Principal:
+    """The caller from a key row (`key_*` columns; None: no such key), with `scope` required.
+
+    Shared by the plain key check and the hot reads that join the key into their own
+    query, so both refuse exactly the same keys with the same errors."""
     if row is None:
         raise ApiError(401, "invalid_api_key", "unknown API key")
-    if row.revoked_at is not None:
-        raise ApiError(401, "api_key_revoked", f"API key {row.id} was revoked")
-    return Principal(row.address, frozenset(row.scopes.split()), row.id)
+    if row.key_revoked_at is not None:
+        raise ApiError(401, "api_key_revoked", f"API key {row.key_id} was revoked")
+    who = Principal(row.key_address, frozenset(row.key_scopes.split()), row.key_id)
+    if scope is not None and scope not in who.scopes:
+        raise ApiError(403, "insufficient_scope", f"this API key lacks the {scope} scope")
+    return who
+
+
+async def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, scope: str | None = None
+) -> Principal:
+    """The key's account and scopes: one indexed read per request, never cached, so a
+    revocation is seen at once by every replica."""
+    h = key_digest(credentials)
+    rows = await state_of(request).fetch(_KEY_LOOKUP, {"h": h})
+    return principal_of(rows[0] if rows else None, scope)
 
 
 async def principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Principal:
-    return await state_of(request).read(authenticate, request, credentials)
+    return await authenticate(request, credentials)
 
 
 def scoped(scope: str):  # type: ignore[no-untyped-def]
@@ -113,10 +135,7 @@ def scoped(scope: str):  # type: ignore[no-untyped-def]
     async def need(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
     ) -> Principal:
-        who = await state_of(request).read(authenticate, request, credentials)
-        if scope not in who.scopes:
-            raise ApiError(403, "insufficient_scope", f"this API key lacks the {scope} scope")
-        return who
+        return await authenticate(request, credentials, scope)
 
     return need
 

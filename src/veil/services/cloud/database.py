@@ -7,11 +7,17 @@ together upgrade under an advisory lock, so exactly one runs each migration.
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from psycopg import AsyncConnection
+from psycopg.rows import namedtuple_row
+from sqlalchemy import JSON, Connection, Engine, TextualSelect, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from veil.errors import InputError
@@ -68,3 +74,72 @@ def upgrade(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class HotRead:
+    """One hot read's SQL in the two forms its backends run: a typed SQLAlchemy text for
+    SQLite (JSON columns decoded by the driver's type), and psycopg's `%(name)s` form for
+    PostgreSQL, which decodes json columns itself. Written once with `:name` parameters."""
+
+    def __init__(self, sql: str, json_columns: tuple[str, ...] = ()) -> None:
+        self.text: TextualSelect = text(sql).columns(**{name: JSON() for name in json_columns})
+        self.pg = re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql)
+
+
+class PgReads:
+    """Hot reads on PostgreSQL straight from the event loop: async psycopg connections in
+    autocommit mode, each statement prepared on the server at first use.
+
+    Why not the SQLAlchemy pool: a read there cost a thread hop, a pool checkout and
+    statement compilation, about as much CPU as the HTTP request itself (bench/cloud.py).
+    Connections belong to one event loop, so idle ones are kept per loop (uvicorn has one
+    per worker process; test clients make several). Nothing read is cached: each call asks
+    the database, so a revoked key is refused at once on every replica."""
+
+    def __init__(self, url: str, size: int, recycle: float = 1800.0) -> None:
+        self.conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.size = size
+        self.recycle = recycle
+        self._idle: dict[asyncio.AbstractEventLoop, list[tuple[float, AsyncConnection[Any]]]] = {}
+        self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    def _loop_state(self) -> tuple[list[tuple[float, AsyncConnection[Any]]], asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        idle = self._idle.get(loop)
+        if idle is None:
+            for old in [old for old in self._idle if old.is_closed()]:
+                for _, connection in self._idle.pop(old):
+                    connection.pgconn.finish()
+                self._slots.pop(old, None)
+            idle = self._idle[loop] = []
+            self._slots[loop] = asyncio.Semaphore(self.size)
+        return idle, self._slots[loop]
+
+    async def fetch(self, read: HotRead, params: dict[str, Any]) -> list[Any]:
+        idle, slots = self._loop_state()
+        async with slots:
+            born, connection = idle.pop() if idle else (0.0, None)
+            if connection is not None and time.monotonic() - born > self.recycle:
+                connection.pgconn.finish()
+                connection = None
+            if connection is None:
+                born = time.monotonic()
+                connection = await AsyncConnection.connect(
+                    self.conninfo, autocommit=True, row_factory=namedtuple_row
+                )
+            try:
+                cursor = await connection.execute(read.pg, params, prepare=True)
+                rows = await cursor.fetchall()
+            except BaseException:
+                # Mid-statement cancellation or a dead server: its state is unknown, drop it.
+                connection.pgconn.finish()
+                raise
+            idle.append((born, connection))
+            return rows
+
+    def close(self) -> None:
+        for connections in self._idle.values():
+            for _, connection in connections:
+                connection.pgconn.finish()
+        self._idle.clear()
+        self._slots.clear()
