@@ -46,8 +46,8 @@ import time
 from veil.bulkwork import forked
 
 wait = forked(lambda: time.sleep(60) or b"x")
-print("ready", flush=True)
-try:
+try:  # "ready" inside the try: a SIGINT that lands before wait() is still the parent's
+    print("ready", flush=True)
     wait()
 except KeyboardInterrupt:
     print("parent interrupted", flush=True)
