@@ -3,44 +3,9 @@
 from __future__ import annotations
 
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cloud"))
-from cloud_kit import CloudKit, make_kit
+from cloud_fixtures import cloud, db_url, pg_base
 
-import pg
-
-
-@pytest.fixture(scope="session")
-def pg_base() -> Iterator[str]:
-    with pg.server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cloud.sqlite'}"
-        return
-    base = request.getfixturevalue("pg_base")
-    name = f"veil_{uuid.uuid4().hex[:12]}"
-    url = pg.fresh_database(base, name)
-    try:
-        yield url
-    finally:
-        pg.drop_database(base, name)
-
-
-@pytest.fixture
-def cloud(db_url: str) -> Iterator[CloudKit]:
-    kit = make_kit(db_url)
-    try:
-        yield kit
-    finally:
-        kit.client.close()
-        kit.state.engine.dispose()
+__all__ = ["cloud", "db_url", "pg_base"]
