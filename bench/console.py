@@ -141,7 +141,7 @@ def produce(port: int, apps: list[tuple[str, str]], rate: int, seconds: float, o
     from eth_account import Account
     from eth_account.messages import encode_defunct
 
-    from veil.cloud.telemetry import telemetry_message
+    from veil.cloud.worker_auth import telemetry_message
 
     worker = Account.from_key(WORKER_KEY)
     per_tick = rate // 10

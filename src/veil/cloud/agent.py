@@ -28,7 +28,6 @@ plane that cannot be reached leaves running apps alone (the next sync reports th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -39,11 +38,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from veil.cloud.lease_gate import LeaseGate
 from veil.cloud.runtime import AppStatus, Deployment, Runtime
+from veil.cloud.worker_auth import SYNC, signed_headers
 from veil.compute.quote_source import QuoteSource, Simulator
 from veil.errors import InputError, VeilError
 from veil.tee.policy import bound_report_data
@@ -62,11 +61,6 @@ class EnvOpener(Protocol):
     """Fetch an app's keys with a quote from `source` and return its decrypted env."""
 
     def __call__(self, deployment: Deployment, source: QuoteSource) -> dict[str, str]: ...
-
-
-def sync_message(timestamp: int, body: bytes) -> str:
-    """What the worker signs for one sync (the control plane checks the same text)."""
-    return f"veil-worker-sync:{timestamp}:{hashlib.sha256(body).hexdigest()}"
 
 
 def kms_env_opener(worker: LocalAccount) -> EnvOpener:
@@ -123,14 +117,7 @@ class SyncClient:
         """One sync; with `wait`, the control plane may hold it until the answer changes."""
         raw = json.dumps(body, separators=(",", ":")).encode()
         params = {"wait": f"{wait:g}", "known": self.version} if wait > 0 and self.version else {}
-        stamp = int(self.clock())
-        signed = self.worker.sign_message(encode_defunct(text=sync_message(stamp, raw)))
-        headers = {
-            "Content-Type": "application/json",
-            "X-Veil-Worker": self.worker.address,
-            "X-Veil-Timestamp": str(stamp),
-            "X-Veil-Signature": "0x" + bytes(signed.signature).hex(),
-        }
+        headers = signed_headers(self.worker, SYNC, int(self.clock()), raw)
         target = self.url.rstrip("/") + "/v1/workers/sync"
         try:
             timeout = self.timeout + (wait if params else 0.0)

@@ -19,7 +19,6 @@ first sample of a process reads 0.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -30,9 +29,9 @@ from typing import Any, Protocol
 
 import httpx
 import psutil
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from veil.cloud.worker_auth import TELEMETRY, signed_headers
 from veil.errors import VeilError
 
 log = logging.getLogger("veil.cloud.telemetry")
@@ -45,11 +44,6 @@ MAX_LINE_CHARS = 4000
 
 class TelemetryError(VeilError):
     """The control plane could not be reached or refused the telemetry."""
-
-
-def telemetry_message(timestamp: int, body: bytes) -> str:
-    """What the worker signs for one shipment (the control plane checks the same text)."""
-    return f"veil-worker-telemetry:{timestamp}:{hashlib.sha256(body).hexdigest()}"
 
 
 # --- GPUs ---------------------------------------------------------------------------
@@ -314,14 +308,7 @@ class TelemetryShipper:
 
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
         raw = json.dumps(body, separators=(",", ":")).encode()
-        stamp = int(self.clock())
-        signed = self.worker.sign_message(encode_defunct(text=telemetry_message(stamp, raw)))
-        headers = {
-            "Content-Type": "application/json",
-            "X-Veil-Worker": self.worker.address,
-            "X-Veil-Timestamp": str(stamp),
-            "X-Veil-Signature": "0x" + bytes(signed.signature).hex(),
-        }
+        headers = signed_headers(self.worker, TELEMETRY, int(self.clock()), raw)
         target = self.url.rstrip("/") + "/v1/workers/telemetry"
         try:
             with httpx.Client(timeout=self.timeout, transport=self.transport) as client:

@@ -21,9 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from veil.cloud.agent import AppLoop, SyncClient, app_quote_source, sync_message
+from veil.cloud.agent import AppLoop, SyncClient, app_quote_source
 from veil.cloud.runtime import Deployment
 from veil.cloud.runtime.process import ProcessRuntime
+from veil.cloud.worker_auth import sync_message
 from veil.compute.quote_source import QuoteSource, Simulator
 from veil.errors import VeilError
 from veil.tee.eventlog import parse_event_log

@@ -18,10 +18,10 @@ from eth_utils import keccak
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from veil.cloud.worker_auth import sync_message
 from veil.services.cloud.app import create_app
 from veil.services.cloud.service import CloudConfig
 from veil.services.cloud.siwe import SiweMessage, rfc3339
-from veil.services.cloud.workers import sync_message
 
 KMS_KEY = eth_keys.PrivateKey(keccak(b"veil test kms"))
 GATEWAY_TOKEN = "gateway-secret-token"

@@ -8,7 +8,7 @@ from typing import Any
 from cloud_kit import CloudKit
 from eth_account.messages import encode_defunct
 
-from veil.services.cloud.monitoring import telemetry_message
+from veil.cloud.worker_auth import telemetry_message
 
 MACHINE = {
     "cpu_pct": 12.5,

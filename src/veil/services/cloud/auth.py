@@ -18,7 +18,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from veil.cloud.worker_auth import signer_of
+from veil.errors import InputError
 from veil.services.cloud import siwe
 from veil.services.cloud.api_errors import ApiError
 from veil.services.cloud.database import HotRead
@@ -230,3 +233,31 @@ def revoke_key(
         if key is None or key.address != who.address:
             raise ApiError(404, "key_not_found", f"no API key {key_id} on this account")
         return key_out(key)
+
+
+async def authenticated_worker(
+    request: Request, tag: str, named: str, x_worker: str, x_timestamp: str, x_signature: str
+) -> str:
+    """The worker that signed this request (`veil.cloud.worker_auth`), checked for a fresh
+    timestamp, a signature over exactly the body received, agreement with the worker the
+    headers and the body (`named`) name, and activity in the registry."""
+    state = state_of(request)
+    if not x_timestamp.isdigit():
+        raise ApiError(401, "bad_timestamp", "X-Veil-Timestamp must be unix seconds")
+    stamp = int(x_timestamp)
+    if abs(stamp - state.now()) > state.config.sync_skew:
+        raise ApiError(
+            401,
+            "stale_timestamp",
+            f"X-Veil-Timestamp is more than {state.config.sync_skew} s from the control"
+            " plane's clock",
+        )
+    try:
+        signer = signer_of(tag, stamp, await request.body(), x_signature)
+    except InputError as error:
+        raise ApiError(401, "bad_signature", str(error)) from None
+    if signer.lower() != x_worker.lower() or signer.lower() != named.lower():
+        raise ApiError(401, "bad_signature", "signature is not by the worker the body names")
+    if not await run_in_threadpool(state.worker_active, signer):
+        raise ApiError(403, "worker_not_active", f"worker {signer} is not active in the registry")
+    return signer

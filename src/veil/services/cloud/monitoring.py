@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import threading
@@ -44,8 +43,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -57,10 +54,11 @@ from sqlalchemy import delete, func, insert, select, text
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from veil.cloud.worker_auth import TELEMETRY
 from veil.services.cloud.alerts import router as alerts_router
 from veil.services.cloud.api_errors import ApiError
 from veil.services.cloud.apps import READ, owned_app
-from veil.services.cloud.auth import Principal, state_of
+from veil.services.cloud.auth import Principal, authenticated_worker, state_of
 from veil.services.cloud.models import AppLog, AppMetric, Deployment, WorkerMetric
 from veil.services.cloud.scheduler import active_deployment
 from veil.services.cloud.service import CloudState
@@ -79,10 +77,6 @@ PAGE = 1000
 #: Seconds between two network overviews on /v1/network/stream.
 NETWORK_PUSH = 3.0
 CONSOLE_DIR = Path(__file__).parent / "console"
-
-
-def telemetry_message(timestamp: int, body: bytes) -> str:
-    return f"veil-worker-telemetry:{timestamp}:{hashlib.sha256(body).hexdigest()}"
 
 
 # --- the in-process hub -------------------------------------------------------------
@@ -288,16 +282,6 @@ class TelemetryIn(BaseModel):
     apps: list[AppTelemetryIn] = Field(default_factory=list, max_length=1000)
 
 
-def _signer(message: str, signature: str) -> str:
-    try:
-        raw = bytes.fromhex(signature.removeprefix("0x"))
-        if len(raw) != 65:
-            raise ValueError
-        return str(Account.recover_message(encode_defunct(text=message), signature=raw))
-    except Exception:
-        raise ApiError(401, "bad_signature", "X-Veil-Signature is not a signature") from None
-
-
 def _store(
     state: CloudState, monitoring: Monitoring, worker: str, body: TelemetryIn
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
@@ -403,22 +387,9 @@ async def telemetry(
     """A worker's samples and new log lines for the apps it runs."""
     state = state_of(request)
     monitoring = monitoring_of(request)
-    if not x_veil_timestamp.isdigit():
-        raise ApiError(401, "bad_timestamp", "X-Veil-Timestamp must be unix seconds")
-    stamp = int(x_veil_timestamp)
-    if abs(stamp - state.now()) > state.config.sync_skew:
-        raise ApiError(
-            401,
-            "stale_timestamp",
-            f"X-Veil-Timestamp is more than {state.config.sync_skew} s from the control"
-            " plane's clock",
-        )
-    raw = await request.body()
-    signer = _signer(telemetry_message(stamp, raw), x_veil_signature)
-    if signer.lower() != x_veil_worker.lower() or signer.lower() != body.worker.lower():
-        raise ApiError(401, "bad_signature", "signature is not by the worker the body names")
-    if not await run_in_threadpool(state.worker_active, signer):
-        raise ApiError(403, "worker_not_active", f"worker {signer} is not active in the registry")
+    signer = await authenticated_worker(
+        request, TELEMETRY, body.worker, x_veil_worker, x_veil_timestamp, x_veil_signature
+    )
     lines, samples = await run_in_threadpool(_store, state, monitoring, signer, body)
     for app_id, batch in lines.items():
         monitoring.hub.publish("logs:" + app_id, batch)

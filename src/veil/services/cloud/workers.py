@@ -23,8 +23,6 @@ import json
 import time
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils import to_checksum_address
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -32,8 +30,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from veil.cloud.worker_auth import SYNC
 from veil.services.cloud.api_errors import ApiError
-from veil.services.cloud.auth import bearer, state_of
+from veil.services.cloud.auth import authenticated_worker, bearer, state_of
 from veil.services.cloud.billing import AWAITING_LEASE, sync_lease
 from veil.services.cloud.models import App, Deployment, Worker
 from veil.services.cloud.scheduler import emit, set_status
@@ -49,20 +48,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 #: How often a held sync re-reads the worker's deployments (one indexed query each).
 LONG_POLL_STEP = 0.1
 LONG_POLL_MAX = 30.0
-
-
-def sync_message(timestamp: int, body: bytes) -> str:
-    return f"veil-worker-sync:{timestamp}:{hashlib.sha256(body).hexdigest()}"
-
-
-def _signed_by(message: str, signature: str) -> str:
-    try:
-        raw = bytes.fromhex(signature.removeprefix("0x"))
-        if len(raw) != 65:
-            raise ValueError
-        return str(Account.recover_message(encode_defunct(text=message), signature=raw))
-    except Exception:
-        raise ApiError(401, "bad_signature", "X-Veil-Signature is not a signature") from None
 
 
 def _apply(state: CloudState, body: SyncIn) -> SyncOut:
@@ -191,23 +176,9 @@ async def sync(
 
     With `wait` and `known`, the answer waits (up to `wait` s) for a change from `known`."""
     state = state_of(request)
-    if not x_veil_timestamp.isdigit():
-        raise ApiError(401, "bad_timestamp", "X-Veil-Timestamp must be unix seconds")
-    stamp = int(x_veil_timestamp)
-    if abs(stamp - state.now()) > state.config.sync_skew:
-        raise ApiError(
-            401,
-            "stale_timestamp",
-            f"X-Veil-Timestamp is more than "
-            f"{state.config.sync_skew} s from the control plane's clock",
-        )
-    raw = await request.body()
-    signer = _signed_by(sync_message(stamp, raw), x_veil_signature)
-    if signer.lower() != x_veil_worker.lower() or signer.lower() != body.worker.lower():
-        raise ApiError(401, "bad_signature", "signature is not by the worker the body names")
-    active = await run_in_threadpool(state.worker_active, signer)
-    if not active:
-        raise ApiError(403, "worker_not_active", f"worker {signer} is not active in the registry")
+    await authenticated_worker(
+        request, SYNC, body.worker, x_veil_worker, x_veil_timestamp, x_veil_signature
+    )
     answer = await run_in_threadpool(_apply, state, body)
     deadline = time.monotonic() + wait
     while answer.version == known and time.monotonic() < deadline:
