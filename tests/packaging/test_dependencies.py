@@ -24,7 +24,6 @@ SRC = REPO_ROOT / "src" / "veil"
 # Declared though never imported by Python code, each for a reason the import graph cannot see.
 NOT_IMPORTED = {
     "snekmate": "Vyper modules the contracts import; vyper finds them in site-packages",
-    "psycopg": "the PostgreSQL driver SQLAlchemy loads for postgresql+psycopg:// URLs",
     "uvloop": "uvicorn's default loop='auto' runs on it when it is installed (bench/cloud.py)",
     "httptools": "uvicorn's default http='auto' parses with it when it is installed",
 }
