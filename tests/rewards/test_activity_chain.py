@@ -62,11 +62,21 @@ def _register(chain: DevnetChain, key_seed: int, model: int, expiry: int) -> tup
     return attestation.worker, int(chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
 
 
+def _provider_with_collateral(chain: DevnetChain) -> None:
+    """Each test stands alone: the module's devnet may be fresh (xdist can run a module's
+    tests apart, which rebuilds the module fixture)."""
+    registry = RegistryClient.from_chain(chain)
+    provider = devnet_account("provider")
+    if registry.provider(provider.address).registered:
+        return
+    registry.register_provider(provider)
+    registry.deposit_collateral(provider, deposit(chain, provider, 20_000 * 10**18))
+
+
 def test_weights_follow_registration_deregistration_and_expiry(chain: DevnetChain) -> None:
     registry = RegistryClient.from_chain(chain)
     provider = devnet_account("provider")
-    registry.register_provider(provider)
-    registry.deposit_collateral(provider, deposit(chain, provider, 20_000 * 10**18))
+    _provider_with_collateral(chain)
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     clock = EpochClock(now + 100, LENGTH)
     h100, _ = _register(chain, 0xA1, 1, 2**40)  # before the epoch: active from its start
@@ -125,6 +135,7 @@ def _as_timelock(chain: DevnetChain, call, label: str) -> int:
 def test_allowlist_revocation_and_collateral_shortfall_stop_earning(chain: DevnetChain) -> None:
     registry = RegistryClient.from_chain(chain)
     provider = devnet_account("provider")
+    _provider_with_collateral(chain)
     functions = registry.contract.functions
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     clock = EpochClock(now + 100, LENGTH)
