@@ -288,6 +288,21 @@ class _Columns:
         self.block_index = array("I")
         self.signatures: bytearray | None = bytearray() if keep_signatures else None
 
+    def log(self, header: LogHeader, **end: Any) -> HeartbeatLog:
+        """The log these columns hold, under `header`, with the end record's fields."""
+        return HeartbeatLog(
+            header=header,
+            workers=self.workers,
+            worker_index=self.worker_index,
+            sequence=self.sequence,
+            timestamp=self.timestamp,
+            received_at=self.received_at,
+            block_hashes=self.block_hashes,
+            block_index=self.block_index,
+            signatures=self.signatures,
+            **end,
+        )
+
     def _worker(self, text: Any, number: int, key: Any = None) -> int:
         """The index of the worker a line names (`key`: how the caller looks it up)."""
         key = text if key is None else key
@@ -637,18 +652,7 @@ def read_entries(data: bytes | Path, epoch: int, *, keep_signatures: bool = Fals
     if pending:
         raise InputError(f"heartbeat entries line {number + 1}: no newline at the end")
     header = LogHeader(epoch, ZERO_ADDRESS, 0, ZERO_ADDRESS, False)
-    return HeartbeatLog(
-        header=header,
-        workers=columns.workers,
-        worker_index=columns.worker_index,
-        sequence=columns.sequence,
-        timestamp=columns.timestamp,
-        received_at=columns.received_at,
-        block_hashes=columns.block_hashes,
-        block_index=columns.block_index,
-        signatures=columns.signatures,
-        accepted=len(columns.sequence),
-    )
+    return columns.log(header, accepted=len(columns.sequence))
 
 
 def read_log(
@@ -680,16 +684,8 @@ def read_log(
         number = _read_block(columns, refusals, block, number)
     if header is None or columns is None or end is None:
         raise InputError("heartbeat log: no header and end (fewer than two lines)")
-    log = HeartbeatLog(
-        header=header,
-        workers=columns.workers,
-        worker_index=columns.worker_index,
-        sequence=columns.sequence,
-        timestamp=columns.timestamp,
-        received_at=columns.received_at,
-        block_hashes=columns.block_hashes,
-        block_index=columns.block_index,
-        signatures=columns.signatures,
+    log = columns.log(
+        header,
         refusals=refusals,
         accepted=end["accepted"],
         refused=end["refused"],
