@@ -10,6 +10,11 @@ from typing import Any
 from veil.cloud.compose_spec import app_compose, app_compose_hash
 from veil.cloud.runtime import Deployment
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from server_thread import ServerThread
+
+__all__ = ["APP_ID", "ServerThread", "deployment", "deployment_json", "echo_compose"]
+
 ECHO_APP = str(Path(__file__).with_name("echo_app.py"))
 APP_ID = "0x" + "ab" * 20
 
@@ -62,35 +67,3 @@ def deployment_json(item: Deployment) -> dict[str, Any]:
         "instance_type": item.instance_type,
         "kms_url": item.kms_url,
     }
-
-
-class ServerThread:
-    """A uvicorn server for an ASGI app on a free port, in a thread; `close()` stops it."""
-
-    def __init__(self, app: Any) -> None:
-        import socket
-        import threading
-        import time
-
-        import uvicorn
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

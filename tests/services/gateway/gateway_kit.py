@@ -3,46 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from server_thread import ServerThread
+
+__all__ = ["TOKEN", "FakeRoutes", "ServerThread", "upstream_app"]
+
 TOKEN = "gateway-test-token"
-
-
-class ServerThread:
-    """A uvicorn server for an ASGI app on a free port, in a thread; `close()` stops it."""
-
-    def __init__(self, app: Any) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 async def _echo(request: Request) -> JSONResponse:
