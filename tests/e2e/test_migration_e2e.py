@@ -58,18 +58,25 @@ def test_bind_claim_audit_then_tamper(e2e, tmp_path) -> None:  # e2e: conftest.E
     assert "audit clean" in e2e.run.last("migrate", "audit")
     # the claim was sent by dave, who received nothing
     assert pha.functions.balanceOf(devnet_account("dave").address).call() == 10**24
+    # PHA that anyone sends the Migrator only lowers its own claimed figure: still clean, named
+    chain.send(devnet_account("dave"), pha.functions.transfer(migrator.address, 7), "gift")
+    files = [(f"--{n}", str(tmp_path / f"{n}.json")) for n in ("snapshot", "tree", "positions")]
+    audit_args = [str(veil_executable()), "migrate", "audit", *(x for f in files for x in f),
+                  "--exclusions", str(tmp_path / "exclusions.json"),
+                  "--deployment", str(e2e.deployment)]  # fmt: skip
+    gifted = subprocess.run([*audit_args, "--json"], capture_output=True, text=True, timeout=120)
+    assert gifted.returncode == 0, gifted.stdout + gifted.stderr
+    counters = next(
+        c for c in json.loads(gifted.stdout)["checks"] if "Migrator's counters" in c["name"]
+    )
+    assert counters["ok"] and "7 wei of PHA sent to the Migrator by others" in counters["detail"]
 
     # tamper: one planck more in one account of the published snapshot
     snapshot_path = tmp_path / "snapshot.json"
     document = json.loads(snapshot_path.read_text())
     _bump_first_account(document)
     snapshot_path.write_text(json.dumps(document))
-    audit = subprocess.run(
-        [str(veil_executable()), "migrate", "audit", "--snapshot", str(snapshot_path),
-         "--tree", str(tmp_path / "tree.json"), "--positions", str(tmp_path / "positions.json"),
-         "--exclusions", str(tmp_path / "exclusions.json"), "--deployment", str(e2e.deployment)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    audit = subprocess.run(audit_args, capture_output=True, text=True, timeout=120)
     assert audit.returncode == 1, audit.stdout + audit.stderr
     assert "audit failed: 1 check(s)" in audit.stdout
     root_row = next(line for line in audit.stdout.splitlines() if "rebuilt root" in line)

@@ -248,8 +248,12 @@ def test_production_genesis_claims_then_first_proposal_passes(net: Net) -> None:
     tree = load_tree(net.tree)
     totals = tree.totals()
 
-    # genesis: nobody funded, root and totals committed, guardian named, deployer holds nothing
-    assert pha.functions.totalSupply().call() == 0 and vault.functions.totalSupply().call() == 0
+    # genesis: nobody funded, root and totals committed, guardian named, deployer holds nothing;
+    # the only PHA is the committed free total, held by the Migrator for free claims
+    free_total = int(totals["free_wei"])
+    assert pha.functions.totalSupply().call() == free_total
+    assert pha.functions.balanceOf(migrator.address).call() == free_total
+    assert vault.functions.totalSupply().call() == 0
     assert migrator.functions.root().call() == tree.root
     assert migrator.functions.totalFree().call() == int(totals["free_wei"])
     assert migrator.functions.totalStaked().call() == int(totals["staked_wei"])

@@ -210,10 +210,17 @@ def genesis_problems(chain: Chain, deployment: Deployment, deployer: str) -> lis
         problems.append("the deployer is still a PHA minter")
     if not pha.isMinter(deployment.address("Migrator")).call():
         problems.append("the Migrator is not a PHA minter")
-    if pha.totalSupply().call() != 0:
-        problems.append(f"PHA supply is {pha.totalSupply().call()} wei at genesis, not 0")
     migrator = c("Migrator").functions
     committed = deployment.parameters.get("migration")
+    # The Migrator holds the committed free total from the root on; nothing else exists.
+    genesis_free = int(committed["total_free_wei"]) if committed else 0
+    supply = pha.totalSupply().call()
+    held = pha.balanceOf(deployment.address("Migrator")).call()
+    if (supply, held) != (genesis_free, genesis_free):
+        problems.append(
+            f"PHA supply is {supply} wei at genesis ({held} held by the Migrator), "
+            f"not the committed free total {genesis_free}"
+        )
     if committed is None:
         problems.append("no migration root recorded in the deployment")
     else:

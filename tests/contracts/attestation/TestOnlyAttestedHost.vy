@@ -3,7 +3,7 @@
 @title TEST-ONLY host of the attester_set module
 @notice What a contract that accepts attested statements does with the module:
         initializes it next to snekmate's ownable and exports its setters and views.
-        `check` and `setScope` expose the module's internals to the tests. Never deploy.
+        `check`, `checkTagged`, `setScope` and `setTag` expose the module's internals to the tests. Never deploy.
 """
 
 from snekmate.auth import ownable
@@ -43,7 +43,23 @@ def check(
     return attester_set._check(scope, digest, signatures)
 
 
+@view
 @external
-def setScope(scope: bytes32):
+def checkTagged(
+    scope: bytes32,
+    digest: bytes32,
+    signatures: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES],
+) -> uint256:
+    return attester_set._check_tagged(scope, digest, signatures)
+
+
+@external
+def setScope(scope: bytes32, tag: uint256):
     ownable._check_owner()
-    attester_set._set_scope(scope)
+    attester_set._set_scope(scope, tag)
+
+
+@external
+def setTag(tag: uint256):
+    ownable._check_owner()
+    attester_set._set_tag(tag)

@@ -200,7 +200,7 @@ def test_a_new_threshold_applies_to_every_attester(host: Any) -> None:
 def test_scope_moves_every_attester(host: Any) -> None:
     add(host, [0, 1])
     with boa.env.prank(owner_of(host)):
-        host.setScope(ROOT)
+        host.setScope(ROOT, 0)
     assert host.scope() == ROOT
     assert host.isAccepted(ROOT, ADDRESSES[0]) and host.isAccepted(ROOT, ADDRESSES[1])
     assert not host.isAccepted(b"\x00" * 32, ADDRESSES[0])
@@ -217,20 +217,62 @@ def test_scope_moves_every_attester(host: Any) -> None:
 def test_set_changes_follow_the_current_scope(host: Any) -> None:
     add(host, [0])
     with boa.env.prank(owner_of(host)):
-        host.setScope(ROOT)
+        host.setScope(ROOT, 0)
         host.setAttester(ADDRESSES[1], True)
         host.setThreshold(2)
     assert host.isAccepted(ROOT, ADDRESSES[1]) and not host.isAccepted(b"\x00" * 32, ADDRESSES[1])
     assert host.check(ROOT, DIGEST, signatures(by_address([0, 1])))
     with boa.env.prank(owner_of(host)):
-        host.setScope(ROOT)  # the same scope again keeps everyone
+        host.setScope(ROOT, 0)  # the same scope again keeps everyone
     assert host.check(ROOT, DIGEST, signatures(by_address([0, 1])))
 
 
 def test_set_scope_is_the_hosts_to_guard(host: Any) -> None:
     stranger = boa.env.generate_address("stranger")
     with boa.env.prank(stranger), boa.reverts("ownable: caller is not the owner"):
-        host.setScope(ROOT)
+        host.setScope(ROOT, 0)
+
+
+TAG = 0xDEADBEEF << 8  # a host's tag sits above the threshold's 8 bits
+
+
+def test_the_lookup_returns_the_threshold_and_the_scopes_tag(host: Any) -> None:
+    add(host, [0, 1], threshold=1)
+    with boa.env.prank(owner_of(host)):
+        host.setScope(ROOT, TAG)
+    assert host.checkTagged(ROOT, DIGEST, signatures([0])) == TAG | 1
+    assert host.check(ROOT, DIGEST, signatures([0])) is True
+    # another scope finds nothing: 0, for the host to name
+    assert host.checkTagged(keccak(text="another root"), DIGEST, signatures([0])) == 0
+    with boa.env.prank(owner_of(host)):
+        host.setAttester(ADDRESSES[2], True)  # a new attester gets the current tag
+        host.setThreshold(2)  # a new threshold keeps it
+    assert host.checkTagged(ROOT, DIGEST, signatures(by_address([0, 2]))) == TAG | 2
+    with boa.env.prank(owner_of(host)):
+        host.setTag(TAG << 1)  # rewrites every attester's entry
+    for pair in ([0, 1], [1, 2], [0, 2]):
+        assert host.checkTagged(ROOT, DIGEST, signatures(by_address(pair))) == (TAG << 1) | 2
+    with boa.env.prank(owner_of(host)):
+        host.setScope(keccak(text="next root"), 0)  # a new scope starts with its own tag
+    assert host.checkTagged(keccak(text="next root"), DIGEST, signatures(by_address([0, 1]))) == 2
+    assert not host.isAccepted(ROOT, ADDRESSES[0])
+
+
+@pytest.mark.parametrize("tag", [1, 255, TAG | 7])
+def test_a_tag_may_not_overlap_the_threshold(host: Any, tag: int) -> None:
+    add(host, [0])
+    with boa.env.prank(owner_of(host)):
+        with boa.reverts("attester_set: tag overlaps the threshold"):
+            host.setScope(ROOT, tag)
+        with boa.reverts("attester_set: tag overlaps the threshold"):
+            host.setTag(tag)
+    assert host.checkTagged(b"\x00" * 32, DIGEST, signatures([0])) == 1
+
+
+def test_set_tag_is_the_hosts_to_guard(host: Any) -> None:
+    stranger = boa.env.generate_address("stranger")
+    with boa.env.prank(stranger), boa.reverts("ownable: caller is not the owner"):
+        host.setTag(TAG)
 
 
 @pytest.mark.parametrize("count", [1, MAX_SIGNATURES])

@@ -2,8 +2,9 @@
 
 Random valid and invalid claims (single and batched), pauses, time jumps, sweeps and late
 claims run against a model. After every step: each leaf is claimed at most once and only
-through a valid path; minted PHA never exceeds the committed totals; for free and staked
-separately claimed + swept + remaining == committed; every receiver holds exactly the
+through a valid path; minted PHA never exceeds the committed totals (the free total is
+minted to the Migrator with the root, and its balance is what remains); for free and
+staked separately claimed + swept + remaining == committed; every receiver holds exactly the
 PHA and the vPHA value of the leaves paid to it, and votes with all its vPHA from the
 claim on (self-delegated at claim); a claim whose published signature is not the one the
 attesters bound never pays; the one-lookup registry `isAccepted(root, a)` always equals
@@ -253,9 +254,11 @@ class MigratorMachine(RuleBasedStateMachine):
         assert (m.sweptFree(), m.sweptStaked()) == (self.swept_free, self.swept_staked)
         assert claimed_free + self.swept_free + self.remaining_free == total_free
         assert claimed_staked + self.swept_staked + self.remaining_staked == total_staked
-        minted = claimed_free + claimed_staked + self.swept_free + self.swept_staked
+        # Free PHA is minted whole when the root is committed and held here until it is
+        # claimed or swept; staked PHA is minted as it is claimed or swept.
+        minted = total_free + claimed_staked + self.swept_staked
         assert pha.totalSupply() == minted
-        assert pha.balanceOf(m.address) == 0
+        assert pha.balanceOf(m.address) == m.remainingFree() == self.remaining_free
 
     @invariant()
     def receivers_hold_exactly_their_leaves(self) -> None:

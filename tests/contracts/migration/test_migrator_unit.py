@@ -140,6 +140,56 @@ def test_set_root_can_be_replaced_until_the_first_claim(system: System, tree: Tr
         system.migrator.setRoot(other.root, 1, 1, 1, boa.env.evm.patch.timestamp + 100)
 
 
+def test_set_root_mints_the_free_total_to_the_migrator_and_a_replacement_adjusts_it(
+    system: System, tree: Tree
+) -> None:
+    m, pha = system.migrator, system.pha
+    other = Tree(make_leaves(5, seed=9))
+    system.set_tree(other)
+    assert pha.balanceOf(m.address) == m.remainingFree() == other.total_free == pha.totalSupply()
+    system.set_tree(tree)  # mints or burns the difference
+    assert pha.balanceOf(m.address) == m.remainingFree() == tree.total_free == pha.totalSupply()
+    most = max(other.total_free, tree.total_free)
+    assert pha.totalMinted() == most
+    system.set_tree(tree, free=tree.total_free - 5)  # 5 wei fewer: burned, still counted
+    assert pha.balanceOf(m.address) == tree.total_free - 5 == pha.totalSupply()
+    assert pha.totalMinted() == most
+    assert m.claimedFree() == 0
+
+
+def test_a_free_only_first_claim_freezes_the_root(system: System) -> None:
+    tree = Tree(make_leaves(4, staked_every=0))
+    system.set_tree(tree)
+    m = system.migrator
+    assert not m.rootFrozen()
+    system.claim(tree, 0, addr("first"))
+    assert m.rootFrozen()
+    with boa.env.prank(system.owner), boa.reverts("Migrator: root frozen"):
+        m.setRoot(tree.root, 1, 1, 1, boa.env.evm.patch.timestamp + 100)
+    system.claim(tree, 1, addr("second"))  # later claims read the flag, write nothing more
+    assert m.claimedFree() == tree.leaves[0].free + tree.leaves[1].free
+
+
+def test_pha_sent_to_the_migrator_goes_to_the_treasury_at_the_sweep(live) -> None:
+    system, tree = live
+    m, pha = system.migrator, system.pha
+    donor = addr("donor")
+    system.claim(tree, 0, donor)
+    gift = tree.leaves[0].free // 2
+    pha.transfer(m.address, gift, sender=donor)
+    # held PHA counts as unclaimed (so the view hides as much claimed), never above the total
+    assert m.remainingFree() == tree.total_free - tree.leaves[0].free + gift
+    assert m.claimedFree() == tree.leaves[0].free - gift
+    close_period(system)
+    with boa.env.prank(system.owner):
+        m.sweep()
+    held = tree.total_free - tree.leaves[0].free + gift
+    unclaimed_staked = tree.total_staked - tree.leaves[0].staked
+    assert pha.balanceOf(system.treasury) == held + unclaimed_staked
+    assert pha.balanceOf(m.address) == m.remainingFree() == 0
+    assert m.sweptFree() == held
+
+
 def test_set_root_keeps_pause_and_threshold(system: System, tree: Tree) -> None:
     with boa.env.prank(system.guardian):
         system.migrator.pause()
@@ -185,10 +235,11 @@ def test_claim_pays_free_as_pha_and_staked_as_vpha(live) -> None:
     assert system.pha.balanceOf(receiver) == leaf.free
     assert system.staked_value(receiver) == leaf.staked
     assert system.pha.balanceOf(relayer) == 0 and system.vault.balanceOf(relayer) == 0
-    assert system.pha.balanceOf(m.address) == 0
+    assert system.pha.balanceOf(m.address) == m.remainingFree() == m.totalFree() - leaf.free
     assert m.isClaimed(leaf.index) and not m.isClaimed(leaf.index + 1)
     assert m.claimedFree() == leaf.free and m.claimedStaked() == leaf.staked
-    assert system.pha.totalSupply() == leaf.free + leaf.staked
+    # the free total was minted to the Migrator with the root; the stake at the claim
+    assert system.pha.totalSupply() == m.totalFree() + leaf.staked
 
 
 def test_claim_free_only_leaf_touches_no_vault(live) -> None:
@@ -361,7 +412,7 @@ def test_claim_refuses_after_the_deadline(live) -> None:
 
 
 def test_claim_refuses_before_a_root_is_set(system: System, tree: Tree) -> None:
-    with boa.reverts("Migrator: claim period closed"):
+    with boa.reverts("Migrator: no root"):
         system.claim(tree, 0, addr("r"))
 
 
@@ -412,7 +463,8 @@ def test_claim_many_pays_every_leaf_once(live) -> None:
         assert system.staked_value(receivers[i]) == leaf.staked
     assert m.claimedFree() == sum(tree.leaves[i].free for i in chosen)
     assert m.claimedStaked() == sum(tree.leaves[i].staked for i in chosen)
-    assert system.pha.balanceOf(m.address) == 0
+    paid_free = sum(tree.leaves[i].free for i in chosen)
+    assert system.pha.balanceOf(m.address) == m.remainingFree() == m.totalFree() - paid_free
 
 
 def test_claim_many_across_bitmap_words() -> None:
@@ -564,7 +616,7 @@ def test_honour_late_claim_after_sweep_pays_from_the_treasury(live) -> None:
     assert m.sweptFree() == tree.total_free - leaf.free
     assert m.sweptStaked() == tree.total_staked - leaf.staked
     assert m.claimedFree() == leaf.free and m.claimedStaked() == leaf.staked
-    assert system.pha.balanceOf(m.address) == 0
+    assert system.pha.balanceOf(m.address) == m.remainingFree() == 0
 
 
 def test_honour_late_claim_checks_proof_attestations_and_swept_amounts(system: System) -> None:

@@ -8,8 +8,9 @@
         receiver that a threshold of registered attesters bound to the
         account with an EIP-712
         `Binding(bytes32 account,address receiver,bytes32 signatureHash)`.
-        `free` is minted as PHA to the receiver; `staked` is minted to this
-        contract and deposited into the vPHA vault for the receiver with
+        `free` is paid as PHA to the receiver out of the PHA this contract
+        holds for free claims (minted to it when the root is committed);
+        `staked` is minted to this contract and deposited into the vPHA vault for the receiver with
         `depositAndDelegate`, so the receiver is staked, and votes (a
         receiver that never chose a delegate is self-delegated; one that
         chose keeps its choice), from that block on. A staked part too small
@@ -28,10 +29,15 @@
           first claim; after that it is frozen, because replacing it would
           let leaves of two trees be paid against one set of totals.
         - Conservation: for free and for staked separately,
-          claimed + swept + remaining == committed total, all >= 0. A claim
-          debits `remaining` and reverts if it would go below zero, so a
-          root that commits smaller totals than its leaves can never mint
-          more than it committed.
+          claimed + swept + remaining == committed total, all >= 0, so a
+          root that commits smaller totals than its leaves can never pay
+          more than it committed. Free: `setRoot` mints the committed free
+          total to this contract (a replacement root mints or burns the
+          difference), and a claim transfers from that balance, so the
+          token's own balance check is the bound and a free claim writes no
+          state of this contract. Staked: a claim debits `remaining staked`
+          in the state word and mints only then. PHA that anyone else sends
+          here joins the free balance and goes to the treasury at the sweep.
         - Attestations: checked by the shared `attester_set` module (the same
           rules as every attested statement in veil): EIP-2098 compact
           signatures sorted by strictly increasing signer, each a registered
@@ -58,14 +64,18 @@
         - Batches: `claimMany` takes an OpenZeppelin multiproof with its
           proof flags packed into one uint256 (flag i in bit i).
 
-        Gas layout: remaining free, remaining staked, deadline and the
-        paused/frozen/swept flags share one storage slot, so a claim reads
-        and writes one word of state besides its bitmap word. The root and
-        the attester registry are checked with one lookup per signer: the
+        Gas layout: remaining staked, deadline and the paused/frozen/swept
+        flags share one storage slot (the state word). The root and the
+        attester registry are checked with one lookup per signer: the
         attester set is scoped to the root (`setRoot` moves it), and a claim
         looks each signer up under the root its proof computes, so a wrong
         proof or an unknown signer both find nothing (the revert reason then
-        says which). That lookup also yields the threshold.
+        says which). That lookup also yields the threshold and this
+        contract's tag for the root: the deadline and the paused and
+        claimed flags, mirrored from the state word whenever they change
+        (pause, unpause, setRoot, sweep, the first claim). So a free-only
+        claim reads no state word at all: its storage is the bitmap word,
+        the signer's lookup and the two PHA balances.
 """
 
 from snekmate.auth import ownable
@@ -175,6 +185,10 @@ _MASK_48: constant(uint256) = (1 << 48) - 1
 _PAUSED: constant(uint256) = 1 << 248
 _FROZEN: constant(uint256) = 1 << 249
 _SWEPT: constant(uint256) = 1 << 250
+# The tag the attester lookup returns (above the threshold's 8 bits): deadline and flags.
+_TAG_DEADLINE_SHIFT: constant(uint256) = 8
+_TAG_PAUSED: constant(uint256) = 1 << 56
+_TAG_CLAIMED: constant(uint256) = 1 << 57
 _AMOUNTS: constant(uint256) = (1 << 192) - 1
 
 PHA: public(immutable(address))
@@ -252,9 +266,6 @@ def claim(
            `bindingDigest(account, receiver, signatureHash(...))`, sorted by
            signer address.
     """
-    state: uint256 = self._state
-    assert state & _PAUSED == 0, "Migrator: paused"
-    assert block.timestamp <= (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period closed"
     assert scheme <= _MAX_SCHEME, "Migrator: unknown scheme"
     computed: bytes32 = keccak256(keccak256(abi_encode(index, account, free, staked)))
     for sibling: bytes32 in proof:
@@ -267,18 +278,21 @@ def claim(
     bit: uint256 = 1 << (index & 255)
     assert bits & bit == 0, "Migrator: already claimed"
     self._claimed_words[word] = bits | bit
-    remaining_free: uint256 = state & _MASK_96
-    remaining_staked: uint256 = (state >> _STAKED_SHIFT) & _MASK_96
-    assert free <= remaining_free and staked <= remaining_staked, "Migrator: exceeds committed totals"
-    self._state = (state - free - (staked << _STAKED_SHIFT)) | _FROZEN
-    # The root is checked by the attester lookup under the root the proof computed.
+    # The root is checked by the attester lookup under the root the proof computed,
+    # which also returns the root's tag: deadline, paused, claimed.
     digest: bytes32 = self._binding_digest(
         account, receiver, keccak256(concat(convert(scheme, bytes1), substrateSignature))
     )
-    if not attester_set._check(computed, digest, attestations):
+    tag: uint256 = attester_set._check_tagged(computed, digest, attestations)
+    if tag == 0:
+        assert self.root != empty(bytes32), "Migrator: no root"
         raise "Migrator: invalid proof"
+    assert tag & _TAG_PAUSED == 0, "Migrator: paused"
+    assert block.timestamp <= (tag >> _TAG_DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period closed"
+    if tag & _TAG_CLAIMED == 0 or staked != 0:  # the first claim freezes the root
+        self._write_state(self._debit(self._state, staked) | _FROZEN)
     if free != 0:
-        extcall IPHA(PHA).mint(receiver, free)
+        self._pay_free(receiver, free)
     if staked != 0:
         extcall IPHA(PHA).mint(self, staked)
         self._stake_for(index, receiver, staked)
@@ -336,7 +350,7 @@ def claimMany(
         bit: uint256 = 1 << (c.index & 255)
         assert bits & bit == 0, "Migrator: already claimed"
         bits |= bit
-        state = self._debit(state, c.free, c.staked)
+        state = self._debit(state, c.staked)
         staked_sum += c.staked
         struct_hash: bytes32 = keccak256(
             abi_encode(
@@ -350,13 +364,13 @@ def claimMany(
         # never false: `computed` is the current root, so the set is scoped to it
         assert attester_set._check(computed, digest, c.attestations)
     self._claimed_words[word] = bits
-    self._state = state | _FROZEN
+    self._write_state(state | _FROZEN)
 
     if staked_sum != 0:
         extcall IPHA(PHA).mint(self, staked_sum)
     for c: Claim in claims:
         if c.free != 0:
-            extcall IPHA(PHA).mint(c.receiver, c.free)
+            self._pay_free(c.receiver, c.free)
         if c.staked != 0:
             self._stake_for(c.index, c.receiver, c.staked)
         log Claimed(
@@ -432,9 +446,9 @@ def honourLateClaim(
         if free != 0:
             assert extcall IPHA(PHA).transfer(receiver, free)
     else:
-        self._state = self._debit(state, free, staked) | _FROZEN
+        self._write_state(self._debit(state, staked) | _FROZEN)
         if free != 0:
-            extcall IPHA(PHA).mint(receiver, free)
+            self._pay_free(receiver, free)
         if staked != 0:
             extcall IPHA(PHA).mint(self, staked)
     if staked != 0:
@@ -454,22 +468,26 @@ def honourLateClaim(
 @external
 def sweep():
     """
-    @notice Owner only, once, after the deadline: mint every unclaimed
-            amount (remaining free + remaining staked) to the treasury as
-            PHA. Late claims can still be honoured from the treasury.
+    @notice Owner only, once, after the deadline: send every unclaimed
+            amount to the treasury as PHA: the free balance this contract
+            holds (transferred) and the remaining staked total (minted).
+            Late claims can still be honoured from the treasury.
     """
     ownable._check_owner()
     state: uint256 = self._state
     assert self.root != empty(bytes32), "Migrator: no root"
     assert block.timestamp > (state >> _DEADLINE_SHIFT) & _MASK_48, "Migrator: claim period open"
     assert state & _SWEPT == 0, "Migrator: already swept"
-    free: uint256 = state & _MASK_96
+    held: uint256 = staticcall IPHA(PHA).balanceOf(self)
+    free: uint256 = min(held, self.totalFree)  # anything above came from elsewhere
     staked: uint256 = (state >> _STAKED_SHIFT) & _MASK_96
     self._swept = (staked << 128) | free
-    self._state = (state & ~_AMOUNTS) | _SWEPT | _FROZEN
+    self._write_state((state & ~_AMOUNTS) | _SWEPT | _FROZEN)
     treasury: address = self.treasury
-    if free + staked != 0:
-        extcall IPHA(PHA).mint(treasury, free + staked)
+    if held != 0:
+        assert extcall IPHA(PHA).transfer(treasury, held)
+    if staked != 0:
+        extcall IPHA(PHA).mint(treasury, staked)
     log Swept(treasury=treasury, free=free, staked=staked)
 
 
@@ -481,6 +499,9 @@ def setRoot(root: bytes32, totalFree: uint256, totalStaked: uint256, leafCount: 
     """
     @notice Owner only: commit the snapshot root, its totals and the claim
             deadline. Allowed until the first claim (or sweep), then frozen.
+            Mints the free total to this contract, which pays free claims
+            from it; a replacement mints or burns the difference (burned PHA
+            still counts against PHA's lifetime cap).
     @param root The StandardMerkleTree root.
     @param totalFree The sum of the leaves' free amounts, in wei.
     @param totalStaked The sum of the leaves' staked amounts, in wei.
@@ -494,13 +515,18 @@ def setRoot(root: bytes32, totalFree: uint256, totalStaked: uint256, leafCount: 
     assert leafCount != 0, "Migrator: no leaves"
     assert totalFree <= _MASK_96 and totalStaked <= _MASK_96, "Migrator: totals too large"
     assert deadline > block.timestamp and deadline <= _MASK_48, "Migrator: bad deadline"
-    attester_set._set_scope(root)
+    held: uint256 = self.totalFree
+    if totalFree > held:
+        extcall IPHA(PHA).mint(self, totalFree - held)
+    elif totalFree < held:
+        extcall IPHA(PHA).burn(held - totalFree)
+    state = (state & _PAUSED) | (deadline << _DEADLINE_SHIFT) | (totalStaked << _STAKED_SHIFT)
+    attester_set._set_scope(root, self._tag_of(state))
     self.root = root
     self.totalFree = totalFree
     self.totalStaked = totalStaked
     self.leafCount = leafCount
-    keep: uint256 = state & _PAUSED
-    self._state = keep | (deadline << _DEADLINE_SHIFT) | (totalStaked << _STAKED_SHIFT) | totalFree
+    self._state = state
     log RootSet(
         root=root,
         totalFree=totalFree,
@@ -540,7 +566,7 @@ def pause():
     @notice Guardian or owner: stop claims.
     """
     assert msg.sender == self.guardian or msg.sender == ownable.owner, "Migrator: not guardian"
-    self._state |= _PAUSED
+    self._write_state(self._state | _PAUSED)
     log Paused(by=msg.sender)
 
 
@@ -550,7 +576,7 @@ def unpause():
     @notice Owner only: resume claims.
     """
     ownable._check_owner()
-    self._state &= ~_PAUSED
+    self._write_state(self._state & ~_PAUSED)
     log Unpaused(by=msg.sender)
 
 
@@ -612,9 +638,21 @@ def isClaimed(index: uint256) -> bool:
 def claimedFree() -> uint256:
     """
     @notice Free wei paid out so far (claims and late claims).
-    @return uint256 totalFree - remaining - swept.
+    @return uint256 totalFree - remaining - swept, where remaining is the PHA
+            this contract holds for free claims (at most totalFree; PHA sent
+            here by others counts as held, so it can hide as much claimed).
     """
-    return self.totalFree - (self._state & _MASK_96) - (self._swept & _MASK_128)
+    return self.totalFree - self._remaining_free() - (self._swept & _MASK_128)
+
+
+@view
+@external
+def remainingFree() -> uint256:
+    """
+    @notice Free wei still to be claimed: the PHA held for free claims.
+    @return uint256 At most totalFree; 0 after the sweep.
+    """
+    return self._remaining_free()
 
 
 @view
@@ -767,11 +805,52 @@ def _multiproof_root(
 
 @internal
 @pure
-def _debit(state: uint256, free: uint256, staked: uint256) -> uint256:
-    remaining_free: uint256 = state & _MASK_96
-    remaining_staked: uint256 = (state >> _STAKED_SHIFT) & _MASK_96
-    assert free <= remaining_free and staked <= remaining_staked, "Migrator: exceeds committed totals"
-    return state - free - (staked << _STAKED_SHIFT)
+def _debit(state: uint256, staked: uint256) -> uint256:
+    assert staked <= (state >> _STAKED_SHIFT) & _MASK_96, "Migrator: exceeds committed totals"
+    return state - (staked << _STAKED_SHIFT)
+
+
+@internal
+def _pay_free(receiver: address, free: uint256):
+    # The balance held for free claims is the remaining free total: PHA refuses a
+    # transfer beyond it, which means the leaves exceed what the root committed.
+    ok: bool = raw_call(
+        PHA,
+        abi_encode(receiver, free, method_id=method_id("transfer(address,uint256)")),
+        revert_on_failure=False,
+    )
+    assert ok, "Migrator: exceeds committed totals"
+
+
+@internal
+def _write_state(state: uint256):
+    # Every change of the deadline or a flag is mirrored into the attester lookup's
+    # tag, which claims read instead of the state word.
+    old: uint256 = self._state
+    if state == old:
+        return
+    if self._tag_of(state) != self._tag_of(old):
+        attester_set._set_tag(self._tag_of(state))
+    self._state = state
+
+
+@internal
+@pure
+def _tag_of(state: uint256) -> uint256:
+    tag: uint256 = ((state >> _DEADLINE_SHIFT) & _MASK_48) << _TAG_DEADLINE_SHIFT
+    if state & _PAUSED != 0:
+        tag |= _TAG_PAUSED
+    if state & _FROZEN != 0:
+        tag |= _TAG_CLAIMED
+    return tag
+
+
+@internal
+@view
+def _remaining_free() -> uint256:
+    if self._state & _SWEPT != 0:
+        return 0
+    return min(staticcall IPHA(PHA).balanceOf(self), self.totalFree)
 
 
 @internal
