@@ -211,6 +211,12 @@ def test_per_token_usage_through_the_escrow(escrow: Escrow) -> None:
     with pytest.raises(InputError, match="65 bytes"):
         escrow.charge_usage(provider, lease_id, tokens, amount, "0x1234")
 
+    month = datetime.fromtimestamp(escrow.now(), UTC).strftime("%Y-%m")
+    doc = escrow.statement(alice.address, month)
+    assert (doc["totals"]["tokens"], doc["totals"]["token_amount_wei"]) == (tokens, str(amount))
+    assert [c["amount_wei"] for c in doc["token_charges"]] == [str(amount)]
+    assert escrow.billing(lease_id).cost_so_far >= amount  # seconds and tokens
+
     escrow.set_meter(alice, lease_id, None, 0)
     assert escrow.meter_of(lease_id) == Meter(None, 0, 0, 0)
     with pytest.raises(InputError, match="no meter is set"):

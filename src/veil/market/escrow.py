@@ -42,6 +42,7 @@ EVENT_NAMES = (
     "Settled",
     "BillingStopped",
     "LeaseClosed",
+    "UsageCharged",
 )
 #: How long a signed permit or lease request stays valid unless told otherwise.
 DEFAULT_SIGNATURE_TTL = 3_600
