@@ -43,9 +43,9 @@
      window apply to leases opened afterwards.
 
      Conservation: PHA held == sum(lease balances) + sum(provider earnings, net and fee)
-     + feesAccrued + sum(free balances). Settling moves PHA from a lease balance to its
-     provider's earnings; every other function moves PHA across the contract boundary by
-     exactly the amount it credits or debits.
+     + feesAccrued + sum(free balances). Settling and charging usage move PHA from a lease
+     balance to its provider's earnings; every other function moves PHA across the
+     contract boundary by exactly the amount it credits or debits.
 
      A lease's id is keccak256(customer, deployment), so one deployment has one lease ever
      (which also makes an `OpenLease` signature single-use) and opening writes no index.
