@@ -486,6 +486,8 @@ def setMeter(lease_id: uint256, meter: address, max_token_rate: uint256):
             same meter again only changes the cap and keeps its counters, so that its
             vouchers are never charged twice.
     @dev Usage the previous meter signed but nobody charged yet can no longer be charged.
+         Turning metering off forgets the counters, so a key authorised again later
+         would count from zero against its old vouchers: authorise a fresh key instead.
     @param lease_id The caller's lease, not closed.
     @param meter The meter's address, or empty(address) to stop per-token charges.
     @param max_token_rate The most a voucher may charge per token, in wei (at most 1e27).
