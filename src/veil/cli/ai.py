@@ -339,8 +339,8 @@ def _gateway_url(url: str) -> str:
 )
 def meter(
     url: str = typer.Argument(..., help="The gateway's root URL (no /v1)."),
-    max_token_rate: int = typer.Option(
-        ..., "--max-token-rate", min=1, help="Most wei per token the lease may be charged."
+    max_token_rate: str = typer.Option(
+        ..., "--max-token-rate", help="Most wei per token the lease may be charged (integer)."
     ),
     lease_id: str = typer.Option(
         None, "--lease-id", help="Your lease (default: the one the gateway meters; checked)."
@@ -367,12 +367,14 @@ def meter(
     from veil.inference.voucher import authorise_meter
 
     base = _gateway_url(url)
+    if not (max_token_rate.isascii() and max_token_rate.isdecimal()) or int(max_token_rate) == 0:
+        raise InputError(f"--max-token-rate {max_token_rate!r}: expected a positive integer (wei)")
     lease = parse_lease_id(lease_id) if lease_id is not None else None
     policy, collateral = _policy_and_collateral(policy_file, collateral_file, pccs)
     signer = resolve_signer(account, keystore)
     escrow = _escrow(deployment, rpc)
     done = authorise_meter(
-        escrow, signer, base, policy, max_token_rate, lease_id=lease, collateral=collateral
+        escrow, signer, base, policy, int(max_token_rate), lease_id=lease, collateral=collateral
     )
     verdict = done.gateway.verdict
     result = {
