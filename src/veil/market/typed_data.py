@@ -1,7 +1,9 @@
-"""What customers sign for the market, in one place: the EIP-712 `OpenLease` request a
-control plane submits for them, and the EIP-2612 `Permit` that funds a deposit without a
-separate approval. The contract, its tests, the bench and the clients must agree on these
-type lists byte for byte, or signatures fail with nothing but "signer is not the customer".
+"""What is signed for the market, in one place: the EIP-712 `OpenLease` request a control
+plane submits for a customer, the EIP-2612 `Permit` that funds a deposit without a separate
+approval, and the `Usage` voucher a lease's meter (the AI gateway's attested key) signs for
+per-token charges. The contract, its tests, the bench, the gateway and the clients must
+agree on these type lists byte for byte, or signatures fail with nothing but "signer is not
+the customer" (or "... the meter").
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils import keccak
 
 #: The market's EIP-712 domain name and version (`Market.vy`'s constructor).
@@ -37,6 +39,21 @@ PERMIT_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "deadline", "type": "uint256"},
     ]
 }
+
+USAGE_TYPES: dict[str, list[dict[str, str]]] = {
+    "Usage": [
+        {"name": "leaseId", "type": "uint256"},
+        {"name": "meter", "type": "address"},
+        {"name": "tokens", "type": "uint256"},
+        {"name": "amount", "type": "uint256"},
+    ]
+}
+_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 
 
 def instance_type_key(name: str) -> bytes:
@@ -129,3 +146,53 @@ def sign_permit(
     )
     signed = Account.sign_message(typed, key)
     return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+
+
+def market_domain(chain_id: int, market: str) -> dict[str, Any]:
+    """The market's EIP-712 domain from what a gateway knows without a chain connection
+    (the lease's chain and market address), equal to the contract's `eip712Domain()`."""
+    return {
+        "name": MARKET_DOMAIN_NAME,
+        "version": MARKET_DOMAIN_VERSION,
+        "chainId": int(chain_id),
+        "verifyingContract": market,
+    }
+
+
+def usage_typed_data(
+    chain_id: int, market: str, lease_id: int, meter: str, tokens: int, amount: int
+) -> dict[str, Any]:
+    """The full EIP-712 document of a `Usage` voucher (what `eth_signTypedData_v4` takes),
+    so a gateway can publish exactly what it signed and anyone can check it: cumulative
+    `tokens` and `amount` (wei) since the customer set `meter` for `lease_id`."""
+    for name, value in (("lease id", lease_id), ("tokens", tokens), ("amount", amount)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**256:
+            raise ValueError(f"usage voucher: {name} must be a uint256, got {value!r}")
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, **USAGE_TYPES},
+        "primaryType": "Usage",
+        "domain": market_domain(chain_id, market),
+        "message": {"leaseId": lease_id, "meter": meter, "tokens": tokens, "amount": amount},
+    }
+
+
+def _signable_usage(typed: dict[str, Any]) -> SignableMessage:
+    return encode_typed_data(full_message=typed)
+
+
+def usage_digest(
+    chain_id: int, market: str, lease_id: int, meter: str, tokens: int, amount: int
+) -> bytes:
+    """The 32-byte digest the meter signs, equal to the contract's `usageDigest`."""
+    signable = _signable_usage(usage_typed_data(chain_id, market, lease_id, meter, tokens, amount))
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def sign_usage(
+    key: bytes | str, chain_id: int, market: str, lease_id: int, tokens: int, amount: int
+) -> bytes:
+    """The meter's 65-byte signature over its cumulative usage of `lease_id`; the meter
+    is the key's own address (the contract recovers the signer and compares)."""
+    meter = Account.from_key(key).address
+    typed = usage_typed_data(chain_id, market, lease_id, meter, tokens, amount)
+    return bytes(Account.sign_message(_signable_usage(typed), key).signature)

@@ -18,7 +18,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
 from veil.chain.compile import CONTRACTS_DIR
-from veil.market.typed_data import OPEN_LEASE_TYPES, PERMIT_TYPES
+from veil.market.typed_data import OPEN_LEASE_TYPES, PERMIT_TYPES, sign_usage
 
 MARKET_SOURCE = CONTRACTS_DIR / "market" / "Market.vy"
 PHA_SOURCE = CONTRACTS_DIR / "token" / "PHA.vy"
@@ -45,6 +45,9 @@ STATE_NONE, STATE_RUNNING, STATE_PAUSED, STATE_CLOSED = 0, 1, 2, 3
 
 KEYS = [keccak(text=f"veil market test key {i}") for i in range(8)]
 ACCOUNTS = [Account.from_key(k) for k in KEYS]
+#: Gateway keys that customers authorise as their leases' meters.
+METER_KEYS = [keccak(text=f"veil market meter key {i}") for i in range(4)]
+METERS = [Account.from_key(k).address for k in METER_KEYS]
 
 # The one definition of what customers sign lives in the library.
 OPEN_TYPES = OPEN_LEASE_TYPES
@@ -145,6 +148,22 @@ class Market:
         }
         signed = sign_typed(key, domain_of(self.pha), PERMIT_TYPES, message)
         return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+
+    def set_meter(self, lease_id: int, meter: str, max_token_rate: int) -> None:
+        """The lease's customer authorises `meter` at `max_token_rate` wei per token."""
+        with boa.env.prank(self.market.lease(lease_id).customer):
+            self.market.setMeter(lease_id, meter, max_token_rate)
+
+    def sign_usage(self, key: bytes, lease_id: int, tokens: int, amount: int) -> bytes:
+        """A meter's voucher signature, made by the library as a gateway makes it."""
+        chain_id = domain_of(self.market)["chainId"]
+        return sign_usage(key, chain_id, self.market.address, lease_id, tokens, amount)
+
+    def charge(self, key: bytes, lease_id: int, tokens: int, amount: int) -> int:
+        """Submit `key`'s voucher (as a keeper, nobody in particular); the wei charged."""
+        signature = self.sign_usage(key, lease_id, tokens, amount)
+        with boa.env.prank(boa.env.generate_address("keeper")):
+            return self.market.chargeUsage(lease_id, tokens, amount, signature)
 
     def escrow_liabilities(
         self, leases_ids: list[int], providers: list[str], customers: list[str]

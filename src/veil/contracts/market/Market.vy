@@ -23,6 +23,19 @@
 
         A governed protocol fee (basis points) of every second paid goes to the treasury.
         Every parameter belongs to the owner, the timelock.
+
+        Per-token usage. A lease may also pay for tokens metered by an AI gateway that
+        runs inside the lease's CVM. The gateway's signing key is generated in the CVM and
+        bound to its attestation; a customer who has verified that attestation (and the
+        price table in its compose) authorises the key's address as the lease's meter with
+        `setMeter`, capped in wei per token. The meter signs cumulative EIP-712 `Usage`
+        vouchers (tokens and wei since `setMeter`); anyone, normally the provider, submits
+        the latest one to `chargeUsage`, which moves the difference since the last charge
+        from the lease balance to the provider. The provider cannot forge a voucher (it
+        never holds the meter key), the customer cannot deny usage it authorised, and a
+        mispriced CVM is bounded by the cap. Usage not yet charged when the customer
+        closes the lease or changes its meter is not charged: providers submit vouchers
+        often, as they settle seconds.
 @dev Exactness. A lease snapshots its rate and its fee per second (rate * feeBps / 10000,
      rounded down, once) when it opens, so a settlement of n seconds pays exactly
      n * rate, of which n * feeRate is fee: amounts are linear in seconds and no rounding
@@ -39,6 +52,9 @@
      Storage per lease is three packed slots, so that opening, settling and a provider's
      batch withdrawal stay cheap: head = customer | lastSettled << 160 (64 bits, as the
      block header's timestamp) | status << 224 | window << 232 (24 bits > MAX_WINDOW); parties = provider | feeRate << 160; money = balance | rate << 128.
+     A meter is two slots: meter | maxTokenRate << 160 (96 bits > MAX_RATE), and
+     chargedAmount | chargedTokens << 128 (112 bits) | feeBps << 240 (the fee snapshotted
+     when the meter was set, as a lease snapshots its own at open).
      A provider's earnings are one slot: net | fee << 128 | 1 << 255 (a marker that keeps
      the slot non-zero once used, so credits after a withdrawal stay cheap); the fee half
      moves to feesAccrued when the provider withdraws or anyone calls `collectFees`.
@@ -91,9 +107,14 @@ _MASK127: constant(uint256) = (1 << 127) - 1
 # slot (2,900 gas) instead of filling an empty one (20,000).
 _TOUCHED: constant(uint256) = 1 << 255
 _MASK160: constant(uint256) = (1 << 160) - 1
+_MASK112: constant(uint256) = (1 << 112) - 1
+_FEE_SHIFT: constant(uint256) = 240
 
 OPEN_TYPEHASH: public(constant(bytes32)) = keccak256(
     "OpenLease(address customer,address provider,bytes32 deployment,bytes32 instanceType,uint256 amount,uint256 maxRate,uint256 deadline)"
+)
+USAGE_TYPEHASH: public(constant(bytes32)) = keccak256(
+    "Usage(uint256 leaseId,address meter,uint256 tokens,uint256 amount)"
 )
 _PERMIT_SELECTOR: constant(bytes4) = method_id(
     "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)", output_type=bytes4
@@ -171,6 +192,18 @@ event FeesCollected:
     treasury: indexed(address)
     amount: uint256
 
+event MeterSet:
+    leaseId: indexed(uint256)
+    meter: indexed(address)
+    maxTokenRate: uint256
+
+event UsageCharged:
+    leaseId: indexed(uint256)
+    provider: indexed(address)
+    tokens: uint256
+    amount: uint256
+    fee: uint256
+
 event AutoTopUpSet:
     customer: indexed(address)
     threshold: uint256
@@ -212,6 +245,8 @@ _heads: HashMap[uint256, uint256]
 _parties: HashMap[uint256, uint256]
 _money: HashMap[uint256, uint256]
 _earnings: HashMap[address, uint256]
+_meters: HashMap[uint256, uint256]
+_charged: HashMap[uint256, uint256]
 
 
 @deploy
@@ -436,6 +471,117 @@ def closeLease(lease_id: uint256):
     if refund != 0:
         extcall pha.transfer(customer, refund)
     log LeaseClosed(lease=lease_id, refund=refund, closer=msg.sender)
+
+
+# --- per-token usage -------------------------------------------------------------
+
+@external
+def setMeter(lease_id: uint256, meter: address, max_token_rate: uint256):
+    """
+    @notice Authorise `meter` (the address of a gateway key the customer has verified in
+            the lease's attested CVM) to sign usage vouchers for the caller's lease, at
+            most `max_token_rate` wei per token; the zero address turns metering off.
+            A new meter counts from zero (a restarted gateway has a new key), so its
+            charged counters and the fee it pays (the governed fee now) start afresh; the
+            same meter again only changes the cap and keeps its counters, so that its
+            vouchers are never charged twice.
+    @dev Usage the previous meter signed but nobody charged yet can no longer be charged.
+    @param lease_id The caller's lease, not closed.
+    @param meter The meter's address, or empty(address) to stop per-token charges.
+    @param max_token_rate The most a voucher may charge per token, in wei (at most 1e27).
+    """
+    head: uint256 = self._heads[lease_id]
+    assert convert(head & _MASK160, address) == msg.sender, "market: caller is not the lease's customer"
+    assert self._status(head) != STATUS_CLOSED, "market: lease is closed"
+    assert max_token_rate <= MAX_RATE, "market: rate too high"
+    if meter == empty(address):
+        self._meters[lease_id] = 0
+        self._charged[lease_id] = 0
+        log MeterSet(leaseId=lease_id, meter=meter, maxTokenRate=0)
+        return
+    current: uint256 = self._meters[lease_id]
+    self._meters[lease_id] = convert(meter, uint256) | (max_token_rate << 160)
+    if current & _MASK160 != convert(meter, uint256):
+        self._charged[lease_id] = self.feeBps << _FEE_SHIFT
+    log MeterSet(leaseId=lease_id, meter=meter, maxTokenRate=max_token_rate)
+
+
+@external
+def chargeUsage(lease_id: uint256, tokens: uint256, amount: uint256, signature: Bytes[65]) -> uint256:
+    """
+    @notice Charge a lease for metered tokens (anyone may call; normally the provider):
+            settle its seconds, then move what the meter's voucher adds since the last
+            charge from the lease balance to the provider's earnings, the fee part to the
+            treasury's account.
+    @dev The balance keeps the lease's shutdown window (at least one second) for
+         per-second billing, so a charge can pause the lease but never takes what its
+         shutdown is paid with. When the rest cannot pay the whole difference, the charge
+         takes what it can and advances the counters by the part paid (tokens pro rata,
+         rounded down), so the same voucher charges the remainder after a top-up.
+         Submitting the voucher already charged in full charges 0 and changes nothing (a
+         keeper racing the provider loses only gas); an older voucher reverts. The fee is
+         floor(charged * feeBps / 10000) over the meter's cumulative charges, at the fee
+         snapshotted by `setMeter`, so it does not depend on how usage is cut into charges.
+    @param lease_id The lease.
+    @param tokens Tokens (prompt and completion) metered since `setMeter`, cumulative.
+    @param amount Wei owed for them since `setMeter`, cumulative.
+    @param signature The meter's 65-byte EIP-712 signature over `Usage(lease_id, meter,
+           tokens, amount)` in this market's domain.
+    @return uint256 The wei charged by this call.
+    """
+    meter_slot: uint256 = self._meters[lease_id]
+    meter: address = convert(meter_slot & _MASK160, address)
+    assert meter != empty(address), "market: no meter"
+    assert self._status(self._heads[lease_id]) != STATUS_CLOSED, "market: lease is closed"
+    assert len(signature) == 65, "market: signature must be 65 bytes"
+    digest: bytes32 = self._usage_digest(lease_id, meter, tokens, amount)
+    assert ecdsa._recover_sig(digest, signature) == meter, "market: signer is not the meter"
+    assert tokens <= _MASK112, "market: tokens too large"
+    charged: uint256 = self._charged[lease_id]
+    charged_amount: uint256 = charged & _MASK128
+    charged_tokens: uint256 = (charged >> 128) & _MASK112
+    assert tokens >= charged_tokens, "market: tokens below those charged"
+    assert amount >= charged_amount, "market: amount below that charged"
+    due_tokens: uint256 = unsafe_sub(tokens, charged_tokens)
+    due: uint256 = unsafe_sub(amount, charged_amount)
+    assert due <= due_tokens * (meter_slot >> 160), "market: amount above tokens times the cap"
+    if due_tokens == 0 and due == 0:
+        return 0
+
+    provider: address = empty(address)
+    net: uint256 = 0
+    fee: uint256 = 0
+    provider, net, fee = self._settle(lease_id)
+    money: uint256 = self._money[lease_id]
+    balance: uint256 = money & _MASK128
+    chargeable: uint256 = balance
+    head: uint256 = self._heads[lease_id]
+    if self._status(head) == STATUS_BILLING:
+        rate: uint256 = money >> 128
+        keep: uint256 = min(balance // rate, max(head >> _WINDOW_SHIFT, 1))
+        chargeable = balance - keep * rate
+    paid: uint256 = min(due, chargeable)
+    paid_tokens: uint256 = due_tokens
+    if paid < due:
+        paid_tokens = due_tokens * paid // due
+    bps: uint256 = charged >> _FEE_SHIFT
+    # Supply below 2**128 keeps the cumulative amount inside its 128 bits, as balances.
+    new_amount: uint256 = charged_amount + paid
+    usage_fee: uint256 = new_amount * bps // BPS - charged_amount * bps // BPS
+    self._charged[lease_id] = (
+        new_amount | ((charged_tokens + paid_tokens) << 128) | (bps << _FEE_SHIFT)
+    )
+    if paid != 0:
+        self._money[lease_id] = money - paid
+    net += paid - usage_fee
+    fee += usage_fee
+    if net | fee != 0:
+        self._earn(provider, net, fee)
+    if paid | paid_tokens != 0:
+        log UsageCharged(
+            leaseId=lease_id, provider=provider, tokens=paid_tokens, amount=paid, fee=usage_fee
+        )
+    return paid
 
 
 # --- providers and fees ----------------------------------------------------------
@@ -696,6 +842,42 @@ def openDigest(
     return self._open_digest(customer, provider, deployment, instance_type, amount, max_rate, deadline)
 
 
+@view
+@external
+def usageDigest(lease_id: uint256, meter: address, tokens: uint256, amount: uint256) -> bytes32:
+    """
+    @notice The EIP-712 digest a meter signs for `chargeUsage`, so a gateway or a client
+            can check its typed data against the contract.
+    @param lease_id The lease.
+    @param meter The meter's address.
+    @param tokens Cumulative tokens since `setMeter`.
+    @param amount Cumulative wei since `setMeter`.
+    @return bytes32 The digest.
+    """
+    return self._usage_digest(lease_id, meter, tokens, amount)
+
+
+@view
+@external
+def meterOf(lease_id: uint256) -> (address, uint256, uint256, uint256):
+    """
+    @notice A lease's meter and what its vouchers have charged so far.
+    @param lease_id The lease.
+    @return address The meter (empty if metering is off).
+    @return uint256 Its cap in wei per token.
+    @return uint256 Tokens charged since `setMeter`.
+    @return uint256 Wei charged since `setMeter`.
+    """
+    meter_slot: uint256 = self._meters[lease_id]
+    charged: uint256 = self._charged[lease_id]
+    return (
+        convert(meter_slot & _MASK160, address),
+        meter_slot >> 160,
+        (charged >> 128) & _MASK112,
+        charged & _MASK128,
+    )
+
+
 # --- internals -------------------------------------------------------------------
 
 @internal
@@ -913,4 +1095,12 @@ def _open_digest(
                 OPEN_TYPEHASH, customer, provider, deployment, instance_type, amount, max_rate, deadline
             )
         )
+    )
+
+
+@view
+@internal
+def _usage_digest(lease_id: uint256, meter: address, tokens: uint256, amount: uint256) -> bytes32:
+    return eip712._hash_typed_data_v4(
+        keccak256(abi_encode(USAGE_TYPEHASH, lease_id, meter, tokens, amount))
     )
