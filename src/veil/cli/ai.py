@@ -433,6 +433,7 @@ def charge(
         "amount": str(done.amount),
         "fee": str(done.fee),
         "balance": str(done.balance),
+        "due": str(done.due),
         "voucher_tokens": done.voucher.tokens,
         "voucher_amount": str(done.voucher.amount),
     }
@@ -443,3 +444,9 @@ def charge(
     console.print(f"  amount   {format_amount(done.amount)} ({done.amount} wei)")
     console.print(f"  fee      {format_amount(done.fee)} (to the treasury)")
     console.print(f"  balance  {format_amount(done.balance)} left in the lease")
+    if done.partial:
+        console.print(
+            f"  [yellow]partial: the lease could pay {done.amount} of {done.due} wei due "
+            "(its shutdown window stays funded); the same voucher charges the rest after a "
+            "top-up[/]"
+        )

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+from web3.logs import DISCARD
 
 from veil.errors import InputError, VeilError
 from veil.inference.verify import AttestedGateway, VerificationRefused
-from veil.market.typed_data import usage_typed_data
+from veil.market.typed_data import usage_digest, usage_typed_data
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -50,12 +50,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def usage_digest(typed: dict[str, Any]) -> bytes:
-    """The EIP-712 hash the meter signs and `Market.chargeUsage` recovers from."""
-    signable = encode_typed_data(full_message=typed)
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
-
-
 @dataclass(frozen=True)
 class UsageVoucher:
     """One signed statement of everything a meter counted for a lease since `setMeter`."""
@@ -69,11 +63,14 @@ class UsageVoucher:
     signature: str
 
     def typed_data(self) -> dict[str, Any]:
-        return _jsonable(
-            usage_typed_data(
-                self.chain_id, self.market, self.lease_id, self.meter, self.tokens, self.amount
-            )
-        )
+        return _jsonable(usage_typed_data(*self._fields()))
+
+    def digest(self) -> bytes:
+        """What the meter signs and `Market.chargeUsage` recovers from."""
+        return usage_digest(*self._fields())
+
+    def _fields(self) -> tuple[int, str, int, str, int, int]:
+        return (self.chain_id, self.market, self.lease_id, self.meter, self.tokens, self.amount)
 
     def to_json(self) -> dict[str, Any]:
         """The gateway's `GET /v1/usage/voucher` answer (amount as a decimal string, since
@@ -102,9 +99,10 @@ class UsageVoucher:
                 amount=_natural(doc["amount"], "amount"),
                 signature=str(doc["signature"]),
             )
+            served = voucher.typed_data()
         except (KeyError, TypeError, ValueError) as error:
             raise VerificationRefused("bad_voucher", f"malformed voucher ({error})") from None
-        if voucher.typed_data() != _jsonable(doc["typed_data"]):
+        if served != _jsonable(doc["typed_data"]):
             raise VerificationRefused(
                 "bad_voucher", "the voucher's typed data does not match its own fields"
             )
@@ -121,7 +119,7 @@ class UsageVoucher:
             )
         try:
             signer = Account._recover_hash(
-                usage_digest(self.typed_data()), signature=bytes.fromhex(self.signature[2:])
+                self.digest(), signature=bytes.fromhex(self.signature.removeprefix("0x"))
             )
         except Exception:  # eth-keys raises several types for a malformed signature
             problem = "the voucher's signature is malformed"
@@ -150,7 +148,7 @@ def sign_voucher(
     unsigned = UsageVoucher(
         chain_id, to_checksum_address(market), lease_id, keys.ecdsa_address, tokens, amount, ""
     )
-    signature = keys.sign_digest(usage_digest(unsigned.typed_data()))
+    signature = keys.sign_digest(unsigned.digest())
     return UsageVoucher(**{**unsigned.__dict__, "signature": signature})
 
 
@@ -228,7 +226,8 @@ def authorise_meter(
         raise InputError(
             f"lease {voucher.lease_id:#x} belongs to {lease.customer}, not {signer.address}"
         )
-    receipt = escrow.set_meter(signer, voucher.lease_id, gateway.ecdsa_address, max_token_rate)
+    call = escrow.market.functions.setMeter(voucher.lease_id, gateway.ecdsa_address, max_token_rate)
+    receipt = escrow.chain.send(signer, call, "Market.setMeter")
     return MeterAuthorisation(
         voucher.lease_id,
         gateway.ecdsa_address,
@@ -240,14 +239,22 @@ def authorise_meter(
 
 @dataclass(frozen=True)
 class UsageCharge:
-    """One `chargeUsage` as the chain recorded it; `amount` includes `fee`."""
+    """One `chargeUsage` as the chain recorded it; `amount` includes `fee`. `due` is what
+    the voucher added: more than `amount` when the lease's balance (less its prepaid
+    shutdown window) could not pay it all; the same voucher charges the rest after a
+    top-up."""
 
     lease_id: int
     tokens: int
     amount: int
     fee: int
     balance: int
+    due: int
     voucher: UsageVoucher
+
+    @property
+    def partial(self) -> bool:
+        return self.amount < self.due
 
 
 class NothingToCharge(VeilError):
@@ -261,22 +268,33 @@ def charge_voucher(escrow: Escrow, signer: LocalAccount, url: str) -> UsageCharg
     voucher = fetch_voucher(url)
     chain_id = int(escrow.chain.w3.eth.chain_id)
     voucher.check(chain_id, escrow.market.address)
-    state = escrow.meter_of(voucher.lease_id)
-    if state.meter.lower() != voucher.meter.lower():
+    meter, _cap, charged_tokens, charged_amount = escrow.market.functions.meterOf(
+        voucher.lease_id
+    ).call()
+    if meter.lower() != voucher.meter.lower():
         raise VerificationRefused(
             "meter_not_set",
-            f"lease {voucher.lease_id:#x} has meter {state.meter}, but the gateway signs as "
+            f"lease {voucher.lease_id:#x} has meter {meter}, but the gateway signs as "
             f"{voucher.meter}: the customer must authorise it first (veil ai meter)",
         )
-    if voucher.tokens == state.charged_tokens and voucher.amount == state.charged_amount:
+    if (voucher.tokens, voucher.amount) == (charged_tokens, charged_amount):
         raise NothingToCharge(
             f"lease {voucher.lease_id:#x}: nothing new to charge "
             f"({voucher.tokens} tokens, {voucher.amount} wei already charged)"
         )
-    charged = escrow.charge_usage(
-        signer, voucher.lease_id, voucher.tokens, voucher.amount, voucher.signature
+    signature = bytes.fromhex(voucher.signature.removeprefix("0x"))
+    call = escrow.market.functions.chargeUsage(
+        voucher.lease_id, voucher.tokens, voucher.amount, signature
     )
-    balance = escrow.lease(voucher.lease_id).balance
+    receipt = escrow.chain.send(signer, call, "Market.chargeUsage")
+    found = escrow.market.events.UsageCharged().process_receipt(receipt, errors=DISCARD)
+    charged = found[0]["args"] if found else {"tokens": 0, "amount": 0, "fee": 0}
     return UsageCharge(
-        voucher.lease_id, charged.tokens, charged.amount, charged.fee, balance, voucher
+        voucher.lease_id,
+        int(charged["tokens"]),
+        int(charged["amount"]),
+        int(charged["fee"]),
+        escrow.lease(voucher.lease_id).balance,
+        voucher.amount - charged_amount,
+        voucher,
     )
