@@ -182,6 +182,14 @@ def test_openai_usage_is_metered_authorised_and_charged_through_the_escrow(world
                  for r in receipts)  # fmt: skip
     assert len(receipts) == 2 and tokens > 0
 
+    # a verified gateway that meters another lease than the one named, or a signer who is
+    # not the lease's customer, is refused before any transaction
+    _refused(_veil(world, *meter, "--policy", str(policy), "--lease-id", "0x01"),
+             "refused (wrong_lease)")  # fmt: skip
+    bob = [*meter[:-1], "bob", "--policy", str(policy)]
+    _refused(_veil(world, *bob), f"belongs to {devnet_account('alice').address}")
+    assert escrow.market.functions.meterOf(lease_id).call()[0] == "0x" + "00" * 20
+
     # alice verifies the gateway and names its attested key as her lease's meter
     authorised = _ok(_veil(world, *meter, "--policy", str(policy), "--json"))
     assert transport.gateway is not None
