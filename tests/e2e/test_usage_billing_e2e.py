@@ -7,7 +7,9 @@ lease's meter with `veil ai meter` (refused, and nothing sent, under a policy th
 does not meet); the provider submits the gateway's voucher with `veil ai charge`. The
 lease's balance falls by exactly the metered amount (on top of the seconds the same
 transaction settles, computed with `veil.market.runway`), the provider's earnings rise by
-the amount less the protocol fee, and a second charge takes only what is new.
+the amount less the protocol fee, and a second charge takes only what is new. A lease
+nearly spent pays what it can without touching its shutdown window, and the same voucher
+charges the rest after a top-up.
 """
 
 from __future__ import annotations
@@ -236,3 +238,35 @@ def test_openai_usage_is_metered_authorised_and_charged_through_the_escrow(world
         extra.prompt_tokens * PROMPT_WEI + extra.completion_tokens * COMPLETION_WEI
     )
     assert second["voucher_tokens"] == tokens + second["tokens"]
+
+    # a lease nearly spent pays what it can (its shutdown window stays funded); the same
+    # voucher charges the rest after a top-up
+    chain, alice = world["chain"], devnet_account("alice")
+    lease = escrow.lease(lease_id)
+    window = int(escrow.market.functions.shutdownWindow().call())
+    chain.advance_time(
+        lease.balance // lease.rate - window - 3 - (escrow.now() - lease.last_settled)
+    )
+    words = " ".join(["word"] * 120)  # about 240 tokens: more wei than a few seconds' rate
+    client.chat.completions.create(model="fake-llm", messages=[{"role": "user", "content": words}])
+    big = transport.checked[-1].receipt
+    due = big.prompt_tokens * PROMPT_WEI + big.completion_tokens * COMPLETION_WEI
+    assert due > 5 * lease.rate
+    before = escrow.market.functions.meterOf(lease_id).call()
+    partial = _ok(_veil(world, *charge))
+    assert int(partial["due"]) == due and int(partial["amount"]) < due
+    after = escrow.lease(lease_id)
+    assert after.status == runway.STATUS_BILLING  # still running, on its shutdown window
+    assert after.balance == int(partial["balance"]) == (after.balance // after.rate) * after.rate
+    assert 0 < after.balance <= window * after.rate
+    due_tokens = big.prompt_tokens + big.completion_tokens
+    paid_tokens = due_tokens * int(partial["amount"]) // due
+    assert partial["tokens"] == paid_tokens
+    state = escrow.market.functions.meterOf(lease_id).call()
+    assert state[2:] == [before[2] + paid_tokens, before[3] + int(partial["amount"])]
+    escrow.top_up(alice, lease_id, PHA)
+    rest = _ok(_veil(world, *charge))
+    assert int(rest["amount"]) == due - int(partial["amount"])
+    assert rest["tokens"] == due_tokens - paid_tokens
+    final = escrow.market.functions.meterOf(lease_id).call()
+    assert final[2:] == [rest["voucher_tokens"], int(rest["voucher_amount"])]
