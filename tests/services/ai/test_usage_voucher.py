@@ -7,13 +7,14 @@ gateway serves it), the counts are the receipts' own token counts, the amount is
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from ai_kit import SIM_APP, RunningGateway, run_gateway, sim_policy
+from ai_kit import SIM_APP, RunningGateway, run_gateway, sim_policy, start_backend
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -156,6 +157,40 @@ def test_a_restart_is_a_new_key_counting_from_zero(
         assert _recovered(after) == after["meter"]
     finally:
         second.stop()
+
+
+def test_a_stream_the_client_cuts_off_is_signed_and_metered(
+    tmp_path: Path, embedding_model: EmbeddingModel
+) -> None:
+    """Otherwise closing a stream just before its end would make any answer free."""
+    backend, slow_url = start_backend(tmp_path, "--token-delay", "0.3")
+    running = run_gateway(_config(tmp_path / "gateway", slow_url, embedding_model))
+    try:
+        words = "one two three four five six seven eight"
+        body = {"model": "fake-llm", "messages": [{"role": "user", "content": words}],
+                "stream": True}  # fmt: skip
+        with httpx.stream("POST", running.url + "/v1/chat/completions", json=body) as answer:
+            receipt_id = answer.headers["x-receipt-id"]
+            seen = 0
+            for line in answer.iter_lines():
+                seen += line.startswith("data: ")
+                if seen == 3:  # the role chunk and two words, then hang up
+                    break
+        deadline = time.monotonic() + 20
+        while (found := httpx.get(f"{running.url}/v1/signature/{receipt_id}")).status_code != 200:
+            assert time.monotonic() < deadline, found.text
+            time.sleep(0.2)
+        message = found.json()["receipt"]["message"]
+        # the words handed over before the hang-up, not the nine the answer would have had
+        assert 2 <= message["completionTokens"] < 9
+        assert message["promptTokens"] == 0  # the usage chunk comes last: it never came
+        doc = _voucher_doc(running.url)
+        assert doc["tokens"] == message["completionTokens"]
+        assert int(doc["amount"]) == message["completionTokens"] * PRICES["fake-llm"].completion
+    finally:
+        running.stop()
+        backend.terminate()
+        backend.wait(10)
 
 
 def test_without_a_lease_there_is_no_voucher(gateway: RunningGateway) -> None:

@@ -688,7 +688,18 @@ async def _stream_chat(
                 usage["chunks"] += 1
         return framer.frame(event)
 
+    def record() -> None:
+        # without the backend's usage chunk, one token per content chunk (the first
+        # chunk carries only the role)
+        completion = usage["completion"] or max(usage["chunks"] - 1, 0)
+        gateway.enqueue(receipt_id, "chat", str(usage["model"]), customer, raw,
+                        framer.hexdigest(), int(usage["prompt"]), int(completion))  # fmt: skip
+
     async def relay() -> AsyncIterator[bytes]:
+        """Why a cut-off stream is signed and metered too: the tokens handed to the client
+        were generated and are billed; otherwise closing a stream just before its end would
+        make any answer free. Its receipt covers the bytes handed to the connection; its
+        prompt tokens are 0 when the backend's usage chunk (sent last) never came."""
         nonlocal buffer
         try:
             for event in first:
@@ -701,11 +712,13 @@ async def _stream_chat(
                         yield out
             if buffer.strip() and (out := emit(buffer.rstrip(b"\n"))) is not None:
                 yield out
+        except BaseException:  # the client went away, or the backend broke off
+            if usage["chunks"]:
+                record()  # synchronous: a cancelled task may not await any more
+            raise
         finally:
             await answer.aclose()
-        completion = usage["completion"] or max(usage["chunks"] - 1, 0)
-        gateway.enqueue(receipt_id, "chat", str(usage["model"]), customer, raw,
-                        framer.hexdigest(), int(usage["prompt"]), int(completion))  # fmt: skip
+        record()
 
     return StreamingResponse(
         relay(),
