@@ -165,6 +165,10 @@ def test_openai_usage_is_metered_authorised_and_charged_through_the_escrow(world
     # the provider cannot charge before alice named the meter
     charge = ["ai", "charge", url, *dep, "-a", "provider", "--json"]
     _refused(_veil(world, *charge), "meter_not_set")
+    nobody = f"http://127.0.0.1:{free_port()}"
+    _refused(_veil(world, "ai", "charge", nobody, *dep, "-a", "provider"), "cannot reach")
+    _refused(_veil(world, "ai", "meter", nobody, "--max-token-rate", "1", *dep, "-a", "alice"),
+             "cannot reach")  # fmt: skip
 
     # usage through the official openai package, every answer verified
     policy = _policy(world["root"] / "policy.toml", sim.compose_hash.hex())
