@@ -10,6 +10,12 @@ the ratio veil/reference, the issue's limit where it sets one, then a summary li
 exits non-zero when a limit is missed or a scored ratio (open, settle, top-up, withdrawal
 per lease: the issue's four) is above 1.0.
 
+Per-token usage (issue 15): a customer authorises its lease's meter (`setMeter`), and a
+keeper submits the meter's cumulative EIP-712 voucher (`chargeUsage`: signature check,
+settlement of the lease's seconds, then the charge). MarketV1 has no per-token path, so
+these rows carry the reference's `settle` beside them (`reference_settle`), unscored:
+a charge is a settlement plus an ECDSA recovery and one more storage slot.
+
 What differs by design: veil's customer deposits once into an escrow and opens or tops up
 leases from that free balance (no token transfer per lease), while MarketV1 pulls tokens
 on every open and deposit; `deposit` is reported on its own. The reference's batch
@@ -27,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3.contract import Contract
@@ -41,6 +48,7 @@ from veil.market.typed_data import (
     instance_type_key,
     sign_open_lease,
     sign_permit,
+    sign_usage,
 )
 
 PHA = 10**18
@@ -57,6 +65,11 @@ LIMITS = {
     "topUp": 50_000,
     "withdraw_100_per_lease": 25_000,
 }
+#: Rows of issue 15's per-token path, shown beside the reference's settlement.
+NEXT_TO_SETTLE = ("chargeUsage_first", "chargeUsage")
+#: The gateway's price in the bench: 2e12 wei (0.000002 PHA) per token, capped at 1e13.
+TOKEN_PRICE = 2 * 10**12
+TOKEN_CAP = 10**13
 #: The operations issue 13 compares (ratio veil/reference at most 1.0); the rest of the
 #: rows are shown for context.
 SCORED = {"open", "settle", "topUp", "withdraw_100_per_lease"}
@@ -163,6 +176,26 @@ def run() -> list[dict[str, Any]]:
         theirs["close"] = gas(customer, ref.jobClose(their_ids[2]), "jobClose")
         ours["collectFees"] = gas(keeper, fn.collectFees([provider.address]), "collectFees")
 
+        # Per-token usage on a lease that has been billing since the batch withdrawal:
+        # each charge also settles its seconds, as a provider's periodic submission does.
+        gateway = Account.from_key(keccak(text="veil bench gateway key"))
+        metered = our_ids[1]
+        chain_id = int(chain.w3.eth.chain_id)
+        ours["setMeter"] = gas(
+            customer, fn.setMeter(metered, gateway.address, TOKEN_CAP), "setMeter"
+        )
+        charges = []
+        for tokens in (1_000, 2_500):
+            chain.advance_time(60)
+            amount = tokens * TOKEN_PRICE
+            signature = sign_usage(gateway.key, chain_id, market.address, metered, tokens, amount)
+            call = fn.chargeUsage(metered, tokens, amount, signature)
+            charges.append(gas(keeper, call, "chargeUsage"))
+        ours["chargeUsage_first"], ours["chargeUsage"] = charges
+        if tuple(fn.meterOf(metered).call())[2:] != (2_500, 2_500 * TOKEN_PRICE):
+            raise SystemExit("bench: the vouchers were not charged in full")
+        runtime_bytes = len(chain.w3.eth.get_code(market.address))
+
     # A provider's first earnings: veil writes its earnings slot for the first time at its
     # first settlement, the reference makes the provider's first token balance in its
     # first open (the prepaid window). The like-for-like one-time cost is the sum.
@@ -177,10 +210,15 @@ def run() -> list[dict[str, Any]]:
             row["reference"] = theirs[op]
             if op in ours:
                 row["ratio"] = round(ours[op] / theirs[op], 3)
+        if op in NEXT_TO_SETTLE:
+            row |= {"veil_settle": ours["settle"], "reference_settle": theirs["settle"]}
+            row["ratio_to_reference_settle"] = round(ours[op] / theirs["settle"], 3)
         if op in LIMITS and op in ours:
             row |= {"limit": LIMITS[op], "met": ours[op] <= LIMITS[op]}
         row["scored"] = op in SCORED
         rows.append(row)
+    rows.append({"bench": "market", "op": "runtime_bytes", "veil": runtime_bytes, "limit": 24_576,
+                 "met": runtime_bytes <= 24_576, "scored": False})  # fmt: skip
     return rows
 
 

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from eth_account import Account
+from eth_utils import keccak
 
 from veil.chain.client import connect
 from veil.devnet.accounts import devnet_account
@@ -19,7 +21,8 @@ from veil.devnet.client import DevnetChain
 from veil.devnet.network import devnet_parameters, fund_accounts
 from veil.errors import ChainError, InputError
 from veil.market import runway
-from veil.market.escrow import Escrow
+from veil.market.escrow import Escrow, Meter
+from veil.market.typed_data import UsageVoucher, sign_usage, usage_digest, usage_typed_data
 from veil.network.deploy import deploy_network
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("market-anvil")]
@@ -152,3 +155,69 @@ def test_customer_life_cycle_and_provider_batch(escrow: Escrow, tmp_path: Path) 
 def bill_age(escrow: Escrow, lease_id: int) -> int:
     """Seconds since the lease was last settled (blocks mined since its opening)."""
     return escrow.now() - escrow.lease(lease_id).last_settled
+
+
+def test_per_token_usage_through_the_escrow(escrow: Escrow) -> None:
+    """The customer authorises a gateway key as its lease's meter; the provider submits
+    the gateway's voucher JSON; the contract charges the difference since the last one."""
+    alice, bob, provider = (devnet_account(n) for n in ("alice", "bob", "provider"))
+    gateway = Account.from_key(keccak(text="veil e2e gateway key"))
+    escrow.deposit(alice, 20 * PHA)
+    lease_id = escrow.open_lease(alice, provider.address, "ai-app", "h100", 10 * PHA)
+    assert escrow.meter_of(lease_id) == Meter(None, 0, 0, 0)
+    cap = 10**13  # 0.00001 PHA per token at most
+    escrow.set_meter(alice, lease_id, gateway.address, cap)
+    assert escrow.meter_of(lease_id) == Meter(gateway.address, cap, 0, 0)
+
+    chain_id = int(escrow.chain.w3.eth.chain_id)
+    market = escrow.market.address
+    tokens, amount = 12_345, 12_345 * 3 * 10**12
+    assert escrow.usage_digest(lease_id, gateway.address, tokens, amount) == usage_digest(
+        chain_id, market, lease_id, gateway.address, tokens, amount
+    )
+    signature = sign_usage(gateway.key, chain_id, market, lease_id, tokens, amount)
+    doc = {  # what the gateway serves at GET /v1/usage/voucher
+        "lease_id": f"0x{lease_id:064x}",
+        "meter": gateway.address,
+        "tokens": tokens,
+        "amount": str(amount),
+        "signature": "0x" + signature.hex(),
+        "typed_data": usage_typed_data(chain_id, market, lease_id, gateway.address, tokens, amount),
+    }
+    voucher = UsageVoucher.from_json(doc)
+    before = sum(escrow.earnings(provider.address))
+    assert escrow.charge_voucher(provider, voucher) == amount
+    assert escrow.meter_of(lease_id) == Meter(gateway.address, cap, tokens, amount)
+    assert sum(escrow.earnings(provider.address)) - before >= amount  # plus settled seconds
+    assert escrow.charge_voucher(bob, voucher) == 0  # already charged: nothing, no revert
+
+    # Refusals: one line each, before gas where the client can tell.
+    with pytest.raises(ChainError, match=r"setMeter reverted: .*not the lease's customer"):
+        escrow.set_meter(bob, lease_id, bob.address, cap)
+    with pytest.raises(InputError, match="not an address"):
+        escrow.set_meter(alice, lease_id, "0x1234", cap)
+    with pytest.raises(InputError, match="max token rate"):
+        escrow.set_meter(alice, lease_id, gateway.address, 10**27 + 1)
+    forged = sign_usage(bob.key, chain_id, market, lease_id, tokens + 1, amount + 1)
+    with pytest.raises(ChainError, match=r"chargeUsage reverted: .*signer is not the meter"):
+        escrow.charge_usage(provider, lease_id, tokens + 1, amount + 1, forged)
+    with pytest.raises(ChainError, match="amount above tokens times the cap"):
+        too_dear = sign_usage(gateway.key, chain_id, market, lease_id, tokens + 1, amount + cap + 1)
+        escrow.charge_usage(provider, lease_id, tokens + 1, amount + cap + 1, too_dear)
+    other_chain = sign_usage(gateway.key, chain_id + 1, market, lease_id, tokens + 9, amount + 9)
+    stray = UsageVoucher(lease_id, gateway.address, tokens + 9, amount + 9, other_chain)
+    with pytest.raises(InputError, match="not by the meter"):
+        escrow.charge_voucher(provider, stray)
+    with pytest.raises(InputError, match="65 bytes"):
+        escrow.charge_usage(provider, lease_id, tokens, amount, "0x1234")
+
+    month = datetime.fromtimestamp(escrow.now(), UTC).strftime("%Y-%m")
+    doc = escrow.statement(alice.address, month)
+    assert (doc["totals"]["tokens"], doc["totals"]["token_amount_wei"]) == (tokens, str(amount))
+    assert [c["amount_wei"] for c in doc["token_charges"]] == [str(amount)]
+    assert escrow.billing(lease_id).cost_so_far >= amount  # seconds and tokens
+
+    escrow.set_meter(alice, lease_id, None, 0)
+    assert escrow.meter_of(lease_id) == Meter(None, 0, 0, 0)
+    with pytest.raises(InputError, match="no meter is set"):
+        escrow.charge_voucher(provider, voucher)

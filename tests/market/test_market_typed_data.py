@@ -3,19 +3,28 @@ customer (the contract-side check is in tests/contracts/market and tests/market 
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
+from veil.errors import InputError
 from veil.market.typed_data import (
     OPEN_LEASE_TYPES,
     PERMIT_TYPES,
+    USAGE_TYPES,
     OpenLease,
+    UsageVoucher,
     deployment_key,
     domain_from_eip5267,
     instance_type_key,
     sign_open_lease,
     sign_permit,
+    sign_usage,
+    usage_digest,
+    usage_typed_data,
 )
 
 KEY = keccak(text="veil market typed data test")
@@ -69,3 +78,101 @@ def test_permit_signature_recovers_to_the_owner() -> None:
     message = {"owner": ME, "spender": ME, "value": 7, "nonce": 0, "deadline": 100}
     typed = encode_typed_data(domain_data=DOMAIN, message_types=PERMIT_TYPES, message_data=message)
     assert Account.recover_message(typed, vrs=(v, r, s)) == ME
+
+
+def test_usage_type_string_matches_the_contract() -> None:
+    fields = ",".join(f"{f['type']} {f['name']}" for f in USAGE_TYPES["Usage"])
+    assert (
+        f"Usage({fields})" == "Usage(uint256 leaseId,address meter,uint256 tokens,uint256 amount)"
+    )
+
+
+def test_usage_typed_data_is_a_complete_eip712_document() -> None:
+    typed = usage_typed_data(73217, ME, 2**255 + 7, ME, 1_234, 10**21)
+    assert typed["primaryType"] == "Usage"
+    assert typed["domain"] == DOMAIN
+    assert [f["name"] for f in typed["types"]["EIP712Domain"]] == [
+        "name",
+        "version",
+        "chainId",
+        "verifyingContract",
+    ]
+    assert typed["message"] == {
+        "leaseId": 2**255 + 7,
+        "meter": ME,
+        "tokens": 1_234,
+        "amount": 10**21,
+    }
+    json.dumps(typed)  # a gateway serves it as it is
+    with pytest.raises(ValueError, match="tokens must be a uint256"):
+        usage_typed_data(73217, ME, 1, ME, -1, 0)
+    with pytest.raises(ValueError, match="amount must be a uint256"):
+        usage_typed_data(73217, ME, 1, ME, 0, 2**256)
+
+
+def test_usage_signature_recovers_to_the_meter_over_the_digest() -> None:
+    signature = sign_usage(KEY, 73217, ME, 5, 100, 10**15)
+    digest = usage_digest(73217, ME, 5, ME, 100, 10**15)
+    assert Account._recover_hash(digest, signature=signature) == ME
+    typed = encode_typed_data(full_message=usage_typed_data(73217, ME, 5, ME, 100, 10**15))
+    assert Account.recover_message(typed, signature=signature) == ME
+    # Every field and the domain are bound: change one and the signer changes.
+    for other in (
+        usage_digest(73218, ME, 5, ME, 100, 10**15),
+        usage_digest(73217, ME, 6, ME, 100, 10**15),
+        usage_digest(73217, ME, 5, ME, 101, 10**15),
+        usage_digest(73217, ME, 5, ME, 100, 10**15 + 1),
+    ):
+        assert other != digest
+        assert Account._recover_hash(other, signature=signature) != ME
+
+
+def _voucher_doc() -> dict:
+    signature = sign_usage(KEY, 73217, ME, 5, 100, 10**15)
+    return {
+        "lease_id": "0x" + (5).to_bytes(32, "big").hex(),
+        "meter": ME.lower(),
+        "tokens": 100,
+        "amount": str(10**15),
+        "signature": "0x" + signature.hex(),
+    }
+
+
+def test_usage_voucher_from_the_gateway_json() -> None:
+    voucher = UsageVoucher.from_json(_voucher_doc())
+    assert (voucher.lease_id, voucher.meter, voucher.tokens, voucher.amount) == (
+        5,
+        ME,
+        100,
+        10**15,
+    )
+    assert voucher.signer(73217, ME) == ME
+    assert voucher.signer(1, ME) != ME  # meant for another chain
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"lease_id": 5}, "lease_id 5 is not 0x-hex"),
+        ({"lease_id": "0xzz"}, "is not 0x-hex"),
+        ({"meter": "0x12"}, "meter '0x12' is not an address"),
+        ({"tokens": "1.5"}, "tokens '1.5' is not a whole number"),
+        ({"tokens": True}, "tokens True is not a whole number"),
+        ({"amount": -1}, "amount -1 is outside uint256"),
+        ({"amount": 1.0}, "amount 1.0 is not a whole number"),
+        ({"signature": "0x00"}, "signature must be 0x-hex of 65 bytes"),
+        ({"signature": "0xnothex"}, "signature must be 0x-hex of 65 bytes"),
+    ],
+)
+def test_usage_voucher_json_refusals_name_the_field(change: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        UsageVoucher.from_json(_voucher_doc() | change)
+
+
+def test_usage_voucher_json_needs_every_field() -> None:
+    doc = _voucher_doc()
+    del doc["amount"]
+    with pytest.raises(InputError, match="missing field 'amount'"):
+        UsageVoucher.from_json(doc)
+    with pytest.raises(InputError, match="expected a JSON object"):
+        UsageVoucher.from_json([])

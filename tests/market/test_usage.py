@@ -158,3 +158,43 @@ def test_months_partition_usage_exactly(spans) -> None:
     docs = [usage.statement(book, ALICE, m, chain_id=1, market="m") for m in months]
     assert sum(d["totals"]["seconds"] for d in docs) == sum(s for _g, s in spans)
     assert sum(int(d["totals"]["amount_wei"]) for d in docs) == RATE * sum(s for _g, s in spans)
+
+
+def test_token_charges_are_listed_beside_the_seconds() -> None:
+    events = [
+        *EVENTS,
+        ev("UsageCharged", 10, "2026-12-05T00:00:00", leaseId=LEASE, provider=PROVIDER,
+           tokens=1_000, amount=2 * 10**15, fee=5 * 10**13),
+        ev("UsageCharged", 11, "2027-01-01T00:00:00", leaseId=LEASE, provider=PROVIDER,
+           tokens=7, amount=14 * 10**12, fee=0),
+        ev("UsageCharged", 12, "2026-12-06T00:00:00", leaseId=OTHER, provider=PROVIDER,
+           tokens=3, amount=9, fee=0),
+    ]  # fmt: skip
+    book = usage.ledger(events)
+    dec = usage.statement(book, ALICE, "2026-12", chain_id=1, market="m")
+    lease_hex = "0x" + LEASE.to_bytes(32, "big").hex()
+    assert dec["token_charges"] == [
+        {
+            "lease": lease_hex,
+            "time": ts("2026-12-05T00:00:00"),
+            "time_utc": "2026-12-05T00:00:00Z",
+            "tokens": 1_000,
+            "amount_wei": str(2 * 10**15),
+        }
+    ]
+    assert (dec["totals"]["tokens"], dec["totals"]["token_amount_wei"]) == (1_000, str(2 * 10**15))
+    assert dec["totals"]["amount_wei"] == str(5_400 * RATE)  # seconds alone, as before
+    [row] = dec["leases"]
+    assert (row["tokens"], row["token_amount_wei"]) == (1_000, str(2 * 10**15))
+    jan = usage.statement(book, ALICE, "2027-01", chain_id=1, market="m")
+    # A month with token charges and no seconds still lists the lease.
+    assert [(r["lease"], r["seconds"], r["tokens"]) for r in jan["leases"]] == [(lease_hex, 0, 7)]
+    rows = list(csv.DictReader(io.StringIO(usage.statement_csv(dec))))
+    assert [(r["seconds"], r["amount_wei"], r["tokens"]) for r in rows] == [
+        ("3600", str(3_600 * RATE), "0"),
+        ("1800", str(1_800 * RATE), "0"),
+        ("0", str(2 * 10**15), "1000"),
+    ]
+    with pytest.raises(InputError, match="UsageCharged for lease 0x5 before its LeaseOpened"):
+        usage.ledger([ev("UsageCharged", 1, "2026-12-01T00:00:00", leaseId=5, provider=PROVIDER,
+                         tokens=1, amount=1, fee=0)])  # fmt: skip

@@ -11,6 +11,7 @@ rebuilt from the chain's events (`veil.market.usage`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from veil.errors import InputError
 from veil.market import runway, usage
 from veil.market.typed_data import (
     OpenLease,
+    UsageVoucher,
     deployment_key,
     domain_from_eip5267,
     instance_type_key,
@@ -40,9 +42,23 @@ EVENT_NAMES = (
     "Settled",
     "BillingStopped",
     "LeaseClosed",
+    "UsageCharged",
 )
 #: How long a signed permit or lease request stays valid unless told otherwise.
 DEFAULT_SIGNATURE_TTL = 3_600
+#: The market's bound on every rate (wei per second, and wei per token for a meter's cap).
+MAX_RATE = 10**27
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A lease's meter as the market holds it (`meterOf`): who may sign usage vouchers,
+    the most a voucher may charge per token, and what its vouchers have charged so far."""
+
+    meter: str | None  # None: metering is off
+    max_token_rate: int
+    charged_tokens: int
+    charged_amount: int
 
 
 def _bytes32(value: bytes | str) -> bytes:
@@ -169,6 +185,80 @@ class Escrow:
         """Close a lease; returns the refund paid to its customer."""
         receipt = self.chain.send(signer, self.market.functions.closeLease(lease_id), "close")
         return int(event_args(self.market, receipt, "LeaseClosed")["refund"])
+
+    # --- per-token usage -----------------------------------------------------------
+
+    def set_meter(
+        self, signer: LocalAccount, lease_id: int, meter: str | None, max_token_rate: int
+    ) -> TxReceipt:
+        """As the lease's customer, authorise `meter` (the AI gateway's signing address,
+        after verifying its attestation) to sign usage vouchers at most `max_token_rate`
+        wei per token; None turns metering off. A new meter counts from zero."""
+        from eth_utils import is_address, to_checksum_address
+
+        if meter is None:
+            meter = "0x" + "00" * 20
+        elif not is_address(meter):
+            raise InputError(f"meter {meter!r}: not an address")
+        if not 0 <= max_token_rate <= MAX_RATE:
+            raise InputError(f"max token rate {max_token_rate}: must be 0..{MAX_RATE} wei")
+        call = self.market.functions.setMeter(lease_id, to_checksum_address(meter), max_token_rate)
+        return self.chain.send(signer, call, "Market.setMeter")
+
+    def charge_usage(
+        self,
+        signer: LocalAccount,
+        lease_id: int,
+        tokens: int,
+        amount: int,
+        signature: bytes | str,
+    ) -> int:
+        """Submit a meter's cumulative voucher (any sender; normally the provider);
+        returns the wei charged now: 0 when the voucher was charged already or the lease
+        has nothing left above its shutdown window (submit it again after a top-up)."""
+        raw = signature if isinstance(signature, bytes) else _hex_bytes(signature, "signature")
+        if len(raw) != 65:
+            raise InputError(f"usage signature: expected 65 bytes, got {len(raw)}")
+        for name, value in (("tokens", tokens), ("amount", amount)):
+            if not 0 <= value < 2**256:
+                raise InputError(f"usage voucher: {name} {value} is outside uint256")
+        call = self.market.functions.chargeUsage(lease_id, tokens, amount, raw)
+        receipt = self.chain.send(signer, call, "Market.chargeUsage")
+        from web3.logs import DISCARD
+
+        found = self.market.events.UsageCharged().process_receipt(receipt, errors=DISCARD)
+        return int(found[0]["args"]["amount"]) if found else 0
+
+    def charge_voucher(self, signer: LocalAccount, voucher: UsageVoucher) -> int:
+        """Submit a gateway's voucher after checking, before any gas is spent, that it
+        was signed by the lease's current meter for this market."""
+        current = self.meter_of(voucher.lease_id)
+        if current.meter is None:
+            raise InputError(f"lease {voucher.lease_id:#x}: no meter is set")
+        if current.meter.lower() != voucher.meter.lower():
+            raise InputError(
+                f"usage voucher: meter {voucher.meter} is not lease {voucher.lease_id:#x}'s "
+                f"meter {current.meter}"
+            )
+        signer_of = voucher.signer(int(self.chain.w3.eth.chain_id), self.market.address)
+        if signer_of.lower() != voucher.meter.lower():
+            raise InputError(
+                f"usage voucher: signed by {signer_of}, not by the meter {voucher.meter} "
+                "(another market or chain, or altered figures)"
+            )
+        return self.charge_usage(
+            signer, voucher.lease_id, voucher.tokens, voucher.amount, voucher.signature
+        )
+
+    def meter_of(self, lease_id: int) -> Meter:
+        meter, rate, tokens, amount = self.market.functions.meterOf(lease_id).call()
+        return Meter(
+            None if int(meter, 16) == 0 else str(meter), int(rate), int(tokens), int(amount)
+        )
+
+    def usage_digest(self, lease_id: int, meter: str, tokens: int, amount: int) -> bytes:
+        """The digest the contract verifies, for checking a gateway's typed data."""
+        return bytes(self.market.functions.usageDigest(lease_id, meter, tokens, amount).call())
 
     # --- anyone / provider ---------------------------------------------------------
 
@@ -315,6 +405,13 @@ def _bytes32_deployment(deployment: bytes | str) -> bytes:
             raise InputError(f"deployment id: expected 32 bytes, got {len(deployment)}")
         return deployment
     return deployment_key(deployment)
+
+
+def _hex_bytes(text: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise InputError(f"{what}: {text[:20]!r}... is not hex") from None
 
 
 def _positive(amount: int, what: str) -> None:

@@ -13,7 +13,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
-from eth_utils import keccak
+from eth_utils import is_address, keccak, to_checksum_address
+
+from veil.errors import InputError
 
 #: The market's EIP-712 domain name and version (`Market.vy`'s constructor).
 MARKET_DOMAIN_NAME = "veil Market"
@@ -196,3 +198,69 @@ def sign_usage(
     meter = Account.from_key(key).address
     typed = usage_typed_data(chain_id, market, lease_id, meter, tokens, amount)
     return bytes(Account.sign_message(_signable_usage(typed), key).signature)
+
+
+@dataclass(frozen=True)
+class UsageVoucher:
+    """A meter's signed cumulative usage of one lease, as `chargeUsage` takes it and as
+    the AI gateway publishes it at `GET /v1/usage/voucher`."""
+
+    lease_id: int
+    meter: str
+    tokens: int
+    amount: int
+    signature: bytes
+
+    @classmethod
+    def from_json(cls, doc: Any) -> UsageVoucher:
+        """Read the gateway's JSON (`lease_id` as 0x-hex of 32 bytes, `amount` as a
+        decimal string of wei, `signature` as 0x-hex of 65 bytes); any field that does not
+        parse is named in one line."""
+        if not isinstance(doc, dict):
+            raise InputError("usage voucher: expected a JSON object")
+
+        def field(name: str) -> Any:
+            if name not in doc:
+                raise InputError(f"usage voucher: missing field {name!r}")
+            return doc[name]
+
+        lease_text, meter = field("lease_id"), field("meter")
+        try:
+            lease_id = int(str(lease_text), 16) if str(lease_text).startswith("0x") else -1
+        except ValueError:
+            lease_id = -1
+        if not 0 <= lease_id < 2**256:
+            raise InputError(f"usage voucher: lease_id {lease_text!r} is not 0x-hex of a uint256")
+        if not isinstance(meter, str) or not is_address(meter):
+            raise InputError(f"usage voucher: meter {meter!r} is not an address")
+        tokens = _uint(field("tokens"), "tokens")
+        amount = _uint(field("amount"), "amount")
+        signature = field("signature")
+        try:
+            raw = bytes.fromhex(str(signature).removeprefix("0x"))
+        except ValueError:
+            raw = b""
+        if len(raw) != 65:
+            raise InputError("usage voucher: signature must be 0x-hex of 65 bytes")
+        return cls(lease_id, to_checksum_address(meter), tokens, amount, raw)
+
+    def signer(self, chain_id: int, market: str) -> str:
+        """Who signed this voucher under the given market's domain (the meter, if it is
+        genuine and meant for that market)."""
+        typed = usage_typed_data(
+            chain_id, market, self.lease_id, self.meter, self.tokens, self.amount
+        )
+        return str(Account.recover_message(_signable_usage(typed), signature=self.signature))
+
+
+def _uint(value: Any, name: str) -> int:
+    """A uint256 given as an int or a decimal string (wei amounts travel as strings)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InputError(f"usage voucher: {name} {value!r} is not a whole number")
+    try:
+        number = int(value) if isinstance(value, int) else int(value.strip(), 10)
+    except ValueError:
+        raise InputError(f"usage voucher: {name} {value!r} is not a whole number") from None
+    if not 0 <= number < 2**256:
+        raise InputError(f"usage voucher: {name} {value} is outside uint256")
+    return number

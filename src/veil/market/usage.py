@@ -6,7 +6,9 @@ control plane's database is not needed and cannot disagree. A settlement covers 
 seconds since the previous one, so each `Settled` becomes one record [end - seconds, end)
 at the lease's fixed rate; records are cut at month boundaries (UTC) exactly, since an
 amount is seconds × rate. Seconds used but not yet settled are added from the lease's
-current state (`runway.project`) and marked unsettled.
+current state (`runway.project`) and marked unsettled. Per-token charges (`UsageCharged`:
+a lease's meter's vouchers) are listed beside the seconds, each at the block it was
+charged in, with their own totals; the CSV gives them one row each (seconds 0).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ CSV_COLUMNS = [
     "rate_wei_per_second",
     "amount_wei",
     "settled",
+    "tokens",
 ]
 
 
@@ -90,12 +93,24 @@ class UsageRecord:
         return UsageRecord(self.lease, lo, hi, self.rate, self.settled)
 
 
+@dataclass(frozen=True)
+class TokenCharge:
+    """Wei charged to a lease for `tokens` metered tokens at `time` (one `UsageCharged`)."""
+
+    lease: int
+    time: int
+    tokens: int
+    amount: int
+    fee: int
+
+
 @dataclass
 class Ledger:
     """Leases, usage records and customer money flows, from a run of events."""
 
     leases: dict[int, LeaseInfo] = field(default_factory=dict)
     records: list[UsageRecord] = field(default_factory=list)
+    token_charges: list[TokenCharge] = field(default_factory=list)
     # (timestamp, kind, customer, lease or None, amount)
     flows: list[tuple[int, str, str, int | None, int]] = field(default_factory=list)
 
@@ -138,6 +153,14 @@ def ledger(events: Iterable[MarketEvent]) -> Ledger:
             end = stopped_at.get((event.block, lease), event.timestamp)
             if seconds:
                 out.records.append(UsageRecord(lease, end - seconds, end, info.rate))
+        elif event.name == "UsageCharged":
+            lease = _lease_int(args["leaseId"])
+            if lease not in out.leases:
+                raise InputError(f"UsageCharged for lease {lease:#x} before its LeaseOpened")
+            out.token_charges.append(
+                TokenCharge(lease, event.timestamp, int(args["tokens"]), int(args["amount"]),
+                            int(args["fee"]))
+            )  # fmt: skip
         elif event.name in ("ToppedUp", "LeaseClosed"):
             lease = _lease_int(args["lease"])
             info = out.leases.get(lease)
@@ -209,6 +232,9 @@ def statement(
     per_lease: dict[int, list[UsageRecord]] = {}
     for record in clipped:
         per_lease.setdefault(record.lease, []).append(record)
+    charges = [c for c in book.token_charges if c.lease in mine and start <= c.time < end]
+    for charge in charges:
+        per_lease.setdefault(charge.lease, [])
     funding = {"deposit": 0, "withdrawal": 0, "lease_funding": 0, "top_up": 0, "refund": 0}
     for ts, kind, who_, _lease, amount in book.flows:
         if who_.lower() == who and start <= ts < end:
@@ -236,8 +262,20 @@ def statement(
                 "rate_wei_per_second": str(mine[lease_id].rate),
                 "seconds": sum(r.seconds for r in rows),
                 "amount_wei": str(sum(r.amount for r in rows)),
+                "tokens": sum(c.tokens for c in charges if c.lease == lease_id),
+                "token_amount_wei": str(sum(c.amount for c in charges if c.lease == lease_id)),
             }
             for lease_id, rows in sorted(per_lease.items())
+        ],
+        "token_charges": [
+            {
+                "lease": hex32(c.lease),
+                "time": c.time,
+                "time_utc": _iso(c.time),
+                "tokens": c.tokens,
+                "amount_wei": str(c.amount),
+            }
+            for c in charges
         ],
         "records": [
             {
@@ -257,6 +295,8 @@ def statement(
             "amount_wei": str(sum(r.amount for r in clipped)),
             "settled_amount_wei": str(sum(r.amount for r in clipped if r.settled)),
             "unsettled_amount_wei": str(sum(r.amount for r in clipped if not r.settled)),
+            "tokens": sum(c.tokens for c in charges),
+            "token_amount_wei": str(sum(c.amount for c in charges)),
         },
     }
 
@@ -283,6 +323,26 @@ def statement_csv(doc: Mapping[str, Any]) -> str:
                 r["rate_wei_per_second"],
                 r["amount_wei"],
                 "true" if r["settled"] else "false",
+                0,
+            ]
+        )
+    for c in doc.get("token_charges", []):
+        lease = leases[c["lease"]]
+        writer.writerow(
+            [
+                c["lease"],
+                lease["deployment"],
+                lease["instanceType"],
+                lease["provider"],
+                c["time"],
+                c["time"],
+                c["time_utc"],
+                c["time_utc"],
+                0,
+                "",
+                c["amount_wei"],
+                "true",
+                c["tokens"],
             ]
         )
     return buffer.getvalue()

@@ -2,17 +2,20 @@
 
 Random sequences of deposits, withdrawals, lease openings, top-ups, settlements, provider
 withdrawals over several leases, fee collections, closes (by customer, provider or a
-stranger), fee and price changes and time jumps run against the contract and against a
-Python model that settles every lease eagerly at every step. The contract settles only
+stranger), fee and price changes, meters set and usage vouchers charged (new, replayed,
+stale or forged) and time jumps run against the contract and against a Python model that
+settles every lease eagerly at every step. The contract settles only
 when the random `settle`/`withdraw`/`close`/`top_up` steps happen to touch a lease, so the
 two settle at different moments and in different orders. After every step:
 
 - escrow: PHA held by the market == lease balances + provider earnings not withdrawn (net
   and fee) + fees not collected + customers' free balances;
-- provider bound: what a provider has received or can withdraw never exceeds rate x paid
-  seconds of its leases, and paid seconds never exceed the seconds a lease was billing;
+- provider bound: what a provider has received or can withdraw is exactly rate x paid
+  seconds of its leases plus the usage charged to them, paid seconds never exceed the
+  seconds a lease was billing, and a meter's charges never exceed its cap x the tokens its
+  vouchers counted;
 - no loss: a customer's wallet + free balance + unspent lease balances == everything it
-  was given minus rate x paid seconds of its leases;
+  was given minus rate x paid seconds of its leases minus the usage charged;
 - order: every lease's settled balance, billing clock, status, runway and state, every
   provider's earnings and the treasury's fees equal the eagerly settled model's;
 - a call reverts exactly when the model says it must.
@@ -20,13 +23,19 @@ two settle at different moments and in different orders. After every step:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import boa
 from compiled import compiled
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 from market_kit import (
     CPU,
     CPU_RATE,
@@ -34,6 +43,8 @@ from market_kit import (
     H100,
     H100_RATE,
     MARKET_SOURCE,
+    METER_KEYS,
+    METERS,
     PHA,
     PHA_SOURCE,
     STATE_CLOSED,
@@ -42,9 +53,12 @@ from market_kit import (
     STATUS_BILLING,
     STATUS_CLOSED,
     STATUS_STOPPED,
+    ZERO,
     deployment_id,
     make_market,
 )
+
+from veil.market.typed_data import sign_usage
 
 GRACE = 2 * DAY
 START = 50 * PHA
@@ -52,6 +66,8 @@ AMOUNTS = st.one_of(
     st.integers(min_value=0, max_value=3 * PHA),
     st.sampled_from([PHA // 6, PHA // 2 + 12_345, 301 * H100_RATE, 300 * H100_RATE]),
 )
+MAX_RATE = 10**27
+CAPS = st.sampled_from([0, 1, 10**9, 10**12, 10**15, MAX_RATE, MAX_RATE + 1])
 JUMPS = st.one_of(
     st.sampled_from([1, 60, 299, 300, 301, 1_799, 1_800, 3_600, DAY, GRACE + 1]),
     st.integers(min_value=1, max_value=3 * DAY),
@@ -71,6 +87,16 @@ class LeaseModel:
     status: int = STATUS_BILLING
     billed: int = 0  # seconds paid so far
     billing_seconds: int = 0  # wall-clock seconds spent billing (an upper bound)
+    meter: int | None = None  # index into METER_KEYS
+    cap: int = 0
+    top_cap: int = 0  # the highest cap this meter has had (the cap can change, counters stay)
+    meter_fee_bps: int = 0
+    charged_tokens: int = 0
+    charged_amount: int = 0
+    usage_paid: int = 0  # every meter's charges, fee included
+    usage_fee: int = 0
+    # What the current meter (the gateway) has signed: every voucher, latest last.
+    vouchers: list[tuple[int, int]] = field(default_factory=list)
 
     def settle(self, now: int) -> None:
         if self.status != STATUS_BILLING or now == self.last:
@@ -98,8 +124,8 @@ class LeaseModel:
 
 
 class MarketMachine(RuleBasedStateMachine):
-    @initialize()
-    def deploy(self) -> None:
+    @initialize(ai_funding=st.integers(PHA // 5, 3 * PHA), ai_on_cpu=st.booleans())
+    def deploy(self, ai_funding: int, ai_on_cpu: bool) -> None:
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
         self.m = make_market(compiled(MARKET_SOURCE), compiled(PHA_SOURCE))
@@ -125,6 +151,9 @@ class MarketMachine(RuleBasedStateMachine):
         for c in self.customers:
             with boa.env.prank(c):
                 self.market.setAutoTopUp(*self.auto[c])
+        # Every run starts with one metered AI lease, so that usage charges meet every
+        # other step (and runs without one arise from closing it or turning it off).
+        self.open(0, 0, ai_on_cpu, ai_funding, fund=True, metered=True)
 
     def teardown(self) -> None:
         if hasattr(self, "_anchor"):
@@ -186,8 +215,9 @@ class MarketMachine(RuleBasedStateMachine):
         cpu=st.booleans(),
         amount=AMOUNTS,
         fund=st.booleans(),
+        metered=st.booleans(),
     )
-    def open(self, c: int, p: int, cpu: bool, amount: int, fund: bool) -> None:
+    def open(self, c: int, p: int, cpu: bool, amount: int, fund: bool, metered: bool) -> None:
         who, provider = self.customers[c], self.providers[p]
         if fund:
             self.top_free_up(who, amount)
@@ -210,6 +240,12 @@ class MarketMachine(RuleBasedStateMachine):
         self.leases[lease_id] = LeaseModel(
             who, provider, rate, fee_rate, self.window, amount, self.now(), self.now()
         )
+        if metered:  # a lease for an AI app: its customer authorises the gateway at once
+            cap = 10**12 if cpu else 10**15
+            with boa.env.prank(who):
+                self.market.setMeter(lease_id, METERS[c], cap)
+            model = self.leases[lease_id]
+            model.meter, model.cap, model.top_cap, model.meter_fee_bps = c, cap, cap, self.fee_bps
 
     @rule(data=st.data(), amount=AMOUNTS, fund=st.booleans())
     def top_up(self, data: st.DataObject, amount: int, fund: bool) -> None:
@@ -342,6 +378,126 @@ class MarketMachine(RuleBasedStateMachine):
         self.auto[who] = (threshold, amount, cap - pull)
         self.leases[lease_id] = after
 
+    @precondition(lambda self: bool(self.leases))
+    @rule(
+        data=st.data(),
+        meter=st.sampled_from([0, 1, 2, None]),
+        cap=CAPS,
+        stranger=st.integers(0, 9),
+    )
+    def set_meter(self, data: st.DataObject, meter: int | None, cap: int, stranger: int) -> None:
+        lease_id = self.pick(data)
+        if lease_id is None:
+            return
+        lease = self.leases[lease_id]
+        address = ZERO if meter is None else METERS[meter]
+        who = self.stranger if stranger == 0 else lease.customer
+        with boa.env.prank(who):
+            if who != lease.customer:
+                with boa.reverts("market: caller is not the lease's customer"):
+                    self.market.setMeter(lease_id, address, cap)
+                return
+            if lease.status == STATUS_CLOSED:
+                with boa.reverts("market: lease is closed"):
+                    self.market.setMeter(lease_id, address, cap)
+                return
+            if cap > MAX_RATE:
+                with boa.reverts("market: rate too high"):
+                    self.market.setMeter(lease_id, address, cap)
+                return
+            self.market.setMeter(lease_id, address, cap)
+        if meter is None:
+            lease.meter, lease.cap, lease.charged_tokens, lease.charged_amount = None, 0, 0, 0
+            lease.top_cap = 0
+            lease.vouchers = []
+            return
+        if meter != lease.meter:
+            event("new meter")
+            lease.meter, lease.meter_fee_bps = meter, self.fee_bps
+            lease.charged_tokens = lease.charged_amount = 0
+            lease.vouchers = []
+            lease.top_cap = 0
+        lease.cap, lease.top_cap = cap, max(lease.top_cap, cap)
+
+    @precondition(lambda self: any(x.meter is not None for x in self.leases.values()))
+    @rule(
+        data=st.data(),
+        tokens=st.one_of(st.just(0), st.integers(1, 10**6)),
+        percent=st.sampled_from([0, 1, 50, 100, 101]),
+        which=st.sampled_from(["new", "new", "latest", "older", "forged"]),
+    )
+    def charge_usage(self, data: st.DataObject, tokens: int, percent: int, which: str) -> None:
+        """A voucher for a lease: a new one (the gateway metered `tokens` more at
+        `percent` of the cap per token), the latest again, an older one, or one signed by
+        a key that is not the lease's meter."""
+        self._charge(data, tokens, percent, which)
+
+    @precondition(lambda self: any(x.meter is not None for x in self.leases.values()))
+    @rule(data=st.data(), tokens=st.integers(1, 10**6), percent=st.sampled_from([50, 100]))
+    def provider_charges_new_usage(self, data: st.DataObject, tokens: int, percent: int) -> None:
+        """The common case, drawn as often as the rest together: the provider submits
+        the gateway's newest voucher."""
+        self._charge(data, tokens, percent, "new")
+
+    def _charge(self, data: st.DataObject, tokens: int, percent: int, which: str) -> None:
+        metered = sorted(i for i, x in self.leases.items() if x.meter is not None)
+        if metered and data.draw(st.integers(0, 4), label="metered") != 0:
+            lease_id = data.draw(st.sampled_from(metered))
+        else:
+            lease_id = self.pick(data)
+        if lease_id is None:
+            return
+        lease = self.leases[lease_id]
+        last = lease.vouchers[-1] if lease.vouchers else (0, 0)
+        voucher = (last[0] + tokens, last[1] + tokens * lease.cap * percent // 100)
+        if which == "latest":
+            voucher = last
+        elif which == "older" and lease.vouchers:
+            voucher = data.draw(st.sampled_from(lease.vouchers))
+        key = METER_KEYS[3 if which == "forged" or lease.meter is None else lease.meter]
+        chain_id = self.market.eip712Domain()[3]
+        signature = sign_usage(key, chain_id, self.market.address, lease_id, *voucher)
+        keeper = data.draw(st.sampled_from([self.stranger, lease.provider, lease.customer]))
+        refusal = None
+        if lease.meter is None:
+            refusal = "market: no meter"
+        elif lease.status == STATUS_CLOSED:
+            refusal = "market: lease is closed"
+        elif which == "forged":
+            refusal = "market: signer is not the meter"
+        elif voucher[0] < lease.charged_tokens:
+            refusal = "market: tokens below those charged"
+        elif voucher[1] < lease.charged_amount:
+            refusal = "market: amount below that charged"
+        elif voucher[1] - lease.charged_amount > (voucher[0] - lease.charged_tokens) * lease.cap:
+            refusal = "market: amount above tokens times the cap"
+        with boa.env.prank(keeper):
+            if refusal is not None:
+                event(f"usage refused: {refusal}")
+                with boa.reverts(refusal):
+                    self.market.chargeUsage(lease_id, *voucher, signature)
+                return
+            charged = self.market.chargeUsage(lease_id, *voucher, signature)
+        if which == "new":
+            lease.vouchers.append(voucher)
+        due_tokens = voucher[0] - lease.charged_tokens
+        due = voucher[1] - lease.charged_amount
+        chargeable = lease.balance
+        if lease.status == STATUS_BILLING:
+            keep = min(lease.balance // lease.rate, max(lease.window, 1))
+            chargeable = lease.balance - keep * lease.rate
+        paid = min(due, chargeable)
+        paid_tokens = due_tokens if paid == due else due_tokens * paid // due
+        event("usage charged in full" if paid == due else "usage charged in part")
+        assert charged == paid
+        bps = lease.meter_fee_bps
+        fee = (lease.charged_amount + paid) * bps // 10_000 - lease.charged_amount * bps // 10_000
+        lease.charged_tokens += paid_tokens
+        lease.charged_amount += paid
+        lease.balance -= paid
+        lease.usage_paid += paid
+        lease.usage_fee += fee
+
     @rule(data=st.data())
     def settle(self, data: st.DataObject) -> None:
         lease_id = self.pick(data)
@@ -450,6 +606,15 @@ class MarketMachine(RuleBasedStateMachine):
             )
             assert self.market.state(lease_id) == expected
             assert model.billed <= model.billing_seconds <= now - model.opened
+            meter = ZERO if model.meter is None else METERS[model.meter]
+            assert tuple(self.market.meterOf(lease_id)) == (
+                meter,
+                model.cap,
+                model.charged_tokens,
+                model.charged_amount,
+            )
+            counted = model.vouchers[-1][0] if model.vouchers else 0
+            assert model.charged_amount <= model.top_cap * counted
 
     def _pending(self, lease_id: int) -> tuple[int, int]:
         """(net, fee) that a settlement now would credit, read from the contract."""
@@ -472,7 +637,8 @@ class MarketMachine(RuleBasedStateMachine):
                 if model.provider != provider:
                     continue
                 net_due += model.billed * (model.rate - model.fee_rate)
-                fees_due += model.billed * model.fee_rate
+                net_due += model.usage_paid - model.usage_fee
+                fees_due += model.billed * model.fee_rate + model.usage_fee
                 pending_net, pending_fee = self._pending(lease_id)
                 received += pending_net
                 fees_held += pending_fee
@@ -486,7 +652,9 @@ class MarketMachine(RuleBasedStateMachine):
             return
         for who in self.customers:
             spent = sum(
-                lease.billed * lease.rate for lease in self.leases.values() if lease.customer == who
+                lease.billed * lease.rate + lease.usage_paid
+                for lease in self.leases.values()
+                if lease.customer == who
             )
             unspent = sum(
                 self.market.settledLease(i).balance

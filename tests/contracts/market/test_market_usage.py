@@ -10,6 +10,8 @@ from typing import Any
 
 import boa
 import pytest
+from eth_account import Account
+from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from market_kit import (
@@ -28,6 +30,8 @@ from market_kit import (
     ZERO,
     Market,
 )
+
+from veil.market.typed_data import usage_digest
 
 FEE_RATE = H100_RATE * DEFAULT_FEE_BPS // 10_000
 NET_RATE = H100_RATE - FEE_RATE
@@ -259,10 +263,13 @@ def test_replay_of_a_charged_voucher_charges_zero_and_changes_nothing(m: Market)
 
 
 def test_usage_digest_is_the_signed_typed_data(m: Market) -> None:
-    from eth_account import Account
-
     lease_id = _lease(m)
     digest = m.market.usageDigest(lease_id, METERS[0], 7, 99)
+    chain_id = m.market.eip712Domain()[3]
+    assert digest == usage_digest(chain_id, m.market.address, lease_id, METERS[0], 7, 99)
+    assert m.market.USAGE_TYPEHASH() == keccak(
+        text="Usage(uint256 leaseId,address meter,uint256 tokens,uint256 amount)"
+    )
     signature = m.sign_usage(METER_KEYS[0], lease_id, 7, 99)
     assert Account._recover_hash(digest, signature=signature) == METERS[0]
     assert m.market.usageDigest(lease_id, METERS[0], 7, 100) != digest
