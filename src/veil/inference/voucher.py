@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from eth_account import Account
 from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
 from veil.errors import InputError, VeilError
 from veil.inference.verify import AttestedGateway, VerificationRefused
-from veil.market.typed_data import usage_digest, usage_typed_data
+from veil.market.typed_data import UsageVoucher, usage_digest, usage_typed_data
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -50,110 +49,60 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class UsageVoucher:
-    """One signed statement of everything a meter counted for a lease since `setMeter`."""
-
-    chain_id: int
-    market: str
-    lease_id: int
-    meter: str
-    tokens: int
-    amount: int
-    signature: str
-
-    def typed_data(self) -> dict[str, Any]:
-        return _jsonable(usage_typed_data(*self._fields()))
-
-    def digest(self) -> bytes:
-        """What the meter signs and `Market.chargeUsage` recovers from."""
-        return usage_digest(*self._fields())
-
-    def _fields(self) -> tuple[int, str, int, str, int, int]:
-        return (self.chain_id, self.market, self.lease_id, self.meter, self.tokens, self.amount)
-
-    def to_json(self) -> dict[str, Any]:
-        """The gateway's `GET /v1/usage/voucher` answer (amount as a decimal string, since
-        JSON readers outside Python lose integers above 2**53)."""
-        return {
-            "lease_id": f"{self.lease_id:#066x}",
-            "meter": self.meter,
-            "tokens": self.tokens,
-            "amount": str(self.amount),
-            "signature": self.signature,
-            "typed_data": self.typed_data(),
-        }
-
-    @classmethod
-    def from_json(cls, doc: Any) -> UsageVoucher:
-        """Read a voucher answer; the domain (chain id, market) comes from its typed data and
-        is checked against the caller's network by `check`."""
-        try:
-            domain = doc["typed_data"]["domain"]
-            voucher = cls(
-                chain_id=int(domain["chainId"]),
-                market=to_checksum_address(domain["verifyingContract"]),
-                lease_id=int(str(doc["lease_id"]), 16),
-                meter=to_checksum_address(doc["meter"]),
-                tokens=_natural(doc["tokens"], "tokens"),
-                amount=_natural(doc["amount"], "amount"),
-                signature=str(doc["signature"]),
-            )
-            served = voucher.typed_data()
-        except (KeyError, TypeError, ValueError) as error:
-            raise VerificationRefused("bad_voucher", f"malformed voucher ({error})") from None
-        if served != _jsonable(doc["typed_data"]):
-            raise VerificationRefused(
-                "bad_voucher", "the voucher's typed data does not match its own fields"
-            )
-        return voucher
-
-    def check(self, chain_id: int, market: str, meter: str | None = None) -> None:
-        """Raise VerificationRefused unless the voucher is for this chain and market and is
-        signed by its meter (and, when given, that meter is `meter`)."""
-        if self.chain_id != chain_id or self.market.lower() != market.lower():
-            raise VerificationRefused(
-                "wrong_market",
-                f"the voucher is for market {self.market} on chain {self.chain_id}, "
-                f"not {market} on chain {chain_id}",
-            )
-        try:
-            signer = Account._recover_hash(
-                self.digest(), signature=bytes.fromhex(self.signature.removeprefix("0x"))
-            )
-        except Exception:  # eth-keys raises several types for a malformed signature
-            problem = "the voucher's signature is malformed"
-            raise VerificationRefused("bad_signature", problem) from None
-        if signer.lower() != self.meter.lower():
-            raise VerificationRefused(
-                "bad_signature", f"the voucher is signed by {signer}, not its meter {self.meter}"
-            )
-        if meter is not None and meter.lower() != self.meter.lower():
-            raise VerificationRefused(
-                "wrong_meter", f"the voucher's meter is {self.meter}, expected {meter}"
-            )
-
-
-def _natural(value: Any, what: str) -> int:
-    number = int(value) if isinstance(value, int) else int(str(value), 10)
-    if number < 0:
-        raise ValueError(f"{what} is negative")
-    return number
-
-
-def sign_voucher(
+def voucher_json(
     keys: SigningKeys, chain_id: int, market: str, lease_id: int, tokens: int, amount: int
+) -> dict[str, Any]:
+    """The gateway's `GET /v1/usage/voucher` answer: the cumulative counts signed with the
+    attested ECDSA key, and the EIP-712 document signed, so anyone can check it with any
+    EIP-712 tool (amount as a decimal string, since JSON readers outside Python lose
+    integers above 2**53)."""
+    market = to_checksum_address(market)
+    meter = keys.ecdsa_address
+    signature = keys.sign_digest(usage_digest(chain_id, market, lease_id, meter, tokens, amount))
+    return {
+        "lease_id": f"{lease_id:#066x}",
+        "meter": meter,
+        "tokens": tokens,
+        "amount": str(amount),
+        "signature": signature,
+        "typed_data": _jsonable(
+            usage_typed_data(chain_id, market, lease_id, meter, tokens, amount)
+        ),
+    }
+
+
+def read_voucher(doc: Any, chain_id: int, market: str, meter: str | None = None) -> UsageVoucher:
+    """A gateway's voucher, checked for this chain and market: signed by its own meter
+    (and, when given, that meter is `meter`, the attested key). VerificationRefused names
+    what is wrong; a malformed field is an InputError naming it."""
+    voucher = UsageVoucher.from_json(doc)
+    domain = doc.get("typed_data", {}).get("domain", {}) if isinstance(doc, dict) else {}
+    served = (domain.get("chainId"), str(domain.get("verifyingContract", "")).lower())
+    if served != (chain_id, market.lower()):
+        raise VerificationRefused(
+            "wrong_market",
+            f"the gateway meters for market {domain.get('verifyingContract')} on chain "
+            f"{domain.get('chainId')}, not {market} on chain {chain_id}",
+        )
+    try:
+        signer = voucher.signer(chain_id, market)
+    except Exception:  # eth-keys raises several types for a malformed signature
+        raise VerificationRefused("bad_signature", "the voucher's signature is malformed") from None
+    if signer.lower() != voucher.meter.lower():
+        raise VerificationRefused(
+            "bad_signature", f"the voucher is signed by {signer}, not its meter {voucher.meter}"
+        )
+    if meter is not None and meter.lower() != voucher.meter.lower():
+        raise VerificationRefused(
+            "wrong_meter", f"the voucher's meter is {voucher.meter}, not the attested {meter}"
+        )
+    return voucher
+
+
+def fetch_voucher(
+    url: str, chain_id: int, market: str, meter: str | None = None, *, timeout: float = 30.0
 ) -> UsageVoucher:
-    """The gateway's side: sign the cumulative counts with the attested ECDSA key."""
-    unsigned = UsageVoucher(
-        chain_id, to_checksum_address(market), lease_id, keys.ecdsa_address, tokens, amount, ""
-    )
-    signature = keys.sign_digest(unsigned.digest())
-    return UsageVoucher(**{**unsigned.__dict__, "signature": signature})
-
-
-def fetch_voucher(url: str, *, timeout: float = 30.0) -> UsageVoucher:
-    """The gateway's latest voucher (signature not yet checked: see `UsageVoucher.check`)."""
+    """The gateway's latest voucher, checked by `read_voucher`."""
     try:
         answer = httpx.get(url.rstrip("/") + VOUCHER_PATH, timeout=timeout)
     except httpx.HTTPError as error:
@@ -170,7 +119,7 @@ def fetch_voucher(url: str, *, timeout: float = 30.0) -> UsageVoucher:
         doc = answer.json()
     except ValueError:
         raise VerificationRefused("bad_voucher", "the voucher answer is not JSON") from None
-    return UsageVoucher.from_json(doc)
+    return read_voucher(doc, chain_id, market, meter)
 
 
 @dataclass(frozen=True)
@@ -213,9 +162,8 @@ def authorise_meter(
         raise InputError(f"{url}: cannot reach the gateway ({type(error).__name__})") from None
     finally:
         transport.close()
-    voucher = fetch_voucher(url)
     chain_id = int(escrow.chain.w3.eth.chain_id)
-    voucher.check(chain_id, escrow.market.address, meter=gateway.ecdsa_address)
+    voucher = fetch_voucher(url, chain_id, escrow.market.address, gateway.ecdsa_address)
     if lease_id is not None and lease_id != voucher.lease_id:
         raise VerificationRefused(
             "wrong_lease",
@@ -226,8 +174,7 @@ def authorise_meter(
         raise InputError(
             f"lease {voucher.lease_id:#x} belongs to {lease.customer}, not {signer.address}"
         )
-    call = escrow.market.functions.setMeter(voucher.lease_id, gateway.ecdsa_address, max_token_rate)
-    receipt = escrow.chain.send(signer, call, "Market.setMeter")
+    receipt = escrow.set_meter(signer, voucher.lease_id, gateway.ecdsa_address, max_token_rate)
     return MeterAuthorisation(
         voucher.lease_id,
         gateway.ecdsa_address,
@@ -265,26 +212,23 @@ def charge_voucher(escrow: Escrow, signer: LocalAccount, url: str) -> UsageCharg
     """The provider's side: fetch the gateway's latest voucher, check it against the lease's
     meter on chain, and submit it. A voucher from a meter the customer has not set, or one
     that adds nothing, is refused here in one line rather than as a reverted transaction."""
-    voucher = fetch_voucher(url)
-    chain_id = int(escrow.chain.w3.eth.chain_id)
-    voucher.check(chain_id, escrow.market.address)
-    meter, _cap, charged_tokens, charged_amount = escrow.market.functions.meterOf(
-        voucher.lease_id
-    ).call()
-    if meter.lower() != voucher.meter.lower():
+    voucher = fetch_voucher(url, int(escrow.chain.w3.eth.chain_id), escrow.market.address)
+    current = escrow.meter_of(voucher.lease_id)
+    if current.meter is None or current.meter.lower() != voucher.meter.lower():
         raise VerificationRefused(
             "meter_not_set",
-            f"lease {voucher.lease_id:#x} has meter {meter}, but the gateway signs as "
-            f"{voucher.meter}: the customer must authorise it first (veil ai meter)",
+            f"lease {voucher.lease_id:#x} has meter {current.meter or 'none'}, but the gateway "
+            f"signs as {voucher.meter}: the customer must authorise it first (veil ai meter)",
         )
-    if (voucher.tokens, voucher.amount) == (charged_tokens, charged_amount):
+    if (voucher.tokens, voucher.amount) == (current.charged_tokens, current.charged_amount):
         raise NothingToCharge(
             f"lease {voucher.lease_id:#x}: nothing new to charge "
             f"({voucher.tokens} tokens, {voucher.amount} wei already charged)"
         )
-    signature = bytes.fromhex(voucher.signature.removeprefix("0x"))
+    # sent here, not through `Escrow.charge_usage`, which answers the amount alone: the
+    # receipt's UsageCharged event also says the tokens paid and the fee
     call = escrow.market.functions.chargeUsage(
-        voucher.lease_id, voucher.tokens, voucher.amount, signature
+        voucher.lease_id, voucher.tokens, voucher.amount, voucher.signature
     )
     receipt = escrow.chain.send(signer, call, "Market.chargeUsage")
     found = escrow.market.events.UsageCharged().process_receipt(receipt, errors=DISCARD)
@@ -295,6 +239,6 @@ def charge_voucher(escrow: Escrow, signer: LocalAccount, url: str) -> UsageCharg
         int(charged["amount"]),
         int(charged["fee"]),
         escrow.lease(voucher.lease_id).balance,
-        voucher.amount - charged_amount,
+        voucher.amount - current.charged_amount,
         voucher,
     )

@@ -50,7 +50,7 @@ from veil.inference.receipt import (
     signature_text,
 )
 from veil.inference.verify import attested_identity, quote_measurements
-from veil.inference.voucher import VOUCHER_PATH, sign_voucher
+from veil.inference.voucher import VOUCHER_PATH, voucher_json
 from veil.services.ai.store import ReceiptStore, StoredReceipt, UsageRow
 from veil.tee.evidence import evidence_from_json
 from veil.tee.identity import app_identity
@@ -590,10 +590,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
         await gateway.committed()
         tokens, amount = gateway.metered
         assert config.lease_id is not None and config.market and config.chain_id is not None
-        voucher = sign_voucher(
+        return voucher_json(
             gateway.keys, config.chain_id, config.market, config.lease_id, tokens, amount
         )
-        return voucher.to_json()
 
     return app
 
