@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
+from veil.cli.options import AccountOpt, DeploymentOpt, KeystoreOpt, RpcOpt
 from veil.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Confidential AI inference: serve and verify.")
@@ -24,6 +26,25 @@ def _hex32(value: str | None, what: str) -> bytes | None:
     if len(raw) != 32:
         raise InputError(f"{what}: expected 32 bytes, got {len(raw)}")
     return raw
+
+
+def parse_lease_id(text: str, what: str = "--lease-id") -> int:
+    """A lease id as the market prints it (0x + 64 hex) or as a decimal number."""
+    try:
+        value = int(text, 16) if text.startswith("0x") else int(text, 10)
+    except ValueError:
+        raise InputError(f"{what} {text!r}: expected 0x-hex or a decimal number") from None
+    if not 0 <= value < 2**256:
+        raise InputError(f"{what} {text!r}: out of uint256 range")
+    return value
+
+
+def _address(text: str, what: str) -> str:
+    from eth_utils import is_address, to_checksum_address
+
+    if not is_address(text):
+        raise InputError(f"{what} {text!r}: expected a 0x address")
+    return to_checksum_address(text)
 
 
 @app.command(
@@ -64,6 +85,22 @@ def serve(
         "--gpu-evidence-command",
         help="Prints the NVIDIA claim set for the nonce (hex) appended to it; bound per report.",
     ),
+    prices: list[str] = typer.Option(
+        [],
+        "--price",
+        envvar="VEIL_AI_PRICES",
+        help="MODEL=PROMPT_WEI:COMPLETION_WEI, repeatable (* = any other model). Put it in "
+        "the compose so the attestation covers it.",
+    ),
+    lease_id: str = typer.Option(
+        None, "--lease-id", envvar="VEIL_AI_LEASE_ID", help="Meter this lease (per-token billing)."
+    ),
+    market: str = typer.Option(
+        None, "--market", envvar="VEIL_AI_MARKET", help="The Market contract of the lease."
+    ),
+    chain_id: int = typer.Option(
+        None, "--chain-id", envvar="VEIL_AI_CHAIN_ID", min=1, help="The chain of the Market."
+    ),
 ) -> None:
     """Serve the OpenAI-compatible API; every answer signed by a key made inside the TEE."""
     import os
@@ -75,6 +112,7 @@ def serve(
 
     from veil.compute.quote_source import Simulator, quote_source
     from veil.inference.embedding import EmbeddingModel
+    from veil.inference.metering import parse_prices
     from veil.services.ai.app import GatewayConfig, create_app, gpu_evidence_command
     from veil.tee.simulator import AppSpec
 
@@ -101,6 +139,9 @@ def serve(
         port = int(given)
     if backend is not None and not backend.startswith(("http://", "https://")):
         raise InputError(f"--backend {backend!r}: expected an http(s) URL")
+    table = parse_prices(prices)
+    lease = parse_lease_id(lease_id) if lease_id is not None else None
+    market_address = _address(market, "--market") if market is not None else None
     model = EmbeddingModel() if embeddings else None
     gpu = None
     if gpu_command is not None:
@@ -119,12 +160,19 @@ def serve(
         retention_days=retention_days,
         usage_token=usage_token,
         gpu_evidence=gpu,
+        prices=table,
+        lease_id=lease,
+        market=market_address,
+        chain_id=chain_id,
     )
+    config.check_metering()
     application = create_app(config)
     gateway = application.state.gateway
     console.print(f"signing address (ecdsa): {gateway.keys.ecdsa_address}")
     console.print(f"signing key (ed25519): {gateway.keys.ed25519_public_key}")
     console.print(f"attestation digest: {gateway.attestation_digest}")
+    if config.metering:
+        console.print(f"metering lease {lease:#066x} in market {market_address} (chain {chain_id})")
     console.print(f"listening on http://{host}:{port}")
     # idle connections stay open 75 s (nginx's default), not uvicorn's 5 s: with 5 s, a
     # client pool that also expires at 5 s races the close and reuses a dead connection
@@ -252,3 +300,153 @@ def receipt(
     console.print(f"text: {checked.text}")
     for key, value in message.items():
         console.print(f"{key}: {value}")
+
+
+def _policy_and_collateral(
+    policy_file: Path | None, collateral_file: Path | None, pccs: str | None
+) -> tuple[Any, Any]:
+    from veil.tee import DEFAULT_POLICY, load_collateral, load_policy
+    from veil.tee.collateral import CollateralCache, default_cache_dir
+
+    policy = load_policy(policy_file) if policy_file else DEFAULT_POLICY
+    collateral: Any = None
+    if collateral_file is not None:
+        collateral = load_collateral(collateral_file)
+    elif pccs is not None:
+        collateral = CollateralCache(default_cache_dir(), pccs)
+    return policy, collateral
+
+
+def _escrow(deployment: Path | None, rpc: str | None) -> Any:
+    from veil.cli.options import open_chain
+    from veil.market.escrow import Escrow
+
+    chain = open_chain(deployment, rpc)
+    if chain.deployment is None or "Market" not in chain.deployment.contracts:
+        raise InputError("this network has no Market deployed: nothing to meter")
+    return Escrow(chain)
+
+
+def _gateway_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"URL {url!r}: expected http(s)://host[:port]")
+    return url.rstrip("/")
+
+
+@app.command(
+    epilog="Example: veil ai meter https://gw.example --max-token-rate 5000000000000"
+    " --policy policy.toml -d deployments/devnet.json -a alice"
+)
+def meter(
+    url: str = typer.Argument(..., help="The gateway's root URL (no /v1)."),
+    max_token_rate: str = typer.Option(
+        ..., "--max-token-rate", help="Most wei per token the lease may be charged (integer)."
+    ),
+    lease_id: str = typer.Option(
+        None, "--lease-id", help="Your lease (default: the one the gateway meters; checked)."
+    ),
+    policy_file: Path = typer.Option(
+        None, "--policy", help="Attestation policy TOML (default: production, no simulators)."
+    ),
+    collateral_file: Path = typer.Option(
+        None, "--collateral", help="Intel collateral JSON for a real TDX quote."
+    ),
+    pccs: str = typer.Option(None, "--pccs", help="Fetch Intel collateral from this PCCS."),
+    deployment: Path = DeploymentOpt,
+    rpc: str = RpcOpt,
+    account: str = AccountOpt,
+    keystore: Path = KeystoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Customer: verify the gateway, then make its attested key your lease's meter.
+
+    Nothing is sent to the chain unless the attestation verifies under the policy (whose
+    compose hash pins the gateway's price table) and the gateway's voucher is signed by
+    the attested key for your lease in this market."""
+    from veil.cli.accounts import resolve_signer
+    from veil.inference.voucher import authorise_meter
+
+    base = _gateway_url(url)
+    if not (max_token_rate.isascii() and max_token_rate.isdecimal()) or int(max_token_rate) == 0:
+        raise InputError(f"--max-token-rate {max_token_rate!r}: expected a positive integer (wei)")
+    lease = parse_lease_id(lease_id) if lease_id is not None else None
+    policy, collateral = _policy_and_collateral(policy_file, collateral_file, pccs)
+    signer = resolve_signer(account, keystore)
+    escrow = _escrow(deployment, rpc)
+    done = authorise_meter(
+        escrow, signer, base, policy, int(max_token_rate), lease_id=lease, collateral=collateral
+    )
+    verdict = done.gateway.verdict
+    result = {
+        "lease_id": f"{done.lease_id:#066x}",
+        "meter": done.meter,
+        "max_token_rate": str(done.max_token_rate),
+        "simulated": done.gateway.simulated,
+        "compose_hash": verdict.app.compose_hash if verdict and verdict.app else None,
+        "attestation_digest": done.gateway.attestation_digest,
+        "transaction": done.transaction,
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    word = "VERIFIED (SIMULATED)" if done.gateway.simulated else "VERIFIED"
+    console.print(f"gateway: {word}, compose hash {result['compose_hash']}")
+    console.print(
+        f"lease {result['lease_id']}: meter {done.meter}, at most {done.max_token_rate} wei/token"
+    )
+
+
+@app.command(
+    epilog="Example: veil ai charge https://gw.example -d deployments/devnet.json -a provider"
+)
+def charge(
+    url: str = typer.Argument(..., help="The gateway's root URL (no /v1)."),
+    deployment: Path = DeploymentOpt,
+    rpc: str = RpcOpt,
+    account: str = AccountOpt,
+    keystore: Path = KeystoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Provider (or anyone): submit the gateway's latest usage voucher to the escrow.
+
+    The lease is charged what the meter counted since the last charge (at most the
+    customer's cap per token); prints tokens, amount, fee and the lease's balance after."""
+    from veil.chain.units import format_amount
+    from veil.cli.accounts import resolve_signer
+    from veil.inference.voucher import NothingToCharge, charge_voucher
+
+    base = _gateway_url(url)
+    signer = resolve_signer(account, keystore)
+    escrow = _escrow(deployment, rpc)
+    try:
+        done = charge_voucher(escrow, signer, base)
+    except NothingToCharge as nothing:
+        if as_json:
+            typer.echo(json.dumps({"charged": False, "reason": str(nothing)}))
+        else:
+            console.print(str(nothing))
+        return
+    result = {
+        "charged": True,
+        "lease_id": f"{done.lease_id:#066x}",
+        "tokens": done.tokens,
+        "amount": str(done.amount),
+        "fee": str(done.fee),
+        "balance": str(done.balance),
+        "due": str(done.due),
+        "voucher_tokens": done.voucher.tokens,
+        "voucher_amount": str(done.voucher.amount),
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    console.print(f"lease {result['lease_id']}: charged {done.tokens} tokens")
+    console.print(f"  amount   {format_amount(done.amount)} ({done.amount} wei)")
+    console.print(f"  fee      {format_amount(done.fee)} (to the treasury)")
+    console.print(f"  balance  {format_amount(done.balance)} left in the lease")
+    if done.partial:
+        console.print(
+            f"  [yellow]partial: the lease could pay {done.amount} of {done.due} wei due "
+            "(its shutdown window stays funded); the same voucher charges the rest after a "
+            "top-up[/]"
+        )

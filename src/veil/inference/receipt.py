@@ -233,6 +233,13 @@ class SigningKeys:
     def sign_receipt(self, receipt: Receipt) -> str:
         return self._ecdsa_sign(receipt.digest())
 
+    def sign_digest(self, digest: bytes) -> str:
+        """An ECDSA signature over a 32-byte EIP-712 digest the caller built (usage
+        vouchers): the attested key signs it, so the chain can check who metered."""
+        if len(digest) != 32:
+            raise ValueError("digest: 32 bytes")
+        return self._ecdsa_sign(digest)
+
 
 def verify_text_signature(text: str, signature: str, signing_address: str, algo: str) -> None:
     """Raise SignatureProblem unless `signature` over `text` is by `signing_address`."""

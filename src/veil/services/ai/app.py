@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from veil.compute.quote_source import QuoteError, QuoteSource
+from veil.errors import InputError
 from veil.inference.embedding import MODEL_NAME, EmbeddingModel
+from veil.inference.metering import TokenPrice, metered, price_of
 from veil.inference.receipt import (
     ECDSA,
     ED25519,
@@ -48,6 +50,7 @@ from veil.inference.receipt import (
     signature_text,
 )
 from veil.inference.verify import attested_identity, quote_measurements
+from veil.inference.voucher import VOUCHER_PATH, voucher_json
 from veil.services.ai.store import ReceiptStore, StoredReceipt, UsageRow
 from veil.tee.evidence import evidence_from_json
 from veil.tee.identity import app_identity
@@ -71,6 +74,26 @@ class GatewayConfig:
     backend_timeout: float = 600.0
     nonce_memory: int = 100_000
     gpu_evidence: Callable[[bytes], bytes] | None = None
+    #: Per-token billing: wei per prompt/completion token by model (`*` for any other),
+    #: and the lease whose meter this gateway is, in which market on which chain.
+    prices: dict[str, TokenPrice] = field(default_factory=dict)
+    lease_id: int | None = None
+    market: str | None = None
+    chain_id: int | None = None
+
+    @property
+    def metering(self) -> bool:
+        return self.lease_id is not None
+
+    def check_metering(self) -> None:
+        """Metering needs all of lease, market and chain id, and a price table: a voucher
+        missing any of them could not be charged, or would charge nothing."""
+        given = {"lease id": self.lease_id, "market": self.market, "chain id": self.chain_id}
+        missing = [name for name, value in given.items() if value is None]
+        if missing and len(missing) < len(given):
+            raise InputError(f"metering: {', '.join(missing)} missing (give all three or none)")
+        if self.metering and not self.prices:
+            raise InputError("metering: no price table (--price MODEL=PROMPT_WEI:COMPLETION_WEI)")
 
 
 def gpu_evidence_command(argv: list[str], timeout: float = 120.0) -> Callable[[bytes], bytes]:
@@ -117,7 +140,11 @@ class Gateway:
     """The gateway's state: keys, the boot attestation digest, the backend client, the store."""
 
     def __init__(self, config: GatewayConfig) -> None:
+        config.check_metering()
         self.config = config
+        #: (tokens, wei) metered under this key: only answers whose receipts are committed,
+        #: in memory because the key is; a restart starts a new key from zero.
+        self.metered: tuple[int, int] = (0, 0)
         self.keys = SigningKeys()
         self.store = ReceiptStore(
             config.state_dir / "receipts.sqlite", config.retention_days * 86_400
@@ -208,10 +235,44 @@ class Gateway:
         rows = [self._signed_receipt(*item) for item in batch]
         try:
             self.store.add_many(rows)
+            self._meter([usage for _, usage in rows])
         except sqlite3.Error:
             for row in rows:
                 with contextlib.suppress(sqlite3.Error):
                     self.store.add(*row)
+                    self._meter([row[1]])
+
+    def _meter(self, rows: list[UsageRow]) -> None:
+        """Add committed answers to the meter. Runs in the one flusher, so never twice at
+        once; the tuple is replaced whole, so a voucher reads a consistent pair.
+
+        An answer naming a model without a price (a backend that renames the requested,
+        priced model) is left out, tokens too, and logged: it costs the provider, never
+        the customer, and keeps every voucher re-derivable from receipts and prices.
+        """
+        if not self.config.metering:
+            return
+        priced = []
+        for row in rows:
+            if price_of(self.config.prices, row.model) is None:
+                _log.warning("answer %s names unpriced model %r: not metered", row.receipt_id,
+                             row.model)  # fmt: skip
+            else:
+                priced.append(row)
+        tokens, amount = metered(priced, self.config.prices)
+        self.metered = (self.metered[0] + tokens, self.metered[1] + amount)
+
+    def require_price(self, model: str) -> None:
+        """Refuse, before the backend is asked, a model the meter could not bill."""
+        if self.config.metering and price_of(self.config.prices, model) is None:
+            raise GatewayError(400, "model_not_priced", f"model {model!r} has no price here")
+
+    async def committed(self, timeout: float = 5.0) -> None:
+        """Wait (a little) for answers already sent to be committed, so a voucher counts
+        them; under constant load the next voucher counts the rest."""
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            await asyncio.wait([flusher], timeout=timeout)
 
     def unique_id(self, chat_id: str) -> str:
         """The chat id as receipt id, unless a backend repeats ids: then a fresh suffix.
@@ -398,6 +459,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         client = need_backend()
         customer = _customer(request)
         model = str(body.get("model", ""))
+        gateway.require_price(model)
         if body.get("stream"):
             return await _stream_chat(gateway, client, raw, body, model, customer)
         status, content = await gateway.backend_post("/v1/chat/completions", raw)
@@ -421,6 +483,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         model = str(body.get("model", ""))
         customer = _customer(request)
         local = config.embedding_model is not None and (model == MODEL_NAME or not config.backend)
+        gateway.require_price(MODEL_NAME if local else model)
         if not local:
             need_backend()
             status, content = await gateway.backend_post("/v1/embeddings", raw)
@@ -434,6 +497,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         else:
             content, prompt = await _embed_locally(gateway, body)
             receipt_id = f"emb-{uuid.uuid4().hex}"
+            model = MODEL_NAME  # what answered, as the answer says (and what is priced)
         return gateway.signed(content, receipt_id, "embeddings", model, customer, raw, prompt, 0)
 
     @app.get("/v1/attestation/report")
@@ -513,6 +577,22 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise GatewayError(401, "unauthorized", "usage needs the gateway's usage token")
         rows = gateway.store.usage(since, until)
         return {"data": [row.__dict__ for row in rows]}
+
+    @app.get(VOUCHER_PATH)
+    async def usage_voucher() -> dict[str, Any]:
+        """Open to anyone, unlike `/v1/usage`: a voucher can only pay the lease's provider
+        what the meter counted (the chain publishes each charged voucher's counts anyway),
+        and a token held by the customer would let the customer withhold payment."""
+        if not config.metering:
+            raise GatewayError(
+                404, "metering_disabled", "start the gateway with --lease-id, --market, --chain-id"
+            )
+        await gateway.committed()
+        tokens, amount = gateway.metered
+        assert config.lease_id is not None and config.market and config.chain_id is not None
+        return voucher_json(
+            gateway.keys, config.chain_id, config.market, config.lease_id, tokens, amount
+        )
 
     return app
 
@@ -607,7 +687,18 @@ async def _stream_chat(
                 usage["chunks"] += 1
         return framer.frame(event)
 
+    def record() -> None:
+        # without the backend's usage chunk, one token per content chunk (the first
+        # chunk carries only the role)
+        completion = usage["completion"] or max(usage["chunks"] - 1, 0)
+        gateway.enqueue(receipt_id, "chat", str(usage["model"]), customer, raw,
+                        framer.hexdigest(), int(usage["prompt"]), int(completion))  # fmt: skip
+
     async def relay() -> AsyncIterator[bytes]:
+        """Why a cut-off stream is signed and metered too: the tokens handed to the client
+        were generated and are billed; otherwise closing a stream just before its end would
+        make any answer free. Its receipt covers the bytes handed to the connection; its
+        prompt tokens are 0 when the backend's usage chunk (sent last) never came."""
         nonlocal buffer
         try:
             for event in first:
@@ -620,11 +711,13 @@ async def _stream_chat(
                         yield out
             if buffer.strip() and (out := emit(buffer.rstrip(b"\n"))) is not None:
                 yield out
+        except BaseException:  # the client went away, or the backend broke off
+            if usage["chunks"]:
+                record()  # synchronous: a cancelled task may not await any more
+            raise
         finally:
             await answer.aclose()
-        completion = usage["completion"] or max(usage["chunks"] - 1, 0)
-        gateway.enqueue(receipt_id, "chat", str(usage["model"]), customer, raw,
-                        framer.hexdigest(), int(usage["prompt"]), int(completion))  # fmt: skip
+        record()
 
     return StreamingResponse(
         relay(),
