@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from veil.columns import hex_records, split_records
 from veil.errors import InputError
 from veil.substrate.metadata import Metadata
 from veil.substrate.scale_types import StorageMap, TypeRegistry
@@ -172,7 +171,7 @@ class StakingState:
             return cls(
                 wpha_supply=int(item["wpha_supply"]),
                 unmintable_dust=int(item["unmintable_dust"]),
-                wpha_balances=_wpha_from_json(item["wpha_balances"]),
+                wpha_balances={_bytes(a): int(v) for a, v in item["wpha_balances"].items()},
                 pools=[Pool.from_json(p) for p in item["pools"]],
                 nfts=[
                     Nft(int(c), int(n), _bytes(o) if o else None, None if s is None else int(s))
@@ -190,15 +189,6 @@ class StakingState:
 
 def _hex(account: bytes) -> str:
     return "0x" + account.hex()
-
-
-def _wpha_from_json(raw: dict[Any, Any]) -> dict[bytes, int]:
-    """Half a million "0x" account keys decoded as one hex text; anything unusual (a key
-    of another length, not "0x" hex) goes the entry-by-entry way, which names it."""
-    blob = hex_records(list(raw), 32)
-    if blob is None:
-        return {_bytes(a): int(v) for a, v in raw.items()}
-    return dict(zip(split_records(blob, 33, 1, 32), map(int, raw.values()), strict=True))
 
 
 def _bytes(text: Any) -> bytes:
