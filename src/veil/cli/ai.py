@@ -179,18 +179,24 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning", timeout_keep_alive=75)
 
 
+# How `verify` and `meter` check a gateway's quote: the same three options.
+PolicyOpt = typer.Option(
+    None, "--policy", help="Attestation policy TOML (default: production, no simulators)."
+)
+CollateralOpt = typer.Option(
+    None, "--collateral", help="Intel collateral JSON for a real TDX quote."
+)
+PccsOpt = typer.Option(
+    None, "--pccs", help="Fetch Intel collateral for the gateway's quote from this PCCS."
+)
+
+
 @app.command(epilog="Example: veil ai verify https://gw.example --policy policy.toml --probe")
 def verify(
     url: str = typer.Argument(..., help="The gateway's root URL (no /v1)."),
-    policy_file: Path = typer.Option(
-        None, "--policy", help="Attestation policy TOML (default: production, no simulators)."
-    ),
-    collateral_file: Path = typer.Option(
-        None, "--collateral", help="Intel collateral JSON for a real TDX quote."
-    ),
-    pccs: str = typer.Option(
-        None, "--pccs", help="Fetch Intel collateral for the gateway's quote from this PCCS."
-    ),
+    policy_file: Path = PolicyOpt,
+    collateral_file: Path = CollateralOpt,
+    pccs: str = PccsOpt,
     signing_algo: str = typer.Option("ecdsa", "--signing-algo", help="ecdsa or ed25519."),
     probe: bool = typer.Option(
         True, "--probe/--no-probe", help="Also send one embeddings request and verify it."
@@ -345,13 +351,9 @@ def meter(
     lease_id: str = typer.Option(
         None, "--lease-id", help="Your lease (default: the one the gateway meters; checked)."
     ),
-    policy_file: Path = typer.Option(
-        None, "--policy", help="Attestation policy TOML (default: production, no simulators)."
-    ),
-    collateral_file: Path = typer.Option(
-        None, "--collateral", help="Intel collateral JSON for a real TDX quote."
-    ),
-    pccs: str = typer.Option(None, "--pccs", help="Fetch Intel collateral from this PCCS."),
+    policy_file: Path = PolicyOpt,
+    collateral_file: Path = CollateralOpt,
+    pccs: str = PccsOpt,
     deployment: Path = DeploymentOpt,
     rpc: str = RpcOpt,
     account: str = AccountOpt,
