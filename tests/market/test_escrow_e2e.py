@@ -21,7 +21,7 @@ from veil.devnet.client import DevnetChain
 from veil.devnet.network import devnet_parameters, fund_accounts
 from veil.errors import ChainError, InputError
 from veil.market import runway
-from veil.market.escrow import Escrow, Meter
+from veil.market.escrow import Escrow, Meter, UsageCharged
 from veil.market.typed_data import UsageVoucher, sign_usage, usage_digest, usage_typed_data
 from veil.network.deploy import deploy_network
 
@@ -186,10 +186,10 @@ def test_per_token_usage_through_the_escrow(escrow: Escrow) -> None:
     }
     voucher = UsageVoucher.from_json(doc)
     before = sum(escrow.earnings(provider.address))
-    assert escrow.charge_voucher(provider, voucher) == amount
+    assert escrow.charge_voucher(provider, voucher).amount == amount
     assert escrow.meter_of(lease_id) == Meter(gateway.address, cap, tokens, amount)
     assert sum(escrow.earnings(provider.address)) - before >= amount  # plus settled seconds
-    assert escrow.charge_voucher(bob, voucher) == 0  # already charged: nothing, no revert
+    assert escrow.charge_voucher(bob, voucher) == UsageCharged(0, 0, 0)  # charged: no revert
 
     # Refusals: one line each, before gas where the client can tell.
     with pytest.raises(ChainError, match=r"setMeter reverted: .*not the lease's customer"):

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_utils import to_checksum_address
-from web3.logs import DISCARD
 
 from veil.errors import InputError, VeilError
 from veil.inference.verify import AttestedGateway, VerificationRefused
@@ -225,19 +224,14 @@ def charge_voucher(escrow: Escrow, signer: LocalAccount, url: str) -> UsageCharg
             f"lease {voucher.lease_id:#x}: nothing new to charge "
             f"({voucher.tokens} tokens, {voucher.amount} wei already charged)"
         )
-    # sent here, not through `Escrow.charge_usage`, which answers the amount alone: the
-    # receipt's UsageCharged event also says the tokens paid and the fee
-    call = escrow.market.functions.chargeUsage(
-        voucher.lease_id, voucher.tokens, voucher.amount, voucher.signature
+    charged = escrow.charge_usage(
+        signer, voucher.lease_id, voucher.tokens, voucher.amount, voucher.signature
     )
-    receipt = escrow.chain.send(signer, call, "Market.chargeUsage")
-    found = escrow.market.events.UsageCharged().process_receipt(receipt, errors=DISCARD)
-    charged = found[0]["args"] if found else {"tokens": 0, "amount": 0, "fee": 0}
     return UsageCharge(
         voucher.lease_id,
-        int(charged["tokens"]),
-        int(charged["amount"]),
-        int(charged["fee"]),
+        charged.tokens,
+        charged.amount,
+        charged.fee,
         escrow.lease(voucher.lease_id).balance,
         voucher.amount - current.charged_amount,
         voucher,

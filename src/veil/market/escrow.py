@@ -61,6 +61,16 @@ class Meter:
     charged_amount: int
 
 
+@dataclass(frozen=True)
+class UsageCharged:
+    """What one `chargeUsage` took (its `UsageCharged` event; zeros when it took nothing):
+    tokens and wei newly charged, and the treasury's fee out of that wei."""
+
+    tokens: int
+    amount: int
+    fee: int
+
+
 def _bytes32(value: bytes | str) -> bytes:
     """An instance type or deployment given as bytes, a 0x-hex id, or a name."""
     if isinstance(value, bytes):
@@ -212,10 +222,10 @@ class Escrow:
         tokens: int,
         amount: int,
         signature: bytes | str,
-    ) -> int:
+    ) -> UsageCharged:
         """Submit a meter's cumulative voucher (any sender; normally the provider);
-        returns the wei charged now: 0 when the voucher was charged already or the lease
-        has nothing left above its shutdown window (submit it again after a top-up)."""
+        returns what it charged now: nothing when the voucher was charged already or the
+        lease has nothing left above its shutdown window (submit it again after a top-up)."""
         raw = signature if isinstance(signature, bytes) else _hex_bytes(signature, "signature")
         if len(raw) != 65:
             raise InputError(f"usage signature: expected 65 bytes, got {len(raw)}")
@@ -227,9 +237,12 @@ class Escrow:
         from web3.logs import DISCARD
 
         found = self.market.events.UsageCharged().process_receipt(receipt, errors=DISCARD)
-        return int(found[0]["args"]["amount"]) if found else 0
+        if not found:
+            return UsageCharged(0, 0, 0)
+        charged = found[0]["args"]
+        return UsageCharged(int(charged["tokens"]), int(charged["amount"]), int(charged["fee"]))
 
-    def charge_voucher(self, signer: LocalAccount, voucher: UsageVoucher) -> int:
+    def charge_voucher(self, signer: LocalAccount, voucher: UsageVoucher) -> UsageCharged:
         """Submit a gateway's voucher after checking, before any gas is spent, that it
         was signed by the lease's current meter for this market."""
         current = self.meter_of(voucher.lease_id)
