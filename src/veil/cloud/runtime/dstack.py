@@ -12,8 +12,9 @@ refuses a deployment whose text would measure another compose hash than the cont
 registered. The CVM fetches its own keys from the KMS (`kms_urls`) and decrypts the
 encrypted env inside (`keys_inside`): the worker never holds the plaintext. The public
 facts the worker adds (`platform_env`: a billed app's `VEIL_LEASE_ID`, `VEIL_MARKET`,
-`VEIL_CHAIN_ID`) go in the VM's `user_config` as a JSON object, which dstack writes to
-`/dstack/.user-config` in the CVM. An update
+`VEIL_CHAIN_ID`) go in the VM's `user_config` as a JSON object, which dstack stores,
+unmeasured, at `/dstack/.host-shared/.user-config` in the CVM (`veil ai serve
+--user-config` reads it there). An update
 (new compose or env) is `UpgradeApp` then a stop and start, keeping the CVM's disk.
 
 Status comes from `GetInfo`: `boot_error` fails the app with dstack's own diagnosis,
@@ -45,7 +46,7 @@ VM_PREFIX = "veil-"
 def user_config(deployment: Deployment) -> str:
     """The CVM's `user_config`: the deployment's `platform_env` as a JSON object, or "".
 
-    dstack puts it at `/dstack/.user-config` inside the CVM, outside the measured compose
+    dstack stores it at `/dstack/.host-shared/.user-config` in the CVM, outside the measured compose
     and outside the encrypted env: the channel for public facts the host may tell the app
     (a billed app's lease), which the app must not take as attested.
     """
