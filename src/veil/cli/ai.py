@@ -28,6 +28,14 @@ def _hex32(value: str | None, what: str) -> bytes | None:
     return raw
 
 
+#: `veil ai serve`'s lease when no flag gives it: the gateway's own variables first, then
+#: what a veil cloud worker tells every billed app (`veil.cloud.agent.lease_env`), so a
+#: cloud-deployed gateway bills per token with only `--price` in its compose command.
+LEASE_ID_ENV = ["VEIL_AI_LEASE_ID", "VEIL_LEASE_ID"]
+MARKET_ENV = ["VEIL_AI_MARKET", "VEIL_MARKET"]
+CHAIN_ID_ENV = ["VEIL_AI_CHAIN_ID", "VEIL_CHAIN_ID"]
+
+
 def parse_lease_id(text: str, what: str = "--lease-id") -> int:
     """A lease id as the market prints it (0x + 64 hex) or as a decimal number."""
     try:
@@ -93,13 +101,19 @@ def serve(
         "the compose so the attestation covers it.",
     ),
     lease_id: str = typer.Option(
-        None, "--lease-id", envvar="VEIL_AI_LEASE_ID", help="Meter this lease (per-token billing)."
+        None, "--lease-id", envvar=LEASE_ID_ENV, help="Meter this lease (per-token billing)."
     ),
     market: str = typer.Option(
-        None, "--market", envvar="VEIL_AI_MARKET", help="The Market contract of the lease."
+        None, "--market", envvar=MARKET_ENV, help="The Market contract of the lease."
     ),
     chain_id: int = typer.Option(
-        None, "--chain-id", envvar="VEIL_AI_CHAIN_ID", min=1, help="The chain of the Market."
+        None, "--chain-id", envvar=CHAIN_ID_ENV, min=1, help="The chain of the Market."
+    ),
+    user_config: Path = typer.Option(
+        None,
+        "--user-config",
+        help="JSON with VEIL_LEASE_ID/VEIL_MARKET/VEIL_CHAIN_ID (a dstack CVM's user config),"
+        " read for what no flag or variable gives.",
     ),
 ) -> None:
     """Serve the OpenAI-compatible API; every answer signed by a key made inside the TEE."""
@@ -140,6 +154,17 @@ def serve(
     if backend is not None and not backend.startswith(("http://", "https://")):
         raise InputError(f"--backend {backend!r}: expected an http(s) URL")
     table = parse_prices(prices)
+    if user_config is not None:  # the lease facts of a dstack worker, last in line
+        from veil.services.ai.app import user_config_lease
+
+        facts = user_config_lease(user_config)
+        lease_id = lease_id if lease_id is not None else facts.get("VEIL_LEASE_ID")
+        market = market if market is not None else facts.get("VEIL_MARKET")
+        if chain_id is None and "VEIL_CHAIN_ID" in facts:
+            given = facts["VEIL_CHAIN_ID"]
+            if not given.isdigit() or int(given) < 1:
+                raise InputError(f"--user-config: VEIL_CHAIN_ID {given!r} is not a chain id")
+            chain_id = int(given)
     lease = parse_lease_id(lease_id) if lease_id is not None else None
     market_address = _address(market, "--market") if market is not None else None
     model = EmbeddingModel() if embeddings else None

@@ -208,7 +208,11 @@ def run(
             from veil.market.escrow import Escrow
 
             # billed apps run only while their lease runs on the chain (issue 13)
-            loop.lease_gate = LeaseGate(escrow_reader(Escrow(market_chain)), signer.address)
+            escrow = Escrow(market_chain)
+            loop.lease_gate = LeaseGate(
+                escrow_reader(escrow), signer.address, market=escrow.market.address,
+                chain_id=market_chain.deployment.chain_id,
+            )  # fmt: skip
         if app_runtime.simulated:
             console.print("warning: SIMULATED app runtime (process): no CVM isolation")
         console.print(f"apps: {runtime_kind} runtime, synced with {control_plane}")

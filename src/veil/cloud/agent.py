@@ -9,6 +9,16 @@ Beside its heartbeats, a worker runs this loop every few seconds:
    not listed is removed, a `stopped` deployment is stopped, a `running` one that is not
    running in that revision (compose hash and encrypted env) is started.
 
+A billed app (its entry names a `lease_id`) is also told its lease, the way dstack tells
+an app its identity: `VEIL_LEASE_ID`, `VEIL_MARKET` and `VEIL_CHAIN_ID` (`lease_env`),
+the market and chain being those the worker's lease gate reads. They travel as the
+deployment's `platform_env`, beside the decrypted env and never in it (public facts, not
+the customer's secrets); each runtime hands them over where it passes env (process and
+docker: every service's environment; dstack: the CVM's `user_config`). A running app
+whose lease is replaced (its customer closed the old one and opened another) is restarted
+so it reads the new one; an app the worker adopted after a restart is taken to hold the
+lease of the first entry it sees.
+
 Before starting an app the worker obtains the app's keys from the KMS with a quote whose
 event log carries the app's compose hash (`veil.cloud.kms.request_app_keys`), decrypts the
 env (`veil.cloud.envcrypt.decrypt_env`, keeping only `allowed_envs`), and hands the
@@ -83,6 +93,32 @@ def kms_env_opener(worker: LocalAccount) -> EnvOpener:
         )
 
     return open_env
+
+
+def lease_env(lease: str | None, gate: LeaseGate | None) -> dict[str, str]:
+    """What a billed app is told about its lease: `VEIL_LEASE_ID` (0x + 64 hex),
+    `VEIL_MARKET`, `VEIL_CHAIN_ID`; nothing for an app without a lease.
+
+    The app needs them to sign per-token vouchers (`veil ai serve` reads them), and
+    without this the customer would copy the lease id into the env and redeploy. They
+    come from what the worker itself trusts: the lease named in the sync entry (the one
+    the gate reads before letting the app run) and the market and chain its gate reads,
+    so an app is never pointed at a market its worker does not check. A worker without a
+    gate (no Market in its deployment) tells nothing: it could not vouch for the market.
+    """
+    if not lease or gate is None or not gate.market or gate.chain_id <= 0:
+        return {}
+    try:
+        lease_id = int(lease, 16)
+    except ValueError:
+        return {}
+    if not 0 <= lease_id < 2**256:
+        return {}
+    return {
+        "VEIL_LEASE_ID": f"{lease_id:#066x}",
+        "VEIL_MARKET": gate.market,
+        "VEIL_CHAIN_ID": str(gate.chain_id),
+    }
 
 
 def app_quote_source(source: QuoteSource, deployment: Deployment) -> QuoteSource:
@@ -203,6 +239,8 @@ class AppLoop:
         default_factory=dict, init=False
     )
     _deployments: dict[str, Deployment] = field(default_factory=dict, init=False)
+    #: The `platform_env` each app was last started with (a lease change restarts it).
+    _told: dict[str, dict[str, str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.open_env is None:
@@ -301,7 +339,8 @@ class AppLoop:
                 outcome.errors.append(str(error))
                 unreadable = True
                 continue
-            wanted[deployment.deployment_id] = deployment
+            facts = lease_env(leases.get(deployment.deployment_id), self.lease_gate)
+            wanted[deployment.deployment_id] = replace(deployment, platform_env=facts)
         outcome.deployments = len(wanted)
         if not unreadable:  # never remove an app because its entry could not be read
             for deployment_id in self.runtime.deployments():
@@ -314,6 +353,9 @@ class AppLoop:
             for deployment_id in list(self._attestations):
                 if deployment_id not in wanted:
                     del self._attestations[deployment_id]
+            for deployment_id in list(self._told):
+                if deployment_id not in wanted:
+                    del self._told[deployment_id]
         # an unreadable answer removed nothing, so keep knowing what might still run
         self._deployments = {**self._deployments, **wanted} if unreadable else wanted
         self._leases = {**self._leases, **leases} if unreadable else leases
@@ -346,7 +388,10 @@ class AppLoop:
             return
         current = status is not None and status.revision == deployment.revision
         if current and status is not None and status.state in ("pulling", "starting", "running"):
-            return
+            if not self._told_otherwise(deployment):
+                return
+            # its env says another lease: only a restart makes the app read the new one
+            self.runtime.stop(deployment_id)
         if current and status is not None and status.state == "failed":
             return  # a boot that failed waits for a new revision; its diagnosis is reported
         failure = self._failures.get(deployment_id)
@@ -380,7 +425,13 @@ class AppLoop:
             outcome.errors.append(reason)
             return
         self._failures.pop(deployment_id, None)
+        self._told[deployment_id] = dict(deployment.platform_env)
         outcome.started.append(deployment_id)
+
+    def _told_otherwise(self, deployment: Deployment) -> bool:
+        """Whether the running app was started with other facts than the entry's now."""
+        told = self._told.setdefault(deployment.deployment_id, dict(deployment.platform_env))
+        return told != deployment.platform_env
 
     # --- loop ------------------------------------------------------------------------
 

@@ -45,6 +45,10 @@ class LeaseGate:
     provider: str
     ttl: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    #: The Market `read` looks at and its chain: what a billed app is told about its lease
+    #: (`veil.cloud.agent.lease_env`), so it signs vouchers for the market that gates it.
+    market: str = ""
+    chain_id: int = 0
     _cache: dict[int, tuple[float, Verdict]] = field(default_factory=dict, init=False)
 
     def check(self, lease_hex: str) -> Verdict:

@@ -21,12 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from veil.cloud.agent import AppLoop, SyncClient, app_quote_source
+from veil.cloud.agent import AppLoop, SyncClient, app_quote_source, lease_env
+from veil.cloud.lease_gate import LeaseGate
 from veil.cloud.runtime import Deployment
 from veil.cloud.runtime.process import ProcessRuntime
 from veil.cloud.worker_auth import sync_message
 from veil.compute.quote_source import QuoteSource, Simulator
 from veil.errors import VeilError
+from veil.market import runway
 from veil.tee.eventlog import parse_event_log
 
 WORKER = Account.from_key(hashlib.sha256(b"veil test worker").digest())
@@ -302,3 +304,69 @@ def test_running_is_reported_when_it_happens_not_an_interval_later(control_plane
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+MARKET = "0x" + "cd" * 20
+LEASE_FACTS = ("VEIL_LEASE_ID", "VEIL_MARKET", "VEIL_CHAIN_ID")
+
+
+def _paid(lease_id: int) -> tuple[runway.Lease, int]:
+    """Every lease runs and pays this provider (the gate's own rules are tested elsewhere)."""
+    lease = runway.Lease(customer="0x" + "33" * 20, provider=PROVIDER, rate=1, fee_rate=0,
+                         balance=10**18, last_settled=0, window=100,
+                         status=runway.STATUS_BILLING)  # fmt: skip
+    return lease, 10
+
+
+def test_a_billed_app_is_told_its_lease_and_an_unbilled_one_nothing(control_plane, runtime):
+    fake, server = control_plane
+    opener = RecordingOpener({"SECRET": "from-the-kms"})
+    loop = _loop(server, runtime, opener)
+    loop.lease_gate = LeaseGate(_paid, PROVIDER, ttl=0, market=MARKET, chain_id=31337)
+    billed, plain = deployment(), deployment(deployment_id="dep-2")
+    fake.deployments = [
+        {**deployment_json(billed), "lease_id": "0x" + "00" * 31 + "2a"},
+        {**deployment_json(plain), "lease_id": ""},
+    ]
+    assert sorted(loop.round(1).started) == ["dep-1", "dep-2"]
+    # the facts are not part of what the KMS opens: the decrypted env stays the customer's
+    assert all(not asked.platform_env or asked.deployment_id == "dep-1"
+               for asked, _ in opener.calls)  # fmt: skip
+    app = _until(loop, fake, "dep-1", "running")
+    told = {key: httpx.get(f"http://{app['ports']['8080']}/env/{key}", timeout=5).text
+            for key in LEASE_FACTS}  # fmt: skip
+    assert told == {"VEIL_LEASE_ID": "0x" + "00" * 31 + "2a", "VEIL_MARKET": MARKET,
+                    "VEIL_CHAIN_ID": "31337"}  # fmt: skip
+    other = _until(loop, fake, "dep-2", "running")
+    for key in LEASE_FACTS:
+        assert httpx.get(f"http://{other['ports']['8080']}/env/{key}", timeout=5).status_code == 404
+    # the same lease again: nothing restarts
+    assert loop.round(2).started == []
+    # the customer replaced the lease: the app restarts and reads the new one
+    fake.deployments[0] = {**fake.deployments[0], "lease_id": "0x" + "00" * 31 + "2b"}
+    assert loop.round(3).started == ["dep-1"]
+    app = _until(loop, fake, "dep-1", "running")
+    reply = httpx.get(f"http://{app['ports']['8080']}/env/VEIL_LEASE_ID", timeout=5)
+    assert reply.text == "0x" + "00" * 31 + "2b"
+
+
+def test_a_worker_without_a_market_tells_no_lease(control_plane, runtime):
+    fake, server = control_plane
+    loop = _loop(server, runtime, RecordingOpener({}))  # no lease gate: no market to vouch for
+    fake.deployments = [{**deployment_json(deployment()), "lease_id": "0x" + "00" * 31 + "2a"}]
+    assert loop.round(1).started == ["dep-1"]
+    app = _until(loop, fake, "dep-1", "running")
+    for key in LEASE_FACTS:
+        assert httpx.get(f"http://{app['ports']['8080']}/env/{key}", timeout=5).status_code == 404
+
+
+def test_lease_env_normalises_the_id_and_refuses_what_it_cannot_vouch_for():
+    gate = LeaseGate(_paid, PROVIDER, market=MARKET, chain_id=8453)
+    assert lease_env("0x2a", gate) == {
+        "VEIL_LEASE_ID": "0x" + "00" * 31 + "2a", "VEIL_MARKET": MARKET, "VEIL_CHAIN_ID": "8453"
+    }  # fmt: skip
+    assert lease_env("", gate) == {} and lease_env(None, gate) == {}
+    assert lease_env("0xnot-hex", gate) == {}
+    assert lease_env("0x1" + "00" * 32, gate) == {}  # above uint256
+    assert lease_env("0x2a", None) == {}
+    assert lease_env("0x2a", LeaseGate(_paid, PROVIDER)) == {}  # a gate that knows no market

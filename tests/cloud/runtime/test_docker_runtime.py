@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -166,3 +166,21 @@ def test_a_restarted_agent_adopts_its_projects(tmp_path: Path):
     assert "never-on-disk" not in record and '"encrypted_env": "abcd"' in record
     successor.remove("dep-1")
     assert script.calls[-1][0][8:] == ["down", "--volumes", "--remove-orphans"]
+
+
+def test_the_lease_facts_reach_every_service_by_name_and_win_a_clash(docker, tmp_path: Path):
+    runtime, script = docker
+    facts = {"VEIL_LEASE_ID": "0x" + "00" * 31 + "2a", "VEIL_MARKET": "0x" + "cd" * 20,
+             "VEIL_CHAIN_ID": "31337"}  # fmt: skip
+    item = replace(deployment(COMPOSE), platform_env=facts)
+    runtime.start(item, {"SECRET": "only-in-env", "VEIL_CHAIN_ID": "1"})
+    _argv, env = script.calls[0]
+    assert {key: env[key] for key in facts} == facts and env["SECRET"] == "only-in-env"
+    override = json.loads((tmp_path / "apps" / "dep-1" / "docker-compose.veil.yaml").read_text())
+    keys = ["SECRET", "VEIL_CHAIN_ID", "VEIL_LEASE_ID", "VEIL_MARKET"]
+    assert override == {"services": {"web": {"environment": keys},
+                                     "worker": {"environment": keys}}}  # fmt: skip
+    # an app without a lease is told nothing
+    runtime.start(deployment(COMPOSE, deployment_id="dep-2"), {})
+    _argv, env = script.calls[-1]
+    assert not {"VEIL_LEASE_ID", "VEIL_MARKET", "VEIL_CHAIN_ID"} & set(env)

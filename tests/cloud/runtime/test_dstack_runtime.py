@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ TOKEN = "vmm-token"
 CONFIG_FIELDS = {
     "name": str, "image": str, "compose_file": str, "vcpu": int, "memory": int,
     "disk_size": int, "ports": list, "encrypted_env": str, "app_id": str, "kms_urls": list,
-    "gateway_urls": list, "stopped": bool, "gpus": dict,
+    "gateway_urls": list, "stopped": bool, "gpus": dict, "user_config": str,
 }  # fmt: skip
 
 
@@ -215,3 +215,36 @@ def test_a_restarted_agent_adopts_its_cvms_instead_of_duplicating_them(vmm):
     successor.start(deployment(encrypted_env="0a"), {})  # a new revision: upgraded in place
     assert [m for m, _ in fake.calls[-3:]] == ["UpgradeApp", "StopVm", "StartVm"]
     assert len(fake.vms) == 1
+
+
+LEASE_FACTS = {
+    "VEIL_LEASE_ID": "0x" + "00" * 31 + "2a",
+    "VEIL_MARKET": "0x" + "cd" * 20,
+    "VEIL_CHAIN_ID": "31337",
+}
+
+
+def test_the_lease_facts_go_in_user_config_and_a_new_lease_upgrades_the_cvm(vmm):
+    fake, server = vmm
+    runtime = _runtime(server)
+    runtime.start(deployment(deployment_id="dep-2"), {})
+    assert fake.calls[-1][1]["user_config"] == ""  # an app without a lease: told nothing
+    billed = replace(deployment(), platform_env=dict(LEASE_FACTS))
+    runtime.start(billed, {})
+    method, config = fake.calls[-1]
+    assert method == "CreateVm" and json.loads(config["user_config"]) == LEASE_FACTS
+    assert LEASE_FACTS["VEIL_MARKET"] not in config["encrypted_env"]  # public, not in the env
+    runtime.start(billed, {})  # same revision, same lease: nothing sent
+    assert fake.calls[-1][0] == "CreateVm"
+    moved = replace(billed, platform_env={**LEASE_FACTS, "VEIL_LEASE_ID": "0x" + "00" * 31 + "2b"})
+    runtime.start(moved, {})
+    assert [m for m, _ in fake.calls[-3:]] == ["UpgradeApp", "StopVm", "StartVm"]
+    upgrade = fake.calls[-3][1]
+    assert json.loads(upgrade["user_config"])["VEIL_LEASE_ID"].endswith("2b")
+    # a restarted agent reads the facts back from the VMM: the same lease changes nothing
+    successor = _runtime(server)
+    calls = len(fake.calls)
+    successor.start(moved, {})
+    assert [m for m, _ in fake.calls[calls:]] == ["Status"]
+    successor.start(billed, {})
+    assert [m for m, _ in fake.calls[-3:]] == ["UpgradeApp", "StopVm", "StartVm"]

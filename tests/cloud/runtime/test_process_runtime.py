@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,32 @@ def test_env_is_delivered_and_the_port_is_reported(runtime: ProcessRuntime, tmp_
     for file in (tmp_path / "state").rglob("*"):
         if file.is_file():
             assert SECRET not in file.read_text(errors="replace"), file
+
+
+def test_the_lease_facts_reach_the_process_and_compose_interpolation(runtime: ProcessRuntime):
+    facts = {"VEIL_LEASE_ID": "0x" + "00" * 31 + "2a", "VEIL_MARKET": "0x" + "cd" * 20,
+             "VEIL_CHAIN_ID": "31337"}  # fmt: skip
+    compose = echo_compose(
+        {"BILLING": "${VEIL_LEASE_ID}@${VEIL_CHAIN_ID}", "VEIL_MARKET": "from-the-compose"},
+        command=[sys.executable, ECHO_APP, "${PORT:-8080}", "${VEIL_MARKET}"],
+    )
+    item = replace(deployment(compose), platform_env=facts)
+    runtime.start(item, {"SECRET": SECRET, "VEIL_LEASE_ID": "0x01"})
+    status = runtime.wait(item.deployment_id, ("running", "failed"), 20)
+    assert status.state == "running", status.error
+    for key, value in facts.items():  # the worker's facts win over the env and the compose
+        assert _get(status.ports, f"/env/{key}").text == value
+    assert _get(status.ports, "/env/BILLING").text == f"{facts['VEIL_LEASE_ID']}@31337"
+    assert _get(status.ports, "/env/SECRET").text == SECRET
+    # the command was interpolated too (echo_app ignores its second argument)
+    (service,) = runtime._apps[item.deployment_id].services.values()
+    assert service.argv[-1] == facts["VEIL_MARKET"]
+    runtime.remove(item.deployment_id)
+    plain = deployment(echo_compose())
+    runtime.start(plain, {})
+    status = runtime.wait(plain.deployment_id, ("running", "failed"), 20)
+    for key in facts:  # no lease, no lease facts
+        assert _get(status.ports, f"/env/{key}").status_code == 404
 
 
 def test_logs_are_timestamped_per_service(runtime: ProcessRuntime):

@@ -40,6 +40,13 @@ class Deployment:
     encrypted_env: str
     instance_type: str
     kms_url: str | None = None
+    #: Public facts the worker tells the app about its place, as dstack tells an app its
+    #: own identity: today the lease that pays for it (`VEIL_LEASE_ID`, `VEIL_MARKET`,
+    #: `VEIL_CHAIN_ID`, see `veil.cloud.agent.lease_env`). Every runtime hands them to
+    #: every service beside the decrypted env, never inside it: they are not secret, the
+    #: customer did not write them, and they come from the worker's own chain reads.
+    #: Not in the sync entry (`to_json`): the worker adds them.
+    platform_env: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def revision(self) -> tuple[str, str]:

@@ -6,7 +6,9 @@ an override file `docker-compose.veil.yaml` that lists, per service, the decrypt
 WITHOUT values (`environment: [KEY, ...]`): docker compose then takes each value from the
 environment of the `docker compose up` process, the same environment it interpolates
 `${VAR}` from. So the plaintext secrets exist only in that process's environment and the
-containers', never in a file on the worker's disk.
+containers', never in a file on the worker's disk. The deployment's `platform_env` (a
+billed app's `VEIL_LEASE_ID`, `VEIL_MARKET`, `VEIL_CHAIN_ID`) goes the same way to every
+service.
 
 Ports: a compose port without a published port is published by docker on an ephemeral
 host port; `docker compose port` tells which, and that `host:port` is what the status
@@ -145,13 +147,16 @@ class DockerRuntime:
             raise RuntimeFailure(str(error)) from None
         base = self._dir(deployment.deployment_id)
         write_text(base / COMPOSE_FILE, deployment.compose)
-        write_text(base / OVERRIDE_FILE, override_text(spec, list(env)))
+        # the worker's public facts (a billed app's lease) travel like the secrets, by name
+        # in the override and by value in `up`'s environment, and win a clash with them
+        given = {**env, **deployment.platform_env}
+        write_text(base / OVERRIDE_FILE, override_text(spec, list(given)))
         write_json(base / RECORD_FILE, deployment.to_json())
         project = _Project(deployment, spec)
         argv = self.compose_argv(
             deployment.deployment_id, "up", "--detach", "--remove-orphans", "--pull", "missing"
         )
-        process_env = self._env(env)
+        process_env = self._env(given)
 
         def up() -> None:
             try:

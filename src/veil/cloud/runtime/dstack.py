@@ -10,7 +10,11 @@ The CVM boots the app-compose document as its `compose_file`, so this runtime se
 exact canonical text dstack's SDKs hash (`veil.tee.compose.canonical_app_compose`) and
 refuses a deployment whose text would measure another compose hash than the control plane
 registered. The CVM fetches its own keys from the KMS (`kms_urls`) and decrypts the
-encrypted env inside (`keys_inside`): the worker never holds the plaintext. An update
+encrypted env inside (`keys_inside`): the worker never holds the plaintext. The public
+facts the worker adds (`platform_env`: a billed app's `VEIL_LEASE_ID`, `VEIL_MARKET`,
+`VEIL_CHAIN_ID`) go in the VM's `user_config` as a JSON object, which dstack stores,
+unmeasured, at `/dstack/.host-shared/.user-config` in the CVM (`veil ai serve
+--user-config` reads it there). An update
 (new compose or env) is `UpgradeApp` then a stop and start, keeping the CVM's disk.
 
 Status comes from `GetInfo`: `boot_error` fails the app with dstack's own diagnosis,
@@ -37,6 +41,29 @@ from veil.errors import InputError
 from veil.tee.compose import canonical_app_compose
 
 VM_PREFIX = "veil-"
+
+
+def user_config(deployment: Deployment) -> str:
+    """The CVM's `user_config`: the deployment's `platform_env` as a JSON object, or "".
+
+    dstack stores it at `/dstack/.host-shared/.user-config` in the CVM, outside the measured compose
+    and outside the encrypted env: the channel for public facts the host may tell the app
+    (a billed app's lease), which the app must not take as attested.
+    """
+    if not deployment.platform_env:
+        return ""
+    return json.dumps(deployment.platform_env, sort_keys=True, separators=(",", ":"))
+
+
+def _read_user_config(text: str) -> dict[str, str]:
+    """`user_config` read back from the VMM (an adopted CVM): what the CVM was told."""
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {str(key): str(value) for key, value in doc.items()}
 
 
 def _free_port(host: str) -> int:
@@ -147,6 +174,7 @@ class DstackRuntime:
                     compose_hash=hashlib.sha256(compose_file.encode()).hexdigest(),
                     encrypted_env=str(config.get("encrypted_env", "")),
                     instance_type="",
+                    platform_env=_read_user_config(str(config.get("user_config") or "")),
                 )
                 stopped = str(info.get("status")) in ("stopped", "exited")
                 self._vms[deployment_id] = _Vm(str(info.get("id")), deployment, ports, stopped)
@@ -184,6 +212,7 @@ class DstackRuntime:
             "disk_size": kind.disk_gb,
             "ports": mappings,
             "encrypted_env": deployment.encrypted_env,
+            "user_config": user_config(deployment),
             "app_id": deployment.app_id.removeprefix("0x").lower(),
             "kms_urls": [deployment.kms_url] if deployment.kms_url else [],
             "gateway_urls": list(self.gateway_urls),
@@ -215,12 +244,16 @@ class DstackRuntime:
                 if not isinstance(vm_id, str) or not vm_id:
                     raise RuntimeFailure("dstack VMM CreateVm: no id in the answer")
                 vm = self._vms[deployment.deployment_id] = _Vm(vm_id, deployment, ports)
-            elif vm.deployment.revision != deployment.revision:
+            elif (
+                vm.deployment.revision != deployment.revision
+                or vm.deployment.platform_env != deployment.platform_env
+            ):
                 config, _ports = self.configuration(deployment)
                 self.vmm.call("UpgradeApp", {
                     "id": vm.vm_id,
                     "compose_file": config["compose_file"],
                     "encrypted_env": config["encrypted_env"],
+                    "user_config": config["user_config"],
                 })  # fmt: skip
                 self.vmm.call("StopVm", {"id": vm.vm_id})
                 self.vmm.call("StartVm", {"id": vm.vm_id})

@@ -23,9 +23,11 @@ How an app sees the world here:
 - The process environment is the decrypted env keys, then the compose environment (which
   wins on a clash, as the file is explicit), then
   `PATH`, `HOME` (the service's directory), `VEIL_APP_ID`, `VEIL_COMPOSE_HASH` (both also
-  interpolated: a simulated app claims them in its own quotes), `VEIL_SERVICE` and
-  `VEIL_SIMULATED=1`; nothing else of the worker's environment (its keys) leaks in. The
-  decrypted env is held in memory only, never written under the state directory.
+  interpolated: a simulated app claims them in its own quotes), the deployment's
+  `platform_env` (a billed app's `VEIL_LEASE_ID`, `VEIL_MARKET`, `VEIL_CHAIN_ID`, also
+  interpolated), `VEIL_SERVICE` and `VEIL_SIMULATED=1`; nothing else of the worker's
+  environment (its keys) leaks in. The decrypted env is held in memory only, never written
+  under the state directory.
 
 A service counts as up when every one of its ports accepts a TCP connection (a service
 without ports: when it has stayed alive `settle` seconds). Dying before the app is up fails
@@ -316,7 +318,11 @@ class ProcessRuntime:
         if ports:
             port_vars["PORT"] = str(next(iter(ports.values())))
         # what dstack tells an app about itself, so a simulated app can claim its identity
-        identity = {"VEIL_APP_ID": deployment.app_id, "VEIL_COMPOSE_HASH": deployment.compose_hash}
+        identity = {
+            **deployment.platform_env,
+            "VEIL_APP_ID": deployment.app_id,
+            "VEIL_COMPOSE_HASH": deployment.compose_hash,
+        }
         variables = {**env, **port_vars, **identity}
         if service.command is None:
             return (f"service {service.name}: no command; the process runtime runs each"

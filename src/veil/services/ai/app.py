@@ -96,6 +96,36 @@ class GatewayConfig:
             raise InputError("metering: no price table (--price MODEL=PROMPT_WEI:COMPLETION_WEI)")
 
 
+#: The facts a veil cloud worker tells a billed app (`veil.cloud.agent.lease_env`).
+LEASE_FACTS = ("VEIL_LEASE_ID", "VEIL_MARKET", "VEIL_CHAIN_ID")
+
+
+def user_config_lease(path: Path) -> dict[str, str]:
+    """The lease facts in a dstack CVM's user config (a JSON object); {} when it has none.
+
+    Under the dstack runtime the worker cannot set a container's environment (the CVM
+    decrypts its own env, and the facts must stay out of it), so it puts them in the VM's
+    `user_config`, which dstack stores unmeasured at `/dstack/.host-shared/.user-config`.
+    A missing or empty file, or a directory (docker creates one for a bind mount whose file
+    is absent), means an app without a lease. The facts are not trusted for anything: they
+    only name the lease the vouchers are for, and a voucher for a lease whose meter is
+    another key pays nothing.
+    """
+    try:
+        text = path.read_text() if path.is_file() else ""
+    except OSError as error:
+        raise InputError(f"--user-config {path}: cannot read ({error.strerror})") from None
+    if not text.strip():
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise InputError(f"--user-config {path}: not JSON") from None
+    if not isinstance(document, dict):
+        raise InputError(f"--user-config {path}: expected a JSON object")
+    return {key: str(document[key]) for key in LEASE_FACTS if document.get(key) is not None}
+
+
 def gpu_evidence_command(argv: list[str], timeout: float = 120.0) -> Callable[[bytes], bytes]:
     """NVIDIA evidence from an operator's command, run with the client's nonce (hex) appended.
 
