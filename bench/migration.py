@@ -112,7 +112,6 @@ def pipeline(folder: Path) -> dict[str, float]:
     from veil.migration.positions import load_exclusions, load_positions
     from veil.migration.snapshot import snapshot_from_raw
     from veil.migration.snapshot_format import load_snapshot, write_snapshot
-    from veil.substrate.metadata import load_metadata
 
     def cpu() -> float:
         """user+sys of this process and its (waited-for) forked helpers so far."""
@@ -127,7 +126,8 @@ def pipeline(folder: Path) -> dict[str, float]:
     times: dict[str, float] = {}
     start = time.perf_counter()
     cpu_mark = cpu()
-    metadata = load_metadata(PHALA_METADATA) if phala else None
+    # as `veil migrate snapshot --metadata` does: the file is decoded beside the state
+    metadata = PHALA_METADATA if phala else None
     write_snapshot(snapshot_from_raw(folder / "raw.json", metadata), folder / "snap.json")
     times["snapshot"] = time.perf_counter() - start
     times["snapshot_cpu"], cpu_mark = cpu() - cpu_mark, cpu()

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 import veil.bulkwork
+import veil.migration.snapshot
 from veil.atomic import write_json
+from veil.errors import InputError
 from veil.merkle import build_tree, load_tree, write_tree
 from veil.migration.ledger import build_ledger, tree_from_ledger
 from veil.migration.ledger_format import load_ledger, write_ledger
@@ -43,10 +45,10 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _run(folder: Path) -> dict[str, str]:
+def _run(folder: Path, metadata_file: bool = False) -> dict[str, str]:
     state = generate_phala_state(3_000, wpha_holders=1_500, pools=40, nfts=400, seed=7)
     write_json(folder / "raw.json", raw_document(state), indent=None)
-    metadata = load_metadata(METADATA)
+    metadata = METADATA if metadata_file else load_metadata(METADATA)
     write_snapshot(snapshot_from_raw(folder / "raw.json", metadata), folder / "snap.json")
     ledger = build_ledger(load_snapshot(folder / "snap.json"), [], [])
     write_ledger(ledger, folder / "ledger.json")
@@ -69,4 +71,22 @@ def test_pipeline_output_bytes_are_pinned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forking: bool
 ) -> None:
     monkeypatch.setattr(veil.bulkwork, "PARALLEL_MIN_ROWS", 1 if forking else 10**12)
-    assert _run(tmp_path) == PINNED
+    # forked: the metadata file is also decoded by a child beside the state (as for a big one)
+    monkeypatch.setattr(veil.migration.snapshot, "BACKGROUND_METADATA_BYTES", 0)
+    assert _run(tmp_path, metadata_file=forking) == PINNED
+
+
+def test_metadata_decoded_beside_the_state_reports_a_bad_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(veil.bulkwork, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(veil.migration.snapshot, "BACKGROUND_METADATA_BYTES", 0)
+    state = generate_phala_state(300, wpha_holders=100, pools=4, nfts=40, seed=3)
+    write_json(tmp_path / "raw.json", raw_document(state), indent=None)
+    broken = tmp_path / "meta.scale"
+    broken.write_bytes(METADATA.read_bytes()[:4000])  # cut short: the child fails, we report
+    with pytest.raises(InputError, match=r"meta\.scale"):
+        snapshot_from_raw(tmp_path / "raw.json", broken)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):  # the state's problem first
+        snapshot_from_raw(tmp_path / "bad.json", METADATA)

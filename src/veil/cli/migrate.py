@@ -112,8 +112,8 @@ def snapshot(
     out_path(out)
     if (raw_state is None) == (rpc is None):
         raise InputError("snapshot: give exactly one of --raw-state or --rpc")
-    runtime = load_metadata(metadata) if metadata is not None else None
     if rpc is not None:
+        runtime = load_metadata(metadata) if metadata is not None else None
         if at is None:
             raise InputError("snapshot: --rpc needs --at BLOCK_HASH")
         with Progress(
@@ -127,7 +127,8 @@ def snapshot(
             )  # fmt: skip
     else:
         assert raw_state is not None
-        result = snapshot_from_raw(raw_state, metadata=runtime)
+        # the metadata file is decoded beside the state (in a forked child when it is large)
+        result = snapshot_from_raw(raw_state, metadata=metadata)
     if genesis is not None:
         record_genesis(result, "0x" + binding_lib.parse_genesis(genesis).hex())
     if block is not None:

@@ -12,15 +12,17 @@ live node page by page, with proofs and resume, is `rpc_snapshot`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veil.bulkwork import can_fork, collector_paused, forked
+from veil.bulkwork import PARALLEL_MIN_ROWS, can_fork, collector_paused, forked
 from veil.columns import load_json
 from veil.errors import InputError
 from veil.migration.account_storage import (
@@ -38,7 +40,7 @@ from veil.migration.phala_staking import (
 )
 from veil.substrate.account_layout import BUILTIN_DESCRIPTION, AccountLayout, account_layout
 from veil.substrate.chainspec import CODE_KEY, chain_spec_from_document, genesis_state
-from veil.substrate.metadata import Metadata
+from veil.substrate.metadata import Metadata, load_metadata
 
 DEFAULT_DECIMALS = 12  # PHA; what snapshots without a recorded token_decimals hold
 
@@ -114,26 +116,62 @@ def apply_layout(
     return (storage if layout.builtin else _canonical_accounts(storage, layout)), record
 
 
+# A state this large is worth decoding its metadata beside it, in a forked child.
+BACKGROUND_METADATA_BYTES = 32 << 20
+
+
+def metadata_reader(
+    metadata: Metadata | str | os.PathLike[str] | None, state_bytes: int
+) -> Callable[[], Metadata | None]:
+    """The runtime metadata, decoded or to be decoded from a file, as a function to call
+    when it is needed. Decoding Phala's metadata takes scalecodec ~1.3 s, and parsing a
+    large state's JSON about as long: for a state of `BACKGROUND_METADATA_BYTES` or more
+    a forked child decodes the file meanwhile (the result comes back pickled, ~0.4 MB). A
+    child that fails leaves the work, and the report of the problem, to this process."""
+    if metadata is None or isinstance(metadata, Metadata):
+        return lambda: metadata
+    path = Path(metadata)
+    if state_bytes < BACKGROUND_METADATA_BYTES or not can_fork(PARALLEL_MIN_ROWS):
+        return lambda: load_metadata(path)
+    shipped = forked(lambda: pickle.dumps(load_metadata(path), protocol=5))
+
+    def wait() -> Metadata:
+        payload = shipped()
+        return load_metadata(path) if payload is None else pickle.loads(payload)
+
+    return wait
+
+
 @collector_paused
-def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = None) -> Snapshot:
+def snapshot_from_raw(
+    path: str | os.PathLike[str], metadata: Metadata | str | os.PathLike[str] | None = None
+) -> Snapshot:
     """Snapshot of a raw state dump (state_getPairs as an object) or a raw chain spec.
 
-    With `metadata`, account values are read in the layout the runtime declares; without
-    it, the built-in layout applies and any other one is refused by name."""
+    With `metadata` (decoded, or a file: see `metadata_reader`), account values are read
+    in the layout the runtime declares; without it, the built-in layout applies and any
+    other one is refused by name."""
     source = Path(path)
     try:
-        data = source.read_bytes()
+        size = source.stat().st_size
     except OSError as error:
         raise InputError(f"{source}: cannot read ({error.strerror})") from None
+    pending = metadata_reader(metadata, size)
     try:
+        data = source.read_bytes()
         document = load_json(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        with contextlib.suppress(InputError):  # the child's answer: it must not wait on a
+            pending()  # pipe nobody reads; the state's problem is the one to report
+        if isinstance(error, OSError):
+            raise InputError(f"{source}: cannot read ({error.strerror})") from None
         raise InputError(f"{source}: not valid JSON ({error})") from None
+    runtime_metadata = pending()
     file_hash = "0x" + hashlib.sha256(data).hexdigest()
     del data  # half a gigabyte for a million accounts; the peak of the pipeline is here
     is_spec = isinstance(document, dict) and "genesis" in document
-    storage, layout_record = apply_layout(_storage_map(document, source), metadata)
-    with_staking = metadata is not None and has_staking(metadata)
+    storage, layout_record = apply_layout(_storage_map(document, source), runtime_metadata)
+    with_staking = runtime_metadata is not None and has_staking(runtime_metadata)
     block = document.get("block") if isinstance(document.get("block"), str) else None
     genesis = (
         document.get("genesis_hash") if isinstance(document.get("genesis_hash"), str) else None
@@ -141,13 +179,13 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
     spec = chain_spec_from_document(document, source) if is_spec else None
     del document
     if with_staking and can_fork(len(storage)):
-        assert metadata is not None
+        assert runtime_metadata is not None
         # The staking items and the accounts decode independently: a forked child reads
         # the staking while this process decodes the accounts (two cores, half the wait).
         # A child that fails leaves the work, and the report of any problem, to us.
         # The child gets only the staking entries: walking the whole state would make it
         # copy every page of the parent's memory (reference counts are writes).
-        runtime = metadata
+        runtime = runtime_metadata
         entries = _staking_entries(storage, runtime)
         shipped = forked(lambda: pickle.dumps(read_staking(entries, runtime), protocol=5))
         try:
@@ -159,7 +197,9 @@ def snapshot_from_raw(path: str | os.PathLike[str], metadata: Metadata | None = 
         )
         del staking_bytes, entries
     else:
-        staking = read_staking(storage, metadata) if with_staking and metadata is not None else None
+        staking = None
+        if with_staking and runtime_metadata is not None:
+            staking = read_staking(storage, runtime_metadata)
         decoded = _decode_accounts(storage)
     issuance, rows, state_hash, ignored = decoded
     if not rows and issuance:
