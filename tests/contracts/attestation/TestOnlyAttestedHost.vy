@@ -40,7 +40,7 @@ def check(
     digest: bytes32,
     signatures: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES],
 ) -> bool:
-    return attester_set._check(scope, digest, signatures)
+    return attester_set._check(scope, digest, signatures) != 0
 
 
 @view
@@ -50,7 +50,7 @@ def checkTagged(
     digest: bytes32,
     signatures: DynArray[attester_set.Signature, attester_set.MAX_SIGNATURES],
 ) -> uint256:
-    return attester_set._check_tagged(scope, digest, signatures)
+    return attester_set._check(scope, digest, signatures)
 
 
 @external

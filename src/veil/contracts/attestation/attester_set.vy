@@ -226,25 +226,14 @@ def _current_tag() -> uint256:
 
 @internal
 @view
-def _check(scope: bytes32, digest: bytes32, signatures: DynArray[Signature, MAX_SIGNATURES]) -> bool:
+def _check(scope: bytes32, digest: bytes32, signatures: DynArray[Signature, MAX_SIGNATURES]) -> uint256:
     """
     @dev Revert unless at least `threshold` distinct registered attesters signed
-         `digest`, in strictly increasing signer order. Returns False instead when
-         a signer is not accepted because `scope` is not the current scope, so the
-         host can say which statement was wrong (the Migrator: an invalid proof).
+         `digest`, in strictly increasing signer order, and return the value the
+         lookup found (the threshold | the scope's tag, never 0). Returns 0 instead
+         when a signer is not accepted because `scope` is not the current scope, so
+         the host can say which statement was wrong (the Migrator: an invalid proof).
          Reads one storage slot per signature and, only on that failure, `scope`.
-    """
-    return self._check_tagged(scope, digest, signatures) != 0
-
-
-@internal
-@view
-def _check_tagged(
-    scope: bytes32, digest: bytes32, signatures: DynArray[Signature, MAX_SIGNATURES]
-) -> uint256:
-    """
-    @dev `_check`, returning the accepted value (threshold | the scope's tag, never
-         0) instead of True, and 0 instead of False.
     """
     value: uint256 = 0
     previous: uint256 = 0

@@ -805,7 +805,7 @@ def _check_attestation(a: WorkerAttestation, signatures: DynArray[attester_set.S
     assert self.composeHashAllowed[a.composeHash], "registry: compose hash not allowed"
     # The registry never changes the attester set's scope, so the empty scope is current
     # and the check cannot return False: it reverts on every refusal.
-    assert attester_set._check(empty(bytes32), self._digest(a), signatures)
+    assert attester_set._check(empty(bytes32), self._digest(a), signatures) != 0
 
 
 @view

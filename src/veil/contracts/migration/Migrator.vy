@@ -283,7 +283,7 @@ def claim(
     digest: bytes32 = self._binding_digest(
         account, receiver, keccak256(concat(convert(scheme, bytes1), substrateSignature))
     )
-    tag: uint256 = attester_set._check_tagged(computed, digest, attestations)
+    tag: uint256 = attester_set._check(computed, digest, attestations)
     if tag == 0:
         assert self.root != empty(bytes32), "Migrator: no root"
         raise "Migrator: invalid proof"
@@ -362,7 +362,7 @@ def claimMany(
         )
         digest: bytes32 = keccak256(concat(b"\x19\x01", separator, struct_hash))
         # never false: `computed` is the current root, so the set is scoped to it
-        assert attester_set._check(computed, digest, c.attestations)
+        assert attester_set._check(computed, digest, c.attestations) != 0
     self._claimed_words[word] = bits
     self._write_state(state | _FROZEN)
 
@@ -432,7 +432,7 @@ def honourLateClaim(
         account, receiver, keccak256(concat(convert(scheme, bytes1), substrateSignature))
     )
     # never false: `computed` is the current root, so the set is scoped to it
-    assert attester_set._check(computed, digest, attestations)
+    assert attester_set._check(computed, digest, attestations) != 0
 
     from_treasury: bool = state & _SWEPT != 0
     if from_treasury:

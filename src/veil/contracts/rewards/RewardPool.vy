@@ -336,7 +336,7 @@ def postRoot(
 
     struct_hash: bytes32 = keccak256(abi_encode(EPOCH_ROOT_TYPEHASH, epoch, root, total, reportHash))
     digest: bytes32 = keccak256(concat(b"\x19\x01", eip712._domain_separator_v4(), struct_hash))
-    assert attester_set._check(empty(bytes32), digest, signatures)
+    assert attester_set._check(empty(bytes32), digest, signatures) != 0
 
     self._roots[e] = root
     self._records[e] = total | (budget << 96) | (((params >> 208) & _M16) << 192) | (block.timestamp << 208)
