@@ -202,8 +202,18 @@ def main() -> None:
         print(json.dumps(pipeline(args.child)))
         return
 
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="veil-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        measure(args, args.keep)
+        return
+    # 1.2 GB of state, ledger and tree per run: gone afterwards (a worker's free disk is
+    # its capacity, so runs that left their files behind once starved `make demo`)
+    with tempfile.TemporaryDirectory(prefix="veil-bench-") as scratch:
+        measure(args, Path(scratch))
+
+
+def measure(args: argparse.Namespace, folder: Path) -> None:
+    """Generate the state in `folder`, run the pipeline on it, print the figures."""
     start = time.perf_counter()
     shape: dict[str, Any] = {"accounts": args.accounts}
     if args.phala:

@@ -323,7 +323,10 @@ def cloud(w: Walkthrough, work: Path, compute_dir: Path) -> None:
     import hashlib
     import os
     import secrets
+    import shutil
 
+    # a previous run's control plane knows apps of a chain that no longer exists
+    shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     home = work / "home"
     policy = compute_dir / "devnet-policy.toml"
@@ -426,9 +429,12 @@ def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
     account that submits the customer's signed lease and pays its gas).
     """
     import os
+    import shutil
 
     from veil.devnet.accounts import devnet_account
 
+    # a previous run's control plane holds leases of a chain that no longer exists
+    shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     home = work / "home"
     policy = compute_dir / "devnet-policy.toml"

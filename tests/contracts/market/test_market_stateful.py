@@ -450,10 +450,11 @@ class MarketMachine(RuleBasedStateMachine):
         lease = self.leases[lease_id]
         last = lease.vouchers[-1] if lease.vouchers else (0, 0)
         voucher = (last[0] + tokens, last[1] + tokens * lease.cap * percent // 100)
+        fresh = True  # "older" with no voucher yet falls back to a new one
         if which == "latest":
-            voucher = last
+            voucher, fresh = last, False
         elif which == "older" and lease.vouchers:
-            voucher = data.draw(st.sampled_from(lease.vouchers))
+            voucher, fresh = data.draw(st.sampled_from(lease.vouchers)), False
         key = METER_KEYS[3 if which == "forged" or lease.meter is None else lease.meter]
         chain_id = self.market.eip712Domain()[3]
         signature = sign_usage(key, chain_id, self.market.address, lease_id, *voucher)
@@ -478,7 +479,7 @@ class MarketMachine(RuleBasedStateMachine):
                     self.market.chargeUsage(lease_id, *voucher, signature)
                 return
             charged = self.market.chargeUsage(lease_id, *voucher, signature)
-        if which == "new":
+        if fresh:
             lease.vouchers.append(voucher)
         due_tokens = voucher[0] - lease.charged_tokens
         due = voucher[1] - lease.charged_amount

@@ -326,6 +326,31 @@ def test_lease_gates_the_app_from_the_chain(
             runtime.remove(deployment_id)
 
 
+def test_a_lease_the_chain_does_not_know_is_a_409_not_a_crash(
+    billed: tuple[CloudKit, Receiver], escrow: Escrow
+) -> None:
+    """The database remembers a lease the market has never seen (a control plane kept
+    across a devnet reset, as a second `veil demo` did): the billing route says so."""
+    from veil.services.cloud.models import Lease
+
+    kit, _ = billed
+    worker = Account.from_key(keccak(text="orphan lease worker"))
+    assert kit.sync(worker).status_code == 200
+    app = kit.deploy("alice")
+    ghost = "0x" + keccak(text="a lease of another chain").hex()
+    with kit.state.sessions() as session:
+        owner = devnet_account("alice").address
+        session.add(Lease(lease_id=ghost, app_id=app["app_id"], owner=owner,
+                          provider=worker.address, deployment_key="k", instance_type="tdx.small",
+                          rate="1", amount="1", tx="0x", opened_at=0))  # fmt: skip
+        session.commit()
+    answer = kit.client.get(f"/v1/apps/{app['app_id']}/billing", headers=kit.key("alice"))
+    assert answer.status_code == 409, answer.text
+    body = answer.json()
+    assert body["code"] == "lease_not_on_chain" and "no such lease" in body["message"]
+    assert body["request_id"]
+
+
 def test_unbilled_control_plane_says_so(db_url: str) -> None:
     kit = make_kit(db_url)
     try:

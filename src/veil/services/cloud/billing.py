@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from veil.errors import VeilError
+from veil.errors import InputError, VeilError
 from veil.market import runway, usage, webhooks
 from veil.market.typed_data import OPEN_LEASE_TYPES, OpenLease, deployment_key
 from veil.services.cloud.api_errors import ApiError
@@ -275,7 +275,10 @@ def _billing(state: CloudState, who: Principal, app_id: str) -> dict[str, Any]:
             "billed": False,
             "reason": "awaiting_lease: sign and submit the lease (veil cloud deploy does)",
         }
-    figures = state.config.escrow.billing(int(lease.lease_id, 16)).to_json()
+    try:
+        figures = state.config.escrow.billing(int(lease.lease_id, 16)).to_json()
+    except InputError as error:  # the lease recorded here is not on this market's chain
+        raise ApiError(409, "lease_not_on_chain", str(error)) from None
     return {
         "app_id": app.app_id,
         "billed": True,
