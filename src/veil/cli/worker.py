@@ -124,6 +124,9 @@ def run(
     sync_interval: float = typer.Option(
         3.0, "--sync-interval", help="Longest time between syncs (idle syncs long-poll)."
     ),
+    disk_gb: int = typer.Option(
+        None, "--disk-gb", help="Disk offered to apps in GB (default: free disk in --state-dir)."
+    ),
     vmm: str = typer.Option(None, "--vmm", help="dstack VMM URL (http://... or unix:/path)."),
     vmm_image: str = typer.Option(None, "--vmm-image", help="dstack OS image for app CVMs."),
     vmm_token: str = typer.Option(
@@ -147,6 +150,8 @@ def run(
             raise InputError(f"--control-plane {control_plane!r}: expected an http(s) URL")
         if sync_interval <= 0:
             raise InputError("--sync-interval: must be positive")
+        if disk_gb is not None and disk_gb < 0:
+            raise InputError("--disk-gb: must not be negative")
         app_runtime = open_runtime(
             runtime_kind, state_dir, host=advertise_host, vmm_url=vmm, vmm_token=vmm_token,
             vmm_image=vmm_image,
@@ -195,7 +200,7 @@ def run(
             runtime=app_runtime,
             source=source,
             provider=signer.address,
-            capacity=machine_capacity(state_dir, config.gpu_model, gpu_count),
+            capacity=machine_capacity(state_dir, config.gpu_model, gpu_count, disk_gb),
             interval=sync_interval,
             watch=0.1 if runtime_kind == "process" else 1.0,
             telemetry=TelemetryShipper(

@@ -525,8 +525,12 @@ class AppLoop:
                 return
 
 
-def machine_capacity(state_dir: Path, gpu_model: int, gpu_count: int) -> dict[str, int]:
-    """What this machine offers apps: its CPUs, memory, and the free disk under state_dir."""
+def machine_capacity(
+    state_dir: Path, gpu_model: int, gpu_count: int, disk_gb: int | None = None
+) -> dict[str, int]:
+    """What this machine offers apps: its CPUs, memory, and the free disk under state_dir
+    (or `disk_gb`, what the operator chooses to offer: free disk changes with everything
+    else on the machine, and a provider may keep some of it back)."""
     import os
     import shutil
 
@@ -536,7 +540,7 @@ def machine_capacity(state_dir: Path, gpu_model: int, gpu_count: int) -> dict[st
     return {
         "vcpu": os.cpu_count() or 1,
         "memory_mb": pages * page_size // (1024 * 1024),
-        "disk_gb": shutil.disk_usage(state_dir).free // (1024**3),
+        "disk_gb": shutil.disk_usage(state_dir).free // (1024**3) if disk_gb is None else disk_gb,
         "gpu_model": int(gpu_model) if gpu_count else 0,
         "gpu_count": gpu_count,
     }

@@ -29,6 +29,9 @@ from veil.substrate.signature import Scheme
 
 # Beside the user's own devnet, never on it: `.veil/demo` and `deployments/demo.json`.
 DEMO_HOME = veil_home() / "demo"
+# What the demo's worker offers apps: tdx.small asks 20 GB of disk each, and the process
+# runtime reserves none, so the demo does not depend on this machine's free disk.
+DEMO_DISK = ("--disk-gb", "100")
 DEMO_DEPLOYMENT = deployments_dir() / "demo.json"
 
 Runner = Callable[[Sequence[str]], None]
@@ -364,7 +367,7 @@ def cloud(w: Walkthrough, work: Path, compute_dir: Path) -> None:
                                     "sim", "--attester", url["attester"], "--state-dir",
                                     str(state), "--interval", "5", "--account", "provider", *dep,
                                     "--control-plane", url["cloud"], "--runtime", "process",
-                                    "--sync-interval", "0.5"])  # fmt: skip
+                                    "--sync-interval", "0.5", *DEMO_DISK])  # fmt: skip
         services.wait_for_log("worker", worker_log, "apps: synced with the control plane")
         w.say("worker synced with the control plane")
 
@@ -466,7 +469,7 @@ def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
                                     url["attester"], "--state-dir", str(compute_dir / "worker"),
                                     "--interval", "5", "--account", "provider", *dep,
                                     "--control-plane", url["cloud"], "--runtime", "process",
-                                    "--sync-interval", "0.5"])  # fmt: skip
+                                    "--sync-interval", "0.5", *DEMO_DISK])  # fmt: skip
         services.wait_for_log("worker", worker_log, "apps: synced with the control plane")
         w.say("the worker reads each app's lease from the chain before running it")
 

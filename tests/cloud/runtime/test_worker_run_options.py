@@ -24,6 +24,8 @@ PROVIDER = "0x" + "11" * 20
          "--runtime dstack: needs --vmm URL and --vmm-image NAME"),
         (["--control-plane", "http://cp", "--sync-interval", "0"],
          "--sync-interval: must be positive"),
+        (["--control-plane", "http://cp", "--disk-gb", "-1"],
+         "--disk-gb: must not be negative"),
         (["--runtime", "docker"],
          "--runtime/--vmm: apps come from a control plane; add --control-plane"),
     ],
@@ -44,3 +46,5 @@ def test_machine_capacity_reads_this_machine(tmp_path: Path):
     assert capacity["memory_mb"] > 64 and capacity["disk_gb"] >= 0
     assert capacity["gpu_model"] == 0 and capacity["gpu_count"] == 0  # no GPU, no model
     assert machine_capacity(tmp_path, gpu_model=2, gpu_count=2)["gpu_model"] == 2
+    # what the operator offers, whatever the disk holds
+    assert machine_capacity(tmp_path, gpu_model=0, gpu_count=0, disk_gb=7)["disk_gb"] == 7
