@@ -47,6 +47,28 @@ def start_backend(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]
     return process, f"http://127.0.0.1:{port_file.read_text()}"
 
 
+def serve_once(argv: list[str], port: int, env: dict[str, str]) -> str:
+    """Start `veil ai serve` as a process, wait until `/v1/models` answers 200 on `port`,
+    stop it, and return what it printed (how a user sees the gateway start)."""
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/v1/models")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        assert answer.status_code == 200
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    return output
+
+
 @dataclass
 class RunningGateway:
     url: str

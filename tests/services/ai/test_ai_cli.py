@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
-from ai_kit import SIM_APP, RunningGateway
+from ai_kit import SIM_APP, RunningGateway, serve_once
 
 from veil.devnet.demo import veil_executable
 
@@ -139,19 +139,5 @@ def test_serve_takes_its_port_from_PORT_as_a_cloud_runtime_sets_it(tmp_path: Pat
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PORT": str(port)})  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/v1/models")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.2)
-        assert answer.status_code == 200
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=20)
+    output = serve_once(base, port, {**os.environ, "PORT": str(port)})
     assert f"listening on http://127.0.0.1:{port}" in output

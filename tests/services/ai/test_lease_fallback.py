@@ -8,11 +8,10 @@ import json
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from ai_kit import serve_once
 
 from veil.devnet.demo import veil_executable
 from veil.errors import InputError
@@ -76,21 +75,7 @@ def test_a_gateway_given_only_the_worker_facts_and_a_price_meters_the_lease(tmp_
                VEIL_AI_MARKET=MARKET, VEIL_AI_CHAIN_ID="7")  # fmt: skip
     argv = [str(veil_executable()), "ai", "serve", "--no-embeddings", "--port", str(port),
             "--state-dir", str(tmp_path), "--price", "*=1:2", "--chain-id", "5"]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/v1/models")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.2)
-        assert answer.status_code == 200
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=20)
+    output = serve_once(argv, port, env)
     assert f"metering lease {LEASE} in market {MARKET} (chain 5)" in output, output
 
 
