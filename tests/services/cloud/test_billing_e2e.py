@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cloud_kit import CloudKit, make_kit
 from eth_account import Account
 from eth_utils import keccak
 from typer.testing import CliRunner
 
+from server_thread import ServerThread
 from veil.chain.client import connect
 from veil.cli import cloud as cloud_cli
 from veil.cloud.agent import AppLoop, SyncClient
@@ -376,21 +374,11 @@ def live_billed(tmp_path: Path, escrow: Escrow) -> Iterator[tuple[CloudKit, str]
     kit = make_kit(
         f"sqlite:///{tmp_path / 'cloud.sqlite'}", escrow=escrow, operator=devnet_account("dave")
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(kit.client.app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
+    server = ServerThread(kit.client.app)
     try:
-        yield kit, f"http://127.0.0.1:{port}"
+        yield kit, server.url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.close()
         kit.client.close()
         kit.state.engine.dispose()
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cloud_kit import CloudKit, account, make_kit
 from eth_utils import keccak
 from typer.testing import CliRunner
 
+from server_thread import ServerThread
 from veil.cli import cloud as cloud_cli
 from veil.cloud.envcrypt import open_env
 from veil.tee.simulator import AppSpec, simulate
@@ -42,21 +42,11 @@ os_image_hash = "{AppSpec().os_image_hash.hex()}"
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[CloudKit, str]]:
     kit = make_kit(f"sqlite:///{tmp_path / 'cloud.sqlite'}")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(kit.client.app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
+    server = ServerThread(kit.client.app)
     try:
-        yield kit, f"http://127.0.0.1:{port}"
+        yield kit, server.url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.close()
         kit.client.close()
         kit.state.engine.dispose()
 
