@@ -224,5 +224,5 @@ def test_a_cloud_ai_app_bills_its_lease_per_token_with_only_a_price(world: dict[
     done = _veil(world, "ai", "charge", url, *world["dep"], "-a", "provider", "--json")
     assert done["charged"] is True
     assert (done["tokens"], int(done["amount"])) == (tokens, amount)
-    assert escrow.market.functions.meterOf(lease_id).call()[2:] == [tokens, amount]
+    assert escrow.market.functions.meterOf(lease_id).call()[2:] == [tokens, amount, amount]
     assert escrow.lease(lease_id).balance < before - amount + 1

@@ -203,9 +203,7 @@ def test_openai_usage_is_metered_authorised_and_charged_through_the_escrow(world
     assert authorised["lease_id"] == f"{lease_id:#066x}"
     assert authorised["compose_hash"] == sim.compose_hash.hex() and authorised["simulated"]
     on_chain = escrow.market.functions.meterOf(lease_id).call()
-    assert (on_chain[0], on_chain[1], on_chain[2], on_chain[3]) == (
-        transport.gateway.ecdsa_address, CAP, 0, 0,
-    )  # fmt: skip
+    assert tuple(on_chain) == (transport.gateway.ecdsa_address, CAP, 0, 0, 0)
 
     # the provider charges: the lease pays exactly the metered amount, on top of seconds
     before = escrow.lease(lease_id)
@@ -224,7 +222,7 @@ def test_openai_usage_is_metered_authorised_and_charged_through_the_escrow(world
         amount - usage_fee
     )
     assert fee_after - fee_before == seconds.billed * before.fee_rate + usage_fee
-    assert escrow.market.functions.meterOf(lease_id).call()[2:] == [tokens, amount]
+    assert escrow.market.functions.meterOf(lease_id).call()[2:] == [tokens, amount, amount]
 
     # the same voucher again: nothing new, said in one line, exit 0
     again = _ok(_veil(world, *charge))
@@ -263,14 +261,18 @@ def test_openai_usage_is_metered_authorised_and_charged_through_the_escrow(world
     assert after.status == runway.STATUS_BILLING  # still running, on its shutdown window
     assert after.balance == int(partial["balance"]) == (after.balance // after.rate) * after.rate
     assert 0 < after.balance <= window * after.rate
-    due_tokens = big.prompt_tokens + big.completion_tokens
-    paid_tokens = due_tokens * int(partial["amount"]) // due
-    assert partial["tokens"] == paid_tokens
+    # The voucher is accepted whole (its tokens and wei); what was not paid stays due.
+    assert partial["tokens"] == big.prompt_tokens + big.completion_tokens
     state = escrow.market.functions.meterOf(lease_id).call()
-    assert state[2:] == [before[2] + paid_tokens, before[3] + int(partial["amount"])]
+    assert state[2:] == [
+        before[2] + partial["tokens"],
+        before[3] + due,
+        before[4] + int(partial["amount"]),
+    ]
     escrow.top_up(alice, lease_id, PHA)
     rest = _ok(_veil(world, *charge))
     assert int(rest["amount"]) == due - int(partial["amount"])
-    assert rest["tokens"] == due_tokens - paid_tokens
+    assert rest["tokens"] == 0  # no new tokens: the rest of the wei
     final = escrow.market.functions.meterOf(lease_id).call()
-    assert final[2:] == [rest["voucher_tokens"], int(rest["voucher_amount"])]
+    paid_up = int(rest["voucher_amount"])
+    assert final[2:] == [rest["voucher_tokens"], paid_up, paid_up]

@@ -164,10 +164,10 @@ def test_per_token_usage_through_the_escrow(escrow: Escrow) -> None:
     gateway = Account.from_key(keccak(text="veil e2e gateway key"))
     escrow.deposit(alice, 20 * PHA)
     lease_id = escrow.open_lease(alice, provider.address, "ai-app", "h100", 10 * PHA)
-    assert escrow.meter_of(lease_id) == Meter(None, 0, 0, 0)
+    assert escrow.meter_of(lease_id) == Meter(None, 0, 0, 0, 0)
     cap = 10**13  # 0.00001 PHA per token at most
     escrow.set_meter(alice, lease_id, gateway.address, cap)
-    assert escrow.meter_of(lease_id) == Meter(gateway.address, cap, 0, 0)
+    assert escrow.meter_of(lease_id) == Meter(gateway.address, cap, 0, 0, 0)
 
     chain_id = int(escrow.chain.w3.eth.chain_id)
     market = escrow.market.address
@@ -187,7 +187,7 @@ def test_per_token_usage_through_the_escrow(escrow: Escrow) -> None:
     voucher = UsageVoucher.from_json(doc)
     before = sum(escrow.earnings(provider.address))
     assert escrow.charge_voucher(provider, voucher).amount == amount
-    assert escrow.meter_of(lease_id) == Meter(gateway.address, cap, tokens, amount)
+    assert escrow.meter_of(lease_id) == Meter(gateway.address, cap, tokens, amount, amount)
     assert sum(escrow.earnings(provider.address)) - before >= amount  # plus settled seconds
     assert escrow.charge_voucher(bob, voucher) == UsageCharged(0, 0, 0)  # charged: no revert
 
@@ -218,6 +218,6 @@ def test_per_token_usage_through_the_escrow(escrow: Escrow) -> None:
     assert escrow.billing(lease_id).cost_so_far >= amount  # seconds and tokens
 
     escrow.set_meter(alice, lease_id, None, 0)
-    assert escrow.meter_of(lease_id) == Meter(None, 0, 0, 0)
+    assert escrow.meter_of(lease_id) == Meter(None, 0, 0, 0, 0)
     with pytest.raises(InputError, match="no meter is set"):
         escrow.charge_voucher(provider, voucher)

@@ -467,7 +467,10 @@ def charge(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    console.print(f"lease {result['lease_id']}: charged {done.tokens} tokens")
+    console.print(
+        f"lease {result['lease_id']}: charged the voucher for {done.voucher.tokens} tokens "
+        f"({done.tokens} new)"
+    )
     console.print(f"  amount   {format_amount(done.amount)} ({done.amount} wei)")
     console.print(f"  fee      {format_amount(done.fee)} (to the treasury)")
     console.print(f"  balance  {format_amount(done.balance)} left in the lease")

@@ -185,10 +185,11 @@ def authorise_meter(
 
 @dataclass(frozen=True)
 class UsageCharge:
-    """One `chargeUsage` as the chain recorded it; `amount` includes `fee`. `due` is what
-    the voucher added: more than `amount` when the lease's balance (less its prepaid
-    shutdown window) could not pay it all; the same voucher charges the rest after a
-    top-up."""
+    """One `chargeUsage` as the chain recorded it; `amount` includes `fee`, `tokens` are
+    those the voucher added. `due` is what was left to charge: what the voucher added plus
+    any rest of the one before, more than `amount` when the lease's balance (less its
+    prepaid shutdown window) could not pay it all; the same voucher, or a later one,
+    charges the rest after a top-up."""
 
     lease_id: int
     tokens: int
@@ -219,7 +220,7 @@ def charge_voucher(escrow: Escrow, signer: LocalAccount, url: str) -> UsageCharg
             f"lease {voucher.lease_id:#x} has meter {current.meter or 'none'}, but the gateway "
             f"signs as {voucher.meter}: the customer must authorise it first (veil ai meter)",
         )
-    if (voucher.tokens, voucher.amount) == (current.charged_tokens, current.charged_amount):
+    if (voucher.tokens, voucher.amount) == (current.tokens, current.charged):
         raise NothingToCharge(
             f"lease {voucher.lease_id:#x}: nothing new to charge "
             f"({voucher.tokens} tokens, {voucher.amount} wei already charged)"
@@ -233,6 +234,6 @@ def charge_voucher(escrow: Escrow, signer: LocalAccount, url: str) -> UsageCharg
         charged.amount,
         charged.fee,
         escrow.lease(voucher.lease_id).balance,
-        voucher.amount - current.charged_amount,
+        voucher.amount - current.charged,
         voucher,
     )

@@ -53,12 +53,15 @@ MAX_RATE = 10**27
 @dataclass(frozen=True)
 class Meter:
     """A lease's meter as the market holds it (`meterOf`): who may sign usage vouchers,
-    the most a voucher may charge per token, and what its vouchers have charged so far."""
+    the most a voucher may add per token it adds, the last voucher accepted (cumulative
+    tokens and wei since `setMeter`), and the wei charged of it (less than its amount
+    while the lease could not pay it all)."""
 
     meter: str | None  # None: metering is off
     max_token_rate: int
-    charged_tokens: int
-    charged_amount: int
+    tokens: int
+    amount: int
+    charged: int
 
 
 @dataclass(frozen=True)
@@ -264,9 +267,13 @@ class Escrow:
         )
 
     def meter_of(self, lease_id: int) -> Meter:
-        meter, rate, tokens, amount = self.market.functions.meterOf(lease_id).call()
+        meter, rate, tokens, amount, charged = self.market.functions.meterOf(lease_id).call()
         return Meter(
-            None if int(meter, 16) == 0 else str(meter), int(rate), int(tokens), int(amount)
+            None if int(meter, 16) == 0 else str(meter),
+            int(rate),
+            int(tokens),
+            int(amount),
+            int(charged),
         )
 
     def usage_digest(self, lease_id: int, meter: str, tokens: int, amount: int) -> bytes:

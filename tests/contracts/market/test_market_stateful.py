@@ -91,7 +91,9 @@ class LeaseModel:
     cap: int = 0
     top_cap: int = 0  # the highest cap this meter has had (the cap can change, counters stay)
     meter_fee_bps: int = 0
-    charged_tokens: int = 0
+    # The last voucher the market accepted, and the wei charged of it (less while unpaid).
+    last_tokens: int = 0
+    last_amount: int = 0
     charged_amount: int = 0
     usage_paid: int = 0  # every meter's charges, fee included
     usage_fee: int = 0
@@ -407,14 +409,15 @@ class MarketMachine(RuleBasedStateMachine):
                 return
             self.market.setMeter(lease_id, address, cap)
         if meter is None:
-            lease.meter, lease.cap, lease.charged_tokens, lease.charged_amount = None, 0, 0, 0
+            lease.meter, lease.cap = None, 0
+            lease.last_tokens = lease.last_amount = lease.charged_amount = 0
             lease.top_cap = 0
             lease.vouchers = []
             return
         if meter != lease.meter:
             event("new meter")
             lease.meter, lease.meter_fee_bps = meter, self.fee_bps
-            lease.charged_tokens = lease.charged_amount = 0
+            lease.last_tokens = lease.last_amount = lease.charged_amount = 0
             lease.vouchers = []
             lease.top_cap = 0
         lease.cap, lease.top_cap = cap, max(lease.top_cap, cap)
@@ -466,11 +469,11 @@ class MarketMachine(RuleBasedStateMachine):
             refusal = "market: lease is closed"
         elif which == "forged":
             refusal = "market: signer is not the meter"
-        elif voucher[0] < lease.charged_tokens:
-            refusal = "market: tokens below those charged"
-        elif voucher[1] < lease.charged_amount:
-            refusal = "market: amount below that charged"
-        elif voucher[1] - lease.charged_amount > (voucher[0] - lease.charged_tokens) * lease.cap:
+        elif voucher[0] < lease.last_tokens:
+            refusal = "market: tokens below the last voucher"
+        elif voucher[1] < lease.last_amount:
+            refusal = "market: amount below the last voucher"
+        elif voucher[1] - lease.last_amount > (voucher[0] - lease.last_tokens) * lease.cap:
             refusal = "market: amount above tokens times the cap"
         with boa.env.prank(keeper):
             if refusal is not None:
@@ -481,19 +484,17 @@ class MarketMachine(RuleBasedStateMachine):
             charged = self.market.chargeUsage(lease_id, *voucher, signature)
         if fresh:
             lease.vouchers.append(voucher)
-        due_tokens = voucher[0] - lease.charged_tokens
         due = voucher[1] - lease.charged_amount
         chargeable = lease.balance
         if lease.status == STATUS_BILLING:
             keep = min(lease.balance // lease.rate, max(lease.window, 1))
             chargeable = lease.balance - keep * lease.rate
         paid = min(due, chargeable)
-        paid_tokens = due_tokens if paid == due else due_tokens * paid // due
         event("usage charged in full" if paid == due else "usage charged in part")
         assert charged == paid
         bps = lease.meter_fee_bps
         fee = (lease.charged_amount + paid) * bps // 10_000 - lease.charged_amount * bps // 10_000
-        lease.charged_tokens += paid_tokens
+        lease.last_tokens, lease.last_amount = voucher
         lease.charged_amount += paid
         lease.balance -= paid
         lease.usage_paid += paid
@@ -611,11 +612,12 @@ class MarketMachine(RuleBasedStateMachine):
             assert tuple(self.market.meterOf(lease_id)) == (
                 meter,
                 model.cap,
-                model.charged_tokens,
+                model.last_tokens,
+                model.last_amount,
                 model.charged_amount,
             )
-            counted = model.vouchers[-1][0] if model.vouchers else 0
-            assert model.charged_amount <= model.top_cap * counted
+            # The meter never charges more than it signed, nor more than the cap per token.
+            assert model.charged_amount <= model.last_amount <= model.top_cap * model.last_tokens
 
     def _pending(self, lease_id: int) -> tuple[int, int]:
         """(net, fee) that a settlement now would credit, read from the contract."""

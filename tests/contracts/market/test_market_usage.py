@@ -65,7 +65,7 @@ def _usage_fee(amount: int, bps: int = DEFAULT_FEE_BPS) -> int:
 
 def test_set_meter_records_the_meter_and_logs_it(m: Market) -> None:
     lease_id = m.open(m.customers[0].address, m.providers[0], 2 * PHA)
-    assert tuple(m.market.meterOf(lease_id)) == (ZERO, 0, 0, 0)
+    assert tuple(m.market.meterOf(lease_id)) == (ZERO, 0, 0, 0, 0)
     with boa.env.prank(m.customers[0].address):
         m.market.setMeter(lease_id, METERS[0], CAP)
         [event] = _logs(m)
@@ -75,7 +75,7 @@ def test_set_meter_records_the_meter_and_logs_it(m: Market) -> None:
         METERS[0],
         CAP,
     )
-    assert tuple(m.market.meterOf(lease_id)) == (METERS[0], CAP, 0, 0)
+    assert tuple(m.market.meterOf(lease_id)) == (METERS[0], CAP, 0, 0, 0)
 
 
 def test_charge_settles_seconds_then_pays_the_voucher_to_the_provider(m: Market) -> None:
@@ -101,7 +101,7 @@ def test_charge_settles_seconds_then_pays_the_voucher_to_the_provider(m: Market)
     )
     assert m.market.lease(lease_id).balance == 2 * PHA - 100 * H100_RATE - amount
     assert m.market.lease(lease_id).lastSettled == m.now()
-    assert tuple(m.market.meterOf(lease_id)) == (METERS[0], CAP, tokens, amount)
+    assert tuple(m.market.meterOf(lease_id)) == (METERS[0], CAP, tokens, amount, amount)
     assert tuple(m.market.earningsOf(provider)) == (
         100 * NET_RATE + amount - fee,
         100 * FEE_RATE + fee,
@@ -109,7 +109,7 @@ def test_charge_settles_seconds_then_pays_the_voucher_to_the_provider(m: Market)
     # The next voucher charges only what it adds.
     more = m.charge(METER_KEYS[0], lease_id, 1_500, 7 * 10**14)
     assert more == 2 * 10**14
-    assert tuple(m.market.meterOf(lease_id))[2:] == (1_500, 7 * 10**14)
+    assert tuple(m.market.meterOf(lease_id))[2:] == (1_500, 7 * 10**14, 7 * 10**14)
     with boa.env.prank(provider):
         paid = m.market.withdrawEarnings([lease_id])
     assert m.pha.balanceOf(provider) == paid
@@ -123,20 +123,24 @@ def test_partial_charge_then_top_up_then_the_same_voucher_again(m: Market) -> No
     chargeable = 2 * PHA - WINDOW_COST  # the shutdown window stays funded
     first = m.market.chargeUsage(lease_id, tokens, amount, signature)
     assert first == chargeable
-    paid_tokens = tokens * chargeable // amount
-    assert tuple(m.market.meterOf(lease_id))[2:] == (paid_tokens, chargeable)
+    [event] = [e for e in _logs(m) if type(e).__name__ == "UsageCharged"]
+    assert (event.tokens, event.amount) == (tokens, chargeable)
+    # The voucher is accepted whole; what the lease could not pay stays due.
+    assert tuple(m.market.meterOf(lease_id))[2:] == (tokens, amount, chargeable)
     assert m.market.lease(lease_id).balance == WINDOW_COST
     assert m.market.state(lease_id) == STATE_PAUSED
     # Nothing more to take until a top-up: the same voucher charges 0 and waits.
     assert m.market.chargeUsage(lease_id, tokens, amount, signature) == 0
-    assert tuple(m.market.meterOf(lease_id))[2:] == (paid_tokens, chargeable)
+    assert tuple(m.market.meterOf(lease_id))[2:] == (tokens, amount, chargeable)
     m.deposit(m.customers[0].address, 2 * PHA)
     with boa.env.prank(m.customers[0].address):
         m.market.topUp(lease_id, 2 * PHA)
     assert m.market.state(lease_id) == STATE_RUNNING
     second = m.market.chargeUsage(lease_id, tokens, amount, signature)
+    [event] = [e for e in _logs(m) if type(e).__name__ == "UsageCharged"]
+    assert (event.tokens, event.amount) == (0, second)  # no new tokens, the rest of the wei
     assert first + second == amount
-    assert tuple(m.market.meterOf(lease_id))[2:] == (tokens, amount)
+    assert tuple(m.market.meterOf(lease_id))[2:] == (tokens, amount, amount)
     assert m.market.lease(lease_id).balance == 4 * PHA - amount
     net, fee = m.market.earningsOf(m.providers[0])
     assert (net + fee, fee) == (amount, _usage_fee(amount))
@@ -173,7 +177,7 @@ def test_a_stopped_lease_pays_only_its_dust(m: Market) -> None:
     assert 0 < dust < H100_RATE
     assert m.charge(METER_KEYS[0], lease_id, 10**6, 10**17) == dust
     assert m.market.lease(lease_id).balance == 0
-    assert tuple(m.market.meterOf(lease_id))[2:] == (10**6 * dust // 10**17, dust)
+    assert tuple(m.market.meterOf(lease_id))[2:] == (10**6, 10**17, dust)
 
 
 def test_without_a_shutdown_window_a_charge_leaves_one_second(m: Market) -> None:
@@ -197,7 +201,7 @@ def test_tokens_without_an_amount_advance_only_the_token_counter(m: Market) -> N
         assert m.market.chargeUsage(lease_id, 40, 0, signature) == 0
         [event] = [e for e in _logs(m) if type(e).__name__ == "UsageCharged"]
     assert (event.tokens, event.amount, event.fee) == (40, 0, 0)
-    assert tuple(m.market.meterOf(lease_id))[2:] == (40, 0)
+    assert tuple(m.market.meterOf(lease_id))[2:] == (40, 0, 0)
 
 
 def test_the_usage_fee_goes_to_the_treasury_and_does_not_depend_on_the_cut(m: Market) -> None:
@@ -232,11 +236,11 @@ def test_a_new_meter_counts_from_zero_and_the_same_meter_keeps_its_counters(m: M
     lease_id = _lease(m)
     m.charge(METER_KEYS[0], lease_id, 1_000, 10**14)
     m.set_meter(lease_id, METERS[0], 2 * CAP)  # a new cap for the same key
-    assert tuple(m.market.meterOf(lease_id)) == (METERS[0], 2 * CAP, 1_000, 10**14)
+    assert tuple(m.market.meterOf(lease_id)) == (METERS[0], 2 * CAP, 1_000, 10**14, 10**14)
     # Its voucher already charged charges nothing again.
     assert m.charge(METER_KEYS[0], lease_id, 1_000, 10**14) == 0
     m.set_meter(lease_id, METERS[1], CAP)  # a restarted gateway: a new key
-    assert tuple(m.market.meterOf(lease_id)) == (METERS[1], CAP, 0, 0)
+    assert tuple(m.market.meterOf(lease_id)) == (METERS[1], CAP, 0, 0, 0)
     assert m.charge(METER_KEYS[1], lease_id, 10, 10**12) == 10**12
     with boa.reverts("market: signer is not the meter"):  # the old key's vouchers are dead
         m.charge(METER_KEYS[0], lease_id, 2_000, 2 * 10**14)
@@ -245,7 +249,7 @@ def test_a_new_meter_counts_from_zero_and_the_same_meter_keeps_its_counters(m: M
 def test_disabling_the_meter_stops_charges(m: Market) -> None:
     lease_id = _lease(m)
     m.set_meter(lease_id, ZERO, CAP)
-    assert tuple(m.market.meterOf(lease_id)) == (ZERO, 0, 0, 0)
+    assert tuple(m.market.meterOf(lease_id)) == (ZERO, 0, 0, 0, 0)
     with boa.reverts("market: no meter"):
         m.charge(METER_KEYS[0], lease_id, 1, 1)
 
@@ -358,10 +362,35 @@ def test_charge_refuses_malformed_signatures(m: Market) -> None:
 def test_charge_refuses_counters_going_backwards(m: Market) -> None:
     lease_id = _lease(m)
     m.charge(METER_KEYS[0], lease_id, 1_000, 10**14)
-    with boa.reverts("market: tokens below those charged"):
+    with boa.reverts("market: tokens below the last voucher"):
         m.charge(METER_KEYS[0], lease_id, 999, 10**14)  # an older voucher
-    with boa.reverts("market: amount below that charged"):
+    with boa.reverts("market: amount below the last voucher"):
         m.charge(METER_KEYS[0], lease_id, 1_001, 10**14 - 1)
+
+
+def test_a_partly_paid_voucher_still_bounds_the_next(m: Market) -> None:
+    # The regression a property test found: the counters of a partial charge must not
+    # leave the next voucher room above the cap. The first voucher prices 3,000 tokens at
+    # half the cap and is paid only in part; the next adds 1,000 tokens.
+    cap = 2 * 10**15
+    lease_id = _lease(m, cap=cap)
+    tokens, amount = 3_000, 3_000 * cap // 2  # 3 PHA, more than the 2 PHA funding
+    paid = m.charge(METER_KEYS[0], lease_id, tokens, amount)
+    assert paid == 2 * PHA - WINDOW_COST < amount
+    # Its unpaid part still counts as signed: nothing below it is accepted.
+    with boa.reverts("market: amount below the last voucher"):
+        m.charge(METER_KEYS[0], lease_id, tokens + 1, amount - 1)
+    with boa.reverts("market: tokens below the last voucher"):
+        m.charge(METER_KEYS[0], lease_id, tokens - 1, amount)
+    with boa.reverts("market: amount above tokens times the cap"):
+        m.charge(METER_KEYS[0], lease_id, tokens + 1_000, amount + 1_000 * cap + 1)
+    m.deposit(m.customers[0].address, 5 * PHA)
+    with boa.env.prank(m.customers[0].address):
+        m.market.topUp(lease_id, 5 * PHA)
+    # At the cap, the later voucher charges its own wei and the rest of the first one.
+    later = amount + 1_000 * cap
+    assert m.charge(METER_KEYS[0], lease_id, tokens + 1_000, later) == later - paid
+    assert tuple(m.market.meterOf(lease_id))[2:] == (tokens + 1_000, later, later)
 
 
 def test_charge_refuses_an_amount_above_tokens_times_the_cap(m: Market) -> None:
@@ -433,11 +462,9 @@ def test_charges_never_exceed_cap_times_tokens_nor_the_funding(
                     continue
                 tokens, amount = tokens + x, new_amount
                 charged += m.charge(METER_KEYS[0], lease_id, tokens, amount)
-            _meter, _cap, charged_tokens, charged_amount = m.market.meterOf(lease_id)
+            _meter, _cap, last_tokens, last_amount, charged_amount = m.market.meterOf(lease_id)
+            assert (last_tokens, last_amount) == (tokens, amount)
             assert charged_amount == charged <= amount <= cap * tokens
-            assert charged_tokens <= tokens
-            if charged_amount == amount:
-                assert charged_tokens == tokens
             lease = m.market.settledLease(lease_id)
             # What the lease lost is whole seconds at its rate plus the usage charged.
             assert charged + lease.balance <= funded

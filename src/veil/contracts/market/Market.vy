@@ -31,7 +31,9 @@
         `setMeter`, capped in wei per token. The meter signs cumulative EIP-712 `Usage`
         vouchers (tokens and wei since `setMeter`); anyone, normally the provider, submits
         the latest one to `chargeUsage`, which moves the difference since the last charge
-        from the lease balance to the provider. The provider cannot forge a voucher (it
+        from the lease balance to the provider. Each voucher may add at most the cap times
+        the tokens it adds over the voucher before it, so what a meter charges never
+        exceeds the cap times the tokens it signed. The provider cannot forge a voucher (it
         never holds the meter key), the customer cannot deny usage it authorised, and a
         mispriced CVM is bounded by the cap. Usage not yet charged when the customer
         closes the lease or changes its meter is not charged: providers submit vouchers
@@ -53,8 +55,11 @@
      batch withdrawal stay cheap: head = customer | lastSettled << 160 (64 bits, as the
      block header's timestamp) | status << 224 | window << 232 (24 bits > MAX_WINDOW); parties = provider | feeRate << 160; money = balance | rate << 128.
      A meter is two slots: meter | maxTokenRate << 160 (96 bits > MAX_RATE), and
-     chargedAmount | chargedTokens << 128 (112 bits) | feeBps << 240 (the fee snapshotted
-     when the meter was set, as a lease snapshots its own at open).
+     charged | tokens << 128 (112 bits) | feeBps << 240 (the fee snapshotted when the
+     meter was set, as a lease snapshots its own at open) | _UNPAID, where tokens are the
+     last voucher's and charged is the wei charged so far. The last voucher's wei are
+     charged plus, while _UNPAID is set, a third slot holding the part not charged yet;
+     only then is that slot read or written, so a charge paid in full touches two slots.
      A provider's earnings are one slot: net | fee << 128 | 1 << 255 (a marker that keeps
      the slot non-zero once used, so credits after a withdrawal stay cheap); the fee half
      moves to feesAccrued when the provider withdraws or anyone calls `collectFees`.
@@ -109,6 +114,10 @@ _TOUCHED: constant(uint256) = 1 << 255
 _MASK160: constant(uint256) = (1 << 160) - 1
 _MASK112: constant(uint256) = (1 << 112) - 1
 _FEE_SHIFT: constant(uint256) = 240
+_MASK15: constant(uint256) = (1 << 15) - 1
+# Set in a meter's charged slot while the last voucher is not charged in full; the rest
+# is then in _unpaid.
+_UNPAID: constant(uint256) = 1 << 255
 
 OPEN_TYPEHASH: public(constant(bytes32)) = keccak256(
     "OpenLease(address customer,address provider,bytes32 deployment,bytes32 instanceType,uint256 amount,uint256 maxRate,uint256 deadline)"
@@ -247,6 +256,7 @@ _money: HashMap[uint256, uint256]
 _earnings: HashMap[address, uint256]
 _meters: HashMap[uint256, uint256]
 _charged: HashMap[uint256, uint256]
+_unpaid: HashMap[uint256, uint256]
 
 
 @deploy
@@ -482,7 +492,7 @@ def setMeter(lease_id: uint256, meter: address, max_token_rate: uint256):
             the lease's attested CVM) to sign usage vouchers for the caller's lease, at
             most `max_token_rate` wei per token; the zero address turns metering off.
             A new meter counts from zero (a restarted gateway has a new key), so its
-            charged counters and the fee it pays (the governed fee now) start afresh; the
+            counters and the fee it pays (the governed fee now) start afresh; the
             same meter again only changes the cap and keeps its counters, so that its
             vouchers are never charged twice.
     @dev Usage the previous meter signed but nobody charged yet can no longer be charged.
@@ -515,15 +525,20 @@ def chargeUsage(lease_id: uint256, tokens: uint256, amount: uint256, signature: 
             settle its seconds, then move what the meter's voucher adds since the last
             charge from the lease balance to the provider's earnings, the fee part to the
             treasury's account.
-    @dev The balance keeps the lease's shutdown window (at least one second) for
+    @dev The cap applies voucher to voucher: the amount may add at most the cap times
+         the tokens added since the last voucher accepted, whether or not that one was
+         charged in full, so the wei a meter charges never exceed the cap times its tokens.
+         The balance keeps the lease's shutdown window (at least one second) for
          per-second billing, so a charge can pause the lease but never takes what its
          shutdown is paid with. When the rest cannot pay the whole difference, the charge
-         takes what it can and advances the counters by the part paid (tokens pro rata,
-         rounded down), so the same voucher charges the remainder after a top-up.
-         Submitting the voucher already charged in full charges 0 and changes nothing (a
-         keeper racing the provider loses only gas); an older voucher reverts. The fee is
-         floor(charged * feeBps / 10000) over the meter's cumulative charges, at the fee
-         snapshotted by `setMeter`, so it does not depend on how usage is cut into charges.
+         takes what it can and keeps the remainder due, so the same voucher (or a later
+         one) charges it after a top-up. Submitting the voucher already charged in full
+         charges 0 and changes nothing (a keeper racing the provider loses only gas); an
+         older voucher reverts. The fee is floor(charged * feeBps / 10000) over the
+         meter's cumulative charges, at the fee snapshotted by `setMeter`, so it does not
+         depend on how usage is cut into charges. `UsageCharged` reports the tokens the
+         voucher adds and the wei this call took, so a statement's token and wei columns
+         each sum to what the meter signed and what was charged.
     @param lease_id The lease.
     @param tokens Tokens (prompt and completion) metered since `setMeter`, cumulative.
     @param amount Wei owed for them since `setMeter`, cumulative.
@@ -541,13 +556,16 @@ def chargeUsage(lease_id: uint256, tokens: uint256, amount: uint256, signature: 
     assert tokens <= _MASK112, "market: tokens too large"
     charged: uint256 = self._charged[lease_id]
     charged_amount: uint256 = charged & _MASK128
-    charged_tokens: uint256 = (charged >> 128) & _MASK112
-    assert tokens >= charged_tokens, "market: tokens below those charged"
-    assert amount >= charged_amount, "market: amount below that charged"
-    due_tokens: uint256 = unsafe_sub(tokens, charged_tokens)
+    last_tokens: uint256 = (charged >> 128) & _MASK112
+    last_amount: uint256 = charged_amount
+    if charged & _UNPAID != 0:
+        last_amount += self._unpaid[lease_id]
+    assert tokens >= last_tokens, "market: tokens below the last voucher"
+    assert amount >= last_amount, "market: amount below the last voucher"
+    new_tokens: uint256 = unsafe_sub(tokens, last_tokens)
+    assert unsafe_sub(amount, last_amount) <= new_tokens * (meter_slot >> 160), "market: amount above tokens times the cap"
     due: uint256 = unsafe_sub(amount, charged_amount)
-    assert due <= due_tokens * (meter_slot >> 160), "market: amount above tokens times the cap"
-    if due_tokens == 0 and due == 0:
+    if new_tokens == 0 and due == 0:
         return 0
 
     provider: address = empty(address)
@@ -563,25 +581,26 @@ def chargeUsage(lease_id: uint256, tokens: uint256, amount: uint256, signature: 
         keep: uint256 = min(balance // rate, max(head >> _WINDOW_SHIFT, 1))
         chargeable = balance - keep * rate
     paid: uint256 = min(due, chargeable)
-    paid_tokens: uint256 = due_tokens
-    if paid < due:
-        paid_tokens = due_tokens * paid // due
-    bps: uint256 = charged >> _FEE_SHIFT
+    bps: uint256 = (charged >> _FEE_SHIFT) & _MASK15
     # Supply below 2**128 keeps the cumulative amount inside its 128 bits, as balances.
     new_amount: uint256 = charged_amount + paid
     usage_fee: uint256 = new_amount * bps // BPS - charged_amount * bps // BPS
-    self._charged[lease_id] = (
-        new_amount | ((charged_tokens + paid_tokens) << 128) | (bps << _FEE_SHIFT)
-    )
+    slot: uint256 = new_amount | (tokens << 128) | (bps << _FEE_SHIFT)
+    if paid < due:
+        slot |= _UNPAID
+        self._unpaid[lease_id] = due - paid
+    elif charged & _UNPAID != 0:
+        self._unpaid[lease_id] = 0
+    self._charged[lease_id] = slot
     if paid != 0:
         self._money[lease_id] = money - paid
     net += paid - usage_fee
     fee += usage_fee
     if net | fee != 0:
         self._earn(provider, net, fee)
-    if paid | paid_tokens != 0:
+    if paid | new_tokens != 0:
         log UsageCharged(
-            leaseId=lease_id, provider=provider, tokens=paid_tokens, amount=paid, fee=usage_fee
+            leaseId=lease_id, provider=provider, tokens=new_tokens, amount=paid, fee=usage_fee
         )
     return paid
 
@@ -861,21 +880,27 @@ def usageDigest(lease_id: uint256, meter: address, tokens: uint256, amount: uint
 
 @view
 @external
-def meterOf(lease_id: uint256) -> (address, uint256, uint256, uint256):
+def meterOf(lease_id: uint256) -> (address, uint256, uint256, uint256, uint256):
     """
-    @notice A lease's meter and what its vouchers have charged so far.
+    @notice A lease's meter, the last voucher it accepted and how much of it is charged.
     @param lease_id The lease.
     @return address The meter (empty if metering is off).
     @return uint256 Its cap in wei per token.
-    @return uint256 Tokens charged since `setMeter`.
-    @return uint256 Wei charged since `setMeter`.
+    @return uint256 The last voucher's tokens (cumulative since `setMeter`).
+    @return uint256 The last voucher's wei (cumulative since `setMeter`).
+    @return uint256 Wei charged since `setMeter`: the last voucher's wei once it is paid in
+            full, less while the lease could not pay it all.
     """
     meter_slot: uint256 = self._meters[lease_id]
     charged: uint256 = self._charged[lease_id]
+    amount: uint256 = charged & _MASK128
+    if charged & _UNPAID != 0:
+        amount += self._unpaid[lease_id]
     return (
         convert(meter_slot & _MASK160, address),
         meter_slot >> 160,
         (charged >> 128) & _MASK112,
+        amount,
         charged & _MASK128,
     )
 
