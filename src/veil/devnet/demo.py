@@ -442,8 +442,9 @@ def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
     home = work / "home"
     policy = compute_dir / "devnet-policy.toml"
     operator = devnet_account("dave")
-    env = {**os.environ, "VEIL_HOME": str(home), "VEIL_OPERATOR_KEY": operator.key.hex()}
-    ports = {name: free_port() for name in ("attester", "kms", "cloud")}
+    env = {**os.environ, "VEIL_HOME": str(home), "VEIL_OPERATOR_KEY": operator.key.hex(),
+           "VEIL_GATEWAY_TOKEN": CLOUD_GATEWAY_TOKEN}  # fmt: skip
+    ports = {name: free_port() for name in ("attester", "kms", "cloud", "gateway")}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     dep = ["--deployment", str(w.deployment)]
     services = _Services(w, work, env)
@@ -464,6 +465,9 @@ def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
         services.start("cloud", ["cloud", "serve", "--db", f"sqlite:///{work / 'cloud.sqlite'}",
                        "--port", str(ports["cloud"]), "--kms-url", url["kms"], *dep],
                        url["cloud"] + "/openapi.json")  # fmt: skip
+        services.start("gateway", ["gateway", "serve", "--control-plane", url["cloud"],
+                       "--port", str(ports["gateway"]), "--domain", "apps.localhost"],
+                       url["gateway"] + "/")  # fmt: skip
         worker_log = services.start("worker", ["worker", "run", "--provider",
                                     _worker_provider(), "--tee", "sim", "--attester",
                                     url["attester"], "--state-dir", str(compute_dir / "worker"),
@@ -514,12 +518,72 @@ def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
         w.step("Delete both apps: alice closes their leases, the unspent PHA comes back now")
         for name in ("meter", "meter-b"):
             w.veil("cloud", "delete", name, "--account", "alice", chain=False, extra=dep)
+
+        confidential_ai(w, work, home, url, dep, signer)
     finally:
         if saved_home is None:
             os.environ.pop("VEIL_HOME", None)
         else:
             os.environ["VEIL_HOME"] = saved_home
         services.stop()
+
+
+#: What the demo's AI gateway charges per prompt token of its built-in embeddings model
+#: (0.0001 PHA), and the most alice lets a voucher charge per token.
+AI_PRICE = 10**14
+AI_CAP = 2 * 10**14
+
+
+def confidential_ai(
+    w: Walkthrough, work: Path, home: Path, url: dict[str, str], dep: list[str], signer: str
+) -> None:
+    """Issue 15's story on the billing section's cloud: an OpenAI-compatible gateway
+    deployed as a billed app, attested before anything is sent, every answer signed, its
+    tokens metered under the key alice verified and charged to her lease by the provider."""
+    from veil.tee.simulator import AppSpec
+
+    w.step("Confidential AI: alice deploys an OpenAI-compatible gateway, priced per token")
+    app_dir = work / "ai"
+    app_dir.mkdir(exist_ok=True)
+    _write(app_dir / "compose.yaml", _ai_compose())
+    w.say("the gateway serves all-MiniLM-L6-v2 embeddings itself; its price list is on its")
+    w.say(f"command line ({AI_PRICE} wei per prompt token), so the compose hash covers it")
+    w.veil("cloud", "deploy", str(app_dir / "compose.yaml"), "--name", "ai", "--fund", "1",
+           "--account", "alice", "--kms-signer", signer, "--wait", chain=False,
+           extra=dep)  # fmt: skip
+    app = _wait_status(url["cloud"], home, "ai", "running")
+    gateway = f"{url['gateway']}/apps/{app['app_id']}/8080"
+    policy = app_dir / "policy.toml"
+    compose_hash = str(app["compose_hash"]).removeprefix("0x")
+    _write(policy, "allow_simulated = true  # the devnet's worker has no TDX\n"
+           f'allowed_compose_hashes = ["{compose_hash}"]\n'
+           f'[[os_images]]\nname = "sim"\nos_image_hash = "{AppSpec().os_image_hash.hex()}"\n'
+           )  # fmt: skip
+    w.say(f"alice's policy pins the compose hash she deployed ({compose_hash[:16]}…)")
+
+    w.step("alice attests it with a fresh nonce, then names its key her lease's meter")
+    w.veil("ai", "verify", gateway, "--policy", str(policy), chain=False)
+    w.veil("ai", "meter", gateway, "--max-token-rate", str(AI_CAP), "--policy", str(policy),
+           "--account", "alice", chain=False, extra=dep)  # fmt: skip
+
+    w.step("Each answer is signed and metered; the provider charges the lease per token")
+    w.say("one more verified call (the probe embeds a sentence), then the provider submits")
+    w.say("the gateway's signed voucher; the same voucher again has nothing new to charge")
+    w.veil("ai", "verify", gateway, "--policy", str(policy), chain=False)
+    for _ in range(2):
+        w.veil("ai", "charge", gateway, "--account", "provider", chain=False, extra=dep)
+    w.veil("cloud", "delete", "ai", "--account", "alice", chain=False, extra=dep)
+
+
+def _ai_compose() -> str:
+    veil = veil_executable()
+    return (
+        "services:\n  gateway:\n    image: ghcr.io/veil-network/veil:0.1.0\n"
+        f'    command: ["{veil}", "ai", "serve", "--tee", "sim", "--compose-hash",'
+        ' "${VEIL_COMPOSE_HASH:-}", "--state-dir", "state", "--price",'
+        f' "all-MiniLM-L6-v2={AI_PRICE}:0"]\n'
+        '    ports:\n      - "8080"\n'
+    )
 
 
 def _meter_compose() -> str:
