@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ from veil.devnet.anvil import Devnet, free_port
 from veil.devnet.client import DevnetChain
 from veil.devnet.demo import veil_executable
 from veil.devnet.network import devnet_parameters, fund_accounts
+from veil.inference.keeper import UsageKeeper
 from veil.inference.transport import VerifyingTransport
+from veil.inference.verify import VerificationRefused
+from veil.inference.voucher import charge_voucher
 from veil.market.escrow import Escrow
 from veil.market.typed_data import OpenLease
 from veil.network.deploy import deploy_network
@@ -142,7 +146,19 @@ def _veil(world: dict[str, Any], *args: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def test_a_cloud_ai_app_bills_its_lease_per_token_with_only_a_price(world: dict[str, Any]):
+@dataclass
+class AiApp:
+    """The AI gateway app running on the worker under its lease."""
+
+    loop: AppLoop
+    lease_id: int
+    url: str
+    policy: Path
+
+
+def _ai_app(world: dict[str, Any]) -> AiApp:
+    """alice deploys the gateway through the control plane with only a price in its
+    compose, signs its lease, and the worker's app loop starts it."""
     kit, escrow, runtime = world["kit"], world["escrow"], world["runtime"]
     provider = devnet_account("provider")
     loop = AppLoop(
@@ -190,9 +206,6 @@ def test_a_cloud_ai_app_bills_its_lease_per_token_with_only_a_price(world: dict[
         assert status is None or status.state != "failed", status.error
         assert time.monotonic() < deadline, "the AI app did not come up"
         time.sleep(0.2)
-    url = f"http://{status.ports['8080']}"
-
-    # usage through the official openai package, every answer verified
     sim = AppSpec()
     policy = world["tmp"] / "policy.toml"
     policy.write_text(
@@ -200,6 +213,15 @@ def test_a_cloud_ai_app_bills_its_lease_per_token_with_only_a_price(world: dict[
         f'allowed_compose_hashes = ["{sim.compose_hash.hex()}"]\n'
         f'[[os_images]]\nname = "sim"\nos_image_hash = "{sim.os_image_hash.hex()}"\n'
     )
+    return AiApp(loop, lease_id, f"http://{status.ports['8080']}", policy)
+
+
+def test_a_cloud_ai_app_bills_its_lease_per_token_with_only_a_price(world: dict[str, Any]):
+    escrow = world["escrow"]
+    app = _ai_app(world)
+    url, policy, lease_id = app.url, app.policy, app.lease_id
+
+    # usage through the official openai package, every answer verified
     transport = VerifyingTransport(url, load_policy(policy))
     client = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0,
                            http_client=httpx.Client(transport=transport))  # fmt: skip
@@ -226,3 +248,50 @@ def test_a_cloud_ai_app_bills_its_lease_per_token_with_only_a_price(world: dict[
     assert (done["tokens"], int(done["amount"])) == (tokens, amount)
     assert escrow.market.functions.meterOf(lease_id).call()[2:] == [tokens, amount, amount]
     assert escrow.lease(lease_id).balance < before - amount + 1
+
+
+def test_the_worker_keeps_metered_leases_charged_on_its_own(world: dict[str, Any]):
+    """What `veil worker run --charge-usage-every` does: the worker charges each metered
+    lease from its app's voucher, at most once per interval, without the provider."""
+    escrow = world["escrow"]
+    app = _ai_app(world)
+    provider = devnet_account("provider")
+    now = [1_000.0]
+    keeper = UsageKeeper(escrow, provider, every=600, clock=lambda: now[0])
+    endpoints = app.loop.billed_endpoints()
+    assert endpoints == {app.lease_id: [app.url.removeprefix("http://")]}
+    assert keeper.charge(endpoints) == []  # no meter yet: one read, nothing sent
+
+    _veil(world, "ai", "meter", app.url, "--max-token-rate", str(CAP), *world["dep"],
+          "-a", "alice", "--policy", str(app.policy), "--json")  # fmt: skip
+    transport = VerifyingTransport(app.url, load_policy(app.policy))
+    client = openai.OpenAI(base_url=app.url + "/v1", api_key="k", max_retries=0,
+                           http_client=httpx.Client(transport=transport))  # fmt: skip
+
+    def use(text: str) -> tuple[int, int]:
+        client.chat.completions.create(
+            model="fake-llm", messages=[{"role": "user", "content": text}]
+        )
+        receipt = transport.checked[-1].receipt
+        return receipt.prompt_tokens + receipt.completion_tokens, (
+            receipt.prompt_tokens * PROMPT_WEI + receipt.completion_tokens * COMPLETION_WEI
+        )
+
+    tokens, amount = use("charge me while I work")
+    assert keeper.charge(app.loop.billed_endpoints()) == []  # its turn comes every 600 s
+    now[0] += 600
+    (charged,) = keeper.charge(app.loop.billed_endpoints())
+    assert (charged.lease_id, charged.tokens, charged.amount) == (app.lease_id, tokens, amount)
+    assert escrow.market.functions.meterOf(app.lease_id).call()[2:] == [tokens, amount, amount]
+    now[0] += 600
+    assert keeper.charge(app.loop.billed_endpoints()) == []  # nothing new: nothing sent
+
+    # a port that serves no voucher is passed over for the next one
+    more_tokens, more_amount = use("and some more")
+    now[0] += 600
+    dead = f"127.0.0.1:{free_port()}"
+    (charged,) = keeper.charge({app.lease_id: [dead, app.url.removeprefix("http://")]})
+    assert (charged.tokens, charged.amount) == (more_tokens, more_amount)
+    # a gateway metering another lease than the one it runs under is refused
+    with pytest.raises(VerificationRefused, match="not lease"):
+        charge_voucher(escrow, provider, app.url, app.lease_id + 1)

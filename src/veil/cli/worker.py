@@ -127,6 +127,13 @@ def run(
     disk_gb: int = typer.Option(
         None, "--disk-gb", help="Disk offered to apps in GB (default: free disk in --state-dir)."
     ),
+    charge_every: float = typer.Option(
+        600.0,
+        "--charge-usage-every",
+        min=0,
+        help="Charge each metered lease from its AI gateway's voucher this often, in seconds "
+        "(0: never; `veil ai charge` by hand).",
+    ),
     vmm: str = typer.Option(None, "--vmm", help="dstack VMM URL (http://... or unix:/path)."),
     vmm_image: str = typer.Option(None, "--vmm-image", help="dstack OS image for app CVMs."),
     vmm_token: str = typer.Option(
@@ -207,6 +214,7 @@ def run(
                 control_plane, agent.identity, disk_path=str(state_dir), nvml=load_nvml()
             ),
         )
+        keeper = None
         market_chain = open_chain(deployment, rpc)
         if market_chain.deployment is not None and "Market" in market_chain.deployment.contracts:
             from veil.cloud.lease_gate import LeaseGate, escrow_reader
@@ -218,6 +226,11 @@ def run(
                 escrow_reader(escrow), signer.address, market=escrow.market.address,
                 chain_id=market_chain.deployment.chain_id,
             )  # fmt: skip
+            if charge_every > 0:
+                from veil.inference.keeper import UsageKeeper
+
+                # per-token usage is charged from here, so little is at risk on a close
+                keeper = UsageKeeper(escrow, signer, every=charge_every)
         if app_runtime.simulated:
             console.print("warning: SIMULATED app runtime (process): no CVM isolation")
         console.print(f"apps: {runtime_kind} runtime, synced with {control_plane}")
@@ -238,6 +251,10 @@ def run(
             connected[0] = synced
             if done:
                 console.print(f"apps: {'; '.join(done)}")
+            for charged in keeper.charge(loop.billed_endpoints()) if keeper else ():
+                console.print(f"apps: usage: lease {charged.lease_id:#x} charged "
+                              f"{format_amount(charged.amount)} for {charged.tokens} new "
+                              f"token(s) ({charged.voucher.tokens} in all)")  # fmt: skip
 
         apps_thread = threading.Thread(
             target=loop.run, kwargs={"stop": apps_stop, "on_round": show_sync}, daemon=True

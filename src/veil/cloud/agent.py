@@ -106,19 +106,25 @@ def lease_env(lease: str | None, gate: LeaseGate | None) -> dict[str, str]:
     so an app is never pointed at a market its worker does not check. A worker without a
     gate (no Market in its deployment) tells nothing: it could not vouch for the market.
     """
-    if not lease or gate is None or not gate.market or gate.chain_id <= 0:
-        return {}
-    try:
-        lease_id = int(lease, 16)
-    except ValueError:
-        return {}
-    if not 0 <= lease_id < 2**256:
+    lease_id = _lease_id(lease)
+    if lease_id is None or gate is None or not gate.market or gate.chain_id <= 0:
         return {}
     return {
         "VEIL_LEASE_ID": f"{lease_id:#066x}",
         "VEIL_MARKET": gate.market,
         "VEIL_CHAIN_ID": str(gate.chain_id),
     }
+
+
+def _lease_id(lease: str | None) -> int | None:
+    """A sync entry's lease (hex) as a number; None for no lease or one unreadable."""
+    if not lease:
+        return None
+    try:
+        lease_id = int(lease, 16)
+    except ValueError:
+        return None
+    return lease_id if 0 <= lease_id < 2**256 else None
 
 
 def app_quote_source(source: QuoteSource, deployment: Deployment) -> QuoteSource:
@@ -498,6 +504,20 @@ class AppLoop:
             wait = 0.0
             self._pause(stop)
         return rounds
+
+    def billed_endpoints(self) -> dict[int, list[str]]:
+        """Each running billed app's lease id and the host:port addresses its runtime
+        published: where the provider's side of per-token billing fetches vouchers
+        (`veil.inference.keeper`). Apps held by their lease's state are not running."""
+        endpoints: dict[int, list[str]] = {}
+        for deployment_id in self.runtime.deployments():
+            lease_id = _lease_id(self._leases.get(deployment_id))
+            status = self.runtime.status(deployment_id)
+            if lease_id is None or status is None or status.state != "running":
+                continue
+            if status.ports:
+                endpoints[lease_id] = sorted(status.ports.values())
+        return endpoints
 
     def _states(self) -> dict[str, tuple[str, str | None]]:
         states = {}

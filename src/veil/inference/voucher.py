@@ -208,11 +208,19 @@ class NothingToCharge(VeilError):
     """The latest voucher adds nothing to what the lease was already charged."""
 
 
-def charge_voucher(escrow: Escrow, signer: LocalAccount, url: str) -> UsageCharge:
+def charge_voucher(
+    escrow: Escrow, signer: LocalAccount, url: str, lease_id: int | None = None
+) -> UsageCharge:
     """The provider's side: fetch the gateway's latest voucher, check it against the lease's
-    meter on chain, and submit it. A voucher from a meter the customer has not set, or one
-    that adds nothing, is refused here in one line rather than as a reverted transaction."""
+    meter on chain, and submit it. A voucher from a meter the customer has not set, one for
+    another lease than `lease_id` (when given), or one that adds nothing, is refused here
+    in one line rather than as a reverted transaction."""
     voucher = fetch_voucher(url, int(escrow.chain.w3.eth.chain_id), escrow.market.address)
+    if lease_id is not None and voucher.lease_id != lease_id:
+        raise VerificationRefused(
+            "wrong_lease",
+            f"{url} meters lease {voucher.lease_id:#x}, not lease {lease_id:#x}",
+        )
     current = escrow.meter_of(voucher.lease_id)
     if current.meter is None or current.meter.lower() != voucher.meter.lower():
         raise VerificationRefused(
