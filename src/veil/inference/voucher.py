@@ -7,8 +7,11 @@ with a cap in wei per token. The gateway then signs cumulative vouchers, EIP-712
 `Usage(uint256 leaseId,address meter,uint256 tokens,uint256 amount)` under the Market's own
 domain: every token and every wei it metered under that key. Anyone (normally the provider)
 submits the latest voucher; the Market charges what is new since the last charge. The
-provider cannot forge a voucher (it never holds the key), the customer cannot deny usage
-it authorised, and a mispriced CVM is bounded by the cap.
+provider cannot forge a voucher (it never holds the key), the customer cannot deny a
+charged voucher, and a mispriced CVM is bounded by the cap. What the provider risks is the
+usage signed since its last charge: the customer can still close the lease, name another
+meter or lower the cap before the next one (`veil.inference.keeper` charges every few
+minutes from the worker to keep that small).
 
 This module holds both sides so they cannot drift: the gateway builds and signs a voucher
 here, the customer's authorisation and the provider's charge read and check it here.

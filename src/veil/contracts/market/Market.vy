@@ -34,10 +34,11 @@
         from the lease balance to the provider. Each voucher may add at most the cap times
         the tokens it adds over the voucher before it, so what a meter charges never
         exceeds the cap times the tokens it signed. The provider cannot forge a voucher (it
-        never holds the meter key), the customer cannot deny usage it authorised, and a
+        never holds the meter key), the customer cannot deny a voucher charged, and a
         mispriced CVM is bounded by the cap. Usage not yet charged when the customer
-        closes the lease or changes its meter is not charged: providers submit vouchers
-        often, as they settle seconds.
+        closes the lease, changes its meter or lowers the cap below the meter's prices is
+        not charged: providers submit vouchers often (a veil worker does every few
+        minutes), which bounds what they risk to the usage of one interval.
 @dev Exactness. A lease snapshots its rate and its fee per second (rate * feeBps / 10000,
      rounded down, once) when it opens, so a settlement of n seconds pays exactly
      n * rate, of which n * feeRate is fee: amounts are linear in seconds and no rounding
