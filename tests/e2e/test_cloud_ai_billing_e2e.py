@@ -258,9 +258,9 @@ def test_the_worker_keeps_metered_leases_charged_on_its_own(world: dict[str, Any
     provider = devnet_account("provider")
     now = [1_000.0]
     keeper = UsageKeeper(escrow, provider, every=600, clock=lambda: now[0])
-    endpoints = app.loop.billed_endpoints()
-    assert endpoints == {app.lease_id: [app.url.removeprefix("http://")]}
-    assert keeper.charge(endpoints) == []  # no meter yet: one read, nothing sent
+    address = app.url.removeprefix("http://")
+    assert app.loop.billed_endpoints() == {app.lease_id: [address]}
+    assert keeper.charge(app.loop.billed_endpoints) == []  # no meter yet: one read, no send
 
     _veil(world, "ai", "meter", app.url, "--max-token-rate", str(CAP), *world["dep"],
           "-a", "alice", "--policy", str(app.policy), "--json")  # fmt: skip
@@ -278,19 +278,27 @@ def test_the_worker_keeps_metered_leases_charged_on_its_own(world: dict[str, Any
         )
 
     tokens, amount = use("charge me while I work")
-    assert keeper.charge(app.loop.billed_endpoints()) == []  # its turn comes every 600 s
-    now[0] += 600
-    (charged,) = keeper.charge(app.loop.billed_endpoints())
+    looks = []
+
+    def endpoints() -> dict[int, list[str]]:
+        looks.append(now[0])
+        return app.loop.billed_endpoints()
+
+    assert keeper.charge(endpoints) == [] and looks == []  # the apps are looked at each minute
+    now[0] += 60
+    assert keeper.charge(endpoints) == [] and looks == [1_060.0]  # its turn: every 600 s
+    now[0] += 540
+    (charged,) = keeper.charge(endpoints)
     assert (charged.lease_id, charged.tokens, charged.amount) == (app.lease_id, tokens, amount)
     assert escrow.market.functions.meterOf(app.lease_id).call()[2:] == [tokens, amount, amount]
     now[0] += 600
-    assert keeper.charge(app.loop.billed_endpoints()) == []  # nothing new: nothing sent
+    assert keeper.charge(endpoints) == []  # nothing new: nothing sent
 
     # a port that serves no voucher is passed over for the next one
     more_tokens, more_amount = use("and some more")
     now[0] += 600
     dead = f"127.0.0.1:{free_port()}"
-    (charged,) = keeper.charge({app.lease_id: [dead, app.url.removeprefix("http://")]})
+    (charged,) = keeper.charge(lambda: {app.lease_id: [dead, address]})
     assert (charged.tokens, charged.amount) == (more_tokens, more_amount)
     # a gateway metering another lease than the one it runs under is refused
     with pytest.raises(VerificationRefused, match="not lease"):

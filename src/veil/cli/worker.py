@@ -251,7 +251,7 @@ def run(
             connected[0] = synced
             if done:
                 console.print(f"apps: {'; '.join(done)}")
-            for charged in keeper.charge(loop.billed_endpoints()) if keeper else ():
+            for charged in keeper.charge(loop.billed_endpoints) if keeper else ():
                 console.print(f"apps: usage: lease {charged.lease_id:#x} charged "
                               f"{format_amount(charged.amount)} for {charged.tokens} new "
                               f"token(s) ({charged.voucher.tokens} in all)")  # fmt: skip

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Seconds between looks at the worker's apps, at most.
+LOOK_EVERY = 60.0
+
 
 @dataclass
 class UsageKeeper:
@@ -33,7 +36,9 @@ class UsageKeeper:
 
     A lease without a meter costs one read per interval and nothing else; an app port that
     serves no voucher (not a gateway, or a gateway without prices) is passed over, so any
-    billed app may be handed in without knowing which of its ports is the gateway.
+    billed app may be handed in without knowing which of its ports is the gateway. The
+    apps themselves are looked at once a minute at most (a docker runtime's look is a
+    `docker compose ps` per app), however often the worker's loop calls.
     """
 
     escrow: Escrow
@@ -41,15 +46,20 @@ class UsageKeeper:
     every: float = 600.0
     clock: Callable[[], float] = time.monotonic
     _due: dict[int, float] = field(default_factory=dict, init=False)
+    _look_at: float | None = field(default=None, init=False)
 
-    def charge(self, endpoints: Mapping[int, Sequence[str]]) -> list[UsageCharge]:
-        """Charge the leases whose turn has come; `endpoints` maps each running billed
-        app's lease id to the host:port addresses its runtime published."""
+    def charge(self, endpoints: Callable[[], Mapping[int, Sequence[str]]]) -> list[UsageCharge]:
+        """Charge the leases whose turn has come; `endpoints` tells each running billed
+        app's lease id and the host:port addresses its runtime published."""
         now = self.clock()
-        for gone in set(self._due) - set(endpoints):
+        if self._look_at is not None and now < self._look_at:
+            return []
+        self._look_at = now + min(self.every, LOOK_EVERY)
+        apps = endpoints()
+        for gone in set(self._due) - set(apps):
             del self._due[gone]
         charged = []
-        for lease_id, addresses in endpoints.items():
+        for lease_id, addresses in apps.items():
             if self._due.get(lease_id, now) > now:
                 continue
             self._due[lease_id] = now + self.every
