@@ -252,9 +252,13 @@ def run(
             if done:
                 console.print(f"apps: {'; '.join(done)}")
             for charged in keeper.charge(loop.billed_endpoints) if keeper else ():
-                console.print(f"apps: usage: lease {charged.lease_id:#x} charged "
-                              f"{format_amount(charged.amount)} for {charged.tokens} new "
-                              f"token(s) ({charged.voucher.tokens} in all)")  # fmt: skip
+                # one line per charge, whatever the terminal's width
+                console.print(
+                    f"apps: usage: lease {charged.lease_id:#x} charged "
+                    f"{format_amount(charged.amount)} for {charged.tokens} new "
+                    f"token(s) ({charged.voucher.tokens} in all)",
+                    soft_wrap=True,
+                )
 
         apps_thread = threading.Thread(
             target=loop.run, kwargs={"stop": apps_stop, "on_round": show_sync}, daemon=True

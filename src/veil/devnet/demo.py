@@ -473,7 +473,8 @@ def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
                                     url["attester"], "--state-dir", str(compute_dir / "worker"),
                                     "--interval", "5", "--account", "provider", *dep,
                                     "--control-plane", url["cloud"], "--runtime", "process",
-                                    "--sync-interval", "0.5", *DEMO_DISK])  # fmt: skip
+                                    "--sync-interval", "0.5", "--charge-usage-every", "5",
+                                    *DEMO_DISK])  # fmt: skip
         services.wait_for_log("worker", worker_log, "apps: synced with the control plane")
         w.say("the worker reads each app's lease from the chain before running it")
 
@@ -519,7 +520,7 @@ def billing(w: Walkthrough, work: Path, compute_dir: Path) -> None:
         for name in ("meter", "meter-b"):
             w.veil("cloud", "delete", name, "--account", "alice", chain=False, extra=dep)
 
-        confidential_ai(w, work, home, url, dep, signer)
+        confidential_ai(w, work, home, url, dep, signer, worker_log)
     finally:
         if saved_home is None:
             os.environ.pop("VEIL_HOME", None)
@@ -535,7 +536,13 @@ AI_CAP = 2 * 10**14
 
 
 def confidential_ai(
-    w: Walkthrough, work: Path, home: Path, url: dict[str, str], dep: list[str], signer: str
+    w: Walkthrough,
+    work: Path,
+    home: Path,
+    url: dict[str, str],
+    dep: list[str],
+    signer: str,
+    worker_log: Path,
 ) -> None:
     """Issue 15's story on the billing section's cloud: an OpenAI-compatible gateway
     deployed as a billed app, attested before anything is sent, every answer signed, its
@@ -566,13 +573,28 @@ def confidential_ai(
     w.veil("ai", "meter", gateway, "--max-token-rate", str(AI_CAP), "--policy", str(policy),
            "--account", "alice", chain=False, extra=dep)  # fmt: skip
 
-    w.step("Each answer is signed and metered; the provider charges the lease per token")
-    w.say("one more verified call (the probe embeds a sentence), then the provider submits")
-    w.say("the gateway's signed voucher; the same voucher again has nothing new to charge")
+    w.step("Each answer is signed and metered; the worker charges the lease per token")
+    w.say("one more verified call (the probe embeds a sentence); the provider's worker submits")
+    w.say("the gateway's signed voucher itself (every 5 s here, every 10 min by default)")
     w.veil("ai", "verify", gateway, "--policy", str(policy), chain=False)
-    for _ in range(2):
-        w.veil("ai", "charge", gateway, "--account", "provider", chain=False, extra=dep)
+    voucher = _fetch_json(w, gateway + "/v1/usage/voucher", lambda body: body.get("tokens", 0) > 0)
+    charged = f"lease {int(voucher['lease_id'], 16):#x} charged"
+    signed = f"({voucher['tokens']} in all)"
+    deadline = time.monotonic() + 60
+    while not any(charged in line and signed in line for line in _lines(worker_log)):
+        if time.monotonic() > deadline:
+            raise VeilError(f"demo: the worker did not charge {signed[1:-1]} (see {worker_log})")
+        time.sleep(0.3)
+    for line in _lines(worker_log):
+        if "apps: usage:" in line:
+            w.say(f"worker: {line.removeprefix('apps: usage: ')}")
+    w.say("by hand, the same voucher has nothing new to charge:")
+    w.veil("ai", "charge", gateway, "--account", "provider", chain=False, extra=dep)
     w.veil("cloud", "delete", "ai", "--account", "alice", chain=False, extra=dep)
+
+
+def _lines(log: Path) -> list[str]:
+    return log.read_text(errors="replace").splitlines()
 
 
 def _ai_compose() -> str:
@@ -776,9 +798,13 @@ def _chain_time(w: Walkthrough) -> int:
 def _start_attester(
     w: Walkthrough, db: Path, port: int, inputs: list[str]
 ) -> subprocess.Popen[bytes]:
-    """`veil attester serve` as its own process, as an operator would run it."""
+    """`veil attester serve` as its own process, as an operator would run it, on a fresh
+    database: each demo deploys a new chain, and a previous run's records (bindings of its
+    fresh receivers, four per holder at most) would refuse this run's."""
     import urllib.request
 
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
     args = ["attester", "serve", *inputs, "--deployment", str(w.deployment),
             "--db", str(db), "--port", str(port), "--account", "attester"]  # fmt: skip
     w.console.print(f"[bold cyan]$ veil {' '.join(args)} &[/bold cyan]")
