@@ -361,7 +361,7 @@ def test_unbilled_control_plane_says_so(db_url: str) -> None:
         listed = kit.sync(worker).json()["deployments"]
         assert [d["lease_id"] for d in listed] == [""]  # runs, unbilled
         statement = kit.client.get("/v1/billing/statement?month=2026-11", headers=kit.key("alice"))
-        assert statement.status_code == 503 and statement.json()["code"] == "billing_disabled"
+        assert statement.status_code == 404 and statement.json()["code"] == "billing_disabled"
         hook = kit.client.post("/v1/webhooks", json={"url": "ftp://x"}, headers=kit.key("alice"))
         assert hook.status_code in (400, 422)
     finally:
