@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,12 +48,15 @@ def start_backend(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]
     return process, f"http://127.0.0.1:{port_file.read_text()}"
 
 
-def serve_once(argv: list[str], port: int, env: dict[str, str]) -> str:
-    """Start `veil ai serve` as a process, wait until `/v1/models` answers 200 on `port`,
-    stop it, and return what it printed (how a user sees the gateway start)."""
+@contextmanager
+def serving(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[list[str]]:
+    """Run `veil ai serve` as a process until the block ends, once `/v1/models` answers 200
+    on `port`; the list it yields holds what the process printed (how a user sees the
+    gateway start) after the block."""
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
+    printed: list[str] = []
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -63,10 +67,18 @@ def serve_once(argv: list[str], port: int, env: dict[str, str]) -> str:
                 assert time.monotonic() < deadline and process.poll() is None
                 time.sleep(0.2)
         assert answer.status_code == 200
+        yield printed
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
-    return output
+        printed.append(output)
+
+
+def serve_once(argv: list[str], port: int, env: dict[str, str]) -> str:
+    """Start `veil ai serve`, wait until it answers, stop it; what it printed."""
+    with serving(argv, port, env) as printed:
+        pass
+    return printed[0]
 
 
 @dataclass

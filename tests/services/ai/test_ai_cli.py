@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
-from ai_kit import SIM_APP, RunningGateway, serve_once
+from ai_kit import SIM_APP, RunningGateway, serve_once, serving
 
 from veil.devnet.demo import veil_executable
 
@@ -67,27 +66,14 @@ def test_serve_refuses_bad_options_and_starts_for_real(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [str(veil_executable()), "ai", "serve", "--no-embeddings", "--port", str(port),
-         "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/v1/models")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.2)
+    argv = [str(veil_executable()), "ai", "serve", "--no-embeddings", "--port", str(port),
+            "--state-dir", str(tmp_path)]  # fmt: skip
+    with serving(argv, port) as printed:
+        answer = httpx.get(f"http://127.0.0.1:{port}/v1/models")
         assert answer.json() == {"object": "list", "data": []}
         no_backend = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={})
         assert no_backend.status_code == 503 and no_backend.json()["code"] == "no_backend"
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=20)
-    assert "SIMULATED" in output and "signing address (ecdsa): 0x" in output
+    assert "SIMULATED" in printed[0] and "signing address (ecdsa): 0x" in printed[0]
 
 
 def test_receipt_rebuilds_the_hashes_and_checks_both_signatures(
