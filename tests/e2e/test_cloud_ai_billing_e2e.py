@@ -49,12 +49,13 @@ from veil.tee import load_policy
 from veil.tee.simulator import AppSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "cloud"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ai"))
+from ai_kit import start_backend
 from cloud_kit import CloudKit, make_kit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cloud-ai-billing-anvil")]
 
 VEIL = str(veil_executable())
-FAKE_LLM = Path(__file__).resolve().parents[1] / "services" / "ai" / "fake_backend.py"
 PHA = 10**18
 PROMPT_WEI, COMPLETION_WEI = 2 * 10**12, 5 * 10**12
 CAP = 10**13
@@ -92,19 +93,12 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
                               devnet_parameters([]), genesis_mints=fund_accounts(funded)
                               ).save(tmp_path / "deployment.json")  # fmt: skip
         escrow = Escrow(chain)
-        port_file = tmp_path / "llm.port"
-        with open(tmp_path / "llm.log", "wb") as log:
-            backend = subprocess.Popen([sys.executable, str(FAKE_LLM), str(port_file)],
-                                       stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            assert backend.poll() is None and time.monotonic() < deadline, "no fake backend"
-            time.sleep(0.05)
+        backend, llm = start_backend(tmp_path)
         kit = make_kit(f"sqlite:///{tmp_path / 'cloud.sqlite'}", escrow=escrow,
                        operator=devnet_account("dave"))  # fmt: skip
         kit.keys["alice"] = kit.login(devnet_account("alice"))
         yield {"tmp": tmp_path, "env": env, "dep": ["-d", str(path)], "escrow": escrow,
-               "kit": kit, "runtime": runtime, "llm": f"http://127.0.0.1:{port_file.read_text()}",
+               "kit": kit, "runtime": runtime, "llm": llm,
                "chain_id": chain.w3.eth.chain_id}  # fmt: skip
     finally:
         for deployment_id in runtime.deployments():

@@ -35,12 +35,14 @@ from veil.devnet.network import devnet_parameters, fund_accounts
 from veil.network.deploy import deploy_network
 from veil.network.genesis import devnet_allowlist, devnet_policy
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ai"))
+from ai_kit import start_backend
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("anvil")]
 
 VEIL = str(veil_executable())
 ECHO_APP = Path(__file__).resolve().parents[1] / "cloud" / "runtime" / "echo_app.py"
 WS_APP = Path(__file__).resolve().with_name("ws_app.py")
-FAKE_LLM = Path(__file__).resolve().parents[1] / "services" / "ai" / "fake_backend.py"
 GATEWAY_TOKEN = "e2e-gateway-token"
 
 
@@ -257,19 +259,14 @@ def test_openai_through_the_cloud_gateway_to_the_ai_gateway_as_a_cloud_app(world
     urls, root = world["urls"], world["root"]
     _synced(world["worker"], world["worker_log"])
     _veil(world, "cloud", "login", "--url", urls["cloud"], "-a", "alice")
-    port_file = root / "llm.port"
-    backend = subprocess.Popen([sys.executable, str(FAKE_LLM), str(port_file)])
+    backend, llm = start_backend(root)
     try:
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            assert backend.poll() is None and time.monotonic() < deadline, "no fake backend"
-            time.sleep(0.05)
         app_dir = root / "ai"
         app_dir.mkdir()
         (app_dir / "compose.yaml").write_text(
             "services:\n  gateway:\n    image: ghcr.io/veil-network/veil:0.1.0\n"
             f'    command: ["{VEIL}", "ai", "serve", "--backend",'
-            f' "http://127.0.0.1:{port_file.read_text()}", "--tee", "sim",'
+            f' "{llm}", "--tee", "sim",'
             ' "--compose-hash", "${VEIL_COMPOSE_HASH:-}", "--state-dir", "state"]\n'
             "    environment:\n      VEIL_AI_USAGE_TOKEN: ${VEIL_AI_USAGE_TOKEN}\n"
             '    ports:\n      - "8080"\n'

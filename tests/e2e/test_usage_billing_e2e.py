@@ -40,10 +40,12 @@ from veil.network.deploy import deploy_network
 from veil.tee import load_policy
 from veil.tee.simulator import AppSpec
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ai"))
+from ai_kit import start_backend
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("meter-anvil")]
 
 VEIL = str(veil_executable())
-FAKE_LLM = Path(__file__).resolve().parents[1] / "services" / "ai" / "fake_backend.py"
 PHA = 10**18
 PROMPT_WEI, COMPLETION_WEI = 2 * 10**12, 5 * 10**12
 CAP = 10**13  # the most wei per token alice accepts: above both prices
@@ -93,13 +95,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         escrow.deposit(alice, 100 * PHA)
         lease_id = escrow.open_lease(alice, provider.address, "ai-app", "tdx.small", 50 * PHA)
 
-        port_file = root / "llm.port"
-        backend = _start([sys.executable, str(FAKE_LLM), str(port_file)], root / "llm.log", env)
+        backend, llm = start_backend(root)
         running.append(backend)
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            assert backend.poll() is None and time.monotonic() < deadline, "no fake backend"
-            time.sleep(0.05)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         # the price table on the command line (in a CVM: the compose, so attested); the
@@ -109,7 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                        "VEIL_AI_CHAIN_ID": str(chain.w3.eth.chain_id)}  # fmt: skip
         log = root / "ai.log"
         gateway = _start(
-            [VEIL, "ai", "serve", "--backend", f"http://127.0.0.1:{port_file.read_text()}",
+            [VEIL, "ai", "serve", "--backend", llm,
              "--tee", "sim", "--port", str(port), "--state-dir", str(root / "ai"),
              "--no-embeddings", "--price", f"fake-llm={PROMPT_WEI}:{COMPLETION_WEI}"],
             log, gateway_env,
