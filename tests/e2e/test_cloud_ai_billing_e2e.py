@@ -28,23 +28,19 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from veil.chain.client import connect
 from veil.cloud.agent import AppLoop, SyncClient
 from veil.cloud.lease_gate import LeaseGate, escrow_reader
 from veil.cloud.runtime.process import ProcessRuntime
 from veil.compute.quote_source import Simulator
 from veil.devnet.accounts import devnet_account
 from veil.devnet.anvil import Devnet, free_port
-from veil.devnet.client import DevnetChain
 from veil.devnet.demo import veil_executable
-from veil.devnet.network import devnet_parameters, fund_accounts
 from veil.inference.keeper import UsageKeeper
 from veil.inference.transport import VerifyingTransport
 from veil.inference.verify import VerificationRefused
 from veil.inference.voucher import charge_voucher
 from veil.market.escrow import Escrow
 from veil.market.typed_data import OpenLease
-from veil.network.deploy import deploy_network
 from veil.tee import load_policy
 from veil.tee.simulator import AppSpec
 
@@ -52,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "cloud
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ai"))
 from ai_kit import start_backend
 from cloud_kit import CloudKit, make_kit
+from devnet_kit import deploy_funded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cloud-ai-billing-anvil")]
 
@@ -87,11 +84,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     runtime = ProcessRuntime(tmp_path / "worker", stop_grace=2)
     kit: CloudKit | None = None
     try:
-        chain = DevnetChain(connect(node.rpc_url))
-        funded = {name: devnet_account(name).address for name in ("alice", "provider")}
-        path = deploy_network(chain, devnet_account("deployer"), "devnet", node.rpc_url,
-                              devnet_parameters([]), genesis_mints=fund_accounts(funded)
-                              ).save(tmp_path / "deployment.json")  # fmt: skip
+        chain, path = deploy_funded(node.rpc_url, tmp_path / "deployment.json", "alice", "provider")
         escrow = Escrow(chain)
         backend, llm = start_backend(tmp_path)
         kit = make_kit(f"sqlite:///{tmp_path / 'cloud.sqlite'}", escrow=escrow,

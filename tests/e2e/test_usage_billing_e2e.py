@@ -27,21 +27,18 @@ import httpx
 import openai
 import pytest
 
-from veil.chain.client import connect
 from veil.devnet.accounts import devnet_account
 from veil.devnet.anvil import Devnet, free_port
-from veil.devnet.client import DevnetChain
 from veil.devnet.demo import veil_executable
-from veil.devnet.network import devnet_parameters, fund_accounts
 from veil.inference.transport import VerifyingTransport
 from veil.market import runway
 from veil.market.escrow import Escrow
-from veil.network.deploy import deploy_network
 from veil.tee import load_policy
 from veil.tee.simulator import AppSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ai"))
 from ai_kit import start_backend
+from devnet_kit import deploy_funded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("meter-anvil")]
 
@@ -85,11 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     node = devnet.start(port=free_port())
     running: list[subprocess.Popen[bytes]] = []
     try:
-        chain = DevnetChain(connect(node.rpc_url))
-        funded = {name: devnet_account(name).address for name in ("alice", "provider")}
-        path = deploy_network(chain, devnet_account("deployer"), "devnet", node.rpc_url,
-                              devnet_parameters([]), genesis_mints=fund_accounts(funded)
-                              ).save(root / "deployment.json")  # fmt: skip
+        chain, path = deploy_funded(node.rpc_url, root / "deployment.json", "alice", "provider")
         escrow = Escrow(chain)
         alice, provider = devnet_account("alice"), devnet_account("provider")
         escrow.deposit(alice, 100 * PHA)
